@@ -1,0 +1,76 @@
+// An account's live position in one period: included pool, usage, overage and the projected invoice.
+import { isNull, sql } from 'drizzle-orm';
+import { previousPeriod } from '../billing/period.js';
+import type { Db } from '../db/client.js';
+import { queryRows, toBigInt } from '../db/client.js';
+import { orgUnitsTable } from '../db/schema.js';
+import { add, mul, rational } from '../billing/rational.js';
+import { formatCents, MICRO_PER_CS, parseUsd, usdToCentsHalfUp } from '../billing/money.js';
+import { termPeriods, termsFor, type AccountRow } from './accounts.js';
+
+export interface AccountPeriodSummary {
+  period: string;
+  includedMicroCs: bigint;
+  usedMicroCs: bigint;
+  reservedMicroCs: bigint;
+  overageMicroCs: bigint;
+  remainingIncludedMicroCs: bigint;
+  projectedInvoiceUsd: string;
+}
+
+async function rootId(db: Db): Promise<string | null> {
+  const [root] = await db.select({ id: orgUnitsTable.id }).from(orgUnitsTable).where(isNull(orgUnitsTable.parentId));
+  return root?.id ?? null;
+}
+
+/** Usage of an account at the root (every project is under it) over an inclusive period range. */
+async function usageAtRoot(db: Db, accountId: string, from: string, to: string) {
+  const root = await rootId(db);
+  if (!root) return { reserved: 0n, settled: 0n };
+  const [row] = await queryRows<{ reserved: string; settled: string }>(
+    db,
+    sql`select coalesce(sum(reserved_micro_cs), 0)::text as reserved, coalesce(sum(settled_micro_cs), 0)::text as settled
+        from usage_rollups where org_unit_id = ${root} and account_id = ${accountId} and period between ${from} and ${to}`,
+  );
+  return { reserved: toBigInt(row?.reserved), settled: toBigInt(row?.settled) };
+}
+
+/**
+ * Usage-based: included = the monthly pool; invoice = MMC + overage × overage rate.
+ * Credit package: included = what is left of the term's pool at the start of the period; invoice for the
+ * period = used × price per credit-second.
+ */
+export async function accountPeriod(db: Db, account: AccountRow, period: string): Promise<AccountPeriodSummary> {
+  const terms = await termsFor(db, account.id, period);
+  const { reserved, settled } = await usageAtRoot(db, account.id, period, period);
+  const microToCs = (micro: bigint) => rational(micro, MICRO_PER_CS);
+  if (account.billingModel === 'USAGE_BASED') {
+    const included = terms?.includedMicroCs ?? 0n;
+    const overage = settled > included ? settled - included : 0n;
+    const invoice = add(parseUsd(terms?.mmcUsd ?? '0'), mul(microToCs(overage), parseUsd(terms?.overageRateUsd ?? '0')));
+    return {
+      period,
+      includedMicroCs: included,
+      usedMicroCs: settled,
+      reservedMicroCs: reserved,
+      overageMicroCs: overage,
+      remainingIncludedMicroCs: included > settled ? included - settled : 0n,
+      projectedInvoiceUsd: formatCents(usdToCentsHalfUp(invoice)),
+    };
+  }
+  const pool = terms?.poolMicroCs ?? 0n;
+  const term = termPeriods(terms);
+  const before = term && term.from < period ? (await usageAtRoot(db, account.id, term.from, previousPeriod(period))).settled : 0n;
+  const included = pool > before ? pool - before : 0n;
+  const overage = settled > included ? settled - included : 0n;
+  const invoice = mul(microToCs(settled), parseUsd(terms?.pricePerCsUsd ?? '0'));
+  return {
+    period,
+    includedMicroCs: included,
+    usedMicroCs: settled,
+    reservedMicroCs: reserved,
+    overageMicroCs: overage,
+    remainingIncludedMicroCs: included > settled ? included - settled : 0n,
+    projectedInvoiceUsd: formatCents(usdToCentsHalfUp(invoice)),
+  };
+}

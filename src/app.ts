@@ -1,0 +1,84 @@
+// Wires configuration into services: database, secrets, tokens, HeyGen client, workers, HTTP.
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Config } from './config.js';
+import { openDatabase, runMigrations, type Database, type Db } from './db/client.js';
+import { createSecretBox, generateMasterKey, type SecretBox } from './secrets/secret-box.js';
+import { createTokenService, type TokenService } from './auth/tokens.js';
+import { createHeygenClient, type HeygenClient } from './heygen/client.js';
+import { createLogger, type Logger } from './logging.js';
+import type { AdmissionSettings } from './jobs/admission.js';
+import type { JobDeps } from './jobs/follow.js';
+import { startWorker, type Worker } from './jobs/worker.js';
+
+export interface Services {
+  readonly config: Config;
+  readonly database: Database;
+  readonly db: Db;
+  readonly box: SecretBox;
+  readonly tokens: TokenService;
+  readonly heygen: HeygenClient;
+  readonly logger: Logger;
+  readonly admission: AdmissionSettings;
+  readonly jobDeps: JobDeps;
+  worker: Worker | null;
+}
+
+/** With the embedded database, a missing master key is generated into the data folder (with a warning). */
+function resolveMasterKey(config: Config, logger: Logger): string {
+  if (config.masterKey) return config.masterKey;
+  if (config.dataDir === 'memory://') return generateMasterKey();
+  const file = join(config.dataDir, 'master.key');
+  if (existsSync(file)) return readFileSync(file, 'utf8').trim();
+  const key = generateMasterKey();
+  writeFileSync(file, `${key}\n`, { mode: 0o600 });
+  logger.warn({ file }, 'GATEWAY_MASTER_KEY is not set: generated one into the data folder. Set it explicitly in production.');
+  return key;
+}
+
+export async function createServices(config: Config, overrides: { logger?: Logger; heygen?: HeygenClient } = {}): Promise<Services> {
+  const logger = overrides.logger ?? createLogger(config.logLevel);
+  const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: config.dbPoolSize });
+  try {
+    await runMigrations({ databaseUrl: config.databaseUrl, database });
+    const box = createSecretBox(resolveMasterKey(config, logger), config.previousMasterKeys);
+    const tokens = await createTokenService(database.db, box, { issuer: config.jwt.issuer, audience: config.jwt.audience });
+    const heygen =
+      overrides.heygen ??
+      createHeygenClient({ timeoutMs: config.heygen.timeoutMs, maxAttempts: config.heygen.maxAttempts, logger });
+    const admission: AdmissionSettings = {
+      holdTtlHours: config.holdTtlHours,
+      forwardLeaseMs: config.heygen.timeoutMs * config.heygen.maxAttempts + 30_000,
+      concurrencyRetryAfterSeconds: 15,
+    };
+    const jobDeps: JobDeps = {
+      db: database.db,
+      box,
+      heygen,
+      logger,
+      follow: {
+        publicUrl: config.publicUrl ?? null,
+        pollMinIntervalMs: config.workers.pollMinIntervalMs,
+        pollMaxIntervalMs: config.workers.pollMaxIntervalMs,
+        leaseMs: config.heygen.timeoutMs * config.heygen.maxAttempts + 30_000,
+        submitGiveUpMs: 23 * 3600_000,
+      },
+    };
+    return { config, database, db: database.db, box, tokens, heygen, logger, admission, jobDeps, worker: null };
+  } catch (error) {
+    await database.close();
+    throw error;
+  }
+}
+
+export function startBackgroundWork(services: Services): void {
+  if (services.config.workers.enabled && !services.worker) {
+    services.worker = startWorker(services.jobDeps, services.config.workers.intervalMs);
+  }
+}
+
+export async function stopServices(services: Services): Promise<void> {
+  await services.worker?.stop();
+  services.worker = null;
+  await services.database.close();
+}

@@ -1,0 +1,136 @@
+// The gateway's own tokens: an Ed25519 signing key generated on first start, kept encrypted in the
+// database (so every replica signs and verifies with the same key), ADMIN tokens for operators and
+// project-scoped SERVICE tokens whose jti is checked on every request (revocation is immediate).
+import { randomUUID } from 'node:crypto';
+import { and, eq, isNull, sql } from 'drizzle-orm';
+import {
+  SignJWT,
+  createLocalJWKSet,
+  exportJWK,
+  generateKeyPair,
+  importJWK,
+  jwtVerify,
+  errors as joseErrors,
+  type JWK,
+  type JSONWebKeySet,
+} from 'jose';
+import { z } from 'zod';
+import type { Db } from '../db/client.js';
+import { orgUnitsTable, serviceTokensTable, signingKeysTable } from '../db/schema.js';
+import type { SecretBox } from '../secrets/secret-box.js';
+import { ROLES, type Actor } from './actor.js';
+
+const ALG = 'EdDSA';
+const SIGNING_KEY_LOCK = 72_410_332;
+const CLOCK_TOLERANCE_SECONDS = 5;
+
+export class AuthenticationError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'AuthenticationError';
+  }
+}
+
+const claimsSchema = z.object({
+  sub: z.string().min(1),
+  jti: z.string().min(1),
+  role: z.enum(ROLES),
+  unit: z.string().uuid().optional(),
+});
+
+export interface TokenService {
+  issueAdminToken(name: string, ttlSeconds?: number): Promise<string>;
+  issueServiceToken(db: Db, input: { orgUnitId: string; name: string; expiresAt: Date; createdBy: string }): Promise<{ id: string; token: string }>;
+  /** Verifies a bearer token and resolves the caller; throws AuthenticationError with a safe message. */
+  authenticate(db: Db, token: string): Promise<Actor>;
+}
+
+function contextOf(kid: string): string {
+  return `signing_key:${kid}`;
+}
+
+/** Loads the active signing key, creating it once (under an advisory lock) if the database has none. */
+async function loadOrCreateSigningKey(db: Db, box: SecretBox) {
+  return db.transaction(async (tx) => {
+    await tx.execute(sql`select pg_advisory_xact_lock(${SIGNING_KEY_LOCK})`);
+    const [existing] = await tx.select().from(signingKeysTable).where(eq(signingKeysTable.active, true)).limit(1);
+    if (existing) return existing;
+    const { privateKey, publicKey } = await generateKeyPair(ALG, { crv: 'Ed25519', extractable: true });
+    const kid = randomUUID();
+    const privateJwk = await exportJWK(privateKey);
+    const publicJwk = { ...(await exportJWK(publicKey)), kid, alg: ALG, use: 'sig' };
+    const [row] = await tx
+      .insert(signingKeysTable)
+      .values({ kid, alg: ALG, privateKeyCiphertext: box.encrypt(JSON.stringify(privateJwk), contextOf(kid)), publicJwk })
+      .returning();
+    return row!;
+  });
+}
+
+export async function createTokenService(
+  db: Db,
+  box: SecretBox,
+  opts: { issuer: string; audience: string },
+): Promise<TokenService> {
+  const active = await loadOrCreateSigningKey(db, box);
+  const privateKey = await importJWK(JSON.parse(box.decrypt(active.privateKeyCiphertext, contextOf(active.kid))) as JWK, ALG);
+  const keys = await db.select({ publicJwk: signingKeysTable.publicJwk }).from(signingKeysTable);
+  const jwks = createLocalJWKSet({ keys: keys.map((k) => k.publicJwk) } as JSONWebKeySet);
+
+  const sign = (claims: Record<string, unknown>, subject: string, jti: string, expiresAt: Date) =>
+    new SignJWT(claims)
+      .setProtectedHeader({ alg: ALG, kid: active.kid, typ: 'JWT' })
+      .setIssuer(opts.issuer)
+      .setAudience(opts.audience)
+      .setSubject(subject)
+      .setJti(jti)
+      .setIssuedAt()
+      .setExpirationTime(Math.floor(expiresAt.getTime() / 1000))
+      .sign(privateKey);
+
+  return {
+    async issueAdminToken(name, ttlSeconds = 12 * 3600) {
+      return sign({ role: 'ADMIN' }, `admin:${name}`, randomUUID(), new Date(Date.now() + ttlSeconds * 1000));
+    },
+    async issueServiceToken(tx, input) {
+      const [row] = await tx
+        .insert(serviceTokensTable)
+        .values({ orgUnitId: input.orgUnitId, name: input.name, expiresAt: input.expiresAt, createdBy: input.createdBy })
+        .returning({ id: serviceTokensTable.id });
+      const id = row!.id;
+      const token = await sign({ role: 'SERVICE', unit: input.orgUnitId }, `service:${id}`, id, input.expiresAt);
+      return { id, token };
+    },
+    async authenticate(tx, token) {
+      let payload;
+      try {
+        ({ payload } = await jwtVerify(token, jwks, {
+          algorithms: [ALG],
+          issuer: opts.issuer,
+          audience: opts.audience,
+          clockTolerance: CLOCK_TOLERANCE_SECONDS,
+          requiredClaims: ['exp', 'iat', 'jti', 'sub'],
+        }));
+      } catch (error) {
+        if (error instanceof joseErrors.JWTExpired) throw new AuthenticationError('token expired');
+        throw new AuthenticationError('invalid token');
+      }
+      const claims = claimsSchema.safeParse(payload);
+      if (!claims.success) throw new AuthenticationError('invalid token claims');
+      const { sub, jti, role, unit } = claims.data;
+      if (role === 'ADMIN') return { subject: sub, role, unitId: null, unitPath: [], tokenId: jti };
+      if (role !== 'SERVICE' || !unit) throw new AuthenticationError('invalid token claims');
+      const [row] = await tx
+        .select({ id: serviceTokensTable.id, lastUsedAt: serviceTokensTable.lastUsedAt, path: orgUnitsTable.path })
+        .from(serviceTokensTable)
+        .innerJoin(orgUnitsTable, eq(orgUnitsTable.id, serviceTokensTable.orgUnitId))
+        .where(and(eq(serviceTokensTable.id, jti), eq(serviceTokensTable.orgUnitId, unit), isNull(serviceTokensTable.revokedAt)));
+      if (!row) throw new AuthenticationError('token revoked');
+      // last_used_at is advisory: written at most once a minute per token to keep reads cheap.
+      if (!row.lastUsedAt || Date.now() - row.lastUsedAt.getTime() > 60_000) {
+        await tx.update(serviceTokensTable).set({ lastUsedAt: new Date() }).where(eq(serviceTokensTable.id, jti));
+      }
+      return { subject: sub, role, unitId: unit, unitPath: row.path, tokenId: jti };
+    },
+  };
+}

@@ -1,0 +1,136 @@
+// Budgets: caps on a unit's use of one account (or all accounts) over a window. Usage is keyed by
+// period in the rollups, so a new month starts from zero without any reset job.
+import { and, eq, inArray, sql } from 'drizzle-orm';
+import type { Db } from '../db/client.js';
+import { queryRows, toBigInt } from '../db/client.js';
+import {
+  accountsTable,
+  budgetsTable,
+  orgUnitsTable,
+  type BudgetWindow,
+  type Enforcement,
+} from '../db/schema.js';
+import { NotFoundError, ValidationError } from '../errors.js';
+import { periodOf } from '../billing/period.js';
+import { secondsToMicro } from '../jobs/estimate.js';
+import { termPeriods, type AccountRow, type AccountTermsRow } from '../accounts/accounts.js';
+
+export type BudgetRow = typeof budgetsTable.$inferSelect;
+
+export interface WindowBounds {
+  /** Inclusive period range (YYYY-MM) the window covers. */
+  from: string;
+  to: string;
+}
+
+export interface BudgetUsage {
+  reservedMicroCs: bigint;
+  settledMicroCs: bigint;
+}
+
+const LIFETIME: WindowBounds = { from: '0000-01', to: '9999-12' };
+
+/**
+ * The window a budget covers at `now`: MONTHLY is the current period in the account's time zone (UTC for
+ * budgets over all accounts); CONTRACT_TERM the account's term (the whole lifetime when the terms have no dates).
+ */
+export function windowOf(budget: BudgetRow, account: AccountRow | null, terms: AccountTermsRow | null, now: Date): WindowBounds {
+  if (budget.window === 'LIFETIME') return LIFETIME;
+  const period = periodOf(now, account?.timezone ?? 'UTC');
+  if (budget.window === 'MONTHLY') return { from: period, to: period };
+  return (account && termPeriods(terms)) || LIFETIME;
+}
+
+/** Reserved and settled usage of each budget in its window, in one statement for any number of budgets. */
+export async function usageOfBudgets(db: Db, windows: ReadonlyMap<string, WindowBounds>): Promise<Map<string, BudgetUsage>> {
+  const result = new Map<string, BudgetUsage>();
+  if (windows.size === 0) return result;
+  const values = sql.join(
+    [...windows].map(([id, w]) => sql`(${id}::uuid, ${w.from}, ${w.to})`),
+    sql`, `,
+  );
+  const rows = await queryRows<{ id: string; reserved: string; settled: string }>(
+    db,
+    sql`select w.budget_id as id,
+          coalesce(sum(r.reserved_micro_cs), 0)::text as reserved,
+          coalesce(sum(r.settled_micro_cs), 0)::text as settled
+        from (values ${values}) as w(budget_id, from_period, to_period)
+        join budgets b on b.id = w.budget_id
+        left join usage_rollups r on r.org_unit_id = b.org_unit_id
+          and (b.account_id is null or r.account_id = b.account_id)
+          and r.period between w.from_period and w.to_period
+        group by w.budget_id`,
+  );
+  for (const row of rows) result.set(row.id, { reservedMicroCs: toBigInt(row.reserved), settledMicroCs: toBigInt(row.settled) });
+  return result;
+}
+
+export interface SetBudgetInput {
+  orgUnitId: string;
+  accountId: string | null;
+  window: BudgetWindow;
+  limitCreditSeconds: string;
+  enforcement: Enforcement;
+  allowOverage: boolean;
+  alertThresholds: number[] | null;
+}
+
+export async function setBudget(tx: Db, input: SetBudgetInput): Promise<BudgetRow> {
+  const [unit] = await tx.select({ id: orgUnitsTable.id }).from(orgUnitsTable).where(eq(orgUnitsTable.id, input.orgUnitId));
+  if (!unit) throw new NotFoundError('OrgUnit', input.orgUnitId);
+  if (input.accountId) {
+    const [account] = await tx.select({ id: accountsTable.id }).from(accountsTable).where(eq(accountsTable.id, input.accountId));
+    if (!account) throw new NotFoundError('Account', input.accountId);
+  }
+  let limit: bigint;
+  try {
+    if (!/^\d{1,15}(\.\d{1,6})?$/.test(input.limitCreditSeconds.trim())) throw new Error('format');
+    limit = secondsToMicro(input.limitCreditSeconds);
+  } catch {
+    throw new ValidationError('limitCreditSeconds', 'limitCreditSeconds must be a non-negative decimal with at most 6 decimals');
+  }
+  const thresholds = input.alertThresholds ?? [50, 80, 100];
+  if (thresholds.length > 10 || thresholds.some((t) => !Number.isInteger(t) || t < 1 || t > 1000)) {
+    throw new ValidationError('alertThresholds', 'alertThresholds are up to 10 integer percentages from 1 to 1000');
+  }
+  const values = {
+    orgUnitId: input.orgUnitId,
+    accountId: input.accountId,
+    window: input.window,
+    limitMicroCs: limit,
+    enforcement: input.enforcement,
+    allowOverage: input.allowOverage,
+    alertThresholds: [...new Set(thresholds)].sort((a, b) => a - b),
+    updatedAt: new Date(),
+  };
+  const [row] = await tx
+    .insert(budgetsTable)
+    .values(values)
+    .onConflictDoUpdate({
+      target: [budgetsTable.orgUnitId, budgetsTable.accountId, budgetsTable.window],
+      set: {
+        limitMicroCs: values.limitMicroCs,
+        enforcement: values.enforcement,
+        allowOverage: values.allowOverage,
+        alertThresholds: values.alertThresholds,
+        updatedAt: values.updatedAt,
+      },
+    })
+    .returning();
+  return row!;
+}
+
+/** Budgets on a path that apply to jobs of one account. */
+export async function budgetsOnPath(db: Db, path: readonly string[], accountId: string): Promise<BudgetRow[]> {
+  return db
+    .select()
+    .from(budgetsTable)
+    .where(
+      and(
+        inArray(budgetsTable.orgUnitId, [...path]),
+        sql`(${budgetsTable.accountId} is null or ${budgetsTable.accountId} = ${accountId})`,
+      ),
+    )
+    .orderBy(budgetsTable.id);
+}
+

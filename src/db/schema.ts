@@ -1,0 +1,258 @@
+// Drizzle tables. Money is never a JS number here: credit-seconds are bigint
+// micro-credit-seconds (1 cs = 1_000_000), USD rates are numeric strings.
+import { sql } from 'drizzle-orm';
+import {
+  bigint,
+  bigserial,
+  boolean,
+  check,
+  index,
+  integer,
+  jsonb,
+  numeric,
+  pgEnum,
+  pgTable,
+  primaryKey,
+  text,
+  timestamp,
+  unique,
+  uuid,
+} from 'drizzle-orm/pg-core';
+
+export const ORG_UNIT_KINDS = ['ORGANIZATION', 'DEPARTMENT', 'TEAM', 'PROJECT'] as const;
+export type OrgUnitKind = (typeof ORG_UNIT_KINDS)[number];
+export const BILLING_MODELS = ['USAGE_BASED', 'CREDIT_PACKAGE'] as const;
+export type BillingModel = (typeof BILLING_MODELS)[number];
+export const ALLOCATION_POLICIES = ['PROPORTIONAL', 'MARGINAL', 'COMMITTED_SHARES'] as const;
+export type AllocationPolicy = (typeof ALLOCATION_POLICIES)[number];
+export const BUDGET_WINDOWS = ['MONTHLY', 'CONTRACT_TERM', 'LIFETIME'] as const;
+export type BudgetWindow = (typeof BUDGET_WINDOWS)[number];
+export const ENFORCEMENTS = ['HARD', 'SOFT'] as const;
+export type Enforcement = (typeof ENFORCEMENTS)[number];
+export const JOB_KINDS = ['AVATAR_VIDEO', 'TEMPLATE_VIDEO', 'VIDEO_TRANSLATION', 'VIDEO_AGENT'] as const;
+export type JobKind = (typeof JOB_KINDS)[number];
+export const JOB_STATUSES = [
+  'RESERVED',
+  'SUBMIT_UNKNOWN',
+  'SUBMITTED',
+  'PROCESSING',
+  'SUCCEEDED',
+  'FAILED',
+  'CANCELLED',
+  'REJECTED',
+] as const;
+export type JobStatus = (typeof JOB_STATUSES)[number];
+export const LEDGER_ENTRY_TYPES = ['HOLD', 'RELEASE', 'DEBIT', 'ADJUSTMENT'] as const;
+export type LedgerEntryType = (typeof LEDGER_ENTRY_TYPES)[number];
+export const ITEM_KINDS = ['video', 'translation', 'agent_session'] as const;
+export type ItemKind = (typeof ITEM_KINDS)[number];
+export const ITEM_STATUSES = ['pending', 'processing', 'completed', 'failed', 'not_found'] as const;
+export type ItemStatus = (typeof ITEM_STATUSES)[number];
+
+export const orgUnitKindEnum = pgEnum('org_unit_kind', ORG_UNIT_KINDS);
+export const billingModelEnum = pgEnum('billing_model', BILLING_MODELS);
+export const allocationPolicyEnum = pgEnum('allocation_policy', ALLOCATION_POLICIES);
+export const budgetWindowEnum = pgEnum('budget_window', BUDGET_WINDOWS);
+export const enforcementEnum = pgEnum('enforcement', ENFORCEMENTS);
+export const jobKindEnum = pgEnum('job_kind', JOB_KINDS);
+export const jobStatusEnum = pgEnum('job_status', JOB_STATUSES);
+export const ledgerEntryTypeEnum = pgEnum('ledger_entry_type', LEDGER_ENTRY_TYPES);
+
+const micro = (name: string) => bigint(name, { mode: 'bigint' });
+const createdAt = () => timestamp('created_at', { withTimezone: true }).notNull().defaultNow();
+
+/** Price book: credit-seconds billed per output second, per product; editable per account. */
+export interface PriceBook {
+  unit: 'credit-seconds per output second';
+  rates: Record<string, string>;
+  /** Estimate used when neither the request nor the caller gives a length, in output seconds. */
+  defaultSeconds: Partial<Record<JobKind, string>>;
+  wordsPerMinute: number;
+  /** Estimates are multiplied by this (percent), so that a hold rarely falls short. */
+  safetyMarginPercent: number;
+  /** 0 bills exact seconds; N rounds each output up to a multiple of N seconds. */
+  billingIncrementSeconds: number;
+}
+
+export const accountsTable = pgTable('accounts', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  name: text('name').notNull().unique(),
+  billingModel: billingModelEnum('billing_model').notNull(),
+  apiKeyCiphertext: text('api_key_ciphertext').notNull(),
+  apiKeyHint: text('api_key_hint').notNull(),
+  webhookSecretCiphertext: text('webhook_secret_ciphertext'),
+  baseUrl: text('base_url').notNull(),
+  concurrencyLimit: integer('concurrency_limit').notNull(),
+  timezone: text('timezone').notNull().default('UTC'),
+  priceBook: jsonb('price_book').$type<PriceBook>().notNull(),
+  allocationPolicy: allocationPolicyEnum('allocation_policy').notNull().default('PROPORTIONAL'),
+  costCentreUnitId: uuid('cost_centre_unit_id'),
+  /** Credit-seconds per "credit" in HeyGen's users/me answer (unconfirmed upstream, so configurable). */
+  walletCreditUnitSeconds: integer('wallet_credit_unit_seconds').notNull().default(60),
+  createdAt: createdAt(),
+}, (t) => [check('accounts_concurrency_positive', sql`${t.concurrencyLimit} > 0`)]);
+
+/** Contract terms, versioned: a row applies from `effective_from` (a YYYY-MM period) until the next row. */
+export const accountTermsTable = pgTable('account_terms', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  accountId: uuid('account_id').notNull().references(() => accountsTable.id),
+  effectiveFrom: text('effective_from').notNull(),
+  mmcUsd: numeric('mmc_usd'),
+  includedMicroCs: micro('included_micro_cs'),
+  contractRateUsd: numeric('contract_rate_usd'),
+  overageRateUsd: numeric('overage_rate_usd'),
+  poolMicroCs: micro('pool_micro_cs'),
+  pricePerCsUsd: numeric('price_per_cs_usd'),
+  termStart: text('term_start'),
+  termEnd: text('term_end'),
+  createdAt: createdAt(),
+}, (t) => [unique('account_terms_account_effective').on(t.accountId, t.effectiveFrom)]);
+
+export const orgUnitsTable = pgTable('org_units', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  parentId: uuid('parent_id'),
+  kind: orgUnitKindEnum('kind').notNull(),
+  name: text('name').notNull(),
+  /** Ancestor ids from the root to this unit, inclusive: ancestors in one read, subtree by `path @> {id}`. */
+  path: uuid('path').array().notNull(),
+  depth: integer('depth').notNull(),
+  accountId: uuid('account_id').references(() => accountsTable.id),
+  createdAt: createdAt(),
+}, (t) => [
+  unique('org_units_parent_name').on(t.parentId, t.name).nullsNotDistinct(),
+  index('org_units_path_gin').using('gin', t.path),
+]);
+
+export const budgetsTable = pgTable('budgets', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  orgUnitId: uuid('org_unit_id').notNull().references(() => orgUnitsTable.id),
+  /** null: the budget covers the unit's use of every account. */
+  accountId: uuid('account_id').references(() => accountsTable.id),
+  window: budgetWindowEnum('window').notNull(),
+  limitMicroCs: micro('limit_micro_cs').notNull(),
+  enforcement: enforcementEnum('enforcement').notNull().default('HARD'),
+  allowOverage: boolean('allow_overage').notNull().default(true),
+  alertThresholds: integer('alert_thresholds').array().notNull().default(sql`'{50,80,100}'::integer[]`),
+  createdAt: createdAt(),
+  updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+}, (t) => [
+  unique('budgets_unit_account_window').on(t.orgUnitId, t.accountId, t.window).nullsNotDistinct(),
+  check('budgets_limit_non_negative', sql`${t.limitMicroCs} >= 0`),
+]);
+
+/**
+ * Rollup counters per (unit, account, period): one row for every unit on a job's path,
+ * updated in the same transaction as the ledger entries that justify them.
+ */
+export const usageRollupsTable = pgTable('usage_rollups', {
+  orgUnitId: uuid('org_unit_id').notNull().references(() => orgUnitsTable.id),
+  accountId: uuid('account_id').notNull().references(() => accountsTable.id),
+  period: text('period').notNull(),
+  reservedMicroCs: micro('reserved_micro_cs').notNull().default(sql`0`),
+  settledMicroCs: micro('settled_micro_cs').notNull().default(sql`0`),
+}, (t) => [
+  primaryKey({ columns: [t.orgUnitId, t.accountId, t.period] }),
+  check('usage_rollups_reserved_non_negative', sql`${t.reservedMicroCs} >= 0`),
+]);
+
+export const jobsTable = pgTable('jobs', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  projectId: uuid('project_id').notNull().references(() => orgUnitsTable.id),
+  accountId: uuid('account_id').notNull().references(() => accountsTable.id),
+  kind: jobKindEnum('kind').notNull(),
+  status: jobStatusEnum('status').notNull(),
+  request: jsonb('request').notNull(),
+  requestHash: text('request_hash').notNull(),
+  idempotencyScope: text('idempotency_scope').notNull(),
+  idempotencyKey: text('idempotency_key'),
+  createdBy: text('created_by').notNull(),
+  product: text('product').notNull(),
+  rateMicroCsPerSecond: micro('rate_micro_cs_per_second').notNull(),
+  estimatedSeconds: numeric('estimated_seconds').notNull(),
+  estimatedMicroCs: micro('estimated_micro_cs').notNull(),
+  /** The hold still open on this job (0 once settled or released). */
+  reservedMicroCs: micro('reserved_micro_cs').notNull(),
+  holdPeriod: text('hold_period').notNull(),
+  actualSeconds: numeric('actual_seconds'),
+  actualMicroCs: micro('actual_micro_cs'),
+  overrunMicroCs: micro('overrun_micro_cs'),
+  settledPeriod: text('settled_period'),
+  failureCode: text('failure_code'),
+  failureMessage: text('failure_message'),
+  submitAttempts: integer('submit_attempts').notNull().default(0),
+  checkAttempts: integer('check_attempts').notNull().default(0),
+  /** Queue lease: background workers claim jobs whose next_check_at has passed (FOR UPDATE SKIP LOCKED). */
+  nextCheckAt: timestamp('next_check_at', { withTimezone: true }),
+  holdExpiresAt: timestamp('hold_expires_at', { withTimezone: true }).notNull(),
+  createdAt: createdAt(),
+  submittedAt: timestamp('submitted_at', { withTimezone: true }),
+  settledAt: timestamp('settled_at', { withTimezone: true }),
+  updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+}, (t) => [
+  unique('jobs_idempotency').on(t.idempotencyScope, t.idempotencyKey),
+  index('jobs_in_flight').on(t.accountId).where(sql`status in ('RESERVED','SUBMIT_UNKNOWN','SUBMITTED','PROCESSING')`),
+  index('jobs_due').on(t.nextCheckAt).where(sql`next_check_at is not null`),
+  index('jobs_project_created').on(t.projectId, t.createdAt, t.id),
+  check('jobs_reserved_non_negative', sql`${t.reservedMicroCs} >= 0`),
+]);
+
+export const jobItemsTable = pgTable('job_items', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  jobId: uuid('job_id').notNull().references(() => jobsTable.id),
+  upstreamId: text('upstream_id').notNull(),
+  kind: text('kind').$type<ItemKind>().notNull(),
+  videoId: text('video_id'),
+  language: text('language'),
+  status: text('status').$type<ItemStatus>().notNull().default('pending'),
+  durationSeconds: numeric('duration_seconds'),
+  costMicroCs: micro('cost_micro_cs'),
+  failureMessage: text('failure_message'),
+  createdAt: createdAt(),
+}, (t) => [
+  unique('job_items_job_upstream').on(t.jobId, t.upstreamId),
+  index('job_items_upstream').on(t.upstreamId),
+  index('job_items_video').on(t.videoId),
+]);
+
+/**
+ * Append-only ledger (a trigger refuses UPDATE and DELETE). Amounts are positive; the type gives the sign:
+ * open reserved = Σ HOLD − Σ RELEASE, settled = Σ DEBIT + Σ ADJUSTMENT (which may be negative).
+ */
+export const ledgerEntriesTable = pgTable('ledger_entries', {
+  id: bigserial('id', { mode: 'bigint' }).primaryKey(),
+  jobId: uuid('job_id').references(() => jobsTable.id),
+  entryType: ledgerEntryTypeEnum('entry_type').notNull(),
+  accountId: uuid('account_id').notNull().references(() => accountsTable.id),
+  orgUnitId: uuid('org_unit_id').notNull().references(() => orgUnitsTable.id),
+  period: text('period').notNull(),
+  amountMicroCs: micro('amount_micro_cs').notNull(),
+  note: text('note'),
+  createdAt: createdAt(),
+}, (t) => [
+  index('ledger_job').on(t.jobId),
+  index('ledger_account_period').on(t.accountId, t.period),
+  unique('ledger_one_per_job_type').on(t.jobId, t.entryType),
+  check('ledger_amount_sign', sql`${t.entryType} = 'ADJUSTMENT' or ${t.amountMicroCs} >= 0`),
+]);
+
+/** The gateway's own JWT signing keys (private half encrypted under the master key). */
+export const signingKeysTable = pgTable('signing_keys', {
+  kid: text('kid').primaryKey(),
+  alg: text('alg').notNull(),
+  privateKeyCiphertext: text('private_key_ciphertext').notNull(),
+  publicJwk: jsonb('public_jwk').notNull(),
+  active: boolean('active').notNull().default(true),
+  createdAt: createdAt(),
+});
+
+/** Service tokens: only the jti is stored; the token itself is shown once. */
+export const serviceTokensTable = pgTable('service_tokens', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  orgUnitId: uuid('org_unit_id').notNull().references(() => orgUnitsTable.id),
+  name: text('name').notNull(),
+  createdBy: text('created_by').notNull(),
+  expiresAt: timestamp('expires_at', { withTimezone: true }).notNull(),
+  revokedAt: timestamp('revoked_at', { withTimezone: true }),
+  lastUsedAt: timestamp('last_used_at', { withTimezone: true }),
+  createdAt: createdAt(),
+}, (t) => [index('service_tokens_unit').on(t.orgUnitId)]);

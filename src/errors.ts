@@ -1,0 +1,82 @@
+// The closed set of expected failures. GraphQL exposes each as a typed error in a result union;
+// anything else is unexpected and masked.
+export abstract class DomainError extends Error {
+  abstract readonly code: string;
+}
+
+export class ValidationError extends DomainError {
+  readonly code = 'VALIDATION_FAILED';
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ValidationError';
+  }
+}
+
+export class NotFoundError extends DomainError {
+  readonly code = 'NOT_FOUND';
+  constructor(readonly entity: string, readonly id: string) {
+    super(`${entity} ${id} not found`);
+    this.name = 'NotFoundError';
+  }
+}
+
+export class ForbiddenError extends DomainError {
+  readonly code = 'FORBIDDEN';
+  constructor(message = 'not allowed for this caller') {
+    super(message);
+    this.name = 'ForbiddenError';
+  }
+}
+
+export class BudgetExceededError extends DomainError {
+  readonly code = 'BUDGET_EXCEEDED';
+  constructor(
+    readonly budgetId: string | null,
+    readonly orgUnitId: string,
+    readonly limitMicroCs: bigint,
+    readonly availableMicroCs: bigint,
+    readonly requestedMicroCs: bigint,
+    readonly reason: 'BUDGET' | 'POOL',
+  ) {
+    super(
+      reason === 'BUDGET'
+        ? 'the job would exceed a HARD budget on the project path'
+        : "the job would exceed the account's pool, and a budget on the path does not allow overage",
+    );
+    this.name = 'BudgetExceededError';
+  }
+}
+
+export class ConcurrencyLimitError extends DomainError {
+  readonly code = 'CONCURRENCY_LIMIT';
+  constructor(
+    readonly limit: number,
+    readonly inFlight: number,
+    readonly retryAfterSeconds: number,
+  ) {
+    super(`the account already has ${inFlight} of ${limit} concurrent jobs in flight`);
+    this.name = 'ConcurrencyLimitError';
+  }
+}
+
+export class IdempotencyConflictError extends DomainError {
+  readonly code = 'IDEMPOTENCY_CONFLICT';
+  constructor(readonly existingJobId: string) {
+    super('this idempotency key was already used with a different request');
+    this.name = 'IdempotencyConflictError';
+  }
+}
+
+export class UpstreamError extends DomainError {
+  readonly code = 'UPSTREAM_ERROR';
+  constructor(
+    readonly upstreamCode: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'UpstreamError';
+  }
+}

@@ -1,0 +1,125 @@
+// Per-request context: the verified caller and the request's DataLoaders.
+import DataLoader from 'dataloader';
+import { and, inArray, sql } from 'drizzle-orm';
+import type { Db } from '../db/client.js';
+import { queryRows, toBigInt } from '../db/client.js';
+import { accountTermsTable, accountsTable, budgetsTable, jobItemsTable, jobsTable, orgUnitsTable } from '../db/schema.js';
+import type { Actor } from '../auth/actor.js';
+import type { AccountRow, AccountTermsRow } from '../accounts/accounts.js';
+import type { OrgUnitRow } from '../org/units.js';
+import { usageOfBudgets, windowOf, type BudgetRow, type BudgetUsage, type WindowBounds } from '../budgets/budgets.js';
+import { IN_FLIGHT_STATUSES } from '../jobs/lifecycle.js';
+import { periodOf } from '../billing/period.js';
+import type { Services } from '../app.js';
+
+export interface GraphQLContext {
+  readonly services: Services;
+  readonly db: Db;
+  readonly actor: Actor | null;
+  readonly requestId: string;
+  readonly now: Date;
+  readonly loaders: Loaders;
+}
+
+export interface UsageKey {
+  unitId: string;
+  accountId: string | null;
+  period: string;
+}
+
+export interface UsageTotals {
+  reservedMicroCs: bigint;
+  settledMicroCs: bigint;
+}
+
+function byKey<K, V>(keys: readonly K[], rows: V[], keyOf: (row: V) => K): (V | null)[] {
+  const map = new Map(rows.map((r) => [keyOf(r), r]));
+  return keys.map((k) => map.get(k) ?? null);
+}
+
+function groupBy<K, V>(keys: readonly K[], rows: V[], keyOf: (row: V) => K): V[][] {
+  const map = new Map<K, V[]>();
+  for (const r of rows) map.set(keyOf(r), [...(map.get(keyOf(r)) ?? []), r]);
+  return keys.map((k) => map.get(k) ?? []);
+}
+
+export function createLoaders(db: Db, now: Date) {
+  // Removes the N+1 of resolving `parent`, `orgUnit`, `project` and node ids one unit at a time.
+  const unitById = new DataLoader<string, OrgUnitRow | null>(async (ids) =>
+    byKey(ids, await db.select().from(orgUnitsTable).where(inArray(orgUnitsTable.id, [...ids])), (r) => r.id),
+  );
+  // Removes the N+1 of `account` on budgets, units and jobs.
+  const accountById = new DataLoader<string, AccountRow | null>(async (ids) =>
+    byKey(ids, await db.select().from(accountsTable).where(inArray(accountsTable.id, [...ids])), (r) => r.id),
+  );
+  // Removes the N+1 of reading each account's terms (all versions; the period picks one).
+  const termsByAccount = new DataLoader<string, AccountTermsRow[]>(async (ids) =>
+    groupBy(
+      ids,
+      await db.select().from(accountTermsTable).where(inArray(accountTermsTable.accountId, [...ids])).orderBy(accountTermsTable.effectiveFrom),
+      (r) => r.accountId,
+    ),
+  );
+  const termsAt = async (accountId: string, period: string): Promise<AccountTermsRow | null> => {
+    const versions = await termsByAccount.load(accountId);
+    return versions.filter((t) => t.effectiveFrom <= period).at(-1) ?? null;
+  };
+  // Removes the N+1 of `OrgUnit.budgets` over a list of units.
+  const budgetsByUnit = new DataLoader<string, BudgetRow[]>(async (ids) =>
+    groupBy(ids, await db.select().from(budgetsTable).where(inArray(budgetsTable.orgUnitId, [...ids])).orderBy(budgetsTable.id), (r) => r.orgUnitId),
+  );
+  // Removes the N+1 of every budget's reserved/settled counters: one statement for all budgets of a request.
+  const budgetUsage = new DataLoader<BudgetRow, BudgetUsage, string>(
+    async (budgets) => {
+      const windows = new Map<string, WindowBounds>();
+      for (const b of budgets) {
+        const account = b.accountId ? await accountById.load(b.accountId) : null;
+        const terms = account ? await termsAt(account.id, periodOf(now, account.timezone)) : null;
+        windows.set(b.id, windowOf(b, account, terms, now));
+      }
+      const usage = await usageOfBudgets(db, windows);
+      return budgets.map((b) => usage.get(b.id) ?? { reservedMicroCs: 0n, settledMicroCs: 0n });
+    },
+    { cacheKeyFn: (b) => b.id },
+  );
+  // Removes the N+1 of `Job.upstreamIds` over a page of jobs.
+  const itemsByJob = new DataLoader<string, (typeof jobItemsTable.$inferSelect)[]>(async (ids) =>
+    groupBy(ids, await db.select().from(jobItemsTable).where(inArray(jobItemsTable.jobId, [...ids])).orderBy(jobItemsTable.createdAt), (r) => r.jobId),
+  );
+  // Removes the N+1 of `Account.inFlightJobs` over the account list.
+  const inFlightByAccount = new DataLoader<string, number>(async (ids) => {
+    const rows = await db
+      .select({ accountId: jobsTable.accountId, n: sql<number>`count(*)::int` })
+      .from(jobsTable)
+      .where(and(inArray(jobsTable.accountId, [...ids]), inArray(jobsTable.status, [...IN_FLIGHT_STATUSES])))
+      .groupBy(jobsTable.accountId);
+    const map = new Map(rows.map((r) => [r.accountId, Number(r.n)]));
+    return ids.map((id) => map.get(id) ?? 0);
+  });
+  // Removes the N+1 of `OrgUnit.usage` over a list of units: one grouped read of the rollups.
+  const unitUsage = new DataLoader<UsageKey, UsageTotals, string>(
+    async (keys) => {
+      const pairs = sql.join(keys.map((k) => sql`(${k.unitId}::uuid, ${k.period})`), sql`, `);
+      const rows = await queryRows<{ unit_id: string; account_id: string; period: string; reserved: string; settled: string }>(
+        db,
+        sql`select org_unit_id as unit_id, account_id, period, reserved_micro_cs::text as reserved, settled_micro_cs::text as settled
+            from usage_rollups where (org_unit_id, period) in (${pairs})`,
+      );
+      return keys.map((k) => {
+        let reserved = 0n;
+        let settled = 0n;
+        for (const r of rows) {
+          if (r.unit_id === k.unitId && r.period === k.period && (k.accountId === null || r.account_id === k.accountId)) {
+            reserved += toBigInt(r.reserved);
+            settled += toBigInt(r.settled);
+          }
+        }
+        return { reservedMicroCs: reserved, settledMicroCs: settled };
+      });
+    },
+    { cacheKeyFn: (k) => `${k.unitId}|${k.accountId ?? '*'}|${k.period}` },
+  );
+  return { unitById, accountById, termsAt, budgetsByUnit, budgetUsage, itemsByJob, inFlightByAccount, unitUsage };
+}
+
+export type Loaders = ReturnType<typeof createLoaders>;

@@ -1,0 +1,89 @@
+// Expected failures as typed GraphQL errors (plugin-errors unions). Only these classes are exposed.
+import { builder } from './builder.js';
+import {
+  BudgetExceededError,
+  ConcurrencyLimitError,
+  DomainError,
+  ForbiddenError,
+  IdempotencyConflictError,
+  NotFoundError,
+  UpstreamError,
+  ValidationError,
+} from '../errors.js';
+import { encodeGlobalID } from '@pothos/plugin-relay';
+
+export const ErrorInterface = builder.interfaceRef<DomainError>('Error').implement({
+  description: 'An expected failure, returned inside a mutation result union.',
+  fields: (t) => ({
+    message: t.exposeString('message', { description: 'What went wrong, for humans.' }),
+    code: t.exposeString('code', { description: 'A stable machine-readable code.' }),
+  }),
+});
+
+builder.objectType(ValidationError, {
+  name: 'ValidationError',
+  description: 'The input was refused; nothing was written.',
+  interfaces: [ErrorInterface],
+  fields: (t) => ({ field: t.exposeString('field', { description: 'The input field at fault, as a dotted path.' }) }),
+});
+
+builder.objectType(NotFoundError, {
+  name: 'NotFoundError',
+  description: 'The object does not exist, or the caller may not see it.',
+  interfaces: [ErrorInterface],
+  fields: (t) => ({ entity: t.exposeString('entity', { description: 'The kind of object looked for.' }) }),
+});
+
+builder.objectType(ForbiddenError, {
+  name: 'ForbiddenError',
+  description: 'The caller may see the object but not do this to it.',
+  interfaces: [ErrorInterface],
+});
+
+builder.objectType(BudgetExceededError, {
+  name: 'BudgetExceededError',
+  description: 'Admitting the job would exceed a HARD budget (or the account pool where overage is not allowed).',
+  interfaces: [ErrorInterface],
+  fields: (t) => ({
+    orgUnitId: t.id({ description: 'Global id of the unit whose budget refused the job.', resolve: (e) => encodeGlobalID('OrgUnit', e.orgUnitId) }),
+    budgetId: t.id({
+      nullable: true,
+      description: 'Global id of the refusing budget (null for a credit package pool).',
+      resolve: (e) => (e.budgetId ? encodeGlobalID('Budget', e.budgetId) : null),
+    }),
+    reason: t.exposeString('reason', { description: 'BUDGET: a HARD budget; POOL: the account pool.' }),
+    limitCreditSeconds: t.field({ type: 'CreditSeconds', description: 'The limit that binds.', resolve: (e) => e.limitMicroCs }),
+    availableCreditSeconds: t.field({ type: 'CreditSeconds', description: 'What is left under it now.', resolve: (e) => e.availableMicroCs }),
+    requestedCreditSeconds: t.field({ type: 'CreditSeconds', description: 'The hold the job needed.', resolve: (e) => e.requestedMicroCs }),
+  }),
+});
+
+builder.objectType(ConcurrencyLimitError, {
+  name: 'ConcurrencyLimitError',
+  description: "The account's concurrent-jobs limit is reached; try again later.",
+  interfaces: [ErrorInterface],
+  fields: (t) => ({
+    limit: t.exposeInt('limit', { description: 'Concurrent jobs the account allows.' }),
+    inFlight: t.exposeInt('inFlight', { description: 'Jobs in flight now.' }),
+    retryAfterSeconds: t.exposeInt('retryAfterSeconds', { description: 'A suggested wait before retrying.' }),
+  }),
+});
+
+builder.objectType(IdempotencyConflictError, {
+  name: 'IdempotencyConflictError',
+  description: 'The idempotency key was used before with a different request.',
+  interfaces: [ErrorInterface],
+  fields: (t) => ({
+    existingJobId: t.id({ description: 'Global id of the job the key belongs to.', resolve: (e) => encodeGlobalID('Job', e.existingJobId) }),
+  }),
+});
+
+builder.objectType(UpstreamError, {
+  name: 'UpstreamError',
+  description: 'HeyGen refused the request.',
+  interfaces: [ErrorInterface],
+  fields: (t) => ({ upstreamCode: t.exposeString('upstreamCode', { description: "HeyGen's error code." }) }),
+});
+
+export const MUTATION_ERRORS = [ValidationError, NotFoundError, ForbiddenError];
+export const SUBMIT_ERRORS = [...MUTATION_ERRORS, BudgetExceededError, ConcurrencyLimitError, IdempotencyConflictError, UpstreamError];

@@ -1,0 +1,212 @@
+// Jobs: submit (admission + forwarding), cancel, and read.
+import { resolveCursorConnection } from '@pothos/plugin-relay';
+import { and, desc, asc, eq, inArray, or, lt, gt, sql, type SQL } from 'drizzle-orm';
+import { builder } from './builder.js';
+import type { GraphQLContext } from './context.js';
+import { MUTATION_ERRORS, SUBMIT_ERRORS } from './errors.js';
+import { decodeId, tryDecodeId } from './ids.js';
+import { OrgUnitRef, visibleUnit } from './org.js';
+import { AccountRef } from './accounts.js';
+import { JOB_KINDS, JOB_STATUSES, jobsTable, orgUnitsTable } from '../db/schema.js';
+import { canReadJobsOf, canSubmitFor, seesEverything, type Actor } from '../auth/actor.js';
+import { admitJob, type JobRow } from '../jobs/admission.js';
+import { forwardJob } from '../jobs/follow.js';
+import { settleJob } from '../jobs/settlement.js';
+import { ForbiddenError, NotFoundError, ValidationError } from '../errors.js';
+import { uuidArray } from '../ledger/ledger.js';
+
+const JobKindEnum = builder.enumType('JobKind', { description: 'The HeyGen product a job uses.', values: JOB_KINDS });
+const JobStatusEnum = builder.enumType('JobStatus', {
+  description:
+    'RESERVED → SUBMITTED → PROCESSING → SUCCEEDED | FAILED | CANCELLED; SUBMIT_UNKNOWN while a submission outcome is unclear (retried with the same Idempotency-Key); REJECTED at admission.',
+  values: JOB_STATUSES,
+});
+
+export async function visibleJob(ctx: GraphQLContext, id: string | null): Promise<JobRow | null> {
+  if (!id || !ctx.actor) return null;
+  const [job] = await ctx.db.select().from(jobsTable).where(eq(jobsTable.id, id));
+  if (!job) return null;
+  const project = await ctx.loaders.unitById.load(job.projectId);
+  return project && canReadJobsOf(ctx.actor, project) ? job : null;
+}
+
+function visibleJobsFilter(actor: Actor): SQL | undefined {
+  if (seesEverything(actor)) return undefined;
+  if (!actor.unitId) return sql`false`;
+  if (actor.role === 'SERVICE') return eq(jobsTable.projectId, actor.unitId);
+  return inArray(
+    jobsTable.projectId,
+    sql`(select ${orgUnitsTable.id} from ${orgUnitsTable} where ${orgUnitsTable.path} @> ${uuidArray([actor.unitId])})`,
+  );
+}
+
+const UpstreamItemRef = builder.objectRef<{ upstreamId: string; kind: string; language: string | null; status: string; durationSeconds: string | null }>('UpstreamItem').implement({
+  description: 'One billable output HeyGen created for the job (a translation has one per language).',
+  fields: (t) => ({
+    upstreamId: t.exposeString('upstreamId', { description: "HeyGen's id (video_id, video_translation_id or session_id)." }),
+    kind: t.exposeString('kind', { description: 'video, translation or agent_session.' }),
+    language: t.exposeString('language', { nullable: true, description: 'Output language of a translation.' }),
+    status: t.exposeString('status', { description: 'Last status read from HeyGen.' }),
+    durationSeconds: t.exposeString('durationSeconds', { nullable: true, description: 'Output seconds HeyGen reported.' }),
+  }),
+});
+
+export const JobRef = builder.objectRef<JobRow>('Job');
+builder.node(JobRef, {
+  description: 'A HeyGen job submitted through the gateway, with its hold and settlement.',
+  id: { resolve: (j) => j.id },
+  loadOne: (id, ctx) => visibleJob(ctx, id),
+  fields: (t) => ({
+    kind: t.field({ type: JobKindEnum, description: 'Product.', resolve: (j) => j.kind }),
+    status: t.field({ type: JobStatusEnum, description: 'Lifecycle state.', resolve: (j) => j.status }),
+    project: t.field({ type: OrgUnitRef, description: 'The project it belongs to.', resolve: async (j, _a, ctx) => (await ctx.loaders.unitById.load(j.projectId))! }),
+    account: t.field({ type: AccountRef, description: 'The account it draws on.', resolve: async (j, _a, ctx) => (await ctx.loaders.accountById.load(j.accountId))! }),
+    product: t.exposeString('product', { description: 'Price-book product the job is rated as.' }),
+    estimatedSeconds: t.exposeString('estimatedSeconds', { description: 'Output seconds the estimate assumed (all outputs).' }),
+    estimatedCreditSeconds: t.field({ type: 'CreditSeconds', description: 'The hold placed at admission (estimate × safety margin).', resolve: (j) => j.estimatedMicroCs }),
+    reservedCreditSeconds: t.field({ type: 'CreditSeconds', description: 'The hold still open (0 once settled or released).', resolve: (j) => j.reservedMicroCs }),
+    actualSeconds: t.exposeString('actualSeconds', { nullable: true, description: 'Output seconds HeyGen reported for completed outputs.' }),
+    actualCreditSeconds: t.field({ type: 'CreditSeconds', nullable: true, description: 'Settled cost: duration × rate.', resolve: (j) => j.actualMicroCs }),
+    overrunCreditSeconds: t.field({ type: 'CreditSeconds', nullable: true, description: 'How far the actual cost exceeded the hold.', resolve: (j) => j.overrunMicroCs }),
+    upstreamIds: t.stringList({
+      description: "HeyGen's ids for the job's outputs.",
+      resolve: async (j, _a, ctx) => (await ctx.loaders.itemsByJob.load(j.id)).map((i) => i.upstreamId),
+    }),
+    upstreamItems: t.field({ type: [UpstreamItemRef], description: 'Outputs and their last known status.', resolve: (j, _a, ctx) => ctx.loaders.itemsByJob.load(j.id) }),
+    request: t.field({ type: 'JSON', description: 'The HeyGen v3 body as submitted.', resolve: (j) => j.request }),
+    failureCode: t.exposeString('failureCode', { nullable: true, description: 'Why it failed, as a code.' }),
+    failureMessage: t.exposeString('failureMessage', { nullable: true, description: 'Why it failed.' }),
+    createdAt: t.field({ type: 'DateTime', description: 'Admission time.', resolve: (j) => j.createdAt }),
+    submittedAt: t.field({ type: 'DateTime', nullable: true, description: 'When HeyGen accepted it.', resolve: (j) => j.submittedAt }),
+    settledAt: t.field({ type: 'DateTime', nullable: true, description: 'When money was settled or released.', resolve: (j) => j.settledAt }),
+  }),
+});
+
+const JobFilter = builder.inputType('JobFilter', {
+  description: 'Narrows a job list.',
+  fields: (t) => ({
+    projectId: t.id({ required: false, description: 'Global id of a project.' }),
+    accountId: t.id({ required: false, description: 'Global id of an account.' }),
+    status: t.field({ type: [JobStatusEnum], required: false, description: 'Any of these states.' }),
+  }),
+});
+
+function cursorOf(job: JobRow): string {
+  return `${job.createdAt.toISOString()}|${job.id}`;
+}
+function parseCursor(cursor: string): { at: Date; id: string } {
+  const [at, id] = cursor.split('|');
+  const date = new Date(at ?? '');
+  if (!id || Number.isNaN(date.getTime())) throw new ValidationError('after', 'invalid cursor');
+  return { at: date, id };
+}
+
+builder.queryFields((t) => ({
+  job: t.field({
+    type: JobRef,
+    nullable: true,
+    authScopes: { authenticated: true },
+    description: 'One job by global id (null when it does not exist or the caller may not see it).',
+    args: { id: t.arg.id({ required: true, description: 'Global id.' }) },
+    resolve: (_r, args, ctx) => visibleJob(ctx, tryDecodeId(String(args.id), 'Job')),
+  }),
+  jobs: t.connection({
+    type: JobRef,
+    authScopes: { authenticated: true },
+    description: 'Jobs the caller may see, newest first.',
+    args: { filter: t.arg({ type: JobFilter, required: false, description: 'Filter.' }) },
+    resolve: (_r, args, ctx) => {
+      const f = args.filter;
+      // Ids the caller cannot see match nothing, exactly like ids that do not exist.
+      const projectId = f?.projectId ? tryDecodeId(String(f.projectId), 'OrgUnit') ?? '00000000-0000-0000-0000-000000000000' : null;
+      const accountId = f?.accountId ? tryDecodeId(String(f.accountId), 'Account') ?? '00000000-0000-0000-0000-000000000000' : null;
+      return resolveCursorConnection<Promise<JobRow[]>>(
+        { args, toCursor: cursorOf, defaultSize: 50, maxSize: 500 },
+        async ({ before, after, limit, inverted }): Promise<JobRow[]> => {
+          const a = after ? parseCursor(after) : null;
+          const b = before ? parseCursor(before) : null;
+          return ctx.db
+            .select()
+            .from(jobsTable)
+            .where(
+              and(
+                visibleJobsFilter(ctx.actor!),
+                projectId ? eq(jobsTable.projectId, projectId) : undefined,
+                accountId ? eq(jobsTable.accountId, accountId) : undefined,
+                f?.status?.length ? inArray(jobsTable.status, f.status) : undefined,
+                a ? or(lt(jobsTable.createdAt, a.at), and(eq(jobsTable.createdAt, a.at), lt(jobsTable.id, a.id))) : undefined,
+                b ? or(gt(jobsTable.createdAt, b.at), and(eq(jobsTable.createdAt, b.at), gt(jobsTable.id, b.id))) : undefined,
+              ),
+            )
+            .orderBy(...(inverted ? [asc(jobsTable.createdAt), asc(jobsTable.id)] : [desc(jobsTable.createdAt), desc(jobsTable.id)]))
+            .limit(limit);
+        },
+      );
+    },
+  }),
+}));
+
+const SubmitJobPayload = builder.simpleObject('SubmitJobPayload', {
+  description: 'The admitted job.',
+  fields: (f) => ({
+    job: f.field({ type: JobRef, description: 'The job, as it stands after forwarding was attempted.' }),
+    replayed: f.boolean({ description: 'True when an earlier request with the same idempotency key created it.' }),
+  }),
+});
+
+builder.mutationFields((t) => ({
+  submitJob: t.fieldWithInput({
+    type: SubmitJobPayload,
+    errors: { types: SUBMIT_ERRORS },
+    authScopes: { authenticated: true },
+    description:
+      'Admits a HeyGen job under every budget on the project path and the account concurrency limit, reserves its estimated cost, and forwards it.',
+    input: {
+      projectId: t.input.id({ required: true, description: 'Global id of the project.' }),
+      kind: t.input.field({ type: JobKindEnum, required: true, description: 'Product.' }),
+      request: t.input.field({ type: 'JSON', required: true, description: 'The HeyGen v3 request body as-is (TEMPLATE_VIDEO: include template_id).' }),
+      estimatedSeconds: t.input.string({ required: false, description: 'Output seconds per output, when the request does not tell (e.g. audio input, translations).' }),
+      idempotencyKey: t.input.string({ required: false, description: 'Same key and request → the same job; same key, other request → IdempotencyConflictError.' }),
+    },
+    resolve: async (_r, { input }, ctx) => {
+      const projectId = decodeId(String(input.projectId), 'OrgUnit');
+      const { job, replayed } = await admitJob(
+        ctx.db,
+        ctx.actor!,
+        {
+          projectId,
+          kind: input.kind,
+          request: input.request,
+          estimatedSeconds: input.estimatedSeconds ?? null,
+          idempotencyKey: input.idempotencyKey ?? null,
+        },
+        ctx.services.admission,
+      );
+      if (replayed || job.status !== 'RESERVED') return { job, replayed };
+      // Forwarding happens after the admission committed; if this process dies here, the worker takes over.
+      const forwarded = await forwardJob(ctx.services.jobDeps, job.id).catch((error: unknown) => {
+        ctx.services.logger.error({ jobId: job.id, err: error }, 'inline forwarding failed; the worker will retry');
+        return null;
+      });
+      return { job: forwarded ?? job, replayed: false };
+    },
+  }),
+  cancelJob: t.fieldWithInput({
+    type: builder.simpleObject('CancelJobPayload', {
+      description: 'The cancelled job.',
+      fields: (f) => ({ job: f.field({ type: JobRef, description: 'The job.' }) }),
+    }),
+    errors: { types: MUTATION_ERRORS },
+    authScopes: { authenticated: true },
+    description: 'Cancels a job that was never sent to HeyGen and releases its hold. Jobs HeyGen has accepted cannot be cancelled.',
+    input: { jobId: t.input.id({ required: true, description: 'Global id of the job.' }) },
+    resolve: async (_r, { input }, ctx) => {
+      const job = await visibleJob(ctx, decodeId(String(input.jobId), 'Job'));
+      if (!job) throw new NotFoundError('Job', String(input.jobId));
+      const project = await visibleUnit(ctx, job.projectId);
+      if (!project || !canSubmitFor(ctx.actor!, project)) throw new ForbiddenError('this caller cannot cancel jobs of this project');
+      const { job: cancelled } = await settleJob(ctx.db, job.id, { type: 'cancelled' });
+      return { job: cancelled };
+    },
+  }),
+}));

@@ -1,0 +1,256 @@
+// The org tree, budgets and usage.
+import { resolveCursorConnection } from '@pothos/plugin-relay';
+import { and, asc, eq, gt, lt, desc, sql, type SQL } from 'drizzle-orm';
+import { builder } from './builder.js';
+import type { GraphQLContext } from './context.js';
+import { MUTATION_ERRORS } from './errors.js';
+import { decodeId, tryDecodeId } from './ids.js';
+import { AccountRef } from './accounts.js';
+import { BUDGET_WINDOWS, ENFORCEMENTS, ORG_UNIT_KINDS, budgetsTable, orgUnitsTable } from '../db/schema.js';
+import { canManageUnit, canReadUnit, seesEverything, type Actor } from '../auth/actor.js';
+import { createOrgUnit, type OrgUnitRow } from '../org/units.js';
+import { setBudget, type BudgetRow } from '../budgets/budgets.js';
+import { ForbiddenError, NotFoundError } from '../errors.js';
+import { periodOf } from '../billing/period.js';
+import { uuidArray } from '../ledger/ledger.js';
+
+export const OrgUnitKindEnum = builder.enumType('OrgUnitKind', {
+  description: 'Level of a unit in the org tree.',
+  values: ORG_UNIT_KINDS,
+});
+const BudgetWindowEnum = builder.enumType('BudgetWindow', {
+  description: 'MONTHLY: the current period; CONTRACT_TERM: the account term (lifetime when the terms have no dates); LIFETIME: all time.',
+  values: BUDGET_WINDOWS,
+});
+const EnforcementEnum = builder.enumType('Enforcement', {
+  description: 'HARD refuses jobs that would exceed the limit; SOFT only reports.',
+  values: ENFORCEMENTS,
+});
+
+/** A unit the caller may read, or null (reads as not found). */
+export async function visibleUnit(ctx: GraphQLContext, id: string | null): Promise<OrgUnitRow | null> {
+  if (!id || !ctx.actor) return null;
+  const unit = await ctx.loaders.unitById.load(id);
+  return unit && canReadUnit(ctx.actor, unit) ? unit : null;
+}
+
+/** SQL filter: units the caller may read (mirrors canReadUnit). */
+export function visibleUnitsFilter(actor: Actor): SQL | undefined {
+  if (seesEverything(actor)) return undefined;
+  if (!actor.unitId) return sql`false`;
+  if (actor.role === 'SERVICE') return sql`${orgUnitsTable.id} = any(${uuidArray(actor.unitPath)})`;
+  return sql`(${orgUnitsTable.path} @> ${uuidArray([actor.unitId])} or ${orgUnitsTable.id} = any(${uuidArray(actor.unitPath)}))`;
+}
+
+export const OrgUnitRef = builder.objectRef<OrgUnitRow>('OrgUnit');
+export const BudgetRef = builder.objectRef<BudgetRow>('Budget');
+
+interface UsageShape {
+  period: string;
+  accountId: string | null;
+  reservedMicroCs: bigint;
+  settledMicroCs: bigint;
+}
+const UsageRef = builder.objectRef<UsageShape>('Usage').implement({
+  description: "A unit's usage (its whole subtree) in one period.",
+  fields: (t) => ({
+    period: t.field({ type: 'Period', description: 'The period.', resolve: (u) => u.period }),
+    reservedCreditSeconds: t.field({ type: 'CreditSeconds', description: 'Open holds of jobs in flight.', resolve: (u) => u.reservedMicroCs }),
+    settledCreditSeconds: t.field({ type: 'CreditSeconds', description: 'Settled usage (debits and adjustments).', resolve: (u) => u.settledMicroCs }),
+  }),
+});
+
+builder.node(OrgUnitRef, {
+  description: 'A unit of the org tree: organization, department, team or project.',
+  id: { resolve: (u) => u.id },
+  loadOne: (id, ctx) => visibleUnit(ctx, id),
+  fields: (t) => ({
+    kind: t.field({ type: OrgUnitKindEnum, description: 'Level in the tree.', resolve: (u) => u.kind }),
+    name: t.exposeString('name', { description: 'Name, unique among siblings.' }),
+    parent: t.field({
+      type: OrgUnitRef,
+      nullable: true,
+      description: 'The parent unit (null for the organization, or when the caller may not see it).',
+      resolve: (u, _a, ctx) => visibleUnit(ctx, u.parentId),
+    }),
+    path: t.field({
+      type: [OrgUnitRef],
+      description: 'Units from the root to this one, inclusive (those the caller may see).',
+      resolve: async (u, _a, ctx) => (await Promise.all(u.path.map((id) => visibleUnit(ctx, id)))).filter((x): x is OrgUnitRow => x !== null),
+    }),
+    account: t.field({
+      type: AccountRef,
+      nullable: true,
+      description: 'The account assigned to this unit itself (projects inherit from the nearest unit above).',
+      resolve: (u, _a, ctx) => (u.accountId ? ctx.loaders.accountById.load(u.accountId) : null),
+    }),
+    budgets: t.field({
+      type: [BudgetRef],
+      description: 'Budgets set on this unit.',
+      resolve: (u, _a, ctx) => ctx.loaders.budgetsByUnit.load(u.id),
+    }),
+    usage: t.field({
+      type: UsageRef,
+      description: "Usage of this unit's subtree in a period (default: the current one), for one account or all.",
+      args: {
+        accountId: t.arg.id({ required: false, description: 'Global id of an account; omitted: all accounts.' }),
+        period: t.arg({ type: 'Period', required: false, description: 'Default: the current period.' }),
+      },
+      resolve: async (u, args, ctx) => {
+        const accountId = args.accountId ? decodeId(String(args.accountId), 'Account') : null;
+        const account = accountId ? await ctx.loaders.accountById.load(accountId) : null;
+        if (accountId && !account) throw new NotFoundError('Account', String(args.accountId));
+        const period = args.period ?? periodOf(ctx.now, account?.timezone ?? 'UTC');
+        const totals = await ctx.loaders.unitUsage.load({ unitId: u.id, accountId, period });
+        return { period, accountId, ...totals };
+      },
+    }),
+    createdAt: t.field({ type: 'DateTime', description: 'When the unit was created.', resolve: (u) => u.createdAt }),
+  }),
+});
+
+builder.node(BudgetRef, {
+  description: "A cap on a unit's use of one account (or all accounts) over a window.",
+  id: { resolve: (b) => b.id },
+  loadOne: async (id, ctx) => {
+    const [row] = await ctx.db.select().from(budgetsTable).where(eq(budgetsTable.id, id));
+    return row && (await visibleUnit(ctx, row.orgUnitId)) ? row : null;
+  },
+  fields: (t) => ({
+    orgUnit: t.field({ type: OrgUnitRef, description: 'The unit it caps.', resolve: async (b, _a, ctx) => (await ctx.loaders.unitById.load(b.orgUnitId))! }),
+    account: t.field({
+      type: AccountRef,
+      nullable: true,
+      description: 'The account it applies to; null: all accounts.',
+      resolve: (b, _a, ctx) => (b.accountId ? ctx.loaders.accountById.load(b.accountId) : null),
+    }),
+    window: t.field({ type: BudgetWindowEnum, description: 'The window usage is counted over.', resolve: (b) => b.window }),
+    enforcement: t.field({ type: EnforcementEnum, description: 'HARD or SOFT.', resolve: (b) => b.enforcement }),
+    allowOverage: t.exposeBoolean('allowOverage', { description: "false: refuse this subtree's jobs once the account's included pool is used up." }),
+    alertThresholds: t.exposeIntList('alertThresholds', { description: 'Alert thresholds in percent of the limit.' }),
+    limitCreditSeconds: t.field({ type: 'CreditSeconds', description: 'The limit.', resolve: (b) => b.limitMicroCs }),
+    reservedCreditSeconds: t.field({
+      type: 'CreditSeconds',
+      description: 'Holds of jobs in flight, in the current window.',
+      resolve: async (b, _a, ctx) => (await ctx.loaders.budgetUsage.load(b)).reservedMicroCs,
+    }),
+    settledCreditSeconds: t.field({
+      type: 'CreditSeconds',
+      description: 'Settled usage in the current window.',
+      resolve: async (b, _a, ctx) => (await ctx.loaders.budgetUsage.load(b)).settledMicroCs,
+    }),
+    availableCreditSeconds: t.field({
+      type: 'CreditSeconds',
+      description: 'limit − reserved − settled (negative after an overrun).',
+      resolve: async (b, _a, ctx) => {
+        const u = await ctx.loaders.budgetUsage.load(b);
+        return b.limitMicroCs - u.reservedMicroCs - u.settledMicroCs;
+      },
+    }),
+    updatedAt: t.field({ type: 'DateTime', description: 'Last change.', resolve: (b) => b.updatedAt }),
+  }),
+});
+
+builder.queryFields((t) => ({
+  orgUnit: t.field({
+    type: OrgUnitRef,
+    nullable: true,
+    authScopes: { authenticated: true },
+    description: 'One unit by global id (null when it does not exist or the caller may not see it).',
+    args: { id: t.arg.id({ required: true, description: 'Global id.' }) },
+    resolve: (_r, args, ctx) => visibleUnit(ctx, tryDecodeId(String(args.id), 'OrgUnit')),
+  }),
+  orgUnits: t.connection({
+    type: OrgUnitRef,
+    authScopes: { authenticated: true },
+    description: 'Units the caller may see, ordered by id.',
+    args: { kind: t.arg({ type: OrgUnitKindEnum, required: false, description: 'Only units of this kind.' }) },
+    resolve: (_r, args, ctx) =>
+      resolveCursorConnection<Promise<OrgUnitRow[]>>(
+        { args, toCursor: (u: OrgUnitRow) => u.id, defaultSize: 50, maxSize: 500 },
+        async ({ before, after, limit, inverted }): Promise<OrgUnitRow[]> =>
+          ctx.db
+            .select()
+            .from(orgUnitsTable)
+            .where(
+              and(
+                visibleUnitsFilter(ctx.actor!),
+                args.kind ? eq(orgUnitsTable.kind, args.kind) : undefined,
+                after ? gt(orgUnitsTable.id, after) : undefined,
+                before ? lt(orgUnitsTable.id, before) : undefined,
+              ),
+            )
+            .orderBy(inverted ? desc(orgUnitsTable.id) : asc(orgUnitsTable.id))
+            .limit(limit),
+      ),
+  }),
+}));
+
+builder.mutationFields((t) => ({
+  createOrgUnit: t.fieldWithInput({
+    type: builder.simpleObject('CreateOrgUnitPayload', {
+      description: 'The created unit.',
+      fields: (f) => ({ orgUnit: f.field({ type: OrgUnitRef, description: 'The new unit.' }) }),
+    }),
+    errors: { types: MUTATION_ERRORS },
+    authScopes: { authenticated: true },
+    description: 'Adds a unit to the org tree (ADMIN; a MANAGER inside its subtree).',
+    input: {
+      parentId: t.input.id({ required: false, description: 'Global id of the parent; omitted only for the organization.' }),
+      kind: t.input.field({ type: OrgUnitKindEnum, required: true, description: 'Level of the new unit.' }),
+      name: t.input.string({ required: true, description: 'Name, unique among siblings.' }),
+      accountId: t.input.id({ required: false, description: 'Global id of the account this unit (and what is under it) draws on.' }),
+    },
+    resolve: async (_r, { input }, ctx) => {
+      const actor = ctx.actor!;
+      const parentId = input.parentId ? decodeId(String(input.parentId), 'OrgUnit') : null;
+      if (parentId) {
+        const parent = await visibleUnit(ctx, parentId);
+        if (!parent) throw new NotFoundError('OrgUnit', String(input.parentId));
+        if (!canManageUnit(actor, parent)) throw new ForbiddenError('only an ADMIN, or a MANAGER of the parent, can add units here');
+      } else if (actor.role !== 'ADMIN') {
+        throw new ForbiddenError('only an ADMIN can create the organization');
+      }
+      if (input.accountId && actor.role !== 'ADMIN') throw new ForbiddenError('only an ADMIN assigns accounts');
+      const accountId = input.accountId ? decodeId(String(input.accountId), 'Account') : null;
+      const orgUnit = await ctx.db.transaction((tx) => createOrgUnit(tx, { parentId, kind: input.kind, name: input.name, accountId }));
+      return { orgUnit };
+    },
+  }),
+  setBudget: t.fieldWithInput({
+    type: builder.simpleObject('SetBudgetPayload', {
+      description: 'The budget as set.',
+      fields: (f) => ({ budget: f.field({ type: BudgetRef, description: 'The budget.' }) }),
+    }),
+    errors: { types: MUTATION_ERRORS },
+    authScopes: { authenticated: true },
+    description: 'Creates or replaces the budget of a unit for an account (or all accounts) and window (ADMIN, FINANCE; a MANAGER inside its subtree).',
+    input: {
+      orgUnitId: t.input.id({ required: true, description: 'Global id of the unit.' }),
+      accountId: t.input.id({ required: false, description: 'Global id of the account; omitted: all accounts.' }),
+      window: t.input.field({ type: BudgetWindowEnum, required: true, description: 'Window.' }),
+      limitCreditSeconds: t.input.field({ type: 'CreditSeconds', required: true, description: 'Limit in credit-seconds.' }),
+      enforcement: t.input.field({ type: EnforcementEnum, required: false, defaultValue: 'HARD', description: 'HARD (default) or SOFT.' }),
+      allowOverage: t.input.boolean({ required: false, defaultValue: true, description: "false: refuse once the account's included pool is used." }),
+      alertThresholds: t.input.intList({ required: false, description: 'Percentages of the limit (default 50, 80, 100).' }),
+    },
+    resolve: async (_r, { input }, ctx) => {
+      const actor = ctx.actor!;
+      const unit = await visibleUnit(ctx, decodeId(String(input.orgUnitId), 'OrgUnit'));
+      if (!unit) throw new NotFoundError('OrgUnit', String(input.orgUnitId));
+      if (!(actor.role === 'FINANCE' || canManageUnit(actor, unit))) throw new ForbiddenError('this caller cannot set budgets on this unit');
+      const budget = await ctx.db.transaction((tx) =>
+        setBudget(tx, {
+          orgUnitId: unit.id,
+          accountId: input.accountId ? decodeId(String(input.accountId), 'Account') : null,
+          window: input.window,
+          limitCreditSeconds: input.limitCreditSeconds,
+          enforcement: input.enforcement ?? 'HARD',
+          allowOverage: input.allowOverage ?? true,
+          alertThresholds: input.alertThresholds ?? null,
+        }),
+      );
+      return { budget };
+    },
+  }),
+}));

@@ -1,0 +1,10 @@
+// Imports every domain file of the GraphQL layer and builds the schema.
+import { builder } from './builder.js';
+import './scalars.js';
+import './errors.js';
+import './accounts.js';
+import './org.js';
+import './jobs.js';
+import './auth.js';
+
+export const schema = builder.toSchema({ sortSchema: true });

@@ -1,0 +1,80 @@
+// The HTTP surface: /graphql, /webhooks/heygen/:accountId, /healthz, /readyz.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { sql } from 'drizzle-orm';
+import { createGraphQLServer } from './yoga.js';
+import { handleHeygenWebhook } from './webhooks.js';
+import { migrationsApplied } from '../db/client.js';
+import type { Services } from '../app.js';
+
+const MAX_WEBHOOK_BYTES = 1 << 20;
+
+function send(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+async function readBody(req: IncomingMessage, limit: number): Promise<Buffer | null> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > limit) return null;
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks);
+}
+
+export function createHttpServer(services: Services): Server {
+  const yoga = createGraphQLServer(services);
+  const server = createServer(async (req, res) => {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    try {
+      if (url.pathname === '/graphql') return void (await yoga(req, res));
+      if (url.pathname === '/healthz' && req.method === 'GET') return send(res, 200, { status: 'ok' });
+      if (url.pathname === '/readyz' && req.method === 'GET') {
+        const checks = { database: false, migrations: false };
+        try {
+          await services.db.execute(sql`select 1`);
+          checks.database = true;
+          checks.migrations = await migrationsApplied(services.db);
+        } catch {
+          /* reported below */
+        }
+        return send(res, checks.database && checks.migrations ? 200 : 503, { status: checks.database && checks.migrations ? 'ready' : 'not ready', checks });
+      }
+      const webhook = /^\/webhooks\/heygen\/([^/]+)$/.exec(url.pathname);
+      if (webhook && req.method === 'POST') {
+        const body = await readBody(req, MAX_WEBHOOK_BYTES);
+        if (!body) return send(res, 413, { error: 'body too large' });
+        const result = await handleHeygenWebhook(services, decodeURIComponent(webhook[1]!), body, req.headers);
+        return send(res, result.status, result.body);
+      }
+      send(res, 404, { error: 'not found' });
+    } catch (error) {
+      services.logger.error({ err: error, path: url.pathname }, 'unhandled HTTP error');
+      if (!res.headersSent) send(res, 500, { error: 'internal error' });
+      else res.end();
+    }
+  });
+  server.keepAliveTimeout = 5_000;
+  return server;
+}
+
+export function listen(server: Server, port: number, host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      const address = server.address();
+      resolve(typeof address === 'object' && address ? address.port : port);
+    });
+  });
+}
+
+/** Stops accepting connections and waits for in-flight requests to finish. */
+export function closeServer(server: Server): Promise<void> {
+  return new Promise((resolve) => {
+    server.close(() => resolve());
+    server.closeIdleConnections();
+  });
+}

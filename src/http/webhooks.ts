@@ -1,0 +1,77 @@
+// HeyGen webhooks are hints: they only make the job due for a status read with the account's own key.
+// A forged or replayed webhook can at most trigger that read; money never moves on a webhook body.
+import { and, eq, or } from 'drizzle-orm';
+import { accountsTable, jobItemsTable, jobsTable } from '../db/schema.js';
+import { webhookSecretOf } from '../accounts/accounts.js';
+import { parseWebhookEvent, verifyWebhookSignature } from '../heygen/client.js';
+import { markDue, refreshJobs } from '../jobs/follow.js';
+import { isUuid } from '../org/units.js';
+import type { Services } from '../app.js';
+
+export interface WebhookResult {
+  status: number;
+  body: Record<string, unknown>;
+}
+
+export async function handleHeygenWebhook(
+  services: Services,
+  accountId: string,
+  rawBody: Buffer,
+  headers: Record<string, string | string[] | undefined>,
+): Promise<WebhookResult> {
+  if (!isUuid(accountId)) return { status: 404, body: { error: 'unknown account' } };
+  const [account] = await services.db.select().from(accountsTable).where(eq(accountsTable.id, accountId));
+  if (!account) return { status: 404, body: { error: 'unknown account' } };
+  const secret = webhookSecretOf(services.box, account);
+  if (secret) {
+    const header = headers[services.config.webhookSignature.header];
+    const value = Array.isArray(header) ? header[0] : header;
+    if (!verifyWebhookSignature(rawBody, secret, value, services.config.webhookSignature.scheme)) {
+      services.logger.warn({ accountId }, 'webhook with a missing or bad signature refused');
+      return { status: 401, body: { error: 'bad signature' } };
+    }
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(rawBody.toString('utf8'));
+  } catch {
+    return { status: 400, body: { error: 'body is not JSON' } };
+  }
+  let event;
+  try {
+    event = parseWebhookEvent(json);
+  } catch {
+    return { status: 400, body: { error: 'not a HeyGen webhook event' } };
+  }
+  const jobId = await findJob(services, accountId, event.callbackId, event.upstreamId);
+  if (!jobId) {
+    services.logger.info({ accountId, eventType: event.eventType }, 'webhook for no known job ignored');
+    return { status: 202, body: { accepted: false } };
+  }
+  if (await markDue(services.db, accountId, jobId)) {
+    // Read the job's status now, after answering; the poller covers a crash in between.
+    setImmediate(() => {
+      refreshJobs(services.jobDeps, [jobId]).catch((error: unknown) =>
+        services.logger.warn({ jobId, err: error }, 'refresh after webhook failed; the poller will retry'),
+      );
+    });
+  }
+  return { status: 202, body: { accepted: true } };
+}
+
+async function findJob(services: Services, accountId: string, callbackId: string | null, upstreamId: string | null): Promise<string | null> {
+  if (callbackId && isUuid(callbackId)) {
+    const [job] = await services.db
+      .select({ id: jobsTable.id })
+      .from(jobsTable)
+      .where(and(eq(jobsTable.id, callbackId), eq(jobsTable.accountId, accountId)));
+    if (job) return job.id;
+  }
+  if (!upstreamId) return null;
+  const [item] = await services.db
+    .select({ jobId: jobItemsTable.jobId })
+    .from(jobItemsTable)
+    .innerJoin(jobsTable, eq(jobsTable.id, jobItemsTable.jobId))
+    .where(and(eq(jobsTable.accountId, accountId), or(eq(jobItemsTable.upstreamId, upstreamId), eq(jobItemsTable.videoId, upstreamId))));
+  return item?.jobId ?? null;
+}

@@ -1,0 +1,67 @@
+// The GraphQL endpoint: identity is resolved once per request, in the context factory.
+import { randomUUID } from 'node:crypto';
+import { createYoga, type YogaServerInstance } from 'graphql-yoga';
+import { GraphQLError } from 'graphql';
+import { schema } from '../graphql/schema.js';
+import { createLoaders, type GraphQLContext } from '../graphql/context.js';
+import { AuthenticationError } from '../auth/tokens.js';
+import { DomainError } from '../errors.js';
+import type { Services } from '../app.js';
+
+function unauthenticated(message: string): GraphQLError {
+  return new GraphQLError(message, { extensions: { code: 'UNAUTHENTICATED', http: { status: 401, headers: { 'WWW-Authenticate': 'Bearer' } } } });
+}
+
+export function createGraphQLServer(services: Services): YogaServerInstance<Record<string, unknown>, GraphQLContext> {
+  return createYoga<Record<string, unknown>, GraphQLContext>({
+    schema,
+    graphqlEndpoint: '/graphql',
+    graphiql: services.config.graphiql,
+    landingPage: false,
+    // Unexpected errors are masked: their messages may carry driver details. Never turned off.
+    // Expected failures outside a result union (e.g. a bad argument on a query field) keep their code.
+    maskedErrors: {
+      isDev: false,
+      maskError: (error, message) => {
+        const original = error instanceof GraphQLError ? error.originalError : error;
+        if (original instanceof DomainError) {
+          return new GraphQLError(original.message, { extensions: { code: original.code } });
+        }
+        if (original && (original as { code?: unknown }).code === 'FORBIDDEN') {
+          return new GraphQLError('not allowed for this caller', { extensions: { code: 'FORBIDDEN' } });
+        }
+        if (error instanceof GraphQLError && !error.originalError) return error; // validation and parse errors
+        if (error instanceof GraphQLError && error.originalError instanceof GraphQLError) return error.originalError;
+        services.logger.error({ err: original }, 'unexpected error in a GraphQL request');
+        return new GraphQLError(message, { extensions: { code: 'INTERNAL_SERVER_ERROR' } });
+      },
+    },
+    logging: {
+      debug: (...args) => services.logger.debug({ args }, 'yoga'),
+      info: (...args) => services.logger.info({ args }, 'yoga'),
+      warn: (...args) => services.logger.warn({ args }, 'yoga'),
+      error: (...args) => services.logger.error({ args }, 'yoga'),
+    },
+    context: async ({ request }): Promise<GraphQLContext> => {
+      const header = request.headers.get('authorization') ?? '';
+      const match = /^Bearer\s+(\S+)$/i.exec(header);
+      if (!match) throw unauthenticated('an Authorization: Bearer <token> header is required');
+      let actor;
+      try {
+        actor = await services.tokens.authenticate(services.db, match[1]!);
+      } catch (error) {
+        if (error instanceof AuthenticationError) throw unauthenticated(error.message);
+        throw error;
+      }
+      const now = new Date();
+      return {
+        services,
+        db: services.db,
+        actor,
+        requestId: request.headers.get('x-request-id') ?? randomUUID(),
+        now,
+        loaders: createLoaders(services.db, now),
+      };
+    },
+  });
+}

@@ -1,0 +1,254 @@
+// Admission: one transaction that checks every cap and writes the job with its hold, or writes nothing.
+// Lock order, shared with settlement: job row → account row → HARD budget rows (by id) → rollups (path order).
+import { createHash } from 'node:crypto';
+import { and, eq, inArray, sql } from 'drizzle-orm';
+import type { Db } from '../db/client.js';
+import { queryRows, toBigInt } from '../db/client.js';
+import { accountsTable, budgetsTable, jobsTable, orgUnitsTable, type JobKind } from '../db/schema.js';
+import {
+  BudgetExceededError,
+  ConcurrencyLimitError,
+  ForbiddenError,
+  IdempotencyConflictError,
+  NotFoundError,
+  ValidationError,
+} from '../errors.js';
+import { canReadUnit, canSubmitFor, type Actor } from '../auth/actor.js';
+import { accountForPath, isUuid } from '../org/units.js';
+import { budgetsOnPath, usageOfBudgets, windowOf, type WindowBounds } from '../budgets/budgets.js';
+import { termPeriods, termsFor, type AccountTermsRow } from '../accounts/accounts.js';
+import { periodOf } from '../billing/period.js';
+import { recordMovement } from '../ledger/ledger.js';
+import { estimateJob, validateJobRequest } from './estimate.js';
+import { IN_FLIGHT_STATUSES } from './lifecycle.js';
+
+export type JobRow = typeof jobsTable.$inferSelect;
+
+export interface SubmitJobInput {
+  projectId: string;
+  kind: JobKind;
+  request: unknown;
+  estimatedSeconds: string | null;
+  idempotencyKey: string | null;
+}
+
+export interface AdmissionSettings {
+  holdTtlHours: number;
+  /** How long the submitting process owns the job before a worker may take over its forwarding. */
+  forwardLeaseMs: number;
+  /** Suggested wait after a concurrency refusal. */
+  concurrencyRetryAfterSeconds: number;
+}
+
+export interface Admitted {
+  job: JobRow;
+  /** True when an earlier request with the same idempotency key created the job. */
+  replayed: boolean;
+}
+
+const IDEMPOTENCY_KEY = /^[A-Za-z0-9_\-:.]{1,200}$/;
+
+/** Canonical JSON (sorted keys), so that the same request always hashes the same. */
+function canonical(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
+  if (value && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonical(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+export function requestHash(input: SubmitJobInput): string {
+  return createHash('sha256')
+    .update(canonical({ projectId: input.projectId, kind: input.kind, request: input.request, estimatedSeconds: input.estimatedSeconds }))
+    .digest('hex');
+}
+
+/** The scope an idempotency key lives in: the calling identity (a service token is its own scope). */
+function idempotencyScope(actor: Actor): string {
+  return actor.subject;
+}
+
+function isUniqueViolation(error: unknown): boolean {
+  let e: unknown = error;
+  for (let i = 0; i < 3 && e && typeof e === 'object'; i++) {
+    if ((e as { code?: unknown }).code === '23505') return true;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return false;
+}
+
+export async function admitJob(db: Db, actor: Actor, input: SubmitJobInput, settings: AdmissionSettings, now = new Date()): Promise<Admitted> {
+  if (input.idempotencyKey !== null && !IDEMPOTENCY_KEY.test(input.idempotencyKey)) {
+    throw new ValidationError('idempotencyKey', 'idempotencyKey must be 1 to 200 characters of A-Z a-z 0-9 _ - : .');
+  }
+  if (!isUuid(input.projectId)) throw new NotFoundError('OrgUnit', input.projectId);
+  const body = validateJobRequest(input.kind, input.request);
+  const hash = requestHash(input);
+  const scope = idempotencyScope(actor);
+  try {
+    return await db.transaction((tx) => admitInTransaction(tx, actor, input, body, hash, scope, settings, now));
+  } catch (error) {
+    // Two identical requests on different accounts' locks can race to the unique key; the loser replays.
+    if (input.idempotencyKey !== null && isUniqueViolation(error)) {
+      const existing = await findByIdempotencyKey(db, scope, input.idempotencyKey);
+      if (existing) return replay(existing, hash);
+    }
+    throw error;
+  }
+}
+
+async function findByIdempotencyKey(db: Db, scope: string, key: string): Promise<JobRow | undefined> {
+  const [row] = await db
+    .select()
+    .from(jobsTable)
+    .where(and(eq(jobsTable.idempotencyScope, scope), eq(jobsTable.idempotencyKey, key)));
+  return row;
+}
+
+function replay(existing: JobRow, hash: string): Admitted {
+  if (existing.requestHash !== hash) throw new IdempotencyConflictError(existing.id);
+  return { job: existing, replayed: true };
+}
+
+async function admitInTransaction(
+  tx: Db,
+  actor: Actor,
+  input: SubmitJobInput,
+  body: Record<string, unknown>,
+  hash: string,
+  scope: string,
+  settings: AdmissionSettings,
+  now: Date,
+): Promise<Admitted> {
+  const [project] = await tx.select().from(orgUnitsTable).where(eq(orgUnitsTable.id, input.projectId));
+  if (!project || !canReadUnit(actor, project)) throw new NotFoundError('OrgUnit', input.projectId);
+  if (project.kind !== 'PROJECT') throw new ValidationError('projectId', 'jobs belong to a PROJECT unit');
+  if (!canSubmitFor(actor, project)) throw new ForbiddenError('this caller cannot submit jobs for this project');
+  const accountId = await accountForPath(tx, project.path);
+  if (!accountId) throw new ValidationError('projectId', 'no account is assigned to this project or any unit above it');
+
+  // The account row serialises admissions of one account: the concurrency count and the pool guard
+  // read state that only holders of this lock change.
+  const [account] = await tx.select().from(accountsTable).where(eq(accountsTable.id, accountId)).for('no key update');
+  if (!account) throw new NotFoundError('Account', accountId);
+
+  if (input.idempotencyKey !== null) {
+    const existing = await findByIdempotencyKey(tx, scope, input.idempotencyKey);
+    if (existing) return replay(existing, hash);
+  }
+
+  const estimate = estimateJob(input.kind, body, input.estimatedSeconds, account.priceBook);
+  const requested = estimate.estimatedMicroCs;
+  const period = periodOf(now, account.timezone);
+
+  const [inFlight] = await queryRows<{ n: number }>(
+    tx,
+    sql`select count(*)::int as n from jobs where account_id = ${account.id} and status in (${sql.join(
+      IN_FLIGHT_STATUSES.map((s) => sql`${s}`),
+      sql`, `,
+    )})`,
+  );
+  const inFlightCount = Number(inFlight?.n ?? 0);
+  if (inFlightCount >= account.concurrencyLimit) {
+    throw new ConcurrencyLimitError(account.concurrencyLimit, inFlightCount, settings.concurrencyRetryAfterSeconds);
+  }
+
+  const budgets = await budgetsOnPath(tx, project.path, account.id);
+  const hardIds = budgets.filter((b) => b.enforcement === 'HARD').map((b) => b.id);
+  // Lock in id order, and use the rows as locked: admissions of other accounts that share an
+  // all-accounts budget serialise here, and a concurrent setBudget is seen whole or not at all.
+  const hard = hardIds.length === 0
+    ? []
+    : await tx.select().from(budgetsTable).where(inArray(budgetsTable.id, hardIds)).orderBy(budgetsTable.id).for('update');
+  const terms = await termsFor(tx, account.id, period);
+  const windows = new Map<string, WindowBounds>();
+  for (const b of hard) windows.set(b.id, windowOf(b, b.accountId ? account : null, terms, now));
+  const usage = await usageOfBudgets(tx, windows);
+  let tightest: BudgetExceededError | null = null;
+  for (const b of hard) {
+    const u = usage.get(b.id) ?? { reservedMicroCs: 0n, settledMicroCs: 0n };
+    const available = b.limitMicroCs - u.reservedMicroCs - u.settledMicroCs;
+    if (requested > available) {
+      const refusal = new BudgetExceededError(b.id, b.orgUnitId, b.limitMicroCs, available > 0n ? available : 0n, requested, 'BUDGET');
+      if (!tightest || refusal.availableMicroCs < tightest.availableMicroCs) tightest = refusal;
+    }
+  }
+  if (tightest) throw tightest;
+
+  await checkPool(tx, account, terms, project.path, budgets, requested, period);
+
+  const [job] = await tx
+    .insert(jobsTable)
+    .values({
+      projectId: project.id,
+      accountId: account.id,
+      kind: input.kind,
+      status: 'RESERVED',
+      request: body,
+      requestHash: hash,
+      idempotencyScope: scope,
+      idempotencyKey: input.idempotencyKey,
+      createdBy: actor.subject,
+      product: estimate.product,
+      rateMicroCsPerSecond: estimate.rateMicroCsPerSecond,
+      estimatedSeconds: estimate.estimatedSeconds,
+      estimatedMicroCs: requested,
+      reservedMicroCs: requested,
+      holdPeriod: period,
+      holdExpiresAt: new Date(now.getTime() + settings.holdTtlHours * 3600_000),
+      nextCheckAt: new Date(now.getTime() + settings.forwardLeaseMs),
+      createdAt: now,
+    })
+    .returning();
+  await recordMovement(tx, 'HOLD', {
+    jobId: job!.id,
+    accountId: account.id,
+    orgUnitId: project.id,
+    path: project.path,
+    period,
+    amountMicroCs: requested,
+  });
+  return { job: job!, replayed: false };
+}
+
+/**
+ * The account's own pool: a credit package can never be overdrawn; a usage-based pool is only a limit for
+ * units under a budget with allowOverage: false. Usage is read at the root, which every project sits under.
+ */
+async function checkPool(
+  tx: Db,
+  account: typeof accountsTable.$inferSelect,
+  terms: AccountTermsRow | null,
+  path: readonly string[],
+  budgets: { allowOverage: boolean; orgUnitId: string; id: string }[],
+  requested: bigint,
+  period: string,
+): Promise<void> {
+  const noOverage = budgets.find((b) => !b.allowOverage);
+  let pool: bigint | null = null;
+  let from = period;
+  let to = period;
+  if (account.billingModel === 'CREDIT_PACKAGE') {
+    pool = terms?.poolMicroCs ?? 0n;
+    const term = termPeriods(terms);
+    if (term) ({ from, to } = term);
+    if (period < from || period > to) {
+      throw new BudgetExceededError(null, path[0]!, pool, 0n, requested, 'POOL');
+    }
+  } else if (noOverage) {
+    pool = terms?.includedMicroCs ?? 0n;
+  }
+  if (pool === null) return;
+  const [used] = await queryRows<{ used: string }>(
+    tx,
+    sql`select coalesce(sum(reserved_micro_cs + settled_micro_cs), 0)::text as used from usage_rollups
+        where org_unit_id = ${path[0]!} and account_id = ${account.id} and period between ${from} and ${to}`,
+  );
+  const available = pool - toBigInt(used?.used);
+  if (requested > available) {
+    throw new BudgetExceededError(noOverage?.id ?? null, noOverage?.orgUnitId ?? path[0]!, pool, available > 0n ? available : 0n, requested, 'POOL');
+  }
+}

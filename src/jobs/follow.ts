@@ -1,0 +1,270 @@
+// After admission: forward the job to HeyGen, follow it to a terminal state, and settle it.
+// Every step re-reads the job and checks the state it expects, so any process may run any step.
+import { and, eq, inArray, sql } from 'drizzle-orm';
+import type { Db } from '../db/client.js';
+import { accountsTable, jobItemsTable, jobsTable, type ItemStatus } from '../db/schema.js';
+import { connectionOf, type AccountRow } from '../accounts/accounts.js';
+import type { HeygenClient, UpstreamJobState } from '../heygen/client.js';
+import type { SecretBox } from '../secrets/secret-box.js';
+import type { Logger } from '../logging.js';
+import { costMicroCs, secondsToMicro } from './estimate.js';
+import { isTerminal, nextStatus } from './lifecycle.js';
+import { settleJob } from './settlement.js';
+import type { JobRow } from './admission.js';
+
+export interface FollowSettings {
+  /** Base URL HeyGen can reach for per-job callbacks; null sends none (registered endpoints still work). */
+  publicUrl: string | null;
+  pollMinIntervalMs: number;
+  pollMaxIntervalMs: number;
+  /** How long a claim on a job lasts before another worker may take it. */
+  leaseMs: number;
+  /** HeyGen replays an Idempotency-Key for 24 h; past this age an unresolved submission is given up. */
+  submitGiveUpMs: number;
+}
+
+export interface JobDeps {
+  db: Db;
+  box: SecretBox;
+  heygen: HeygenClient;
+  logger: Logger;
+  follow: FollowSettings;
+}
+
+const TERMINAL_ITEM: readonly ItemStatus[] = ['completed', 'failed', 'not_found'];
+/** A fresh upstream id may not be readable yet; `not_found` only counts as final after this long. */
+const NOT_FOUND_GRACE_MS = 10 * 60_000;
+
+export function backoffMs(attempt: number, settings: FollowSettings): number {
+  const exp = settings.pollMinIntervalMs * 2 ** Math.min(Math.max(attempt - 1, 0), 20);
+  return Math.min(settings.pollMaxIntervalMs, exp);
+}
+
+async function loadAccount(db: Db, accountId: string): Promise<AccountRow> {
+  const [account] = await db.select().from(accountsTable).where(eq(accountsTable.id, accountId));
+  if (!account) throw new Error(`account ${accountId} vanished`);
+  return account;
+}
+
+/** Sends a RESERVED or SUBMIT_UNKNOWN job to HeyGen with its id as Idempotency-Key and callback_id. */
+export async function forwardJob(deps: JobDeps, jobId: string): Promise<JobRow | null> {
+  const { db, logger } = deps;
+  const now = new Date();
+  // Counting the attempt before the call is what makes cancelJob safe: a job with an attempt may exist upstream.
+  const [job] = await db
+    .update(jobsTable)
+    .set({ submitAttempts: sql`${jobsTable.submitAttempts} + 1`, nextCheckAt: new Date(now.getTime() + deps.follow.leaseMs), updatedAt: now })
+    .where(and(eq(jobsTable.id, jobId), inArray(jobsTable.status, ['RESERVED', 'SUBMIT_UNKNOWN'])))
+    .returning();
+  if (!job) return null;
+  const account = await loadAccount(db, job.accountId);
+  const callbackUrl = deps.follow.publicUrl ? `${deps.follow.publicUrl.replace(/\/+$/, '')}/webhooks/heygen/${account.id}` : undefined;
+  const outcome = await deps.heygen.submitJob(connectionOf(deps.box, account), job.kind, job.request as Record<string, unknown>, {
+    idempotencyKey: job.id,
+    callbackId: job.id,
+    ...(callbackUrl ? { callbackUrl } : {}),
+  });
+
+  if (outcome.type === 'rejected') {
+    logger.info({ jobId, code: outcome.code, httpStatus: outcome.httpStatus }, 'HeyGen rejected the job; releasing its hold');
+    return (await settleJob(db, jobId, { type: 'rejected', code: outcome.code, message: outcome.message })).job;
+  }
+  if (outcome.type === 'unknown') {
+    const age = now.getTime() - job.createdAt.getTime();
+    if (age > deps.follow.submitGiveUpMs) {
+      logger.error({ jobId, reason: outcome.reason }, 'submission still unresolved after the idempotency window; giving up and releasing');
+      return (await settleJob(db, jobId, { type: 'rejected', code: 'submit_unresolved', message: outcome.reason })).job;
+    }
+    const delay = outcome.retryAfterMs ?? backoffMs(job.submitAttempts, deps.follow);
+    logger.warn({ jobId, reason: outcome.reason, retryInMs: delay }, 'submission outcome unknown; will retry with the same Idempotency-Key');
+    const [updated] = await db
+      .update(jobsTable)
+      .set({ status: 'SUBMIT_UNKNOWN', nextCheckAt: new Date(Date.now() + delay), updatedAt: new Date() })
+      .where(and(eq(jobsTable.id, jobId), inArray(jobsTable.status, ['RESERVED', 'SUBMIT_UNKNOWN'])))
+      .returning();
+    return updated ?? null;
+  }
+
+  return db.transaction(async (tx) => {
+    const [current] = await tx.select().from(jobsTable).where(eq(jobsTable.id, jobId)).for('update');
+    const status = current && nextStatus(current.status, 'FORWARD_ACCEPTED');
+    if (!current || !status) {
+      logger.error({ jobId, status: current?.status }, 'HeyGen accepted a job that is no longer awaiting submission');
+      return current ?? null;
+    }
+    await tx
+      .insert(jobItemsTable)
+      .values(outcome.items.map((i) => ({ jobId, upstreamId: i.upstreamId, kind: i.kind, videoId: i.videoId ?? null, language: i.language ?? null })))
+      .onConflictDoNothing();
+    const [updated] = await tx
+      .update(jobsTable)
+      .set({ status, submittedAt: new Date(), checkAttempts: 0, nextCheckAt: new Date(Date.now() + deps.follow.pollMinIntervalMs), updatedAt: new Date() })
+      .where(eq(jobsTable.id, jobId))
+      .returning();
+    return updated!;
+  });
+}
+
+type ItemRow = typeof jobItemsTable.$inferSelect;
+
+interface ItemUpdate {
+  id: string;
+  status: ItemStatus;
+  videoId?: string | null;
+  durationSeconds?: string | null;
+  costMicroCs?: bigint | null;
+  failureMessage?: string | null;
+}
+
+/**
+ * Reads the upstream state of SUBMITTED / PROCESSING jobs (bulk status first, details only for items that
+ * changed) and settles the jobs whose items are all terminal. Money moves only on what HeyGen answered here.
+ */
+export async function refreshJobs(deps: JobDeps, jobIds: readonly string[]): Promise<void> {
+  if (jobIds.length === 0) return;
+  const { db } = deps;
+  const jobs = await db.select().from(jobsTable).where(and(inArray(jobsTable.id, [...jobIds]), inArray(jobsTable.status, ['SUBMITTED', 'PROCESSING'])));
+  const byAccount = new Map<string, JobRow[]>();
+  for (const job of jobs) byAccount.set(job.accountId, [...(byAccount.get(job.accountId) ?? []), job]);
+  for (const [accountId, accountJobs] of byAccount) {
+    const account = await loadAccount(db, accountId);
+    try {
+      await refreshAccountJobs(deps, account, accountJobs);
+    } catch (error) {
+      deps.logger.warn({ accountId, err: error }, 'status refresh failed; the poller will try again');
+      await rescheduleJobs(deps, accountJobs);
+    }
+  }
+}
+
+async function rescheduleJobs(deps: JobDeps, jobs: JobRow[]): Promise<void> {
+  for (const job of jobs) {
+    await deps.db
+      .update(jobsTable)
+      .set({ nextCheckAt: new Date(Date.now() + backoffMs(job.checkAttempts, deps.follow)) })
+      .where(and(eq(jobsTable.id, job.id), inArray(jobsTable.status, ['SUBMITTED', 'PROCESSING'])));
+  }
+}
+
+async function refreshAccountJobs(deps: JobDeps, account: AccountRow, jobs: JobRow[]): Promise<void> {
+  const { db, heygen } = deps;
+  const conn = connectionOf(deps.box, account);
+  const jobById = new Map(jobs.map((j) => [j.id, j]));
+  const items = (await db.select().from(jobItemsTable).where(inArray(jobItemsTable.jobId, [...jobById.keys()]))).filter(
+    (i) => !TERMINAL_ITEM.includes(i.status),
+  );
+  const updates: ItemUpdate[] = [];
+  const increment = account.priceBook.billingIncrementSeconds;
+
+  // Video Agent sessions get their video id once generation starts.
+  for (const item of items.filter((i) => i.kind === 'agent_session' && !i.videoId)) {
+    const session = await heygen.getAgentSession(conn, item.upstreamId);
+    if (session.status === 'failed') updates.push({ id: item.id, status: 'failed', failureMessage: 'video agent session failed' });
+    else if (session.videoId) {
+      item.videoId = session.videoId;
+      updates.push({ id: item.id, status: 'processing', videoId: session.videoId });
+    }
+  }
+
+  const videoItems = items.filter((i) => (i.kind === 'video' || i.kind === 'agent_session') && (i.videoId ?? (i.kind === 'video' ? i.upstreamId : null)));
+  const translationItems = items.filter((i) => i.kind === 'translation');
+  const videoIdOf = (i: ItemRow) => (i.kind === 'video' ? i.upstreamId : i.videoId!);
+
+  const detail = async (item: ItemRow, read: (id: string) => Promise<UpstreamJobState>, id: string) => {
+    const state = await read(id);
+    const job = jobById.get(item.jobId)!;
+    if (state.status === 'completed') {
+      if (state.durationSeconds === null) {
+        deps.logger.warn({ jobId: item.jobId, upstreamId: id }, 'HeyGen reported completed without a duration; not settling yet');
+        return;
+      }
+      const cost = costMicroCs(secondsToMicro(state.durationSeconds), job.rateMicroCsPerSecond, increment);
+      updates.push({ id: item.id, status: 'completed', durationSeconds: state.durationSeconds, costMicroCs: cost });
+    } else if (state.status === 'failed') {
+      updates.push({ id: item.id, status: 'failed', failureMessage: state.failureMessage ?? state.failureCode ?? 'failed' });
+    } else if (state.status === 'not_found') {
+      if (Date.now() - (job.submittedAt ?? job.createdAt).getTime() > NOT_FOUND_GRACE_MS) {
+        updates.push({ id: item.id, status: 'not_found', failureMessage: 'HeyGen no longer knows this id' });
+      }
+    } else if (state.status === 'processing' && item.status === 'pending') {
+      updates.push({ id: item.id, status: 'processing' });
+    }
+  };
+
+  if (videoItems.length > 0) {
+    const statuses = await heygen.getVideoStatuses(conn, videoItems.map(videoIdOf));
+    for (const item of videoItems) {
+      const bulk = statuses.get(videoIdOf(item));
+      if (bulk === 'pending') continue;
+      if (bulk === 'processing') {
+        if (item.status === 'pending') updates.push({ id: item.id, status: 'processing' });
+        continue;
+      }
+      await detail(item, (id) => heygen.getVideo(conn, id), videoIdOf(item));
+    }
+  }
+  if (translationItems.length > 0) {
+    const statuses = await heygen.getTranslationStatuses(conn, translationItems.map((i) => i.upstreamId));
+    for (const item of translationItems) {
+      const bulk = statuses.get(item.upstreamId);
+      if (bulk === 'pending') continue;
+      if (bulk === 'processing') {
+        if (item.status === 'pending') updates.push({ id: item.id, status: 'processing' });
+        continue;
+      }
+      await detail(item, (id) => heygen.getTranslation(conn, id), item.upstreamId);
+    }
+  }
+
+  for (const job of jobs) await applyItemUpdates(deps, job, updates);
+}
+
+async function applyItemUpdates(deps: JobDeps, job: JobRow, updates: ItemUpdate[]): Promise<void> {
+  const { db } = deps;
+  const allTerminal = await db.transaction(async (tx) => {
+    const [current] = await tx.select().from(jobsTable).where(eq(jobsTable.id, job.id)).for('update');
+    if (!current || isTerminal(current.status)) return false;
+    const items = await tx.select().from(jobItemsTable).where(eq(jobItemsTable.jobId, job.id));
+    const mine = new Map(updates.map((u) => [u.id, u]));
+    let anyProcessing = false;
+    let terminal = items.length > 0;
+    for (const item of items) {
+      const u = mine.get(item.id);
+      if (u && !TERMINAL_ITEM.includes(item.status)) {
+        const { id, ...fields } = u;
+        await tx.update(jobItemsTable).set(fields).where(eq(jobItemsTable.id, id));
+      }
+      const status = u && !TERMINAL_ITEM.includes(item.status) ? u.status : item.status;
+      if (status === 'processing') anyProcessing = true;
+      if (!TERMINAL_ITEM.includes(status)) terminal = false;
+    }
+    if (!terminal) {
+      const status = anyProcessing ? nextStatus(current.status, 'UPSTREAM_PROCESSING') ?? current.status : current.status;
+      await tx
+        .update(jobsTable)
+        .set({ status, nextCheckAt: new Date(Date.now() + backoffMs(current.checkAttempts, deps.follow)), updatedAt: new Date() })
+        .where(eq(jobsTable.id, job.id));
+    }
+    return terminal;
+  });
+  if (allTerminal) {
+    const { job: settled, changed } = await settleJob(db, job.id, { type: 'upstream_terminal' });
+    if (changed) {
+      deps.logger.info(
+        { jobId: settled.id, status: settled.status, actualMicroCs: settled.actualMicroCs?.toString(), overrunMicroCs: settled.overrunMicroCs?.toString() },
+        'job settled',
+      );
+    }
+  }
+}
+
+/** Marks a job due now (a webhook's hint), so that the next refresh reads it from HeyGen. */
+export async function markDue(db: Db, accountId: string, jobId: string): Promise<boolean> {
+  const rows = await db
+    .update(jobsTable)
+    .set({ nextCheckAt: new Date(), checkAttempts: 0 })
+    .where(and(eq(jobsTable.id, jobId), eq(jobsTable.accountId, accountId), inArray(jobsTable.status, ['SUBMITTED', 'PROCESSING', 'SUBMIT_UNKNOWN'])))
+    .returning({ id: jobsTable.id });
+  return rows.length > 0;
+}
+

@@ -1,0 +1,33 @@
+// The one place that knows which job states may follow which.
+import type { JobStatus } from '../db/schema.js';
+
+export const IN_FLIGHT_STATUSES = ['RESERVED', 'SUBMIT_UNKNOWN', 'SUBMITTED', 'PROCESSING'] as const satisfies readonly JobStatus[];
+export const TERMINAL_STATUSES = ['SUCCEEDED', 'FAILED', 'CANCELLED', 'REJECTED'] as const satisfies readonly JobStatus[];
+
+export type JobEvent =
+  | 'FORWARD_ACCEPTED'
+  | 'FORWARD_UNKNOWN'
+  | 'FORWARD_REJECTED'
+  | 'UPSTREAM_PROCESSING'
+  | 'UPSTREAM_COMPLETED'
+  | 'UPSTREAM_FAILED'
+  | 'CANCEL';
+
+const TRANSITIONS: Record<JobEvent, Partial<Record<JobStatus, JobStatus>>> = {
+  FORWARD_ACCEPTED: { RESERVED: 'SUBMITTED', SUBMIT_UNKNOWN: 'SUBMITTED' },
+  FORWARD_UNKNOWN: { RESERVED: 'SUBMIT_UNKNOWN', SUBMIT_UNKNOWN: 'SUBMIT_UNKNOWN' },
+  FORWARD_REJECTED: { RESERVED: 'FAILED', SUBMIT_UNKNOWN: 'FAILED' },
+  UPSTREAM_PROCESSING: { SUBMITTED: 'PROCESSING', PROCESSING: 'PROCESSING' },
+  UPSTREAM_COMPLETED: { SUBMITTED: 'SUCCEEDED', PROCESSING: 'SUCCEEDED' },
+  UPSTREAM_FAILED: { SUBMITTED: 'FAILED', PROCESSING: 'FAILED', SUBMIT_UNKNOWN: 'FAILED' },
+  CANCEL: { RESERVED: 'CANCELLED' },
+};
+
+/** The state after an event, or null when the event does not apply to the current state. */
+export function nextStatus(current: JobStatus, event: JobEvent): JobStatus | null {
+  return TRANSITIONS[event][current] ?? null;
+}
+
+export function isTerminal(status: JobStatus): boolean {
+  return (TERMINAL_STATUSES as readonly JobStatus[]).includes(status);
+}

@@ -1,0 +1,109 @@
+// Settlement: one transaction that turns a job's hold into a debit of what HeyGen reported, or releases it.
+// Idempotent: a job that is already terminal moves nothing.
+import { eq } from 'drizzle-orm';
+import type { Db } from '../db/client.js';
+import { accountsTable, jobItemsTable, jobsTable, orgUnitsTable } from '../db/schema.js';
+import { periodOf } from '../billing/period.js';
+import { ValidationError } from '../errors.js';
+import { recordMovement } from '../ledger/ledger.js';
+import { isTerminal, nextStatus, type JobEvent } from './lifecycle.js';
+import type { JobRow } from './admission.js';
+
+export type SettleOutcome =
+  /** Every upstream item reached a terminal state; the debit is the sum of the completed items' cost. */
+  | { type: 'upstream_terminal' }
+  /** HeyGen refused the job for good (definite 4xx): nothing exists upstream, the hold is released. */
+  | { type: 'rejected'; code: string; message: string }
+  /** An admin or the caller cancelled a job that was never forwarded. */
+  | { type: 'cancelled' };
+
+export interface SettleResult {
+  job: JobRow;
+  /** False when the job was already terminal (a repeated settlement moves nothing). */
+  changed: boolean;
+}
+
+export async function settleJob(db: Db, jobId: string, outcome: SettleOutcome, now = new Date()): Promise<SettleResult> {
+  return db.transaction(async (tx) => {
+    const [job] = await tx.select().from(jobsTable).where(eq(jobsTable.id, jobId)).for('update');
+    if (!job) throw new Error(`job ${jobId} vanished`);
+    if (isTerminal(job.status)) return { job, changed: false };
+    const [account] = await tx.select().from(accountsTable).where(eq(accountsTable.id, job.accountId)).for('no key update');
+    const [project] = await tx.select({ path: orgUnitsTable.path }).from(orgUnitsTable).where(eq(orgUnitsTable.id, job.projectId));
+
+    let actual = 0n;
+    let actualSeconds: string | null = null;
+    let event: JobEvent;
+    let failureCode: string | null = null;
+    let failureMessage: string | null = null;
+    if (outcome.type === 'upstream_terminal') {
+      const items = await tx.select().from(jobItemsTable).where(eq(jobItemsTable.jobId, job.id));
+      const completed = items.filter((i) => i.status === 'completed');
+      if (items.length === 0 || items.some((i) => i.status !== 'completed' && i.status !== 'failed' && i.status !== 'not_found')) {
+        throw new Error(`job ${job.id} is not terminal upstream`);
+      }
+      for (const item of completed) actual += item.costMicroCs ?? 0n;
+      actualSeconds = sumDecimals(completed.map((i) => i.durationSeconds ?? '0'));
+      event = completed.length > 0 ? 'UPSTREAM_COMPLETED' : 'UPSTREAM_FAILED';
+      const failed = items.filter((i) => i.status !== 'completed');
+      if (failed.length > 0) {
+        failureCode = completed.length > 0 ? 'partial_failure' : 'upstream_failed';
+        failureMessage = failed.map((i) => `${i.language ?? i.upstreamId}: ${i.failureMessage ?? i.status}`).join('; ').slice(0, 1000);
+      }
+    } else if (outcome.type === 'rejected') {
+      event = 'FORWARD_REJECTED';
+      failureCode = outcome.code;
+      failureMessage = outcome.message.slice(0, 1000);
+    } else {
+      // Only a job no process has started to forward is safe to cancel: anything else may exist upstream.
+      // forwardJob counts its attempt under this same row lock, so the two cannot interleave.
+      if (job.status !== 'RESERVED' || job.submitAttempts > 0) {
+        throw new ValidationError('jobId', `a ${job.status} job cannot be cancelled once it was sent to HeyGen, which bills completed outputs`);
+      }
+      event = 'CANCEL';
+    }
+    const status = nextStatus(job.status, event);
+    if (!status) throw new Error(`job ${job.id}: ${event} does not apply to ${job.status}`);
+
+    const settledPeriod = periodOf(now, account!.timezone);
+    const base = { jobId: job.id, accountId: job.accountId, orgUnitId: job.projectId, path: project!.path };
+    if (job.reservedMicroCs > 0n) {
+      await recordMovement(tx, 'RELEASE', { ...base, period: job.holdPeriod, amountMicroCs: job.reservedMicroCs });
+    }
+    if (actual > 0n) await recordMovement(tx, 'DEBIT', { ...base, period: settledPeriod, amountMicroCs: actual });
+    const overrun = actual > job.estimatedMicroCs ? actual - job.estimatedMicroCs : 0n;
+    const [updated] = await tx
+      .update(jobsTable)
+      .set({
+        status,
+        reservedMicroCs: 0n,
+        actualSeconds,
+        actualMicroCs: actual,
+        overrunMicroCs: overrun,
+        settledPeriod: actual > 0n ? settledPeriod : null,
+        settledAt: now,
+        failureCode,
+        failureMessage,
+        nextCheckAt: null,
+        updatedAt: now,
+      })
+      .where(eq(jobsTable.id, job.id))
+      .returning();
+    return { job: updated!, changed: true };
+  });
+}
+
+/** Sum of non-negative decimal strings, exactly. */
+function sumDecimals(values: string[]): string {
+  let scale = 0;
+  for (const v of values) scale = Math.max(scale, (v.split('.')[1] ?? '').length);
+  const total = values.reduce((sum, v) => {
+    const [w, f = ''] = v.split('.');
+    return sum + BigInt(w! + f.padEnd(scale, '0'));
+  }, 0n);
+  const text = total.toString().padStart(scale + 1, '0');
+  if (scale === 0) return text;
+  const whole = text.slice(0, -scale);
+  const frac = text.slice(-scale).replace(/0+$/, '');
+  return frac ? `${whole}.${frac}` : whole;
+}

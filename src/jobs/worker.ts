@@ -1,0 +1,86 @@
+// Background work from a Postgres queue: the jobs table itself. A worker claims due jobs with
+// FOR UPDATE SKIP LOCKED and pushes their claim (next_check_at) forward, so any number of gateway
+// processes can run side by side without taking the same job at the same time.
+import { sql } from 'drizzle-orm';
+import { queryRows } from '../db/client.js';
+import { forwardJob, refreshJobs, type JobDeps } from './follow.js';
+
+const CLAIM_BATCH = 50;
+
+export async function claimDueJobs(deps: JobDeps, limit = CLAIM_BATCH): Promise<{ id: string; status: string }[]> {
+  const leaseSeconds = Math.ceil(deps.follow.leaseMs / 1000);
+  return queryRows<{ id: string; status: string }>(
+    deps.db,
+    sql`update jobs set next_check_at = now() + make_interval(secs => ${leaseSeconds}), check_attempts = check_attempts + 1
+        where id in (
+          select id from jobs
+          where next_check_at <= now() and status in ('RESERVED', 'SUBMIT_UNKNOWN', 'SUBMITTED', 'PROCESSING')
+          order by next_check_at
+          limit ${limit}
+          for update skip locked)
+        returning id, status`,
+  );
+}
+
+/** One pass of the queue; returns how many jobs it handled. */
+export async function runWorkerOnce(deps: JobDeps): Promise<number> {
+  const claimed = await claimDueJobs(deps);
+  const toRefresh: string[] = [];
+  for (const job of claimed) {
+    if (job.status === 'RESERVED' || job.status === 'SUBMIT_UNKNOWN') {
+      try {
+        await forwardJob(deps, job.id);
+      } catch (error) {
+        deps.logger.error({ jobId: job.id, err: error }, 'forwarding failed; the claim expires and another pass retries');
+      }
+    } else {
+      toRefresh.push(job.id);
+    }
+  }
+  await refreshJobs(deps, toRefresh);
+  return claimed.length;
+}
+
+export interface Worker {
+  stop(): Promise<void>;
+  /** Runs a pass now (a webhook arrived), without waiting for the interval. */
+  nudge(): void;
+}
+
+export function startWorker(deps: JobDeps, intervalMs: number): Worker {
+  let stopped = false;
+  let running: Promise<void> | null = null;
+  let timer: NodeJS.Timeout | null = null;
+  const pass = async () => {
+    try {
+      // Drain: keep going while full batches come back.
+      while (!stopped && (await runWorkerOnce(deps)) >= CLAIM_BATCH) {
+        /* next batch */
+      }
+    } catch (error) {
+      deps.logger.error({ err: error }, 'worker pass failed');
+    }
+  };
+  const schedule = (delay: number) => {
+    if (stopped) return;
+    timer = setTimeout(() => {
+      running = pass().finally(() => {
+        running = null;
+        schedule(intervalMs);
+      });
+    }, delay);
+  };
+  schedule(0);
+  return {
+    async stop() {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+      await running;
+    },
+    nudge() {
+      if (stopped || running) return;
+      if (timer) clearTimeout(timer);
+      schedule(0);
+    },
+  };
+}

@@ -1,0 +1,41 @@
+// The gateway process: configuration, services, HTTP, background workers, graceful shutdown.
+import { loadConfig, ConfigError } from './config.js';
+import { createServices, startBackgroundWork, stopServices } from './app.js';
+import { closeServer, createHttpServer, listen } from './http/server.js';
+
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      console.error(error.message);
+      process.exit(2);
+    }
+    throw error;
+  }
+  const services = await createServices(config);
+  const server = createHttpServer(services);
+  const port = await listen(server, config.port, config.host);
+  startBackgroundWork(services);
+  services.logger.info({ port, database: services.database.driver }, 'gateway listening');
+  // Tests and supervisors read this line to learn the port when PORT=0.
+  if (process.env.GATEWAY_PRINT_PORT === '1') process.stdout.write(`GATEWAY_PORT=${port}\n`);
+
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    services.logger.info({ signal }, 'shutting down: finishing in-flight requests');
+    await closeServer(server);
+    await stopServices(services);
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+}
+
+main().catch((error: unknown) => {
+  console.error('gateway failed to start:', error instanceof Error ? error.message : error);
+  process.exit(1);
+});

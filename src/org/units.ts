@@ -1,0 +1,79 @@
+// The org tree: organization → department → team → project, with each unit's path stored.
+import { and, eq, inArray, isNull } from 'drizzle-orm';
+import type { Db } from '../db/client.js';
+import { accountsTable, orgUnitsTable, type OrgUnitKind } from '../db/schema.js';
+import { NotFoundError, ValidationError } from '../errors.js';
+
+export type OrgUnitRow = typeof orgUnitsTable.$inferSelect;
+
+const RANK: Record<OrgUnitKind, number> = { ORGANIZATION: 0, DEPARTMENT: 1, TEAM: 2, PROJECT: 3 };
+
+export interface CreateOrgUnitInput {
+  parentId: string | null;
+  kind: OrgUnitKind;
+  name: string;
+  accountId: string | null;
+}
+
+export async function createOrgUnit(tx: Db, input: CreateOrgUnitInput): Promise<OrgUnitRow> {
+  const name = input.name.trim();
+  if (!name || name.length > 200) throw new ValidationError('name', 'name must be 1 to 200 characters');
+  if (input.accountId) {
+    const [account] = await tx.select({ id: accountsTable.id }).from(accountsTable).where(eq(accountsTable.id, input.accountId));
+    if (!account) throw new NotFoundError('Account', input.accountId);
+  }
+  let parent: OrgUnitRow | undefined;
+  if (input.parentId === null) {
+    if (input.kind !== 'ORGANIZATION') throw new ValidationError('parentId', 'only an ORGANIZATION has no parent');
+    const [root] = await tx.select({ id: orgUnitsTable.id }).from(orgUnitsTable).where(isNull(orgUnitsTable.parentId));
+    if (root) throw new ValidationError('parentId', 'the organization already exists; give a parentId');
+  } else {
+    [parent] = await tx.select().from(orgUnitsTable).where(eq(orgUnitsTable.id, input.parentId)).for('update');
+    if (!parent) throw new NotFoundError('OrgUnit', input.parentId);
+    if (RANK[input.kind] <= RANK[parent.kind]) {
+      throw new ValidationError('kind', `a ${input.kind} cannot sit under a ${parent.kind}`);
+    }
+  }
+  const [sibling] = await tx
+    .select({ id: orgUnitsTable.id })
+    .from(orgUnitsTable)
+    .where(and(parent ? eq(orgUnitsTable.parentId, parent.id) : isNull(orgUnitsTable.parentId), eq(orgUnitsTable.name, name)));
+  if (sibling) throw new ValidationError('name', 'a unit with this name exists under the same parent');
+  const id = crypto.randomUUID();
+  const [row] = await tx
+    .insert(orgUnitsTable)
+    .values({
+      id,
+      parentId: parent?.id ?? null,
+      kind: input.kind,
+      name,
+      path: [...(parent?.path ?? []), id],
+      depth: parent ? parent.depth + 1 : 0,
+      accountId: input.accountId,
+    })
+    .returning();
+  return row!;
+}
+
+export async function getUnit(db: Db, id: string): Promise<OrgUnitRow | null> {
+  const [row] = await db.select().from(orgUnitsTable).where(eq(orgUnitsTable.id, id));
+  return row ?? null;
+}
+
+/** The account a project draws on: its own, else the nearest ancestor's. */
+export async function accountForPath(db: Db, path: readonly string[]): Promise<string | null> {
+  const rows = await db
+    .select({ id: orgUnitsTable.id, accountId: orgUnitsTable.accountId })
+    .from(orgUnitsTable)
+    .where(inArray(orgUnitsTable.id, [...path]));
+  const byId = new Map(rows.map((r) => [r.id, r.accountId]));
+  for (let i = path.length - 1; i >= 0; i--) {
+    const accountId = byId.get(path[i]!);
+    if (accountId) return accountId;
+  }
+  return null;
+}
+
+export function isUuid(value: string): boolean {
+  return /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(value);
+}
