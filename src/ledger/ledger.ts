@@ -1,7 +1,7 @@
 // Every movement of credit-seconds goes through here: one append-only ledger entry and, in the same
 // transaction, the rollup counters of every unit on the project's path. Counters are a cache of the ledger.
 import { sql, type SQL } from 'drizzle-orm';
-import type { Db } from '../db/client.js';
+import { queryRows, type Db } from '../db/client.js';
 import { ledgerEntriesTable, type LedgerEntryType } from '../db/schema.js';
 
 export function uuidArray(ids: readonly string[]): SQL {
@@ -43,6 +43,22 @@ export async function recordMovement(tx: Db, type: LedgerEntryType, m: Movement)
   const reservedDelta = m.amountMicroCs * effect[type].reserved;
   const settledDelta = m.amountMicroCs * effect[type].settled;
   // Rows are touched in path order (root first) by every writer, so concurrent writers cannot deadlock.
+  if (reservedDelta < 0n) {
+    // A release shrinks rows its hold created. (An upsert cannot be used: PostgreSQL checks the
+    // proposed row's CHECK constraint, reserved >= 0, before it sees the conflict.)
+    const updated = await queryRows<{ n: number }>(
+      tx,
+      sql`with moved as (
+            update usage_rollups r set reserved_micro_cs = r.reserved_micro_cs + ${reservedDelta.toString()}::bigint,
+              settled_micro_cs = r.settled_micro_cs + ${settledDelta.toString()}::bigint
+            from unnest(${uuidArray(m.path)}) with ordinality as u(id, ord)
+            where r.org_unit_id = u.id and r.account_id = ${m.accountId}::uuid and r.period = ${m.period}
+            returning 1)
+          select count(*)::int as n from moved`,
+    );
+    if (Number(updated[0]?.n ?? 0) !== m.path.length) throw new Error(`${type} for ${m.jobId}: rollup rows missing`);
+    return;
+  }
   await tx.execute(sql`
     insert into usage_rollups (org_unit_id, account_id, period, reserved_micro_cs, settled_micro_cs)
     select u.id, ${m.accountId}::uuid, ${m.period}, ${reservedDelta.toString()}::bigint, ${settledDelta.toString()}::bigint

@@ -1,0 +1,891 @@
+// The gateway's only HTTP client for HeyGen v3. Money depends on what it reports, so:
+// - a create that may have reached HeyGen is never reported as `rejected` (it is `unknown`);
+// - every success body is checked with zod, and ids in answers must match the ids asked for;
+// - durations and amounts leave as plain decimal strings, never as floats;
+// - the API key is only ever put in the X-Api-Key header, and scrubbed from every message.
+import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
+import { z } from 'zod';
+import {
+  AGENT_SESSION_STATUSES,
+  HEYGEN_JOB_KINDS,
+  type AgentSessionState,
+  type HeygenClientOptions,
+  type HeygenConnection,
+  type HeygenJobKind,
+  type HeygenLogger,
+  type HeygenUser,
+  type HeygenWebhookEvent,
+  type SubmitOptions,
+  type SubmitOutcome,
+  type UpstreamItem,
+  type UpstreamJobState,
+  type UpstreamStatus,
+  type WebhookEndpointRegistration,
+  type WebhookSignatureScheme,
+} from './types.js';
+
+export type * from './types.js';
+export { AGENT_SESSION_STATUSES, HEYGEN_JOB_KINDS } from './types.js';
+
+/** A status read or registration that failed for good. `retryable` says whether trying later may help. */
+export class HeygenError extends Error {
+  override name = 'HeygenError';
+  readonly httpStatus: number | null;
+  readonly code: string;
+  readonly retryable: boolean;
+
+  constructor(message: string, details: { httpStatus: number | null; code: string; retryable: boolean }) {
+    super(message);
+    this.httpStatus = details.httpStatus;
+    this.code = details.code;
+    this.retryable = details.retryable;
+  }
+}
+
+export interface HeygenClient {
+  submitJob(
+    conn: HeygenConnection,
+    kind: HeygenJobKind,
+    body: Record<string, unknown>,
+    opts: SubmitOptions,
+  ): Promise<SubmitOutcome>;
+  getVideo(conn: HeygenConnection, videoId: string): Promise<UpstreamJobState>;
+  getTranslation(conn: HeygenConnection, videoTranslationId: string): Promise<UpstreamJobState>;
+  /** Ids HeyGen did not report, or reported with a status this client does not know, are absent. */
+  getVideoStatuses(conn: HeygenConnection, videoIds: readonly string[]): Promise<Map<string, UpstreamStatus>>;
+  getTranslationStatuses(
+    conn: HeygenConnection,
+    videoTranslationIds: readonly string[],
+  ): Promise<Map<string, UpstreamStatus>>;
+  getAgentSession(conn: HeygenConnection, sessionId: string): Promise<AgentSessionState>;
+  getUser(conn: HeygenConnection): Promise<HeygenUser>;
+  registerWebhookEndpoint(
+    conn: HeygenConnection,
+    url: string,
+    events: string[] | null,
+    opts?: { idempotencyKey?: string },
+  ): Promise<WebhookEndpointRegistration>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Small pure helpers
+// ---------------------------------------------------------------------------------------------
+
+const IDEMPOTENCY_KEY_PATTERN = /^[A-Za-z0-9_\-:.]{1,255}$/;
+// Visible ASCII only: anything else would make fetch throw an error that quotes the header value.
+const API_KEY_PATTERN = /^[\x21-\x7e]+$/;
+const BULK_CHUNK = 100;
+const MAX_ERROR_TEXT = 300;
+
+/**
+ * Renders a finite JSON number as a plain decimal string: 12.4 → "12.4", 1e-7 → "0.0000001",
+ * 1e21 → "1000000000000000000000". The digits are JavaScript's shortest round-trip form.
+ */
+export function formatDecimal(value: number): string {
+  if (!Number.isFinite(value)) throw new RangeError('not a finite number');
+  if (value === 0) return '0'; // also -0
+  const text = String(value);
+  if (!/e/i.test(text)) return text;
+  const negative = text.startsWith('-');
+  const [mantissa = '', exponentText = '0'] = (negative ? text.slice(1) : text).toLowerCase().split('e');
+  const exponent = Number(exponentText);
+  const [intPart = '', fracPart = ''] = mantissa.split('.');
+  const digits = intPart + fracPart;
+  const point = intPart.length + exponent;
+  let plain: string;
+  if (point <= 0) plain = `0.${'0'.repeat(-point)}${digits}`;
+  else if (point >= digits.length) plain = digits + '0'.repeat(point - digits.length);
+  else plain = `${digits.slice(0, point)}.${digits.slice(point)}`;
+  return negative ? `-${plain}` : plain;
+}
+
+/** `Retry-After` as milliseconds: delta-seconds or an HTTP date. Undefined when absent or unreadable. */
+export function parseRetryAfter(value: string | null | undefined, nowMs: number = Date.now()): number | undefined {
+  if (value == null) return undefined;
+  const text = value.trim();
+  if (/^\d+(\.\d+)?$/.test(text)) return Math.ceil(Number(text) * 1000);
+  // Date.parse accepts bare numbers such as "-1"; an HTTP date always has a day or month name.
+  if (!/[A-Za-z]/.test(text)) return undefined;
+  const at = Date.parse(text);
+  if (Number.isNaN(at)) return undefined;
+  return Math.max(0, at - nowMs);
+}
+
+function redactor(secret: string): (text: string) => string {
+  return (text) => (secret.length === 0 ? text : text.split(secret).join('[REDACTED]'));
+}
+
+function truncate(text: string, max = MAX_ERROR_TEXT): string {
+  return text.length > max ? `${text.slice(0, max)}…` : text;
+}
+
+function parseJson(text: string): { ok: true; value: unknown } | { ok: false } {
+  try {
+    return { ok: true, value: JSON.parse(text) as unknown };
+  } catch {
+    return { ok: false };
+  }
+}
+
+function describeIssues(error: z.ZodError): string {
+  const issue = error.issues[0];
+  if (!issue) return 'invalid';
+  const path = issue.path.length > 0 ? issue.path.map(String).join('.') : '(root)';
+  return `${path}: ${issue.message}`;
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Response schemas (only the fields the gateway relies on; unknown fields are ignored)
+// ---------------------------------------------------------------------------------------------
+
+const id = z.string().min(1);
+const duration = z.number().nonnegative().nullish();
+
+const v3ErrorSchema = z.object({
+  error: z.object({
+    code: z.string().min(1),
+    message: z.string().nullish(),
+    param: z.string().nullish(),
+  }),
+});
+
+const videoCreateSchema = z.object({
+  data: z
+    .object({ video_id: id.nullish(), id: id.nullish() })
+    .refine((d) => d.video_id != null || d.id != null, { message: 'video_id or id is required' }),
+});
+
+const translationCreateSchema = z.object({
+  data: z.object({
+    video_translation_ids: z
+      .array(id)
+      .min(1)
+      .refine((ids) => new Set(ids).size === ids.length, { message: 'duplicate ids' }),
+  }),
+});
+
+const agentCreateSchema = z.object({
+  data: z.object({ session_id: id, video_id: id.nullish() }),
+});
+
+const videoGetSchema = z.object({
+  data: z.object({
+    id,
+    status: z.enum(['pending', 'processing', 'completed', 'failed']),
+    duration,
+    failure_code: z.string().nullish(),
+    failure_message: z.string().nullish(),
+    callback_id: z.string().nullish(),
+  }),
+});
+
+const translationGetSchema = z.object({
+  data: z.object({
+    id,
+    status: z.enum(['pending', 'running', 'completed', 'failed']),
+    duration,
+    failure_code: z.string().nullish(),
+    failure_message: z.string().nullish(),
+    callback_id: z.string().nullish(),
+  }),
+});
+
+const bulkStatusesSchema = z.object({
+  data: z.array(z.object({ video_id: z.string().nullish(), status: z.string() })),
+  has_more: z.boolean().nullish(),
+});
+
+const agentGetSchema = z.object({
+  data: z.object({ session_id: id, status: z.enum(AGENT_SESSION_STATUSES), video_id: id.nullish() }),
+});
+
+const userMeSchema = z.object({
+  data: z.object({
+    billing_type: z.string().nullish(),
+    usage_based: z
+      .object({
+        included_credits: z.number(),
+        remaining_credits: z.number(),
+        spending_cap_usd: z.number().nullish(),
+        spending_current_usd: z.number().nullish(),
+      })
+      .nullish(),
+    wallet: z.object({ currency: z.enum(['usd', 'credits']), remaining_balance: z.number() }).nullish(),
+  }),
+});
+
+const webhookEndpointSchema = z.object({
+  data: z.object({ endpoint_id: id, secret: id }),
+});
+
+const webhookEventSchema = z.object({
+  event_type: z.string().min(1),
+  event_id: z.string().nullish(),
+  event_data: z
+    .object({
+      video_id: z.string().nullish(),
+      video_translate_id: z.string().nullish(),
+      session_id: z.string().nullish(),
+      callback_id: z.string().nullish(),
+    })
+    .nullish(),
+});
+
+const BULK_STATUS_MAP: Readonly<Record<string, UpstreamStatus>> = {
+  queued: 'pending',
+  pending: 'pending',
+  waiting: 'pending',
+  processing: 'processing',
+  running: 'processing',
+  completed: 'completed',
+  failed: 'failed',
+  not_found: 'not_found',
+};
+
+// ---------------------------------------------------------------------------------------------
+// Webhooks
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Checks an HMAC-SHA256 of the raw body keyed with the endpoint secret (used as given, UTF-8),
+ * in constant time. Accepts an optional `sha256=` prefix. Header name and encoding are not
+ * confirmed by HeyGen, hence the scheme parameter. A webhook stays a hint either way.
+ */
+export function verifyWebhookSignature(
+  rawBody: string | Buffer,
+  secret: string,
+  headerValue: string | null | undefined,
+  scheme: WebhookSignatureScheme = 'hmac-sha256-hex',
+): boolean {
+  if (typeof secret !== 'string' || secret.length === 0) return false;
+  if (typeof headerValue !== 'string') return false;
+  let signature = headerValue.trim();
+  if (signature.toLowerCase().startsWith('sha256=')) signature = signature.slice('sha256='.length).trim();
+
+  const body = typeof rawBody === 'string' ? Buffer.from(rawBody, 'utf8') : rawBody;
+  const expected = createHmac('sha256', secret).update(body).digest();
+
+  let provided: Buffer;
+  if (scheme === 'hmac-sha256-hex') {
+    if (!/^[0-9a-fA-F]{64}$/.test(signature)) return false;
+    provided = Buffer.from(signature, 'hex');
+  } else if (scheme === 'hmac-sha256-base64') {
+    const standard = signature.replace(/-/g, '+').replace(/_/g, '/');
+    if (!/^[A-Za-z0-9+/]{43}=?$/.test(standard)) return false;
+    provided = Buffer.from(standard, 'base64');
+    // Reject non-canonical spellings (unused low bits set) so one MAC has one encoding.
+    if (provided.toString('base64').replace(/=+$/, '') !== standard.replace(/=+$/, '')) return false;
+  } else {
+    return false;
+  }
+  if (provided.length !== expected.length) return false;
+  return timingSafeEqual(provided, expected);
+}
+
+const WEBHOOK_KINDS: Readonly<Record<string, HeygenWebhookEvent['kind']>> = {
+  avatar_video: 'video',
+  video_translate: 'translation',
+  video_agent: 'agent',
+};
+
+/** Normalises a webhook body. Throws HeygenError(`malformed_webhook`) when it is not one. */
+export function parseWebhookEvent(json: unknown): HeygenWebhookEvent {
+  const parsed = webhookEventSchema.safeParse(json);
+  if (!parsed.success) {
+    throw new HeygenError(`malformed webhook body (${describeIssues(parsed.error)})`, {
+      httpStatus: null,
+      code: 'malformed_webhook',
+      retryable: false,
+    });
+  }
+  const { event_type: eventType, event_id: eventId, event_data: data } = parsed.data;
+  const dot = eventType.lastIndexOf('.');
+  const prefix = dot >= 0 ? eventType.slice(0, dot) : eventType;
+  const suffix = dot >= 0 ? eventType.slice(dot + 1) : '';
+  const kind = WEBHOOK_KINDS[prefix] ?? 'unknown';
+  const outcome = kind === 'unknown' ? 'unknown' : suffix === 'success' ? 'success' : suffix === 'fail' ? 'fail' : 'unknown';
+  const sessionId = data?.session_id || null;
+  return {
+    eventType,
+    eventId: eventId || null,
+    upstreamId: data?.video_translate_id || data?.video_id || (kind === 'agent' ? sessionId : null),
+    sessionId,
+    callbackId: data?.callback_id || null,
+    kind,
+    outcome,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The client
+// ---------------------------------------------------------------------------------------------
+
+type AttemptResult =
+  | { kind: 'response'; status: number; headers: Headers; text: string }
+  | { kind: 'network'; reason: string; code: 'timeout' | 'network_error' };
+
+interface RetryStep {
+  kind: 'retry';
+  reason: string;
+  code: string;
+  httpStatus?: number;
+  retryAfterMs?: number;
+}
+type Step<T> = { kind: 'done'; value: T } | RetryStep;
+
+type Retried<T> = { ok: true; value: T } | { ok: false; last: RetryStep; attempts: number };
+
+interface RequestSpec {
+  op: string;
+  method: 'GET' | 'POST';
+  path: string;
+  body?: string;
+  idempotencyKey?: string;
+}
+
+interface ParsedErrorBody {
+  code: string;
+  message: string;
+  param?: string;
+}
+
+function checkPositive(name: string, value: number, integer = false): number {
+  if (!Number.isFinite(value) || value < 0 || (integer && (!Number.isInteger(value) || value < 1))) {
+    throw new RangeError(`HeyGen client option ${name} is invalid`);
+  }
+  return value;
+}
+
+export function createHeygenClient(options: HeygenClientOptions = {}): HeygenClient {
+  const timeoutMs = checkPositive('timeoutMs', options.timeoutMs ?? 30_000);
+  const maxAttempts = checkPositive('maxAttempts', options.maxAttempts ?? 4, true);
+  const baseDelayMs = checkPositive('baseDelayMs', options.baseDelayMs ?? 500);
+  const maxDelayMs = checkPositive('maxDelayMs', options.maxDelayMs ?? 30_000);
+  const maxRetryAfterMs = checkPositive('maxRetryAfterMs', options.maxRetryAfterMs ?? 60_000);
+  const userMePath = options.userMePath ?? '/v3/users/me';
+  if (!userMePath.startsWith('/')) throw new RangeError('HeyGen client option userMePath must start with "/"');
+  const fetchImpl = options.fetch ?? globalThis.fetch;
+  const sleep = options.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
+  const random = options.random ?? Math.random;
+  const logger: HeygenLogger | undefined = options.logger;
+
+  function backoff(attempt: number): number {
+    const cap = Math.min(maxDelayMs, baseDelayMs * 2 ** (attempt - 1));
+    return Math.round(cap / 2 + (random() * cap) / 2);
+  }
+
+  function checkConnection(conn: HeygenConnection): { base: string; redact: (text: string) => string } {
+    if (typeof conn?.apiKey !== 'string' || !API_KEY_PATTERN.test(conn.apiKey)) {
+      throw new HeygenError('HeyGen API key is missing or has characters not allowed in a header', {
+        httpStatus: null,
+        code: 'invalid_api_key',
+        retryable: false,
+      });
+    }
+    let url: URL | undefined;
+    try {
+      url = new URL(conn.baseUrl);
+    } catch {
+      url = undefined;
+    }
+    if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
+      throw new HeygenError('HeyGen base URL is not an http(s) URL', {
+        httpStatus: null,
+        code: 'invalid_base_url',
+        retryable: false,
+      });
+    }
+    return { base: conn.baseUrl.replace(/\/+$/, ''), redact: redactor(conn.apiKey) };
+  }
+
+  function parseErrorBody(status: number, text: string, redact: (t: string) => string): ParsedErrorBody {
+    const json = parseJson(text);
+    if (json.ok) {
+      const parsed = v3ErrorSchema.safeParse(json.value);
+      if (parsed.success) {
+        const { code, message, param } = parsed.data.error;
+        return {
+          code: redact(code),
+          message: redact(truncate(message || code)),
+          ...(param ? { param: redact(param) } : {}),
+        };
+      }
+      if (isPlainObject(json.value)) {
+        const { error, message, code } = json.value;
+        const msg = typeof error === 'string' ? error : typeof message === 'string' ? message : undefined;
+        if (msg !== undefined) {
+          return {
+            code: typeof code === 'string' && code ? redact(code) : `http_${status}`,
+            message: redact(truncate(msg)),
+          };
+        }
+      }
+    }
+    const trimmed = text.trim();
+    return { code: `http_${status}`, message: trimmed ? redact(truncate(trimmed)) : `HTTP ${status}` };
+  }
+
+  async function attemptOnce(
+    url: string,
+    spec: RequestSpec,
+    apiKey: string,
+    redact: (t: string) => string,
+  ): Promise<AttemptResult> {
+    const headers: Record<string, string> = {
+      'X-Api-Key': apiKey,
+      'Content-Type': 'application/json',
+      Accept: 'application/json',
+    };
+    if (spec.idempotencyKey !== undefined) headers['Idempotency-Key'] = spec.idempotencyKey;
+    try {
+      const response = await fetchImpl(url, {
+        method: spec.method,
+        headers,
+        ...(spec.body !== undefined ? { body: spec.body } : {}),
+        // The timeout also bounds reading the body, which shares the signal.
+        signal: AbortSignal.timeout(timeoutMs),
+        // Never replay the API key to wherever a redirect points.
+        redirect: 'manual',
+      });
+      const text = await response.text();
+      return { kind: 'response', status: response.status, headers: response.headers, text };
+    } catch (error) {
+      const name = error instanceof Error ? error.name : '';
+      if (name === 'TimeoutError') {
+        return { kind: 'network', code: 'timeout', reason: `timed out after ${timeoutMs} ms` };
+      }
+      let reason = error instanceof Error ? error.message : 'request failed';
+      const cause = error instanceof Error ? (error as { cause?: unknown }).cause : undefined;
+      if (cause instanceof Error) {
+        const causeCode = (cause as { code?: unknown }).code;
+        reason += `: ${typeof causeCode === 'string' ? `${causeCode} ` : ''}${cause.message}`;
+      }
+      return { kind: 'network', code: 'network_error', reason: redact(truncate(`network error: ${reason}`)) };
+    }
+  }
+
+  /** Runs one logical call with the retry policy; `interpret` decides per attempt (and may throw). */
+  async function execute<T>(
+    conn: HeygenConnection,
+    spec: RequestSpec,
+    interpret: (result: AttemptResult, redact: (t: string) => string) => Step<T>,
+  ): Promise<Retried<T>> {
+    const { base, redact } = checkConnection(conn);
+    const url = base + spec.path;
+    for (let attempt = 1; ; attempt++) {
+      const result = await attemptOnce(url, spec, conn.apiKey, redact);
+      const step = interpret(result, redact);
+      if (step.kind === 'done') return { ok: true, value: step.value };
+      if (attempt >= maxAttempts) return { ok: false, last: step, attempts: attempt };
+      if (step.retryAfterMs !== undefined && step.retryAfterMs > maxRetryAfterMs) {
+        return {
+          ok: false,
+          last: { ...step, reason: `${step.reason}; Retry-After of ${step.retryAfterMs} ms is longer than this client waits` },
+          attempts: attempt,
+        };
+      }
+      const delayMs = step.retryAfterMs ?? backoff(attempt);
+      logger?.warn(
+        {
+          op: spec.op,
+          method: spec.method,
+          path: redact(spec.path),
+          attempt,
+          maxAttempts,
+          delayMs,
+          reason: step.reason,
+          code: step.code,
+          ...(step.httpStatus !== undefined ? { httpStatus: step.httpStatus } : {}),
+          ...(spec.idempotencyKey !== undefined ? { idempotencyKey: spec.idempotencyKey } : {}),
+        },
+        'HeyGen call failed; retrying',
+      );
+      await sleep(delayMs);
+    }
+  }
+
+  /** Policy shared by every call for the answers that are retried. Undefined: caller decides. */
+  function transientStep(result: AttemptResult, redact: (t: string) => string): RetryStep | undefined {
+    if (result.kind === 'network') return { kind: 'retry', reason: result.reason, code: result.code };
+    const { status } = result;
+    if (status === 429 || status === 408 || status >= 500) {
+      const error = parseErrorBody(status, result.text, redact);
+      const retryAfterMs = parseRetryAfter(result.headers.get('retry-after'));
+      return {
+        kind: 'retry',
+        reason: `HTTP ${status} ${error.code}: ${error.message}`,
+        code: error.code,
+        httpStatus: status,
+        ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
+      };
+    }
+    return undefined;
+  }
+
+  function malformed(status: number, detail: string): RetryStep {
+    return { kind: 'retry', reason: `malformed HTTP ${status} response (${detail})`, code: 'malformed_response', httpStatus: status };
+  }
+
+  /** Parses a 2xx body with `schema`, then `map`; a failure of either is a malformed (retried) answer. */
+  function parseSuccess<S extends z.ZodType, T>(
+    result: { status: number; text: string },
+    schema: S,
+    redact: (t: string) => string,
+    map: (data: z.output<S>) => T | string,
+  ): Step<T> {
+    const json = parseJson(result.text);
+    if (!json.ok) return malformed(result.status, 'body is not JSON');
+    const parsed = schema.safeParse(json.value);
+    if (!parsed.success) return malformed(result.status, redact(describeIssues(parsed.error)));
+    const value = map(parsed.data);
+    if (typeof value === 'string') return malformed(result.status, redact(value));
+    return { kind: 'done', value };
+  }
+
+  // ----- submit --------------------------------------------------------------------------------
+
+  function rejectLocally(code: string, message: string, param?: string): SubmitOutcome {
+    return { type: 'rejected', httpStatus: 0, code, message, ...(param ? { param } : {}) };
+  }
+
+  async function submitJob(
+    conn: HeygenConnection,
+    kind: HeygenJobKind,
+    body: Record<string, unknown>,
+    opts: SubmitOptions,
+  ): Promise<SubmitOutcome> {
+    if (!(HEYGEN_JOB_KINDS as readonly string[]).includes(kind)) {
+      return rejectLocally('invalid_request', 'unknown job kind');
+    }
+    if (!isPlainObject(body)) return rejectLocally('invalid_request', 'request body must be a JSON object');
+    if (typeof opts?.idempotencyKey !== 'string' || !IDEMPOTENCY_KEY_PATTERN.test(opts.idempotencyKey)) {
+      return rejectLocally('invalid_request', 'idempotency key must match ^[A-Za-z0-9_\\-:.]{1,255}$');
+    }
+    if (typeof opts.callbackId !== 'string' || opts.callbackId.length === 0) {
+      return rejectLocally('invalid_request', 'callback id must be a non-empty string');
+    }
+
+    // Copy: the caller's object is its stored request and must not change under it.
+    const forwarded: Record<string, unknown> = { ...body, callback_id: opts.callbackId };
+    if (opts.callbackUrl !== undefined) forwarded.callback_url = opts.callbackUrl;
+
+    let path: string;
+    let mapItems: (json: { status: number; text: string }, redact: (t: string) => string) => Step<UpstreamItem[]>;
+    switch (kind) {
+      case 'AVATAR_VIDEO':
+      case 'TEMPLATE_VIDEO': {
+        if (kind === 'TEMPLATE_VIDEO') {
+          const templateId = forwarded.template_id;
+          if (typeof templateId !== 'string' || templateId.length === 0) {
+            return rejectLocally('validation_error', 'template_id is required for a template video', 'template_id');
+          }
+          delete forwarded.template_id;
+          path = `/v3/templates/${encodeURIComponent(templateId)}`;
+        } else {
+          path = '/v3/videos';
+        }
+        mapItems = (r, redact) =>
+          parseSuccess(r, videoCreateSchema, redact, ({ data }) => {
+            const videoId = data.video_id ?? data.id;
+            return videoId ? [{ upstreamId: videoId, kind: 'video' as const }] : 'no video id';
+          });
+        break;
+      }
+      case 'VIDEO_TRANSLATION': {
+        path = '/v3/video-translations';
+        const requested = forwarded.output_languages;
+        const languages =
+          Array.isArray(requested) && requested.every((l): l is string => typeof l === 'string') ? requested : undefined;
+        mapItems = (r, redact) =>
+          parseSuccess(r, translationCreateSchema, redact, ({ data }) => {
+            const ids = data.video_translation_ids;
+            // HeyGen returns one id per requested language; pair by index only when the counts agree.
+            const paired = languages !== undefined && languages.length === ids.length;
+            if (!paired) {
+              logger?.warn(
+                { op: 'submitJob:VIDEO_TRANSLATION', ids: ids.length, languages: languages?.length ?? null },
+                'HeyGen returned a different number of translation ids than languages requested',
+              );
+            }
+            return ids.map((upstreamId, i) => {
+              const language = paired ? languages[i] : undefined;
+              return { upstreamId, kind: 'translation' as const, ...(language !== undefined ? { language } : {}) };
+            });
+          });
+        break;
+      }
+      case 'VIDEO_AGENT': {
+        path = '/v3/video-agents';
+        mapItems = (r, redact) =>
+          parseSuccess(r, agentCreateSchema, redact, ({ data }) => [
+            {
+              upstreamId: data.session_id,
+              kind: 'agent_session' as const,
+              ...(data.video_id ? { videoId: data.video_id } : {}),
+            },
+          ]);
+        break;
+      }
+    }
+
+    let payload: string;
+    try {
+      payload = JSON.stringify(forwarded);
+    } catch {
+      return rejectLocally('invalid_request', 'request body cannot be serialised as JSON');
+    }
+
+    const outcome = await execute<SubmitOutcome>(
+      conn,
+      { op: `submitJob:${kind}`, method: 'POST', path, body: payload, idempotencyKey: opts.idempotencyKey },
+      (result, redact) => {
+        const transient = transientStep(result, redact);
+        if (transient) return transient;
+        if (result.kind === 'network') throw new Error('unreachable');
+        const { status } = result;
+        if (status >= 200 && status < 300) {
+          const step = mapItems(result, redact);
+          return step.kind === 'done' ? { kind: 'done', value: { type: 'accepted', items: step.value } } : step;
+        }
+        if (status === 409) {
+          const error = parseErrorBody(status, result.text, redact);
+          if (error.code === 'request_in_progress') {
+            return { kind: 'retry', reason: `HTTP 409 request_in_progress: ${error.message}`, code: error.code, httpStatus: 409 };
+          }
+          // A conflict on an idempotent create may mean an earlier attempt with this key created
+          // the job: releasing its holds would let it run unbilled.
+          return {
+            kind: 'done',
+            value: { type: 'unknown', reason: `HTTP 409 ${error.code}: ${error.message}`, httpStatus: 409, code: error.code },
+          };
+        }
+        if (status >= 400 && status < 500) {
+          const error = parseErrorBody(status, result.text, redact);
+          return { kind: 'done', value: { type: 'rejected', httpStatus: status, ...error } };
+        }
+        // 1xx/3xx: not a definite refusal, and repeating it would not change the answer.
+        return {
+          kind: 'done',
+          value: { type: 'unknown', reason: `unexpected HTTP ${status} from HeyGen`, httpStatus: status, code: `http_${status}` },
+        };
+      },
+    );
+    if (outcome.ok) return outcome.value;
+    const { last, attempts } = outcome;
+    return {
+      type: 'unknown',
+      reason: `gave up after ${attempts} attempt(s): ${last.reason}`,
+      code: last.code,
+      ...(last.httpStatus !== undefined ? { httpStatus: last.httpStatus } : {}),
+      ...(last.retryAfterMs !== undefined ? { retryAfterMs: last.retryAfterMs } : {}),
+    };
+  }
+
+  // ----- reads ---------------------------------------------------------------------------------
+
+  function requireId(value: unknown, what: string): string {
+    if (typeof value !== 'string' || value.length === 0) {
+      throw new HeygenError(`${what} must be a non-empty string`, { httpStatus: null, code: 'invalid_argument', retryable: false });
+    }
+    return value;
+  }
+
+  /**
+   * A call whose failure is thrown: retries transient answers, maps 2xx through `onSuccess`,
+   * lets `on404` answer a 404 that carries a v3 error body, and throws for every other status.
+   */
+  async function call<T>(
+    conn: HeygenConnection,
+    spec: RequestSpec,
+    onSuccess: (result: { status: number; text: string }, redact: (t: string) => string) => Step<T>,
+    on404?: () => T,
+  ): Promise<T> {
+    const outcome = await execute<T>(conn, spec, (result, redact) => {
+      const transient = transientStep(result, redact);
+      if (transient) return transient;
+      if (result.kind === 'network') throw new Error('unreachable');
+      const { status } = result;
+      if (status >= 200 && status < 300) return onSuccess(result, redact);
+      const error = parseErrorBody(status, result.text, redact);
+      // Only a v3 error body proves HeyGen itself said "not found"; an HTML 404 from a proxy
+      // or a wrong base URL must not make jobs look gone.
+      if (status === 404 && on404 && error.code !== 'http_404') return { kind: 'done', value: on404() };
+      throw new HeygenError(`${spec.op}: HTTP ${status} ${error.code}: ${error.message}`, {
+        httpStatus: status,
+        code: error.code,
+        retryable: false,
+      });
+    });
+    if (outcome.ok) return outcome.value;
+    const { last, attempts } = outcome;
+    throw new HeygenError(`${spec.op}: gave up after ${attempts} attempt(s): ${last.reason}`, {
+      httpStatus: last.httpStatus ?? null,
+      code: last.code,
+      retryable: true,
+    });
+  }
+
+  function jobState(
+    requestedId: string,
+    data: {
+      id: string;
+      duration?: number | null | undefined;
+      failure_code?: string | null | undefined;
+      failure_message?: string | null | undefined;
+      callback_id?: string | null | undefined;
+    },
+    status: UpstreamStatus,
+  ): UpstreamJobState | string {
+    if (data.id !== requestedId) return 'answer is for a different id';
+    return {
+      id: data.id,
+      status,
+      durationSeconds: data.duration == null ? null : formatDecimal(data.duration),
+      failureCode: data.failure_code ?? null,
+      failureMessage: data.failure_message ?? null,
+      callbackId: data.callback_id ?? null,
+    };
+  }
+
+  function notFound(requestedId: string): UpstreamJobState {
+    return { id: requestedId, status: 'not_found', durationSeconds: null, failureCode: null, failureMessage: null, callbackId: null };
+  }
+
+  async function getVideo(conn: HeygenConnection, videoId: string): Promise<UpstreamJobState> {
+    requireId(videoId, 'video id');
+    return call(
+      conn,
+      { op: 'getVideo', method: 'GET', path: `/v3/videos/${encodeURIComponent(videoId)}` },
+      (r, redact) => parseSuccess(r, videoGetSchema, redact, ({ data }) => jobState(videoId, data, data.status)),
+      () => notFound(videoId),
+    );
+  }
+
+  async function getTranslation(conn: HeygenConnection, translationId: string): Promise<UpstreamJobState> {
+    requireId(translationId, 'video translation id');
+    return call(
+      conn,
+      { op: 'getTranslation', method: 'GET', path: `/v3/video-translations/${encodeURIComponent(translationId)}` },
+      (r, redact) =>
+        parseSuccess(r, translationGetSchema, redact, ({ data }) =>
+          jobState(translationId, data, data.status === 'running' ? 'processing' : data.status),
+        ),
+      () => notFound(translationId),
+    );
+  }
+
+  async function bulkStatuses(
+    conn: HeygenConnection,
+    op: string,
+    path: string,
+    param: string,
+    ids: readonly string[],
+  ): Promise<Map<string, UpstreamStatus>> {
+    const unique = [...new Set(ids.map((value) => requireId(value, 'id')))];
+    for (const value of unique) {
+      // Ids travel comma-separated; a comma inside one would address two other ids.
+      if (value.includes(',')) {
+        throw new HeygenError('ids must not contain commas', { httpStatus: null, code: 'invalid_argument', retryable: false });
+      }
+    }
+    const statuses = new Map<string, UpstreamStatus>();
+    for (let start = 0; start < unique.length; start += BULK_CHUNK) {
+      const chunk = unique.slice(start, start + BULK_CHUNK);
+      const wanted = new Set(chunk);
+      const entries = await call(
+        conn,
+        { op, method: 'GET', path: `${path}?${param}=${chunk.map(encodeURIComponent).join(',')}` },
+        (r, redact) => parseSuccess(r, bulkStatusesSchema, redact, ({ data }) => data),
+      );
+      const unrecognised: string[] = [];
+      for (const entry of entries) {
+        if (!entry.video_id || !wanted.has(entry.video_id)) continue;
+        const status = BULK_STATUS_MAP[entry.status];
+        if (status === undefined) unrecognised.push(entry.status);
+        else statuses.set(entry.video_id, status);
+      }
+      if (unrecognised.length > 0) {
+        logger?.warn({ op, statuses: [...new Set(unrecognised)].slice(0, 10) }, 'HeyGen reported statuses this client does not know');
+      }
+    }
+    return statuses;
+  }
+
+  async function getAgentSession(conn: HeygenConnection, sessionId: string): Promise<AgentSessionState> {
+    requireId(sessionId, 'session id');
+    return call(
+      conn,
+      { op: 'getAgentSession', method: 'GET', path: `/v3/video-agents/${encodeURIComponent(sessionId)}` },
+      (r, redact) =>
+        parseSuccess(r, agentGetSchema, redact, ({ data }) =>
+          data.session_id !== sessionId
+            ? 'answer is for a different session'
+            : { sessionId: data.session_id, status: data.status, videoId: data.video_id ?? null },
+        ),
+    );
+  }
+
+  async function getUser(conn: HeygenConnection): Promise<HeygenUser> {
+    return call(conn, { op: 'getUser', method: 'GET', path: userMePath }, (r, redact) => {
+      const raw = parseJson(r.text);
+      return parseSuccess(r, userMeSchema, redact, ({ data }) => ({
+        billingType: data.billing_type ?? null,
+        usageBased: data.usage_based
+          ? {
+              includedCredits: formatDecimal(data.usage_based.included_credits),
+              remainingCredits: formatDecimal(data.usage_based.remaining_credits),
+              spendingCapUsd: data.usage_based.spending_cap_usd == null ? null : formatDecimal(data.usage_based.spending_cap_usd),
+              spendingCurrentUsd:
+                data.usage_based.spending_current_usd == null ? null : formatDecimal(data.usage_based.spending_current_usd),
+            }
+          : null,
+        wallet: data.wallet
+          ? { currency: data.wallet.currency, remainingBalance: formatDecimal(data.wallet.remaining_balance) }
+          : null,
+        raw: raw.ok ? raw.value : null,
+      }));
+    });
+  }
+
+  async function registerWebhookEndpoint(
+    conn: HeygenConnection,
+    url: string,
+    events: string[] | null,
+    opts: { idempotencyKey?: string } = {},
+  ): Promise<WebhookEndpointRegistration> {
+    requireId(url, 'webhook url');
+    const idempotencyKey = opts.idempotencyKey ?? `webhook-endpoint-${randomUUID()}`;
+    if (!IDEMPOTENCY_KEY_PATTERN.test(idempotencyKey)) {
+      throw new HeygenError('idempotency key has an invalid format', { httpStatus: null, code: 'invalid_argument', retryable: false });
+    }
+    return call(
+      conn,
+      {
+        op: 'registerWebhookEndpoint',
+        method: 'POST',
+        path: '/v3/webhooks/endpoints',
+        body: JSON.stringify({ url, events }),
+        // Makes the retries of this create safe: HeyGen replays instead of registering twice.
+        idempotencyKey,
+      },
+      (r, redact) =>
+        parseSuccess(r, webhookEndpointSchema, redact, ({ data }) => ({ endpointId: data.endpoint_id, secret: data.secret })),
+    );
+  }
+
+  return {
+    submitJob,
+    getVideo,
+    getTranslation,
+    getVideoStatuses: (conn, ids) => bulkStatuses(conn, 'getVideoStatuses', '/v3/videos/statuses', 'video_ids', ids),
+    getTranslationStatuses: (conn, ids) =>
+      bulkStatuses(conn, 'getTranslationStatuses', '/v3/video-translations/statuses', 'video_translation_ids', ids),
+    getAgentSession,
+    getUser,
+    registerWebhookEndpoint,
+  };
+}

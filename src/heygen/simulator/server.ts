@@ -1,0 +1,1284 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { z } from 'zod';
+import { accountInputSchema, SimAccount, type SimAccountInput } from './accounts.js';
+import {
+  applyConfigPatch,
+  configPatchSchema,
+  DEFAULT_CONFIG,
+  type RateProduct,
+  type SimulatorConfig,
+  type SimulatorConfigPatch,
+} from './config.js';
+import { ApiError, notFound, validationError } from './errors.js';
+import { decimalToMicro, divideRounded } from './money.js';
+import { SeededRandom } from './prng.js';
+import { parseWebhookEndpoint, planAgent, planTemplate, planTranslation, planVideo } from './requests.js';
+import { WebhookDispatcher, type WebhookCounters, type WebhookDeliveryRecord } from './webhooks.js';
+
+export type { SimAccountInput, SimBillingType } from './accounts.js';
+export type { MalformedKind, RateProduct, SimulatorConfig, SimulatorConfigPatch } from './config.js';
+export { DEFAULT_CONFIG, DEFAULT_RATES, RATE_PRODUCTS } from './config.js';
+export type { DeliveryOutcome, WebhookDeliveryRecord } from './webhooks.js';
+export { signWebhookBody } from './webhooks.js';
+export { agentDurationMs, speechMs } from './requests.js';
+
+export type SimJobKind = 'video' | 'template' | 'translation' | 'agent';
+export type SimJobStatus = 'pending' | 'processing' | 'completed' | 'failed';
+
+/** A read-only view of one billable job (one video, one translation language, one agent video). */
+export interface SimJobSnapshot {
+  id: string;
+  kind: SimJobKind;
+  apiKey: string;
+  product: RateProduct;
+  status: SimJobStatus;
+  /** Output length the job has (or will have) once completed. */
+  durationSeconds: number;
+  /** What the completed job consumed; 0 until completed and for failed jobs. */
+  costMicroCreditSeconds: bigint;
+  callbackId: string | null;
+  callbackUrl: string | null;
+  sessionId: string | null;
+  outputLanguage: string | null;
+  createdAt: number;
+  completedAt: number | null;
+  failureCode: string | null;
+  failureMessage: string | null;
+}
+
+export interface SimUsage {
+  /** Micro-credit-seconds consumed by jobs completed through this simulator. */
+  gateway: bigint;
+  /** Micro-credit-seconds added with addOutsideUsage / POST /_sim/usage. */
+  outside: bigint;
+  total: bigint;
+}
+
+export interface SimulatorStats {
+  /** v3 calls by route, e.g. `POST /v3/videos`; unknown routes count as `unmatched`. */
+  requests: Record<string, number>;
+  /** v3 answers by HTTP status. */
+  statuses: Record<string, number>;
+  /** Billable jobs per api key (a translation into N languages counts N). */
+  jobsCreated: Record<string, number>;
+  jobsCompleted: Record<string, number>;
+  jobsFailed: Record<string, number>;
+  inFlight: Record<string, number>;
+  /** Micro-credit-seconds per api key, as decimal strings. */
+  usage: Record<string, { gateway: string; outside: string; total: string }>;
+  idempotency: { replays: number; conflicts: number };
+  rateLimited: { concurrency: number; requestRate: number; injected: number };
+  faults: { fail5xx: number; timeouts: number; malformed: number };
+  insufficientCredit: number;
+  webhooks: WebhookCounters & { pending: number };
+}
+
+export interface Simulator {
+  /** e.g. `http://127.0.0.1:41234` */
+  readonly url: string;
+  readonly port: number;
+  close(): Promise<void>;
+  configure(patch: SimulatorConfigPatch): SimulatorConfig;
+  config(): SimulatorConfig;
+  /** Adds an account, or updates the terms of an existing one (its usage and jobs are kept). */
+  addAccount(account: SimAccountInput): void;
+  /** Back to the start state: initial config and accounts, no jobs, usage, endpoints or stats. */
+  reset(): void;
+  stats(): SimulatorStats;
+  /** Forces a job (video, translation or agent session id) to `completed`; false if unknown or already final. */
+  completeNow(id: string, opts?: { durationSeconds?: number }): boolean;
+  failNow(id: string, opts?: { failureCode?: string; failureMessage?: string }): boolean;
+  /** Records usage made outside the gateway, in credit-seconds (decimals allowed). */
+  addOutsideUsage(apiKey: string, creditSeconds: number | string | bigint): void;
+  usage(apiKey: string): SimUsage;
+  job(id: string): SimJobSnapshot | undefined;
+  jobs(apiKey?: string): SimJobSnapshot[];
+  webhookDeliveries(): WebhookDeliveryRecord[];
+  /** Resolves when every webhook delivery started so far has finished (delivered, dropped or lost). */
+  webhooksIdle(): Promise<void>;
+}
+
+export interface StartSimulatorOptions {
+  /** 0 (the default) picks a free port. */
+  port?: number;
+  host?: string;
+  config?: SimulatorConfigPatch;
+  /** Accounts to create; omitted: one usage-based account with key `sim_demo_key`. */
+  accounts?: SimAccountInput[];
+}
+
+export const DEMO_API_KEY = 'sim_demo_key';
+
+export async function startSimulator(opts: StartSimulatorOptions = {}): Promise<Simulator> {
+  const simulator = new HeyGenSimulator(opts.config ?? {}, opts.accounts ?? [{ apiKey: DEMO_API_KEY }]);
+  await simulator.listen(opts.port ?? 0, opts.host ?? '127.0.0.1');
+  return simulator;
+}
+
+const IDEMPOTENCY_KEY = /^[A-Za-z0-9_\-:.]{1,255}$/;
+const MAX_BODY_BYTES = 1024 * 1024;
+const MAX_BULK_IDS = 100;
+
+interface Reply {
+  status: number;
+  body: string;
+  headers: Record<string, string>;
+}
+
+interface Job {
+  id: string;
+  kind: SimJobKind;
+  apiKey: string;
+  product: RateProduct;
+  rateMicroCredits: bigint;
+  status: SimJobStatus;
+  durationMs: number;
+  callbackId: string | null;
+  callbackUrl: string | null;
+  title: string | null;
+  outputFormat: 'mp4' | 'webm';
+  outputLanguage: string | null;
+  inputLanguage: string | null;
+  translateAudioOnly: boolean;
+  sessionId: string | null;
+  prompt: string | null;
+  createdAt: number;
+  completedAt: number | null;
+  /** When the auto-complete timer fires; null in manual mode. */
+  finishesAt: number | null;
+  failOnFinish: boolean;
+  failureCode: string | null;
+  failureMessage: string | null;
+  costMicroCs: bigint;
+  timers: NodeJS.Timeout[];
+}
+
+type JobSpec = Pick<
+  Job,
+  | 'kind'
+  | 'product'
+  | 'durationMs'
+  | 'callbackId'
+  | 'callbackUrl'
+  | 'title'
+  | 'outputFormat'
+  | 'outputLanguage'
+  | 'inputLanguage'
+  | 'translateAudioOnly'
+  | 'prompt'
+>;
+
+type IdempotencyRecord =
+  | { state: 'in_progress' }
+  | { state: 'done'; reply: Reply; expiresAt: number };
+
+interface BulkStatusEntry {
+  video_id: string | null;
+  status: string;
+  error: { code: string | null; message: string | null } | null;
+  batch_id: string | null;
+  item_index: number | null;
+}
+
+interface RequestContext {
+  account: SimAccount;
+  params: string[];
+  query: URLSearchParams;
+  body: unknown;
+}
+
+interface Route {
+  method: string;
+  name: string;
+  pattern: RegExp;
+  /** Job-creating calls: the target of 5xx and timeout injection. */
+  createsJobs: boolean;
+  handler: (ctx: RequestContext) => Reply;
+}
+
+interface HeldResponse {
+  timer: NodeJS.Timeout;
+  release: (deliver: boolean) => void;
+}
+
+const emptyStats = (): Omit<SimulatorStats, 'inFlight' | 'usage' | 'webhooks'> => ({
+  requests: {},
+  statuses: {},
+  jobsCreated: {},
+  jobsCompleted: {},
+  jobsFailed: {},
+  idempotency: { replays: 0, conflicts: 0 },
+  rateLimited: { concurrency: 0, requestRate: 0, injected: 0 },
+  faults: { fail5xx: 0, timeouts: 0, malformed: 0 },
+  insufficientCredit: 0,
+});
+
+function json(status: number, body: unknown, headers: Record<string, string> = {}): Reply {
+  return { status, body: JSON.stringify(body), headers: { 'content-type': 'application/json', ...headers } };
+}
+
+const ok = (data: unknown): Reply => json(200, { data });
+
+function errorReply(error: ApiError): Reply {
+  return json(error.status, error.toBody(), error.headers);
+}
+
+const bump = (counts: Record<string, number>, key: string, by = 1): void => {
+  counts[key] = (counts[key] ?? 0) + by;
+};
+
+const unixSeconds = (ms: number): number => Math.floor(ms / 1000);
+const newId = (): string => randomUUID().replaceAll('-', '');
+
+function bigintReplacer(_key: string, value: unknown): unknown {
+  return typeof value === 'bigint' ? value.toString() : value;
+}
+
+function route(method: string, template: string, handler: Route['handler'], createsJobs = false): Route {
+  const pattern = new RegExp(`^${template.replace(/\{[^}]+\}/g, '([^/]+)')}$`);
+  return { method, name: `${method} ${template}`, pattern, createsJobs, handler };
+}
+
+class HeyGenSimulator implements Simulator {
+  private readonly server: http.Server;
+  private readonly initialConfig: SimulatorConfig;
+  private readonly initialAccounts: SimAccountInput[];
+  private cfg: SimulatorConfig;
+  private random: SeededRandom;
+  private readonly accounts = new Map<string, SimAccount>();
+  private readonly videos = new Map<string, Job>();
+  private readonly translations = new Map<string, Job>();
+  private readonly sessions = new Map<string, Job>();
+  private readonly idempotency = new Map<string, IdempotencyRecord>();
+  private readonly held = new Set<HeldResponse>();
+  private counters = emptyStats();
+  private readonly webhooks: WebhookDispatcher;
+  private readonly routes: Route[];
+  private baseUrl = '';
+  private listeningPort = 0;
+  private closed = false;
+
+  constructor(config: SimulatorConfigPatch, accounts: SimAccountInput[]) {
+    this.initialConfig = applyConfigPatch(DEFAULT_CONFIG, parseConfigPatch(config));
+    this.cfg = this.initialConfig;
+    this.random = new SeededRandom(this.cfg.seed);
+    this.initialAccounts = accounts.map((a) => accountInputSchema.parse(a));
+    for (const account of this.initialAccounts) this.addAccount(account);
+    this.webhooks = new WebhookDispatcher(() => ({
+      signatureHeader: this.cfg.signatureHeader,
+      maxAttempts: this.cfg.webhookMaxAttempts,
+      retryBaseMs: this.cfg.webhookRetryBaseMs,
+      timeoutMs: this.cfg.webhookTimeoutMs,
+    }));
+    this.routes = [
+      route('POST', '/v3/videos', (c) => this.createVideo(c), true),
+      route('GET', '/v3/videos/statuses', (c) => this.videoStatuses(c)),
+      route('GET', '/v3/videos/{video_id}', (c) => this.getVideo(c)),
+      route('POST', '/v3/templates/{template_id}', (c) => this.generateTemplate(c), true),
+      route('POST', '/v3/video-translations', (c) => this.createTranslation(c), true),
+      route('GET', '/v3/video-translations/statuses', (c) => this.translationStatuses(c)),
+      route('GET', '/v3/video-translations/{video_translation_id}', (c) => this.getTranslation(c)),
+      route('POST', '/v3/video-agents', (c) => this.createAgent(c), true),
+      route('GET', '/v3/video-agents/{session_id}', (c) => this.getAgent(c)),
+      route('GET', '/v3/users/me', (c) => ok(c.account.userMe(this.cfg.creditUnitSeconds))),
+      route('POST', '/v3/webhooks/endpoints', (c) => this.createEndpoint(c)),
+      route('GET', '/v3/webhooks/endpoints', (c) => this.listEndpoints(c)),
+      route('DELETE', '/v3/webhooks/endpoints/{endpoint_id}', (c) => this.deleteEndpoint(c)),
+      route('POST', '/v3/webhooks/endpoints/{endpoint_id}/rotate-secret', (c) => this.rotateSecret(c)),
+    ];
+    this.server = http.createServer((req, res) => {
+      this.dispatch(req, res).catch((error: unknown) => {
+        const message = error instanceof Error ? error.message : String(error);
+        this.write(res, json(500, { error: { code: 'internal_error', message, param: null, doc_url: null } }));
+      });
+    });
+  }
+
+  get url(): string {
+    return this.baseUrl;
+  }
+
+  get port(): number {
+    return this.listeningPort;
+  }
+
+  listen(port: number, host: string): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, host, () => {
+        this.server.off('error', reject);
+        const address = this.server.address() as AddressInfo;
+        this.listeningPort = address.port;
+        const shownHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+        this.baseUrl = `http://${host === '0.0.0.0' || host === '::' ? '127.0.0.1' : shownHost}:${address.port}`;
+        resolve();
+      });
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.releaseHeld(false);
+    this.clearJobTimers();
+    const closing = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.server.closeAllConnections();
+    await Promise.all([closing, this.webhooks.close()]);
+  }
+
+  configure(patch: SimulatorConfigPatch): SimulatorConfig {
+    const parsed = parseConfigPatch(patch);
+    this.cfg = applyConfigPatch(this.cfg, parsed);
+    if (parsed.seed !== undefined) this.random = new SeededRandom(parsed.seed);
+    return this.config();
+  }
+
+  config(): SimulatorConfig {
+    return { ...this.cfg, rates: { ...this.cfg.rates } };
+  }
+
+  addAccount(input: SimAccountInput): void {
+    const parsed = accountInputSchema.parse(input);
+    const existing = this.accounts.get(parsed.apiKey);
+    if (existing) existing.update(parsed);
+    else this.accounts.set(parsed.apiKey, new SimAccount(parsed, this.cfg.defaultConcurrencyLimit));
+  }
+
+  reset(): void {
+    this.releaseHeld(false);
+    this.clearJobTimers();
+    this.videos.clear();
+    this.translations.clear();
+    this.sessions.clear();
+    this.idempotency.clear();
+    this.webhooks.reset();
+    this.counters = emptyStats();
+    this.cfg = this.initialConfig;
+    this.random = new SeededRandom(this.cfg.seed);
+    this.accounts.clear();
+    for (const account of this.initialAccounts) this.addAccount(account);
+  }
+
+  stats(): SimulatorStats {
+    const inFlight: Record<string, number> = {};
+    const usage: SimulatorStats['usage'] = {};
+    for (const account of this.accounts.values()) {
+      inFlight[account.apiKey] = account.inFlight;
+      usage[account.apiKey] = {
+        gateway: account.usedMicroCs.toString(),
+        outside: account.outsideMicroCs.toString(),
+        total: account.totalMicroCs.toString(),
+      };
+    }
+    return structuredClone({ ...this.counters, inFlight, usage, webhooks: this.webhooks.stats() });
+  }
+
+  completeNow(id: string, opts: { durationSeconds?: number } = {}): boolean {
+    const job = this.findJob(id);
+    if (!job) return false;
+    const durationMs = opts.durationSeconds === undefined ? undefined : Math.round(opts.durationSeconds * 1000);
+    return this.finishJob(job, { fail: false, durationMs });
+  }
+
+  failNow(id: string, opts: { failureCode?: string; failureMessage?: string } = {}): boolean {
+    const job = this.findJob(id);
+    if (!job) return false;
+    return this.finishJob(job, { fail: true, ...opts });
+  }
+
+  addOutsideUsage(apiKey: string, creditSeconds: number | string | bigint): void {
+    const account = this.accounts.get(apiKey);
+    if (!account) throw new Error('unknown api key');
+    account.outsideMicroCs += decimalToMicro(creditSeconds);
+  }
+
+  usage(apiKey: string): SimUsage {
+    const account = this.accounts.get(apiKey);
+    if (!account) throw new Error('unknown api key');
+    return { gateway: account.usedMicroCs, outside: account.outsideMicroCs, total: account.totalMicroCs };
+  }
+
+  job(id: string): SimJobSnapshot | undefined {
+    const job = this.findJob(id);
+    return job && snapshot(job);
+  }
+
+  jobs(apiKey?: string): SimJobSnapshot[] {
+    return [...this.videos.values(), ...this.translations.values()]
+      .filter((job) => apiKey === undefined || job.apiKey === apiKey)
+      .sort((a, b) => a.createdAt - b.createdAt)
+      .map(snapshot);
+  }
+
+  webhookDeliveries(): WebhookDeliveryRecord[] {
+    return this.webhooks.history();
+  }
+
+  webhooksIdle(): Promise<void> {
+    return this.webhooks.idle();
+  }
+
+  // ---------------------------------------------------------------- request pipeline
+
+  private async dispatch(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://simulator');
+    const method = req.method ?? 'GET';
+    const rawBody = await readBody(req);
+    if (rawBody === null) {
+      this.write(res, errorReply(new ApiError(413, 'payload_too_large', 'Request body exceeds 1 MB')));
+      return;
+    }
+    if (url.pathname.startsWith('/_sim/')) {
+      this.write(res, this.control(method, url, rawBody));
+      return;
+    }
+
+    let params: string[] = [];
+    const matched = this.routes.find((r) => {
+      if (r.method !== method) return false;
+      const m = r.pattern.exec(url.pathname);
+      if (m) params = m.slice(1).map(decodeURIComponent);
+      return m !== null;
+    });
+    bump(this.counters.requests, matched?.name ?? 'unmatched');
+    if (!matched) {
+      this.respond(res, errorReply(new ApiError(404, 'not_found', `No route for ${method} ${url.pathname}`)));
+      return;
+    }
+
+    const apiKey = headerValue(req.headers['x-api-key']);
+    const account = apiKey === undefined ? undefined : this.accounts.get(apiKey);
+    if (!account) {
+      this.respond(res, errorReply(new ApiError(401, 'unauthorized', 'Missing or invalid X-Api-Key')));
+      return;
+    }
+    const limited = this.frontDoorLimit(account);
+    if (limited) {
+      this.respond(res, limited);
+      return;
+    }
+
+    if (method !== 'POST') {
+      await this.delay(this.cfg.latencyMs);
+      this.respond(res, this.run(matched, account, params, url.searchParams, undefined), { mayMalform: true });
+      return;
+    }
+    await this.handlePost(req, res, matched, account, params, url.searchParams, rawBody);
+  }
+
+  /** Injected 429s and the optional per-key request rate, ahead of any processing. */
+  private frontDoorLimit(account: SimAccount): Reply | null {
+    if (this.cfg.rateLimitNext > 0) {
+      this.cfg = { ...this.cfg, rateLimitNext: this.cfg.rateLimitNext - 1 };
+      this.counters.rateLimited.injected += 1;
+      return this.rateLimitReply('Too many requests', this.cfg.retryAfterSeconds);
+    }
+    if (this.cfg.requestsPerSecond !== null) {
+      const second = Math.floor(Date.now() / 1000);
+      if (account.requestWindow.second !== second) account.requestWindow = { second, count: 0 };
+      account.requestWindow.count += 1;
+      if (account.requestWindow.count > this.cfg.requestsPerSecond) {
+        this.counters.rateLimited.requestRate += 1;
+        return this.rateLimitReply('Too many requests', 1);
+      }
+    }
+    return null;
+  }
+
+  private rateLimitReply(message: string, retryAfterSeconds: number): Reply {
+    return errorReply(
+      new ApiError(429, 'rate_limit_exceeded', message, null, { 'retry-after': String(retryAfterSeconds) }),
+    );
+  }
+
+  /**
+   * POST with optional Idempotency-Key. The key is claimed before the configured latency, so a
+   * duplicate that arrives meanwhile sees 409 request_in_progress, as HeyGen documents.
+   * Only 2xx results are stored for replay: a 4xx/5xx leaves the key free for a corrected retry.
+   */
+  private async handlePost(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    matched: Route,
+    account: SimAccount,
+    params: string[],
+    query: URLSearchParams,
+    rawBody: string,
+  ): Promise<void> {
+    const header = headerValue(req.headers['idempotency-key']);
+    if (header !== undefined && !IDEMPOTENCY_KEY.test(header)) {
+      this.respond(res, errorReply(validationError('Idempotency-Key', 'Idempotency-Key must match ^[A-Za-z0-9_\\-:.]{1,255}$')));
+      return;
+    }
+    const fault = matched.createsJobs ? this.decide5xx() : null;
+    const key = header === undefined ? null : `${account.apiKey}\n${header}`;
+
+    if (key !== null) {
+      const existing = this.lookupIdempotency(key);
+      if (existing) {
+        if (fault !== null) return this.respond(res, fault);
+        if (existing.state === 'in_progress') {
+          this.counters.idempotency.conflicts += 1;
+          const conflict = new ApiError(409, 'request_in_progress', 'A request with this Idempotency-Key is still in progress', null, {
+            'retry-after': '1',
+          });
+          return this.respond(res, errorReply(conflict));
+        }
+        this.counters.idempotency.replays += 1;
+        const replay = { ...existing.reply, headers: { ...existing.reply.headers, 'idempotent-replayed': 'true' } };
+        return this.respond(res, replay, { mayMalform: true });
+      }
+      this.idempotency.set(key, { state: 'in_progress' });
+    }
+
+    const settleKey = (reply: Reply): void => {
+      if (key === null) return;
+      if (reply.status >= 200 && reply.status < 300) {
+        this.idempotency.set(key, { state: 'done', reply, expiresAt: Date.now() + this.cfg.idempotencyTtlMs });
+      } else {
+        this.idempotency.delete(key);
+      }
+    };
+
+    await this.delay(this.cfg.latencyMs);
+    if (this.closed) return;
+    if (fault !== null && !this.cfg.fail5xxAfterCreate) {
+      settleKey(fault);
+      return this.respond(res, fault);
+    }
+
+    let body: unknown;
+    try {
+      body = rawBody.trim() === '' ? undefined : JSON.parse(rawBody);
+    } catch {
+      const invalid = errorReply(validationError(null, 'Request body is not valid JSON'));
+      settleKey(invalid);
+      return this.respond(res, fault ?? invalid);
+    }
+
+    const timeout = matched.createsJobs && fault === null && this.cfg.timeoutNext > 0;
+    if (timeout) this.cfg = { ...this.cfg, timeoutNext: this.cfg.timeoutNext - 1 };
+    const reply = this.run(matched, account, params, query, body);
+
+    if (fault !== null) {
+      settleKey(reply);
+      return this.respond(res, fault);
+    }
+    if (timeout) {
+      this.counters.faults.timeouts += 1;
+      this.hold(res, reply, settleKey);
+      return;
+    }
+    settleKey(reply);
+    this.respond(res, reply, { mayMalform: true });
+  }
+
+  /** The job exists and its answer is ready, but the client gets nothing until the hold ends. */
+  private hold(res: http.ServerResponse, reply: Reply, settleKey: (reply: Reply) => void): void {
+    const held: HeldResponse = {
+      timer: setTimeout(() => held.release(true), this.cfg.timeoutHoldMs),
+      release: (deliver) => {
+        clearTimeout(held.timer);
+        this.held.delete(held);
+        settleKey(reply);
+        if (deliver) this.respond(res, reply);
+        else res.destroy();
+      },
+    };
+    held.timer.unref();
+    this.held.add(held);
+  }
+
+  private releaseHeld(deliver: boolean): void {
+    for (const held of [...this.held]) held.release(deliver);
+  }
+
+  private lookupIdempotency(key: string): IdempotencyRecord | undefined {
+    const record = this.idempotency.get(key);
+    if (record?.state === 'done' && record.expiresAt <= Date.now()) {
+      this.idempotency.delete(key);
+      return undefined;
+    }
+    return record;
+  }
+
+  private decide5xx(): Reply | null {
+    let fire = false;
+    if (this.cfg.fail5xxNext > 0) {
+      this.cfg = { ...this.cfg, fail5xxNext: this.cfg.fail5xxNext - 1 };
+      fire = true;
+    } else {
+      fire = this.random.chance(this.cfg.fail5xxRate);
+    }
+    if (!fire) return null;
+    this.counters.faults.fail5xx += 1;
+    const status = this.random.pick([500, 502, 503] as const);
+    if (status === 500) {
+      return json(500, { error: { code: 'internal_error', message: 'Internal server error', param: null, doc_url: null } });
+    }
+    // Gateways in front of an API answer with HTML, which clients must survive too.
+    const text = status === 502 ? 'Bad Gateway' : 'Service Unavailable';
+    return {
+      status,
+      body: `<html><head><title>${status} ${text}</title></head><body><h1>${status} ${text}</h1></body></html>`,
+      headers: { 'content-type': 'text/html' },
+    };
+  }
+
+  private run(
+    matched: Route,
+    account: SimAccount,
+    params: string[],
+    query: URLSearchParams,
+    body: unknown,
+  ): Reply {
+    try {
+      return matched.handler({ account, params, query, body });
+    } catch (error) {
+      if (error instanceof ApiError) return errorReply(error);
+      throw error;
+    }
+  }
+
+  /** Writes a v3 answer, counting it, and substitutes a malformed body when one is due. */
+  private respond(res: http.ServerResponse, reply: Reply, opts: { mayMalform?: boolean } = {}): void {
+    let sent = reply;
+    if (opts.mayMalform && reply.status >= 200 && reply.status < 300 && this.cfg.malformedNext > 0) {
+      this.cfg = { ...this.cfg, malformedNext: this.cfg.malformedNext - 1 };
+      this.counters.faults.malformed += 1;
+      sent = this.malformed(reply);
+    }
+    bump(this.counters.statuses, String(sent.status));
+    this.write(res, sent);
+  }
+
+  private malformed(reply: Reply): Reply {
+    const kind =
+      this.cfg.malformedKind === 'random'
+        ? this.random.pick(['invalid_json', 'missing_data'] as const)
+        : this.cfg.malformedKind;
+    // Any proper prefix of a JSON object is invalid JSON.
+    const body =
+      kind === 'invalid_json'
+        ? reply.body.slice(0, Math.max(1, Math.floor(reply.body.length / 2)))
+        : JSON.stringify({ message: 'Success', request_id: newId() });
+    return { status: 200, body, headers: { 'content-type': 'application/json' } };
+  }
+
+  private write(res: http.ServerResponse, reply: Reply): void {
+    if (res.headersSent || res.destroyed) return;
+    res.writeHead(reply.status, { ...reply.headers, 'content-length': Buffer.byteLength(reply.body) });
+    res.end(reply.body);
+  }
+
+  private delay(ms: number): Promise<void> {
+    if (ms <= 0) return Promise.resolve();
+    return new Promise((resolve) => setTimeout(resolve, ms).unref());
+  }
+
+  // ---------------------------------------------------------------- v3 handlers
+
+  private createVideo(ctx: RequestContext): Reply {
+    const plan = planVideo(ctx.body, this.cfg);
+    const [job] = this.createJobs(ctx.account, [
+      { ...plan, kind: 'video', outputLanguage: null, inputLanguage: null, translateAudioOnly: false, prompt: null },
+    ]);
+    if (!job) throw new Error('no job created');
+    return ok({ video_id: job.id, status: 'pending', output_format: job.outputFormat });
+  }
+
+  private generateTemplate(ctx: RequestContext): Reply {
+    const plan = planTemplate(ctx.body, this.cfg);
+    const [job] = this.createJobs(ctx.account, [
+      { ...plan, kind: 'template', outputLanguage: null, inputLanguage: null, translateAudioOnly: false, prompt: null },
+    ]);
+    if (!job) throw new Error('no job created');
+    return ok(this.videoObject(job));
+  }
+
+  private createTranslation(ctx: RequestContext): Reply {
+    const plan = planTranslation(ctx.body, this.cfg);
+    const jobs = this.createJobs(
+      ctx.account,
+      plan.languages.map((language) => ({
+        kind: 'translation',
+        product: plan.product,
+        durationMs: plan.durationMs,
+        callbackId: plan.callbackId,
+        callbackUrl: plan.callbackUrl,
+        title: plan.title,
+        outputFormat: 'mp4',
+        outputLanguage: language,
+        inputLanguage: plan.inputLanguage,
+        translateAudioOnly: plan.translateAudioOnly,
+        prompt: null,
+      })),
+    );
+    return ok({ video_translation_ids: jobs.map((job) => job.id) });
+  }
+
+  private createAgent(ctx: RequestContext): Reply {
+    const plan = planAgent(ctx.body, this.cfg);
+    const [job] = this.createJobs(ctx.account, [
+      {
+        kind: 'agent',
+        product: 'video_agent',
+        durationMs: plan.durationMs,
+        callbackId: plan.callbackId,
+        callbackUrl: plan.callbackUrl,
+        title: null,
+        outputFormat: 'mp4',
+        outputLanguage: null,
+        inputLanguage: null,
+        translateAudioOnly: false,
+        prompt: plan.prompt,
+      },
+    ]);
+    if (!job?.sessionId) throw new Error('no session created');
+    return ok({
+      session_id: job.sessionId,
+      status: 'generating',
+      video_id: job.id,
+      created_at: unixSeconds(job.createdAt),
+    });
+  }
+
+  private getVideo(ctx: RequestContext): Reply {
+    return ok(this.videoObject(this.owned(this.videos, ctx, 'Video')));
+  }
+
+  private getTranslation(ctx: RequestContext): Reply {
+    return ok(this.translationObject(this.owned(this.translations, ctx, 'Video translation')));
+  }
+
+  private getAgent(ctx: RequestContext): Reply {
+    const job = this.owned(this.sessions, ctx, 'Video agent session');
+    return ok(this.sessionObject(job));
+  }
+
+  private videoStatuses(ctx: RequestContext): Reply {
+    return this.bulkStatuses(ctx, this.videos, 'video_ids');
+  }
+
+  private translationStatuses(ctx: RequestContext): Reply {
+    return this.bulkStatuses(ctx, this.translations, 'video_translation_ids');
+  }
+
+  /** Bulk status (no duration, per the spec): unknown or unowned ids answer `not_found`. */
+  private bulkStatuses(ctx: RequestContext, jobs: Map<string, Job>, param: string): Reply {
+    const ids = ctx.query
+      .getAll(param)
+      .flatMap((value) => value.split(','))
+      .map((id) => id.trim())
+      .filter((id) => id.length > 0);
+    const batchIds = ctx.query
+      .getAll('batch_ids')
+      .flatMap((value) => value.split(','))
+      .map((id) => id.trim())
+      .filter((id) => id.length > 0);
+    if (ids.length + batchIds.length === 0) throw validationError(param, `${param} is required`);
+    if (ids.length + batchIds.length > MAX_BULK_IDS) {
+      throw validationError(param, `At most ${MAX_BULK_IDS} ids per request`);
+    }
+    const entries: BulkStatusEntry[] = ids.map((id) => {
+      const job = jobs.get(id);
+      if (!job || job.apiKey !== ctx.account.apiKey) {
+        return { video_id: id, status: 'not_found', error: null, batch_id: null, item_index: null };
+      }
+      const status =
+        job.status === 'pending' ? this.cfg.bulkPendingStatus : job.status === 'processing' ? 'processing' : job.status;
+      const error = job.status === 'failed' ? { code: job.failureCode, message: job.failureMessage } : null;
+      return { video_id: job.id, status, error, batch_id: null, item_index: null };
+    });
+    // The simulator has no batches: every batch id is unknown.
+    for (const batchId of batchIds) {
+      entries.push({ video_id: null, status: 'not_found', error: null, batch_id: batchId, item_index: null });
+    }
+    return json(200, { data: entries, has_more: false, next_token: null });
+  }
+
+  private createEndpoint(ctx: RequestContext): Reply {
+    const input = parseWebhookEndpoint(ctx.body);
+    const endpoint = {
+      endpointId: newId(),
+      url: input.url,
+      events: input.events,
+      status: 'enabled' as const,
+      createdAt: new Date().toISOString(),
+      secret: newSecret(),
+    };
+    ctx.account.endpoints.set(endpoint.endpointId, endpoint);
+    return ok({
+      endpoint_id: endpoint.endpointId,
+      url: endpoint.url,
+      events: endpoint.events,
+      status: endpoint.status,
+      created_at: endpoint.createdAt,
+      secret: endpoint.secret,
+    });
+  }
+
+  private listEndpoints(ctx: RequestContext): Reply {
+    const data = [...ctx.account.endpoints.values()].map((e) => ({
+      endpoint_id: e.endpointId,
+      url: e.url,
+      events: e.events,
+      status: e.status,
+      created_at: e.createdAt,
+      secret: null,
+    }));
+    return json(200, { data, has_more: false, next_token: null });
+  }
+
+  private deleteEndpoint(ctx: RequestContext): Reply {
+    const id = ctx.params[0] ?? '';
+    if (!ctx.account.endpoints.delete(id)) throw notFound('Webhook endpoint');
+    return ok({});
+  }
+
+  private rotateSecret(ctx: RequestContext): Reply {
+    const endpoint = ctx.account.endpoints.get(ctx.params[0] ?? '');
+    if (!endpoint) throw notFound('Webhook endpoint');
+    endpoint.secret = newSecret();
+    return ok({ endpoint_id: endpoint.endpointId, secret: endpoint.secret });
+  }
+
+  private owned(jobs: Map<string, Job>, ctx: RequestContext, what: string): Job {
+    const job = jobs.get(ctx.params[0] ?? '');
+    // Another account's job reads exactly like a missing one.
+    if (!job || job.apiKey !== ctx.account.apiKey) throw notFound(what);
+    return job;
+  }
+
+  // ---------------------------------------------------------------- jobs
+
+  /** Admits all jobs of one request or none: concurrency and balance are checked for the whole set. */
+  private createJobs(account: SimAccount, specs: JobSpec[]): Job[] {
+    if (this.cfg.enforceBalance) {
+      const reason = account.insufficientCredit(this.cfg.creditUnitSeconds);
+      if (reason !== null) {
+        this.counters.insufficientCredit += 1;
+        throw new ApiError(402, 'insufficient_credit', reason);
+      }
+    }
+    if (account.inFlight + specs.length > account.concurrencyLimit) {
+      this.counters.rateLimited.concurrency += 1;
+      throw new ApiError(
+        429,
+        'rate_limit_exceeded',
+        `Concurrent job limit reached: ${account.inFlight} in progress, limit ${account.concurrencyLimit}, requested ${specs.length}`,
+        null,
+        { 'retry-after': String(this.concurrencyRetryAfter(account)) },
+      );
+    }
+    const now = Date.now();
+    return specs.map((spec) => {
+      const job: Job = {
+        ...spec,
+        id: newId(),
+        apiKey: account.apiKey,
+        durationMs:
+          this.cfg.fixedDurationSeconds === null ? spec.durationMs : Math.round(this.cfg.fixedDurationSeconds * 1000),
+        rateMicroCredits: decimalToMicro(this.cfg.rates[spec.product]),
+        status: 'pending',
+        sessionId: spec.kind === 'agent' ? newId() : null,
+        createdAt: now,
+        completedAt: null,
+        finishesAt: null,
+        failOnFinish: this.decideJobFailure(),
+        failureCode: null,
+        failureMessage: null,
+        costMicroCs: 0n,
+        timers: [],
+      };
+      (job.kind === 'translation' ? this.translations : this.videos).set(job.id, job);
+      if (job.sessionId !== null) this.sessions.set(job.sessionId, job);
+      account.inFlight += 1;
+      bump(this.counters.jobsCreated, account.apiKey);
+      this.scheduleJob(job);
+      return job;
+    });
+  }
+
+  private decideJobFailure(): boolean {
+    if (this.cfg.failNextJobs > 0) {
+      this.cfg = { ...this.cfg, failNextJobs: this.cfg.failNextJobs - 1 };
+      return true;
+    }
+    return this.random.chance(this.cfg.failJobRate);
+  }
+
+  private concurrencyRetryAfter(account: SimAccount): number {
+    let soonest = Infinity;
+    for (const job of this.inFlightJobs(account.apiKey)) {
+      if (job.finishesAt !== null) soonest = Math.min(soonest, job.finishesAt);
+    }
+    if (soonest === Infinity) return this.cfg.retryAfterSeconds;
+    return Math.max(1, Math.ceil((soonest - Date.now()) / 1000));
+  }
+
+  private *inFlightJobs(apiKey: string): Generator<Job> {
+    for (const map of [this.videos, this.translations]) {
+      for (const job of map.values()) {
+        if (job.apiKey === apiKey && (job.status === 'pending' || job.status === 'processing')) yield job;
+      }
+    }
+  }
+
+  private scheduleJob(job: Job): void {
+    const renderMs = this.cfg.renderMs;
+    const later = (fn: () => void, ms: number): void => {
+      const timer = setTimeout(fn, ms);
+      timer.unref();
+      job.timers.push(timer);
+    };
+    later(() => {
+      if (job.status === 'pending') job.status = 'processing';
+    }, Math.floor(renderMs / 2));
+    if (this.cfg.autoComplete) {
+      job.finishesAt = job.createdAt + renderMs;
+      later(() => this.finishJob(job, {}), renderMs);
+    }
+  }
+
+  private finishJob(
+    job: Job,
+    opts: { fail?: boolean; durationMs?: number | undefined; failureCode?: string; failureMessage?: string },
+  ): boolean {
+    if (job.status === 'completed' || job.status === 'failed') return false;
+    for (const timer of job.timers) clearTimeout(timer);
+    job.timers = [];
+    job.finishesAt = null;
+    job.completedAt = Date.now();
+    const account = this.accounts.get(job.apiKey);
+    if (account) account.inFlight -= 1;
+
+    if (opts.fail ?? job.failOnFinish) {
+      job.status = 'failed';
+      job.failureCode = opts.failureCode ?? this.cfg.failureCode;
+      job.failureMessage = opts.failureMessage ?? this.cfg.failureMessage;
+      bump(this.counters.jobsFailed, job.apiKey);
+    } else {
+      if (opts.durationMs !== undefined) job.durationMs = opts.durationMs;
+      job.status = 'completed';
+      // micro-credit-seconds = ms/1000 × (micro-credits per s) × credit-seconds per credit
+      job.costMicroCs = divideRounded(
+        BigInt(job.durationMs) * job.rateMicroCredits * BigInt(this.cfg.creditUnitSeconds),
+        1000n,
+      );
+      if (account) account.usedMicroCs += job.costMicroCs;
+      bump(this.counters.jobsCompleted, job.apiKey);
+    }
+    if (account) this.emitWebhooks(account, job);
+    return true;
+  }
+
+  private findJob(id: string): Job | undefined {
+    return this.videos.get(id) ?? this.translations.get(id) ?? this.sessions.get(id);
+  }
+
+  private clearJobTimers(): void {
+    for (const map of [this.videos, this.translations]) {
+      for (const job of map.values()) {
+        for (const timer of job.timers) clearTimeout(timer);
+        job.timers = [];
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- webhooks
+
+  private emitWebhooks(account: SimAccount, job: Job): void {
+    const { eventType, eventData } = this.webhookEvent(job);
+    const eventId = randomUUID();
+    const body = JSON.stringify({
+      event_type: eventType,
+      event_id: eventId,
+      created_at: new Date().toISOString(),
+      event_data: eventData,
+    });
+    const base = { eventId, eventType, jobId: job.id, body };
+    for (const endpoint of account.endpoints.values()) {
+      if (endpoint.status !== 'enabled') continue;
+      if (endpoint.events !== null && !endpoint.events.includes(eventType)) continue;
+      this.webhooks.dispatch({
+        ...base,
+        url: endpoint.url,
+        target: 'endpoint',
+        endpointId: endpoint.endpointId,
+        secret: endpoint.secret,
+        lost: this.decideWebhookLoss(),
+      });
+    }
+    if (job.callbackUrl !== null) {
+      this.webhooks.dispatch({
+        ...base,
+        url: job.callbackUrl,
+        target: 'callback_url',
+        endpointId: null,
+        secret: null,
+        lost: this.decideWebhookLoss(),
+      });
+    }
+  }
+
+  private decideWebhookLoss(): boolean {
+    return this.cfg.loseWebhooks || this.random.chance(this.cfg.webhookLossRate);
+  }
+
+  private webhookEvent(job: Job): { eventType: string; eventData: Record<string, unknown> } {
+    const succeeded = job.status === 'completed';
+    const url = succeeded ? this.mediaUrl(job) : null;
+    switch (job.kind) {
+      case 'translation':
+        return succeeded
+          ? {
+              eventType: 'video_translate.success',
+              eventData: { video_translate_id: job.id, url, output_language: job.outputLanguage, callback_id: job.callbackId },
+            }
+          : {
+              eventType: 'video_translate.fail',
+              eventData: { video_translate_id: job.id, message: job.failureMessage, callback_id: job.callbackId },
+            };
+      case 'agent':
+        return succeeded
+          ? {
+              eventType: 'video_agent.success',
+              eventData: { video_id: job.id, session_id: job.sessionId, video_url: url, callback_id: job.callbackId },
+            }
+          : {
+              eventType: 'video_agent.fail',
+              eventData: { video_id: job.id, session_id: job.sessionId, message: job.failureMessage, callback_id: job.callbackId },
+            };
+      case 'video':
+      case 'template':
+        return succeeded
+          ? { eventType: 'avatar_video.success', eventData: { video_id: job.id, url, callback_id: job.callbackId } }
+          : { eventType: 'avatar_video.fail', eventData: { video_id: job.id, msg: job.failureMessage, callback_id: job.callbackId } };
+    }
+  }
+
+  // ---------------------------------------------------------------- resource shapes
+
+  private mediaUrl(job: Job): string {
+    return `${this.cfg.publicUrl ?? this.baseUrl}/_sim/media/${job.id}.${job.outputFormat}`;
+  }
+
+  private failureFields(job: Job): Record<string, unknown> {
+    return job.status === 'failed' ? { failure_code: job.failureCode, failure_message: job.failureMessage } : {};
+  }
+
+  private videoObject(job: Job): Record<string, unknown> {
+    const completed = job.status === 'completed';
+    const base = this.cfg.publicUrl ?? this.baseUrl;
+    return {
+      id: job.id,
+      title: job.title,
+      status: job.status,
+      created_at: unixSeconds(job.createdAt),
+      completed_at: job.completedAt === null ? null : unixSeconds(job.completedAt),
+      duration: completed ? job.durationMs / 1000 : null,
+      video_url: completed ? this.mediaUrl(job) : null,
+      thumbnail_url: completed ? `${base}/_sim/media/${job.id}.jpg` : null,
+      gif_url: null,
+      captioned_video_url: null,
+      subtitle_url: null,
+      video_page_url: null,
+      folder_id: null,
+      output_language: null,
+      callback_id: job.callbackId,
+      ...this.failureFields(job),
+    };
+  }
+
+  private translationObject(job: Job): Record<string, unknown> {
+    const completed = job.status === 'completed';
+    const base = this.cfg.publicUrl ?? this.baseUrl;
+    return {
+      id: job.id,
+      title: job.title,
+      status: job.status === 'processing' ? 'running' : job.status,
+      created_at: unixSeconds(job.createdAt),
+      input_language: job.inputLanguage,
+      output_language: job.outputLanguage,
+      translate_audio_only: job.translateAudioOnly,
+      duration: completed ? job.durationMs / 1000 : null,
+      video_url: completed ? this.mediaUrl(job) : null,
+      audio_url: completed ? `${base}/_sim/media/${job.id}.mp3` : null,
+      srt_caption_url: null,
+      vtt_caption_url: null,
+      callback_id: job.callbackId,
+      ...this.failureFields(job),
+    };
+  }
+
+  private sessionObject(job: Job): Record<string, unknown> {
+    const status = job.status === 'completed' || job.status === 'failed' ? job.status : 'generating';
+    const progress = { pending: 0, processing: 50, completed: 100, failed: 100 }[job.status];
+    return {
+      session_id: job.sessionId,
+      status,
+      progress,
+      title: null,
+      video_id: job.id,
+      created_at: unixSeconds(job.createdAt),
+      messages: [
+        { role: 'user', type: 'text', content: job.prompt ?? '', created_at: unixSeconds(job.createdAt), resource_ids: null },
+      ],
+    };
+  }
+
+  // ---------------------------------------------------------------- control API (no api key)
+
+  private control(method: string, url: URL, rawBody: string): Reply {
+    try {
+      return this.controlRoute(method, url, rawBody);
+    } catch (error) {
+      if (error instanceof ApiError) return errorReply(error);
+      if (error instanceof z.ZodError) {
+        const issue = error.issues[0];
+        return errorReply(validationError(issue?.path.map(String).join('.') || null, issue?.message ?? 'Invalid input'));
+      }
+      throw error;
+    }
+  }
+
+  private controlRoute(method: string, url: URL, rawBody: string): Reply {
+    const path = url.pathname;
+    const body = (): unknown => {
+      if (rawBody.trim() === '') return {};
+      try {
+        return JSON.parse(rawBody);
+      } catch {
+        throw validationError(null, 'Request body is not valid JSON');
+      }
+    };
+    const data = (value: unknown): Reply => ({
+      status: 200,
+      body: JSON.stringify({ data: value }, bigintReplacer),
+      headers: { 'content-type': 'application/json' },
+    });
+
+    if (method === 'GET' && path === '/_sim/health') return data({ ok: true });
+    if (path === '/_sim/config') {
+      if (method === 'GET') return data(this.config());
+      if (method === 'POST') return data(this.configure(body() as SimulatorConfigPatch));
+    }
+    if (path === '/_sim/accounts') {
+      if (method === 'POST') {
+        const input = accountInputSchema.parse(body());
+        this.addAccount(input);
+        return data(this.accountSummary(input.apiKey));
+      }
+      if (method === 'GET') return data([...this.accounts.keys()].map((key) => this.accountSummary(key)));
+    }
+    if (method === 'POST' && path === '/_sim/reset') {
+      this.reset();
+      return data({ reset: true });
+    }
+    if (method === 'GET' && path === '/_sim/stats') return data(this.stats());
+    if (method === 'POST' && path === '/_sim/usage') {
+      const input = usageInputSchema.parse(body());
+      if (!this.accounts.has(input.apiKey)) throw notFound('Account');
+      this.addOutsideUsage(input.apiKey, input.creditSeconds);
+      return data(this.accountSummary(input.apiKey));
+    }
+    if (method === 'GET' && path === '/_sim/jobs') return data(this.jobs(url.searchParams.get('api_key') ?? undefined));
+    if (method === 'GET' && path === '/_sim/webhooks') return data(this.webhookDeliveries());
+
+    const jobMatch = /^\/_sim\/jobs\/([^/]+)(?:\/(complete|fail))?$/.exec(path);
+    if (jobMatch) {
+      const id = decodeURIComponent(jobMatch[1] ?? '');
+      const action = jobMatch[2];
+      if (!this.findJob(id)) throw notFound('Job');
+      if (method === 'GET' && action === undefined) return data(this.job(id));
+      if (method === 'POST' && action === 'complete') {
+        const input = completeInputSchema.parse(body());
+        return data({ changed: this.completeNow(id, input), job: this.job(id) });
+      }
+      if (method === 'POST' && action === 'fail') {
+        const input = failInputSchema.parse(body());
+        return data({ changed: this.failNow(id, input), job: this.job(id) });
+      }
+    }
+
+    const media = /^\/_sim\/media\/([^/]+)$/.exec(path);
+    if (method === 'GET' && media) {
+      return { status: 200, body: 'SIMULATED MEDIA', headers: { 'content-type': 'application/octet-stream' } };
+    }
+    throw new ApiError(404, 'not_found', `No control route for ${method} ${path}`);
+  }
+
+  private accountSummary(apiKey: string): Record<string, unknown> {
+    const account = this.accounts.get(apiKey);
+    if (!account) throw notFound('Account');
+    return {
+      apiKey: account.apiKey,
+      billingType: account.billingType,
+      concurrencyLimit: account.concurrencyLimit,
+      inFlight: account.inFlight,
+      usage: this.usage(apiKey),
+      user: account.userMe(this.cfg.creditUnitSeconds),
+    };
+  }
+}
+
+const usageInputSchema = z.strictObject({
+  apiKey: z.string().min(1),
+  creditSeconds: z.union([z.number(), z.string().regex(/^-?\d+(\.\d+)?$/)]),
+});
+const completeInputSchema = z.strictObject({ durationSeconds: z.number().positive().optional() });
+const failInputSchema = z.strictObject({
+  failureCode: z.string().min(1).optional(),
+  failureMessage: z.string().min(1).optional(),
+});
+
+function parseConfigPatch(patch: SimulatorConfigPatch): SimulatorConfigPatch {
+  return configPatchSchema.parse(patch) as SimulatorConfigPatch;
+}
+
+function snapshot(job: Job): SimJobSnapshot {
+  return {
+    id: job.id,
+    kind: job.kind,
+    apiKey: job.apiKey,
+    product: job.product,
+    status: job.status,
+    durationSeconds: job.durationMs / 1000,
+    costMicroCreditSeconds: job.costMicroCs,
+    callbackId: job.callbackId,
+    callbackUrl: job.callbackUrl,
+    sessionId: job.sessionId,
+    outputLanguage: job.outputLanguage,
+    createdAt: job.createdAt,
+    completedAt: job.completedAt,
+    failureCode: job.failureCode,
+    failureMessage: job.failureMessage,
+  };
+}
+
+function newSecret(): string {
+  return `whsec_${randomBytes(24).toString('base64url')}`;
+}
+
+function headerValue(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}
+
+/** The raw body, or null past MAX_BODY_BYTES. */
+function readBody(req: http.IncomingMessage): Promise<string | null> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let tooLarge = false;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > MAX_BODY_BYTES) tooLarge = true;
+      else chunks.push(chunk);
+    });
+    req.on('end', () => resolve(tooLarge ? null : Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+}

@@ -1,0 +1,130 @@
+// Normalised shapes the gateway sees of HeyGen v3. Amounts and durations are
+// decimal strings, never JavaScript floats, because money is computed from them.
+
+/** Where and as whom to call HeyGen: one account of the gateway. */
+export interface HeygenConnection {
+  baseUrl: string;
+  apiKey: string;
+}
+
+export const HEYGEN_JOB_KINDS = ['AVATAR_VIDEO', 'TEMPLATE_VIDEO', 'VIDEO_TRANSLATION', 'VIDEO_AGENT'] as const;
+export type HeygenJobKind = (typeof HEYGEN_JOB_KINDS)[number];
+
+/** One billable thing HeyGen created for a job (a translation yields one per language). */
+export interface UpstreamItem {
+  upstreamId: string;
+  kind: 'video' | 'translation' | 'agent_session';
+  videoId?: string;
+  language?: string;
+}
+
+/**
+ * Result of forwarding a job.
+ * - `accepted`: HeyGen created it (or replayed the creation for our Idempotency-Key).
+ * - `rejected`: HeyGen refused it with a definite 4xx, or it was refused locally before
+ *   anything was sent (`httpStatus: 0`). No upstream job exists; holds may be released.
+ * - `unknown`: the job may or may not exist upstream. Keep the holds and retry later with
+ *   the same Idempotency-Key.
+ */
+export type SubmitOutcome =
+  | { type: 'accepted'; items: UpstreamItem[] }
+  | { type: 'rejected'; httpStatus: number; code: string; message: string; param?: string }
+  | { type: 'unknown'; reason: string; httpStatus?: number; code?: string; retryAfterMs?: number };
+
+export interface SubmitOptions {
+  /** Sent as `Idempotency-Key`; must match `^[A-Za-z0-9_\-:.]{1,255}$`. Use the gateway job id. */
+  idempotencyKey: string;
+  /** Sent as `callback_id` (overrides any value in the body). Use the gateway job id. */
+  callbackId: string;
+  callbackUrl?: string;
+}
+
+export type UpstreamStatus = 'pending' | 'processing' | 'completed' | 'failed' | 'not_found';
+
+/** A video's or translation's state as read from HeyGen. */
+export interface UpstreamJobState {
+  id: string;
+  status: UpstreamStatus;
+  /**
+   * Output duration in seconds as a plain decimal string (`"12.4"`), or null when HeyGen
+   * did not report one. A `completed` state with a null duration must not be settled as 0.
+   */
+  durationSeconds: string | null;
+  failureCode: string | null;
+  failureMessage: string | null;
+  callbackId: string | null;
+}
+
+export const AGENT_SESSION_STATUSES = [
+  'thinking',
+  'waiting_for_input',
+  'reviewing',
+  'generating',
+  'completed',
+  'failed',
+] as const;
+export type AgentSessionStatus = (typeof AGENT_SESSION_STATUSES)[number];
+
+export interface AgentSessionState {
+  sessionId: string;
+  status: AgentSessionStatus;
+  videoId: string | null;
+}
+
+export interface HeygenUser {
+  billingType: string | null;
+  usageBased: {
+    includedCredits: string;
+    remainingCredits: string;
+    spendingCapUsd: string | null;
+    spendingCurrentUsd: string | null;
+  } | null;
+  wallet: { currency: 'usd' | 'credits'; remainingBalance: string } | null;
+  /** The whole `/v3/users/me` response body as received. */
+  raw: unknown;
+}
+
+export interface WebhookEndpointRegistration {
+  endpointId: string;
+  secret: string;
+}
+
+export type WebhookSignatureScheme = 'hmac-sha256-hex' | 'hmac-sha256-base64';
+
+export interface HeygenWebhookEvent {
+  eventType: string;
+  eventId: string | null;
+  /** `video_translate_id`, else `video_id`, else (agent events) `session_id`. */
+  upstreamId: string | null;
+  sessionId: string | null;
+  callbackId: string | null;
+  kind: 'video' | 'translation' | 'agent' | 'unknown';
+  outcome: 'success' | 'fail' | 'unknown';
+}
+
+export interface HeygenLogger {
+  warn(obj: object, msg?: string): void;
+}
+
+export interface HeygenClientOptions {
+  /** Per-attempt timeout, headers and body included. Default 30 000 ms. */
+  timeoutMs?: number;
+  /** Attempts per call, the first included. Default 4. */
+  maxAttempts?: number;
+  /** Backoff base for the exponential fallback. Default 500 ms. */
+  baseDelayMs?: number;
+  /** Cap of the exponential fallback backoff. Default 30 000 ms. */
+  maxDelayMs?: number;
+  /**
+   * Longest `Retry-After` the client waits in-process. A longer one ends the call at once
+   * (submit: `unknown` with `retryAfterMs`; reads: retryable HeygenError). Default 60 000 ms.
+   */
+  maxRetryAfterMs?: number;
+  /** Path of the balance endpoint. Default `/v3/users/me`. */
+  userMePath?: string;
+  fetch?: typeof fetch;
+  sleep?: (ms: number) => Promise<void>;
+  /** Source of jitter in [0, 1). Default Math.random. */
+  random?: () => number;
+  logger?: HeygenLogger;
+}

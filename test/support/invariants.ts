@@ -1,0 +1,39 @@
+// Invariant checks against the database: the rollup counters are exactly the sum of the ledger.
+import { sql } from 'drizzle-orm';
+import { expect } from 'vitest';
+import type { Db } from '../../src/db/client.js';
+import { queryRows } from '../../src/db/client.js';
+
+/** For every (unit, account, period): rollup reserved = Σ HOLD − Σ RELEASE, settled = Σ DEBIT + Σ ADJUSTMENT over the subtree. */
+export async function expectCountersEqualLedger(db: Db): Promise<void> {
+  const mismatches = await queryRows<Record<string, string>>(
+    db,
+    sql`with expected as (
+          select anc.id as org_unit_id, l.account_id, l.period,
+            sum(case l.entry_type when 'HOLD' then l.amount_micro_cs when 'RELEASE' then -l.amount_micro_cs else 0 end) as reserved,
+            sum(case when l.entry_type in ('DEBIT', 'ADJUSTMENT') then l.amount_micro_cs else 0 end) as settled
+          from ledger_entries l
+          join org_units u on u.id = l.org_unit_id
+          join org_units anc on anc.id = any(u.path)
+          group by anc.id, l.account_id, l.period)
+        select coalesce(e.org_unit_id, r.org_unit_id)::text as unit, e.reserved::text as e_res, r.reserved_micro_cs::text as r_res,
+               e.settled::text as e_set, r.settled_micro_cs::text as r_set
+        from expected e full outer join usage_rollups r
+          on r.org_unit_id = e.org_unit_id and r.account_id = e.account_id and r.period = e.period
+        where coalesce(e.reserved, 0) <> coalesce(r.reserved_micro_cs, 0) or coalesce(e.settled, 0) <> coalesce(r.settled_micro_cs, 0)`,
+  );
+  expect(mismatches).toEqual([]);
+  // Every job's open hold is its HOLD minus its RELEASE.
+  const jobs = await queryRows<Record<string, string>>(
+    db,
+    sql`select j.id::text, j.reserved_micro_cs::text as job_reserved,
+          coalesce(sum(case l.entry_type when 'HOLD' then l.amount_micro_cs when 'RELEASE' then -l.amount_micro_cs else 0 end), 0)::text as ledger_reserved,
+          coalesce(j.actual_micro_cs, 0)::text as job_actual,
+          coalesce(sum(case l.entry_type when 'DEBIT' then l.amount_micro_cs else 0 end), 0)::text as ledger_debit
+        from jobs j left join ledger_entries l on l.job_id = j.id
+        group by j.id
+        having j.reserved_micro_cs <> coalesce(sum(case l.entry_type when 'HOLD' then l.amount_micro_cs when 'RELEASE' then -l.amount_micro_cs else 0 end), 0)
+            or coalesce(j.actual_micro_cs, 0) <> coalesce(sum(case l.entry_type when 'DEBIT' then l.amount_micro_cs else 0 end), 0)`,
+  );
+  expect(jobs).toEqual([]);
+}
