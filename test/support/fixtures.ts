@@ -45,6 +45,8 @@ export async function createUnit(h: Harness, kind: string, name: string, parentI
   return p.orgUnit.id;
 }
 
+const roots = new WeakMap<Harness, string>();
+
 export interface Tree {
   accountId: string;
   orgId: string;
@@ -57,8 +59,13 @@ export interface Tree {
 
 export async function createTree(h: Harness, accountOpts: Parameters<typeof createAccount>[1] = {}): Promise<Tree> {
   const accountId = await createAccount(h, accountOpts);
-  const orgId = await createUnit(h, 'ORGANIZATION', 'Acme', null, accountId);
-  const deptId = await createUnit(h, 'DEPARTMENT', 'Marketing', orgId);
+  // One organization per gateway; each tree is a department of its own that draws on its own account.
+  let orgId = roots.get(h);
+  if (!orgId) {
+    orgId = await createUnit(h, 'ORGANIZATION', 'Acme', null);
+    roots.set(h, orgId);
+  }
+  const deptId = await createUnit(h, 'DEPARTMENT', `Marketing ${accountOpts.name ?? 'Primary'}`, orgId, accountId);
   const teamId = await createUnit(h, 'TEAM', 'Video', deptId);
   const projectId = await createUnit(h, 'PROJECT', 'Onboarding', teamId);
   const otherTeamId = await createUnit(h, 'TEAM', 'Social', deptId);
