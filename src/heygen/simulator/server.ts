@@ -1,3 +1,14 @@
+/**
+ * HeyGen v3 API simulator for tests, benchmarks and the demo; production never uses it.
+ * It speaks the shapes of /work/shared/heygen-api.md (v3 `{data}` envelope, `{error:{code,message,param,doc_url}}`),
+ * keeps every account (api key) apart, bills completed jobs exactly in micro-credit-seconds, and
+ * injects faults deterministically from config.seed.
+ *
+ * Control API (no api key): GET|POST /_sim/config, GET|POST /_sim/accounts, POST /_sim/reset,
+ * GET /_sim/stats, POST /_sim/usage {apiKey, creditSeconds}, GET /_sim/jobs[?api_key=],
+ * GET /_sim/jobs/{id}, POST /_sim/jobs/{id}/complete {durationSeconds?},
+ * POST /_sim/jobs/{id}/fail {failureCode?, failureMessage?}, GET /_sim/webhooks, GET /_sim/health.
+ */
 import { randomBytes, randomUUID } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -259,6 +270,8 @@ class HeyGenSimulator implements Simulator {
   private baseUrl = '';
   private listeningPort = 0;
   private closed = false;
+  /** Bumped by reset(), so that a request still in its latency when state is wiped does not write into the new state. */
+  private generation = 0;
 
   constructor(config: SimulatorConfigPatch, accounts: SimAccountInput[]) {
     this.initialConfig = applyConfigPatch(DEFAULT_CONFIG, parseConfigPatch(config));
@@ -355,6 +368,7 @@ class HeyGenSimulator implements Simulator {
     this.idempotency.clear();
     this.webhooks.reset();
     this.counters = emptyStats();
+    this.generation += 1;
     this.cfg = this.initialConfig;
     this.random = new SeededRandom(this.cfg.seed);
     this.accounts.clear();
@@ -439,7 +453,7 @@ class HeyGenSimulator implements Simulator {
     const matched = this.routes.find((r) => {
       if (r.method !== method) return false;
       const m = r.pattern.exec(url.pathname);
-      if (m) params = m.slice(1).map(decodeURIComponent);
+      if (m) params = m.slice(1).map(safeDecode);
       return m !== null;
     });
     bump(this.counters.requests, matched?.name ?? 'unmatched');
@@ -532,6 +546,7 @@ class HeyGenSimulator implements Simulator {
       }
       this.idempotency.set(key, { state: 'in_progress' });
     }
+    const generation = this.generation;
 
     const settleKey = (reply: Reply): void => {
       if (key === null) return;
@@ -544,6 +559,10 @@ class HeyGenSimulator implements Simulator {
 
     await this.delay(this.cfg.latencyMs);
     if (this.closed) return;
+    if (generation !== this.generation) {
+      res.destroy();
+      return;
+    }
     if (fault !== null && !this.cfg.fail5xxAfterCreate) {
       settleKey(fault);
       return this.respond(res, fault);
@@ -1261,6 +1280,14 @@ function snapshot(job: Job): SimJobSnapshot {
 
 function newSecret(): string {
   return `whsec_${randomBytes(24).toString('base64url')}`;
+}
+
+function safeDecode(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
 }
 
 function headerValue(value: string | string[] | undefined): string | undefined {

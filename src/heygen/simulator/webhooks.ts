@@ -86,7 +86,8 @@ export class WebhookDispatcher {
       this.counters.lost += 1;
       return;
     }
-    const task = this.deliver(record, request.secret, this.controller.signal).finally(() => {
+    // Counters are bound now so that a delivery aborted by reset() cannot count into the fresh ones.
+    const task = this.deliver(record, request.secret, this.controller.signal, this.counters).finally(() => {
       this.inFlight.delete(task);
     });
     this.inFlight.add(task);
@@ -118,7 +119,12 @@ export class WebhookDispatcher {
     await this.idle();
   }
 
-  private async deliver(record: WebhookDeliveryRecord, secret: string | null, signal: AbortSignal): Promise<void> {
+  private async deliver(
+    record: WebhookDeliveryRecord,
+    secret: string | null,
+    signal: AbortSignal,
+    counters: WebhookCounters,
+  ): Promise<void> {
     const policy = this.policy();
     const headers: Record<string, string> = {
       'content-type': 'application/json',
@@ -129,14 +135,14 @@ export class WebhookDispatcher {
     for (let attempt = 1; attempt <= policy.maxAttempts; attempt++) {
       if (signal.aborted) break;
       record.attempts = attempt;
-      this.counters.attempts += 1;
+      counters.attempts += 1;
       try {
         const status = await postOnce(record.url, record.body, headers, policy.timeoutMs, signal);
         record.lastStatus = status;
         record.lastError = null;
         if (status >= 200 && status < 300) {
           record.outcome = 'delivered';
-          this.counters.delivered += 1;
+          counters.delivered += 1;
           return;
         }
       } catch (error) {
@@ -145,7 +151,7 @@ export class WebhookDispatcher {
       if (attempt < policy.maxAttempts) await sleep(policy.retryBaseMs * 2 ** (attempt - 1), signal);
     }
     record.outcome = 'failed';
-    this.counters.failed += 1;
+    counters.failed += 1;
   }
 }
 
