@@ -18,7 +18,7 @@ import { z } from 'zod';
 import type { Db } from '../db/client.js';
 import { orgUnitsTable, serviceTokensTable, signingKeysTable } from '../db/schema.js';
 import type { SecretBox } from '../secrets/secret-box.js';
-import { ROLES, type Actor } from './actor.js';
+import { ROLES, type Actor, type Role } from './actor.js';
 
 const ALG = 'EdDSA';
 const SIGNING_KEY_LOCK = 72_410_332;
@@ -40,6 +40,11 @@ const claimsSchema = z.object({
 
 export interface TokenService {
   issueAdminToken(name: string, ttlSeconds?: number): Promise<string>;
+  /**
+   * A gateway-signed token for a person with a role (FINANCE, or MANAGER / MEMBER of a unit), for operators
+   * without a company identity provider. Not stored: it lives until it expires, so keep the TTL short.
+   */
+  issueOperatorToken(input: { name: string; role: Exclude<Role, 'SERVICE'>; unitId?: string | null; ttlSeconds?: number }): Promise<string>;
   issueServiceToken(db: Db, input: { orgUnitId: string; name: string; expiresAt: Date; createdBy: string }): Promise<{ id: string; token: string }>;
   /** Verifies a bearer token and resolves the caller; throws AuthenticationError with a safe message. */
   authenticate(db: Db, token: string): Promise<Actor>;
@@ -92,6 +97,12 @@ export async function createTokenService(
     async issueAdminToken(name, ttlSeconds = 12 * 3600) {
       return sign({ role: 'ADMIN' }, `admin:${name}`, randomUUID(), new Date(Date.now() + ttlSeconds * 1000));
     },
+    async issueOperatorToken({ name, role, unitId = null, ttlSeconds = 12 * 3600 }) {
+      if ((role === 'MANAGER' || role === 'MEMBER') !== (unitId !== null)) {
+        throw new Error('MANAGER and MEMBER tokens need a unit; ADMIN and FINANCE tokens have none');
+      }
+      return sign({ role, ...(unitId ? { unit: unitId } : {}) }, `${role.toLowerCase()}:${name}`, randomUUID(), new Date(Date.now() + ttlSeconds * 1000));
+    },
     async issueServiceToken(tx, input) {
       const [row] = await tx
         .insert(serviceTokensTable)
@@ -118,8 +129,16 @@ export async function createTokenService(
       const claims = claimsSchema.safeParse(payload);
       if (!claims.success) throw new AuthenticationError('invalid token claims');
       const { sub, jti, role, unit } = claims.data;
-      if (role === 'ADMIN') return { subject: sub, role, unitId: null, unitPath: [], tokenId: jti };
-      if (role !== 'SERVICE' || !unit) throw new AuthenticationError('invalid token claims');
+      if (role === 'ADMIN' || role === 'FINANCE') {
+        if (unit) throw new AuthenticationError('invalid token claims');
+        return { subject: sub, role, unitId: null, unitPath: [], tokenId: jti };
+      }
+      if (!unit) throw new AuthenticationError('invalid token claims');
+      if (role === 'MANAGER' || role === 'MEMBER') {
+        const [scope] = await tx.select({ path: orgUnitsTable.path }).from(orgUnitsTable).where(eq(orgUnitsTable.id, unit));
+        if (!scope) throw new AuthenticationError('the token names a unit that does not exist');
+        return { subject: sub, role, unitId: unit, unitPath: scope.path, tokenId: jti };
+      }
       const [row] = await tx
         .select({ id: serviceTokensTable.id, lastUsedAt: serviceTokensTable.lastUsedAt, path: orgUnitsTable.path })
         .from(serviceTokensTable)
