@@ -28,6 +28,8 @@ export interface HarnessOptions {
   simAccounts?: { apiKey: string; concurrencyLimit?: number }[];
   workers?: boolean;
   databaseUrl?: string;
+  /** Send per-job callback_url pointing at this gateway, so the simulator delivers webhooks to it. */
+  callbacks?: boolean;
 }
 
 export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> {
@@ -62,8 +64,9 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
   const services = await createServices(config, { logger: createLogger('debug', sink) });
   const server: Server = createHttpServer(services);
   const port = await listen(server, 0, '127.0.0.1');
-  startBackgroundWork(services);
   const url = `http://127.0.0.1:${port}`;
+  if (opts.callbacks) services.jobDeps.follow.publicUrl = url;
+  startBackgroundWork(services);
   const adminToken = await services.tokens.issueAdminToken('test');
   return {
     services,
