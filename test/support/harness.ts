@@ -30,10 +30,13 @@ export interface HarnessOptions {
   databaseUrl?: string;
   /** Send per-job callback_url pointing at this gateway, so the simulator delivers webhooks to it. */
   callbacks?: boolean;
+  /** Embedded PGlite (in memory) instead of PostgreSQL. */
+  embedded?: boolean;
 }
 
 export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> {
-  const database = opts.databaseUrl ? { url: opts.databaseUrl, name: '', drop: async () => {} } : await createTestDatabase();
+  const database =
+    opts.embedded || opts.databaseUrl ? { url: opts.databaseUrl ?? '', name: '', drop: async () => {} } : await createTestDatabase();
   const sim = await startSimulator({
     config: { renderMs: 50, ...opts.sim },
     accounts: opts.simAccounts ?? [{ apiKey: 'sk_test_primary_key_0001', concurrencyLimit: 100 }],
@@ -46,7 +49,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     },
   });
   const config = loadConfig({
-    DATABASE_URL: database.url,
+    ...(opts.embedded ? { DATA_DIR: 'memory://' } : { DATABASE_URL: database.url }),
     GATEWAY_MASTER_KEY: generateMasterKey(),
     PORT: '0',
     HOST: '127.0.0.1',
