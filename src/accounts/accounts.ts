@@ -3,11 +3,14 @@ import { and, desc, eq, lte } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { accountTermsTable, accountsTable, type BillingModel, type PriceBook } from '../db/schema.js';
 import { ValidationError } from '../errors.js';
+import { isCalendarDate, requireName } from '../validation.js';
 import type { SecretBox } from '../secrets/secret-box.js';
 import { secretHint } from '../secrets/secret-box.js';
 import { defaultPriceBook, PRODUCTS } from './price-book.js';
 import { secondsToMicro } from '../jobs/estimate.js';
 import type { HeygenConnection } from '../heygen/types.js';
+import { seesEverything, type Actor } from '../auth/actor.js';
+import { accountForPath } from '../org/units.js';
 
 export type AccountRow = typeof accountsTable.$inferSelect;
 export type AccountTermsRow = typeof accountTermsTable.$inferSelect;
@@ -15,7 +18,6 @@ export type AccountTermsRow = typeof accountTermsTable.$inferSelect;
 const USD = /^\d{1,12}(\.\d{1,12})?$/;
 const CS = /^\d{1,15}(\.\d{1,6})?$/;
 const PERIOD = /^\d{4}-(0[1-9]|1[0-2])$/;
-const DATE = /^\d{4}-\d{2}-\d{2}$/;
 
 export interface UsageBasedTermsInput {
   mmcUsd: string;
@@ -27,7 +29,9 @@ export interface UsageBasedTermsInput {
 }
 export interface CreditPackageTermsInput {
   totalCreditSeconds: string;
-  pricePerCreditSecondUsd: string;
+  /** The price per credit-second, or (exclusive) the package's total price. */
+  pricePerCreditSecondUsd?: string | null;
+  totalPriceUsd?: string | null;
   termStart: string;
   termEnd: string;
 }
@@ -54,12 +58,15 @@ export function isValidTimeZone(tz: string): boolean {
   }
 }
 
-function need(value: string | undefined | null, pattern: RegExp, field: string, what: string): string {
-  if (value === undefined || value === null || !pattern.test(value.trim())) throw new ValidationError(field, `${field} must be ${what}`);
-  return value.trim();
+function need(value: string | undefined | null, pattern: RegExp | ((v: string) => boolean), field: string, what: string): string {
+  const ok = value !== undefined && value !== null && (typeof pattern === 'function' ? pattern(value.trim()) : pattern.test(value.trim()));
+  if (!ok) throw new ValidationError(field, `${field} must be ${what}`);
+  return value!.trim();
 }
+const DATE = isCalendarDate;
 
-function termsValues(input: CreateAccountInput) {
+/** The money columns of a terms row, validated; shared by createAccount and setAccountTerms. */
+export function termsValues(input: Pick<CreateAccountInput, 'billingModel' | 'usageBased' | 'creditPackage'>) {
   if (input.billingModel === 'USAGE_BASED') {
     const t = input.usageBased;
     if (!t) throw new ValidationError('usageBased', 'usage-based accounts need usageBased terms');
@@ -76,9 +83,15 @@ function termsValues(input: CreateAccountInput) {
   }
   const t = input.creditPackage;
   if (!t) throw new ValidationError('creditPackage', 'credit-package accounts need creditPackage terms');
+  const hasPrice = t.pricePerCreditSecondUsd !== undefined && t.pricePerCreditSecondUsd !== null;
+  const hasTotal = t.totalPriceUsd !== undefined && t.totalPriceUsd !== null;
+  if (hasPrice === hasTotal) {
+    throw new ValidationError('creditPackage.pricePerCreditSecondUsd', 'give either pricePerCreditSecondUsd or totalPriceUsd');
+  }
   const values = {
     poolMicroCs: secondsToMicro(need(t.totalCreditSeconds, CS, 'creditPackage.totalCreditSeconds', 'credit-seconds')),
-    pricePerCsUsd: need(t.pricePerCreditSecondUsd, USD, 'creditPackage.pricePerCreditSecondUsd', 'a USD price'),
+    pricePerCsUsd: hasPrice ? need(t.pricePerCreditSecondUsd, USD, 'creditPackage.pricePerCreditSecondUsd', 'a USD price') : null,
+    totalPriceUsd: hasTotal ? need(t.totalPriceUsd, USD, 'creditPackage.totalPriceUsd', 'a USD amount') : null,
     termStart: need(t.termStart, DATE, 'creditPackage.termStart', 'a date (YYYY-MM-DD)'),
     termEnd: need(t.termEnd, DATE, 'creditPackage.termEnd', 'a date (YYYY-MM-DD)'),
   };
@@ -99,8 +112,7 @@ export function validatePriceBook(book: PriceBook): PriceBook {
 }
 
 export async function createAccount(tx: Db, box: SecretBox, input: CreateAccountInput, defaults: { baseUrl: string }): Promise<AccountRow> {
-  const name = input.name.trim();
-  if (!name || name.length > 200) throw new ValidationError('name', 'name must be 1 to 200 characters');
+  const name = requireName(input.name);
   const apiKey = input.apiKey.trim();
   if (apiKey.length < 8 || apiKey.length > 500) throw new ValidationError('apiKey', 'apiKey must be 8 to 500 characters');
   const baseUrl = (input.baseUrl ?? defaults.baseUrl).trim().replace(/\/+$/, '');
@@ -171,6 +183,17 @@ export async function termsFor(db: Db, accountId: string, period: string): Promi
     .orderBy(desc(accountTermsTable.effectiveFrom))
     .limit(1);
   return row ?? null;
+}
+
+/**
+ * Accounts a caller may see: all for ADMIN and FINANCE; otherwise the one account the caller's unit draws on
+ * (its own or the nearest ancestor's).
+ */
+export async function accountsVisibleTo(db: Db, actor: Actor | null): Promise<string[] | 'all'> {
+  if (!actor) return [];
+  if (seesEverything(actor)) return 'all';
+  const accountId = actor.unitPath.length > 0 ? await accountForPath(db, actor.unitPath) : null;
+  return accountId ? [accountId] : [];
 }
 
 /** Periods (YYYY-MM, inclusive) of the contract term, or null when the terms have no term dates. */

@@ -7,6 +7,7 @@ import { OrgUnitRef, visibleUnit } from './org.js';
 import { serviceTokensTable } from '../db/schema.js';
 import { ROLES, canManageUnit, type Actor } from '../auth/actor.js';
 import { ForbiddenError, NotFoundError, ValidationError } from '../errors.js';
+import { requireName } from '../validation.js';
 
 const RoleEnum = builder.enumType('Role', { description: 'What a caller may do (DESIGN.md §6).', values: ROLES });
 
@@ -80,8 +81,7 @@ builder.mutationFields((t) => ({
       if (!unit) throw new NotFoundError('OrgUnit', String(input.orgUnitId));
       if (!canManageUnit(actor, unit)) throw new ForbiddenError('this caller cannot issue tokens for this unit');
       if (unit.kind !== 'PROJECT') throw new ValidationError('orgUnitId', 'service tokens are issued for a PROJECT');
-      const name = input.name.trim();
-      if (!name || name.length > 200) throw new ValidationError('name', 'name must be 1 to 200 characters');
+      const name = requireName(input.name);
       const expiresAt = input.expiresAt ?? new Date(ctx.now.getTime() + 90 * 86400_000);
       if (expiresAt.getTime() <= ctx.now.getTime() || expiresAt.getTime() > ctx.now.getTime() + MAX_TOKEN_DAYS * 86400_000) {
         throw new ValidationError('expiresAt', `expiresAt must be in the future and at most ${MAX_TOKEN_DAYS} days away`);

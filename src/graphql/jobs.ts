@@ -14,6 +14,7 @@ import { forwardJob } from '../jobs/follow.js';
 import { settleJob } from '../jobs/settlement.js';
 import { ForbiddenError, NotFoundError, ValidationError } from '../errors.js';
 import { uuidArray } from '../ledger/ledger.js';
+import { isUuid } from '../org/units.js';
 
 const JobKindEnum = builder.enumType('JobKind', { description: 'The HeyGen product a job uses.', values: JOB_KINDS });
 const JobStatusEnum = builder.enumType('JobStatus', {
@@ -97,7 +98,7 @@ function cursorOf(job: JobRow): string {
 function parseCursor(cursor: string): { at: Date; id: string } {
   const [at, id] = cursor.split('|');
   const date = new Date(at ?? '');
-  if (!id || Number.isNaN(date.getTime())) throw new ValidationError('after', 'invalid cursor');
+  if (!id || !isUuid(id) || Number.isNaN(date.getTime())) throw new ValidationError('after', 'invalid cursor');
   return { at: date, id };
 }
 

@@ -8,9 +8,9 @@ import { decodeId, tryDecodeId } from './ids.js';
 import { AccountRef } from './accounts.js';
 import { BUDGET_WINDOWS, ENFORCEMENTS, ORG_UNIT_KINDS, budgetsTable, orgUnitsTable } from '../db/schema.js';
 import { canManageUnit, canReadUnit, seesEverything, type Actor } from '../auth/actor.js';
-import { createOrgUnit, type OrgUnitRow } from '../org/units.js';
+import { createOrgUnit, isUuid, type OrgUnitRow } from '../org/units.js';
 import { setBudget, type BudgetRow } from '../budgets/budgets.js';
-import { ForbiddenError, NotFoundError } from '../errors.js';
+import { ForbiddenError, NotFoundError, ValidationError } from '../errors.js';
 import { periodOf } from '../billing/period.js';
 import { uuidArray } from '../ledger/ledger.js';
 
@@ -168,8 +168,9 @@ builder.queryFields((t) => ({
     resolve: (_r, args, ctx) =>
       resolveCursorConnection<Promise<OrgUnitRow[]>>(
         { args, toCursor: (u: OrgUnitRow) => u.id, defaultSize: 50, maxSize: 500 },
-        async ({ before, after, limit, inverted }): Promise<OrgUnitRow[]> =>
-          ctx.db
+        async ({ before, after, limit, inverted }): Promise<OrgUnitRow[]> => {
+          for (const cursor of [before, after]) if (cursor && !isUuid(cursor)) throw new ValidationError('after', 'invalid cursor');
+          return ctx.db
             .select()
             .from(orgUnitsTable)
             .where(
@@ -181,7 +182,8 @@ builder.queryFields((t) => ({
               ),
             )
             .orderBy(inverted ? desc(orgUnitsTable.id) : asc(orgUnitsTable.id))
-            .limit(limit),
+            .limit(limit);
+        },
       ),
   }),
 }));

@@ -3,6 +3,7 @@
 import { z } from 'zod';
 import type { JobKind, PriceBook } from '../db/schema.js';
 import { ValidationError } from '../errors.js';
+import { findNulCharacter } from '../validation.js';
 import type { Product } from '../accounts/price-book.js';
 
 const MICRO = 1_000_000n;
@@ -10,6 +11,8 @@ const MICRO = 1_000_000n;
 export const MAX_ESTIMATED_SECONDS = 4 * 3600;
 export const MAX_SCRIPT_CHARS = 5000;
 const MAX_LANGUAGES = 50;
+/** Longest source video a translation may cut from (a day), so times stay plain decimals. */
+const MAX_SOURCE_SECONDS = 86_400;
 
 const scriptSchema = z.string().max(MAX_SCRIPT_CHARS, `script is limited to ${MAX_SCRIPT_CHARS} characters`);
 const gatewayOwned = {
@@ -42,8 +45,8 @@ const translationSchema = z.looseObject({
   output_languages: z.array(z.string().min(2).max(35)).min(1).max(MAX_LANGUAGES),
   mode: z.enum(['speed', 'precision']).optional(),
   translate_audio_only: z.boolean().optional(),
-  start_time: z.number().min(0).optional(),
-  end_time: z.number().positive().optional(),
+  start_time: z.number().min(0).max(MAX_SOURCE_SECONDS).optional(),
+  end_time: z.number().positive().max(MAX_SOURCE_SECONDS).optional(),
 }).refine((b) => b.start_time === undefined || b.end_time === undefined || b.end_time > b.start_time, {
   message: 'end_time must be after start_time',
   path: ['end_time'],
@@ -158,6 +161,8 @@ export function validateJobRequest(kind: JobKind, request: unknown): Record<stri
   if (typeof request !== 'object' || request === null || Array.isArray(request)) {
     throw new ValidationError('request', 'request must be a JSON object (the HeyGen v3 body)');
   }
+  const nul = findNulCharacter(request, 'request');
+  if (nul) throw new ValidationError(nul, 'text must not contain NUL characters');
   const parsed = schemas[kind].safeParse(request);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;

@@ -3,6 +3,7 @@ import { and, eq, inArray, isNull } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { accountsTable, orgUnitsTable, type OrgUnitKind } from '../db/schema.js';
 import { NotFoundError, ValidationError } from '../errors.js';
+import { requireName } from '../validation.js';
 
 export type OrgUnitRow = typeof orgUnitsTable.$inferSelect;
 
@@ -16,8 +17,7 @@ export interface CreateOrgUnitInput {
 }
 
 export async function createOrgUnit(tx: Db, input: CreateOrgUnitInput): Promise<OrgUnitRow> {
-  const name = input.name.trim();
-  if (!name || name.length > 200) throw new ValidationError('name', 'name must be 1 to 200 characters');
+  const name = requireName(input.name);
   if (input.accountId) {
     const [account] = await tx.select({ id: accountsTable.id }).from(accountsTable).where(eq(accountsTable.id, input.accountId));
     if (!account) throw new NotFoundError('Account', input.accountId);
