@@ -239,6 +239,10 @@ async function applyItemUpdates(deps: JobDeps, job: JobRow, updates: ItemUpdate[
       if (!TERMINAL_ITEM.includes(status)) terminal = false;
     }
     if (!terminal) {
+      // A hold past its deadline is kept (releasing it could let a late completion break a cap) but never silently.
+      if (current.holdExpiresAt.getTime() < Date.now()) {
+        deps.logger.error({ jobId: job.id, holdExpiresAt: current.holdExpiresAt.toISOString() }, 'job still unfinished upstream after its hold deadline');
+      }
       const status = anyProcessing ? nextStatus(current.status, 'UPSTREAM_PROCESSING') ?? current.status : current.status;
       await tx
         .update(jobsTable)
