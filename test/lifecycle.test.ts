@@ -3,30 +3,34 @@ import { startHarness, waitFor, type Harness } from './support/harness.js';
 import { createTree, JOB_QUERY, SUBMIT, avatarRequest, type Tree } from './support/fixtures.js';
 import { expectCountersEqualLedger } from './support/invariants.js';
 
-let h: Harness;
-let tree: Tree;
+// The core path runs on both drivers: PostgreSQL, and the embedded PGlite of the demo.
+describe.each([
+  { driver: 'PostgreSQL', embedded: false },
+  { driver: 'PGlite', embedded: true },
+])('job lifecycle against the simulator on $driver', ({ embedded }) => {
+  let h: Harness;
+  let tree: Tree;
 
-beforeAll(async () => {
-  h = await startHarness({ sim: { fixedDurationSeconds: 10.5 } });
-  tree = await createTree(h);
-});
-afterAll(async () => h?.close());
-
-async function submit(kind: string, request: Record<string, unknown>, extra: Record<string, unknown> = {}) {
-  const res = await h.gql(SUBMIT, { input: { projectId: tree.projectId, kind, request, ...extra } });
-  expect(res.errors).toBeUndefined();
-  return res.data.submitJob;
-}
-
-async function settled(id: string) {
-  return waitFor(async () => {
-    const res = await h.gql(JOB_QUERY, { id });
-    const job = res.data.job;
-    return ['SUCCEEDED', 'FAILED'].includes(job.status) ? job : null;
+  beforeAll(async () => {
+    h = await startHarness({ embedded, sim: { fixedDurationSeconds: 10.5 } });
+    tree = await createTree(h);
   });
-}
+  afterAll(async () => h?.close());
 
-describe('job lifecycle against the simulator', () => {
+  async function submit(kind: string, request: Record<string, unknown>, extra: Record<string, unknown> = {}) {
+    const res = await h.gql(SUBMIT, { input: { projectId: tree.projectId, kind, request, ...extra } });
+    expect(res.errors).toBeUndefined();
+    return res.data.submitJob;
+  }
+
+  async function settled(id: string) {
+    return waitFor(async () => {
+      const res = await h.gql(JOB_QUERY, { id });
+      const job = res.data.job;
+      return ['SUCCEEDED', 'FAILED'].includes(job.status) ? job : null;
+    });
+  }
+
   it('avatar video: admitted, submitted, completed, settled at duration × rate, rest released', async () => {
     const r = await submit('AVATAR_VIDEO', avatarRequest());
     expect(r.__typename).toBe('SubmitJobPayload');
