@@ -8,6 +8,27 @@ import { AuthenticationError } from '../auth/tokens.js';
 import { DomainError } from '../errors.js';
 import type { Services } from '../app.js';
 
+/** graphql-js writes `got invalid value <the whole input>`; the input may hold an API key. */
+export function redactValues(message: string): string {
+  return message.replace(/got invalid value [\s\S]*?(; |$)/g, 'got an invalid value$1');
+}
+
+function withoutValues(error: GraphQLError): GraphQLError {
+  const message = redactValues(error.message);
+  if (message === error.message) return error;
+  return new GraphQLError(message, { nodes: error.nodes, path: error.path, extensions: error.extensions });
+}
+
+function summarise(args: unknown[]): unknown[] {
+  return args.map((arg) => {
+    if (typeof arg === 'string') return redactValues(arg);
+    if (arg instanceof Error) {
+      return { name: arg.name, message: redactValues(arg.message), code: (arg as GraphQLError).extensions?.code };
+    }
+    return '[object]';
+  });
+}
+
 function unauthenticated(message: string): GraphQLError {
   return new GraphQLError(message, { extensions: { code: 'UNAUTHENTICATED', http: { status: 401, headers: { 'WWW-Authenticate': 'Bearer' } } } });
 }
@@ -30,17 +51,19 @@ export function createGraphQLServer(services: Services): YogaServerInstance<Reco
         if (original && (original as { code?: unknown }).code === 'FORBIDDEN') {
           return new GraphQLError('not allowed for this caller', { extensions: { code: 'FORBIDDEN' } });
         }
-        if (error instanceof GraphQLError && !error.originalError) return error; // validation and parse errors
-        if (error instanceof GraphQLError && error.originalError instanceof GraphQLError) return error.originalError;
+        // Validation and coercion errors: graphql-js quotes the offending variable value, which may be a secret.
+        if (error instanceof GraphQLError && !error.originalError) return withoutValues(error);
+        if (error instanceof GraphQLError && error.originalError instanceof GraphQLError) return withoutValues(error.originalError);
         services.logger.error({ err: original }, 'unexpected error in a GraphQL request');
         return new GraphQLError(message, { extensions: { code: 'INTERNAL_SERVER_ERROR' } });
       },
     },
+    // Yoga's own log lines may carry request parameters; only their text and error summaries are kept.
     logging: {
-      debug: (...args) => services.logger.debug({ args }, 'yoga'),
-      info: (...args) => services.logger.info({ args }, 'yoga'),
-      warn: (...args) => services.logger.warn({ args }, 'yoga'),
-      error: (...args) => services.logger.error({ args }, 'yoga'),
+      debug: (...args) => services.logger.debug({ yoga: summarise(args) }, 'yoga'),
+      info: (...args) => services.logger.info({ yoga: summarise(args) }, 'yoga'),
+      warn: (...args) => services.logger.warn({ yoga: summarise(args) }, 'yoga'),
+      error: (...args) => services.logger.error({ yoga: summarise(args) }, 'yoga'),
     },
     context: async ({ request }): Promise<GraphQLContext> => {
       const header = request.headers.get('authorization') ?? '';
