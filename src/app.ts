@@ -10,6 +10,7 @@ import { createLogger, type Logger } from './logging.js';
 import type { AdmissionSettings } from './jobs/admission.js';
 import type { JobDeps } from './jobs/follow.js';
 import { startWorker, type Worker } from './jobs/worker.js';
+import { startWalletSync, type WalletSyncDeps, type WalletSyncWorker } from './billing/wallet.js';
 
 export interface Services {
   readonly config: Config;
@@ -21,7 +22,9 @@ export interface Services {
   readonly logger: Logger;
   readonly admission: AdmissionSettings;
   readonly jobDeps: JobDeps;
+  readonly walletDeps: WalletSyncDeps;
   worker: Worker | null;
+  walletSync: WalletSyncWorker | null;
 }
 
 /** With the embedded database, a missing master key is generated into the data folder (with a warning). */
@@ -45,7 +48,7 @@ export async function createServices(config: Config, overrides: { logger?: Logge
     const tokens = await createTokenService(database.db, box, { issuer: config.jwt.issuer, audience: config.jwt.audience });
     const heygen =
       overrides.heygen ??
-      createHeygenClient({ timeoutMs: config.heygen.timeoutMs, maxAttempts: config.heygen.maxAttempts, logger });
+      createHeygenClient({ timeoutMs: config.heygen.timeoutMs, maxAttempts: config.heygen.maxAttempts, userMePath: config.heygen.userMePath, logger });
     const admission: AdmissionSettings = {
       holdTtlHours: config.holdTtlHours,
       forwardLeaseMs: config.heygen.timeoutMs * config.heygen.maxAttempts + 30_000,
@@ -64,7 +67,14 @@ export async function createServices(config: Config, overrides: { logger?: Logge
         submitGiveUpMs: 23 * 3600_000,
       },
     };
-    return { config, database, db: database.db, box, tokens, heygen, logger, admission, jobDeps, worker: null };
+    const walletDeps: WalletSyncDeps = {
+      db: database.db,
+      box,
+      heygen,
+      logger,
+      settings: { intervalMs: config.walletSync.intervalMs, driftThresholdMicroCs: config.walletSync.driftThresholdMicroCs },
+    };
+    return { config, database, db: database.db, box, tokens, heygen, logger, admission, jobDeps, walletDeps, worker: null, walletSync: null };
   } catch (error) {
     await database.close();
     throw error;
@@ -75,10 +85,15 @@ export function startBackgroundWork(services: Services): void {
   if (services.config.workers.enabled && !services.worker) {
     services.worker = startWorker(services.jobDeps, services.config.workers.intervalMs);
   }
+  if (services.config.workers.enabled && services.config.walletSync.enabled && !services.walletSync) {
+    services.walletSync = startWalletSync(services.walletDeps);
+  }
 }
 
 export async function stopServices(services: Services): Promise<void> {
   await services.worker?.stop();
   services.worker = null;
+  await services.walletSync?.stop();
+  services.walletSync = null;
   await services.database.close();
 }

@@ -1,5 +1,6 @@
 // Configuration is read once, validated, and passed to factories; nothing else reads process.env.
 import { z } from 'zod';
+import { parseCreditSeconds } from './billing/money.js';
 
 const optionalString = z.string().trim().min(1).optional();
 
@@ -29,6 +30,13 @@ const envSchema = z.object({
   WEBHOOK_SIGNATURE_SCHEME: z.enum(['hmac-sha256-hex', 'hmac-sha256-base64']).default('hmac-sha256-hex'),
   GRAPHIQL: z.enum(['true', 'false']).optional(),
   DB_POOL_SIZE: z.coerce.number().int().min(1).default(10),
+  /** Path of HeyGen's balance endpoint (the seed wrote /v3/user/me; the v3 spec says /v3/users/me). */
+  HEYGEN_USER_ME_PATH: z.string().regex(/^\/[A-Za-z0-9_\-./]*$/, 'must be a path starting with /').default('/v3/users/me'),
+  WALLET_SYNC_ENABLED: z.enum(['true', 'false']).default('true').transform((v) => v === 'true'),
+  /** How often each account's users/me is read. */
+  WALLET_SYNC_INTERVAL_MS: z.coerce.number().int().min(10).default(300_000),
+  /** Drift (HeyGen's used − the ledger's settled) above this many credit-seconds is flagged. */
+  WALLET_DRIFT_THRESHOLD_CS: z.string().regex(/^\d{1,15}(\.\d{1,6})?$/, 'must be a non-negative decimal of credit-seconds').default('600'),
 });
 
 export interface Config {
@@ -50,7 +58,8 @@ export interface Config {
     readonly pollMinIntervalMs: number;
     readonly pollMaxIntervalMs: number;
   };
-  readonly heygen: { readonly timeoutMs: number; readonly maxAttempts: number };
+  readonly heygen: { readonly timeoutMs: number; readonly maxAttempts: number; readonly userMePath: string };
+  readonly walletSync: { readonly enabled: boolean; readonly intervalMs: number; readonly driftThresholdMicroCs: bigint };
   readonly holdTtlHours: number;
   readonly webhookSignature: { readonly header: string; readonly scheme: 'hmac-sha256-hex' | 'hmac-sha256-base64' };
   readonly graphiql: boolean;
@@ -88,7 +97,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       pollMinIntervalMs: e.POLL_MIN_INTERVAL_MS,
       pollMaxIntervalMs: e.POLL_MAX_INTERVAL_MS,
     },
-    heygen: { timeoutMs: e.HEYGEN_TIMEOUT_MS, maxAttempts: e.HEYGEN_MAX_ATTEMPTS },
+    heygen: { timeoutMs: e.HEYGEN_TIMEOUT_MS, maxAttempts: e.HEYGEN_MAX_ATTEMPTS, userMePath: e.HEYGEN_USER_ME_PATH },
+    walletSync: {
+      enabled: e.WALLET_SYNC_ENABLED,
+      intervalMs: e.WALLET_SYNC_INTERVAL_MS,
+      driftThresholdMicroCs: parseCreditSeconds(e.WALLET_DRIFT_THRESHOLD_CS),
+    },
     holdTtlHours: e.HOLD_TTL_HOURS,
     webhookSignature: { header: e.WEBHOOK_SIGNATURE_HEADER.toLowerCase(), scheme: e.WEBHOOK_SIGNATURE_SCHEME },
     graphiql: e.GRAPHIQL ? e.GRAPHIQL === 'true' : !production,

@@ -7,6 +7,7 @@ import { orgUnitsTable } from '../db/schema.js';
 import { add, mul, rational } from '../billing/rational.js';
 import { formatCents, MICRO_PER_CS, parseUsd, usdToCentsHalfUp } from '../billing/money.js';
 import { termPeriods, termsFor, type AccountRow } from './accounts.js';
+import { pricePerCs } from '../billing/terms.js';
 
 export interface AccountPeriodSummary {
   period: string;
@@ -24,7 +25,7 @@ async function rootId(db: Db): Promise<string | null> {
 }
 
 /** Usage of an account at the root (every project is under it) over an inclusive period range. */
-async function usageAtRoot(db: Db, accountId: string, from: string, to: string) {
+export async function usageAtRoot(db: Db, accountId: string, from: string, to: string) {
   const root = await rootId(db);
   if (!root) return { reserved: 0n, settled: 0n };
   const [row] = await queryRows<{ reserved: string; settled: string }>(
@@ -63,7 +64,7 @@ export async function accountPeriod(db: Db, account: AccountRow, period: string)
   const before = term && term.from < period ? (await usageAtRoot(db, account.id, term.from, previousPeriod(period))).settled : 0n;
   const included = pool > before ? pool - before : 0n;
   const overage = settled > included ? settled - included : 0n;
-  const invoice = mul(microToCs(settled), parseUsd(terms?.pricePerCsUsd ?? '0'));
+  const invoice = mul(microToCs(settled), pricePerCs(terms));
   return {
     period,
     includedMicroCs: included,

@@ -46,6 +46,12 @@ export function canReadJobsOf(actor: Actor, project: UnitPath): boolean {
   return project.path.includes(actor.unitId);
 }
 
+/**
+ * Whether the caller may read a unit's costs (its chargeback line): the same subtree rule as jobs. A MEMBER or
+ * MANAGER sees the lines of its own subtree, a SERVICE token its project's line; ADMIN and FINANCE see all.
+ */
+export const canReadCostsOf = canReadJobsOf;
+
 /** Whether the caller may submit jobs for this project. */
 export function canSubmitFor(actor: Actor, project: UnitPath): boolean {
   if (actor.role === 'ADMIN') return true;

@@ -32,6 +32,8 @@ export interface CreditPackageTerms {
   readonly model: 'CREDIT_PACKAGE';
   /** USD per credit-second drawn down. */
   readonly pricePerCsUsd: string;
+  /** When set, used instead of pricePerCsUsd: an exact price with no finite decimal (a total price ÷ the pool). */
+  readonly pricePerCsExact?: Rational;
   /** Credits available at the start of this period (the pool balance carried into it). */
   readonly poolMicroCs: bigint;
   readonly termEndsInThisPeriod: boolean;
@@ -270,7 +272,8 @@ function parseUsageBasedTerms(terms: UsageBasedTerms): ParsedUsageBasedTerms {
   return { mmc, included, overageRate };
 }
 
-function parseShares(shares: readonly CommittedShare[] | undefined, tree: OrgTree): Rational[] {
+/** Validates committed shares against a tree (in range, known units, no duplicates, sum exactly 1); per unit in tree order. */
+export function parseShares(shares: readonly CommittedShare[] | undefined, tree: OrgTree): Rational[] {
   const fail = (field: string, message: string): never => {
     throw new BillingValidationError('INVALID_SHARES', field, message);
   };
@@ -430,7 +433,8 @@ function allocateCreditPackage(
   ownMicroCs: readonly bigint[],
   used: bigint,
 ): Statement {
-  const price = parseUsd(terms.pricePerCsUsd, { field: 'terms.pricePerCsUsd' });
+  const price = terms.pricePerCsExact ?? parseUsd(terms.pricePerCsUsd, { field: 'terms.pricePerCsUsd' });
+  if (Q.isNegative(price)) throw new BillingValidationError('INVALID_TERMS', 'terms.pricePerCsUsd', 'the price must not be negative');
   const pool = nonNegativeMicro(terms.poolMicroCs, 'terms.poolMicroCs');
   if (typeof terms.termEndsInThisPeriod !== 'boolean') {
     throw new BillingValidationError('INVALID_TERMS', 'terms.termEndsInThisPeriod', 'termEndsInThisPeriod must be a boolean');

@@ -103,6 +103,23 @@ export function formatDecimal(value: Rational): string {
   return formatScaled(scaled, scale, 0);
 }
 
+/**
+ * For display only: the exact decimal when there is one (with at least `minDecimals`), else the value rounded
+ * half up to `maxDecimals` (a total price ÷ a pool, such as $10,000 / 1,500,000 cs, has no finite decimal).
+ */
+export function formatDecimalForDisplay(value: Rational, minDecimals = 0, maxDecimals = 12): string {
+  try {
+    const exact = formatDecimal(value);
+    const decimals = (exact.split('.')[1] ?? '').length;
+    if (decimals >= minDecimals) return exact;
+  } catch {
+    /* no finite expansion: rounded below */
+  }
+  const scale = 10n ** BigInt(maxDecimals);
+  const scaled = Q.roundHalfUp(Q.mul(value, Q.fromBigInt(scale)));
+  return formatScaled(scaled, maxDecimals, minDecimals);
+}
+
 /** USD (a Rational of dollars) to cents, rounded half up (ties towards +∞). The one rounding rule. */
 export function usdToCentsHalfUp(usd: Rational): bigint {
   return Q.roundHalfUp(Q.mul(usd, Q.fromBigInt(CENTS_PER_USD)));

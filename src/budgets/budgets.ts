@@ -13,7 +13,10 @@ import {
 import { NotFoundError, ValidationError } from '../errors.js';
 import { periodOf } from '../billing/period.js';
 import { secondsToMicro } from '../jobs/estimate.js';
-import { termPeriods, type AccountRow, type AccountTermsRow } from '../accounts/accounts.js';
+import { termPeriods, termsFor, type AccountRow, type AccountTermsRow } from '../accounts/accounts.js';
+import { budgetRateUsdPerCs } from '../billing/terms.js';
+import { MICRO_PER_CS, parseUsd } from '../billing/money.js';
+import * as Q from '../billing/rational.js';
 
 export type BudgetRow = typeof budgetsTable.$inferSelect;
 
@@ -69,25 +72,57 @@ export interface SetBudgetInput {
   orgUnitId: string;
   accountId: string | null;
   window: BudgetWindow;
-  limitCreditSeconds: string;
+  /** The limit in credit-seconds, or (exclusive) in USD: see usdLimitToMicroCs. */
+  limitCreditSeconds?: string | null;
+  limitUsd?: string | null;
   enforcement: Enforcement;
   allowOverage: boolean;
   alertThresholds: number[] | null;
 }
 
-export async function setBudget(tx: Db, input: SetBudgetInput): Promise<BudgetRow> {
+/**
+ * A USD limit in micro-credit-seconds: USD ÷ the account's budget rate (its overage rate, or a credit package's
+ * price per credit-second; see budgetRateUsdPerCs), rounded down, so that the cap never allows more than the USD.
+ * The rate is the one of the terms in force when the budget is set. A budget over all accounts has no single
+ * rate and cannot be given in USD.
+ */
+export async function usdLimitToMicroCs(tx: Db, accountId: string | null, limitUsd: string, now: Date): Promise<bigint> {
+  let usd;
+  try {
+    usd = parseUsd(limitUsd.trim());
+  } catch {
+    throw new ValidationError('limitUsd', 'limitUsd must be a non-negative decimal amount of US dollars');
+  }
+  if (!accountId) throw new ValidationError('limitUsd', 'a budget over all accounts has no single price: give limitCreditSeconds, or one budget per account in USD');
+  const [account] = await tx.select().from(accountsTable).where(eq(accountsTable.id, accountId));
+  if (!account) throw new NotFoundError('Account', accountId);
+  const rate = budgetRateUsdPerCs(account, await termsFor(tx, account.id, periodOf(now, account.timezone)));
+  if (!rate) throw new ValidationError('limitUsd', 'the account has no positive overage rate or price in force to convert USD with');
+  return Q.floor(Q.div(Q.mul(usd, Q.fromBigInt(MICRO_PER_CS)), rate));
+}
+
+export async function setBudget(tx: Db, input: SetBudgetInput, now = new Date()): Promise<BudgetRow> {
   const [unit] = await tx.select({ id: orgUnitsTable.id }).from(orgUnitsTable).where(eq(orgUnitsTable.id, input.orgUnitId));
   if (!unit) throw new NotFoundError('OrgUnit', input.orgUnitId);
   if (input.accountId) {
     const [account] = await tx.select({ id: accountsTable.id }).from(accountsTable).where(eq(accountsTable.id, input.accountId));
     if (!account) throw new NotFoundError('Account', input.accountId);
   }
+  const hasCs = input.limitCreditSeconds !== undefined && input.limitCreditSeconds !== null;
+  const hasUsd = input.limitUsd !== undefined && input.limitUsd !== null;
+  if (hasCs === hasUsd) throw new ValidationError('limitCreditSeconds', 'give exactly one of limitCreditSeconds and limitUsd');
   let limit: bigint;
-  try {
-    if (!/^\d{1,15}(\.\d{1,6})?$/.test(input.limitCreditSeconds.trim())) throw new Error('format');
-    limit = secondsToMicro(input.limitCreditSeconds);
-  } catch {
-    throw new ValidationError('limitCreditSeconds', 'limitCreditSeconds must be a non-negative decimal with at most 6 decimals');
+  let limitUsd: string | null = null;
+  if (hasUsd) {
+    limit = await usdLimitToMicroCs(tx, input.accountId, input.limitUsd!, now);
+    limitUsd = input.limitUsd!.trim();
+  } else {
+    try {
+      if (!/^\d{1,15}(\.\d{1,6})?$/.test(input.limitCreditSeconds!.trim())) throw new Error('format');
+      limit = secondsToMicro(input.limitCreditSeconds!);
+    } catch {
+      throw new ValidationError('limitCreditSeconds', 'limitCreditSeconds must be a non-negative decimal with at most 6 decimals');
+    }
   }
   const thresholds = input.alertThresholds ?? [50, 80, 100];
   if (thresholds.length > 10 || thresholds.some((t) => !Number.isInteger(t) || t < 1 || t > 1000)) {
@@ -98,6 +133,7 @@ export async function setBudget(tx: Db, input: SetBudgetInput): Promise<BudgetRo
     accountId: input.accountId,
     window: input.window,
     limitMicroCs: limit,
+    limitUsd,
     enforcement: input.enforcement,
     allowOverage: input.allowOverage,
     alertThresholds: [...new Set(thresholds)].sort((a, b) => a - b),
@@ -110,6 +146,7 @@ export async function setBudget(tx: Db, input: SetBudgetInput): Promise<BudgetRo
       target: [budgetsTable.orgUnitId, budgetsTable.accountId, budgetsTable.window],
       set: {
         limitMicroCs: values.limitMicroCs,
+        limitUsd: values.limitUsd,
         enforcement: values.enforcement,
         allowOverage: values.allowOverage,
         alertThresholds: values.alertThresholds,

@@ -85,28 +85,40 @@ export const accountsTable = pgTable('accounts', {
   concurrencyLimit: integer('concurrency_limit').notNull(),
   timezone: text('timezone').notNull().default('UTC'),
   priceBook: jsonb('price_book').$type<PriceBook>().notNull(),
-  allocationPolicy: allocationPolicyEnum('allocation_policy').notNull().default('PROPORTIONAL'),
-  costCentreUnitId: uuid('cost_centre_unit_id'),
   /** Credit-seconds per "credit" in HeyGen's users/me answer (unconfirmed upstream, so configurable). */
   walletCreditUnitSeconds: integer('wallet_credit_unit_seconds').notNull().default(60),
   createdAt: createdAt(),
 }, (t) => [check('accounts_concurrency_positive', sql`${t.concurrencyLimit} > 0`)]);
 
-/** Contract terms, versioned: a row applies from `effective_from` (a YYYY-MM period) until the next row. */
+/**
+ * Contract terms, versioned: a row applies from `effective_from` (a YYYY-MM period) until the next row.
+ * The allocation policy and the cost centre are terms too, so a closed month keeps the rules it was billed by.
+ */
 export const accountTermsTable = pgTable('account_terms', {
   id: uuid('id').primaryKey().defaultRandom(),
   accountId: uuid('account_id').notNull().references(() => accountsTable.id),
   effectiveFrom: text('effective_from').notNull(),
+  /** The published tier these terms were taken from (MMC_1000, MMC_5000, MMC_20000), or null for custom terms. */
+  preset: text('preset'),
   mmcUsd: numeric('mmc_usd'),
   includedMicroCs: micro('included_micro_cs'),
   contractRateUsd: numeric('contract_rate_usd'),
   overageRateUsd: numeric('overage_rate_usd'),
   poolMicroCs: micro('pool_micro_cs'),
+  /** Credit package: the price per credit-second, or (exclusive) the package's total price. */
   pricePerCsUsd: numeric('price_per_cs_usd'),
+  totalPriceUsd: numeric('total_price_usd'),
   termStart: text('term_start'),
   termEnd: text('term_end'),
+  allocationPolicy: allocationPolicyEnum('allocation_policy').notNull().default('PROPORTIONAL'),
+  /** Receives unallocated commitment and forfeited credits; null: the organization (root). */
+  costCentreUnitId: uuid('cost_centre_unit_id').references(() => orgUnitsTable.id),
+  createdBy: text('created_by'),
   createdAt: createdAt(),
-}, (t) => [unique('account_terms_account_effective').on(t.accountId, t.effectiveFrom)]);
+}, (t) => [
+  unique('account_terms_account_effective').on(t.accountId, t.effectiveFrom),
+  check('account_terms_one_price', sql`${t.pricePerCsUsd} is null or ${t.totalPriceUsd} is null`),
+]);
 
 export const orgUnitsTable = pgTable('org_units', {
   id: uuid('id').primaryKey().defaultRandom(),
@@ -130,6 +142,8 @@ export const budgetsTable = pgTable('budgets', {
   accountId: uuid('account_id').references(() => accountsTable.id),
   window: budgetWindowEnum('window').notNull(),
   limitMicroCs: micro('limit_micro_cs').notNull(),
+  /** Set when the limit was given in USD: limit_micro_cs is then derived from it (see budgets.ts). */
+  limitUsd: numeric('limit_usd'),
   enforcement: enforcementEnum('enforcement').notNull().default('HARD'),
   allowOverage: boolean('allow_overage').notNull().default(true),
   alertThresholds: integer('alert_thresholds').array().notNull().default(sql`'{50,80,100}'::integer[]`),
@@ -256,3 +270,91 @@ export const serviceTokensTable = pgTable('service_tokens', {
   lastUsedAt: timestamp('last_used_at', { withTimezone: true }),
   createdAt: createdAt(),
 }, (t) => [index('service_tokens_unit').on(t.orgUnitId)]);
+
+/**
+ * COMMITTED_SHARES: finance's share of the commitment per unit, versioned like the terms. The set in force
+ * for a period is the one with the latest `effective_from` not after it; each set sums exactly to 1.
+ */
+export const committedSharesTable = pgTable('committed_shares', {
+  accountId: uuid('account_id').notNull().references(() => accountsTable.id),
+  effectiveFrom: text('effective_from').notNull(),
+  orgUnitId: uuid('org_unit_id').notNull().references(() => orgUnitsTable.id),
+  share: numeric('share').notNull(),
+  createdBy: text('created_by'),
+  createdAt: createdAt(),
+}, (t) => [
+  primaryKey({ columns: [t.accountId, t.effectiveFrom, t.orgUnitId] }),
+  check('committed_shares_range', sql`${t.share} >= 0 and ${t.share} <= 1`),
+]);
+
+/**
+ * Usage adjustments (usage made before the gateway existed, corrections): the money is one ADJUSTMENT
+ * ledger entry; this row says why, who, and which period was asked for (a closed one moves to the next open one).
+ */
+export const usageAdjustmentsTable = pgTable('usage_adjustments', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  ledgerEntryId: bigint('ledger_entry_id', { mode: 'bigint' }).notNull().unique().references(() => ledgerEntriesTable.id),
+  requestedPeriod: text('requested_period').notNull(),
+  reason: text('reason').notNull(),
+  createdBy: text('created_by').notNull(),
+  createdAt: createdAt(),
+});
+
+/** Closed periods: the chargeback statement frozen as canonical JSON. A trigger refuses UPDATE and DELETE. */
+export const billingStatementsTable = pgTable('billing_statements', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  accountId: uuid('account_id').notNull().references(() => accountsTable.id),
+  period: text('period').notNull(),
+  statement: text('statement').notNull(),
+  closedBy: text('closed_by').notNull(),
+  closedAt: timestamp('closed_at', { withTimezone: true }).notNull(),
+}, (t) => [unique('billing_statements_account_period').on(t.accountId, t.period)]);
+
+/** Who changed what (append-only): before and after as JSON, amounts as decimal strings. */
+export const auditEventsTable = pgTable('audit_events', {
+  id: bigserial('id', { mode: 'bigint' }).primaryKey(),
+  actorSubject: text('actor_subject').notNull(),
+  actorRole: text('actor_role').notNull(),
+  action: text('action').notNull(),
+  entityType: text('entity_type').notNull(),
+  entityId: text('entity_id').notNull(),
+  before: jsonb('before'),
+  after: jsonb('after'),
+  createdAt: createdAt(),
+}, (t) => [index('audit_events_entity').on(t.entityType, t.entityId)]);
+
+/** The wallet-sync queue: one row per account, claimed with FOR UPDATE SKIP LOCKED when next_sync_at has passed. */
+export const walletSyncStateTable = pgTable('wallet_sync_state', {
+  accountId: uuid('account_id').primaryKey().references(() => accountsTable.id),
+  nextSyncAt: timestamp('next_sync_at', { withTimezone: true }).notNull().defaultNow(),
+  lastAttemptAt: timestamp('last_attempt_at', { withTimezone: true }),
+  lastError: text('last_error'),
+  failures: integer('failures').notNull().default(0),
+}, (t) => [index('wallet_sync_due').on(t.nextSyncAt)]);
+
+/**
+ * What HeyGen's `users/me` said, converted to credit-seconds with the account's wallet_credit_unit_seconds,
+ * and the drift against the ledger (HeyGen's used − the gateway's settled) at that moment.
+ */
+export const walletSnapshotsTable = pgTable('wallet_snapshots', {
+  id: bigserial('id', { mode: 'bigint' }).primaryKey(),
+  accountId: uuid('account_id').notNull().references(() => accountsTable.id),
+  takenAt: timestamp('taken_at', { withTimezone: true }).notNull(),
+  /** Usage-based: the period compared; credit package: the term's periods `from..to`. */
+  comparedFrom: text('compared_from').notNull(),
+  comparedTo: text('compared_to').notNull(),
+  billingType: text('billing_type'),
+  includedCredits: numeric('included_credits'),
+  remainingCredits: numeric('remaining_credits'),
+  spendingCapUsd: numeric('spending_cap_usd'),
+  spendingCurrentUsd: numeric('spending_current_usd'),
+  walletCurrency: text('wallet_currency'),
+  walletRemainingBalance: numeric('wallet_remaining_balance'),
+  creditUnitSeconds: integer('credit_unit_seconds').notNull(),
+  /** null when the answer has no figure the gateway can compare (e.g. a subscription plan). */
+  heygenUsedMicroCs: micro('heygen_used_micro_cs'),
+  gatewayUsedMicroCs: micro('gateway_used_micro_cs').notNull(),
+  driftMicroCs: micro('drift_micro_cs'),
+  thresholdMicroCs: micro('threshold_micro_cs').notNull(),
+  flagged: boolean('flagged').notNull(),
+}, (t) => [index('wallet_snapshots_account_taken').on(t.accountId, t.takenAt, t.id)]);

@@ -4,28 +4,23 @@ import { builder } from './builder.js';
 import type { GraphQLContext } from './context.js';
 import { MUTATION_ERRORS } from './errors.js';
 import { BILLING_MODELS, accountsTable } from '../db/schema.js';
-import { createAccount, type AccountRow } from '../accounts/accounts.js';
+import { accountsVisibleTo, createAccount, type AccountRow } from '../accounts/accounts.js';
 import { accountPeriod, type AccountPeriodSummary } from '../accounts/period.js';
-import { accountForPath } from '../org/units.js';
-import { seesEverything } from '../auth/actor.js';
 import { ForbiddenError } from '../errors.js';
 import { periodOf } from '../billing/period.js';
 
-const BillingModelEnum = builder.enumType('BillingModel', {
+export const BillingModelEnum = builder.enumType('BillingModel', {
   description: 'USAGE_BASED: monthly minimum commitment with an included pool and overage; CREDIT_PACKAGE: a prepaid pool over a term.',
   values: BILLING_MODELS,
 });
 
 /** Accounts the caller may see: all for ADMIN and FINANCE, else the one its unit draws on. */
-async function visibleAccountIds(ctx: GraphQLContext): Promise<string[] | 'all'> {
-  const actor = ctx.actor;
-  if (!actor) return [];
-  if (seesEverything(actor)) return 'all';
-  const accountId = actor.unitPath.length > 0 ? await accountForPath(ctx.db, actor.unitPath) : null;
-  return accountId ? [accountId] : [];
+function visibleAccountIds(ctx: GraphQLContext): Promise<string[] | 'all'> {
+  return accountsVisibleTo(ctx.db, ctx.actor);
 }
 
-async function visibleAccount(ctx: GraphQLContext, id: string): Promise<AccountRow | null> {
+/** An account the caller may see, or null (reads as not found). */
+export async function visibleAccount(ctx: GraphQLContext, id: string): Promise<AccountRow | null> {
   const visible = await visibleAccountIds(ctx);
   if (visible !== 'all' && !visible.includes(id)) return null;
   return ctx.loaders.accountById.load(id);
@@ -82,7 +77,7 @@ builder.node(AccountRef, {
   }),
 });
 
-const UsageBasedTermsInput = builder.inputType('UsageBasedTermsInput', {
+export const UsageBasedTermsInput = builder.inputType('UsageBasedTermsInput', {
   description: 'Usage-based contract terms: four independent terms (heygen-api.md).',
   fields: (t) => ({
     mmcUsd: t.field({ type: 'Usd', required: true, description: 'Monthly minimum commitment, billed whatever the usage.' }),
@@ -94,11 +89,16 @@ const UsageBasedTermsInput = builder.inputType('UsageBasedTermsInput', {
   }),
 });
 
-const CreditPackageTermsInput = builder.inputType('CreditPackageTermsInput', {
+export const CreditPackageTermsInput = builder.inputType('CreditPackageTermsInput', {
   description: 'Credit-package terms: a prepaid pool over a term.',
   fields: (t) => ({
     totalCreditSeconds: t.field({ type: 'CreditSeconds', required: true, description: 'The pool bought.' }),
-    pricePerCreditSecondUsd: t.field({ type: 'Usd', required: true, description: 'Price per credit-second.' }),
+    pricePerCreditSecondUsd: t.field({ type: 'Usd', required: false, description: 'Price per credit-second (or give totalPriceUsd).' }),
+    totalPriceUsd: t.field({
+      type: 'Usd',
+      required: false,
+      description: 'Total price of the package (or give pricePerCreditSecondUsd); the price per credit-second is then total ÷ pool, kept exact.',
+    }),
     termStart: t.string({ required: true, description: 'Term start (YYYY-MM-DD).' }),
     termEnd: t.string({ required: true, description: 'Term end, inclusive (YYYY-MM-DD).' }),
   }),

@@ -3,7 +3,16 @@ import DataLoader from 'dataloader';
 import { and, inArray, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { queryRows, toBigInt } from '../db/client.js';
-import { accountTermsTable, accountsTable, budgetsTable, jobItemsTable, jobsTable, orgUnitsTable } from '../db/schema.js';
+import {
+  accountTermsTable,
+  accountsTable,
+  budgetsTable,
+  committedSharesTable,
+  jobItemsTable,
+  jobsTable,
+  orgUnitsTable,
+} from '../db/schema.js';
+import { latestSnapshots, type WalletSnapshotRow } from '../billing/wallet.js';
 import type { Actor } from '../auth/actor.js';
 import type { AccountRow, AccountTermsRow } from '../accounts/accounts.js';
 import type { OrgUnitRow } from '../org/units.js';
@@ -119,7 +128,36 @@ export function createLoaders(db: Db, now: Date) {
     },
     { cacheKeyFn: (k) => `${k.unitId}|${k.accountId ?? '*'}|${k.period}` },
   );
-  return { unitById, accountById, termsAt, budgetsByUnit, budgetUsage, itemsByJob, inFlightByAccount, unitUsage };
+  // Removes the N+1 of `Account.wallet` over the account list: the latest snapshot of each, in one statement.
+  const walletByAccount = new DataLoader<string, WalletSnapshotRow | null>(async (ids) => {
+    const latest = await latestSnapshots(db, ids);
+    return ids.map((id) => latest.get(id) ?? null);
+  });
+  // Removes the N+1 of `Account.committedShares` over the account list (all versions; the period picks one).
+  const sharesByAccount = new DataLoader<string, (typeof committedSharesTable.$inferSelect)[]>(async (ids) =>
+    groupBy(
+      ids,
+      await db
+        .select()
+        .from(committedSharesTable)
+        .where(inArray(committedSharesTable.accountId, [...ids]))
+        .orderBy(committedSharesTable.effectiveFrom, committedSharesTable.orgUnitId),
+      (r) => r.accountId,
+    ),
+  );
+  return {
+    unitById,
+    accountById,
+    termsByAccount,
+    termsAt,
+    budgetsByUnit,
+    budgetUsage,
+    itemsByJob,
+    inFlightByAccount,
+    unitUsage,
+    walletByAccount,
+    sharesByAccount,
+  };
 }
 
 export type Loaders = ReturnType<typeof createLoaders>;

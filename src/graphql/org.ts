@@ -226,12 +226,19 @@ builder.mutationFields((t) => ({
     }),
     errors: { types: MUTATION_ERRORS },
     authScopes: { authenticated: true },
-    description: 'Creates or replaces the budget of a unit for an account (or all accounts) and window (ADMIN, FINANCE; a MANAGER inside its subtree).',
+    description:
+      'Creates or replaces the budget of a unit for an account (or all accounts) and window (ADMIN, FINANCE; a MANAGER inside its subtree). The limit is given in credit-seconds or in USD.',
     input: {
       orgUnitId: t.input.id({ required: true, description: 'Global id of the unit.' }),
       accountId: t.input.id({ required: false, description: 'Global id of the account; omitted: all accounts.' }),
       window: t.input.field({ type: BudgetWindowEnum, required: true, description: 'Window.' }),
-      limitCreditSeconds: t.input.field({ type: 'CreditSeconds', required: true, description: 'Limit in credit-seconds.' }),
+      limitCreditSeconds: t.input.field({ type: 'CreditSeconds', required: false, description: 'Limit in credit-seconds (or give limitUsd).' }),
+      limitUsd: t.input.field({
+        type: 'Usd',
+        required: false,
+        description:
+          "Limit in US dollars, exclusive with limitCreditSeconds: enforced in credit-seconds at the account's overage rate (a credit package: its price per credit-second), rounded down. Not for budgets over all accounts.",
+      }),
       enforcement: t.input.field({ type: EnforcementEnum, required: false, defaultValue: 'HARD', description: 'HARD (default) or SOFT.' }),
       allowOverage: t.input.boolean({ required: false, defaultValue: true, description: "false: refuse once the account's included pool is used." }),
       alertThresholds: t.input.intList({ required: false, description: 'Percentages of the limit (default 50, 80, 100).' }),
@@ -246,11 +253,12 @@ builder.mutationFields((t) => ({
           orgUnitId: unit.id,
           accountId: input.accountId ? decodeId(String(input.accountId), 'Account') : null,
           window: input.window,
-          limitCreditSeconds: input.limitCreditSeconds,
+          limitCreditSeconds: input.limitCreditSeconds ?? null,
+          limitUsd: input.limitUsd ?? null,
           enforcement: input.enforcement ?? 'HARD',
           allowOverage: input.allowOverage ?? true,
           alertThresholds: input.alertThresholds ?? null,
-        }),
+        }, ctx.now),
       );
       return { budget };
     },

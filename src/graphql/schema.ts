@@ -6,5 +6,6 @@ import './accounts.js';
 import './org.js';
 import './jobs.js';
 import './auth.js';
+import './billing.js';
 
 export const schema = builder.toSchema({ sortSchema: true });

@@ -1,8 +1,9 @@
-// The HTTP surface: /graphql, /webhooks/heygen/:accountId, /healthz, /readyz.
+// The HTTP surface: /graphql, /webhooks/heygen/:accountId, /reports/chargeback(.focus).csv, /healthz, /readyz.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { sql } from 'drizzle-orm';
 import { createGraphQLServer } from './yoga.js';
 import { handleHeygenWebhook } from './webhooks.js';
+import { handleChargebackCsv } from './reports.js';
 import { migrationsApplied } from '../db/client.js';
 import type { Services } from '../app.js';
 
@@ -42,6 +43,11 @@ export function createHttpServer(services: Services): Server {
           /* reported below */
         }
         return send(res, checks.database && checks.migrations ? 200 : 503, { status: checks.database && checks.migrations ? 'ready' : 'not ready', checks });
+      }
+      if ((url.pathname === '/reports/chargeback.csv' || url.pathname === '/reports/chargeback.focus.csv') && req.method === 'GET') {
+        const result = await handleChargebackCsv(services, url, req.headers.authorization);
+        res.writeHead(result.status, { ...result.headers, 'content-length': Buffer.byteLength(result.body) });
+        return void res.end(result.body);
       }
       const webhook = /^\/webhooks\/heygen\/([^/]+)$/.exec(url.pathname);
       if (webhook && req.method === 'POST') {

@@ -4,6 +4,7 @@ import { eq } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { accountsTable, jobItemsTable, jobsTable, orgUnitsTable } from '../db/schema.js';
 import { periodOf } from '../billing/period.js';
+import { openPeriodFrom } from '../billing/closed-periods.js';
 import { ValidationError } from '../errors.js';
 import { recordMovement } from '../ledger/ledger.js';
 import { isTerminal, nextStatus, type JobEvent } from './lifecycle.js';
@@ -65,7 +66,9 @@ export async function settleJob(db: Db, jobId: string, outcome: SettleOutcome, n
     const status = nextStatus(job.status, event);
     if (!status) throw new Error(`job ${job.id}: ${event} does not apply to ${job.status}`);
 
-    const settledPeriod = periodOf(now, account!.timezone);
+    // Usage belongs to the period of its settlement in the account's time zone; should that period already be
+    // closed (a settlement racing closePeriod), to the next open one: a closed statement never changes.
+    const settledPeriod = actual > 0n ? await openPeriodFrom(tx, account!.id, periodOf(now, account!.timezone)) : periodOf(now, account!.timezone);
     const base = { jobId: job.id, accountId: job.accountId, orgUnitId: job.projectId, path: project!.path };
     if (job.reservedMicroCs > 0n) {
       await recordMovement(tx, 'RELEASE', { ...base, period: job.holdPeriod, amountMicroCs: job.reservedMicroCs });

@@ -28,10 +28,13 @@ const effect: Record<LedgerEntryType, { reserved: 1n | -1n | 0n; settled: 1n | 0
   ADJUSTMENT: { reserved: 0n, settled: 1n },
 };
 
-/** Appends one ledger entry and moves the path's rollups by the same amount. Call inside a transaction. */
-export async function recordMovement(tx: Db, type: LedgerEntryType, m: Movement): Promise<void> {
+/**
+ * Appends one ledger entry and moves the path's rollups by the same amount. Call inside a transaction.
+ * Returns the entry's id.
+ */
+export async function recordMovement(tx: Db, type: LedgerEntryType, m: Movement): Promise<bigint> {
   if (type !== 'ADJUSTMENT' && m.amountMicroCs < 0n) throw new RangeError(`${type} amount must not be negative`);
-  await tx.insert(ledgerEntriesTable).values({
+  const [entry] = await tx.insert(ledgerEntriesTable).values({
     jobId: m.jobId,
     entryType: type,
     accountId: m.accountId,
@@ -39,7 +42,7 @@ export async function recordMovement(tx: Db, type: LedgerEntryType, m: Movement)
     period: m.period,
     amountMicroCs: m.amountMicroCs,
     note: m.note ?? null,
-  });
+  }).returning({ id: ledgerEntriesTable.id });
   const reservedDelta = m.amountMicroCs * effect[type].reserved;
   const settledDelta = m.amountMicroCs * effect[type].settled;
   // Rows are touched in path order (root first) by every writer, so concurrent writers cannot deadlock.
@@ -57,7 +60,7 @@ export async function recordMovement(tx: Db, type: LedgerEntryType, m: Movement)
           select count(*)::int as n from moved`,
     );
     if (Number(updated[0]?.n ?? 0) !== m.path.length) throw new Error(`${type} for ${m.jobId}: rollup rows missing`);
-    return;
+    return entry!.id;
   }
   await tx.execute(sql`
     insert into usage_rollups (org_unit_id, account_id, period, reserved_micro_cs, settled_micro_cs)
@@ -67,4 +70,5 @@ export async function recordMovement(tx: Db, type: LedgerEntryType, m: Movement)
     on conflict (org_unit_id, account_id, period) do update set
       reserved_micro_cs = usage_rollups.reserved_micro_cs + excluded.reserved_micro_cs,
       settled_micro_cs = usage_rollups.settled_micro_cs + excluded.settled_micro_cs`);
+  return entry!.id;
 }

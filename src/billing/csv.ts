@@ -1,0 +1,157 @@
+// Chargeback exports: a plain CSV of the statement's lines, and a FOCUS-style CSV (FinOps Open Cost and Usage
+// Specification column names) with one cost row per unit's own charge, so that its rows sum to the invoice.
+// RFC 4180: CRLF line ends, fields quoted when they hold a comma, quote or line break.
+import type { ChargebackLineData, ChargebackStatement } from './chargeback.js';
+import { linePathNames } from './chargeback.js';
+import { formatCents, parseUsd, usdToCentsHalfUp } from './money.js';
+
+function field(value: string | number | boolean | null): string {
+  const text = value === null ? '' : String(value);
+  return /[",\r\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
+}
+
+function csv(header: readonly string[], rows: readonly (readonly (string | number | boolean | null)[])[]): string {
+  return [header, ...rows].map((row) => row.map(field).join(',')).join('\r\n') + '\r\n';
+}
+
+export const CHARGEBACK_CSV_COLUMNS = [
+  'account_id',
+  'account_name',
+  'period',
+  'billing_model',
+  'policy',
+  'closed',
+  'org_unit_id',
+  'parent_id',
+  'kind',
+  'name',
+  'path',
+  'depth',
+  'credit_seconds',
+  'in_pool_credit_seconds',
+  'overage_credit_seconds',
+  'cost_usd',
+  'own_credit_seconds',
+  'own_in_pool_credit_seconds',
+  'own_overage_credit_seconds',
+  'own_cost_usd',
+] as const;
+
+/** One row per line (subtree totals and own amounts), in the statement's tree order. */
+export function chargebackCsv(statement: ChargebackStatement, lines: readonly ChargebackLineData[]): string {
+  const paths = linePathNames(statement);
+  return csv(
+    CHARGEBACK_CSV_COLUMNS,
+    lines.map((l) => [
+      statement.accountId,
+      statement.accountName,
+      statement.period,
+      statement.billingModel,
+      statement.policy,
+      statement.closed,
+      l.orgUnitId,
+      l.parentId,
+      l.kind,
+      l.name,
+      paths.get(l.orgUnitId) ?? l.name,
+      l.depth,
+      l.creditSeconds,
+      l.inPoolCreditSeconds,
+      l.overageCreditSeconds,
+      l.costUsd,
+      l.ownCreditSeconds,
+      l.ownInPoolCreditSeconds,
+      l.ownOverageCreditSeconds,
+      l.ownCostUsd,
+    ]),
+  );
+}
+
+export const FOCUS_CSV_COLUMNS = [
+  'BillingAccountId',
+  'BillingAccountName',
+  'BillingPeriodStart',
+  'BillingPeriodEnd',
+  'ChargePeriodStart',
+  'ChargePeriodEnd',
+  'BillingCurrency',
+  'BilledCost',
+  'EffectiveCost',
+  'ChargeCategory',
+  'ChargeDescription',
+  'CommitmentDiscountStatus',
+  'ProviderName',
+  'PublisherName',
+  'ServiceName',
+  'ServiceCategory',
+  'SubAccountId',
+  'SubAccountName',
+  'ConsumedQuantity',
+  'ConsumedUnit',
+  'Tags',
+] as const;
+
+const cents = (usd: string) => usdToCentsHalfUp(parseUsd(usd, { allowNegative: true }));
+
+/**
+ * FOCUS-style rows: one per unit with an own charge or own usage (a unit's own amounts, never subtree sums,
+ * so that the rows add up to the invoice without double counting). Usage-based: BilledCost = EffectiveCost.
+ * Credit package: the credits were billed when the package was bought, so BilledCost is 0 and EffectiveCost
+ * carries the drawdown; credits forfeited at the end of the term are their own row on the cost centre.
+ */
+export function focusCsv(statement: ChargebackStatement, lines: readonly ChargebackLineData[]): string {
+  const paths = linePathNames(statement);
+  const prepaid = statement.billingModel === 'CREDIT_PACKAGE';
+  const forfeitedCents = cents(statement.forfeitedUsd);
+  const rows: (string | null)[][] = [];
+  const row = (l: ChargebackLineData, cost: bigint, quantity: string, description: string, status: string | null, tags: Record<string, string>) => {
+    rows.push([
+      statement.accountId,
+      statement.accountName,
+      statement.periodStart,
+      statement.periodEnd,
+      statement.periodStart,
+      statement.periodEnd,
+      statement.currency,
+      prepaid ? '0.00' : formatCents(cost),
+      formatCents(cost),
+      'Usage',
+      description,
+      status,
+      'HeyGen',
+      'HeyGen',
+      'HeyGen Enterprise API',
+      'AI and Machine Learning',
+      l.orgUnitId,
+      paths.get(l.orgUnitId) ?? l.name,
+      quantity,
+      'credit-seconds',
+      JSON.stringify({
+        'x-gateway/kind': l.kind,
+        'x-gateway/period': statement.period,
+        'x-gateway/billing-model': statement.billingModel,
+        ...(statement.policy ? { 'x-gateway/policy': statement.policy } : {}),
+        'x-gateway/in-pool-credit-seconds': l.ownInPoolCreditSeconds,
+        'x-gateway/overage-credit-seconds': l.ownOverageCreditSeconds,
+        ...tags,
+      }),
+    ]);
+  };
+  for (const l of lines) {
+    const isCostCentre = l.orgUnitId === statement.costCentreUnitId;
+    let own = cents(l.ownCostUsd);
+    if (isCostCentre && forfeitedCents > 0n) {
+      own -= forfeitedCents;
+      row(l, forfeitedCents, '0', 'Prepaid credits forfeited at the end of the term', 'Unused', {
+        'x-gateway/cost-centre': 'true',
+        'x-gateway/forfeited-credit-seconds': statement.forfeitedCreditSeconds,
+      });
+    }
+    if (own === 0n && l.ownCreditSeconds === '0') continue;
+    const description = isCostCentre
+      ? 'HeyGen usage charged back, with the commitment no unit used (cost centre)'
+      : 'HeyGen usage charged back';
+    row(l, own, l.ownCreditSeconds, description, null, isCostCentre ? { 'x-gateway/cost-centre': 'true' } : {});
+  }
+  return csv(FOCUS_CSV_COLUMNS, rows);
+}
