@@ -22,6 +22,8 @@ export async function recordAudit(tx: Db, actor: Actor, event: AuditEvent): Prom
   await tx.insert(auditEventsTable).values({
     actorSubject: actor.subject,
     actorRole: actor.role,
+    actorTokenId: actor.tokenId,
+    requestId: actor.requestId ?? null,
     action: event.action,
     entityType: event.entityType,
     entityId: event.entityId,

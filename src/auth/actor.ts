@@ -12,6 +12,8 @@ export interface Actor {
   readonly unitPath: readonly string[];
   /** jti of the token, for audit and revocation. */
   readonly tokenId: string | null;
+  /** The HTTP request this caller made (for the audit trail); set by the GraphQL context. */
+  readonly requestId?: string;
 }
 
 /** The minimum a visibility decision needs to know about a unit. */

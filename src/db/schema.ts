@@ -315,13 +315,21 @@ export const auditEventsTable = pgTable('audit_events', {
   id: bigserial('id', { mode: 'bigint' }).primaryKey(),
   actorSubject: text('actor_subject').notNull(),
   actorRole: text('actor_role').notNull(),
+  /** jti of the token the change was made with. */
+  actorTokenId: text('actor_token_id'),
+  /** X-Request-Id of the HTTP request (or one the gateway made up). */
+  requestId: text('request_id'),
   action: text('action').notNull(),
   entityType: text('entity_type').notNull(),
   entityId: text('entity_id').notNull(),
   before: jsonb('before'),
   after: jsonb('after'),
   createdAt: createdAt(),
-}, (t) => [index('audit_events_entity').on(t.entityType, t.entityId)]);
+}, (t) => [
+  index('audit_events_entity').on(t.entityType, t.entityId),
+  index('audit_events_created').on(t.createdAt, t.id),
+  index('audit_events_actor').on(t.actorSubject, t.createdAt),
+]);
 
 /** The wallet-sync queue: one row per account, claimed with FOR UPDATE SKIP LOCKED when next_sync_at has passed. */
 export const walletSyncStateTable = pgTable('wallet_sync_state', {
@@ -358,3 +366,23 @@ export const walletSnapshotsTable = pgTable('wallet_snapshots', {
   thresholdMicroCs: micro('threshold_micro_cs').notNull(),
   flagged: boolean('flagged').notNull(),
 }, (t) => [index('wallet_snapshots_account_taken').on(t.accountId, t.takenAt, t.id)]);
+
+export const MAPPABLE_ROLES = ['ADMIN', 'FINANCE', 'MANAGER', 'MEMBER'] as const;
+export const mappableRoleEnum = pgEnum('mappable_role', MAPPABLE_ROLES);
+
+/**
+ * How company identity-provider tokens become gateway roles: a token whose `claim` is (or contains) `value`
+ * gets `role` on `org_unit_id`. Of several matches the most privileged role wins.
+ */
+export const roleMappingsTable = pgTable('role_mappings', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  claim: text('claim').notNull(),
+  value: text('value').notNull(),
+  role: mappableRoleEnum('role').notNull(),
+  orgUnitId: uuid('org_unit_id').references(() => orgUnitsTable.id),
+  createdBy: text('created_by').notNull(),
+  createdAt: createdAt(),
+}, (t) => [
+  unique('role_mappings_claim_value_role_unit').on(t.claim, t.value, t.role, t.orgUnitId).nullsNotDistinct(),
+  check('role_mappings_unit_for_scoped_roles', sql`(${t.role} in ('MANAGER', 'MEMBER')) = (${t.orgUnitId} is not null)`),
+]);

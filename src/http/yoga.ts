@@ -29,6 +29,11 @@ function summarise(args: unknown[]): unknown[] {
   });
 }
 
+/** The caller's X-Request-Id when it is a sane token, else a fresh one (it is stored in the audit trail). */
+function safeRequestId(header: string | null): string {
+  return header && /^[A-Za-z0-9._:-]{1,100}$/.test(header) ? header : randomUUID();
+}
+
 function unauthenticated(message: string): GraphQLError {
   return new GraphQLError(message, { extensions: { code: 'UNAUTHENTICATED', http: { status: 401, headers: { 'WWW-Authenticate': 'Bearer' } } } });
 }
@@ -77,11 +82,12 @@ export function createGraphQLServer(services: Services): YogaServerInstance<Reco
         throw error;
       }
       const now = new Date();
+      const requestId = safeRequestId(request.headers.get('x-request-id'));
       return {
         services,
         db: services.db,
-        actor,
-        requestId: request.headers.get('x-request-id') ?? randomUUID(),
+        actor: { ...actor, requestId },
+        requestId,
         now,
         loaders: createLoaders(services.db, now),
       };
