@@ -1,5 +1,7 @@
 // Configuration is read once, validated, and passed to factories; nothing else reads process.env.
 import { z } from 'zod';
+import type { ClaimMapping, CompanyTokenSettings } from './auth/company-tokens.js';
+import type { GraphQLLimits } from './http/hardening.js';
 import { parseCreditSeconds } from './billing/money.js';
 
 const optionalString = z.string().trim().min(1).optional();
@@ -30,6 +32,24 @@ const envSchema = z.object({
   WEBHOOK_SIGNATURE_SCHEME: z.enum(['hmac-sha256-hex', 'hmac-sha256-base64']).default('hmac-sha256-hex'),
   GRAPHIQL: z.enum(['true', 'false']).optional(),
   DB_POOL_SIZE: z.coerce.number().int().min(1).default(10),
+  // Company identity provider (optional): tokens whose iss is one of JWT_COMPANY_ISSUERS are verified against the JWKS.
+  JWT_COMPANY_ISSUERS: optionalString,
+  JWT_COMPANY_AUDIENCE: optionalString,
+  JWT_COMPANY_ALGORITHMS: z.string().default('RS256,PS256,ES256,EdDSA'),
+  JWT_CLOCK_TOLERANCE_SECONDS: z.coerce.number().int().min(0).max(300).default(30),
+  JWKS_CACHE_MAX_AGE_MS: z.coerce.number().int().min(1000).default(600_000),
+  JWKS_COOLDOWN_MS: z.coerce.number().int().min(0).default(30_000),
+  /** Claim-to-role mappings from configuration, as JSON: [{"claim":"groups","value":"finance","role":"FINANCE"}]. */
+  ROLE_MAPPINGS: optionalString,
+  // GraphQL hardening.
+  INTROSPECTION: z.enum(['true', 'false']).optional(),
+  GRAPHQL_MAX_DEPTH: z.coerce.number().int().min(1).default(12),
+  GRAPHQL_MAX_ALIASES: z.coerce.number().int().min(0).default(20),
+  GRAPHQL_MAX_TOKENS: z.coerce.number().int().min(100).default(3000),
+  GRAPHQL_MAX_DIRECTIVES: z.coerce.number().int().min(0).default(20),
+  GRAPHQL_MAX_COST: z.coerce.number().int().min(100).default(20_000),
+  GRAPHQL_MAX_BODY_BYTES: z.coerce.number().int().min(1024).default(256 * 1024),
+  RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(0).default(600),
   /** Path of HeyGen's balance endpoint (the seed wrote /v3/user/me; the v3 spec says /v3/users/me). */
   HEYGEN_USER_ME_PATH: z.string().regex(/^\/[A-Za-z0-9_\-./]*$/, 'must be a path starting with /').default('/v3/users/me'),
   WALLET_SYNC_ENABLED: z.enum(['true', 'false']).default('true').transform((v) => v === 'true'),
@@ -64,6 +84,9 @@ export interface Config {
   readonly webhookSignature: { readonly header: string; readonly scheme: 'hmac-sha256-hex' | 'hmac-sha256-base64' };
   readonly graphiql: boolean;
   readonly dbPoolSize: number;
+  readonly companyTokens: CompanyTokenSettings | null;
+  readonly roleMappings: readonly ClaimMapping[];
+  readonly graphql: GraphQLLimits & { readonly maxBodyBytes: number; readonly rateLimitPerMinute: number };
 }
 
 export class ConfigError extends Error {}
@@ -107,5 +130,71 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     webhookSignature: { header: e.WEBHOOK_SIGNATURE_HEADER.toLowerCase(), scheme: e.WEBHOOK_SIGNATURE_SCHEME },
     graphiql: e.GRAPHIQL ? e.GRAPHIQL === 'true' : !production,
     dbPoolSize: e.DB_POOL_SIZE,
+    companyTokens: companyTokenSettings(e),
+    roleMappings: parseRoleMappings(e.ROLE_MAPPINGS),
+    graphql: {
+      maxDepth: e.GRAPHQL_MAX_DEPTH,
+      maxAliases: e.GRAPHQL_MAX_ALIASES,
+      maxTokens: e.GRAPHQL_MAX_TOKENS,
+      maxDirectives: e.GRAPHQL_MAX_DIRECTIVES,
+      maxCost: e.GRAPHQL_MAX_COST,
+      introspection: e.INTROSPECTION ? e.INTROSPECTION === 'true' : !production,
+      maxBodyBytes: e.GRAPHQL_MAX_BODY_BYTES,
+      rateLimitPerMinute: e.RATE_LIMIT_PER_MINUTE,
+    },
   };
+}
+
+type Env = z.infer<typeof envSchema>;
+
+function list(value: string | undefined): string[] {
+  return (value ?? '').split(',').map((v) => v.trim()).filter(Boolean);
+}
+
+function companyTokenSettings(e: Env): CompanyTokenSettings | null {
+  if (!e.JWT_JWKS_URL) return null;
+  const issuers = list(e.JWT_COMPANY_ISSUERS);
+  if (issuers.length === 0) throw new ConfigError('Invalid configuration:\n  JWT_COMPANY_ISSUERS: required with JWT_JWKS_URL');
+  if (issuers.includes(e.JWT_ISSUER)) throw new ConfigError('Invalid configuration:\n  JWT_COMPANY_ISSUERS: must differ from JWT_ISSUER');
+  const algorithms = list(e.JWT_COMPANY_ALGORITHMS);
+  if (algorithms.some((a) => /^HS|^none$/i.test(a))) {
+    throw new ConfigError('Invalid configuration:\n  JWT_COMPANY_ALGORITHMS: only asymmetric algorithms are allowed');
+  }
+  return {
+    jwksUrl: e.JWT_JWKS_URL,
+    issuers,
+    audience: e.JWT_COMPANY_AUDIENCE ?? e.JWT_AUDIENCE,
+    algorithms,
+    clockToleranceSeconds: e.JWT_CLOCK_TOLERANCE_SECONDS,
+    cacheMaxAgeMs: e.JWKS_CACHE_MAX_AGE_MS,
+    cooldownMs: e.JWKS_COOLDOWN_MS,
+    timeoutMs: 5000,
+  };
+}
+
+const roleMappingsSchema = z.array(
+  z.object({
+    claim: z.string().min(1),
+    value: z.string().min(1),
+    role: z.enum(['ADMIN', 'FINANCE', 'MANAGER', 'MEMBER']),
+    orgUnitId: z.string().uuid().nullable().default(null),
+  }),
+);
+
+function parseRoleMappings(text: string | undefined): ClaimMapping[] {
+  if (!text) return [];
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    throw new ConfigError('Invalid configuration:\n  ROLE_MAPPINGS: must be JSON');
+  }
+  const parsed = roleMappingsSchema.safeParse(json);
+  if (!parsed.success) throw new ConfigError(`Invalid configuration:\n  ROLE_MAPPINGS: ${parsed.error.issues[0]?.message}`);
+  for (const m of parsed.data) {
+    if ((m.role === 'MANAGER' || m.role === 'MEMBER') !== (m.orgUnitId !== null)) {
+      throw new ConfigError('Invalid configuration:\n  ROLE_MAPPINGS: MANAGER and MEMBER need an orgUnitId, other roles none');
+    }
+  }
+  return parsed.data;
 }

@@ -26,12 +26,39 @@ async function readBody(req: IncomingMessage, limit: number): Promise<Buffer | n
   return Buffer.concat(chunks);
 }
 
+function toHeaders(req: IncomingMessage): Headers {
+  const headers = new Headers();
+  for (const [name, value] of Object.entries(req.headers)) {
+    if (value === undefined) continue;
+    for (const v of Array.isArray(value) ? value : [value]) headers.append(name, v);
+  }
+  return headers;
+}
+
+async function respondWith(res: ServerResponse, response: Response): Promise<void> {
+  const headers: Record<string, string> = {};
+  response.headers.forEach((value, name) => {
+    headers[name] = value;
+  });
+  const body = Buffer.from(await response.arrayBuffer());
+  res.writeHead(response.status, { ...headers, 'content-length': String(body.length) });
+  res.end(body);
+}
+
 export function createHttpServer(services: Services): Server {
   const yoga = createGraphQLServer(services);
   const server = createServer(async (req, res) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
     try {
-      if (url.pathname === '/graphql') return void (await yoga(req, res));
+      if (url.pathname === '/graphql') {
+        // Oversized bodies are refused before anything parses them.
+        const declared = Number(req.headers['content-length'] ?? 0);
+        if (declared > services.config.graphql.maxBodyBytes) return send(res, 413, { errors: [{ message: 'request body too large', extensions: { code: 'PAYLOAD_TOO_LARGE' } }] });
+        if (req.method !== 'POST') return void (await yoga(req, res));
+        const body = await readBody(req, services.config.graphql.maxBodyBytes);
+        if (!body) return send(res, 413, { errors: [{ message: 'request body too large', extensions: { code: 'PAYLOAD_TOO_LARGE' } }] });
+        return await respondWith(res, await yoga.fetch(`http://localhost${req.url ?? '/graphql'}`, { method: 'POST', headers: toHeaders(req), body }));
+      }
       if (url.pathname === '/healthz' && req.method === 'GET') return send(res, 200, { status: 'ok' });
       if (url.pathname === '/readyz' && req.method === 'GET') {
         const checks = { database: false, migrations: false };

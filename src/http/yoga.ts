@@ -6,6 +6,7 @@ import { schema } from '../graphql/schema.js';
 import { createLoaders, type GraphQLContext } from '../graphql/context.js';
 import { AuthenticationError } from '../auth/tokens.js';
 import { DomainError } from '../errors.js';
+import { armorPlugins, RequestRateLimiter } from './hardening.js';
 import type { Services } from '../app.js';
 
 /** graphql-js writes `got invalid value <the whole input>`; the input may hold an API key. */
@@ -39,10 +40,12 @@ function unauthenticated(message: string): GraphQLError {
 }
 
 export function createGraphQLServer(services: Services): YogaServerInstance<Record<string, unknown>, GraphQLContext> {
+  const limiter = new RequestRateLimiter(services.config.graphql.rateLimitPerMinute, 60_000);
   return createYoga<Record<string, unknown>, GraphQLContext>({
     schema,
     graphqlEndpoint: '/graphql',
     graphiql: services.config.graphiql,
+    plugins: armorPlugins(services.config.graphql),
     landingPage: false,
     // Unexpected errors are masked: their messages may carry driver details. Never turned off.
     // Expected failures outside a result union (e.g. a bad argument on a query field) keep their code.
@@ -80,6 +83,12 @@ export function createGraphQLServer(services: Services): YogaServerInstance<Reco
       } catch (error) {
         if (error instanceof AuthenticationError) throw unauthenticated(error.message);
         throw error;
+      }
+      const retryAfter = limiter.take(actor.subject);
+      if (retryAfter > 0) {
+        throw new GraphQLError('too many requests from this caller', {
+          extensions: { code: 'RATE_LIMITED', retryAfterSeconds: retryAfter, http: { status: 429, headers: { 'Retry-After': String(retryAfter) } } },
+        });
       }
       const now = new Date();
       const requestId = safeRequestId(request.headers.get('x-request-id'));
