@@ -113,8 +113,7 @@ export function validatePriceBook(book: PriceBook): PriceBook {
 
 export async function createAccount(tx: Db, box: SecretBox, input: CreateAccountInput, defaults: { baseUrl: string }): Promise<AccountRow> {
   const name = requireName(input.name);
-  const apiKey = input.apiKey.trim();
-  if (apiKey.length < 8 || apiKey.length > 500) throw new ValidationError('apiKey', 'apiKey must be 8 to 500 characters');
+  const apiKey = validateApiKey(input.apiKey);
   const baseUrl = (input.baseUrl ?? defaults.baseUrl).trim().replace(/\/+$/, '');
   try {
     const url = new URL(baseUrl);
@@ -157,6 +156,13 @@ export async function createAccount(tx: Db, box: SecretBox, input: CreateAccount
     .returning();
   await tx.insert(accountTermsTable).values({ accountId: account!.id, effectiveFrom: input.effectiveFrom, ...terms });
   return withKey!;
+}
+
+/** A HeyGen API key as it may be stored: visible ASCII (it travels in a header), 8 to 500 characters. */
+export function validateApiKey(value: string): string {
+  const apiKey = value.trim();
+  if (!/^[\x21-\x7e]{8,500}$/.test(apiKey)) throw new ValidationError('apiKey', 'apiKey must be 8 to 500 visible ASCII characters');
+  return apiKey;
 }
 
 export function apiKeyContext(accountId: string): string {

@@ -50,7 +50,7 @@ export interface TokenService {
   authenticate(db: Db, token: string): Promise<Actor>;
 }
 
-function contextOf(kid: string): string {
+export function signingKeyContext(kid: string): string {
   return `signing_key:${kid}`;
 }
 
@@ -66,7 +66,7 @@ async function loadOrCreateSigningKey(db: Db, box: SecretBox) {
     const publicJwk = { ...(await exportJWK(publicKey)), kid, alg: ALG, use: 'sig' };
     const [row] = await tx
       .insert(signingKeysTable)
-      .values({ kid, alg: ALG, privateKeyCiphertext: box.encrypt(JSON.stringify(privateJwk), contextOf(kid)), publicJwk })
+      .values({ kid, alg: ALG, privateKeyCiphertext: box.encrypt(JSON.stringify(privateJwk), signingKeyContext(kid)), publicJwk })
       .returning();
     return row!;
   });
@@ -78,7 +78,7 @@ export async function createTokenService(
   opts: { issuer: string; audience: string },
 ): Promise<TokenService> {
   const active = await loadOrCreateSigningKey(db, box);
-  const privateKey = await importJWK(JSON.parse(box.decrypt(active.privateKeyCiphertext, contextOf(active.kid))) as JWK, ALG);
+  const privateKey = await importJWK(JSON.parse(box.decrypt(active.privateKeyCiphertext, signingKeyContext(active.kid))) as JWK, ALG);
   const keys = await db.select({ publicJwk: signingKeysTable.publicJwk }).from(signingKeysTable);
   const jwks = createLocalJWKSet({ keys: keys.map((k) => k.publicJwk) } as JSONWebKeySet);
 

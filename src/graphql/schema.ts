@@ -7,5 +7,6 @@ import './org.js';
 import './jobs.js';
 import './auth.js';
 import './billing.js';
+import './custody.js';
 
 export const schema = builder.toSchema({ sortSchema: true });

@@ -1,0 +1,43 @@
+// Master-key rotation: every secret at rest is decrypted with whichever configured key wrote it and
+// written again under the current key, in one transaction. Afterwards the old key decrypts nothing.
+import { eq } from 'drizzle-orm';
+import type { Db } from '../db/client.js';
+import { accountsTable, signingKeysTable } from '../db/schema.js';
+import { apiKeyContext, webhookSecretContext } from '../accounts/accounts.js';
+import { signingKeyContext } from '../auth/tokens.js';
+import type { SecretBox } from './secret-box.js';
+
+export interface RotationReport {
+  apiKeys: number;
+  webhookSecrets: number;
+  signingKeys: number;
+}
+
+export async function rotateMasterKey(db: Db, box: SecretBox): Promise<RotationReport> {
+  return db.transaction(async (tx) => {
+    const report: RotationReport = { apiKeys: 0, webhookSecrets: 0, signingKeys: 0 };
+    const reencrypt = (ciphertext: string, context: string) => box.encrypt(box.decrypt(ciphertext, context), context);
+    const stale = (ciphertext: string) => box.keyIdOf(ciphertext) !== box.currentKeyId;
+    for (const account of await tx.select().from(accountsTable).for('update')) {
+      const set: Partial<typeof accountsTable.$inferInsert> = {};
+      if (stale(account.apiKeyCiphertext)) {
+        set.apiKeyCiphertext = reencrypt(account.apiKeyCiphertext, apiKeyContext(account.id));
+        report.apiKeys++;
+      }
+      if (account.webhookSecretCiphertext && stale(account.webhookSecretCiphertext)) {
+        set.webhookSecretCiphertext = reencrypt(account.webhookSecretCiphertext, webhookSecretContext(account.id));
+        report.webhookSecrets++;
+      }
+      if (Object.keys(set).length > 0) await tx.update(accountsTable).set(set).where(eq(accountsTable.id, account.id));
+    }
+    for (const key of await tx.select().from(signingKeysTable).for('update')) {
+      if (!stale(key.privateKeyCiphertext)) continue;
+      await tx
+        .update(signingKeysTable)
+        .set({ privateKeyCiphertext: reencrypt(key.privateKeyCiphertext, signingKeyContext(key.kid)) })
+        .where(eq(signingKeysTable.kid, key.kid));
+      report.signingKeys++;
+    }
+    return report;
+  });
+}
