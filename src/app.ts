@@ -5,6 +5,7 @@ import type { Config } from './config.js';
 import { openDatabase, runMigrations, type Database, type Db } from './db/client.js';
 import { createSecretBox, generateMasterKey, type SecretBox } from './secrets/secret-box.js';
 import { createTokenService, type TokenService } from './auth/tokens.js';
+import { createCompanyTokenVerifier } from './auth/company-tokens.js';
 import { createHeygenClient, type HeygenClient } from './heygen/client.js';
 import { createLogger, type Logger } from './logging.js';
 import type { AdmissionSettings } from './jobs/admission.js';
@@ -45,7 +46,10 @@ export async function createServices(config: Config, overrides: { logger?: Logge
   try {
     await runMigrations({ databaseUrl: config.databaseUrl, database });
     const box = createSecretBox(resolveMasterKey(config, logger), config.previousMasterKeys);
-    const tokens = await createTokenService(database.db, box, { issuer: config.jwt.issuer, audience: config.jwt.audience });
+    const company = config.companyTokens
+      ? { verifier: createCompanyTokenVerifier(config.companyTokens), configMappings: config.roleMappings }
+      : null;
+    const tokens = await createTokenService(database.db, box, { issuer: config.jwt.issuer, audience: config.jwt.audience, company });
     const heygen =
       overrides.heygen ??
       createHeygenClient({ timeoutMs: config.heygen.timeoutMs, maxAttempts: config.heygen.maxAttempts, userMePath: config.heygen.userMePath, logger });

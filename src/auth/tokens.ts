@@ -6,6 +6,7 @@ import { and, eq, isNull, sql } from 'drizzle-orm';
 import {
   SignJWT,
   createLocalJWKSet,
+  decodeJwt,
   exportJWK,
   generateKeyPair,
   importJWK,
@@ -16,7 +17,8 @@ import {
 } from 'jose';
 import { z } from 'zod';
 import type { Db } from '../db/client.js';
-import { orgUnitsTable, serviceTokensTable, signingKeysTable } from '../db/schema.js';
+import { orgUnitsTable, roleMappingsTable, serviceTokensTable, signingKeysTable } from '../db/schema.js';
+import { CompanyTokenError, grantFromClaims, type ClaimMapping, type CompanyTokenVerifier } from './company-tokens.js';
 import type { SecretBox } from '../secrets/secret-box.js';
 import { ROLES, type Actor, type Role } from './actor.js';
 
@@ -72,10 +74,39 @@ async function loadOrCreateSigningKey(db: Db, box: SecretBox) {
   });
 }
 
+export interface CompanyIdentity {
+  verifier: CompanyTokenVerifier;
+  /** Mappings from configuration; those in the role_mappings table are added to them. */
+  configMappings: readonly ClaimMapping[];
+}
+
+/** A company token's grant: its claims matched against the configured and stored mappings. */
+async function companyActor(tx: Db, company: CompanyIdentity, token: string): Promise<Actor> {
+  let payload;
+  try {
+    payload = await company.verifier.verify(token);
+  } catch (error) {
+    throw new AuthenticationError(error instanceof CompanyTokenError ? error.message : 'invalid token');
+  }
+  const stored = await tx
+    .select({ claim: roleMappingsTable.claim, value: roleMappingsTable.value, role: roleMappingsTable.role, orgUnitId: roleMappingsTable.orgUnitId })
+    .from(roleMappingsTable)
+    .orderBy(roleMappingsTable.createdAt);
+  const grant = grantFromClaims(payload, [...company.configMappings, ...stored]);
+  if (!grant) throw new AuthenticationError('no gateway role is mapped to this identity');
+  let unitPath: string[] = [];
+  if (grant.orgUnitId) {
+    const [unit] = await tx.select({ path: orgUnitsTable.path }).from(orgUnitsTable).where(eq(orgUnitsTable.id, grant.orgUnitId));
+    if (!unit) throw new AuthenticationError('the mapped unit does not exist');
+    unitPath = unit.path;
+  }
+  return { subject: `idp:${payload.sub}`, role: grant.role, unitId: grant.orgUnitId, unitPath, tokenId: payload.jti ?? null };
+}
+
 export async function createTokenService(
   db: Db,
   box: SecretBox,
-  opts: { issuer: string; audience: string },
+  opts: { issuer: string; audience: string; company?: CompanyIdentity | null },
 ): Promise<TokenService> {
   const active = await loadOrCreateSigningKey(db, box);
   const privateKey = await importJWK(JSON.parse(box.decrypt(active.privateKeyCiphertext, signingKeyContext(active.kid))) as JWK, ALG);
@@ -113,6 +144,16 @@ export async function createTokenService(
       return { id, token };
     },
     async authenticate(tx, token) {
+      // Route by the (not yet trusted) issuer; each path then verifies with its own keys and rules.
+      let issuer: unknown;
+      try {
+        issuer = decodeJwt(token).iss;
+      } catch {
+        throw new AuthenticationError('invalid token');
+      }
+      if (opts.company && typeof issuer === 'string' && opts.company.verifier.settings.issuers.includes(issuer)) {
+        return companyActor(tx, opts.company, token);
+      }
       let payload;
       try {
         ({ payload } = await jwtVerify(token, jwks, {

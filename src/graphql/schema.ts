@@ -8,5 +8,6 @@ import './jobs.js';
 import './auth.js';
 import './billing.js';
 import './custody.js';
+import './identity.js';
 
 export const schema = builder.toSchema({ sortSchema: true });
