@@ -224,6 +224,15 @@ describe('API keys and webhook secrets never leave the gateway', () => {
     expect(leaksIn(forgedText + signedText)).toEqual([]);
   });
 
+  it('/metrics reports jobs per account and carries no secret', async () => {
+    const res = await fetch(`${h.url}/metrics`);
+    expect(res.status).toBe(200);
+    const text = await res.text();
+    expect(text).toMatch(/gateway_jobs\{account="[^"]+",status="SUCCEEDED"\} [1-9]/);
+    expect(text).toContain('gateway_reserved_credit_seconds');
+    expect(leaksIn(text)).toEqual([]);
+  });
+
   it('no GraphQL response body of this file contains a secret', () => {
     expect(bodies.length).toBeGreaterThan(15);
     const offenders = bodies.filter((b) => leaksIn(b.text).length > 0).map((b) => `${b.label}: ${leaksIn(b.text).join(', ')}`);

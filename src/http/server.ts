@@ -1,7 +1,8 @@
-// The HTTP surface: /graphql, /webhooks/heygen/:accountId, /reports/chargeback(.focus).csv, /healthz, /readyz.
+// The HTTP surface: /graphql, /metrics, /webhooks/heygen/:accountId, /reports/chargeback(.focus).csv, /healthz, /readyz.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { sql } from 'drizzle-orm';
 import { createGraphQLServer } from './yoga.js';
+import { createMetrics } from './metrics.js';
 import { handleHeygenWebhook } from './webhooks.js';
 import { handleChargebackCsv } from './reports.js';
 import { migrationsApplied } from '../db/client.js';
@@ -47,6 +48,7 @@ async function respondWith(res: ServerResponse, response: Response): Promise<voi
 
 export function createHttpServer(services: Services): Server {
   const yoga = createGraphQLServer(services);
+  const metrics = createMetrics(services);
   const server = createServer(async (req, res) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
     try {
@@ -60,6 +62,11 @@ export function createHttpServer(services: Services): Server {
         return await respondWith(res, await yoga.fetch(`http://localhost${req.url ?? '/graphql'}`, { method: 'POST', headers: toHeaders(req), body }));
       }
       if (url.pathname === '/healthz' && req.method === 'GET') return send(res, 200, { status: 'ok' });
+      if (url.pathname === '/metrics' && req.method === 'GET') {
+        const text = await metrics.metrics();
+        res.writeHead(200, { 'content-type': metrics.contentType });
+        return void res.end(text);
+      }
       if (url.pathname === '/readyz' && req.method === 'GET') {
         const checks = { database: false, migrations: false };
         try {
