@@ -4,7 +4,8 @@ import type { ClaimMapping, CompanyTokenSettings } from './auth/company-tokens.j
 import type { GraphQLLimits } from './http/hardening.js';
 import { parseCreditSeconds } from './billing/money.js';
 
-const optionalString = z.string().trim().min(1).optional();
+// An empty variable (`FOO=` in an env file) counts as unset.
+const optionalString = z.preprocess((v) => (typeof v === 'string' && v.trim() === '' ? undefined : v), z.string().trim().min(1).optional());
 
 const envSchema = z.object({
   DATABASE_URL: optionalString,
