@@ -4,7 +4,7 @@ import { previousPeriod } from '../billing/period.js';
 import type { Db } from '../db/client.js';
 import { queryRows, toBigInt } from '../db/client.js';
 import { orgUnitsTable } from '../db/schema.js';
-import { add, mul, rational } from '../billing/rational.js';
+import { add, mul, rational, type Rational } from '../billing/rational.js';
 import { formatCents, MICRO_PER_CS, parseUsd, usdToCentsHalfUp } from '../billing/money.js';
 import { termPeriods, termsFor, type AccountRow } from './accounts.js';
 import { pricePerCs } from '../billing/terms.js';
@@ -45,32 +45,25 @@ export async function accountPeriod(db: Db, account: AccountRow, period: string)
   const terms = await termsFor(db, account.id, period);
   const { reserved, settled } = await usageAtRoot(db, account.id, period, period);
   const microToCs = (micro: bigint) => rational(micro, MICRO_PER_CS);
+  let included: bigint;
+  let invoice: Rational;
   if (account.billingModel === 'USAGE_BASED') {
-    const included = terms?.includedMicroCs ?? 0n;
+    included = terms?.includedMicroCs ?? 0n;
     const overage = settled > included ? settled - included : 0n;
-    const invoice = add(parseUsd(terms?.mmcUsd ?? '0'), mul(microToCs(overage), parseUsd(terms?.overageRateUsd ?? '0')));
-    return {
-      period,
-      includedMicroCs: included,
-      usedMicroCs: settled,
-      reservedMicroCs: reserved,
-      overageMicroCs: overage,
-      remainingIncludedMicroCs: included > settled ? included - settled : 0n,
-      projectedInvoiceUsd: formatCents(usdToCentsHalfUp(invoice)),
-    };
+    invoice = add(parseUsd(terms?.mmcUsd ?? '0'), mul(microToCs(overage), parseUsd(terms?.overageRateUsd ?? '0')));
+  } else {
+    const pool = terms?.poolMicroCs ?? 0n;
+    const term = termPeriods(terms);
+    const before = term && term.from < period ? (await usageAtRoot(db, account.id, term.from, previousPeriod(period))).settled : 0n;
+    included = pool > before ? pool - before : 0n;
+    invoice = mul(microToCs(settled), pricePerCs(terms));
   }
-  const pool = terms?.poolMicroCs ?? 0n;
-  const term = termPeriods(terms);
-  const before = term && term.from < period ? (await usageAtRoot(db, account.id, term.from, previousPeriod(period))).settled : 0n;
-  const included = pool > before ? pool - before : 0n;
-  const overage = settled > included ? settled - included : 0n;
-  const invoice = mul(microToCs(settled), pricePerCs(terms));
   return {
     period,
     includedMicroCs: included,
     usedMicroCs: settled,
     reservedMicroCs: reserved,
-    overageMicroCs: overage,
+    overageMicroCs: settled > included ? settled - included : 0n,
     remainingIncludedMicroCs: included > settled ? included - settled : 0n,
     projectedInvoiceUsd: formatCents(usdToCentsHalfUp(invoice)),
   };
