@@ -4,6 +4,7 @@ import type { Db } from '../db/client.js';
 import { accountTermsTable, accountsTable, type BillingModel, type PriceBook } from '../db/schema.js';
 import { ValidationError } from '../errors.js';
 import { isCalendarDate, requireName } from '../validation.js';
+import { isValidTimeZone } from '../billing/period.js';
 import type { SecretBox } from '../secrets/secret-box.js';
 import { secretHint } from '../secrets/secret-box.js';
 import { defaultPriceBook, PRODUCTS } from './price-book.js';
@@ -47,15 +48,6 @@ export interface CreateAccountInput {
   timezone?: string | null;
   webhookSecret?: string | null;
   effectiveFrom: string;
-}
-
-export function isValidTimeZone(tz: string): boolean {
-  try {
-    new Intl.DateTimeFormat('en-US', { timeZone: tz });
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 function need(value: string | undefined | null, pattern: RegExp | ((v: string) => boolean), field: string, what: string): string {

@@ -12,8 +12,8 @@ import {
 import { NotFoundError, ValidationError } from '../errors.js';
 import type { Actor } from '../auth/actor.js';
 import { recordAudit } from '../audit/audit.js';
+import { isValidTimeZone } from './period.js';
 import {
-  isValidTimeZone,
   termsFor,
   termsValues,
   type AccountRow,

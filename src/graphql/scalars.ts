@@ -1,7 +1,7 @@
 // Amounts travel as decimal strings; JavaScript numbers never carry money.
 import { GraphQLError, Kind } from 'graphql';
 import { builder } from './builder.js';
-import { microToDecimal } from '../jobs/estimate.js';
+import { formatCreditSeconds } from '../billing/money.js';
 import { isValidPeriod } from '../billing/period.js';
 
 const DECIMAL = /^-?\d{1,15}(\.\d{1,6})?$/;
@@ -18,7 +18,7 @@ function stringLiteral(name: string, test: (v: string) => boolean, what: string)
 const parseCs = stringLiteral('CreditSeconds', (v) => DECIMAL.test(v), 'a decimal string with at most 6 decimals');
 builder.scalarType('CreditSeconds', {
   description: 'An amount of credit-seconds (the metering unit of a HeyGen contract) as an exact decimal string, e.g. "600000" or "12.5".',
-  serialize: (value) => microToDecimal(value as bigint),
+  serialize: (value) => formatCreditSeconds(value as bigint),
   parseValue: parseCs,
   parseLiteral: (ast) => parseCs(ast.kind === Kind.STRING ? ast.value : undefined),
 });

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import type { JobKind, PriceBook } from '../db/schema.js';
 import { ValidationError } from '../errors.js';
 import { findNulCharacter } from '../validation.js';
+import { formatCreditSeconds } from '../billing/money.js';
 import type { Product } from '../accounts/price-book.js';
 
 const MICRO = 1_000_000n;
@@ -91,14 +92,6 @@ export function numberToPlainDecimal(n: number): string {
   const text = String(n);
   if (!/e/i.test(text)) return text;
   return n.toFixed(20).replace(/0+$/, '').replace(/\.$/, '');
-}
-
-export function microToDecimal(micro: bigint): string {
-  const sign = micro < 0n ? '-' : '';
-  const abs = micro < 0n ? -micro : micro;
-  const whole = abs / MICRO;
-  const frac = (abs % MICRO).toString().padStart(6, '0').replace(/0+$/, '');
-  return frac ? `${sign}${whole}.${frac}` : `${sign}${whole}`;
 }
 
 function ceilDiv(a: bigint, b: bigint): bigint {
@@ -209,5 +202,5 @@ export function estimateJob(
   const rate = secondsToMicro(rateText);
   const perOutputCost = costMicroCs(perOutput, rate, priceBook.billingIncrementSeconds);
   const estimatedMicroCs = ceilDiv(perOutputCost * outputs * BigInt(priceBook.safetyMarginPercent), 100n);
-  return { product, rateMicroCsPerSecond: rate, estimatedSeconds: microToDecimal(perOutput * outputs), estimatedMicroCs };
+  return { product, rateMicroCsPerSecond: rate, estimatedSeconds: formatCreditSeconds(perOutput * outputs) /* seconds, same 6-decimal fixed point */, estimatedMicroCs };
 }
