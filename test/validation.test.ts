@@ -234,7 +234,8 @@ describe('submitJob: estimatedSeconds', () => {
   it('refuses a request that implies an absurd length', async () => {
     await submitRefused('translation of 20,000 s (over the 4 h estimate cap)', { kind: 'VIDEO_TRANSLATION', request: translation({ start_time: 0, end_time: 20_000 }) }, invalid('request'));
     await submitRefused('translation end_time 1e6 s', { kind: 'VIDEO_TRANSLATION', request: translation({ start_time: 0, end_time: 1e6 }) }, invalid('request.end_time'));
-    await submitRefused('script with 200,000 words', { kind: 'AVATAR_VIDEO', request: { type: 'avatar', scenes: Array.from({ length: 100 }, () => ({ script: 'w '.repeat(2000) })) } }, invalid('request'));
+    // 20 scenes × 2,000 words = 40,000 words = 16,000 s at 150 wpm, past the 4 h cap (and under the body size limit).
+    await submitRefused('script with 40,000 words', { kind: 'AVATAR_VIDEO', request: { type: 'avatar', scenes: Array.from({ length: 20 }, () => ({ script: 'w '.repeat(2000) })) } }, invalid('request'));
   });
 
   it('refuses a translation whose end_time is too large to write as a plain decimal (1e21), as a ValidationError', async () => {

@@ -1,21 +1,36 @@
 // The audit trail: who changed what, with the state before and after. Written in the same transaction as
-// the change it describes, so a change without its audit event cannot commit.
+// the change it describes, so a change without its audit event cannot commit, and a refused change (which
+// rolls back) leaves none. The table is append-only: a trigger refuses UPDATE, DELETE and TRUNCATE.
 import type { Db } from '../db/client.js';
 import { auditEventsTable } from '../db/schema.js';
 import type { Actor } from '../auth/actor.js';
 
 export interface AuditEvent {
+  /** `entity.verb`, e.g. `budget.set`, `serviceToken.revoke`. */
   action: string;
+  /** The GraphQL type of the entity (`Budget`, `OrgUnit`…), so that `encodeGlobalID(entityType, entityId)` names it. */
   entityType: string;
   entityId: string;
   before?: unknown;
   after?: unknown;
 }
 
-/** JSON-safe copy: bigints become decimal strings, Dates ISO strings. */
-function jsonSafe(value: unknown): unknown {
-  if (value === undefined) return null;
-  return JSON.parse(JSON.stringify(value, (_key, v: unknown) => (typeof v === 'bigint' ? v.toString() : v)));
+/**
+ * Keys whose values are secrets, whatever a caller passes: API keys, webhook secrets, bearer tokens, private keys and
+ * their ciphertexts. Callers pass hints (`apiKeyHint`) instead; this is the safety net if one passes a whole row.
+ */
+const SECRET_KEY = /^(api_?key|webhook_?secret|secret|token|bearer|password|private_?key|private_?jwk)$|ciphertext$/i;
+export const REDACTED = '[redacted]';
+
+/** JSON-safe copy: bigints become decimal strings, Dates ISO strings, secret-named keys `[redacted]`. */
+export function auditPayload(value: unknown): unknown {
+  if (value === undefined || value === null) return null;
+  return JSON.parse(
+    JSON.stringify(value, (key, v: unknown) => {
+      if (key !== '' && SECRET_KEY.test(key) && v !== null && v !== undefined) return REDACTED;
+      return typeof v === 'bigint' ? v.toString() : v;
+    }),
+  );
 }
 
 export async function recordAudit(tx: Db, actor: Actor, event: AuditEvent): Promise<void> {
@@ -27,7 +42,7 @@ export async function recordAudit(tx: Db, actor: Actor, event: AuditEvent): Prom
     action: event.action,
     entityType: event.entityType,
     entityId: event.entityId,
-    before: jsonSafe(event.before),
-    after: jsonSafe(event.after),
+    before: auditPayload(event.before),
+    after: auditPayload(event.after),
   });
 }

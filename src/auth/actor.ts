@@ -54,7 +54,7 @@ export function canReadJobsOf(actor: Actor, project: UnitPath): boolean {
  */
 export const canReadCostsOf = canReadJobsOf;
 
-/** Whether the caller may submit jobs for this project. */
+/** Whether the caller may submit jobs for this project (and cancel its jobs that were never forwarded). */
 export function canSubmitFor(actor: Actor, project: UnitPath): boolean {
   if (actor.role === 'ADMIN') return true;
   if (actor.role === 'SERVICE') return actor.unitId === project.id;
@@ -62,9 +62,49 @@ export function canSubmitFor(actor: Actor, project: UnitPath): boolean {
   return false;
 }
 
-/** Whether the caller may administer (budgets, tokens) this unit. */
+/**
+ * Whether the caller may administer this unit: add units under it, issue and revoke service tokens for its
+ * projects. ADMIN anywhere; a MANAGER in its own subtree (its unit included).
+ */
 export function canManageUnit(actor: Actor, unit: UnitPath): boolean {
   if (actor.role === 'ADMIN') return true;
   if (actor.role === 'MANAGER') return !!actor.unitId && unit.path.includes(actor.unitId);
   return false;
+}
+
+/**
+ * Whether the caller may set budgets on this unit. ADMIN and FINANCE anywhere; a MANAGER strictly below its own
+ * unit: the cap on the manager's own unit is set from above, so a manager cannot lift the cap that binds it.
+ */
+export function canSetBudgetOn(actor: Actor, unit: UnitPath): boolean {
+  if (actor.role === 'ADMIN' || actor.role === 'FINANCE') return true;
+  return actor.role === 'MANAGER' && !!actor.unitId && unit.id !== actor.unitId && unit.path.includes(actor.unitId);
+}
+
+/** Whether the caller may list service tokens at all (ADMIN, FINANCE, MANAGER); which ones: canListServiceTokensOf. */
+export function canListServiceTokens(actor: Actor): boolean {
+  return actor.role === 'ADMIN' || actor.role === 'FINANCE' || actor.role === 'MANAGER';
+}
+
+/** Whether the caller may see the service-token records of this unit: those who manage it, and FINANCE. */
+export function canListServiceTokensOf(actor: Actor, unit: UnitPath): boolean {
+  return actor.role === 'FINANCE' || canManageUnit(actor, unit);
+}
+
+/**
+ * Whether the caller holds the keys: creates accounts, rotates their API keys, assigns accounts to units and
+ * creates the organization. ADMIN only (FINANCE reads everything but cannot create accounts, keys or tokens).
+ */
+export function canAdminister(actor: Actor): boolean {
+  return actor.role === 'ADMIN';
+}
+
+/** Whether the caller runs billing: contract terms, committed shares, usage adjustments, closing periods, wallet syncs. */
+export function canRunBilling(actor: Actor): boolean {
+  return actor.role === 'ADMIN' || actor.role === 'FINANCE';
+}
+
+/** Whether the caller may read the audit trail (it names every unit, token and account: ADMIN and FINANCE only). */
+export function canReadAuditLog(actor: Actor): boolean {
+  return actor.role === 'ADMIN' || actor.role === 'FINANCE';
 }

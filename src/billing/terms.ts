@@ -149,11 +149,10 @@ export async function setAccountTerms(tx: Db, actor: Actor, input: SetAccountTer
     if (!unit) throw new NotFoundError('OrgUnit', costCentreUnitId);
   }
 
+  const timezoneBefore = account.timezone;
   if (input.timezone && input.timezone !== account.timezone) {
     if (!isValidTimeZone(input.timezone)) throw new ValidationError('timezone', 'timezone must be an IANA time zone');
-    const before = account.timezone;
     [account] = (await tx.update(accountsTable).set({ timezone: input.timezone }).where(eq(accountsTable.id, account.id)).returning()) as [AccountRow];
-    await recordAudit(tx, actor, { action: 'account.timezone', entityType: 'Account', entityId: account.id, before: { timezone: before }, after: { timezone: account.timezone } });
   }
 
   const [previous] = await tx
@@ -181,12 +180,14 @@ export async function setAccountTerms(tx: Db, actor: Actor, input: SetAccountTer
     .values({ accountId: account.id, effectiveFrom: input.effectiveFrom, ...values })
     .onConflictDoUpdate({ target: [accountTermsTable.accountId, accountTermsTable.effectiveFrom], set: { ...values, createdAt: new Date() } })
     .returning();
+  // One event for the whole change: the terms version and, when it moved, the billing time zone.
+  const timezoneChanged = account.timezone !== timezoneBefore;
   await recordAudit(tx, actor, {
     action: 'account.terms.set',
     entityType: 'Account',
     entityId: account.id,
-    before: previous ?? null,
-    after: terms,
+    before: previous || timezoneChanged ? { ...previous, timezone: timezoneBefore } : null,
+    after: { ...terms, timezone: account.timezone },
   });
   return { account, terms: terms! };
 }

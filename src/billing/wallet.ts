@@ -13,6 +13,8 @@ import type { HeygenClient } from '../heygen/client.js';
 import type { HeygenUser } from '../heygen/types.js';
 import type { SecretBox } from '../secrets/secret-box.js';
 import type { Logger } from '../logging.js';
+import { recordAudit } from '../audit/audit.js';
+import type { Actor } from '../auth/actor.js';
 import { MICRO_PER_CS, parseDecimalRational } from './money.js';
 import { periodOf } from './period.js';
 import * as Q from './rational.js';
@@ -78,7 +80,7 @@ function heygenUsage(account: AccountRow, user: HeygenUser, terms: Awaited<Retur
 }
 
 /** Reads HeyGen's balance for one account now, stores the snapshot and returns it. */
-export async function syncWallet(deps: WalletSyncDeps, accountId: string, now = new Date()): Promise<WalletSnapshotRow> {
+export async function syncWallet(deps: WalletSyncDeps, accountId: string, now = new Date(), by?: Actor): Promise<WalletSnapshotRow> {
   const { db } = deps;
   const [account] = await db.select().from(accountsTable).where(eq(accountsTable.id, accountId));
   if (!account) throw new Error(`account ${accountId} vanished`);
@@ -90,36 +92,44 @@ export async function syncWallet(deps: WalletSyncDeps, accountId: string, now = 
   const drift = compared.heygenUsedMicroCs === null ? null : compared.heygenUsedMicroCs - gateway;
   const threshold = deps.settings.driftThresholdMicroCs;
   const flagged = drift !== null && (drift < 0n ? -drift : drift) > threshold;
-  const [snapshot] = await db
-    .insert(walletSnapshotsTable)
-    .values({
-      accountId: account.id,
-      takenAt: now,
-      comparedFrom: compared.from,
-      comparedTo: compared.to,
-      billingType: user.billingType,
-      includedCredits: user.usageBased?.includedCredits ?? null,
-      remainingCredits: user.usageBased?.remainingCredits ?? null,
-      spendingCapUsd: user.usageBased?.spendingCapUsd ?? null,
-      spendingCurrentUsd: user.usageBased?.spendingCurrentUsd ?? null,
-      walletCurrency: user.wallet?.currency ?? null,
-      walletRemainingBalance: user.wallet?.remainingBalance ?? null,
-      creditUnitSeconds: account.walletCreditUnitSeconds,
-      heygenUsedMicroCs: compared.heygenUsedMicroCs,
-      gatewayUsedMicroCs: gateway,
-      driftMicroCs: drift,
-      thresholdMicroCs: threshold,
-      flagged,
-    })
-    .returning();
-  await db
-    .update(walletSyncStateTable)
-    .set({ lastError: null, failures: 0 })
-    .where(eq(walletSyncStateTable.accountId, account.id));
+  // A sync asked for by a caller (the syncWallet mutation) is audited with its snapshot; scheduled ones are not.
+  const snapshot = await db.transaction(async (tx) => {
+    const [row] = await tx
+      .insert(walletSnapshotsTable)
+      .values({
+        accountId: account.id,
+        takenAt: now,
+        comparedFrom: compared.from,
+        comparedTo: compared.to,
+        billingType: user.billingType,
+        includedCredits: user.usageBased?.includedCredits ?? null,
+        remainingCredits: user.usageBased?.remainingCredits ?? null,
+        spendingCapUsd: user.usageBased?.spendingCapUsd ?? null,
+        spendingCurrentUsd: user.usageBased?.spendingCurrentUsd ?? null,
+        walletCurrency: user.wallet?.currency ?? null,
+        walletRemainingBalance: user.wallet?.remainingBalance ?? null,
+        creditUnitSeconds: account.walletCreditUnitSeconds,
+        heygenUsedMicroCs: compared.heygenUsedMicroCs,
+        gatewayUsedMicroCs: gateway,
+        driftMicroCs: drift,
+        thresholdMicroCs: threshold,
+        flagged,
+      })
+      .returning();
+    await tx
+      .update(walletSyncStateTable)
+      .set({ lastError: null, failures: 0 })
+      .where(eq(walletSyncStateTable.accountId, account.id));
+    if (by) {
+      const { id, accountId: _a, ...after } = row!;
+      await recordAudit(tx, by, { action: 'account.syncWallet', entityType: 'Account', entityId: account.id, before: null, after: { snapshotId: id, ...after } });
+    }
+    return row!;
+  });
   const log = { accountId: account.id, driftMicroCs: drift?.toString() ?? null, comparedFrom: compared.from, comparedTo: compared.to };
   if (flagged) deps.logger.warn({ ...log, thresholdMicroCs: threshold.toString() }, 'wallet drift above threshold: HeyGen reports usage the ledger does not have (or the reverse)');
   else deps.logger.debug(log, 'wallet snapshot stored');
-  return snapshot!;
+  return snapshot;
 }
 
 /** Claims accounts whose sync is due (and schedules their next one), skipping those another process holds. */

@@ -1,30 +1,22 @@
 // HeyGen accounts: terms, key hint (never the key), concurrency and the live period position.
 import { inArray } from 'drizzle-orm';
 import { builder } from './builder.js';
-import type { GraphQLContext } from './context.js';
 import { MUTATION_ERRORS } from './errors.js';
+import { visibleAccount, visibleAccountIds } from './visibility.js';
 import { BILLING_MODELS, accountsTable } from '../db/schema.js';
-import { accountsVisibleTo, createAccount, type AccountRow } from '../accounts/accounts.js';
+import { createAccount, type AccountRow } from '../accounts/accounts.js';
 import { accountPeriod, type AccountPeriodSummary } from '../accounts/period.js';
-import { ForbiddenError } from '../errors.js';
+import { recordAudit } from '../audit/audit.js';
+import { secretHint } from '../secrets/secret-box.js';
 import { periodOf } from '../billing/period.js';
+
+// Kept where other GraphQL files have imported it from; it is defined in visibility.ts.
+export { visibleAccount };
 
 export const BillingModelEnum = builder.enumType('BillingModel', {
   description: 'USAGE_BASED: monthly minimum commitment with an included pool and overage; CREDIT_PACKAGE: a prepaid pool over a term.',
   values: BILLING_MODELS,
 });
-
-/** Accounts the caller may see: all for ADMIN and FINANCE, else the one its unit draws on. */
-function visibleAccountIds(ctx: GraphQLContext): Promise<string[] | 'all'> {
-  return accountsVisibleTo(ctx.db, ctx.actor);
-}
-
-/** An account the caller may see, or null (reads as not found). */
-export async function visibleAccount(ctx: GraphQLContext, id: string): Promise<AccountRow | null> {
-  const visible = await visibleAccountIds(ctx);
-  if (visible !== 'all' && !visible.includes(id)) return null;
-  return ctx.loaders.accountById.load(id);
-}
 
 export const AccountRef = builder.objectRef<AccountRow>('Account');
 
@@ -128,8 +120,9 @@ builder.mutationFields((t) => ({
       fields: (f) => ({ account: f.field({ type: AccountRef, description: 'The new account.' }) }),
     }),
     errors: { types: MUTATION_ERRORS },
-    authScopes: { authenticated: true },
-    description: 'Adds a HeyGen account (ADMIN). The API key is write-only: it is encrypted at rest and only its hint is readable.',
+    authScopes: { admin: true },
+    description:
+      'Adds a HeyGen account (ADMIN). The API key and webhook secret are write-only: encrypted at rest, only their hints are readable (and audited).',
     input: {
       name: t.input.string({ required: true, description: 'Unique name.' }),
       billingModel: t.input.field({ type: BillingModelEnum, required: true, description: 'Billing model.' }),
@@ -143,10 +136,9 @@ builder.mutationFields((t) => ({
       timezone: t.input.string({ required: false, description: 'IANA time zone of billing periods (default UTC).' }),
     },
     resolve: async (_r, { input }, ctx) => {
-      if (ctx.actor!.role !== 'ADMIN') throw new ForbiddenError('only an ADMIN adds accounts');
       const timezone = input.timezone ?? 'UTC';
-      const account = await ctx.db.transaction((tx) =>
-        createAccount(
+      const account = await ctx.db.transaction(async (tx) => {
+        const created = await createAccount(
           tx,
           ctx.services.box,
           {
@@ -162,8 +154,18 @@ builder.mutationFields((t) => ({
             effectiveFrom: input.effectiveFrom ?? safePeriod(ctx.now, timezone),
           },
           { baseUrl: ctx.services.config.heygenBaseUrl },
-        ),
-      );
+        );
+        const { apiKeyCiphertext: _key, webhookSecretCiphertext: _secret, ...visible } = created;
+        await recordAudit(tx, ctx.actor!, {
+          action: 'account.create',
+          entityType: 'Account',
+          entityId: created.id,
+          before: null,
+          // Secrets only as hints: the key and the webhook secret never reach the audit trail.
+          after: { ...visible, webhookSecretHint: input.webhookSecret ? secretHint(input.webhookSecret) : null },
+        });
+        return created;
+      });
       return { account };
     },
   }),

@@ -1,12 +1,17 @@
 // The caller itself, and service tokens.
-import { and, desc, eq } from 'drizzle-orm';
+import { resolveCursorConnection } from '@pothos/plugin-relay';
+import { and, asc, desc, eq, gt, inArray, isNull, lt, or, sql } from 'drizzle-orm';
 import { builder } from './builder.js';
 import { MUTATION_ERRORS } from './errors.js';
-import { decodeId } from './ids.js';
-import { OrgUnitRef, visibleUnit } from './org.js';
-import { serviceTokensTable } from '../db/schema.js';
-import { ROLES, canManageUnit, type Actor } from '../auth/actor.js';
-import { ForbiddenError, NotFoundError, ValidationError } from '../errors.js';
+import { decodeId, tryDecodeId } from './ids.js';
+import { OrgUnitRef } from './org.js';
+import { requireVisibleUnit, visibleServiceTokensFilter, visibleUnit } from './visibility.js';
+import { orgUnitsTable, serviceTokensTable } from '../db/schema.js';
+import { ROLES, canListServiceTokensOf, type Actor } from '../auth/actor.js';
+import { recordAudit } from '../audit/audit.js';
+import { NotFoundError, ValidationError } from '../errors.js';
+import { isUuid } from '../org/units.js';
+import { uuidArray } from '../ledger/ledger.js';
 import { requireName } from '../validation.js';
 
 const RoleEnum = builder.enumType('Role', { description: 'What a caller may do (DESIGN.md §6).', values: ROLES });
@@ -26,26 +31,46 @@ const ViewerRef = builder.objectRef<Actor>('Viewer').implement({
 });
 
 type ServiceTokenRow = typeof serviceTokensTable.$inferSelect;
+
+/** A token record the caller may see (canListServiceTokensOf on its project), or null. */
+async function visibleServiceToken(ctx: Parameters<typeof visibleUnit>[0], id: string | null): Promise<ServiceTokenRow | null> {
+  if (!id || !ctx.actor) return null;
+  const [row] = await ctx.db.select().from(serviceTokensTable).where(eq(serviceTokensTable.id, id));
+  if (!row) return null;
+  const unit = await visibleUnit(ctx, row.orgUnitId);
+  return unit && canListServiceTokensOf(ctx.actor, unit) ? row : null;
+}
+
 export const ServiceTokenRef = builder.objectRef<ServiceTokenRow>('ServiceToken');
 builder.node(ServiceTokenRef, {
-  description: 'A token issued by the gateway for one project (the token itself is shown once, at issue).',
+  description:
+    'A token issued by the gateway for one project. Only its id (the jti) is stored: the token itself is shown once, at issue, and cannot be read again. Visible to those who manage the project, and to FINANCE.',
   id: { resolve: (s) => s.id },
-  loadOne: async (id, ctx) => {
-    const [row] = await ctx.db.select().from(serviceTokensTable).where(eq(serviceTokensTable.id, id));
-    if (!row || !ctx.actor) return null;
-    const unit = await visibleUnit(ctx, row.orgUnitId);
-    return unit && (canManageUnit(ctx.actor, unit) || ctx.actor.role === 'FINANCE') ? row : null;
-  },
+  loadOne: (id, ctx) => visibleServiceToken(ctx, id),
   fields: (t) => ({
     name: t.exposeString('name', { description: 'Name.' }),
     orgUnit: t.field({ type: OrgUnitRef, description: 'The project.', resolve: async (s, _a, ctx) => (await ctx.loaders.unitById.load(s.orgUnitId))! }),
     createdBy: t.exposeString('createdBy', { description: 'Subject that issued it.' }),
     createdAt: t.field({ type: 'DateTime', description: 'Issue time.', resolve: (s) => s.createdAt }),
     expiresAt: t.field({ type: 'DateTime', description: 'Expiry.', resolve: (s) => s.expiresAt }),
-    revokedAt: t.field({ type: 'DateTime', nullable: true, description: 'Revocation time.', resolve: (s) => s.revokedAt }),
+    revokedAt: t.field({ type: 'DateTime', nullable: true, description: 'Revocation time (null while not revoked).', resolve: (s) => s.revokedAt }),
     lastUsedAt: t.field({ type: 'DateTime', nullable: true, description: 'Last use (to the minute).', resolve: (s) => s.lastUsedAt }),
+    active: t.boolean({
+      description: 'True while the token is accepted: neither revoked nor expired.',
+      resolve: (s, _a, ctx) => s.revokedAt === null && s.expiresAt.getTime() > ctx.now.getTime(),
+    }),
   }),
 });
+
+function tokenCursor(row: ServiceTokenRow): string {
+  return `${row.createdAt.toISOString()}|${row.id}`;
+}
+function parseTokenCursor(cursor: string): { at: Date; id: string } {
+  const [at, id] = cursor.split('|');
+  const date = new Date(at ?? '');
+  if (!id || !isUuid(id) || Number.isNaN(date.getTime())) throw new ValidationError('after', 'invalid cursor');
+  return { at: date, id };
+}
 
 builder.queryFields((t) => ({
   viewer: t.field({
@@ -54,9 +79,61 @@ builder.queryFields((t) => ({
     description: 'The authenticated caller.',
     resolve: (_r, _a, ctx) => ctx.actor!,
   }),
+  serviceTokens: t.connection({
+    type: ServiceTokenRef,
+    authScopes: { tokenLister: true },
+    description:
+      'Service tokens the caller may see, newest first: all for ADMIN and FINANCE, those of projects in its subtree for a MANAGER (MEMBER and SERVICE callers are refused). Revoked and expired tokens are listed too.',
+    args: {
+      orgUnitId: t.arg.id({
+        required: false,
+        description: 'Global id of a unit: only tokens of projects in its subtree. A unit the caller may not see matches nothing.',
+      }),
+    },
+    resolve: async (_r, args, ctx) => {
+      const unitId = args.orgUnitId ? tryDecodeId(String(args.orgUnitId), 'OrgUnit') : null;
+      // A unit the caller cannot read narrows to nothing, exactly like a unit that does not exist.
+      const unit = args.orgUnitId ? await visibleUnit(ctx, unitId) : null;
+      return resolveCursorConnection<Promise<ServiceTokenRow[]>>(
+        { args, toCursor: tokenCursor, defaultSize: 50, maxSize: 500 },
+        async ({ before, after, limit, inverted }): Promise<ServiceTokenRow[]> => {
+          if (args.orgUnitId && !unit) return [];
+          const a = after ? parseTokenCursor(after) : null;
+          const b = before ? parseTokenCursor(before) : null;
+          return ctx.db
+            .select()
+            .from(serviceTokensTable)
+            .where(
+              and(
+                visibleServiceTokensFilter(ctx.actor!),
+                unit
+                  ? inArray(
+                      serviceTokensTable.orgUnitId,
+                      sql`(select ${orgUnitsTable.id} from ${orgUnitsTable} where ${orgUnitsTable.path} @> ${uuidArray([unit.id])})`,
+                    )
+                  : undefined,
+                a ? or(lt(serviceTokensTable.createdAt, a.at), and(eq(serviceTokensTable.createdAt, a.at), lt(serviceTokensTable.id, a.id))) : undefined,
+                b ? or(gt(serviceTokensTable.createdAt, b.at), and(eq(serviceTokensTable.createdAt, b.at), gt(serviceTokensTable.id, b.id))) : undefined,
+              ),
+            )
+            .orderBy(
+              ...(inverted
+                ? [asc(serviceTokensTable.createdAt), asc(serviceTokensTable.id)]
+                : [desc(serviceTokensTable.createdAt), desc(serviceTokensTable.id)]),
+            )
+            .limit(limit);
+        },
+      );
+    },
+  }),
 }));
 
 const MAX_TOKEN_DAYS = 366;
+
+/** What the audit trail keeps of a token record: never the token (it is not stored anywhere). */
+function auditedToken(row: ServiceTokenRow) {
+  return { id: row.id, orgUnitId: row.orgUnitId, name: row.name, createdBy: row.createdBy, expiresAt: row.expiresAt, revokedAt: row.revokedAt };
+}
 
 builder.mutationFields((t) => ({
   issueServiceToken: t.fieldWithInput({
@@ -68,8 +145,9 @@ builder.mutationFields((t) => ({
       }),
     }),
     errors: { types: MUTATION_ERRORS },
-    authScopes: { authenticated: true },
-    description: 'Issues a SERVICE token for one project (ADMIN; a MANAGER of a unit above it).',
+    authScopes: (_r, { input }) => ({ canManage: decodeId(String(input.orgUnitId), 'OrgUnit') }),
+    description:
+      'Issues a SERVICE token for one project (ADMIN; a MANAGER of the project or of a unit above it; not FINANCE). Only its id is stored. Audited.',
     input: {
       orgUnitId: t.input.id({ required: true, description: 'Global id of the project.' }),
       name: t.input.string({ required: true, description: 'What the token is for.' }),
@@ -77,9 +155,7 @@ builder.mutationFields((t) => ({
     },
     resolve: async (_r, { input }, ctx) => {
       const actor = ctx.actor!;
-      const unit = await visibleUnit(ctx, decodeId(String(input.orgUnitId), 'OrgUnit'));
-      if (!unit) throw new NotFoundError('OrgUnit', String(input.orgUnitId));
-      if (!canManageUnit(actor, unit)) throw new ForbiddenError('this caller cannot issue tokens for this unit');
+      const unit = await requireVisibleUnit(ctx, decodeId(String(input.orgUnitId), 'OrgUnit'));
       if (unit.kind !== 'PROJECT') throw new ValidationError('orgUnitId', 'service tokens are issued for a PROJECT');
       const name = requireName(input.name);
       const expiresAt = input.expiresAt ?? new Date(ctx.now.getTime() + 90 * 86400_000);
@@ -89,6 +165,7 @@ builder.mutationFields((t) => ({
       return ctx.db.transaction(async (tx) => {
         const { id, token } = await ctx.services.tokens.issueServiceToken(tx, { orgUnitId: unit.id, name, expiresAt, createdBy: actor.subject });
         const [serviceToken] = await tx.select().from(serviceTokensTable).where(eq(serviceTokensTable.id, id));
+        await recordAudit(tx, actor, { action: 'serviceToken.issue', entityType: 'ServiceToken', entityId: id, before: null, after: auditedToken(serviceToken!) });
         return { token, serviceToken: serviceToken! };
       });
     },
@@ -99,21 +176,37 @@ builder.mutationFields((t) => ({
       fields: (f) => ({ serviceToken: f.field({ type: ServiceTokenRef, description: 'The token record.' }) }),
     }),
     errors: { types: MUTATION_ERRORS },
-    authScopes: { authenticated: true },
-    description: 'Revokes a service token; every gateway process refuses it from the next request on.',
+    // A token of a unit the caller may not read is not found; otherwise those who manage its project may revoke it.
+    authScopes: async (_r, { input }, ctx) => {
+      const id = decodeId(String(input.serviceTokenId), 'ServiceToken');
+      const [row] = await ctx.db.select({ orgUnitId: serviceTokensTable.orgUnitId }).from(serviceTokensTable).where(eq(serviceTokensTable.id, id));
+      const unit = row ? await visibleUnit(ctx, row.orgUnitId) : null;
+      if (!unit) throw new NotFoundError('ServiceToken', String(input.serviceTokenId));
+      return { canManage: unit.id };
+    },
+    description:
+      'Revokes a service token (ADMIN; a MANAGER of its project or of a unit above it): every gateway process refuses it from its next request on, since each request checks the token record. Revoking a revoked token changes nothing. Audited.',
     input: { serviceTokenId: t.input.id({ required: true, description: 'Global id of the token.' }) },
     resolve: async (_r, { input }, ctx) => {
       const id = decodeId(String(input.serviceTokenId), 'ServiceToken');
-      const [row] = await ctx.db.select().from(serviceTokensTable).where(eq(serviceTokensTable.id, id));
-      const unit = row ? await visibleUnit(ctx, row.orgUnitId) : null;
-      if (!row || !unit) throw new NotFoundError('ServiceToken', String(input.serviceTokenId));
-      if (!canManageUnit(ctx.actor!, unit)) throw new ForbiddenError('this caller cannot revoke tokens of this unit');
-      const [updated] = await ctx.db
-        .update(serviceTokensTable)
-        .set({ revokedAt: ctx.now })
-        .where(and(eq(serviceTokensTable.id, id)))
-        .returning();
-      return { serviceToken: updated! };
+      return ctx.db.transaction(async (tx) => {
+        const [before] = await tx.select().from(serviceTokensTable).where(eq(serviceTokensTable.id, id)).for('update');
+        if (!before) throw new NotFoundError('ServiceToken', String(input.serviceTokenId));
+        if (before.revokedAt) return { serviceToken: before };
+        const [after] = await tx
+          .update(serviceTokensTable)
+          .set({ revokedAt: ctx.now })
+          .where(and(eq(serviceTokensTable.id, id), isNull(serviceTokensTable.revokedAt)))
+          .returning();
+        await recordAudit(tx, ctx.actor!, {
+          action: 'serviceToken.revoke',
+          entityType: 'ServiceToken',
+          entityId: id,
+          before: auditedToken(before),
+          after: auditedToken(after!),
+        });
+        return { serviceToken: after! };
+      });
     },
   }),
 }));
@@ -121,10 +214,14 @@ builder.mutationFields((t) => ({
 builder.objectField(OrgUnitRef, 'serviceTokens', (t) =>
   t.field({
     type: [ServiceTokenRef],
-    description: 'Service tokens of this project (for callers who manage it).',
+    description: 'Service tokens of this project, newest first (empty unless the caller manages it, or is FINANCE). See also Query.serviceTokens.',
     resolve: async (u, _a, ctx) => {
-      if (!ctx.actor || !(canManageUnit(ctx.actor, u) || ctx.actor.role === 'FINANCE')) return [];
-      return ctx.db.select().from(serviceTokensTable).where(eq(serviceTokensTable.orgUnitId, u.id)).orderBy(desc(serviceTokensTable.createdAt));
+      if (!ctx.actor || !canListServiceTokensOf(ctx.actor, u)) return [];
+      return ctx.db
+        .select()
+        .from(serviceTokensTable)
+        .where(eq(serviceTokensTable.orgUnitId, u.id))
+        .orderBy(desc(serviceTokensTable.createdAt), desc(serviceTokensTable.id));
     },
   }),
 );

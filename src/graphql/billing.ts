@@ -5,12 +5,13 @@ import { builder } from './builder.js';
 import type { GraphQLContext } from './context.js';
 import { MUTATION_ERRORS } from './errors.js';
 import { decodeId } from './ids.js';
-import { AccountRef, BillingModelEnum, CreditPackageTermsInput, UsageBasedTermsInput, visibleAccount } from './accounts.js';
-import { BudgetRef, OrgUnitKindEnum, OrgUnitRef, visibleUnit } from './org.js';
+import { AccountRef, BillingModelEnum, CreditPackageTermsInput, UsageBasedTermsInput } from './accounts.js';
+import { BudgetRef, OrgUnitKindEnum, OrgUnitRef } from './org.js';
+import { requireVisibleAccount, visibleAccount, visibleUnit } from './visibility.js';
 import { ALLOCATION_POLICIES, type AllocationPolicy } from '../db/schema.js';
 import type { AccountRow, AccountTermsRow } from '../accounts/accounts.js';
 import type { Actor } from '../auth/actor.js';
-import { ForbiddenError, NotFoundError, UpstreamError, ValidationError } from '../errors.js';
+import { NotFoundError, UpstreamError, ValidationError } from '../errors.js';
 import { HeygenError } from '../heygen/client.js';
 import { presetTiers, type PresetTier } from '../billing/allocation.js';
 import { recordUsageAdjustment, type RecordedAdjustment } from '../billing/adjustments.js';
@@ -46,15 +47,8 @@ const BudgetLimitUnitEnum = builder.enumType('BudgetLimitUnit', {
   values: ['CREDIT_SECONDS', 'USD'] as const,
 });
 
-/** Finance and admins run billing; everyone else gets a typed ForbiddenError. */
-function requireFinance(actor: Actor, what: string): void {
-  if (actor.role !== 'ADMIN' && actor.role !== 'FINANCE') throw new ForbiddenError(`only ADMIN and FINANCE ${what}`);
-}
-
 async function requireAccount(ctx: GraphQLContext, globalId: string): Promise<AccountRow> {
-  const account = await visibleAccount(ctx, decodeId(globalId, 'Account'));
-  if (!account) throw new NotFoundError('Account', globalId);
-  return account;
+  return requireVisibleAccount(ctx, decodeId(globalId, 'Account'));
 }
 
 const usdOrNull = (value: string | null) => (value === null ? null : formatDecimalForDisplay(parseUsd(value)));
@@ -174,13 +168,17 @@ builder.objectFields(AccountRef, (t) => ({
   }),
   committedShares: t.field({
     type: [CommittedShareRef],
-    description: 'The committed shares in force in a period (default: the current one); empty when none are set.',
+    description:
+      'The committed shares in force in a period (default: the current one), of the units the caller may read (ADMIN and FINANCE: all, summing to 1); empty when none are set.',
     args: { period: t.arg({ type: 'Period', required: false, description: 'YYYY-MM; default: now.' }) },
     resolve: async (a, args, ctx) => {
       const period = args.period ?? periodOf(ctx.now, a.timezone);
       const rows = (await ctx.loaders.sharesByAccount.load(a.id)).filter((s) => s.effectiveFrom <= period);
       const latest = rows.at(-1)?.effectiveFrom;
-      return rows.filter((s) => s.effectiveFrom === latest).map((s) => ({ orgUnitId: s.orgUnitId, share: s.share, effectiveFrom: s.effectiveFrom }));
+      const set = rows.filter((s) => s.effectiveFrom === latest);
+      // Only shares of units the caller may read: a row per hidden unit would count them.
+      const visible = await Promise.all(set.map((s) => visibleUnit(ctx, s.orgUnitId)));
+      return set.filter((_s, i) => visible[i] !== null).map((s) => ({ orgUnitId: s.orgUnitId, share: s.share, effectiveFrom: s.effectiveFrom }));
     },
   }),
 }));
@@ -404,7 +402,7 @@ builder.mutationFields((t) => ({
     errors: { types: MUTATION_ERRORS, union: { description: 'The payload of a contract terms change, or an expected failure.' } },
     typeOptions: { description: 'Input of a contract terms change.' },
     argOptions: { description: 'Input of a contract terms change.' },
-    authScopes: { authenticated: true },
+    authScopes: { finance: true },
     description:
       'Sets the contract terms from a period on (ADMIN, FINANCE). Earlier periods keep the terms they had; a version starting in the same period is replaced; closed periods cannot be changed. Money terms, policy and cost centre left out are kept from the version in force. Audited.',
     input: {
@@ -419,7 +417,6 @@ builder.mutationFields((t) => ({
     },
     resolve: async (_r, { input }, ctx) => {
       const actor = ctx.actor!;
-      requireFinance(actor, 'set contract terms');
       const account = await requireAccount(ctx, String(input.accountId));
       const costCentreUnitId = input.costCentreUnitId ? decodeId(String(input.costCentreUnitId), 'OrgUnit') : null;
       const result = await ctx.db.transaction((tx) =>
@@ -450,7 +447,7 @@ builder.mutationFields((t) => ({
     errors: { types: MUTATION_ERRORS, union: { description: 'The payload of setting committed shares, or an expected failure.' } },
     typeOptions: { description: 'Input of setting committed shares.' },
     argOptions: { description: 'Input of setting committed shares.' },
-    authScopes: { authenticated: true },
+    authScopes: { finance: true },
     description:
       "Sets each unit's share of the commitment for COMMITTED_SHARES from a period on (ADMIN, FINANCE). Shares are exact decimals in [0, 1] summing exactly to 1; a unit's own usage is compared with its share of the pool. Audited.",
     input: {
@@ -472,7 +469,6 @@ builder.mutationFields((t) => ({
     },
     resolve: async (_r, { input }, ctx) => {
       const actor = ctx.actor!;
-      requireFinance(actor, 'set committed shares');
       const account = await requireAccount(ctx, String(input.accountId));
       const shares = input.shares.map((s) => ({ orgUnitId: decodeId(String(s.orgUnitId), 'OrgUnit'), share: s.share }));
       const rows = await ctx.db.transaction((tx) => setCommittedShares(tx, actor, { accountId: account.id, effectiveFrom: input.effectiveFrom, shares }));
@@ -487,7 +483,7 @@ builder.mutationFields((t) => ({
     errors: { types: MUTATION_ERRORS, union: { description: 'The payload of a usage adjustment, or an expected failure.' } },
     typeOptions: { description: 'Input of a usage adjustment.' },
     argOptions: { description: 'Input of a usage adjustment.' },
-    authScopes: { authenticated: true },
+    authScopes: { finance: true },
     description:
       "Books usage on a unit for a period (ADMIN, FINANCE): usage made before the gateway existed, or a correction (negative; a unit's own usage of the period cannot go below zero). Written as a ledger ADJUSTMENT, audited, and included in reports. A closed period sends it to the next open one, and the payload says so.",
     input: {
@@ -499,7 +495,6 @@ builder.mutationFields((t) => ({
     },
     resolve: async (_r, { input }, ctx) => {
       const actor = ctx.actor!;
-      requireFinance(actor, 'record usage adjustments');
       const account = await requireAccount(ctx, String(input.accountId));
       const unit = await visibleUnit(ctx, decodeId(String(input.orgUnitId), 'OrgUnit'));
       if (!unit) throw new NotFoundError('OrgUnit', String(input.orgUnitId));
@@ -521,7 +516,7 @@ builder.mutationFields((t) => ({
     errors: { types: MUTATION_ERRORS, union: { description: 'The payload of closing a period, or an expected failure.' } },
     typeOptions: { description: 'Input of closing a period.' },
     argOptions: { description: 'Input of closing a period.' },
-    authScopes: { authenticated: true },
+    authScopes: { finance: true },
     description:
       'Freezes a period that has ended into an immutable statement (ADMIN, FINANCE). Later usage for it (adjustments, late settlements) goes to the next open period. Audited.',
     input: {
@@ -530,7 +525,6 @@ builder.mutationFields((t) => ({
     },
     resolve: async (_r, { input }, ctx) => {
       const actor = ctx.actor!;
-      requireFinance(actor, 'close periods');
       const account = await requireAccount(ctx, String(input.accountId));
       const statement = await ctx.db.transaction((tx) => closePeriod(tx, actor, account.id, input.period, ctx.now));
       return { report: reportFor(actor, statement) };
@@ -547,14 +541,14 @@ builder.mutationFields((t) => ({
     errors: { types: [...MUTATION_ERRORS, UpstreamError], union: { description: 'The payload of a wallet sync, or an expected failure.' } },
     typeOptions: { description: 'Input of a wallet sync.' },
     argOptions: { description: 'Input of a wallet sync.' },
-    authScopes: { authenticated: true },
-    description: "Reads HeyGen's balance for an account now, outside the schedule (ADMIN, FINANCE), and stores the snapshot with its drift.",
+    authScopes: { finance: true },
+    description:
+      "Reads HeyGen's balance for an account now, outside the schedule (ADMIN, FINANCE), and stores the snapshot with its drift. Audited (the scheduled syncs are not: they are no caller's change).",
     input: { accountId: t.input.id({ required: true, description: 'Global id of the account.' }) },
     resolve: async (_r, { input }, ctx) => {
-      requireFinance(ctx.actor!, 'sync wallets');
       const account = await requireAccount(ctx, String(input.accountId));
       try {
-        const wallet = await syncWallet(ctx.services.walletDeps, account.id, ctx.now);
+        const wallet = await syncWallet(ctx.services.walletDeps, account.id, ctx.now, ctx.actor!);
         return { account, wallet };
       } catch (error) {
         // The client's messages never carry the API key.

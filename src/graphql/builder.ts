@@ -7,11 +7,13 @@ import WithInputPlugin from '@pothos/plugin-with-input';
 import DataloaderPlugin from '@pothos/plugin-dataloader';
 import SimpleObjectsPlugin from '@pothos/plugin-simple-objects';
 import type { Actor } from '../auth/actor.js';
+import { ForbiddenError } from '../errors.js';
 import type { GraphQLContext } from './context.js';
+import { authScopesFor, refusalMessage, type AuthScopes } from './scopes.js';
 
 export const builder = new SchemaBuilder<{
   Context: GraphQLContext;
-  AuthScopes: { authenticated: boolean; admin: boolean; finance: boolean };
+  AuthScopes: AuthScopes;
   AuthContexts: { authenticated: GraphQLContext & { actor: Actor } };
   Scalars: {
     CreditSeconds: { Input: string; Output: bigint };
@@ -23,29 +25,56 @@ export const builder = new SchemaBuilder<{
   DefaultFieldNullability: false;
   DefaultInputFieldRequiredness: false;
 }>({
-  plugins: [ScopeAuthPlugin, ErrorsPlugin, RelayPlugin, WithInputPlugin, DataloaderPlugin, SimpleObjectsPlugin],
+  // Errors before scope-auth, so that its wrapper is the outer one: a refused scope (ForbiddenError) and a scope
+  // whose object the caller may not see (NotFoundError) come back as typed errors in a mutation's result union,
+  // like the same refusals made by a resolver. Safe because the error types carry nothing protected
+  // (hayes/pothos discussion #467).
+  plugins: [ErrorsPlugin, ScopeAuthPlugin, RelayPlugin, WithInputPlugin, DataloaderPlugin, SimpleObjectsPlugin],
   defaultFieldNullability: false,
   scopeAuth: {
-    authScopes: (ctx) => ({
-      authenticated: ctx.actor !== null,
-      admin: ctx.actor?.role === 'ADMIN',
-      finance: ctx.actor?.role === 'ADMIN' || ctx.actor?.role === 'FINANCE',
-    }),
-    // A refused scope reads as FORBIDDEN with a code, never as an internal error.
-    unauthorizedError: (_parent, _context, _info, result) => Object.assign(new Error(result.message), { code: 'FORBIDDEN' }),
+    authScopes: authScopesFor,
+    // A refused scope is the domain's ForbiddenError: typed in a result union, FORBIDDEN with its message elsewhere.
+    unauthorizedError: (_parent, _context, _info, result) => new ForbiddenError(refusalMessage(result.failure)),
   },
+  // Every type, field and argument the plugins generate has a description too (the printed schema is the documentation).
   relay: {
     clientMutationId: 'omit',
     cursorType: 'String',
-    nodeQueryOptions: { description: 'Any object by its global id; ids the caller may not see read as null.' },
+    nodeQueryOptions: {
+      description: 'Any object by its global id; ids the caller may not see read as null.',
+      authScopes: { authenticated: true },
+      args: { id: { description: 'Global id of the object.' } },
+    },
     nodesQueryOptions: false,
+    nodeTypeOptions: { description: 'An object with a global id, readable through Query.node.' },
+    idFieldOptions: { description: 'Global id (opaque; the same id works with Query.node).' },
+    pageInfoTypeOptions: { description: 'Where a page of a connection sits in the whole list.' },
+    hasNextPageFieldOptions: { description: 'True when more items follow this page.' },
+    hasPreviousPageFieldOptions: { description: 'True when items come before this page.' },
+    startCursorFieldOptions: { description: 'Cursor of the first item of the page.' },
+    endCursorFieldOptions: { description: 'Cursor of the last item of the page (pass it as `after` for the next page).' },
+    defaultConnectionTypeOptions: { description: 'A page of a list, ordered by a unique key.' },
+    defaultEdgeTypeOptions: { description: 'One item of a page, with its cursor.' },
+    edgesFieldOptions: { description: 'The items of this page.' },
+    pageInfoFieldOptions: { description: 'Paging information.' },
+    nodeFieldOptions: { description: 'The item.' },
+    cursorFieldOptions: { description: 'Opaque position of the item, for `after` and `before`.' },
+    firstArgOptions: { description: 'Page size from the start (or after `after`).' },
+    lastArgOptions: { description: 'Page size from the end (or before `before`).' },
+    afterArgOptions: { description: 'Items after this cursor.' },
+    beforeArgOptions: { description: 'Items before this cursor.' },
   },
-  errors: { directResult: true },
+  errors: {
+    directResult: true,
+    defaultUnionOptions: { description: "The mutation's payload, or one of its expected failures (types implementing Error)." },
+  },
   withInput: {
     typeOptions: {
+      description: 'Input of the mutation of the same name.',
       name: ({ parentTypeName, fieldName }) =>
         parentTypeName === 'Mutation' ? `${fieldName[0]!.toUpperCase()}${fieldName.slice(1)}Input` : `${parentTypeName}${fieldName}Input`,
     },
+    argOptions: { description: "The mutation's input." },
   },
 });
 

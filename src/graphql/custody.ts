@@ -8,7 +8,7 @@ import { accountsTable } from '../db/schema.js';
 import { apiKeyContext, validateApiKey } from '../accounts/accounts.js';
 import { secretHint } from '../secrets/secret-box.js';
 import { recordAudit } from '../audit/audit.js';
-import { ForbiddenError, NotFoundError } from '../errors.js';
+import { NotFoundError } from '../errors.js';
 
 builder.mutationField('rotateAccountApiKey', (t) =>
   t.fieldWithInput({
@@ -17,14 +17,13 @@ builder.mutationField('rotateAccountApiKey', (t) =>
       fields: (f) => ({ account: f.field({ type: AccountRef, description: 'The account.' }) }),
     }),
     errors: { types: MUTATION_ERRORS },
-    authScopes: { authenticated: true },
+    authScopes: { admin: true },
     description: "Replaces an account's HeyGen API key (ADMIN). Jobs in flight are followed with the new key from the next request on.",
     input: {
       accountId: t.input.id({ required: true, description: 'Global id of the account.' }),
       apiKey: t.input.string({ required: true, description: 'The new HeyGen API key (write-only).' }),
     },
     resolve: async (_r, { input }, ctx) => {
-      if (ctx.actor!.role !== 'ADMIN') throw new ForbiddenError('only an ADMIN holds API keys');
       const accountId = decodeId(String(input.accountId), 'Account');
       const apiKey = validateApiKey(input.apiKey);
       const account = await ctx.db.transaction(async (tx) => {

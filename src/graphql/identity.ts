@@ -6,7 +6,7 @@ import { decodeId } from './ids.js';
 import { OrgUnitRef, visibleUnit } from './org.js';
 import { MAPPABLE_ROLES, roleMappingsTable } from '../db/schema.js';
 import { recordAudit } from '../audit/audit.js';
-import { ForbiddenError, NotFoundError, ValidationError } from '../errors.js';
+import { NotFoundError, ValidationError } from '../errors.js';
 import { getUnit } from '../org/units.js';
 
 type RoleMappingRow = typeof roleMappingsTable.$inferSelect;
@@ -51,7 +51,7 @@ builder.mutationFields((t) => ({
       fields: (f) => ({ roleMapping: f.field({ type: RoleMappingRef, description: 'The mapping.' }) }),
     }),
     errors: { types: MUTATION_ERRORS },
-    authScopes: { authenticated: true },
+    authScopes: { admin: true },
     description: 'Maps a company token claim value to a gateway role (ADMIN). Takes effect on the next request.',
     input: {
       claim: t.input.string({ required: true, description: 'Token claim, dotted for nested claims.' }),
@@ -60,7 +60,6 @@ builder.mutationFields((t) => ({
       orgUnitId: t.input.id({ required: false, description: 'Global id of the unit (required for MANAGER and MEMBER, refused otherwise).' }),
     },
     resolve: async (_r, { input }, ctx) => {
-      if (ctx.actor!.role !== 'ADMIN') throw new ForbiddenError('only an ADMIN maps identities to roles');
       const claim = input.claim.trim();
       const value = input.value.trim();
       if (!/^[A-Za-z0-9_:/.-]{1,200}$/.test(claim)) throw new ValidationError('claim', 'claim must be a claim name (dotted for nested claims)');
@@ -90,11 +89,10 @@ builder.mutationFields((t) => ({
       fields: (f) => ({ roleMappingId: f.id({ description: 'Global id of the removed mapping.' }) }),
     }),
     errors: { types: MUTATION_ERRORS },
-    authScopes: { authenticated: true },
+    authScopes: { admin: true },
     description: 'Removes a stored mapping (ADMIN). Callers who relied on it are refused from their next request.',
     input: { roleMappingId: t.input.id({ required: true, description: 'Global id of the mapping.' }) },
     resolve: async (_r, { input }, ctx) => {
-      if (ctx.actor!.role !== 'ADMIN') throw new ForbiddenError('only an ADMIN maps identities to roles');
       const id = decodeId(String(input.roleMappingId), 'RoleMapping');
       await ctx.db.transaction(async (tx) => {
         const [row] = await tx.delete(roleMappingsTable).where(eq(roleMappingsTable.id, id)).returning();

@@ -1,20 +1,21 @@
 // Jobs: submit (admission + forwarding), cancel, and read.
 import { resolveCursorConnection } from '@pothos/plugin-relay';
-import { and, desc, asc, eq, inArray, or, lt, gt, sql, type SQL } from 'drizzle-orm';
+import { and, desc, asc, eq, inArray, or, lt, gt } from 'drizzle-orm';
 import { builder } from './builder.js';
-import type { GraphQLContext } from './context.js';
 import { MUTATION_ERRORS, SUBMIT_ERRORS } from './errors.js';
 import { decodeId, tryDecodeId } from './ids.js';
-import { OrgUnitRef, visibleUnit } from './org.js';
+import { OrgUnitRef } from './org.js';
 import { AccountRef } from './accounts.js';
-import { JOB_KINDS, JOB_STATUSES, jobsTable, orgUnitsTable } from '../db/schema.js';
-import { canReadJobsOf, canSubmitFor, seesEverything, type Actor } from '../auth/actor.js';
+import { visibleAccount, visibleJob, visibleJobsFilter } from './visibility.js';
+import { JOB_KINDS, JOB_STATUSES, jobsTable } from '../db/schema.js';
 import { admitJob, type JobRow } from '../jobs/admission.js';
 import { forwardJob } from '../jobs/follow.js';
 import { settleJob } from '../jobs/settlement.js';
-import { ForbiddenError, NotFoundError, ValidationError } from '../errors.js';
-import { uuidArray } from '../ledger/ledger.js';
+import { NotFoundError, ValidationError } from '../errors.js';
 import { isUuid } from '../org/units.js';
+
+// Kept where other GraphQL files have imported it from; it is defined in visibility.ts.
+export { visibleJob };
 
 const JobKindEnum = builder.enumType('JobKind', { description: 'The HeyGen product a job uses.', values: JOB_KINDS });
 const JobStatusEnum = builder.enumType('JobStatus', {
@@ -22,24 +23,6 @@ const JobStatusEnum = builder.enumType('JobStatus', {
     'RESERVED → SUBMITTED → PROCESSING → SUCCEEDED | FAILED | CANCELLED; SUBMIT_UNKNOWN while a submission outcome is unclear (retried with the same Idempotency-Key); REJECTED at admission.',
   values: JOB_STATUSES,
 });
-
-export async function visibleJob(ctx: GraphQLContext, id: string | null): Promise<JobRow | null> {
-  if (!id || !ctx.actor) return null;
-  const [job] = await ctx.db.select().from(jobsTable).where(eq(jobsTable.id, id));
-  if (!job) return null;
-  const project = await ctx.loaders.unitById.load(job.projectId);
-  return project && canReadJobsOf(ctx.actor, project) ? job : null;
-}
-
-function visibleJobsFilter(actor: Actor): SQL | undefined {
-  if (seesEverything(actor)) return undefined;
-  if (!actor.unitId) return sql`false`;
-  if (actor.role === 'SERVICE') return eq(jobsTable.projectId, actor.unitId);
-  return inArray(
-    jobsTable.projectId,
-    sql`(select ${orgUnitsTable.id} from ${orgUnitsTable} where ${orgUnitsTable.path} @> ${uuidArray([actor.unitId])})`,
-  );
-}
 
 const UpstreamItemRef = builder.objectRef<{ upstreamId: string; kind: string; language: string | null; status: string; durationSeconds: string | null }>('UpstreamItem').implement({
   description: 'One billable output HeyGen created for the job (a translation has one per language).',
@@ -61,7 +44,12 @@ builder.node(JobRef, {
     kind: t.field({ type: JobKindEnum, description: 'Product.', resolve: (j) => j.kind }),
     status: t.field({ type: JobStatusEnum, description: 'Lifecycle state.', resolve: (j) => j.status }),
     project: t.field({ type: OrgUnitRef, description: 'The project it belongs to.', resolve: async (j, _a, ctx) => (await ctx.loaders.unitById.load(j.projectId))! }),
-    account: t.field({ type: AccountRef, description: 'The account it draws on.', resolve: async (j, _a, ctx) => (await ctx.loaders.accountById.load(j.accountId))! }),
+    account: t.field({
+      type: AccountRef,
+      nullable: true,
+      description: 'The account it draws on (null when the caller may no longer see it, e.g. after the project moved to another account).',
+      resolve: (j, _a, ctx) => visibleAccount(ctx, j.accountId),
+    }),
     product: t.exposeString('product', { description: 'Price-book product the job is rated as.' }),
     estimatedSeconds: t.exposeString('estimatedSeconds', { description: 'Output seconds the estimate assumed (all outputs).' }),
     estimatedCreditSeconds: t.field({ type: 'CreditSeconds', description: 'The hold placed at admission (estimate × safety margin).', resolve: (j) => j.estimatedMicroCs }),
@@ -159,9 +147,9 @@ builder.mutationFields((t) => ({
   submitJob: t.fieldWithInput({
     type: SubmitJobPayload,
     errors: { types: SUBMIT_ERRORS },
-    authScopes: { authenticated: true },
+    authScopes: (_r, { input }) => ({ canSubmitFor: decodeId(String(input.projectId), 'OrgUnit') }),
     description:
-      'Admits a HeyGen job under every budget on the project path and the account concurrency limit, reserves its estimated cost, and forwards it.',
+      'Admits a HeyGen job under every budget on the project path and the account concurrency limit, reserves its estimated cost, and forwards it (ADMIN; MANAGER and MEMBER of a unit above the project; the SERVICE token of the project). The admission is audited in its own transaction; a replay of an idempotency key writes nothing.',
     input: {
       projectId: t.input.id({ required: true, description: 'Global id of the project.' }),
       kind: t.input.field({ type: JobKindEnum, required: true, description: 'Product.' }),
@@ -198,15 +186,22 @@ builder.mutationFields((t) => ({
       fields: (f) => ({ job: f.field({ type: JobRef, description: 'The job.' }) }),
     }),
     errors: { types: MUTATION_ERRORS },
-    authScopes: { authenticated: true },
-    description: 'Cancels a job that was never sent to HeyGen and releases its hold. Jobs HeyGen has accepted cannot be cancelled.',
+    // A job the caller may not read is not found; otherwise whoever may submit for its project may cancel it.
+    authScopes: async (_r, { input }, ctx) => {
+      const job = await visibleJob(ctx, decodeId(String(input.jobId), 'Job'));
+      if (!job) throw new NotFoundError('Job', String(input.jobId));
+      return { canSubmitFor: job.projectId };
+    },
+    description:
+      'Cancels a job that was never sent to HeyGen and releases its hold (those who may submit for its project). Jobs HeyGen has accepted cannot be cancelled; cancelling a cancelled job changes nothing. Audited.',
     input: { jobId: t.input.id({ required: true, description: 'Global id of the job.' }) },
     resolve: async (_r, { input }, ctx) => {
       const job = await visibleJob(ctx, decodeId(String(input.jobId), 'Job'));
       if (!job) throw new NotFoundError('Job', String(input.jobId));
-      const project = await visibleUnit(ctx, job.projectId);
-      if (!project || !canSubmitFor(ctx.actor!, project)) throw new ForbiddenError('this caller cannot cancel jobs of this project');
-      const { job: cancelled } = await settleJob(ctx.db, job.id, { type: 'cancelled' });
+      const { job: cancelled } = await settleJob(ctx.db, job.id, { type: 'cancelled', by: ctx.actor! });
+      if (cancelled.status !== 'CANCELLED') {
+        throw new ValidationError('jobId', `a ${cancelled.status} job cannot be cancelled`);
+      }
       return { job: cancelled };
     },
   }),

@@ -1,18 +1,20 @@
 // The org tree, budgets and usage.
 import { resolveCursorConnection } from '@pothos/plugin-relay';
-import { and, asc, eq, gt, lt, desc, sql, type SQL } from 'drizzle-orm';
+import { and, asc, eq, gt, lt, desc, isNull } from 'drizzle-orm';
 import { builder } from './builder.js';
-import type { GraphQLContext } from './context.js';
 import { MUTATION_ERRORS } from './errors.js';
 import { decodeId, tryDecodeId } from './ids.js';
 import { AccountRef } from './accounts.js';
+import { requireVisibleAccount, requireVisibleUnit, visibleAccount, visibleBudgets, visibleUnit, visibleUnitsFilter } from './visibility.js';
 import { BUDGET_WINDOWS, ENFORCEMENTS, ORG_UNIT_KINDS, budgetsTable, orgUnitsTable } from '../db/schema.js';
-import { canManageUnit, canReadUnit, seesEverything, type Actor } from '../auth/actor.js';
 import { createOrgUnit, isUuid, type OrgUnitRow } from '../org/units.js';
 import { setBudget, type BudgetRow } from '../budgets/budgets.js';
-import { ForbiddenError, NotFoundError, ValidationError } from '../errors.js';
+import { recordAudit } from '../audit/audit.js';
+import { ValidationError } from '../errors.js';
 import { periodOf } from '../billing/period.js';
-import { uuidArray } from '../ledger/ledger.js';
+
+// Kept where other GraphQL files have imported them from; they are defined in visibility.ts.
+export { visibleUnit, visibleUnitsFilter };
 
 export const OrgUnitKindEnum = builder.enumType('OrgUnitKind', {
   description: 'Level of a unit in the org tree.',
@@ -26,21 +28,6 @@ const EnforcementEnum = builder.enumType('Enforcement', {
   description: 'HARD refuses jobs that would exceed the limit; SOFT only reports.',
   values: ENFORCEMENTS,
 });
-
-/** A unit the caller may read, or null (reads as not found). */
-export async function visibleUnit(ctx: GraphQLContext, id: string | null): Promise<OrgUnitRow | null> {
-  if (!id || !ctx.actor) return null;
-  const unit = await ctx.loaders.unitById.load(id);
-  return unit && canReadUnit(ctx.actor, unit) ? unit : null;
-}
-
-/** SQL filter: units the caller may read (mirrors canReadUnit). */
-export function visibleUnitsFilter(actor: Actor): SQL | undefined {
-  if (seesEverything(actor)) return undefined;
-  if (!actor.unitId) return sql`false`;
-  if (actor.role === 'SERVICE') return sql`${orgUnitsTable.id} = any(${uuidArray(actor.unitPath)})`;
-  return sql`(${orgUnitsTable.path} @> ${uuidArray([actor.unitId])} or ${orgUnitsTable.id} = any(${uuidArray(actor.unitPath)}))`;
-}
 
 export const OrgUnitRef = builder.objectRef<OrgUnitRow>('OrgUnit');
 export const BudgetRef = builder.objectRef<BudgetRow>('Budget');
@@ -81,13 +68,14 @@ builder.node(OrgUnitRef, {
     account: t.field({
       type: AccountRef,
       nullable: true,
-      description: 'The account assigned to this unit itself (projects inherit from the nearest unit above).',
-      resolve: (u, _a, ctx) => (u.accountId ? ctx.loaders.accountById.load(u.accountId) : null),
+      description:
+        'The account assigned to this unit itself (projects inherit from the nearest unit above); null when none is, or when the caller may not see it.',
+      resolve: (u, _a, ctx) => visibleAccount(ctx, u.accountId),
     }),
     budgets: t.field({
       type: [BudgetRef],
-      description: 'Budgets set on this unit.',
-      resolve: (u, _a, ctx) => ctx.loaders.budgetsByUnit.load(u.id),
+      description: 'Budgets set on this unit (those over all accounts, and those of accounts the caller may see).',
+      resolve: async (u, _a, ctx) => visibleBudgets(ctx, await ctx.loaders.budgetsByUnit.load(u.id)),
     }),
     usage: t.field({
       type: UsageRef,
@@ -98,8 +86,8 @@ builder.node(OrgUnitRef, {
       },
       resolve: async (u, args, ctx) => {
         const accountId = args.accountId ? decodeId(String(args.accountId), 'Account') : null;
-        const account = accountId ? await ctx.loaders.accountById.load(accountId) : null;
-        if (accountId && !account) throw new NotFoundError('Account', String(args.accountId));
+        // An account the caller may not see reads as one that does not exist (its usage would tell otherwise).
+        const account = accountId ? await requireVisibleAccount(ctx, accountId) : null;
         const period = args.period ?? periodOf(ctx.now, account?.timezone ?? 'UTC');
         const totals = await ctx.loaders.unitUsage.load({ unitId: u.id, accountId, period });
         return { period, accountId, ...totals };
@@ -114,15 +102,15 @@ builder.node(BudgetRef, {
   id: { resolve: (b) => b.id },
   loadOne: async (id, ctx) => {
     const [row] = await ctx.db.select().from(budgetsTable).where(eq(budgetsTable.id, id));
-    return row && (await visibleUnit(ctx, row.orgUnitId)) ? row : null;
+    return row ? ((await visibleBudgets(ctx, [row]))[0] ?? null) : null;
   },
   fields: (t) => ({
     orgUnit: t.field({ type: OrgUnitRef, description: 'The unit it caps.', resolve: async (b, _a, ctx) => (await ctx.loaders.unitById.load(b.orgUnitId))! }),
     account: t.field({
       type: AccountRef,
       nullable: true,
-      description: 'The account it applies to; null: all accounts.',
-      resolve: (b, _a, ctx) => (b.accountId ? ctx.loaders.accountById.load(b.accountId) : null),
+      description: 'The account it applies to; null: all accounts (or an account the caller may not see).',
+      resolve: (b, _a, ctx) => visibleAccount(ctx, b.accountId),
     }),
     window: t.field({ type: BudgetWindowEnum, description: 'The window usage is counted over.', resolve: (b) => b.window }),
     enforcement: t.field({ type: EnforcementEnum, description: 'HARD or SOFT.', resolve: (b) => b.enforcement }),
@@ -195,27 +183,26 @@ builder.mutationFields((t) => ({
       fields: (f) => ({ orgUnit: f.field({ type: OrgUnitRef, description: 'The new unit.' }) }),
     }),
     errors: { types: MUTATION_ERRORS },
-    authScopes: { authenticated: true },
-    description: 'Adds a unit to the org tree (ADMIN; a MANAGER inside its subtree).',
+    // The organization itself, and assigning an account, are an ADMIN's; otherwise the parent decides.
+    authScopes: (_r, { input }) =>
+      input.parentId && !input.accountId ? { canManage: decodeId(String(input.parentId), 'OrgUnit') } : { admin: true },
+    description:
+      'Adds a unit to the org tree: ADMIN anywhere; a MANAGER under its own unit or below it. Only an ADMIN creates the organization or assigns an account. Audited.',
     input: {
       parentId: t.input.id({ required: false, description: 'Global id of the parent; omitted only for the organization.' }),
       kind: t.input.field({ type: OrgUnitKindEnum, required: true, description: 'Level of the new unit.' }),
       name: t.input.string({ required: true, description: 'Name, unique among siblings.' }),
-      accountId: t.input.id({ required: false, description: 'Global id of the account this unit (and what is under it) draws on.' }),
+      accountId: t.input.id({ required: false, description: 'Global id of the account this unit (and what is under it) draws on (ADMIN only).' }),
     },
     resolve: async (_r, { input }, ctx) => {
       const actor = ctx.actor!;
-      const parentId = input.parentId ? decodeId(String(input.parentId), 'OrgUnit') : null;
-      if (parentId) {
-        const parent = await visibleUnit(ctx, parentId);
-        if (!parent) throw new NotFoundError('OrgUnit', String(input.parentId));
-        if (!canManageUnit(actor, parent)) throw new ForbiddenError('only an ADMIN, or a MANAGER of the parent, can add units here');
-      } else if (actor.role !== 'ADMIN') {
-        throw new ForbiddenError('only an ADMIN can create the organization');
-      }
-      if (input.accountId && actor.role !== 'ADMIN') throw new ForbiddenError('only an ADMIN assigns accounts');
-      const accountId = input.accountId ? decodeId(String(input.accountId), 'Account') : null;
-      const orgUnit = await ctx.db.transaction((tx) => createOrgUnit(tx, { parentId, kind: input.kind, name: input.name, accountId }));
+      const parentId = input.parentId ? (await requireVisibleUnit(ctx, decodeId(String(input.parentId), 'OrgUnit'))).id : null;
+      const accountId = input.accountId ? (await requireVisibleAccount(ctx, decodeId(String(input.accountId), 'Account'))).id : null;
+      const orgUnit = await ctx.db.transaction(async (tx) => {
+        const unit = await createOrgUnit(tx, { parentId, kind: input.kind, name: input.name, accountId });
+        await recordAudit(tx, actor, { action: 'orgUnit.create', entityType: 'OrgUnit', entityId: unit.id, before: null, after: unit });
+        return unit;
+      });
       return { orgUnit };
     },
   }),
@@ -225,9 +212,9 @@ builder.mutationFields((t) => ({
       fields: (f) => ({ budget: f.field({ type: BudgetRef, description: 'The budget.' }) }),
     }),
     errors: { types: MUTATION_ERRORS },
-    authScopes: { authenticated: true },
+    authScopes: (_r, { input }) => ({ canSetBudget: decodeId(String(input.orgUnitId), 'OrgUnit') }),
     description:
-      'Creates or replaces the budget of a unit for an account (or all accounts) and window (ADMIN, FINANCE; a MANAGER inside its subtree). The limit is given in credit-seconds or in USD.',
+      'Creates or replaces the budget of a unit for an account (or all accounts) and window: ADMIN and FINANCE anywhere; a MANAGER on units below its own (not on its own unit, whose cap is set from above). The limit is given in credit-seconds or in USD. Audited.',
     input: {
       orgUnitId: t.input.id({ required: true, description: 'Global id of the unit.' }),
       accountId: t.input.id({ required: false, description: 'Global id of the account; omitted: all accounts.' }),
@@ -245,21 +232,37 @@ builder.mutationFields((t) => ({
     },
     resolve: async (_r, { input }, ctx) => {
       const actor = ctx.actor!;
-      const unit = await visibleUnit(ctx, decodeId(String(input.orgUnitId), 'OrgUnit'));
-      if (!unit) throw new NotFoundError('OrgUnit', String(input.orgUnitId));
-      if (!(actor.role === 'FINANCE' || canManageUnit(actor, unit))) throw new ForbiddenError('this caller cannot set budgets on this unit');
-      const budget = await ctx.db.transaction((tx) =>
-        setBudget(tx, {
-          orgUnitId: unit.id,
-          accountId: input.accountId ? decodeId(String(input.accountId), 'Account') : null,
-          window: input.window,
-          limitCreditSeconds: input.limitCreditSeconds ?? null,
-          limitUsd: input.limitUsd ?? null,
-          enforcement: input.enforcement ?? 'HARD',
-          allowOverage: input.allowOverage ?? true,
-          alertThresholds: input.alertThresholds ?? null,
-        }, ctx.now),
-      );
+      const unit = await requireVisibleUnit(ctx, decodeId(String(input.orgUnitId), 'OrgUnit'));
+      const accountId = input.accountId ? (await requireVisibleAccount(ctx, decodeId(String(input.accountId), 'Account'))).id : null;
+      const budget = await ctx.db.transaction(async (tx) => {
+        const [before] = await tx
+          .select()
+          .from(budgetsTable)
+          .where(
+            and(
+              eq(budgetsTable.orgUnitId, unit.id),
+              accountId ? eq(budgetsTable.accountId, accountId) : isNull(budgetsTable.accountId),
+              eq(budgetsTable.window, input.window),
+            ),
+          )
+          .for('update');
+        const after = await setBudget(
+          tx,
+          {
+            orgUnitId: unit.id,
+            accountId,
+            window: input.window,
+            limitCreditSeconds: input.limitCreditSeconds ?? null,
+            limitUsd: input.limitUsd ?? null,
+            enforcement: input.enforcement ?? 'HARD',
+            allowOverage: input.allowOverage ?? true,
+            alertThresholds: input.alertThresholds ?? null,
+          },
+          ctx.now,
+        );
+        await recordAudit(tx, actor, { action: 'budget.set', entityType: 'Budget', entityId: after.id, before: before ?? null, after });
+        return after;
+      });
       return { budget };
     },
   }),

@@ -7,6 +7,7 @@ import './org.js';
 import './jobs.js';
 import './auth.js';
 import './billing.js';
+import './audit.js';
 import './custody.js';
 import './identity.js';
 

@@ -56,9 +56,6 @@ export function createGraphQLServer(services: Services): YogaServerInstance<Reco
         if (original instanceof DomainError) {
           return new GraphQLError(original.message, { extensions: { code: original.code } });
         }
-        if (original && (original as { code?: unknown }).code === 'FORBIDDEN') {
-          return new GraphQLError('not allowed for this caller', { extensions: { code: 'FORBIDDEN' } });
-        }
         // Validation and coercion errors: graphql-js quotes the offending variable value, which may be a secret.
         if (error instanceof GraphQLError && !error.originalError) return withoutValues(error);
         if (error instanceof GraphQLError && error.originalError instanceof GraphQLError) return withoutValues(error.originalError);

@@ -1,5 +1,6 @@
 // Admission: one transaction that checks every cap and writes the job with its hold, or writes nothing.
 // Lock order, shared with settlement: job row → account row → HARD budget rows (by id) → rollups (path order).
+// The audit event is the admission's last insert (it takes no lock that admissions contend on).
 import { createHash } from 'node:crypto';
 import { and, eq, inArray, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
@@ -19,6 +20,7 @@ import { budgetsOnPath, usageOfBudgets, windowOf, type WindowBounds } from '../b
 import { termPeriods, termsFor, type AccountTermsRow } from '../accounts/accounts.js';
 import { periodOf } from '../billing/period.js';
 import { recordMovement } from '../ledger/ledger.js';
+import { recordAudit } from '../audit/audit.js';
 import { estimateJob, validateJobRequest } from './estimate.js';
 import { IN_FLIGHT_STATUSES } from './lifecycle.js';
 
@@ -210,6 +212,25 @@ async function admitInTransaction(
     path: project.path,
     period,
     amountMicroCs: requested,
+  });
+  // Last write of the admission: a refusal above leaves no audit event, an admission always has one.
+  await recordAudit(tx, actor, {
+    action: 'job.submit',
+    entityType: 'Job',
+    entityId: job!.id,
+    before: null,
+    after: {
+      projectId: job!.projectId,
+      accountId: job!.accountId,
+      kind: job!.kind,
+      status: job!.status,
+      product: job!.product,
+      estimatedSeconds: job!.estimatedSeconds,
+      estimatedMicroCs: job!.estimatedMicroCs,
+      holdPeriod: job!.holdPeriod,
+      idempotencyKey: job!.idempotencyKey,
+      requestHash: job!.requestHash,
+    },
   });
   return { job: job!, replayed: false };
 }

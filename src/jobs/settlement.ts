@@ -7,6 +7,8 @@ import { periodOf } from '../billing/period.js';
 import { openPeriodFrom } from '../billing/closed-periods.js';
 import { ValidationError } from '../errors.js';
 import { recordMovement } from '../ledger/ledger.js';
+import { recordAudit } from '../audit/audit.js';
+import type { Actor } from '../auth/actor.js';
 import { isTerminal, nextStatus, type JobEvent } from './lifecycle.js';
 import type { JobRow } from './admission.js';
 
@@ -15,8 +17,8 @@ export type SettleOutcome =
   | { type: 'upstream_terminal' }
   /** HeyGen refused the job for good (definite 4xx): nothing exists upstream, the hold is released. */
   | { type: 'rejected'; code: string; message: string }
-  /** An admin or the caller cancelled a job that was never forwarded. */
-  | { type: 'cancelled' };
+  /** A caller cancelled a job that was never forwarded (a mutation: audited in the same transaction). */
+  | { type: 'cancelled'; by: Actor };
 
 export interface SettleResult {
   job: JobRow;
@@ -92,6 +94,15 @@ export async function settleJob(db: Db, jobId: string, outcome: SettleOutcome, n
       })
       .where(eq(jobsTable.id, job.id))
       .returning();
+    if (outcome.type === 'cancelled') {
+      await recordAudit(tx, outcome.by, {
+        action: 'job.cancel',
+        entityType: 'Job',
+        entityId: job.id,
+        before: { status: job.status, reservedMicroCs: job.reservedMicroCs },
+        after: { status: updated!.status, reservedMicroCs: updated!.reservedMicroCs, releasedMicroCs: job.reservedMicroCs },
+      });
+    }
     return { job: updated!, changed: true };
   });
 }

@@ -62,6 +62,8 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     HEYGEN_BASE_URL: sim.url,
     DB_POOL_SIZE: '20',
     NODE_ENV: 'test',
+    // Tests make many requests with one token; the limit itself is tested in hardening.test.ts.
+    RATE_LIMIT_PER_MINUTE: '0',
     ...opts.env,
   });
   const services = await createServices(config, { logger: createLogger('debug', sink) });
