@@ -10,8 +10,9 @@ import { createHeygenClient, type HeygenClient } from './heygen/client.js';
 import { createLogger, type Logger } from './logging.js';
 import type { AdmissionSettings } from './jobs/admission.js';
 import type { JobDeps } from './jobs/follow.js';
-import { startWorker, type Worker } from './jobs/worker.js';
-import { startWalletSync, type WalletSyncDeps, type WalletSyncWorker } from './billing/wallet.js';
+import { startWorker } from './jobs/worker.js';
+import { startWalletSync, type WalletSyncDeps } from './billing/wallet.js';
+import type { Periodic } from './background/periodic.js';
 
 export interface Services {
   readonly config: Config;
@@ -24,8 +25,8 @@ export interface Services {
   readonly admission: AdmissionSettings;
   readonly jobDeps: JobDeps;
   readonly walletDeps: WalletSyncDeps;
-  worker: Worker | null;
-  walletSync: WalletSyncWorker | null;
+  worker: Periodic | null;
+  walletSync: Periodic | null;
 }
 
 /** With the embedded database, a missing master key is generated into the data folder (with a warning). */

@@ -16,6 +16,7 @@ import type { Logger } from '../logging.js';
 import { recordAudit } from '../audit/audit.js';
 import type { Actor } from '../auth/actor.js';
 import { MICRO_PER_CS, parseDecimalRational } from './money.js';
+import { runPeriodically, type Periodic } from '../background/periodic.js';
 import { periodOf } from './period.js';
 import * as Q from './rational.js';
 import type { Rational } from './rational.js';
@@ -174,34 +175,9 @@ export async function runWalletSyncOnce(deps: WalletSyncDeps): Promise<number> {
   return claimed.length;
 }
 
-export interface WalletSyncWorker {
-  stop(): Promise<void>;
-}
-
-export function startWalletSync(deps: WalletSyncDeps, pollMs = Math.min(deps.settings.intervalMs, 5_000)): WalletSyncWorker {
-  let stopped = false;
-  let running: Promise<void> | null = null;
-  let timer: NodeJS.Timeout | null = null;
-  const schedule = (delay: number) => {
-    if (stopped) return;
-    timer = setTimeout(() => {
-      running = runWalletSyncOnce(deps)
-        .then(() => undefined)
-        .catch((error: unknown) => deps.logger.error({ err: error }, 'wallet sync pass failed'))
-        .finally(() => {
-          running = null;
-          schedule(pollMs);
-        });
-    }, delay);
-  };
-  schedule(0);
-  return {
-    async stop() {
-      stopped = true;
-      if (timer) clearTimeout(timer);
-      await running;
-    },
-  };
+/** The wallet-sync queue, looked at every few seconds (each account is due once per interval). */
+export function startWalletSync(deps: WalletSyncDeps, pollMs = Math.min(deps.settings.intervalMs, 5_000)): Periodic {
+  return runPeriodically('wallet sync', async () => (await runWalletSyncOnce(deps)) >= CLAIM_BATCH, pollMs, deps.logger);
 }
 
 /** The latest snapshot of each account, in one statement (for the Account.wallet DataLoader). */

@@ -10,8 +10,6 @@ import { recordAudit } from '../audit/audit.js';
 import { secretHint } from '../secrets/secret-box.js';
 import { periodOf } from '../billing/period.js';
 
-// Kept where other GraphQL files have imported it from; it is defined in visibility.ts.
-export { visibleAccount };
 
 export const BillingModelEnum = builder.enumType('BillingModel', {
   description: 'USAGE_BASED: monthly minimum commitment with an included pool and overage; CREDIT_PACKAGE: a prepaid pool over a term.',

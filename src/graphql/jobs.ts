@@ -14,8 +14,6 @@ import { settleJob } from '../jobs/settlement.js';
 import { NotFoundError, ValidationError } from '../errors.js';
 import { isUuid } from '../org/units.js';
 
-// Kept where other GraphQL files have imported it from; it is defined in visibility.ts.
-export { visibleJob };
 
 const JobKindEnum = builder.enumType('JobKind', { description: 'The HeyGen product a job uses.', values: JOB_KINDS });
 const JobStatusEnum = builder.enumType('JobStatus', {

@@ -13,8 +13,6 @@ import { recordAudit } from '../audit/audit.js';
 import { ValidationError } from '../errors.js';
 import { periodOf } from '../billing/period.js';
 
-// Kept where other GraphQL files have imported them from; they are defined in visibility.ts.
-export { visibleUnit, visibleUnitsFilter };
 
 export const OrgUnitKindEnum = builder.enumType('OrgUnitKind', {
   description: 'Level of a unit in the org tree.',

@@ -4,6 +4,7 @@
 import { sql } from 'drizzle-orm';
 import { queryRows } from '../db/client.js';
 import { forwardJob, refreshJobs, type JobDeps } from './follow.js';
+import { runPeriodically, type Periodic } from '../background/periodic.js';
 
 const CLAIM_BATCH = 50;
 
@@ -41,46 +42,7 @@ export async function runWorkerOnce(deps: JobDeps): Promise<number> {
   return claimed.length;
 }
 
-export interface Worker {
-  stop(): Promise<void>;
-  /** Runs a pass now (a webhook arrived), without waiting for the interval. */
-  nudge(): void;
-}
-
-export function startWorker(deps: JobDeps, intervalMs: number): Worker {
-  let stopped = false;
-  let running: Promise<void> | null = null;
-  let timer: NodeJS.Timeout | null = null;
-  const pass = async () => {
-    try {
-      // Drain: keep going while full batches come back.
-      while (!stopped && (await runWorkerOnce(deps)) >= CLAIM_BATCH) {
-        /* next batch */
-      }
-    } catch (error) {
-      deps.logger.error({ err: error }, 'worker pass failed');
-    }
-  };
-  const schedule = (delay: number) => {
-    if (stopped) return;
-    timer = setTimeout(() => {
-      running = pass().finally(() => {
-        running = null;
-        schedule(intervalMs);
-      });
-    }, delay);
-  };
-  schedule(0);
-  return {
-    async stop() {
-      stopped = true;
-      if (timer) clearTimeout(timer);
-      await running;
-    },
-    nudge() {
-      if (stopped || running) return;
-      if (timer) clearTimeout(timer);
-      schedule(0);
-    },
-  };
+/** The job queue, run every `intervalMs` by this process. */
+export function startWorker(deps: JobDeps, intervalMs: number): Periodic {
+  return runPeriodically('job worker', async () => (await runWorkerOnce(deps)) >= CLAIM_BATCH, intervalMs, deps.logger);
 }
