@@ -38,7 +38,7 @@ export interface RecordedAdjustment {
 export async function recordUsageAdjustment(db: Db, actor: Actor, input: UsageAdjustmentInput): Promise<RecordedAdjustment> {
   if (!isValidPeriod(input.period)) throw new ValidationError('period', 'period must be a month as YYYY-MM');
   const reason = input.reason.trim();
-  if (!reason || reason.length > 1000) throw new ValidationError('reason', 'reason must be 1 to 1000 characters');
+  if (!reason || reason.length > 1000 || reason.includes('\u0000')) throw new ValidationError('reason', 'reason must be 1 to 1000 characters, without NUL characters');
   const amount = parseCreditSeconds(input.creditSeconds.trim(), { allowNegative: true, field: 'creditSeconds' });
   if (amount === 0n) throw new ValidationError('creditSeconds', 'an adjustment of 0 credit-seconds moves nothing');
 

@@ -20,11 +20,12 @@ import * as Q from '../billing/rational.js';
 
 export type BudgetRow = typeof budgetsTable.$inferSelect;
 
-export interface WindowBounds {
-  /** Inclusive period range (YYYY-MM) the window covers. */
-  from: string;
-  to: string;
-}
+/**
+ * The periods whose settled usage a budget counts: a fixed inclusive range (YYYY-MM), or `currentMonth`, the
+ * current period of each account in its own time zone (usage is booked in the account's periods, so an
+ * all-accounts monthly budget adds up every account's own current month).
+ */
+export type WindowBounds = { from: string; to: string } | { currentMonth: true };
 
 export interface BudgetUsage {
   reservedMicroCs: bigint;
@@ -32,36 +33,44 @@ export interface BudgetUsage {
 }
 
 const LIFETIME: WindowBounds = { from: '0000-01', to: '9999-12' };
+const CURRENT_MONTH: WindowBounds = { currentMonth: true };
 
-/**
- * The window a budget covers at `now`: MONTHLY is the current period in the account's time zone (UTC for
- * budgets over all accounts); CONTRACT_TERM the account's term (the whole lifetime when the terms have no dates).
- */
-export function windowOf(budget: BudgetRow, account: AccountRow | null, terms: AccountTermsRow | null, now: Date): WindowBounds {
+/** The window a budget covers: MONTHLY the current month; CONTRACT_TERM the account's term (else the lifetime). */
+export function windowOf(budget: BudgetRow, account: AccountRow | null, terms: AccountTermsRow | null): WindowBounds {
   if (budget.window === 'LIFETIME') return LIFETIME;
-  const period = periodOf(now, account?.timezone ?? 'UTC');
-  if (budget.window === 'MONTHLY') return { from: period, to: period };
+  if (budget.window === 'MONTHLY') return CURRENT_MONTH;
   return (account && termPeriods(terms)) || LIFETIME;
 }
 
-/** Reserved and settled usage of each budget in its window, in one statement for any number of budgets. */
-export async function usageOfBudgets(db: Db, windows: ReadonlyMap<string, WindowBounds>): Promise<Map<string, BudgetUsage>> {
+/**
+ * Reserved and settled usage of each budget, in one statement for any number of budgets (plus one read of the
+ * accounts' time zones). Settled counts the window's periods; reserved counts every open hold, whatever period
+ * it was admitted in: a hold from last month will settle into this one, so a new month must not forget it.
+ */
+export async function usageOfBudgets(db: Db, windows: ReadonlyMap<string, WindowBounds>, now: Date): Promise<Map<string, BudgetUsage>> {
   const result = new Map<string, BudgetUsage>();
   if (windows.size === 0) return result;
   const values = sql.join(
-    [...windows].map(([id, w]) => sql`(${id}::uuid, ${w.from}, ${w.to})`),
+    [...windows].map(([id, w]) =>
+      'currentMonth' in w ? sql`(${id}::uuid, true, '', '')` : sql`(${id}::uuid, false, ${w.from}, ${w.to})`,
+    ),
     sql`, `,
   );
+  const accounts = await db.select({ id: accountsTable.id, timezone: accountsTable.timezone }).from(accountsTable);
+  const current = accounts.length
+    ? sql.join(accounts.map((a) => sql`(${a.id}::uuid, ${periodOf(now, a.timezone)})`), sql`, `)
+    : sql`(null::uuid, '')`;
   const rows = await queryRows<{ id: string; reserved: string; settled: string }>(
     db,
     sql`select w.budget_id as id,
           coalesce(sum(r.reserved_micro_cs), 0)::text as reserved,
-          coalesce(sum(r.settled_micro_cs), 0)::text as settled
-        from (values ${values}) as w(budget_id, from_period, to_period)
+          coalesce(sum(r.settled_micro_cs) filter (
+            where (w.monthly and r.period = cur.period) or (not w.monthly and r.period between w.from_period and w.to_period)), 0)::text as settled
+        from (values ${values}) as w(budget_id, monthly, from_period, to_period)
         join budgets b on b.id = w.budget_id
         left join usage_rollups r on r.org_unit_id = b.org_unit_id
           and (b.account_id is null or r.account_id = b.account_id)
-          and r.period between w.from_period and w.to_period
+        left join (values ${current}) as cur(account_id, period) on cur.account_id = r.account_id
         group by w.budget_id`,
   );
   for (const row of rows) result.set(row.id, { reservedMicroCs: toBigInt(row.reserved), settledMicroCs: toBigInt(row.settled) });

@@ -84,9 +84,9 @@ export function createLoaders(db: Db, now: Date) {
       for (const b of budgets) {
         const account = b.accountId ? await accountById.load(b.accountId) : null;
         const terms = account ? await termsAt(account.id, periodOf(now, account.timezone)) : null;
-        windows.set(b.id, windowOf(b, account, terms, now));
+        windows.set(b.id, windowOf(b, account, terms));
       }
-      const usage = await usageOfBudgets(db, windows);
+      const usage = await usageOfBudgets(db, windows, now);
       return budgets.map((b) => usage.get(b.id) ?? { reservedMicroCs: 0n, settledMicroCs: 0n });
     },
     { cacheKeyFn: (b) => b.id },

@@ -167,8 +167,8 @@ async function admitInTransaction(
     : await tx.select().from(budgetsTable).where(inArray(budgetsTable.id, hardIds)).orderBy(budgetsTable.id).for('update');
   const terms = await termsFor(tx, account.id, period);
   const windows = new Map<string, WindowBounds>();
-  for (const b of hard) windows.set(b.id, windowOf(b, b.accountId ? account : null, terms, now));
-  const usage = await usageOfBudgets(tx, windows);
+  for (const b of hard) windows.set(b.id, windowOf(b, b.accountId ? account : null, terms));
+  const usage = await usageOfBudgets(tx, windows, now);
   let tightest: BudgetExceededError | null = null;
   for (const b of hard) {
     const u = usage.get(b.id) ?? { reservedMicroCs: 0n, settledMicroCs: 0n };
@@ -265,8 +265,9 @@ async function checkPool(
   if (pool === null) return;
   const [used] = await queryRows<{ used: string }>(
     tx,
-    sql`select coalesce(sum(reserved_micro_cs + settled_micro_cs), 0)::text as used from usage_rollups
-        where org_unit_id = ${path[0]!} and account_id = ${account.id} and period between ${from} and ${to}`,
+    // Settled in the pool's periods, plus every open hold (one from last month settles into this one).
+    sql`select (coalesce(sum(settled_micro_cs) filter (where period between ${from} and ${to}), 0) + coalesce(sum(reserved_micro_cs), 0))::text as used
+        from usage_rollups where org_unit_id = ${path[0]!} and account_id = ${account.id}`,
   );
   const available = pool - toBigInt(used?.used);
   if (requested > available) {
