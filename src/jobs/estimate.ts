@@ -185,10 +185,11 @@ export function estimateJob(
       throw new ValidationError('estimatedSeconds', `estimatedSeconds must be greater than 0 and at most ${MAX_ESTIMATED_SECONDS}`);
     }
   }
-  const fromRequest = secondsFromRequest(kind, body, priceBook.wordsPerMinute);
+  // The largest of what is known: the request's own length, else the product default, and the caller's figure.
+  // A caller can raise an estimate but never push it below what the request or the default implies.
   const fallback = priceBook.defaultSeconds[kind];
-  let perOutput = fromRequest !== null && caller !== null ? (fromRequest > caller ? fromRequest : caller) : (fromRequest ?? caller);
-  if (perOutput === null && fallback !== undefined) perOutput = secondsToMicro(fallback);
+  const floor = secondsFromRequest(kind, body, priceBook.wordsPerMinute) ?? (fallback !== undefined ? secondsToMicro(fallback) : null);
+  const perOutput = floor !== null && caller !== null ? (floor > caller ? floor : caller) : (floor ?? caller);
   if (perOutput === null || perOutput <= 0n) {
     throw new ValidationError('estimatedSeconds', 'the job length cannot be estimated from the request; give estimatedSeconds');
   }
