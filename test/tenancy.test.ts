@@ -265,6 +265,24 @@ describe.each(CALLERS)('a %s of team Video', (who) => {
   });
 });
 
+describe('usage totals', () => {
+  it("usage is shown for the caller's own subtree only, and only for the accounts it can see", async () => {
+    const q = `query($id: ID!) { orgUnit(id: $id) { usage { settledCreditSeconds } } }`;
+    for (const who of CALLERS) {
+      // The department (and the organization) would reveal the sibling team's 1000 cs by subtraction.
+      for (const above of [o.deptA, o.org]) {
+        const r = await h.gql(q, { id: above }, callers[who]);
+        expect(r.errors?.[0]?.extensions?.code, `${who} on a unit above`).toBe('FORBIDDEN');
+      }
+    }
+    const own = await h.gql(q, { id: o.team }, callers.member);
+    expect(own.data.orgUnit.usage.settledCreditSeconds).toBe('1000');
+    const finance = await h.services.tokens.issueOperatorToken({ name: 'fin', role: 'FINANCE' });
+    const dept = await h.gql(q, { id: o.deptA }, finance);
+    expect(dept.data.orgUnit.usage.settledCreditSeconds).toBe('2000');
+  });
+});
+
 describe('no count or total', () => {
   it('the schema has no totalCount on any connection', () => {
     expect(readFileSync(SCHEMA_FILE, 'utf8')).not.toMatch(/totalCount/);

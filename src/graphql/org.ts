@@ -5,12 +5,13 @@ import { builder } from './builder.js';
 import { MUTATION_ERRORS } from './errors.js';
 import { decodeId, tryDecodeId } from './ids.js';
 import { AccountRef } from './accounts.js';
-import { requireVisibleAccount, requireVisibleUnit, visibleAccount, visibleBudgets, visibleUnit, visibleUnitsFilter } from './visibility.js';
+import { requireVisibleAccount, requireVisibleUnit, visibleAccount, visibleAccountIds, visibleBudgets, visibleUnit, visibleUnitsFilter } from './visibility.js';
+import { canReadCostsOf } from '../auth/actor.js';
 import { BUDGET_WINDOWS, ENFORCEMENTS, ORG_UNIT_KINDS, budgetsTable, orgUnitsTable } from '../db/schema.js';
 import { createOrgUnit, isUuid, type OrgUnitRow } from '../org/units.js';
 import { setBudget, type BudgetRow } from '../budgets/budgets.js';
 import { recordAudit } from '../audit/audit.js';
-import { ValidationError } from '../errors.js';
+import { ForbiddenError, ValidationError } from '../errors.js';
 import { periodOf } from '../billing/period.js';
 
 
@@ -83,12 +84,21 @@ builder.node(OrgUnitRef, {
         period: t.arg({ type: 'Period', required: false, description: 'Default: the current period.' }),
       },
       resolve: async (u, args, ctx) => {
+        // Usage of a unit above the caller's own would reveal its siblings' usage by subtraction.
+        if (!canReadCostsOf(ctx.actor!, u)) throw new ForbiddenError("usage is shown for units in the caller's own subtree");
         const accountId = args.accountId ? decodeId(String(args.accountId), 'Account') : null;
         // An account the caller may not see reads as one that does not exist (its usage would tell otherwise).
         const account = accountId ? await requireVisibleAccount(ctx, accountId) : null;
         const period = args.period ?? periodOf(ctx.now, account?.timezone ?? 'UTC');
-        const totals = await ctx.loaders.unitUsage.load({ unitId: u.id, accountId, period });
-        return { period, accountId, ...totals };
+        const visible = accountId ? [accountId] : await visibleAccountIds(ctx);
+        const scopes = visible === 'all' ? [null] : visible;
+        const parts = await Promise.all(scopes.map((scope) => ctx.loaders.unitUsage.load({ unitId: u.id, accountId: scope, period })));
+        return {
+          period,
+          accountId,
+          reservedMicroCs: parts.reduce((sum, p) => sum + p.reservedMicroCs, 0n),
+          settledMicroCs: parts.reduce((sum, p) => sum + p.settledMicroCs, 0n),
+        };
       },
     }),
     createdAt: t.field({ type: 'DateTime', description: 'When the unit was created.', resolve: (u) => u.createdAt }),
