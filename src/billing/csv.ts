@@ -1,12 +1,17 @@
 // Chargeback exports: a plain CSV of the statement's lines, and a FOCUS-style CSV (FinOps Open Cost and Usage
 // Specification column names) with one cost row per unit's own charge, so that its rows sum to the invoice.
-// RFC 4180: CRLF line ends, fields quoted when they hold a comma, quote or line break.
+// RFC 4180: CRLF line ends, fields quoted when they hold a comma, quote or line break; formula-like text neutralised.
 import type { ChargebackLineData, ChargebackStatement } from './chargeback.js';
 import { linePathNames } from './chargeback.js';
 import { formatCents, parseUsd, usdToCentsHalfUp } from './money.js';
 
+/** Text a spreadsheet would run as a formula (=, +, @, a tab or CR, or - not starting a number). */
+const FORMULA = /^(?:[=+@\t\r]|-(?![\d.]))/;
+
 function field(value: string | number | boolean | null): string {
-  const text = value === null ? '' : String(value);
+  let text = value === null ? '' : String(value);
+  // Unit names are chosen by managers: neutralise them so that opening the export cannot run anything.
+  if (typeof value === 'string' && FORMULA.test(text)) text = `'${text}`;
   return /[",\r\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
 }
 
