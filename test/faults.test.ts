@@ -147,6 +147,15 @@ describe('webhooks', () => {
     });
     expect(good.status).toBe(202);
   });
+
+  it("per-job callbacks (unsigned by HeyGen) still work for an account with a webhook secret", async () => {
+    const signed = await createTree(h, { name: 'Signed callbacks', webhookSecret: 'whsec_test_secret_2' });
+    const r = await submit(h, signed);
+    const job = await terminal(h, r.job.id);
+    expect(job.status).toBe('SUCCEEDED');
+    // Polling is slow here: the settlement came from the callback route.
+    expect(h.sim.webhookDeliveries().some((d) => d.url.endsWith('/callback') && d.outcome === 'delivered')).toBe(true);
+  });
 });
 
 describe('lost webhooks', () => {

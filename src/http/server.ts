@@ -1,4 +1,4 @@
-// The HTTP surface: /graphql, /metrics, /webhooks/heygen/:accountId, /reports/chargeback(.focus).csv, /healthz, /readyz.
+// The HTTP surface: /graphql, /metrics, /webhooks/heygen/:accountId[/callback], /reports/chargeback(.focus).csv, /healthz, /readyz.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { sql } from 'drizzle-orm';
 import { createGraphQLServer } from './yoga.js';
@@ -83,11 +83,12 @@ export function createHttpServer(services: Services): Server {
         res.writeHead(result.status, { ...result.headers, 'content-length': Buffer.byteLength(result.body) });
         return void res.end(result.body);
       }
-      const webhook = /^\/webhooks\/heygen\/([^/]+)$/.exec(url.pathname);
+      const webhook = /^\/webhooks\/heygen\/([^/]+)(\/callback)?$/.exec(url.pathname);
       if (webhook && req.method === 'POST') {
         const body = await readBody(req, MAX_WEBHOOK_BYTES);
         if (!body) return send(res, 413, { error: 'body too large' });
-        const result = await handleHeygenWebhook(services, decodeURIComponent(webhook[1]!), body, req.headers);
+        const route = webhook[2] ? 'callback' : 'endpoint';
+        const result = await handleHeygenWebhook(services, decodeURIComponent(webhook[1]!), body, req.headers, route);
         return send(res, result.status, result.body);
       }
       send(res, 404, { error: 'not found' });

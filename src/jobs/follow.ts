@@ -58,7 +58,8 @@ export async function forwardJob(deps: JobDeps, jobId: string): Promise<JobRow |
     .returning();
   if (!job) return null;
   const account = await loadAccount(db, job.accountId);
-  const callbackUrl = deps.follow.publicUrl ? `${deps.follow.publicUrl.replace(/\/+$/, '')}/webhooks/heygen/${account.id}` : undefined;
+  // Per-job callbacks are not signed by HeyGen, so they have their own route (hints only, like every webhook).
+  const callbackUrl = deps.follow.publicUrl ? `${deps.follow.publicUrl.replace(/\/+$/, '')}/webhooks/heygen/${account.id}/callback` : undefined;
   const outcome = await deps.heygen.submitJob(connectionOf(deps.box, account), job.kind, job.request as Record<string, unknown>, {
     idempotencyKey: job.id,
     callbackId: job.id,
