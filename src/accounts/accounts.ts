@@ -1,6 +1,7 @@
 // HeyGen accounts: contract terms, the encrypted API key, concurrency limit and price book.
 import { and, desc, eq, lte } from 'drizzle-orm';
-import type { Db } from '../db/client.js';
+import { randomUUID } from 'node:crypto';
+import { isUniqueViolation, type Db } from '../db/client.js';
 import { accountTermsTable, accountsTable, type BillingModel, type PriceBook } from '../db/schema.js';
 import { ValidationError } from '../errors.js';
 import { isCalendarDate, requireName } from '../validation.js';
@@ -124,30 +125,32 @@ export async function createAccount(tx: Db, box: SecretBox, input: CreateAccount
   const existing = await tx.select({ id: accountsTable.id }).from(accountsTable).where(eq(accountsTable.name, name));
   if (existing.length > 0) throw new ValidationError('name', 'an account with this name exists');
 
-  const [account] = await tx
-    .insert(accountsTable)
-    .values({
-      name,
-      billingModel: input.billingModel,
-      apiKeyCiphertext: 'pending',
-      apiKeyHint: secretHint(apiKey),
-      baseUrl,
-      concurrencyLimit,
-      timezone,
-      priceBook: defaultPriceBook(),
-    })
-    .returning();
-  // The ciphertext is bound to the row id, so it is written once the id exists.
-  const [withKey] = await tx
-    .update(accountsTable)
-    .set({
-      apiKeyCiphertext: box.encrypt(apiKey, apiKeyContext(account!.id)),
-      webhookSecretCiphertext: input.webhookSecret ? box.encrypt(input.webhookSecret, webhookSecretContext(account!.id)) : null,
-    })
-    .where(eq(accountsTable.id, account!.id))
-    .returning();
-  await tx.insert(accountTermsTable).values({ accountId: account!.id, effectiveFrom: input.effectiveFrom, ...terms });
-  return withKey!;
+  // The ciphertexts are bound to the row id, so the id is chosen first.
+  const id = randomUUID();
+  let account: AccountRow | undefined;
+  try {
+    [account] = await tx
+      .insert(accountsTable)
+      .values({
+        id,
+        name,
+        billingModel: input.billingModel,
+        apiKeyCiphertext: box.encrypt(apiKey, apiKeyContext(id)),
+        apiKeyHint: secretHint(apiKey),
+        webhookSecretCiphertext: input.webhookSecret ? box.encrypt(input.webhookSecret, webhookSecretContext(id)) : null,
+        baseUrl,
+        concurrencyLimit,
+        timezone,
+        priceBook: defaultPriceBook(),
+      })
+      .returning();
+  } catch (error) {
+    // A concurrent createAccount took the name between the check above and this insert.
+    if (isUniqueViolation(error)) throw new ValidationError('name', 'an account with this name exists');
+    throw error;
+  }
+  await tx.insert(accountTermsTable).values({ accountId: id, effectiveFrom: input.effectiveFrom, ...terms });
+  return account!;
 }
 
 /** A HeyGen API key as it may be stored: visible ASCII (it travels in a header), 8 to 500 characters. */

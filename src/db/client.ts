@@ -92,3 +92,13 @@ export async function migrationsApplied(db: Db): Promise<boolean> {
     return false;
   }
 }
+
+/** Whether an error (or its cause, as drizzle wraps driver errors) is a unique-constraint violation. */
+export function isUniqueViolation(error: unknown): boolean {
+  let e: unknown = error;
+  for (let i = 0; i < 3 && e && typeof e === 'object'; i++) {
+    if ((e as { code?: unknown }).code === '23505') return true;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return false;
+}

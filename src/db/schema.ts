@@ -16,6 +16,7 @@ import {
   text,
   timestamp,
   unique,
+  uniqueIndex,
   uuid,
 } from 'drizzle-orm/pg-core';
 
@@ -133,6 +134,8 @@ export const orgUnitsTable = pgTable('org_units', {
 }, (t) => [
   unique('org_units_parent_name').on(t.parentId, t.name).nullsNotDistinct(),
   index('org_units_path_gin').using('gin', t.path),
+  // One organization: two concurrent creations cannot both become a root.
+  uniqueIndex('org_units_single_root').on(sql`(${t.parentId} is null)`).where(sql`${t.parentId} is null`),
 ]);
 
 export const budgetsTable = pgTable('budgets', {

@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto';
 import { and, eq, inArray, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
-import { queryRows, toBigInt } from '../db/client.js';
+import { isUniqueViolation, queryRows, toBigInt } from '../db/client.js';
 import { accountsTable, budgetsTable, jobsTable, orgUnitsTable, type JobKind } from '../db/schema.js';
 import {
   BudgetExceededError,
@@ -71,15 +71,6 @@ export function requestHash(input: SubmitJobInput): string {
 /** The scope an idempotency key lives in: the calling identity (a service token is its own scope). */
 function idempotencyScope(actor: Actor): string {
   return actor.subject;
-}
-
-function isUniqueViolation(error: unknown): boolean {
-  let e: unknown = error;
-  for (let i = 0; i < 3 && e && typeof e === 'object'; i++) {
-    if ((e as { code?: unknown }).code === '23505') return true;
-    e = (e as { cause?: unknown }).cause;
-  }
-  return false;
 }
 
 export async function admitJob(db: Db, actor: Actor, input: SubmitJobInput, settings: AdmissionSettings, now = new Date()): Promise<Admitted> {

@@ -1,6 +1,6 @@
 // The org tree: organization → department → team → project, with each unit's path stored.
 import { and, eq, inArray, isNull } from 'drizzle-orm';
-import type { Db } from '../db/client.js';
+import { isUniqueViolation, type Db } from '../db/client.js';
 import { accountsTable, orgUnitsTable, type OrgUnitKind } from '../db/schema.js';
 import { NotFoundError, ValidationError } from '../errors.js';
 import { requireName } from '../validation.js';
@@ -40,19 +40,27 @@ export async function createOrgUnit(tx: Db, input: CreateOrgUnitInput): Promise<
     .where(and(parent ? eq(orgUnitsTable.parentId, parent.id) : isNull(orgUnitsTable.parentId), eq(orgUnitsTable.name, name)));
   if (sibling) throw new ValidationError('name', 'a unit with this name exists under the same parent');
   const id = crypto.randomUUID();
-  const [row] = await tx
-    .insert(orgUnitsTable)
-    .values({
-      id,
-      parentId: parent?.id ?? null,
-      kind: input.kind,
-      name,
-      path: [...(parent?.path ?? []), id],
-      depth: parent ? parent.depth + 1 : 0,
-      accountId: input.accountId,
-    })
-    .returning();
-  return row!;
+  try {
+    const [row] = await tx
+      .insert(orgUnitsTable)
+      .values({
+        id,
+        parentId: parent?.id ?? null,
+        kind: input.kind,
+        name,
+        path: [...(parent?.path ?? []), id],
+        depth: parent ? parent.depth + 1 : 0,
+        accountId: input.accountId,
+      })
+      .returning();
+    return row!;
+  } catch (error) {
+    // A concurrent creation won the race for the root or for this name under the same parent.
+    if (isUniqueViolation(error)) {
+      throw parent ? new ValidationError('name', 'a unit with this name exists under the same parent') : new ValidationError('parentId', 'the organization already exists; give a parentId');
+    }
+    throw error;
+  }
 }
 
 export async function getUnit(db: Db, id: string): Promise<OrgUnitRow | null> {

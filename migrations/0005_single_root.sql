@@ -1,0 +1,1 @@
+CREATE UNIQUE INDEX "org_units_single_root" ON "org_units" USING btree (("parent_id" is null)) WHERE "org_units"."parent_id" is null;
