@@ -5,7 +5,7 @@ import { createTree } from './support/fixtures.js';
 
 let h: Harness;
 beforeAll(async () => {
-  h = await startHarness({ workers: false, env: { INTROSPECTION: 'false', RATE_LIMIT_PER_MINUTE: '400' } });
+  h = await startHarness({ workers: false, env: { INTROSPECTION: 'false', RATE_LIMIT_PER_MINUTE: '400', METRICS_TOKEN: 'metrics-secret-1' } });
   await createTree(h);
 });
 afterAll(async () => h?.close());
@@ -102,6 +102,16 @@ describe('hostile queries', () => {
     expect(r.json.errors[0].extensions.code).toBe('INTROSPECTION_DISABLED');
     const typo = await post(JSON.stringify({ query: '{ viewr { subject } }' }));
     expect(typo.json.errors[0].message).not.toMatch(/Did you mean/);
+  });
+});
+
+describe('metrics', () => {
+  it('/metrics needs the metrics token when one is configured', async () => {
+    expect((await fetch(`${h.url}/metrics`)).status).toBe(401);
+    expect((await fetch(`${h.url}/metrics`, { headers: { authorization: 'Bearer wrong' } })).status).toBe(401);
+    const ok = await fetch(`${h.url}/metrics`, { headers: { authorization: 'Bearer metrics-secret-1' } });
+    expect(ok.status).toBe(200);
+    expect(await ok.text()).toContain('gateway_jobs');
   });
 });
 

@@ -1,4 +1,5 @@
 // The HTTP surface: /graphql, /metrics, /webhooks/heygen/:accountId[/callback], /reports/chargeback(.focus).csv, /healthz, /readyz.
+import { timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { sql } from 'drizzle-orm';
 import { createGraphQLServer } from './yoga.js';
@@ -25,6 +26,13 @@ async function readBody(req: IncomingMessage, limit: number): Promise<Buffer | n
     chunks.push(chunk as Buffer);
   }
   return Buffer.concat(chunks);
+}
+
+function metricsAllowed(token: string | undefined, header: string | undefined): boolean {
+  if (!token) return true;
+  const given = Buffer.from(header ?? '');
+  const expected = Buffer.from(`Bearer ${token}`);
+  return given.length === expected.length && timingSafeEqual(given, expected);
 }
 
 function toHeaders(req: IncomingMessage): Headers {
@@ -63,6 +71,7 @@ export function createHttpServer(services: Services): Server {
       }
       if (url.pathname === '/healthz' && req.method === 'GET') return send(res, 200, { status: 'ok' });
       if (url.pathname === '/metrics' && req.method === 'GET') {
+        if (!metricsAllowed(services.config.metricsToken, req.headers.authorization)) return send(res, 401, { error: 'metrics token required' });
         const text = await metrics.metrics();
         res.writeHead(200, { 'content-type': metrics.contentType });
         return void res.end(text);
