@@ -1,7 +1,6 @@
 // Configuration is read once, validated, and passed to factories; nothing else reads process.env.
 import { z } from 'zod';
 import type { ClaimMapping, CompanyTokenSettings } from './auth/company-tokens.js';
-import type { GraphQLLimits } from './http/hardening.js';
 import { parseCreditSeconds } from './billing/money.js';
 
 // An empty variable (`FOO=` in an env file) counts as unset.
@@ -61,6 +60,16 @@ const envSchema = z.object({
   /** Drift (HeyGen's used − the ledger's settled) above this many credit-seconds is flagged. */
   WALLET_DRIFT_THRESHOLD_CS: z.string().regex(/^\d{1,15}(\.\d{1,6})?$/, 'must be a non-negative decimal of credit-seconds').default('600'),
 });
+
+/** Limits on one GraphQL request (src/http/hardening.ts applies them). */
+export interface GraphQLLimits {
+  readonly maxDepth: number;
+  readonly maxAliases: number;
+  readonly maxTokens: number;
+  readonly maxDirectives: number;
+  readonly maxCost: number;
+  readonly introspection: boolean;
+}
 
 export interface Config {
   readonly databaseUrl: string | undefined;

@@ -2,15 +2,7 @@
 import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
 import { GraphQLError, type ASTVisitor, type FieldNode, type ValidationContext } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
-
-export interface GraphQLLimits {
-  maxDepth: number;
-  maxAliases: number;
-  maxTokens: number;
-  maxDirectives: number;
-  maxCost: number;
-  introspection: boolean;
-}
+import type { GraphQLLimits } from '../config.js';
 
 /**
  * Depth, aliases, tokens, directives and cost are checked while the document is parsed and validated,
