@@ -5,6 +5,7 @@ import type { JobKind, PriceBook } from '../db/schema.js';
 import { ValidationError } from '../errors.js';
 import { findNulCharacter } from '../validation.js';
 import { formatCreditSeconds } from '../billing/money.js';
+import { formatDecimal as numberToDecimal } from '../heygen/client.js';
 import type { Product } from '../accounts/price-book.js';
 
 const MICRO = 1_000_000n;
@@ -77,7 +78,7 @@ export interface Estimate {
 
 /** A decimal string or number of seconds to integer microseconds, rounding up past 6 decimals. */
 export function secondsToMicro(value: string | number): bigint {
-  const text = typeof value === 'number' ? numberToPlainDecimal(value) : value.trim();
+  const text = typeof value === 'number' ? numberToDecimal(value) : value.trim();
   const match = /^(\d+)(?:\.(\d+))?$/.exec(text);
   if (!match) throw new RangeError(`not a non-negative decimal: ${text}`);
   const whole = BigInt(match[1]!);
@@ -85,13 +86,6 @@ export function secondsToMicro(value: string | number): bigint {
   const head = BigInt((frac.slice(0, 6) + '000000').slice(0, 6));
   const roundUp = /[1-9]/.test(frac.slice(6)) ? 1n : 0n;
   return whole * MICRO + head + roundUp;
-}
-
-export function numberToPlainDecimal(n: number): string {
-  if (!Number.isFinite(n) || n < 0) throw new RangeError(`not a non-negative finite number: ${n}`);
-  const text = String(n);
-  if (!/e/i.test(text)) return text;
-  return n.toFixed(20).replace(/0+$/, '').replace(/\.$/, '');
 }
 
 function ceilDiv(a: bigint, b: bigint): bigint {

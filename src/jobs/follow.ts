@@ -4,7 +4,7 @@ import { and, eq, inArray, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { accountsTable, jobItemsTable, jobsTable, type ItemStatus } from '../db/schema.js';
 import { connectionOf, type AccountRow } from '../accounts/accounts.js';
-import type { HeygenClient, UpstreamJobState } from '../heygen/client.js';
+import type { HeygenClient, UpstreamJobState, UpstreamStatus } from '../heygen/client.js';
 import type { SecretBox } from '../secrets/secret-box.js';
 import type { Logger } from '../logging.js';
 import { costMicroCs, secondsToMicro } from './estimate.js';
@@ -154,83 +154,86 @@ async function refreshAccountJobs(deps: JobDeps, account: AccountRow, jobs: JobR
   const items = (await db.select().from(jobItemsTable).where(inArray(jobItemsTable.jobId, [...jobById.keys()]))).filter(
     (i) => !TERMINAL_ITEM.includes(i.status),
   );
-  const updates: ItemUpdate[] = [];
+  // One merged update per item: an agent session that gets its video id and completes in the same pass keeps both.
+  const updates = new Map<string, ItemUpdate>();
+  const update = (u: ItemUpdate) => updates.set(u.id, { ...updates.get(u.id), ...u });
   const increment = account.priceBook.billingIncrementSeconds;
 
   // Video Agent sessions get their video id once generation starts.
   for (const item of items.filter((i) => i.kind === 'agent_session' && !i.videoId)) {
     const session = await heygen.getAgentSession(conn, item.upstreamId);
-    if (session.status === 'failed') updates.push({ id: item.id, status: 'failed', failureMessage: 'video agent session failed' });
+    if (session.status === 'failed') update({ id: item.id, status: 'failed', failureMessage: 'video agent session failed' });
     else if (session.videoId) {
       item.videoId = session.videoId;
-      updates.push({ id: item.id, status: 'processing', videoId: session.videoId });
+      update({ id: item.id, status: 'processing', videoId: session.videoId });
     }
   }
 
-  const videoItems = items.filter((i) => (i.kind === 'video' || i.kind === 'agent_session') && (i.videoId ?? (i.kind === 'video' ? i.upstreamId : null)));
-  const translationItems = items.filter((i) => i.kind === 'translation');
-  const videoIdOf = (i: ItemRow) => (i.kind === 'video' ? i.upstreamId : i.videoId!);
-
-  const detail = async (item: ItemRow, read: (id: string) => Promise<UpstreamJobState>, id: string) => {
-    const state = await read(id);
-    const job = jobById.get(item.jobId)!;
-    if (state.status === 'completed') {
-      if (state.durationSeconds === null) {
-        deps.logger.warn({ jobId: item.jobId, upstreamId: id }, 'HeyGen reported completed without a duration; not settling yet');
-        return;
+  /** Bulk status first; the detail (with the duration money depends on) only for items that left pending/processing. */
+  const follow = async (
+    group: ItemRow[],
+    upstreamIdOf: (i: ItemRow) => string,
+    readStatuses: (ids: string[]) => Promise<Map<string, UpstreamStatus>>,
+    readDetail: (id: string) => Promise<UpstreamJobState>,
+  ) => {
+    if (group.length === 0) return;
+    const statuses = await readStatuses(group.map(upstreamIdOf));
+    for (const item of group) {
+      const id = upstreamIdOf(item);
+      const bulk = statuses.get(id);
+      if (bulk === 'pending') continue;
+      if (bulk === 'processing') {
+        if (item.status === 'pending') update({ id: item.id, status: 'processing' });
+        continue;
       }
-      const cost = costMicroCs(secondsToMicro(state.durationSeconds), job.rateMicroCsPerSecond, increment);
-      updates.push({ id: item.id, status: 'completed', durationSeconds: state.durationSeconds, costMicroCs: cost });
-    } else if (state.status === 'failed') {
-      updates.push({ id: item.id, status: 'failed', failureMessage: state.failureMessage ?? state.failureCode ?? 'failed' });
-    } else if (state.status === 'not_found') {
-      if (Date.now() - (job.submittedAt ?? job.createdAt).getTime() > NOT_FOUND_GRACE_MS) {
-        updates.push({ id: item.id, status: 'not_found', failureMessage: 'HeyGen no longer knows this id' });
+      const state = await readDetail(id);
+      const job = jobById.get(item.jobId)!;
+      if (state.status === 'completed') {
+        if (state.durationSeconds === null) {
+          deps.logger.warn({ jobId: item.jobId, upstreamId: id }, 'HeyGen reported completed without a duration; not settling yet');
+          continue;
+        }
+        const cost = costMicroCs(secondsToMicro(state.durationSeconds), job.rateMicroCsPerSecond, increment);
+        update({ id: item.id, status: 'completed', durationSeconds: state.durationSeconds, costMicroCs: cost });
+      } else if (state.status === 'failed') {
+        update({ id: item.id, status: 'failed', failureMessage: state.failureMessage ?? state.failureCode ?? 'failed' });
+      } else if (state.status === 'not_found') {
+        if (Date.now() - (job.submittedAt ?? job.createdAt).getTime() > NOT_FOUND_GRACE_MS) {
+          update({ id: item.id, status: 'not_found', failureMessage: 'HeyGen no longer knows this id' });
+        }
+      } else if (state.status === 'processing' && item.status === 'pending') {
+        update({ id: item.id, status: 'processing' });
       }
-    } else if (state.status === 'processing' && item.status === 'pending') {
-      updates.push({ id: item.id, status: 'processing' });
     }
   };
 
-  if (videoItems.length > 0) {
-    const statuses = await heygen.getVideoStatuses(conn, videoItems.map(videoIdOf));
-    for (const item of videoItems) {
-      const bulk = statuses.get(videoIdOf(item));
-      if (bulk === 'pending') continue;
-      if (bulk === 'processing') {
-        if (item.status === 'pending') updates.push({ id: item.id, status: 'processing' });
-        continue;
-      }
-      await detail(item, (id) => heygen.getVideo(conn, id), videoIdOf(item));
-    }
-  }
-  if (translationItems.length > 0) {
-    const statuses = await heygen.getTranslationStatuses(conn, translationItems.map((i) => i.upstreamId));
-    for (const item of translationItems) {
-      const bulk = statuses.get(item.upstreamId);
-      if (bulk === 'pending') continue;
-      if (bulk === 'processing') {
-        if (item.status === 'pending') updates.push({ id: item.id, status: 'processing' });
-        continue;
-      }
-      await detail(item, (id) => heygen.getTranslation(conn, id), item.upstreamId);
-    }
-  }
+  const videoIdOf = (i: ItemRow) => (i.kind === 'video' ? i.upstreamId : i.videoId!);
+  await follow(
+    items.filter((i) => i.kind === 'video' || (i.kind === 'agent_session' && i.videoId)),
+    videoIdOf,
+    (ids) => heygen.getVideoStatuses(conn, ids),
+    (id) => heygen.getVideo(conn, id),
+  );
+  await follow(
+    items.filter((i) => i.kind === 'translation'),
+    (i) => i.upstreamId,
+    (ids) => heygen.getTranslationStatuses(conn, ids),
+    (id) => heygen.getTranslation(conn, id),
+  );
 
   for (const job of jobs) await applyItemUpdates(deps, job, updates);
 }
 
-async function applyItemUpdates(deps: JobDeps, job: JobRow, updates: ItemUpdate[]): Promise<void> {
+async function applyItemUpdates(deps: JobDeps, job: JobRow, updates: ReadonlyMap<string, ItemUpdate>): Promise<void> {
   const { db } = deps;
   const allTerminal = await db.transaction(async (tx) => {
     const [current] = await tx.select().from(jobsTable).where(eq(jobsTable.id, job.id)).for('update');
     if (!current || isTerminal(current.status)) return false;
     const items = await tx.select().from(jobItemsTable).where(eq(jobItemsTable.jobId, job.id));
-    const mine = new Map(updates.map((u) => [u.id, u]));
     let anyProcessing = false;
     let terminal = items.length > 0;
     for (const item of items) {
-      const u = mine.get(item.id);
+      const u = updates.get(item.id);
       if (u && !TERMINAL_ITEM.includes(item.status)) {
         const { id, ...fields } = u;
         await tx.update(jobItemsTable).set(fields).where(eq(jobItemsTable.id, id));

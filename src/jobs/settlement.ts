@@ -4,6 +4,8 @@ import { eq } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { accountsTable, jobItemsTable, jobsTable, orgUnitsTable } from '../db/schema.js';
 import { periodOf } from '../billing/period.js';
+import { formatDecimal, parseDecimalRational } from '../billing/money.js';
+import * as Q from '../billing/rational.js';
 import { openPeriodFrom } from '../billing/closed-periods.js';
 import { ValidationError } from '../errors.js';
 import { recordMovement } from '../ledger/ledger.js';
@@ -46,7 +48,7 @@ export async function settleJob(db: Db, jobId: string, outcome: SettleOutcome, n
         throw new Error(`job ${job.id} is not terminal upstream`);
       }
       for (const item of completed) actual += item.costMicroCs ?? 0n;
-      actualSeconds = sumDecimals(completed.map((i) => i.durationSeconds ?? '0'));
+      actualSeconds = formatDecimal(Q.sum(completed.map((i) => parseDecimalRational(i.durationSeconds ?? '0'))));
       event = completed.length > 0 ? 'UPSTREAM_COMPLETED' : 'UPSTREAM_FAILED';
       const failed = items.filter((i) => i.status !== 'completed');
       if (failed.length > 0) {
@@ -70,7 +72,8 @@ export async function settleJob(db: Db, jobId: string, outcome: SettleOutcome, n
 
     // Usage belongs to the period of its settlement in the account's time zone; should that period already be
     // closed (a settlement racing closePeriod), to the next open one: a closed statement never changes.
-    const settledPeriod = actual > 0n ? await openPeriodFrom(tx, account!.id, periodOf(now, account!.timezone)) : periodOf(now, account!.timezone);
+    const nowPeriod = periodOf(now, account!.timezone);
+    const settledPeriod = actual > 0n ? await openPeriodFrom(tx, account!.id, nowPeriod) : nowPeriod;
     const base = { jobId: job.id, accountId: job.accountId, orgUnitId: job.projectId, path: project!.path };
     if (job.reservedMicroCs > 0n) {
       await recordMovement(tx, 'RELEASE', { ...base, period: job.holdPeriod, amountMicroCs: job.reservedMicroCs });
@@ -105,19 +108,4 @@ export async function settleJob(db: Db, jobId: string, outcome: SettleOutcome, n
     }
     return { job: updated!, changed: true };
   });
-}
-
-/** Sum of non-negative decimal strings, exactly. */
-function sumDecimals(values: string[]): string {
-  let scale = 0;
-  for (const v of values) scale = Math.max(scale, (v.split('.')[1] ?? '').length);
-  const total = values.reduce((sum, v) => {
-    const [w, f = ''] = v.split('.');
-    return sum + BigInt(w! + f.padEnd(scale, '0'));
-  }, 0n);
-  const text = total.toString().padStart(scale + 1, '0');
-  if (scale === 0) return text;
-  const whole = text.slice(0, -scale);
-  const frac = text.slice(-scale).replace(/0+$/, '');
-  return frac ? `${whole}.${frac}` : whole;
 }
