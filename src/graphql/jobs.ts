@@ -147,7 +147,7 @@ builder.mutationFields((t) => ({
     errors: { types: SUBMIT_ERRORS },
     authScopes: (_r, { input }) => ({ canSubmitFor: decodeId(String(input.projectId), 'OrgUnit') }),
     description:
-      'Admits a HeyGen job under every budget on the project path and the account concurrency limit, reserves its estimated cost, and forwards it (ADMIN; MANAGER and MEMBER of a unit above the project; the SERVICE token of the project). The admission is audited in its own transaction; a replay of an idempotency key writes nothing.',
+      'Admits a HeyGen job under every budget on the project path and the account concurrency limit, reserves its estimated cost, and forwards it (ADMIN; MANAGER and MEMBER of a unit above the project; the SERVICE token of the project). The admission writes its audit event in the same transaction as the job and its hold; a replay of an idempotency key writes nothing.',
     input: {
       projectId: t.input.id({ required: true, description: 'Global id of the project.' }),
       kind: t.input.field({ type: JobKindEnum, required: true, description: 'Product.' }),
