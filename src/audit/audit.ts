@@ -33,7 +33,11 @@ export function auditPayload(value: unknown): unknown {
   );
 }
 
-export async function recordAudit(tx: Db, actor: Actor, event: AuditEvent): Promise<void> {
+/** Who an audit event names: a caller, or the gateway itself for what its workers decide (an expired hold, an overrun). */
+export type AuditActor = Pick<Actor, 'subject' | 'tokenId' | 'requestId'> & { readonly role: Actor['role'] | 'SYSTEM' };
+export const SYSTEM_ACTOR: AuditActor = { subject: 'gateway', role: 'SYSTEM', tokenId: null };
+
+export async function recordAudit(tx: Db, actor: AuditActor, event: AuditEvent): Promise<void> {
   await tx.insert(auditEventsTable).values({
     actorSubject: actor.subject,
     actorRole: actor.role,

@@ -41,6 +41,7 @@ export const JOB_STATUSES = [
   'FAILED',
   'CANCELLED',
   'REJECTED',
+  'EXPIRED',
 ] as const;
 export type JobStatus = (typeof JOB_STATUSES)[number];
 export const LEDGER_ENTRY_TYPES = ['HOLD', 'RELEASE', 'DEBIT', 'ADJUSTMENT'] as const;
@@ -389,3 +390,22 @@ export const roleMappingsTable = pgTable('role_mappings', {
   unique('role_mappings_claim_value_role_unit').on(t.claim, t.value, t.role, t.orgUnitId).nullsNotDistinct(),
   check('role_mappings_unit_for_scoped_roles', sql`(${t.role} in ('MANAGER', 'MEMBER')) = (${t.orgUnitId} is not null)`),
 ]);
+
+/**
+ * Usage HeyGen may bill that the ledger does not hold: a job whose hold expired (or whose submission stayed
+ * unresolved past HeyGen's idempotency window) while it may still exist upstream. The wallet sync shows the
+ * real difference; a note tells finance which job it may come from and how much the released hold was.
+ */
+export const driftNotesTable = pgTable('drift_notes', {
+  id: bigserial('id', { mode: 'bigint' }).primaryKey(),
+  accountId: uuid('account_id').notNull().references(() => accountsTable.id),
+  jobId: uuid('job_id').notNull().references(() => jobsTable.id),
+  projectId: uuid('project_id').notNull().references(() => orgUnitsTable.id),
+  /** The account period the note was written in. */
+  period: text('period').notNull(),
+  /** `hold_expired` or `submit_unresolved`. */
+  reason: text('reason').notNull(),
+  /** The hold that was released: what the gateway expected the job to cost. */
+  releasedMicroCs: micro('released_micro_cs').notNull(),
+  createdAt: createdAt(),
+}, (t) => [unique('drift_notes_job').on(t.jobId), index('drift_notes_account_period').on(t.accountId, t.period)]);

@@ -14,7 +14,7 @@ const AuditEventRef = builder.objectRef<AuditEventRow>('AuditEvent').implement({
   fields: (t) => ({
     id: t.id({ description: 'Opaque id of the event.', resolve: (e) => encodeGlobalID('AuditEvent', e.id.toString()) }),
     actorSubject: t.exposeString('actorSubject', { description: 'Subject of the token the change was made with.' }),
-    actorRole: t.exposeString('actorRole', { description: 'Role the caller had (ADMIN, FINANCE, MANAGER, MEMBER, SERVICE).' }),
+    actorRole: t.exposeString('actorRole', { description: 'Role the caller had (ADMIN, FINANCE, MANAGER, MEMBER, SERVICE), or SYSTEM for what the gateway itself decided (an expired hold, an overrun).' }),
     actorTokenId: t.exposeString('actorTokenId', { nullable: true, description: 'jti of the token the change was made with.' }),
     requestId: t.exposeString('requestId', { nullable: true, description: "The request's X-Request-Id (or the one the gateway made up)." }),
     action: t.exposeString('action', { description: 'What was done, as `entity.verb` (e.g. `budget.set`, `serviceToken.revoke`, `job.submit`).' }),

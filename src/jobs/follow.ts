@@ -73,8 +73,10 @@ export async function forwardJob(deps: JobDeps, jobId: string): Promise<JobRow |
   if (outcome.type === 'unknown') {
     const age = now.getTime() - job.createdAt.getTime();
     if (age > deps.follow.submitGiveUpMs) {
-      logger.error({ jobId, reason: outcome.reason }, 'submission still unresolved after the idempotency window; giving up and releasing');
-      return (await settleJob(db, jobId, { type: 'rejected', code: 'submit_unresolved', message: outcome.reason })).job;
+      // A retry past HeyGen's 24 h replay window could create a second job: stop, release, and note the drift risk.
+      logger.warn({ jobId, reason: outcome.reason }, 'submission still unresolved after the idempotency window; expiring the job and releasing its hold');
+      const message = `HeyGen's answer stayed unknown for ${Math.round(age / 3600_000)} h (${outcome.reason}); it may still have created and billed the job`;
+      return (await settleJob(db, jobId, { type: 'expired', reason: 'submit_unresolved', message })).job;
     }
     const delay = outcome.retryAfterMs ?? backoffMs(job.submitAttempts, deps.follow);
     logger.warn({ jobId, reason: outcome.reason, retryInMs: delay }, 'submission outcome unknown; will retry with the same Idempotency-Key');
@@ -121,8 +123,9 @@ interface ItemUpdate {
  * Reads the upstream state of SUBMITTED / PROCESSING jobs (bulk status first, details only for items that
  * changed) and settles the jobs whose items are all terminal. Money moves only on what HeyGen answered here.
  */
-export async function refreshJobs(deps: JobDeps, jobIds: readonly string[]): Promise<void> {
-  if (jobIds.length === 0) return;
+export async function refreshJobs(deps: JobDeps, jobIds: readonly string[]): Promise<Set<string>> {
+  const unread = new Set<string>();
+  if (jobIds.length === 0) return unread;
   const { db } = deps;
   const jobs = await db.select().from(jobsTable).where(and(inArray(jobsTable.id, [...jobIds]), inArray(jobsTable.status, ['SUBMITTED', 'PROCESSING'])));
   const byAccount = new Map<string, JobRow[]>();
@@ -133,9 +136,11 @@ export async function refreshJobs(deps: JobDeps, jobIds: readonly string[]): Pro
       await refreshAccountJobs(deps, account, accountJobs);
     } catch (error) {
       deps.logger.warn({ accountId, err: error }, 'status refresh failed; the poller will try again');
+      for (const job of accountJobs) unread.add(job.id);
       await rescheduleJobs(deps, accountJobs);
     }
   }
+  return unread;
 }
 
 async function rescheduleJobs(deps: JobDeps, jobs: JobRow[]): Promise<void> {
@@ -243,10 +248,6 @@ async function applyItemUpdates(deps: JobDeps, job: JobRow, updates: ReadonlyMap
       if (!TERMINAL_ITEM.includes(status)) terminal = false;
     }
     if (!terminal) {
-      // A hold past its deadline is kept (releasing it could let a late completion break a cap) but never silently.
-      if (current.holdExpiresAt.getTime() < Date.now()) {
-        deps.logger.error({ jobId: job.id, holdExpiresAt: current.holdExpiresAt.toISOString() }, 'job still unfinished upstream after its hold deadline');
-      }
       const status = anyProcessing ? nextStatus(current.status, 'UPSTREAM_PROCESSING') ?? current.status : current.status;
       await tx
         .update(jobsTable)

@@ -2,7 +2,7 @@
 import type { JobStatus } from '../db/schema.js';
 
 export const IN_FLIGHT_STATUSES = ['RESERVED', 'SUBMIT_UNKNOWN', 'SUBMITTED', 'PROCESSING'] as const satisfies readonly JobStatus[];
-export const TERMINAL_STATUSES = ['SUCCEEDED', 'FAILED', 'CANCELLED', 'REJECTED'] as const satisfies readonly JobStatus[];
+export const TERMINAL_STATUSES = ['SUCCEEDED', 'FAILED', 'CANCELLED', 'REJECTED', 'EXPIRED'] as const satisfies readonly JobStatus[];
 
 export type JobEvent =
   | 'FORWARD_ACCEPTED'
@@ -11,7 +11,9 @@ export type JobEvent =
   | 'UPSTREAM_PROCESSING'
   | 'UPSTREAM_COMPLETED'
   | 'UPSTREAM_FAILED'
-  | 'CANCEL';
+  | 'CANCEL'
+  /** The hold outlived its deadline (or the submission stayed unresolved past HeyGen's idempotency window). */
+  | 'EXPIRE';
 
 const TRANSITIONS: Record<JobEvent, Partial<Record<JobStatus, JobStatus>>> = {
   FORWARD_ACCEPTED: { RESERVED: 'SUBMITTED', SUBMIT_UNKNOWN: 'SUBMITTED' },
@@ -21,6 +23,7 @@ const TRANSITIONS: Record<JobEvent, Partial<Record<JobStatus, JobStatus>>> = {
   UPSTREAM_COMPLETED: { SUBMITTED: 'SUCCEEDED', PROCESSING: 'SUCCEEDED' },
   UPSTREAM_FAILED: { SUBMITTED: 'FAILED', PROCESSING: 'FAILED', SUBMIT_UNKNOWN: 'FAILED' },
   CANCEL: { RESERVED: 'CANCELLED' },
+  EXPIRE: { RESERVED: 'EXPIRED', SUBMIT_UNKNOWN: 'EXPIRED', SUBMITTED: 'EXPIRED', PROCESSING: 'EXPIRED' },
 };
 
 /** The state after an event, or null when the event does not apply to the current state. */

@@ -2,14 +2,14 @@
 // Idempotent: a job that is already terminal moves nothing.
 import { eq } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
-import { accountsTable, jobItemsTable, jobsTable, orgUnitsTable } from '../db/schema.js';
+import { accountsTable, driftNotesTable, jobItemsTable, jobsTable, orgUnitsTable } from '../db/schema.js';
 import { periodOf } from '../billing/period.js';
 import { formatDecimal, parseDecimalRational } from '../billing/money.js';
 import * as Q from '../billing/rational.js';
 import { openPeriodFrom } from '../billing/closed-periods.js';
 import { ValidationError } from '../errors.js';
 import { recordMovement } from '../ledger/ledger.js';
-import { recordAudit } from '../audit/audit.js';
+import { recordAudit, SYSTEM_ACTOR } from '../audit/audit.js';
 import type { Actor } from '../auth/actor.js';
 import { isTerminal, nextStatus, type JobEvent } from './lifecycle.js';
 import type { JobRow } from './admission.js';
@@ -20,7 +20,13 @@ export type SettleOutcome =
   /** HeyGen refused the job for good (definite 4xx): nothing exists upstream, the hold is released. */
   | { type: 'rejected'; code: string; message: string }
   /** A caller cancelled a job that was never forwarded (a mutation: audited in the same transaction). */
-  | { type: 'cancelled'; by: Actor };
+  | { type: 'cancelled'; by: Actor }
+  /**
+   * The gateway gave up on the job: its hold outlived HOLD_TTL_HOURS with HeyGen still not done, or its submission
+   * stayed unresolved past HeyGen's idempotency window. The hold is released and the job is EXPIRED; when it may
+   * exist upstream (it was sent at least once), a drift note says HeyGen may still bill it.
+   */
+  | { type: 'expired'; reason: 'hold_expired' | 'submit_unresolved'; message: string };
 
 export interface SettleResult {
   job: JobRow;
@@ -58,6 +64,14 @@ export async function settleJob(db: Db, jobId: string, outcome: SettleOutcome, n
     } else if (outcome.type === 'rejected') {
       event = 'FORWARD_REJECTED';
       failureCode = outcome.code;
+      failureMessage = outcome.message.slice(0, 1000);
+    } else if (outcome.type === 'expired') {
+      // Outputs HeyGen already completed are billed: they are debited; the rest of the hold is released.
+      const completed = (await tx.select().from(jobItemsTable).where(eq(jobItemsTable.jobId, job.id))).filter((i) => i.status === 'completed');
+      for (const item of completed) actual += item.costMicroCs ?? 0n;
+      if (completed.length > 0) actualSeconds = formatDecimal(Q.sum(completed.map((i) => parseDecimalRational(i.durationSeconds ?? '0'))));
+      event = 'EXPIRE';
+      failureCode = outcome.reason;
       failureMessage = outcome.message.slice(0, 1000);
     } else {
       // Only a job no process has started to forward is safe to cancel: anything else may exist upstream.
@@ -97,6 +111,32 @@ export async function settleJob(db: Db, jobId: string, outcome: SettleOutcome, n
       })
       .where(eq(jobsTable.id, job.id))
       .returning();
+    // Whatever HeyGen bills past the hold is debited above, to the same budgets, at once; the audit trail says so.
+    if (overrun > 0n) {
+      await recordAudit(tx, SYSTEM_ACTOR, {
+        action: 'job.overrun',
+        entityType: 'Job',
+        entityId: job.id,
+        before: { estimatedMicroCs: job.estimatedMicroCs },
+        after: { actualMicroCs: actual, overrunMicroCs: overrun, settledPeriod, projectId: job.projectId },
+      });
+    }
+    if (outcome.type === 'expired') {
+      const mayStillBill = job.submitAttempts > 0;
+      if (mayStillBill) {
+        await tx
+          .insert(driftNotesTable)
+          .values({ accountId: job.accountId, jobId: job.id, projectId: job.projectId, period: nowPeriod, reason: outcome.reason, releasedMicroCs: job.reservedMicroCs })
+          .onConflictDoNothing();
+      }
+      await recordAudit(tx, SYSTEM_ACTOR, {
+        action: 'job.expire',
+        entityType: 'Job',
+        entityId: job.id,
+        before: { status: job.status, reservedMicroCs: job.reservedMicroCs, holdExpiresAt: job.holdExpiresAt },
+        after: { status: updated!.status, releasedMicroCs: job.reservedMicroCs, reason: outcome.reason, mayStillBill },
+      });
+    }
     if (outcome.type === 'cancelled') {
       await recordAudit(tx, outcome.by, {
         action: 'job.cancel',

@@ -3,14 +3,16 @@
 // processes can run side by side without taking the same job at the same time.
 import { sql } from 'drizzle-orm';
 import { queryRows } from '../db/client.js';
+import type { JobStatus } from '../db/schema.js';
 import { forwardJob, refreshJobs, type JobDeps } from './follow.js';
+import { holdExpired, resolveExpiredHolds, type ClaimedJob } from './expiry.js';
 import { runPeriodically, type Periodic } from '../background/periodic.js';
 
 const CLAIM_BATCH = 50;
 
-export async function claimDueJobs(deps: JobDeps, limit = CLAIM_BATCH): Promise<{ id: string; status: string }[]> {
+export async function claimDueJobs(deps: JobDeps, limit = CLAIM_BATCH): Promise<ClaimedJob[]> {
   const leaseSeconds = Math.ceil(deps.follow.leaseMs / 1000);
-  return queryRows<{ id: string; status: string }>(
+  const rows = await queryRows<{ id: string; status: JobStatus; hold_expires_at: string | Date }>(
     deps.db,
     sql`update jobs set next_check_at = now() + make_interval(secs => ${leaseSeconds}), check_attempts = check_attempts + 1
         where id in (
@@ -19,15 +21,18 @@ export async function claimDueJobs(deps: JobDeps, limit = CLAIM_BATCH): Promise<
           order by next_check_at
           limit ${limit}
           for update skip locked)
-        returning id, status`,
+        returning id, status, hold_expires_at`,
   );
+  return rows.map((r) => ({ id: r.id, status: r.status, holdExpiresAt: new Date(r.hold_expires_at) }));
 }
 
 /** One pass of the queue; returns how many jobs it handled. */
 export async function runWorkerOnce(deps: JobDeps): Promise<number> {
   const claimed = await claimDueJobs(deps);
+  const now = new Date();
   const toRefresh: string[] = [];
-  for (const job of claimed) {
+  await resolveExpiredHolds(deps, claimed.filter((j) => holdExpired(j, now)), now);
+  for (const job of claimed.filter((j) => !holdExpired(j, now))) {
     if (job.status === 'RESERVED' || job.status === 'SUBMIT_UNKNOWN') {
       try {
         await forwardJob(deps, job.id);
