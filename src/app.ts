@@ -13,6 +13,7 @@ import type { JobDeps } from './jobs/follow.js';
 import { startWorker } from './jobs/worker.js';
 import { startWalletSync, type WalletSyncDeps } from './billing/wallet.js';
 import type { Periodic } from './background/periodic.js';
+import { Counter } from 'prom-client';
 
 export interface Services {
   readonly config: Config;
@@ -25,6 +26,8 @@ export interface Services {
   readonly admission: AdmissionSettings;
   readonly jobDeps: JobDeps;
   readonly walletDeps: WalletSyncDeps;
+  /** Admissions refused by a cap, by unit and reason (counted in this process; /metrics exposes it). */
+  readonly admissionRefusals: Counter<'project' | 'unit' | 'reason'>;
   worker: Periodic | null;
   walletSync: Periodic | null;
 }
@@ -54,10 +57,22 @@ export async function createServices(config: Config, overrides: { logger?: Logge
     const heygen =
       overrides.heygen ??
       createHeygenClient({ timeoutMs: config.heygen.timeoutMs, maxAttempts: config.heygen.maxAttempts, userMePath: config.heygen.userMePath, logger });
+    const admissionRefusals = new Counter({
+      name: 'gateway_admission_refusals_total',
+      help: 'Admissions refused by a cap: reason budget (a HARD budget), pool (the account pool) or concurrency; unit is the refusing unit id.',
+      labelNames: ['project', 'unit', 'reason'] as const,
+      registers: [],
+    });
     const admission: AdmissionSettings = {
       holdTtlHours: config.holdTtlHours,
       forwardLeaseMs: config.heygen.timeoutMs * config.heygen.maxAttempts + 30_000,
       concurrencyRetryAfterSeconds: 15,
+      onRefused: (refusal, projectId) =>
+        admissionRefusals.inc({
+          project: projectId,
+          unit: 'orgUnitId' in refusal ? refusal.orgUnitId : projectId,
+          reason: 'orgUnitId' in refusal ? refusal.reason.toLowerCase() : 'concurrency',
+        }),
     };
     const jobDeps: JobDeps = {
       db: database.db,
@@ -79,7 +94,7 @@ export async function createServices(config: Config, overrides: { logger?: Logge
       logger,
       settings: { intervalMs: config.walletSync.intervalMs, driftThresholdMicroCs: config.walletSync.driftThresholdMicroCs },
     };
-    return { config, database, db: database.db, box, tokens, heygen, logger, admission, jobDeps, walletDeps, worker: null, walletSync: null };
+    return { config, database, db: database.db, box, tokens, heygen, logger, admission, admissionRefusals, jobDeps, walletDeps, worker: null, walletSync: null };
   } catch (error) {
     await database.close();
     throw error;

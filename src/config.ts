@@ -59,6 +59,8 @@ const envSchema = z.object({
   WALLET_SYNC_INTERVAL_MS: z.coerce.number().int().min(10).default(300_000),
   /** Drift (HeyGen's used − the ledger's settled) above this many credit-seconds is flagged. */
   WALLET_DRIFT_THRESHOLD_CS: z.string().regex(/^\d{1,15}(\.\d{1,6})?$/, 'must be a non-negative decimal of credit-seconds').default('600'),
+  /** A project whose overruns (billed beyond its jobs' holds) in a period pass this many credit-seconds is flagged. */
+  OVERRUN_FLAG_THRESHOLD_CS: z.string().regex(/^\d{1,15}(\.\d{1,6})?$/, 'must be a non-negative decimal of credit-seconds').default('60'),
 });
 
 /** Limits on one GraphQL request (src/http/hardening.ts applies them). */
@@ -93,6 +95,8 @@ export interface Config {
   readonly heygen: { readonly timeoutMs: number; readonly maxAttempts: number; readonly userMePath: string };
   readonly walletSync: { readonly enabled: boolean; readonly intervalMs: number; readonly driftThresholdMicroCs: bigint };
   readonly holdTtlHours: number;
+  /** Overruns of one project in one period above this are flagged to ADMIN and FINANCE (`overrunFlags`). */
+  readonly overrunFlagThresholdMicroCs: bigint;
   readonly webhookSignature: { readonly header: string; readonly scheme: 'hmac-sha256-hex' | 'hmac-sha256-base64' };
   readonly graphiql: boolean;
   readonly dbPoolSize: number;
@@ -140,6 +144,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       driftThresholdMicroCs: parseCreditSeconds(e.WALLET_DRIFT_THRESHOLD_CS),
     },
     holdTtlHours: e.HOLD_TTL_HOURS,
+    overrunFlagThresholdMicroCs: parseCreditSeconds(e.OVERRUN_FLAG_THRESHOLD_CS),
     webhookSignature: { header: e.WEBHOOK_SIGNATURE_HEADER.toLowerCase(), scheme: e.WEBHOOK_SIGNATURE_SCHEME },
     graphiql: e.GRAPHIQL ? e.GRAPHIQL === 'true' : !production,
     dbPoolSize: e.DB_POOL_SIZE,

@@ -31,6 +31,16 @@ export class ForbiddenError extends DomainError {
   }
 }
 
+/** What a refusal names, for humans: the unit, the window, and the amounts in credit-seconds and USD. */
+export interface RefusalDetails {
+  /** Name of the unit whose budget (or whose account pool) refused. */
+  readonly unitName: string;
+  /** The window the limit applies to: `MONTHLY 2026-12`, `CONTRACT_TERM 2026-01..2026-12`, `LIFETIME`, … */
+  readonly window: string;
+  /** The whole sentence, with the amounts in credit-seconds and (where the account has a price) USD. */
+  readonly message: string;
+}
+
 export class BudgetExceededError extends DomainError {
   readonly code = 'BUDGET_EXCEEDED';
   constructor(
@@ -40,13 +50,20 @@ export class BudgetExceededError extends DomainError {
     readonly availableMicroCs: bigint,
     readonly requestedMicroCs: bigint,
     readonly reason: 'BUDGET' | 'POOL',
+    readonly details: RefusalDetails | null = null,
   ) {
     super(
-      reason === 'BUDGET'
-        ? 'the job would exceed a HARD budget on the project path'
-        : "the job would exceed the account's pool, and a budget on the path does not allow overage",
+      details?.message ??
+        (reason === 'BUDGET'
+          ? 'the job would exceed a HARD budget on the project path'
+          : "the job would exceed the account's pool, and a budget on the path does not allow overage"),
     );
     this.name = 'BudgetExceededError';
+  }
+
+  /** The same refusal, described. */
+  withDetails(details: RefusalDetails): BudgetExceededError {
+    return new BudgetExceededError(this.budgetId, this.orgUnitId, this.limitMicroCs, this.availableMicroCs, this.requestedMicroCs, this.reason, details);
   }
 }
 

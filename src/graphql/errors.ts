@@ -52,6 +52,12 @@ builder.objectType(BudgetExceededError, {
       resolve: (e) => (e.budgetId ? encodeGlobalID('Budget', e.budgetId) : null),
     }),
     reason: t.exposeString('reason', { description: 'BUDGET: a HARD budget; POOL: the account pool.' }),
+    orgUnitName: t.string({ nullable: true, description: 'Name of the unit whose budget (or whose account pool) refused the job.', resolve: (e) => e.details?.unitName ?? null }),
+    window: t.string({
+      nullable: true,
+      description: 'The window the limit applies to: `MONTHLY 2026-12`, `CONTRACT_TERM 2026-01..2026-12`, `LIFETIME`, `included pool 2026-12` or `credit package term …`.',
+      resolve: (e) => e.details?.window ?? null,
+    }),
     limitCreditSeconds: t.field({ type: 'CreditSeconds', description: 'The limit that binds.', resolve: (e) => e.limitMicroCs }),
     availableCreditSeconds: t.field({ type: 'CreditSeconds', description: 'What is left under it now.', resolve: (e) => e.availableMicroCs }),
     requestedCreditSeconds: t.field({ type: 'CreditSeconds', description: 'The hold the job needed.', resolve: (e) => e.requestedMicroCs }),

@@ -10,5 +10,6 @@ import './billing.js';
 import './audit.js';
 import './custody.js';
 import './identity.js';
+import './overruns.js';
 
 export const schema = builder.toSchema({ sortSchema: true });

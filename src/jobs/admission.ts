@@ -18,6 +18,9 @@ import { canReadUnit, canSubmitFor, type Actor } from '../auth/actor.js';
 import { accountForPath, isUuid } from '../org/units.js';
 import { budgetsOnPath, usageOfBudgets, windowOf, type WindowBounds } from '../budgets/budgets.js';
 import { termPeriods, termsFor, type AccountTermsRow } from '../accounts/accounts.js';
+import { budgetRateUsdPerCs } from '../billing/terms.js';
+import { formatCents, formatCreditSeconds, MICRO_PER_CS, usdToCentsHalfUp } from '../billing/money.js';
+import * as Q from '../billing/rational.js';
 import { periodOf } from '../billing/period.js';
 import { recordMovement } from '../ledger/ledger.js';
 import { recordAudit } from '../audit/audit.js';
@@ -40,6 +43,8 @@ export interface AdmissionSettings {
   forwardLeaseMs: number;
   /** Suggested wait after a concurrency refusal. */
   concurrencyRetryAfterSeconds: number;
+  /** Told of every refusal by a cap (for the /metrics counters); called after the transaction rolled back. */
+  onRefused?: (refusal: BudgetExceededError | ConcurrencyLimitError, projectId: string) => void;
 }
 
 export interface Admitted {
@@ -84,6 +89,10 @@ export async function admitJob(db: Db, actor: Actor, input: SubmitJobInput, sett
   try {
     return await db.transaction((tx) => admitInTransaction(tx, actor, input, body, hash, scope, settings, now));
   } catch (error) {
+    if (error instanceof BudgetExceededError || error instanceof ConcurrencyLimitError) {
+      settings.onRefused?.(error, input.projectId);
+      if (error instanceof BudgetExceededError) throw await describeRefusal(db, error, input.projectId, now);
+    }
     // Two identical requests on different accounts' locks can race to the unique key; the loser replays.
     if (input.idempotencyKey !== null && isUniqueViolation(error)) {
       const existing = await findByIdempotencyKey(db, scope, input.idempotencyKey);
@@ -264,4 +273,39 @@ async function checkPool(
   if (requested > available) {
     throw new BudgetExceededError(noOverage?.id ?? null, noOverage?.orgUnitId ?? path[0]!, pool, available > 0n ? available : 0n, requested, 'POOL');
   }
+}
+
+/**
+ * The refusal in words, read after the admission rolled back (a refusal costs the hot path nothing): the unit's
+ * name, the window, the limit, what is available and what was requested, in credit-seconds and in USD at the
+ * rate budgets convert with (the overage rate, or a credit package's price).
+ */
+async function describeRefusal(db: Db, refusal: BudgetExceededError, projectId: string, now: Date): Promise<BudgetExceededError> {
+  const [unit] = await db.select({ name: orgUnitsTable.name }).from(orgUnitsTable).where(eq(orgUnitsTable.id, refusal.orgUnitId));
+  const [project] = await db.select({ path: orgUnitsTable.path }).from(orgUnitsTable).where(eq(orgUnitsTable.id, projectId));
+  const [budget] = refusal.budgetId ? await db.select().from(budgetsTable).where(eq(budgetsTable.id, refusal.budgetId)) : [];
+  // The account the job would have drawn on (a budget over all accounts converts at that account's rate).
+  const accountId = budget?.accountId ?? (project ? await accountForPath(db, project.path) : null);
+  const [account] = accountId ? await db.select().from(accountsTable).where(eq(accountsTable.id, accountId)) : [];
+  const period = account ? periodOf(now, account.timezone) : null;
+  const terms = account && period ? await termsFor(db, account.id, period) : null;
+  const rate = account ? budgetRateUsdPerCs(account, terms) : null;
+  let window: string;
+  if (budget) {
+    const bounds = windowOf(budget, account ?? null, terms);
+    window = budget.window === 'LIFETIME' ? 'LIFETIME' : 'currentMonth' in bounds ? `MONTHLY ${period ?? ''}`.trim() : `${budget.window} ${bounds.from}..${bounds.to}`;
+  } else {
+    const term = account?.billingModel === 'CREDIT_PACKAGE' ? termPeriods(terms) : null;
+    window = term ? `credit package term ${term.from}..${term.to}` : `included pool ${period ?? ''}`.trim();
+  }
+  const amount = (micro: bigint) => {
+    const cs = `${formatCreditSeconds(micro)} cs`;
+    return rate ? `${cs} ($${formatCents(usdToCentsHalfUp(Q.mul(Q.rational(micro, MICRO_PER_CS), rate)))})` : cs;
+  };
+  const what = refusal.reason === 'BUDGET' ? `the ${budget?.enforcement ?? 'HARD'} budget of` : "the account's pool (no overage allowed) for";
+  const unitName = unit?.name ?? refusal.orgUnitId;
+  const message =
+    `refused: the job would exceed ${what} "${unitName}" (${window}): ` +
+    `limit ${amount(refusal.limitMicroCs)}, available ${amount(refusal.availableMicroCs)}, requested ${amount(refusal.requestedMicroCs)}`;
+  return refusal.withDetails({ unitName, window, message });
 }
