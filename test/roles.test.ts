@@ -38,6 +38,8 @@ const MATRIX: [operation: string, ...cells: Outcome[]][] = [
   ['query serviceTokens',                  'ok',        'ok',        'hidden',    'ok',        'forbidden', 'forbidden', 'forbidden', '401'],
   ['query auditEvents',                    'ok',        'ok',        'forbidden', 'forbidden', 'forbidden', 'forbidden', 'forbidden', '401'],
   ['query roleMappings',                   'ok',        'forbidden', 'forbidden', 'forbidden', 'forbidden', 'forbidden', 'forbidden', '401'],
+  ['query overrunFlags',                   'ok',        'ok',        'forbidden', 'forbidden', 'forbidden', 'forbidden', 'forbidden', '401'],
+  ['query driftNotes',                     'ok',        'ok',        'forbidden', 'forbidden', 'forbidden', 'forbidden', 'forbidden', '401'],
   ['mutation createAccount',               'ok',        'forbidden', 'forbidden', 'forbidden', 'forbidden', 'forbidden', 'forbidden', '401'],
   ['mutation createOrgUnit (under team)',  'ok',        'forbidden', 'notfound',  'ok',        'forbidden', 'notfound',  'forbidden', '401'],
   ['mutation setBudget (project)',         'ok',        'ok',        'notfound',  'ok',        'forbidden', 'notfound',  'forbidden', '401'],
@@ -192,6 +194,11 @@ const OPERATIONS: Record<string, { field: string; run: Run }> = {
   },
   'query auditEvents': { field: 'auditEvents', run: (t) => queryOutcome(`{ auditEvents(first: 5) { edges { node { id action } } } }`, {}, t, (d) => d.auditEvents.edges.length > 0) },
   'query roleMappings': { field: 'roleMappings', run: (t) => queryOutcome(`{ roleMappings { id } }`, {}, t, (d) => Array.isArray(d.roleMappings)) },
+  'query overrunFlags': { field: 'overrunFlags', run: (t) => queryOutcome(`query($p: Period!) { overrunFlags(period: $p) { jobsWithOverrun } }`, { p: PERIOD_NOW }, t, (d) => Array.isArray(d.overrunFlags)) },
+  'query driftNotes': {
+    field: 'driftNotes',
+    run: (t) => queryOutcome(`query($a: ID!, $p: Period!) { driftNotes(accountId: $a, period: $p) { reason } }`, { a: ids.accountA, p: PERIOD_NOW }, t, (d) => Array.isArray(d.driftNotes)),
+  },
 
   'mutation createAccount': {
     field: 'createAccount',
