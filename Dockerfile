@@ -1,16 +1,29 @@
 # The gateway as a container. Build: docker build -t heygen-gateway .
-FROM node:20-bookworm-slim
-ENV NODE_ENV=production
+# Run:   docker run -p 4000:4000 -e DATABASE_URL=postgres://… -e GATEWAY_MASTER_KEY=… heygen-gateway
+# CLIs:  docker run --rm -e DATABASE_URL=… -e GATEWAY_MASTER_KEY=… heygen-gateway node dist/cli/token.js --admin
+
+# 1. Build: all dependencies, TypeScript compiled to dist/.
+FROM node:24-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
-# tsx runs the TypeScript sources directly; dev dependencies (tests, drizzle-kit) are left out.
-RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
-COPY tsconfig.json ./
+RUN npm ci --ignore-scripts --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
+RUN npm run build
+
+# 2. Runtime: production dependencies and compiled JavaScript only, as the unprivileged `node` user.
+FROM node:24-bookworm-slim
+ENV NODE_ENV=production DATA_DIR=/data PORT=4000
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
+COPY --from=build /app/dist ./dist
 COPY migrations ./migrations
-COPY schema ./schema
+# The embedded database (only when DATABASE_URL is unset) lives in /data, owned by the user that writes it.
+RUN mkdir -p /data && chown node:node /data
+VOLUME /data
 USER node
 EXPOSE 4000
-HEALTHCHECK --interval=30s --timeout=3s CMD node -e "fetch('http://127.0.0.1:'+(process.env.PORT||4000)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
+HEALTHCHECK --interval=30s --timeout=3s --start-period=20s CMD node -e "fetch('http://127.0.0.1:'+(process.env.PORT||4000)+'/readyz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
 # SIGTERM: the gateway stops accepting, finishes in-flight requests, stops its workers, then exits.
-CMD ["node", "--import", "tsx", "src/main.ts"]
+CMD ["node", "--enable-source-maps", "dist/main.js"]

@@ -7,7 +7,10 @@ import { parseCreditSeconds } from './billing/money.js';
 const optionalString = z.preprocess((v) => (typeof v === 'string' && v.trim() === '' ? undefined : v), z.string().trim().min(1).optional());
 
 const envSchema = z.object({
-  DATABASE_URL: optionalString,
+  DATABASE_URL: z.preprocess(
+    (v) => (typeof v === 'string' && v.trim() === '' ? undefined : v),
+    z.string().trim().regex(/^postgres(ql)?:\/\/[^\s]+$/, 'must be a postgres:// or postgresql:// URL').optional(),
+  ),
   DATA_DIR: z.string().trim().min(1).default('./data'),
   PORT: z.coerce.number().int().min(0).max(65535).default(4000),
   HOST: z.string().default('0.0.0.0'),
@@ -108,14 +111,15 @@ export interface Config {
 
 export class ConfigError extends Error {}
 
-export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+/** `requireMasterKey: false` for tools that touch no secret (migrations). */
+export function loadConfig(env: Record<string, string | undefined> = process.env, opts: { requireMasterKey?: boolean } = {}): Config {
   const parsed = envSchema.safeParse(env);
   if (!parsed.success) {
     const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
     throw new ConfigError(`Invalid configuration:\n${lines.join('\n')}`);
   }
   const e = parsed.data;
-  if (e.DATABASE_URL && !e.GATEWAY_MASTER_KEY) {
+  if (e.DATABASE_URL && !e.GATEWAY_MASTER_KEY && opts.requireMasterKey !== false) {
     throw new ConfigError('Invalid configuration:\n  GATEWAY_MASTER_KEY: required when DATABASE_URL is set');
   }
   const production = e.NODE_ENV === 'production';

@@ -1,19 +1,11 @@
 // The gateway process: configuration, services, HTTP, background workers, graceful shutdown.
-import { loadConfig, ConfigError } from './config.js';
+import { loadConfig } from './config.js';
+import { runCli } from './cli/run.js';
 import { createServices, startBackgroundWork, stopServices } from './app.js';
 import { closeServer, createHttpServer, listen } from './http/server.js';
 
-async function main(): Promise<void> {
-  let config;
-  try {
-    config = loadConfig();
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      console.error(error.message);
-      process.exit(2);
-    }
-    throw error;
-  }
+await runCli('gateway', async () => {
+  const config = loadConfig();
   const services = await createServices(config);
   const server = createHttpServer(services);
   const port = await listen(server, config.port, config.host);
@@ -33,9 +25,4 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));
-}
-
-main().catch((error: unknown) => {
-  console.error('gateway failed to start:', error instanceof Error ? error.message : error);
-  process.exit(1);
 });

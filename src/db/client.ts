@@ -1,6 +1,8 @@
 // One database handle type for both drivers: `pg` against PostgreSQL, PGlite embedded.
 import { fileURLToPath } from 'node:url';
 import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import lockfile from 'proper-lockfile';
 import pg from 'pg';
 import { drizzle as drizzlePg, type NodePgQueryResultHKT } from 'drizzle-orm/node-postgres';
 import { migrate as migratePg } from 'drizzle-orm/node-postgres/migrator';
@@ -39,12 +41,49 @@ export async function openDatabase(opts: { databaseUrl?: string | undefined; dat
   }
   const { PGlite } = await import('@electric-sql/pglite');
   const { drizzle: drizzlePglite } = await import('drizzle-orm/pglite');
-  if (opts.dataDir !== 'memory://') mkdirSync(opts.dataDir, { recursive: true });
-  const client = await PGlite.create(opts.dataDir);
+  const release = opts.dataDir === 'memory://' ? async () => {} : await lockDataDir(opts.dataDir);
+  let client;
+  try {
+    client = await PGlite.create(opts.dataDir);
+  } catch (error) {
+    await release();
+    throw error;
+  }
   database.db = drizzlePglite(client, { schema, logger }) as unknown as Db;
   database.driver = 'pglite';
-  database.close = () => client.close();
+  database.close = async () => {
+    await client.close();
+    await release();
+  };
   return database;
+}
+
+export class DataDirInUseError extends Error {}
+
+/**
+ * The embedded database is one process's: a second gateway, demo or CLI opening the same folder would corrupt it.
+ * A lock file (refreshed while held, stale after 10 s so a crashed holder does not block for ever) keeps it one.
+ */
+async function lockDataDir(dataDir: string): Promise<() => Promise<void>> {
+  mkdirSync(dataDir, { recursive: true });
+  try {
+    return await lockfile.lock(dataDir, {
+      lockfilePath: join(dataDir, 'gateway.lock'),
+      stale: 10_000,
+      update: 2_000,
+      realpath: false,
+      // Should the lock be taken over (the process stalled past `stale`), stop writing rather than corrupt.
+      onCompromised: () => {
+        console.error(`the lock on the embedded database in ${dataDir} was lost; exiting to protect it`);
+        process.exit(1);
+      },
+    });
+  } catch (error) {
+    if ((error as { code?: string }).code === 'ELOCKED') {
+      throw new DataDirInUseError(`the embedded database in ${dataDir} is in use by another process (a gateway, demo or CLI); stop it, or set DATABASE_URL`);
+    }
+    throw error;
+  }
 }
 
 /** Applies the committed migrations under an advisory lock, so several replicas may start at once. */

@@ -1,0 +1,156 @@
+// The README's "Pointing it at real HeyGen" block, run as written (with a scratch database and port 0): the token
+// it prints works against the gateway it started. And every CLI, given a wrong setting, prints one line and exits 2.
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, type TestDatabase } from './support/db.js';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+
+/** The shell block that follows the `real-heygen` marker in the README. */
+function readmeBlock(): string {
+  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+  const match = /<!-- real-heygen:[^>]*-->\s*```bash\n([\s\S]*?)```/.exec(readme);
+  if (!match) throw new Error('README has no real-heygen block');
+  return match[1]!;
+}
+
+function newestMtime(dir: string): number {
+  return Math.max(...readdirSync(dir, { recursive: true, encoding: 'utf8' }).map((f) => statSync(join(dir, f)).mtimeMs));
+}
+
+describe("the README's real-HeyGen steps, literally", () => {
+  let db: TestDatabase;
+  beforeAll(async () => {
+    db = await createTestDatabase();
+  });
+  afterAll(async () => db?.drop());
+
+  it('start a gateway on PostgreSQL and print an ADMIN token that works against it', async () => {
+    const block = readmeBlock();
+    expect(block).toContain('npm start &');
+    expect(block).toContain('npm run token -- --admin');
+    // Two substitutions, said here: the scratch database for the example URL, and for `npm ci` its build step only
+    // (node_modules is installed already, and reinstalling it under the running suite would break the suite),
+    // skipped when dist/ is newer than every source file (as right after `npm ci` in CI).
+    const fresh = statSync(join(ROOT, 'dist/main.js'), { throwIfNoEntry: false })?.mtimeMs ?? 0;
+    const script = block
+      .replace(/^export DATABASE_URL=.*$/m, `export DATABASE_URL='${db.url}'`)
+      .replace(/^npm ci$/m, fresh > newestMtime(join(ROOT, 'src')) ? 'true' : 'npm run build');
+    expect(script).not.toBe(block);
+    const child = spawn('bash', ['-euo', 'pipefail', '-c', `${script}\nwait`], {
+      cwd: ROOT,
+      env: { ...process.env, DATABASE_URL: '', GATEWAY_MASTER_KEY: '', PORT: '0', HOST: '127.0.0.1', GATEWAY_PRINT_PORT: '1', LOG_LEVEL: 'warn', NODE_ENV: 'test' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (err += c.toString()));
+    try {
+      const found = await new Promise<{ port: number; token: string }>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no port and token in time:\n${out}\n${err}`)), 120_000);
+        const check = () => {
+          const port = /GATEWAY_PORT=(\d+)/.exec(out);
+          const token = /^(eyJ[\w-]+\.[\w-]+\.[\w-]+)$/m.exec(out);
+          if (port && token) {
+            clearTimeout(timer);
+            resolve({ port: Number(port[1]), token: token[1]! });
+          }
+        };
+        child.stdout.on('data', check);
+        child.once('exit', (code) => reject(new Error(`the block exited with ${code}:\n${out}\n${err}`)));
+      });
+      expect(out).toContain('migrations applied');
+      // The CLI says which database it used: the server's, not the embedded one.
+      expect(err).toMatch(/using PostgreSQL 127\.0\.0\.1:5432\/gw_test_/);
+      const res = await fetch(`http://127.0.0.1:${found.port}/graphql`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${found.token}` },
+        body: JSON.stringify({ query: '{ viewer { role } }' }),
+      });
+      expect(await res.json()).toEqual({ data: { viewer: { role: 'ADMIN' } } });
+    } finally {
+      try {
+        process.kill(-child.pid!, 'SIGTERM');
+      } catch {
+        /* already gone */
+      }
+      await new Promise((r) => (child.exitCode !== null ? r(null) : child.once('exit', r)));
+    }
+  }, 180_000);
+});
+
+describe('every CLI: a wrong setting is one line and exit code 2', () => {
+  const cwd = mkdtempSync(join(tmpdir(), 'gw-cli-'));
+  // Run from the repository (where tsx resolves), with a data folder of the test's own.
+  const run = (script: string, args: string[], env: Record<string, string>) =>
+    spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, script), ...args], {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH ?? '', HOME: cwd, NODE_OPTIONS: '', DATA_DIR: join(cwd, 'data'), ...env },
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+  const cases: [name: string, script: string, args: string[], env: Record<string, string>, message: RegExp][] = [
+    ['token: no role', 'src/cli/token.ts', [], {}, /^token: usage: /],
+    ['token: MANAGER without a unit', 'src/cli/token.ts', ['--role', 'MANAGER'], {}, /needs --unit/],
+    ['token: a unit that is not an id', 'src/cli/token.ts', ['--role', 'MEMBER', '--unit', 'video-team'], {}, /--unit must be an OrgUnit id/],
+    ['token: master key without DATABASE_URL', 'src/cli/token.ts', ['--admin'], { GATEWAY_MASTER_KEY: 'x' }, /DATABASE_URL is not/],
+    ['token: DATABASE_URL without master key', 'src/cli/token.ts', ['--admin'], { DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/test' }, /GATEWAY_MASTER_KEY: required/],
+    ['token: malformed master key', 'src/cli/token.ts', ['--admin'], { DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/test', GATEWAY_MASTER_KEY: 'short' }, /master key|GATEWAY_MASTER_KEY/i],
+    ['db:migrate: not a database URL', 'src/cli/migrate.ts', [], { DATABASE_URL: 'localhost/gateway' }, /DATABASE_URL: must be a postgres/],
+    ['db:migrate: master key without DATABASE_URL', 'src/cli/migrate.ts', [], { GATEWAY_MASTER_KEY: 'x' }, /DATABASE_URL is not/],
+    ['rotate-master-key: no key', 'src/cli/rotate-master-key.ts', [], {}, /GATEWAY_MASTER_KEY \(the new key\) is required/],
+    ['gateway: bad PORT', 'src/main.ts', [], { PORT: 'eighty' }, /^gateway: invalid configuration: PORT/],
+    ['gateway: bad LOG_LEVEL and HOLD_TTL_HOURS at once', 'src/main.ts', [], { LOG_LEVEL: 'loud', HOLD_TTL_HOURS: '0' }, /LOG_LEVEL.*HOLD_TTL_HOURS|HOLD_TTL_HOURS.*LOG_LEVEL/],
+  ];
+  it.each(cases)('%s', (_name, script, args, env, message) => {
+    const r = run(script, args, env);
+    expect(r.status, r.stderr).toBe(2);
+    const lines = r.stderr.trim().split('\n').filter((l) => !l.startsWith('using '));
+    expect(lines, r.stderr).toHaveLength(1);
+    expect(lines[0]).toMatch(message);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it('migrations need no master key, and the CLI says which database it used', async () => {
+    const db = await createTestDatabase();
+    try {
+      const r = run('src/cli/migrate.ts', [], { DATABASE_URL: db.url });
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.stderr).toContain(`using PostgreSQL 127.0.0.1:5432/${db.name}`);
+      expect(r.stdout).toContain('migrations applied');
+    } finally {
+      await db.drop();
+    }
+  });
+
+  it('a second process cannot open the embedded database while one holds it', async () => {
+    const dataDir = join(cwd, 'locked');
+    const first = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src/main.ts')], {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH ?? '', HOME: cwd, DATA_DIR: dataDir, PORT: '0', HOST: '127.0.0.1', GATEWAY_PRINT_PORT: '1', LOG_LEVEL: 'warn' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        let out = '';
+        first.stdout.on('data', (c: Buffer) => {
+          out += c.toString();
+          if (out.includes('GATEWAY_PORT=')) resolve();
+        });
+        first.once('exit', (code) => reject(new Error(`first gateway exited with ${code}`)));
+      });
+      const second = run('src/cli/migrate.ts', [], { DATA_DIR: dataDir });
+      expect(second.status).toBe(2);
+      expect(second.stderr).toMatch(/db:migrate: the embedded database in .* is in use by another process/);
+    } finally {
+      first.kill('SIGTERM');
+      await new Promise((r) => (first.exitCode !== null ? r(null) : first.once('exit', r)));
+    }
+  });
+});
