@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
 import { decodeGlobalID } from '@pothos/plugin-relay';
 import { startHarness, waitFor, type Harness } from './support/harness.js';
+import { dist } from './support/build.js';
 import { createTree, JOB_QUERY, SUBMIT, avatarRequest, type Tree } from './support/fixtures.js';
 import { accountsTable, signingKeysTable } from '../src/db/schema.js';
 import { createSecretBox, generateMasterKey } from '../src/secrets/secret-box.js';
@@ -64,7 +65,7 @@ describe('master-key rotation', () => {
   it('re-encrypts every secret; accounts still forward jobs; the old key decrypts nothing', async () => {
     const masterB = generateMasterKey();
     const output = await new Promise<string>((resolve, reject) => {
-      const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/rotate-master-key.ts'], {
+      const child = spawn(process.execPath, [dist('cli/rotate-master-key.js')], {
         env: { ...process.env, DATABASE_URL: h.config.databaseUrl!, GATEWAY_MASTER_KEY: masterB, GATEWAY_PREVIOUS_MASTER_KEYS: masterA, LOG_LEVEL: 'silent' },
         stdio: ['ignore', 'pipe', 'pipe'],
       });

@@ -1,14 +1,13 @@
 // The README's "Pointing it at real HeyGen" block, run as written (with a scratch database and port 0): the token
 // it prints works against the gateway it started. And every CLI, given a wrong setting, prints one line and exits 2.
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from './support/db.js';
+import { dist, ROOT } from './support/build.js';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
 /** The shell block that follows the `real-heygen` marker in the README. */
 function readmeBlock(): string {
@@ -16,10 +15,6 @@ function readmeBlock(): string {
   const match = /<!-- real-heygen:[^>]*-->\s*```bash\n([\s\S]*?)```/.exec(readme);
   if (!match) throw new Error('README has no real-heygen block');
   return match[1]!;
-}
-
-function newestMtime(dir: string): number {
-  return Math.max(...readdirSync(dir, { recursive: true, encoding: 'utf8' }).map((f) => statSync(join(dir, f)).mtimeMs));
 }
 
 describe("the README's real-HeyGen steps, literally", () => {
@@ -33,13 +28,12 @@ describe("the README's real-HeyGen steps, literally", () => {
     const block = readmeBlock();
     expect(block).toContain('npm start &');
     expect(block).toContain('npm run token -- --admin');
-    // Two substitutions, said here: the scratch database for the example URL, and for `npm ci` its build step only
-    // (node_modules is installed already, and reinstalling it under the running suite would break the suite),
-    // skipped when dist/ is newer than every source file (as right after `npm ci` in CI).
-    const fresh = statSync(join(ROOT, 'dist/main.js'), { throwIfNoEntry: false })?.mtimeMs ?? 0;
+    // Two substitutions, said here: the scratch database for the example URL, and for `npm ci` nothing: node_modules
+    // is installed already (reinstalling it under the running suite would break the suite), and the build that
+    // `npm ci` runs is the suite's shared one (test/support/build.ts).
     const script = block
       .replace(/^export DATABASE_URL=.*$/m, `export DATABASE_URL='${db.url}'`)
-      .replace(/^npm ci$/m, fresh > newestMtime(join(ROOT, 'src')) ? 'true' : 'npm run build');
+      .replace(/^npm ci$/m, 'true');
     expect(script).not.toBe(block);
     const child = spawn('bash', ['-euo', 'pipefail', '-c', `${script}\nwait`], {
       cwd: ROOT,
@@ -87,26 +81,26 @@ describe("the README's real-HeyGen steps, literally", () => {
 
 describe('every CLI: a wrong setting is one line and exit code 2', () => {
   const cwd = mkdtempSync(join(tmpdir(), 'gw-cli-'));
-  // Run from the repository (where tsx resolves), with a data folder of the test's own.
+  // The compiled tools, as shipped, each with a data folder of the test's own.
   const run = (script: string, args: string[], env: Record<string, string>) =>
-    spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, script), ...args], {
-      cwd: ROOT,
+    spawnSync(process.execPath, [dist(script), ...args], {
+      cwd,
       env: { PATH: process.env.PATH ?? '', HOME: cwd, NODE_OPTIONS: '', DATA_DIR: join(cwd, 'data'), ...env },
       encoding: 'utf8',
       timeout: 60_000,
     });
   const cases: [name: string, script: string, args: string[], env: Record<string, string>, message: RegExp][] = [
-    ['token: no role', 'src/cli/token.ts', [], {}, /^token: usage: /],
-    ['token: MANAGER without a unit', 'src/cli/token.ts', ['--role', 'MANAGER'], {}, /needs --unit/],
-    ['token: a unit that is not an id', 'src/cli/token.ts', ['--role', 'MEMBER', '--unit', 'video-team'], {}, /--unit must be an OrgUnit id/],
-    ['token: master key without DATABASE_URL', 'src/cli/token.ts', ['--admin'], { GATEWAY_MASTER_KEY: 'x' }, /DATABASE_URL is not/],
-    ['token: DATABASE_URL without master key', 'src/cli/token.ts', ['--admin'], { DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/test' }, /GATEWAY_MASTER_KEY: required/],
-    ['token: malformed master key', 'src/cli/token.ts', ['--admin'], { DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/test', GATEWAY_MASTER_KEY: 'short' }, /master key|GATEWAY_MASTER_KEY/i],
-    ['db:migrate: not a database URL', 'src/cli/migrate.ts', [], { DATABASE_URL: 'localhost/gateway' }, /DATABASE_URL: must be a postgres/],
-    ['db:migrate: master key without DATABASE_URL', 'src/cli/migrate.ts', [], { GATEWAY_MASTER_KEY: 'x' }, /DATABASE_URL is not/],
-    ['rotate-master-key: no key', 'src/cli/rotate-master-key.ts', [], {}, /GATEWAY_MASTER_KEY \(the new key\) is required/],
-    ['gateway: bad PORT', 'src/main.ts', [], { PORT: 'eighty' }, /^gateway: invalid configuration: PORT/],
-    ['gateway: bad LOG_LEVEL and HOLD_TTL_HOURS at once', 'src/main.ts', [], { LOG_LEVEL: 'loud', HOLD_TTL_HOURS: '0' }, /LOG_LEVEL.*HOLD_TTL_HOURS|HOLD_TTL_HOURS.*LOG_LEVEL/],
+    ['token: no role', 'cli/token.js', [], {}, /^token: usage: /],
+    ['token: MANAGER without a unit', 'cli/token.js', ['--role', 'MANAGER'], {}, /needs --unit/],
+    ['token: a unit that is not an id', 'cli/token.js', ['--role', 'MEMBER', '--unit', 'video-team'], {}, /--unit must be an OrgUnit id/],
+    ['token: master key without DATABASE_URL', 'cli/token.js', ['--admin'], { GATEWAY_MASTER_KEY: 'x' }, /DATABASE_URL is not/],
+    ['token: DATABASE_URL without master key', 'cli/token.js', ['--admin'], { DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/test' }, /GATEWAY_MASTER_KEY: required/],
+    ['token: malformed master key', 'cli/token.js', ['--admin'], { DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/test', GATEWAY_MASTER_KEY: 'short' }, /master key|GATEWAY_MASTER_KEY/i],
+    ['db:migrate: not a database URL', 'cli/migrate.js', [], { DATABASE_URL: 'localhost/gateway' }, /DATABASE_URL: must be a postgres/],
+    ['db:migrate: master key without DATABASE_URL', 'cli/migrate.js', [], { GATEWAY_MASTER_KEY: 'x' }, /DATABASE_URL is not/],
+    ['rotate-master-key: no key', 'cli/rotate-master-key.js', [], {}, /GATEWAY_MASTER_KEY \(the new key\) is required/],
+    ['gateway: bad PORT', 'main.js', [], { PORT: 'eighty' }, /^gateway: invalid configuration: PORT/],
+    ['gateway: bad LOG_LEVEL and HOLD_TTL_HOURS at once', 'main.js', [], { LOG_LEVEL: 'loud', HOLD_TTL_HOURS: '0' }, /LOG_LEVEL.*HOLD_TTL_HOURS|HOLD_TTL_HOURS.*LOG_LEVEL/],
   ];
   it.each(cases)('%s', (_name, script, args, env, message) => {
     const r = run(script, args, env);
@@ -120,7 +114,7 @@ describe('every CLI: a wrong setting is one line and exit code 2', () => {
   it('migrations need no master key, and the CLI says which database it used', async () => {
     const db = await createTestDatabase();
     try {
-      const r = run('src/cli/migrate.ts', [], { DATABASE_URL: db.url });
+      const r = run('cli/migrate.js', [], { DATABASE_URL: db.url });
       expect(r.status, r.stderr).toBe(0);
       expect(r.stderr).toContain(`using PostgreSQL 127.0.0.1:5432/${db.name}`);
       expect(r.stdout).toContain('migrations applied');
@@ -131,8 +125,8 @@ describe('every CLI: a wrong setting is one line and exit code 2', () => {
 
   it('a second process cannot open the embedded database while one holds it', async () => {
     const dataDir = join(cwd, 'locked');
-    const first = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src/main.ts')], {
-      cwd: ROOT,
+    const first = spawn(process.execPath, [dist('main.js')], {
+      cwd,
       env: { PATH: process.env.PATH ?? '', HOME: cwd, DATA_DIR: dataDir, PORT: '0', HOST: '127.0.0.1', GATEWAY_PRINT_PORT: '1', LOG_LEVEL: 'warn' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -145,7 +139,7 @@ describe('every CLI: a wrong setting is one line and exit code 2', () => {
         });
         first.once('exit', (code) => reject(new Error(`first gateway exited with ${code}`)));
       });
-      const second = run('src/cli/migrate.ts', [], { DATA_DIR: dataDir });
+      const second = run('cli/migrate.js', [], { DATA_DIR: dataDir });
       expect(second.status).toBe(2);
       expect(second.stderr).toMatch(/db:migrate: the embedded database in .* is in use by another process/);
     } finally {

@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { createHmac } from 'node:crypto';
+import { dist } from './support/build.js';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -826,7 +827,7 @@ describe('CLI', () => {
   it('starts on the given port with the given keys and stops on SIGTERM', async () => {
     const child = spawn(
       process.execPath,
-      ['--import', 'tsx', 'src/heygen/simulator/main.ts', '--port', '0', '--api-key', 'cli_a', '--api-key', 'cli_b'],
+      [dist('heygen/simulator/main.js'), '--port', '0', '--api-key', 'cli_a', '--api-key', 'cli_b'],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     let output = '';
@@ -834,7 +835,7 @@ describe('CLI', () => {
     child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
     try {
-      // Generous: tsx compiles on start, which is slow on a loaded machine.
+      // Generous: a loaded machine starts processes slowly.
       const url = await waitFor(() => output.includes('API key(s)') && /listening on (http:\/\/\S+)/.exec(output)?.[1], 25_000);
       expect(output).toContain('cli_a, cli_b');
       expect((await call('GET', '/v3/users/me', { base: url, key: 'cli_b' })).status).toBe(200);
