@@ -21,7 +21,8 @@ import { termPeriods, termsFor, type AccountTermsRow } from '../accounts/account
 import { periodOf } from '../billing/period.js';
 import { recordMovement } from '../ledger/ledger.js';
 import { recordAudit } from '../audit/audit.js';
-import { estimateJob, validateJobRequest } from './estimate.js';
+import { estimateJob, prepareJob, type PreparedJob } from './estimate.js';
+import type { MediaProbeLimits } from '../pricing/media.js';
 import { IN_FLIGHT_STATUSES } from './lifecycle.js';
 
 export type JobRow = typeof jobsTable.$inferSelect;
@@ -40,6 +41,8 @@ export interface AdmissionSettings {
   forwardLeaseMs: number;
   /** Suggested wait after a concurrency refusal. */
   concurrencyRetryAfterSeconds: number;
+  /** Limits on reading the duration of media a request points at (before the transaction). */
+  media: MediaProbeLimits;
 }
 
 export interface Admitted {
@@ -78,11 +81,12 @@ export async function admitJob(db: Db, actor: Actor, input: SubmitJobInput, sett
     throw new ValidationError('idempotencyKey', 'idempotencyKey must be 1 to 200 characters of A-Z a-z 0-9 _ - : .');
   }
   if (!isUuid(input.projectId)) throw new NotFoundError('OrgUnit', input.projectId);
-  const body = validateJobRequest(input.kind, input.request);
+  // Validation and media measurement are network I/O: done before the transaction, never inside it.
+  const prepared = await prepareJob(input.kind, input.request, settings.media);
   const hash = requestHash(input);
   const scope = idempotencyScope(actor);
   try {
-    return await db.transaction((tx) => admitInTransaction(tx, actor, input, body, hash, scope, settings, now));
+    return await db.transaction((tx) => admitInTransaction(tx, actor, input, prepared, hash, scope, settings, now));
   } catch (error) {
     // Two identical requests on different accounts' locks can race to the unique key; the loser replays.
     if (input.idempotencyKey !== null && isUniqueViolation(error)) {
@@ -110,7 +114,7 @@ async function admitInTransaction(
   tx: Db,
   actor: Actor,
   input: SubmitJobInput,
-  body: Record<string, unknown>,
+  prepared: PreparedJob,
   hash: string,
   scope: string,
   settings: AdmissionSettings,
@@ -133,7 +137,7 @@ async function admitInTransaction(
     if (existing) return replay(existing, hash);
   }
 
-  const estimate = estimateJob(input.kind, body, input.estimatedSeconds, account.priceBook);
+  const estimate = estimateJob(prepared, input.estimatedSeconds, account.priceBook);
   const requested = estimate.estimatedMicroCs;
   const period = periodOf(now, account.timezone);
 
@@ -180,7 +184,7 @@ async function admitInTransaction(
       accountId: account.id,
       kind: input.kind,
       status: 'RESERVED',
-      request: body,
+      request: prepared.body,
       requestHash: hash,
       idempotencyScope: scope,
       idempotencyKey: input.idempotencyKey,
