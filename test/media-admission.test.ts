@@ -2,6 +2,7 @@
 // length read from the media itself (real WAV / MP3 / MP4 files made in code, served on loopback), × outputs
 // × margin × rate, exactly; a caller's "1" changes nothing; media that cannot be read is a typed
 // ValidationError naming the field, with nothing written; large files are read in ranges, never whole.
+import net, { type AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sql } from 'drizzle-orm';
 import { startHarness, waitFor, type Harness } from './support/harness.js';
@@ -69,6 +70,27 @@ const hold = (micros: bigint, rateMicroCs: bigint, outputs: bigint) => {
 };
 
 describe('holds from measured media', () => {
+  it('a media server that never answers is cut off at the time limit: a ValidationError, not a hung admission', async () => {
+    const silentConnections: net.Socket[] = [];
+    const silent = net.createServer((socket) => silentConnections.push(socket)); // accepts connections, never answers
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const port = (silent.address() as AddressInfo).port;
+    try {
+      const started = Date.now();
+      const error = await prepareJob('AVATAR_VIDEO', { type: 'avatar', avatar_id: 'a', audio_url: `http://127.0.0.1:${port}/a.wav` }, { timeoutMs: 200, maxBytes: MAX_BYTES, allowPrivate: true }).catch(
+        (e: unknown) => e,
+      );
+      expect(error).toBeInstanceOf(ValidationError);
+      expect((error as ValidationError).message).toMatch(/within 200 ms/);
+      expect(Date.now() - started).toBeLessThan(2000);
+    } finally {
+      await new Promise<void>((resolve) => {
+        silent.close(() => resolve());
+        for (const c of silentConnections) c.destroy();
+      });
+    }
+  });
+
   it('audio avatar videos (WAV, MP3): measured length × margin × rate; estimatedSeconds "1" changes nothing', async () => {
     for (const [path, measured] of [
       ['/a.wav', 12_345_000n],
@@ -149,6 +171,9 @@ describe('holds from measured media', () => {
       expect(isPublicAddress(address), address).toBe(false);
     }
     for (const address of ['8.8.8.8', '1.1.1.1', '2606:4700:4700::1111']) expect(isPublicAddress(address), address).toBe(true);
+    // Allowed explicitly (as in tests), a name is resolved and the checked address is the one connected to.
+    const allowed = await prepareJob('AVATAR_VIDEO', { type: 'avatar', avatar_id: 'a', audio_url: media.url('/a.wav').replace('127.0.0.1', 'localhost') }, { ...strict, allowPrivate: true });
+    expect(allowed.measured.get('audio_url')).toBe(12_345_000n);
     // The default configuration refuses them.
     const { loadConfig } = await import('../src/config.js');
     expect(loadConfig({}).mediaProbe.allowPrivate).toBe(false);
