@@ -146,14 +146,17 @@ export async function prepareJob(kind: JobKind, request: unknown, limits: MediaP
   const { body, plan } = planJob(kind, request);
   const refs = mediaOf(plan);
   const measured = new Map<string, bigint>();
+  // One deadline for the whole request: fifty slow media URLs cannot hold an admission for fifty timeouts.
+  const deadline = Date.now() + limits.timeoutMs;
   for (let i = 0; i < refs.length; i += PROBE_PARALLELISM) {
     await Promise.all(
       refs.slice(i, i + PROBE_PARALLELISM).map(async (ref) => {
         try {
+          const remaining = { ...limits, timeoutMs: Math.max(1, deadline - Date.now()) };
           const micro =
             'url' in ref.source
-              ? await measureMediaUrl(ref.source.url, limits)
-              : await measureMediaBytes(decodeBase64(ref.field, ref.source.data, limits.maxBytes), ref.source.mediaType ?? undefined, limits);
+              ? await measureMediaUrl(ref.source.url, remaining)
+              : await measureMediaBytes(decodeBase64(ref.field, ref.source.data, limits.maxBytes), ref.source.mediaType ?? undefined, remaining);
           measured.set(ref.field, micro);
         } catch (error) {
           if (error instanceof MediaError) throw new ValidationError(requestField(ref.field), `${error.message} (${error.reason})`);
