@@ -159,7 +159,10 @@ export async function prepareJob(kind: JobKind, request: unknown, limits: MediaP
               : await measureMediaBytes(decodeBase64(ref.field, ref.source.data, limits.maxBytes), ref.source.mediaType ?? undefined, remaining);
           measured.set(ref.field, micro);
         } catch (error) {
-          if (error instanceof MediaError) throw new ValidationError(requestField(ref.field), `${error.message} (${error.reason})`);
+          if (error instanceof MediaError) {
+            const message = error.reason === 'timeout' ? `the media could not be read within ${limits.timeoutMs} ms` : error.message;
+            throw new ValidationError(requestField(ref.field), `${message} (${error.reason})`);
+          }
           throw error;
         }
       }),
