@@ -159,6 +159,17 @@ describe('holds from measured media', () => {
     }
   });
 
+  it('the byte budget is shared by all the media of one request', async () => {
+    const limits = { timeoutMs: 3000, maxBytes: 200 * 1024, allowPrivate: true };
+    const clip = { type: 'video', source: { type: 'url', url: media.url('/v.mp4') } };
+    // One clip fits in the budget; reading six of them would take several times more than one file's worth.
+    const one = await prepareJob('AVATAR_VIDEO', { scenes: [clip] }, limits);
+    expect(one.measured.get('scenes.0.source.url')).toBe(42_500_000n);
+    const error = await prepareJob('AVATAR_VIDEO', { scenes: Array.from({ length: 6 }, () => clip) }, limits).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ValidationError);
+    expect((error as ValidationError).message).toMatch(/oversized/);
+  });
+
   it('private, loopback and link-local addresses are refused unless allowed, after DNS resolution', async () => {
     const strict = { timeoutMs: 2000, maxBytes: MAX_BYTES, allowPrivate: false };
     for (const url of [media.url('/a.wav'), media.url('/a.wav').replace('127.0.0.1', 'localhost'), 'http://169.254.169.254/latest', 'http://[::1]:9/a.wav', 'http://10.0.0.1/a.wav']) {

@@ -148,11 +148,13 @@ export async function prepareJob(kind: JobKind, request: unknown, limits: MediaP
   const measured = new Map<string, bigint>();
   // One deadline for the whole request: fifty slow media URLs cannot hold an admission for fifty timeouts.
   const deadline = Date.now() + limits.timeoutMs;
+  // And one byte budget: a body pointing at many files cannot make the gateway read more than one file's worth.
+  const shared = { bytesLeft: limits.maxBytes };
   for (let i = 0; i < refs.length; i += PROBE_PARALLELISM) {
     await Promise.all(
       refs.slice(i, i + PROBE_PARALLELISM).map(async (ref) => {
         try {
-          const remaining = { ...limits, timeoutMs: Math.max(1, deadline - Date.now()) };
+          const remaining = { ...limits, timeoutMs: Math.max(1, deadline - Date.now()), shared };
           const micro =
             'url' in ref.source
               ? await measureMediaUrl(ref.source.url, remaining)

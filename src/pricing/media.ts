@@ -18,6 +18,8 @@ export interface MediaProbeLimits {
   readonly maxBytes: number;
   /** Loopback, private, link-local and other non-public addresses are refused unless this is true. */
   readonly allowPrivate: boolean;
+  /** Bytes left for all the measurements of one request, when they share a budget. */
+  readonly shared?: { bytesLeft: number };
 }
 
 export type MediaErrorReason = 'unreachable' | 'forbidden_address' | 'oversized' | 'unparseable' | 'timeout';
@@ -177,14 +179,15 @@ class RangeClient implements IRangeRequestClient {
           }
           this.mimeType ??= typeof res.headers['content-type'] === 'string' ? res.headers['content-type'] : undefined;
           const declared = Number(res.headers['content-length'] ?? NaN);
-          if (Number.isFinite(declared) && this.used + declared > this.limits.maxBytes) {
+          if (Number.isFinite(declared) && (this.used + declared > this.limits.maxBytes || declared > (this.limits.shared?.bytesLeft ?? Infinity))) {
             res.destroy();
             return reject(this.oversized());
           }
           const chunks: Buffer[] = [];
           res.on('data', (chunk: Buffer) => {
             this.used += chunk.length;
-            if (this.used > this.limits.maxBytes) {
+            if (this.limits.shared) this.limits.shared.bytesLeft -= chunk.length;
+            if (this.used > this.limits.maxBytes || (this.limits.shared?.bytesLeft ?? 0) < 0) {
               res.destroy();
               reject(this.oversized());
               return;
