@@ -73,6 +73,7 @@ export async function createServices(config: Config, overrides: { logger?: Logge
           unit: 'orgUnitId' in refusal ? refusal.orgUnitId : projectId,
           reason: 'orgUnitId' in refusal ? refusal.reason.toLowerCase() : 'concurrency',
         }),
+      media: config.mediaProbe,
     };
     const jobDeps: JobDeps = {
       db: database.db,

@@ -64,6 +64,11 @@ const envSchema = z.object({
   WALLET_DRIFT_THRESHOLD_CS: z.string().regex(/^\d{1,15}(\.\d{1,6})?$/, 'must be a non-negative decimal of credit-seconds').default('600'),
   /** A project whose overruns (billed beyond its jobs' holds) in a period pass this many credit-seconds is flagged. */
   OVERRUN_FLAG_THRESHOLD_CS: z.string().regex(/^\d{1,15}(\.\d{1,6})?$/, 'must be a non-negative decimal of credit-seconds').default('60'),
+  /** Reading the duration of media a job points at (audio_url, a translation's video URL, …), before admission. */
+  MEDIA_PROBE_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(10_000),
+  MEDIA_PROBE_MAX_BYTES: z.coerce.number().int().min(4096).max(256 * 1024 * 1024).default(4 * 1024 * 1024),
+  /** Let media URLs resolve to loopback, private or link-local addresses (tests; never on a shared network). */
+  MEDIA_PROBE_ALLOW_PRIVATE: z.enum(['true', 'false']).default('false').transform((v) => v === 'true'),
 });
 
 /** Limits on one GraphQL request (src/http/hardening.ts applies them). */
@@ -107,6 +112,7 @@ export interface Config {
   readonly companyTokens: CompanyTokenSettings | null;
   readonly roleMappings: readonly ClaimMapping[];
   readonly graphql: GraphQLLimits & { readonly maxBodyBytes: number; readonly rateLimitPerMinute: number };
+  readonly mediaProbe: { readonly timeoutMs: number; readonly maxBytes: number; readonly allowPrivate: boolean };
 }
 
 export class ConfigError extends Error {}
@@ -165,6 +171,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       maxBodyBytes: e.GRAPHQL_MAX_BODY_BYTES,
       rateLimitPerMinute: e.RATE_LIMIT_PER_MINUTE,
     },
+    mediaProbe: { timeoutMs: e.MEDIA_PROBE_TIMEOUT_MS, maxBytes: e.MEDIA_PROBE_MAX_BYTES, allowPrivate: e.MEDIA_PROBE_ALLOW_PRIVATE },
   };
 }
 

@@ -63,11 +63,11 @@ describe('budgets on the path', () => {
     const tree = await createTree(h, { name: 'Pool', apiKey: 'sk_test_primary_key_0001' });
     // A huge HARD budget that forbids overage: the account pool (600,000 cs) is what binds.
     await setBudget(h, { orgUnitId: tree.teamId, accountId: tree.accountId, window: 'MONTHLY', limitCreditSeconds: '10000000', allowOverage: false });
-    const big = await submit(tree, { request: { type: 'avatar', avatar_id: 'a', voice_id: 'v', audio_url: 'https://x/a.mp3' }, estimatedSeconds: '14400' });
-    expect(big.__typename).toBe('SubmitJobPayload'); // 14400 × 6 × 1.1 = 95,040 cs
+    const big = await submit(tree, { request: { type: 'avatar', avatar_id: 'a', voice_id: 'v', audio_asset_id: 'as_1' }, estimatedSeconds: '14400' });
+    expect(big.__typename).toBe('SubmitJobPayload'); // the caller raises the 600 s audio maximum: 14400 × 6 × 1.1 = 95,040 cs
     const results = [];
     for (let i = 0; i < 6; i++) {
-      results.push((await submit(tree, { request: { type: 'avatar', avatar_id: 'a', voice_id: 'v', audio_url: 'https://x/a.mp3' }, estimatedSeconds: '14400' })).__typename);
+      results.push((await submit(tree, { request: { type: 'avatar', avatar_id: 'a', voice_id: 'v', audio_asset_id: 'as_1' }, estimatedSeconds: '14400' })).__typename);
     }
     // 6 × 95,040 = 570,240 ≤ 600,000 but 7 × 95,040 = 665,280 > 600,000: the sixth extra one is refused.
     expect(results).toEqual(['SubmitJobPayload', 'SubmitJobPayload', 'SubmitJobPayload', 'SubmitJobPayload', 'SubmitJobPayload', 'BudgetExceededError']);

@@ -48,7 +48,7 @@ describe.each([
   it('template video, video agent, and a translation into 3 languages settle per item', async () => {
     const t = await submit('TEMPLATE_VIDEO', { template_id: 'tmpl_1', variables: { name: { type: 'text', text: 'Ada' } } });
     const a = await submit('VIDEO_AGENT', { prompt: 'A short product intro' }, { estimatedSeconds: '30' });
-    const tr = await submit('VIDEO_TRANSLATION', { video: { type: 'url', url: 'https://example.com/v.mp4' }, output_languages: ['fr', 'de', 'es'], mode: 'precision' }, { estimatedSeconds: '20' });
+    const tr = await submit('VIDEO_TRANSLATION', { video: { type: 'asset_id', asset_id: 'src_1' }, output_languages: ['fr', 'de', 'es'], mode: 'precision' });
     expect(tr.job.upstreamIds).toHaveLength(3);
     const [tj, aj, trj] = await Promise.all([settled(t.job.id), settled(a.job.id), settled(tr.job.id)]);
     expect(tj.actualCreditSeconds).toBe('63');

@@ -34,3 +34,12 @@ it('the database layer imports no domain module', () => {
     .flatMap((file) => imports(file).filter((spec) => spec.startsWith('..')).map((spec) => `${relative(SRC, file)} → ${spec}`));
   expect(offenders).toEqual([]);
 });
+
+it('the pricing model imports neither the gateway jobs nor the simulator (both import it)', () => {
+  const offenders = files(join(SRC, 'pricing')).flatMap((file) =>
+    imports(file)
+      .filter((spec) => spec.startsWith('..') || /\/(jobs|heygen|graphql|http|db)\//.test(spec))
+      .map((spec) => `${relative(SRC, file)} → ${spec}`),
+  );
+  expect(offenders).toEqual([]);
+});

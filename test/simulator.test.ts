@@ -94,7 +94,8 @@ let receiverUrl: string;
 beforeAll(async () => {
   sim = await startSimulator({
     port: 0,
-    config: { renderMs: 40, webhookRetryBaseMs: 5 },
+    // Media URLs below are not served: their lengths come from the configured figures (media measuring has its own tests).
+    config: { renderMs: 40, webhookRetryBaseMs: 5, mediaDurations: 'configured' },
     accounts: [
       { apiKey: KEY, billingType: 'usage_based', includedCredits: 2000 },
       { apiKey: OTHER },

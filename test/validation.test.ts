@@ -7,10 +7,12 @@ import { encodeGlobalID } from '@pothos/plugin-relay';
 import { startHarness, type Harness } from './support/harness.js';
 import { createTree, issueServiceToken, SUBMIT, SCRIPT_20_WORDS, TIER_5K, avatarRequest, type Tree } from './support/fixtures.js';
 import { queryRows } from '../src/db/client.js';
+import { mp4, startMediaServer, type MediaServer } from './support/media.js';
 
 let h: Harness;
 let tree: Tree;
 let serviceToken: string;
+let media: MediaServer;
 
 interface Recorded {
   label: string;
@@ -77,8 +79,9 @@ const CREATE_UNIT = `mutation($input: CreateOrgUnitInput!) { createOrgUnit(input
 const SET_BUDGET = `mutation($input: SetBudgetInput!) { setBudget(input: $input) { __typename ... on SetBudgetPayload { budget { id } } ... on ValidationError { field } ... on Error { message code } } }`;
 const ISSUE_TOKEN = `mutation($input: IssueServiceTokenInput!) { issueServiceToken(input: $input) { __typename ... on IssueServiceTokenPayload { token } ... on ValidationError { field } ... on Error { message code } } }`;
 
-const VIDEO = { type: 'url', url: 'https://example.com/v.mp4' };
+const VIDEO = { type: 'asset_id', asset_id: 'src_1' };
 const translation = (extra: Record<string, unknown> = {}) => ({ video: VIDEO, output_languages: ['fr', 'de'], ...extra });
+const scene = (script: string) => ({ type: 'avatar_video', input: { type: 'avatar', avatar_id: 'a1', script } });
 const agent = (extra: Record<string, unknown> = {}) => ({ prompt: 'A short product intro', ...extra });
 const template = (extra: Record<string, unknown> = {}) => ({ template_id: 'tmpl_1', variables: { name: { type: 'text', text: 'Ada' } }, ...extra });
 
@@ -87,8 +90,13 @@ beforeAll(async () => {
   h = await startHarness({ workers: false });
   tree = await createTree(h);
   serviceToken = (await issueServiceToken(h, tree.projectId, 'validation-app')).token;
+  // A 20,000-second source video (its header says so; the file is tiny), served on loopback.
+  media = await startMediaServer({ '/long.mp4': { body: mp4(20_000_000), type: 'video/mp4' } });
 });
-afterAll(async () => h?.close());
+afterAll(async () => {
+  await media?.close();
+  await h?.close();
+});
 
 describe('control: the inputs below differ from accepted ones in one way only', () => {
   it('valid requests of all four kinds are admitted (and written)', async () => {
@@ -103,11 +111,12 @@ describe('control: the inputs below differ from accepted ones in one way only', 
     await ok('AVATAR_VIDEO', avatarRequest('x'.repeat(5000))); // exactly at the script limit
     await ok('TEMPLATE_VIDEO', template());
     await ok('VIDEO_TRANSLATION', translation(), { estimatedSeconds: '20' });
+    await ok('VIDEO_TRANSLATION', translation({ video: { type: 'url', url: media.url('/long.mp4') }, start_time: 0, end_time: 12.5 }));
     await ok('VIDEO_TRANSLATION', translation({ start_time: 0, end_time: 12.5 }));
     await ok('VIDEO_AGENT', agent(), { estimatedSeconds: '14400' }); // exactly at the estimate limit
-    await ok('AVATAR_VIDEO', { type: 'avatar', avatar_id: 'a1', audio_url: 'https://example.com/a.mp3' }, { estimatedSeconds: '30' });
+    await ok('AVATAR_VIDEO', { type: 'avatar', avatar_id: 'a1', audio_asset_id: 'as_1' }, { estimatedSeconds: '30' });
     const after = await counts();
-    expect(after.jobs).toBe(before.jobs! + 7);
+    expect(after.jobs).toBe(before.jobs! + 8);
   });
 });
 
@@ -175,8 +184,8 @@ describe('submitJob: malformed request bodies', () => {
     await submitRefused('script of 5001 characters', { kind: 'AVATAR_VIDEO', request: avatarRequest('x'.repeat(5001)) }, invalid('request.script'));
     await submitRefused(
       'scene script of 5001 characters',
-      { kind: 'AVATAR_VIDEO', request: { scenes: [{ script: SCRIPT_20_WORDS }, { script: 'y'.repeat(5001) }] } },
-      invalid('request.scenes.1.script'),
+      { kind: 'AVATAR_VIDEO', request: { scenes: [scene(SCRIPT_20_WORDS), scene('y'.repeat(5001))] } },
+      invalid('request.scenes.1.input.script'),
     );
   });
 
@@ -211,31 +220,40 @@ describe('submitJob: estimatedSeconds', () => {
     });
   }
 
-  it('refuses a job that cannot be estimated', async () => {
+  it('refuses a job that cannot be priced (a length that can be neither read nor measured is never taken from the caller)', async () => {
+    // Nothing listens on port 9 of the loopback: the audio cannot be measured, whatever the caller declares.
     await submitRefused(
-      'avatar video with audio_url and no estimatedSeconds',
-      { kind: 'AVATAR_VIDEO', request: { type: 'avatar', avatar_id: 'a1', audio_url: 'https://example.com/a.mp3' } },
-      invalid('estimatedSeconds'),
+      'avatar video whose audio_url cannot be read',
+      { kind: 'AVATAR_VIDEO', request: { type: 'avatar', avatar_id: 'a1', audio_url: 'http://127.0.0.1:9/a.mp3' }, estimatedSeconds: '30' },
+      invalid('request.audio_url'),
     );
     await submitRefused(
-      'avatar video with audio_asset_id and no estimatedSeconds',
+      'avatar video with both a script and an audio_asset_id',
       { kind: 'AVATAR_VIDEO', request: { type: 'avatar', avatar_id: 'a1', script: SCRIPT_20_WORDS, audio_asset_id: 'asset_1' } },
-      invalid('estimatedSeconds'),
+      invalid('request.audio_asset_id'),
     );
     await submitRefused(
-      'scenes, one without a script',
-      { kind: 'AVATAR_VIDEO', request: { scenes: [{ script: SCRIPT_20_WORDS }, { type: 'video', url: 'https://example.com/clip.mp4' }] } },
-      invalid('estimatedSeconds'),
+      'scenes, one without a type',
+      { kind: 'AVATAR_VIDEO', request: { scenes: [scene(SCRIPT_20_WORDS), { url: 'https://example.com/clip.mp4' }] } },
+      invalid('request.scenes.1.type'),
     );
-    await submitRefused('translation without start/end or estimatedSeconds', { kind: 'VIDEO_TRANSLATION', request: translation() }, invalid('estimatedSeconds'));
-    await submitRefused('translation with only a start_time', { kind: 'VIDEO_TRANSLATION', request: translation({ start_time: 3 }) }, invalid('estimatedSeconds'));
+    await submitRefused(
+      'translation whose source video cannot be read',
+      { kind: 'VIDEO_TRANSLATION', request: translation({ video: { type: 'url', url: 'http://127.0.0.1:9/v.mp4' } }), estimatedSeconds: '20' },
+      invalid('request.video.url'),
+    );
+    await submitRefused(
+      'translation starting past the end of its measured source',
+      { kind: 'VIDEO_TRANSLATION', request: translation({ video: { type: 'url', url: media.url('/long.mp4') }, start_time: 20_001 }) },
+      invalid('request.start_time'),
+    );
   });
 
   it('refuses a request that implies an absurd length', async () => {
-    await submitRefused('translation of 20,000 s (over the 4 h estimate cap)', { kind: 'VIDEO_TRANSLATION', request: translation({ start_time: 0, end_time: 20_000 }) }, invalid('request'));
+    await submitRefused('translation of a 20,000 s source (over the 4 h estimate cap)', { kind: 'VIDEO_TRANSLATION', request: translation({ video: { type: 'url', url: media.url('/long.mp4') } }) }, invalid('request'));
     await submitRefused('translation end_time 1e6 s', { kind: 'VIDEO_TRANSLATION', request: translation({ start_time: 0, end_time: 1e6 }) }, invalid('request.end_time'));
     // 20 scenes × 2,000 words = 40,000 words = 16,000 s at 150 wpm, past the 4 h cap (and under the body size limit).
-    await submitRefused('script with 40,000 words', { kind: 'AVATAR_VIDEO', request: { type: 'avatar', scenes: Array.from({ length: 20 }, () => ({ script: 'w '.repeat(2000) })) } }, invalid('request'));
+    await submitRefused('script with 40,000 words', { kind: 'AVATAR_VIDEO', request: { type: 'studio', scenes: Array.from({ length: 20 }, () => scene('w '.repeat(2000))) } }, invalid('request'));
   });
 
   it('refuses a translation whose end_time is too large to write as a plain decimal (1e21), as a ValidationError', async () => {

@@ -8,7 +8,7 @@ import { isCalendarDate, requireName } from '../validation.js';
 import { isValidTimeZone } from '../billing/period.js';
 import type { SecretBox } from '../secrets/secret-box.js';
 import { secretHint } from '../secrets/secret-box.js';
-import { defaultPriceBook, PRODUCTS } from './price-book.js';
+import { defaultPriceBook, PRICE_BOOK_MAXIMA, PRODUCTS } from './price-book.js';
 import { secondsToMicro } from '../jobs/estimate.js';
 import type { HeygenConnection } from '../heygen/types.js';
 import { seesEverything, type Actor } from '../auth/actor.js';
@@ -97,6 +97,13 @@ export function validatePriceBook(book: PriceBook): PriceBook {
   for (const product of PRODUCTS) {
     const rate = book.rates[product];
     if (rate === undefined || !CS.test(rate)) throw new ValidationError(`priceBook.rates.${product}`, 'must be a non-negative decimal');
+  }
+  for (const source of PRICE_BOOK_MAXIMA) {
+    // A maximum is what a job is held at when nothing can measure it: it must be a positive length.
+    const max = book.maxSeconds?.[source];
+    if (max === undefined || !CS.test(max) || secondsToMicro(max) <= 0n) {
+      throw new ValidationError(`priceBook.maxSeconds.${source}`, 'must be a positive decimal number of seconds');
+    }
   }
   if (!Number.isInteger(book.safetyMarginPercent) || book.safetyMarginPercent < 100 || book.safetyMarginPercent > 1000) {
     throw new ValidationError('priceBook.safetyMarginPercent', 'must be an integer from 100 to 1000');

@@ -1,19 +1,14 @@
 // The default price book, from HeyGen's published per-product rates read as 1 credit = 60 credit-seconds
-// (heygen-api.md: the unit is unconfirmed upstream, so every account can edit its own copy).
-import type { JobKind, PriceBook } from '../db/schema.js';
+// (the unit is unconfirmed upstream, so every account can edit its own copy).
+import type { PriceBook } from '../db/schema.js';
+import { PRODUCTS, type Product, type UnmeasuredSource } from '../pricing/model.js';
 
 export const PRICE_BOOK_UNIT = 'credit-seconds per output second' as const;
 
-export const PRODUCTS = [
-  'AVATAR_IV',
-  'AVATAR_V',
-  'AVATAR_III',
-  'TEMPLATE',
-  'VIDEO_AGENT',
-  'TRANSLATION_SPEED',
-  'TRANSLATION_PRECISION',
-] as const;
-export type Product = (typeof PRODUCTS)[number];
+export { PRODUCTS, type Product };
+
+/** Sources whose length the price book bounds (cinematic auto-duration is bounded by HeyGen's own 15 s). */
+export const PRICE_BOOK_MAXIMA = ['audio_asset', 'video_asset', 'template', 'video_agent'] as const satisfies readonly UnmeasuredSource[];
 
 export function defaultPriceBook(): PriceBook {
   return {
@@ -22,12 +17,15 @@ export function defaultPriceBook(): PriceBook {
       AVATAR_IV: '6', // 0.1 credits/s
       AVATAR_V: '6', // 0.1 credits/s
       AVATAR_III: '0.198', // 0.0033 credits/s
+      CINEMATIC_AVATAR: '6', // unpublished: priced like Avatar IV until HeyGen says otherwise
       TEMPLATE: '6', // rendered with Avatar IV unless the account says otherwise
       VIDEO_AGENT: '4.002', // 0.0667 credits/s
       TRANSLATION_SPEED: '3', // 0.05 credits/s
       TRANSLATION_PRECISION: '6', // 0.1 credits/s
-    },
-    defaultSeconds: { TEMPLATE_VIDEO: '60', VIDEO_AGENT: '180' } satisfies Partial<Record<JobKind, string>>,
+    } satisfies Record<Product, string>,
+    // Seconds held for one output (or one audio asset) whose length can be neither measured nor read from the
+    // request: never a caller's smaller figure. audio_asset is HeyGen's documented audio limit.
+    maxSeconds: { audio_asset: '600', video_asset: '1800', template: '300', video_agent: '180' },
     wordsPerMinute: 150,
     safetyMarginPercent: 110,
     billingIncrementSeconds: 0,

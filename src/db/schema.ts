@@ -67,8 +67,11 @@ const createdAt = () => timestamp('created_at', { withTimezone: true }).notNull(
 export interface PriceBook {
   unit: 'credit-seconds per output second';
   rates: Record<string, string>;
-  /** Estimate used when neither the request nor the caller gives a length, in output seconds. */
-  defaultSeconds: Partial<Record<JobKind, string>>;
+  /**
+   * Seconds held for what can be neither measured nor read from the request (audio_asset, video_asset,
+   * template, video_agent); a caller's estimate can raise these, never lower them.
+   */
+  maxSeconds: Record<string, string>;
   wordsPerMinute: number;
   /** Estimates are multiplied by this (percent), so that a hold rarely falls short. */
   safetyMarginPercent: number;

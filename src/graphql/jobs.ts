@@ -152,7 +152,7 @@ builder.mutationFields((t) => ({
       projectId: t.input.id({ required: true, description: 'Global id of the project.' }),
       kind: t.input.field({ type: JobKindEnum, required: true, description: 'Product.' }),
       request: t.input.field({ type: 'JSON', required: true, description: 'The HeyGen v3 request body as-is (TEMPLATE_VIDEO: include template_id).' }),
-      estimatedSeconds: t.input.string({ required: false, description: 'Output seconds per output, when the request does not tell (e.g. audio input, translations).' }),
+      estimatedSeconds: t.input.string({ required: false, description: 'Output seconds per output the caller expects. It can only raise the hold: lengths come from the request, from media measured before admission, or from the account maxima (docs/pricing.md).' }),
       idempotencyKey: t.input.string({ required: false, description: 'Same key and request → the same job; same key, other request → IdempotencyConflictError.' }),
     },
     resolve: async (_r, { input }, ctx) => {

@@ -24,7 +24,8 @@ import * as Q from '../billing/rational.js';
 import { periodOf } from '../billing/period.js';
 import { recordMovement } from '../ledger/ledger.js';
 import { recordAudit } from '../audit/audit.js';
-import { estimateJob, validateJobRequest } from './estimate.js';
+import { estimateJob, prepareJob, type PreparedJob } from './estimate.js';
+import type { MediaProbeLimits } from '../pricing/media.js';
 import { IN_FLIGHT_STATUSES } from './lifecycle.js';
 
 export type JobRow = typeof jobsTable.$inferSelect;
@@ -45,6 +46,8 @@ export interface AdmissionSettings {
   concurrencyRetryAfterSeconds: number;
   /** Told of every refusal by a cap (for the /metrics counters); called after the transaction rolled back. */
   onRefused?: (refusal: BudgetExceededError | ConcurrencyLimitError, projectId: string) => void;
+  /** Limits on reading the duration of media a request points at (before the transaction). */
+  media: MediaProbeLimits;
 }
 
 export interface Admitted {
@@ -83,11 +86,12 @@ export async function admitJob(db: Db, actor: Actor, input: SubmitJobInput, sett
     throw new ValidationError('idempotencyKey', 'idempotencyKey must be 1 to 200 characters of A-Z a-z 0-9 _ - : .');
   }
   if (!isUuid(input.projectId)) throw new NotFoundError('OrgUnit', input.projectId);
-  const body = validateJobRequest(input.kind, input.request);
+  // Validation and media measurement are network I/O: done before the transaction, never inside it.
+  const prepared = await prepareJob(input.kind, input.request, settings.media);
   const hash = requestHash(input);
   const scope = idempotencyScope(actor);
   try {
-    return await db.transaction((tx) => admitInTransaction(tx, actor, input, body, hash, scope, settings, now));
+    return await db.transaction((tx) => admitInTransaction(tx, actor, input, prepared, hash, scope, settings, now));
   } catch (error) {
     if (error instanceof BudgetExceededError || error instanceof ConcurrencyLimitError) {
       settings.onRefused?.(error, input.projectId);
@@ -119,7 +123,7 @@ async function admitInTransaction(
   tx: Db,
   actor: Actor,
   input: SubmitJobInput,
-  body: Record<string, unknown>,
+  prepared: PreparedJob,
   hash: string,
   scope: string,
   settings: AdmissionSettings,
@@ -142,7 +146,7 @@ async function admitInTransaction(
     if (existing) return replay(existing, hash);
   }
 
-  const estimate = estimateJob(input.kind, body, input.estimatedSeconds, account.priceBook);
+  const estimate = estimateJob(prepared, input.estimatedSeconds, account.priceBook);
   const requested = estimate.estimatedMicroCs;
   const period = periodOf(now, account.timezone);
 
@@ -189,7 +193,7 @@ async function admitInTransaction(
       accountId: account.id,
       kind: input.kind,
       status: 'RESERVED',
-      request: body,
+      request: prepared.body,
       requestHash: hash,
       idempotencyScope: scope,
       idempotencyKey: input.idempotencyKey,

@@ -1,71 +1,70 @@
-// Validates a job's HeyGen v3 body and estimates its cost in micro-credit-seconds before anything is
-// reserved. A job that cannot be estimated is refused: nothing is ever forwarded unreserved.
+// Validates a job's HeyGen v3 body, measures the media it points at, and estimates its cost in
+// micro-credit-seconds with the shared pricing model (src/pricing) before anything is reserved.
+// A job that cannot be priced is refused: nothing is ever forwarded unreserved.
 import { z } from 'zod';
 import type { JobKind, PriceBook } from '../db/schema.js';
 import { ValidationError } from '../errors.js';
 import { findNulCharacter } from '../validation.js';
 import { formatCreditSeconds } from '../billing/money.js';
 import { formatDecimal as numberToDecimal } from '../heygen/client.js';
-import type { Product } from '../accounts/price-book.js';
+import { defaultPriceBook } from '../accounts/price-book.js';
+import {
+  billedProduct,
+  DOCUMENTED_MAX_SECONDS,
+  mediaOf,
+  outputMicro,
+  planRequest,
+  PricingError,
+  type Endpoint,
+  type Product,
+  type RequestPlan,
+  type UnmeasuredSource,
+} from '../pricing/model.js';
+import { MediaError, measureMediaBytes, measureMediaUrl, type MediaProbeLimits } from '../pricing/media.js';
 
 const MICRO = 1_000_000n;
 /** No HeyGen output we forward is longer than this; a larger estimate is a mistake, not a job. */
 export const MAX_ESTIMATED_SECONDS = 4 * 3600;
-export const MAX_SCRIPT_CHARS = 5000;
 const MAX_LANGUAGES = 50;
 /** Longest source video a translation may cut from (a day), so times stay plain decimals. */
 const MAX_SOURCE_SECONDS = 86_400;
 
-const scriptSchema = z.string().max(MAX_SCRIPT_CHARS, `script is limited to ${MAX_SCRIPT_CHARS} characters`);
 const gatewayOwned = {
   callback_id: z.undefined({ error: 'callback_id is set by the gateway' }).optional(),
   callback_url: z.undefined({ error: 'callback_url is set by the gateway' }).optional(),
 };
 
-const avatarVideoSchema = z.looseObject({
-  ...gatewayOwned,
-  type: z.enum(['avatar', 'image', 'cinematic_avatar']).optional(),
-  engine: z.enum(['avatar_v', 'avatar_iv', 'avatar_iii']).optional(),
-  script: scriptSchema.optional(),
-  voice_id: z.string().optional(),
-  audio_url: z.string().optional(),
-  audio_asset_id: z.string().optional(),
-  duration: z.number().positive().max(MAX_ESTIMATED_SECONDS).optional(),
-  resolution: z.enum(['720p', '1080p', '4k']).optional(),
-  scenes: z.array(z.looseObject({ script: scriptSchema.optional() })).min(1).max(100).optional(),
-}).refine((b) => b.type !== undefined || b.scenes !== undefined, { message: 'type or scenes is required', path: ['type'] });
-
-const templateVideoSchema = z.looseObject({
-  ...gatewayOwned,
-  template_id: z.string().regex(/^[A-Za-z0-9_-]{1,128}$/, 'template_id must be a HeyGen template id'),
-  variables: z.record(z.string(), z.unknown()),
-});
-
-const translationSchema = z.looseObject({
-  ...gatewayOwned,
-  video: z.looseObject({ type: z.string() }),
-  output_languages: z.array(z.string().min(2).max(35)).min(1).max(MAX_LANGUAGES),
-  mode: z.enum(['speed', 'precision']).optional(),
-  translate_audio_only: z.boolean().optional(),
-  start_time: z.number().min(0).max(MAX_SOURCE_SECONDS).optional(),
-  end_time: z.number().positive().max(MAX_SOURCE_SECONDS).optional(),
-}).refine((b) => b.start_time === undefined || b.end_time === undefined || b.end_time > b.start_time, {
-  message: 'end_time must be after start_time',
-  path: ['end_time'],
-});
-
-const videoAgentSchema = z.looseObject({
-  ...gatewayOwned,
-  prompt: z.string().min(1).max(10000),
-  mode: z.enum(['generate', 'chat']).optional(),
-});
-
+// The gateway's own limits on top of the pricing model (which checks every field that decides the price).
 const schemas = {
-  AVATAR_VIDEO: avatarVideoSchema,
-  TEMPLATE_VIDEO: templateVideoSchema,
-  VIDEO_TRANSLATION: translationSchema,
-  VIDEO_AGENT: videoAgentSchema,
+  AVATAR_VIDEO: z.looseObject({ ...gatewayOwned }),
+  TEMPLATE_VIDEO: z.looseObject({
+    ...gatewayOwned,
+    template_id: z.string().regex(/^[A-Za-z0-9_-]{1,128}$/, 'template_id must be a HeyGen template id'),
+  }),
+  VIDEO_TRANSLATION: z.looseObject({
+    ...gatewayOwned,
+    output_languages: z.array(z.string().min(2).max(35)).min(1).max(MAX_LANGUAGES),
+    start_time: z.number().min(0).max(MAX_SOURCE_SECONDS).optional(),
+    end_time: z.number().positive().max(MAX_SOURCE_SECONDS).optional(),
+  }),
+  VIDEO_AGENT: z.looseObject({ ...gatewayOwned }),
 } as const;
+
+const ENDPOINT: Record<JobKind, Endpoint> = {
+  AVATAR_VIDEO: 'video',
+  TEMPLATE_VIDEO: 'template',
+  VIDEO_TRANSLATION: 'translation',
+  VIDEO_AGENT: 'agent',
+};
+
+/** A validated job with its pricing plan and the measured length of every media file it points at. */
+export interface PreparedJob {
+  kind: JobKind;
+  body: Record<string, unknown>;
+  plan: RequestPlan;
+  /** Micro-seconds per media field (MediaRef.field). */
+  measured: ReadonlyMap<string, bigint>;
+}
 
 export interface Estimate {
   product: Product;
@@ -104,47 +103,16 @@ export function costMicroCs(microSeconds: bigint, rateMicroCsPerSecond: bigint, 
   return ceilDiv(billableMicroSeconds(microSeconds, incrementSeconds) * rateMicroCsPerSecond, MICRO);
 }
 
-function wordsToMicroSeconds(script: string, wordsPerMinute: number): bigint {
-  const words = script.trim() === '' ? 0 : script.trim().split(/\s+/).length;
-  const micro = ceilDiv(BigInt(words) * 60n * MICRO, BigInt(wordsPerMinute));
-  return micro < MICRO ? MICRO : micro;
-}
-
-function productOf(kind: JobKind, body: Record<string, unknown>): Product {
-  switch (kind) {
-    case 'AVATAR_VIDEO':
-      return body.engine === 'avatar_iii' ? 'AVATAR_III' : body.engine === 'avatar_v' ? 'AVATAR_V' : 'AVATAR_IV';
-    case 'TEMPLATE_VIDEO':
-      return 'TEMPLATE';
-    case 'VIDEO_TRANSLATION':
-      return body.mode === 'precision' ? 'TRANSLATION_PRECISION' : 'TRANSLATION_SPEED';
-    case 'VIDEO_AGENT':
-      return 'VIDEO_AGENT';
-  }
-}
-
-/** Output seconds the request itself implies, or null when only the caller or a default can tell. */
-function secondsFromRequest(kind: JobKind, body: Record<string, unknown>, wpm: number): bigint | null {
-  if (kind === 'AVATAR_VIDEO') {
-    if (body.type === 'cinematic_avatar' && typeof body.duration === 'number') return secondsToMicro(body.duration);
-    if (Array.isArray(body.scenes)) {
-      const scripts = body.scenes.map((s) => (s as { script?: unknown }).script).filter((s): s is string => typeof s === 'string');
-      return scripts.length === body.scenes.length ? scripts.reduce((sum, s) => sum + wordsToMicroSeconds(s, wpm), 0n) : null;
-    }
-    if (typeof body.script === 'string' && !body.audio_url && !body.audio_asset_id) return wordsToMicroSeconds(body.script, wpm);
-    return null;
-  }
-  if (kind === 'VIDEO_TRANSLATION' && typeof body.end_time === 'number') {
-    return secondsToMicro(body.end_time) - secondsToMicro(typeof body.start_time === 'number' ? body.start_time : 0);
-  }
-  return null;
-}
-
 function fieldOf(issue: z.core.$ZodIssue): string {
   return ['request', ...issue.path.map(String)].join('.');
 }
 
-export function validateJobRequest(kind: JobKind, request: unknown): Record<string, unknown> {
+function requestField(field: string): string {
+  return field === '' ? 'request' : `request.${field}`;
+}
+
+/** Checks the body (the gateway's limits, then the pricing model) and returns it with its plan. Sync, no I/O. */
+export function planJob(kind: JobKind, request: unknown): { body: Record<string, unknown>; plan: RequestPlan } {
   if (typeof request !== 'object' || request === null || Array.isArray(request)) {
     throw new ValidationError('request', 'request must be a JSON object (the HeyGen v3 body)');
   }
@@ -155,19 +123,84 @@ export function validateJobRequest(kind: JobKind, request: unknown): Record<stri
     const issue = parsed.error.issues[0]!;
     throw new ValidationError(fieldOf(issue), issue.message);
   }
-  return request as Record<string, unknown>;
+  try {
+    return { body: request as Record<string, unknown>, plan: planRequest(ENDPOINT[kind], request) };
+  } catch (error) {
+    if (error instanceof PricingError) throw new ValidationError(requestField(error.field), error.message);
+    throw error;
+  }
+}
+
+export function validateJobRequest(kind: JobKind, request: unknown): Record<string, unknown> {
+  return planJob(kind, request).body;
+}
+
+/** At most this many media files are read at once for one request. */
+const PROBE_PARALLELISM = 4;
+
+/**
+ * Validates a job and measures the media its length depends on. Network I/O: call it before, never inside,
+ * the admission transaction. Unreachable, unparseable or oversized media is a ValidationError naming the field.
+ */
+export async function prepareJob(kind: JobKind, request: unknown, limits: MediaProbeLimits): Promise<PreparedJob> {
+  const { body, plan } = planJob(kind, request);
+  const refs = mediaOf(plan);
+  const measured = new Map<string, bigint>();
+  // One deadline for the whole request: fifty slow media URLs cannot hold an admission for fifty timeouts.
+  const deadline = Date.now() + limits.timeoutMs;
+  // And one byte budget: a body pointing at many files cannot make the gateway read more than one file's worth.
+  const shared = { bytesLeft: limits.maxBytes };
+  for (let i = 0; i < refs.length; i += PROBE_PARALLELISM) {
+    await Promise.all(
+      refs.slice(i, i + PROBE_PARALLELISM).map(async (ref) => {
+        try {
+          const remaining = { ...limits, timeoutMs: Math.max(1, deadline - Date.now()), shared };
+          const micro =
+            'url' in ref.source
+              ? await measureMediaUrl(ref.source.url, remaining)
+              : await measureMediaBytes(decodeBase64(ref.field, ref.source.data, limits.maxBytes), ref.source.mediaType ?? undefined, remaining);
+          measured.set(ref.field, micro);
+        } catch (error) {
+          if (error instanceof MediaError) {
+            const message = error.reason === 'timeout' ? `the media could not be read within ${limits.timeoutMs} ms` : error.message;
+            throw new ValidationError(requestField(ref.field), `${message} (${error.reason})`);
+          }
+          throw error;
+        }
+      }),
+    );
+  }
+  return { kind, body, plan, measured };
+}
+
+function decodeBase64(field: string, data: string, maxBytes: number): Uint8Array {
+  if (data.length > Math.ceil((maxBytes * 4) / 3) + 4) throw new MediaError('oversized', `inline media is larger than ${maxBytes} bytes`);
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(data)) throw new ValidationError(requestField(field), 'data must be base64');
+  return new Uint8Array(Buffer.from(data, 'base64'));
+}
+
+/** Seconds the gateway holds for what it cannot measure: the account's maximum (HeyGen's own where documented). */
+function unmeasuredMicro(source: UnmeasuredSource, priceBook: PriceBook): bigint {
+  const documented = DOCUMENTED_MAX_SECONDS[source];
+  if (source === 'cinematic_auto') return BigInt(documented!) * MICRO;
+  const value = priceBook.maxSeconds?.[source] ?? defaultPriceBook().maxSeconds[source];
+  if (value === undefined) throw new ValidationError('request', `the account's price book has no maximum for ${source}`);
+  return secondsToMicro(value);
+}
+
+function rateOf(product: Product, priceBook: PriceBook): bigint {
+  // A price book written before a product existed falls back to the default rate for it.
+  const text = priceBook.rates[product] ?? defaultPriceBook().rates[product];
+  if (text === undefined) throw new ValidationError('kind', `the account's price book has no rate for ${product}`);
+  return secondsToMicro(text);
 }
 
 /**
- * Estimate = max(what the request implies, the caller's estimatedSeconds), else the product default;
- * × number of outputs (languages) × safety margin.
+ * The hold: each output's length from the pricing model (script at the account's words per minute, measured
+ * media, fixed fields, else the account's maximum), raised (never lowered) by the caller's estimatedSeconds,
+ * × the costliest candidate product's rate × outputs × safety margin.
  */
-export function estimateJob(
-  kind: JobKind,
-  body: Record<string, unknown>,
-  callerEstimatedSeconds: string | null,
-  priceBook: PriceBook,
-): Estimate {
+export function estimateJob(job: PreparedJob, callerEstimatedSeconds: string | null, priceBook: PriceBook): Estimate {
   let caller: bigint | null = null;
   if (callerEstimatedSeconds !== null) {
     try {
@@ -179,22 +212,28 @@ export function estimateJob(
       throw new ValidationError('estimatedSeconds', `estimatedSeconds must be greater than 0 and at most ${MAX_ESTIMATED_SECONDS}`);
     }
   }
-  // The largest of what is known: the request's own length, else the product default, and the caller's figure.
-  // A caller can raise an estimate but never push it below what the request or the default implies.
-  const fallback = priceBook.defaultSeconds[kind];
-  const floor = secondsFromRequest(kind, body, priceBook.wordsPerMinute) ?? (fallback !== undefined ? secondsToMicro(fallback) : null);
-  const perOutput = floor !== null && caller !== null ? (floor > caller ? floor : caller) : (floor ?? caller);
-  if (perOutput === null || perOutput <= 0n) {
-    throw new ValidationError('estimatedSeconds', 'the job length cannot be estimated from the request; give estimatedSeconds');
+  let modelled: bigint;
+  try {
+    modelled = outputMicro(job.plan, {
+      wordsPerMinute: priceBook.wordsPerMinute,
+      minSpeechMicro: MICRO,
+      media: (ref) => {
+        const micro = job.measured.get(ref.field);
+        if (micro === undefined) throw new Error(`media at ${ref.field} was not measured before estimating`);
+        return micro;
+      },
+      unmeasured: (source) => unmeasuredMicro(source, priceBook),
+    });
+  } catch (error) {
+    if (error instanceof PricingError) throw new ValidationError(requestField(error.field), error.message);
+    throw error;
   }
+  const perOutput = caller !== null && caller > modelled ? caller : modelled;
   if (perOutput > BigInt(MAX_ESTIMATED_SECONDS) * MICRO) {
     throw new ValidationError('request', `the request implies more than ${MAX_ESTIMATED_SECONDS} seconds of output`);
   }
-  const outputs = kind === 'VIDEO_TRANSLATION' ? BigInt((body.output_languages as unknown[]).length) : 1n;
-  const product = productOf(kind, body);
-  const rateText = priceBook.rates[product];
-  if (rateText === undefined) throw new ValidationError('kind', `the account's price book has no rate for ${product}`);
-  const rate = secondsToMicro(rateText);
+  const outputs = BigInt(job.plan.outputs);
+  const { product, rate } = billedProduct(job.plan, (p) => rateOf(p, priceBook), (a, b) => (a > b ? 1 : a < b ? -1 : 0));
   const perOutputCost = costMicroCs(perOutput, rate, priceBook.billingIncrementSeconds);
   const estimatedMicroCs = ceilDiv(perOutputCost * outputs * BigInt(priceBook.safetyMarginPercent), 100n);
   return { product, rateMicroCsPerSecond: rate, estimatedSeconds: formatCreditSeconds(perOutput * outputs) /* seconds, same 6-decimal fixed point */, estimatedMicroCs };

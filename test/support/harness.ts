@@ -38,7 +38,8 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
   const database =
     opts.embedded || opts.databaseUrl ? { url: opts.databaseUrl ?? '', name: '', drop: async () => {} } : await createTestDatabase();
   const sim = await startSimulator({
-    config: { renderMs: 50, ...opts.sim },
+    // Tests serve media on 127.0.0.1: the simulator, like the gateway below, may read it there.
+    config: { renderMs: 50, mediaAllowPrivate: true, ...opts.sim },
     accounts: opts.simAccounts ?? [{ apiKey: 'sk_test_primary_key_0001', concurrencyLimit: 100 }],
   });
   const logs: string[] = [];
@@ -64,6 +65,8 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     NODE_ENV: 'test',
     // Tests make many requests with one token; the limit itself is tested in hardening.test.ts.
     RATE_LIMIT_PER_MINUTE: '0',
+    MEDIA_PROBE_ALLOW_PRIVATE: 'true',
+    MEDIA_PROBE_TIMEOUT_MS: '3000',
     ...opts.env,
   });
   const services = await createServices(config, { logger: createLogger('debug', sink) });

@@ -1,14 +1,12 @@
 import { z } from 'zod';
 import { numberToDecimal } from './money.js';
 
-/** Products the simulator prices, one rate each (credits per output second). */
+/** Products the simulator prices, one rate each (credits per output second): the pricing model's, in lower case. */
 export const RATE_PRODUCTS = [
   'avatar_v',
   'avatar_iv',
   'avatar_iii',
-  'image',
   'cinematic_avatar',
-  'studio',
   'template',
   'video_agent',
   'translation_speed',
@@ -34,14 +32,20 @@ export interface SimulatorConfig {
   fixedDurationSeconds: number | null;
   wordsPerMinute: number;
   minVideoSeconds: number;
-  /** Length assumed for audio_url / audio_asset_id inputs. */
+  /** 'measure': read the length of media URLs and inline data like HeyGen does; 'configured': use the lengths below. */
+  mediaDurations: 'measure' | 'configured';
+  mediaTimeoutMs: number;
+  mediaMaxBytes: number;
+  /** Let media URLs resolve to loopback or private addresses (tests serving media on 127.0.0.1). */
+  mediaAllowPrivate: boolean;
+  /** Length of audio_asset_id inputs (HeyGen caps audio at 600 s), and of audio URLs when not measured. */
   audioDurationSeconds: number;
   /** cinematic_avatar without `duration` (HeyGen's documented default is 10). */
   cinematicDefaultSeconds: number;
-  /** Length of a `video` clip scene in a studio (scenes[]) video. */
+  /** Length of a `video` clip scene given by asset id (or by URL when not measured). */
   videoClipSeconds: number;
   templateDurationSeconds: number;
-  /** Translation source length when no start_time/end_time narrows it. */
+  /** Length of a translation source video given by asset id (or by URL when not measured). */
   translationSourceSeconds: number;
   /** Video Agent output length; null = derived from the prompt (see agentDurationMs). */
   agentDurationSeconds: number | null;
@@ -97,10 +101,8 @@ export const DEFAULT_RATES: Record<RateProduct, string> = {
   avatar_v: '0.1',
   avatar_iv: '0.1',
   avatar_iii: '0.0033',
-  image: '0.1',
   // Unpublished: priced like Avatar IV until HeyGen says otherwise.
   cinematic_avatar: '0.1',
-  studio: '0.1',
   template: '0.1',
   video_agent: '0.0667',
   translation_speed: '0.05',
@@ -114,6 +116,10 @@ export const DEFAULT_CONFIG: SimulatorConfig = {
   fixedDurationSeconds: null,
   wordsPerMinute: 150,
   minVideoSeconds: 1,
+  mediaDurations: 'measure',
+  mediaTimeoutMs: 10_000,
+  mediaMaxBytes: 4 * 1024 * 1024,
+  mediaAllowPrivate: false,
   audioDurationSeconds: 30,
   cinematicDefaultSeconds: 10,
   videoClipSeconds: 10,
@@ -168,6 +174,10 @@ export const configPatchSchema = z.strictObject({
   fixedDurationSeconds: seconds.nullable().optional(),
   wordsPerMinute: seconds.optional(),
   minVideoSeconds: z.number().min(0).optional(),
+  mediaDurations: z.enum(['measure', 'configured']).optional(),
+  mediaTimeoutMs: z.number().int().positive().optional(),
+  mediaMaxBytes: z.number().int().positive().optional(),
+  mediaAllowPrivate: z.boolean().optional(),
   audioDurationSeconds: seconds.optional(),
   cinematicDefaultSeconds: seconds.optional(),
   videoClipSeconds: seconds.optional(),

@@ -1,9 +1,23 @@
 import { z } from 'zod';
 import type { RateProduct, SimulatorConfig } from './config.js';
-import { validationError } from './errors.js';
+import { ApiError, validationError } from './errors.js';
+import { decimalToMicro } from './money.js';
+import {
+  billedProduct,
+  DOCUMENTED_MAX_SECONDS,
+  mediaOf,
+  outputMicro,
+  planRequest,
+  PricingError,
+  type Endpoint,
+  type RequestPlan,
+  type UnmeasuredSource,
+} from '../../pricing/model.js';
+import { MediaError, measureMediaBytes, measureMediaUrl } from '../../pricing/media.js';
 
 /**
- * Validation of the v3 create bodies, and the deterministic output length each one will have.
+ * Validation of the v3 create bodies. What a body is billed at and how long it renders come from the shared
+ * pricing model (src/pricing/model.ts), with media lengths measured like HeyGen does (or configured).
  * Only the fields that change behaviour or billing are checked strictly; the rest pass through,
  * as HeyGen accepts many cosmetic options the simulator has no use for.
  */
@@ -53,15 +67,13 @@ interface Callback {
 }
 
 export interface VideoPlan extends Callback {
-  product: RateProduct;
-  durationMs: number;
+  pricing: RequestPlan;
   outputFormat: 'mp4' | 'webm';
   title: string | null;
 }
 
 export interface TranslationPlan extends Callback {
-  product: RateProduct;
-  durationMs: number;
+  pricing: RequestPlan;
   languages: string[];
   inputLanguage: string | null;
   translateAudioOnly: boolean;
@@ -69,7 +81,7 @@ export interface TranslationPlan extends Callback {
 }
 
 export interface AgentPlan extends Callback {
-  durationMs: number;
+  pricing: RequestPlan;
   prompt: string;
 }
 
@@ -202,118 +214,119 @@ const callbackOf = (body: { callback_id?: string | null; callback_url?: string |
 
 const secondsToMs = (seconds: number): number => Math.round(seconds * 1000);
 
-function countWords(text: string): number {
-  return text.split(/\s+/).filter((word) => word.length > 0).length;
-}
-
-/** Spoken length of a script at `wordsPerMinute`, never below `minVideoSeconds`. */
-export function speechMs(script: string, config: SimulatorConfig): number {
-  const ms = Math.round((countWords(script) * 60_000) / config.wordsPerMinute);
-  return Math.max(secondsToMs(config.minVideoSeconds), ms);
-}
-
-type SpeechFields = { script?: string | null; audio_url?: string | null; audio_asset_id?: string | null };
-
-function spokenMs(input: SpeechFields, config: SimulatorConfig, prefix: string): number {
-  const hasScript = typeof input.script === 'string' && input.script.trim().length > 0;
-  const hasAudio = Boolean(input.audio_url) || Boolean(input.audio_asset_id);
-  if (hasScript && hasAudio) throw validationError(`${prefix}audio_url`, 'script and audio are mutually exclusive');
-  if (hasAudio) return secondsToMs(config.audioDurationSeconds);
-  if (!hasScript || input.script == null) {
-    throw validationError(`${prefix}script`, 'Provide a script, audio_url or audio_asset_id');
+/** The shared model's reading of a body; a body it cannot price is a 400 naming the field. */
+function priced(endpoint: Endpoint, body: unknown): RequestPlan {
+  try {
+    return planRequest(endpoint, body);
+  } catch (error) {
+    if (error instanceof PricingError) throw validationError(error.field || null, error.field ? `${error.field}: ${error.message}` : error.message);
+    throw error;
   }
-  return speechMs(input.script, config);
 }
 
-function engineOf(engine: z.infer<typeof engineInput>): Engine {
-  if (engine == null) return 'avatar_iv';
-  return typeof engine === 'string' ? engine : engine.type;
+/** The product an output is billed at: the costliest of the model's candidates at this simulator's rates. */
+export function productOf(plan: RequestPlan, config: SimulatorConfig): RateProduct {
+  const chosen = billedProduct(plan, (p) => decimalToMicro(config.rates[p.toLowerCase() as RateProduct]), (a, b) => (a > b ? 1 : a < b ? -1 : 0));
+  return chosen.product.toLowerCase() as RateProduct;
 }
 
-function sceneMs(s: z.infer<typeof scene>, index: number, config: SimulatorConfig): number {
-  const prefix = `scenes.${index}.`;
-  switch (s.type) {
-    case 'avatar_video':
-      return spokenMs(s.input, config, `${prefix}input.`);
-    case 'image':
-      if (s.duration != null) {
-        if (s.script || s.audio_url || s.audio_asset_id) {
-          throw validationError(`${prefix}duration`, 'duration is mutually exclusive with script and audio');
-        }
-        return secondsToMs(s.duration);
+/** What the simulator renders for a length no field tells: its configured figures, within HeyGen's documented limits. */
+function unmeasuredMs(source: UnmeasuredSource, plan: RequestPlan, prompt: string | null, config: SimulatorConfig): number {
+  let ms: number;
+  switch (source) {
+    case 'audio_asset':
+      ms = secondsToMs(config.audioDurationSeconds);
+      break;
+    case 'video_asset':
+      ms = secondsToMs(plan.endpoint === 'translation' ? config.translationSourceSeconds : config.videoClipSeconds);
+      break;
+    case 'template':
+      ms = secondsToMs(config.templateDurationSeconds);
+      break;
+    case 'video_agent':
+      ms = agentDurationMs(prompt ?? '', config);
+      break;
+    case 'cinematic_auto':
+      ms = secondsToMs(config.cinematicDefaultSeconds);
+      break;
+  }
+  const max = DOCUMENTED_MAX_SECONDS[source];
+  return max === undefined ? ms : Math.min(ms, max * 1000);
+}
+
+/**
+ * Rendered length of one output, in ms. Media the length depends on is measured like HeyGen downloads it
+ * (mediaDurations: 'measure'), or taken from the configured lengths ('configured', for offline tests).
+ * Media that cannot be read is a 400 download_failed naming the field.
+ */
+export async function renderedMs(plan: RequestPlan, config: SimulatorConfig): Promise<number> {
+  const measured = new Map<string, bigint>();
+  if (config.mediaDurations === 'measure') {
+    const limits = { timeoutMs: config.mediaTimeoutMs, maxBytes: config.mediaMaxBytes, allowPrivate: config.mediaAllowPrivate };
+    for (const ref of mediaOf(plan)) {
+      try {
+        measured.set(
+          ref.field,
+          'url' in ref.source
+            ? await measureMediaUrl(ref.source.url, limits)
+            : await measureMediaBytes(new Uint8Array(Buffer.from(ref.source.data, 'base64')), ref.source.mediaType ?? undefined, limits),
+        );
+      } catch (error) {
+        if (error instanceof MediaError) throw new ApiError(400, 'download_failed', `${ref.field}: ${error.message}`, ref.field);
+        throw error;
       }
-      return spokenMs(s, config, prefix);
-    case 'video':
-      return secondsToMs(config.videoClipSeconds);
+    }
+  }
+  const configuredMedia = (kind: 'audio' | 'video'): bigint =>
+    BigInt(secondsToMs(kind === 'audio' ? config.audioDurationSeconds : plan.endpoint === 'translation' ? config.translationSourceSeconds : config.videoClipSeconds)) * 1000n;
+  try {
+    const micro = outputMicro(plan, {
+      wordsPerMinute: config.wordsPerMinute,
+      minSpeechMicro: BigInt(secondsToMs(config.minVideoSeconds)) * 1000n,
+      media: (ref) => measured.get(ref.field) ?? configuredMedia(ref.kind),
+      unmeasured: (source, part) => BigInt(unmeasuredMs(source, plan, part.prompt, config)) * 1000n,
+    });
+    return Number(micro / 1000n);
+  } catch (error) {
+    if (error instanceof PricingError) throw validationError(error.field || null, `${error.field}: ${error.message}`);
+    throw error;
   }
 }
 
 /** POST /v3/videos: avatar, image, cinematic_avatar, or a studio video of scenes[]. */
-export function planVideo(body: unknown, config: SimulatorConfig): VideoPlan {
-  const raw = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
+export function planVideo(body: unknown, _config?: SimulatorConfig): VideoPlan {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw validationError(null, 'Request body must be a JSON object');
+  }
+  const raw = body as Record<string, unknown>;
   const type = raw['type'];
   if (type === 'avatar' || type === 'image') {
     const input = type === 'avatar' ? parse(avatarVideo, body) : parse(imageVideo, body);
-    const engine = engineOf(input.engine);
-    return {
-      ...callbackOf(input),
-      product: type === 'image' && engine === 'avatar_iv' ? 'image' : engine,
-      durationMs: spokenMs(input, config, ''),
-      outputFormat: input.output_format ?? 'mp4',
-      title: input.title ?? null,
-    };
+    return { ...callbackOf(input), pricing: priced('video', body), outputFormat: input.output_format ?? 'mp4', title: input.title ?? null };
   }
   if (type === 'cinematic_avatar') {
     const input = parse(cinematicVideo, body);
-    if (input.auto_duration && input.duration != null) {
-      throw validationError('duration', 'Omit duration when auto_duration is true');
-    }
-    return {
-      ...callbackOf(input),
-      product: 'cinematic_avatar',
-      durationMs: secondsToMs(input.duration ?? config.cinematicDefaultSeconds),
-      outputFormat: 'mp4',
-      title: input.title ?? null,
-    };
+    return { ...callbackOf(input), pricing: priced('video', body), outputFormat: 'mp4', title: input.title ?? null };
   }
   if (type === 'studio' || (type === undefined && 'scenes' in raw)) {
     const input = parse(studioVideo, body);
-    return {
-      ...callbackOf(input),
-      product: 'studio',
-      durationMs: input.scenes.reduce((total, s, i) => total + sceneMs(s, i, config), 0),
-      outputFormat: input.output_format ?? 'mp4',
-      title: input.title ?? null,
-    };
-  }
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-    throw validationError(null, 'Request body must be a JSON object');
+    return { ...callbackOf(input), pricing: priced('video', body), outputFormat: input.output_format ?? 'mp4', title: input.title ?? null };
   }
   throw validationError('type', 'type must be one of avatar, image, cinematic_avatar, studio (with scenes)');
 }
 
 /** POST /v3/templates/{template_id}. */
-export function planTemplate(body: unknown, config: SimulatorConfig): VideoPlan {
+export function planTemplate(body: unknown, _config?: SimulatorConfig): VideoPlan {
   const input = parse(templateGenerate, body);
-  return {
-    ...callbackOf(input),
-    product: 'template',
-    durationMs: secondsToMs(config.templateDurationSeconds),
-    outputFormat: 'mp4',
-    title: input.title ?? null,
-  };
+  return { ...callbackOf(input), pricing: priced('template', body), outputFormat: 'mp4', title: input.title ?? null };
 }
 
 /** POST /v3/video-translations: one billable job per output language. */
-export function planTranslation(body: unknown, config: SimulatorConfig): TranslationPlan {
+export function planTranslation(body: unknown, _config?: SimulatorConfig): TranslationPlan {
   const input = parse(translationCreate, body);
-  const start = input.start_time ?? 0;
-  const end = input.end_time ?? config.translationSourceSeconds;
-  if (end <= start) throw validationError('end_time', 'end_time must be greater than start_time');
   return {
     ...callbackOf(input),
-    product: input.mode === 'precision' ? 'translation_precision' : 'translation_speed',
-    durationMs: secondsToMs(end) - secondsToMs(start),
+    pricing: priced('translation', body),
     languages: input.output_languages,
     inputLanguage: input.input_language ?? null,
     translateAudioOnly: input.translate_audio_only ?? false,
@@ -331,9 +344,9 @@ export function agentDurationMs(prompt: string, config: SimulatorConfig): number
 }
 
 /** POST /v3/video-agents. */
-export function planAgent(body: unknown, config: SimulatorConfig): AgentPlan {
+export function planAgent(body: unknown, _config?: SimulatorConfig): AgentPlan {
   const input = parse(agentCreate, body);
-  return { ...callbackOf(input), prompt: input.prompt, durationMs: agentDurationMs(input.prompt, config) };
+  return { ...callbackOf(input), prompt: input.prompt, pricing: priced('agent', body) };
 }
 
 /** POST /v3/webhooks/endpoints. */

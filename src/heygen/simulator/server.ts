@@ -25,7 +25,7 @@ import {
 import { ApiError, notFound, validationError } from './errors.js';
 import { decimalToMicro, divideRounded } from './money.js';
 import { SeededRandom } from './prng.js';
-import { parseWebhookEndpoint, planAgent, planTemplate, planTranslation, planVideo } from './requests.js';
+import { parseWebhookEndpoint, planAgent, planTemplate, planTranslation, planVideo, productOf, renderedMs } from './requests.js';
 import { WebhookDispatcher, type WebhookCounters, type WebhookDeliveryRecord } from './webhooks.js';
 
 export type { SimAccountInput, SimBillingType } from './accounts.js';
@@ -33,7 +33,7 @@ export type { MalformedKind, RateProduct, SimulatorConfig, SimulatorConfigPatch 
 export { DEFAULT_CONFIG, DEFAULT_RATES, RATE_PRODUCTS } from './config.js';
 export type { DeliveryOutcome, WebhookDeliveryRecord } from './webhooks.js';
 export { signWebhookBody } from './webhooks.js';
-export { agentDurationMs, speechMs } from './requests.js';
+export { agentDurationMs } from './requests.js';
 
 export type SimJobKind = 'video' | 'template' | 'translation' | 'agent';
 export type SimJobStatus = 'pending' | 'processing' | 'completed' | 'failed';
@@ -206,7 +206,7 @@ interface Route {
   pattern: RegExp;
   /** Job-creating calls: the target of 5xx and timeout injection. */
   createsJobs: boolean;
-  handler: (ctx: RequestContext) => Reply;
+  handler: (ctx: RequestContext) => Reply | Promise<Reply>;
 }
 
 interface HeldResponse {
@@ -476,7 +476,7 @@ class HeyGenSimulator implements Simulator {
 
     if (method !== 'POST') {
       await this.delay(this.cfg.latencyMs);
-      this.respond(res, this.run(matched, account, params, url.searchParams, undefined), { mayMalform: true });
+      this.respond(res, await this.run(matched, account, params, url.searchParams, undefined), { mayMalform: true });
       return;
     }
     await this.handlePost(req, res, matched, account, params, url.searchParams, rawBody);
@@ -579,7 +579,7 @@ class HeyGenSimulator implements Simulator {
 
     const timeout = matched.createsJobs && fault === null && this.cfg.timeoutNext > 0;
     if (timeout) this.cfg = { ...this.cfg, timeoutNext: this.cfg.timeoutNext - 1 };
-    const reply = this.run(matched, account, params, query, body);
+    const reply = await this.run(matched, account, params, query, body);
 
     if (fault !== null) {
       settleKey(reply);
@@ -646,15 +646,15 @@ class HeyGenSimulator implements Simulator {
     };
   }
 
-  private run(
+  private async run(
     matched: Route,
     account: SimAccount,
     params: string[],
     query: URLSearchParams,
     body: unknown,
-  ): Reply {
+  ): Promise<Reply> {
     try {
-      return matched.handler({ account, params, query, body });
+      return await matched.handler({ account, params, query, body });
     } catch (error) {
       if (error instanceof ApiError) return errorReply(error);
       throw error;
@@ -699,32 +699,36 @@ class HeyGenSimulator implements Simulator {
 
   // ---------------------------------------------------------------- v3 handlers
 
-  private createVideo(ctx: RequestContext): Reply {
-    const plan = planVideo(ctx.body, this.cfg);
+  private async createVideo(ctx: RequestContext): Promise<Reply> {
+    const { pricing, ...plan } = planVideo(ctx.body, this.cfg);
+    const durationMs = await renderedMs(pricing, this.cfg);
     const [job] = this.createJobs(ctx.account, [
-      { ...plan, kind: 'video', outputLanguage: null, inputLanguage: null, translateAudioOnly: false, prompt: null },
+      { ...plan, product: productOf(pricing, this.cfg), durationMs, kind: 'video', outputLanguage: null, inputLanguage: null, translateAudioOnly: false, prompt: null },
     ]);
     if (!job) throw new Error('no job created');
     return ok({ video_id: job.id, status: 'pending', output_format: job.outputFormat });
   }
 
-  private generateTemplate(ctx: RequestContext): Reply {
-    const plan = planTemplate(ctx.body, this.cfg);
+  private async generateTemplate(ctx: RequestContext): Promise<Reply> {
+    const { pricing, ...plan } = planTemplate(ctx.body, this.cfg);
+    const durationMs = await renderedMs(pricing, this.cfg);
     const [job] = this.createJobs(ctx.account, [
-      { ...plan, kind: 'template', outputLanguage: null, inputLanguage: null, translateAudioOnly: false, prompt: null },
+      { ...plan, product: productOf(pricing, this.cfg), durationMs, kind: 'template', outputLanguage: null, inputLanguage: null, translateAudioOnly: false, prompt: null },
     ]);
     if (!job) throw new Error('no job created');
     return ok(this.videoObject(job));
   }
 
-  private createTranslation(ctx: RequestContext): Reply {
+  private async createTranslation(ctx: RequestContext): Promise<Reply> {
     const plan = planTranslation(ctx.body, this.cfg);
+    const product = productOf(plan.pricing, this.cfg);
+    const durationMs = await renderedMs(plan.pricing, this.cfg);
     const jobs = this.createJobs(
       ctx.account,
       plan.languages.map((language) => ({
         kind: 'translation',
-        product: plan.product,
-        durationMs: plan.durationMs,
+        product,
+        durationMs,
         callbackId: plan.callbackId,
         callbackUrl: plan.callbackUrl,
         title: plan.title,
@@ -738,13 +742,14 @@ class HeyGenSimulator implements Simulator {
     return ok({ video_translation_ids: jobs.map((job) => job.id) });
   }
 
-  private createAgent(ctx: RequestContext): Reply {
+  private async createAgent(ctx: RequestContext): Promise<Reply> {
     const plan = planAgent(ctx.body, this.cfg);
+    const durationMs = await renderedMs(plan.pricing, this.cfg);
     const [job] = this.createJobs(ctx.account, [
       {
         kind: 'agent',
-        product: 'video_agent',
-        durationMs: plan.durationMs,
+        product: productOf(plan.pricing, this.cfg),
+        durationMs,
         callbackId: plan.callbackId,
         callbackUrl: plan.callbackUrl,
         title: null,
