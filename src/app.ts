@@ -53,7 +53,13 @@ export async function createServices(config: Config, overrides: { logger?: Logge
     const tokens = await createTokenService(database.db, box, { issuer: config.jwt.issuer, audience: config.jwt.audience, company });
     const heygen =
       overrides.heygen ??
-      createHeygenClient({ timeoutMs: config.heygen.timeoutMs, maxAttempts: config.heygen.maxAttempts, userMePath: config.heygen.userMePath, logger });
+      createHeygenClient({
+        timeoutMs: config.heygen.timeoutMs,
+        maxAttempts: config.heygen.maxAttempts,
+        userMePath: config.heygen.userMePath,
+        maxResponseBytes: config.heygen.maxResponseBytes,
+        logger,
+      });
     const admission: AdmissionSettings = {
       holdTtlHours: config.holdTtlHours,
       forwardLeaseMs: config.heygen.timeoutMs * config.heygen.maxAttempts + 30_000,

@@ -2,9 +2,12 @@
 // - a create that may have reached HeyGen is never reported as `rejected` (it is `unknown`);
 // - every success body is checked with zod, and ids in answers must match the ids asked for;
 // - durations and amounts leave as plain decimal strings, never as floats;
-// - the API key is only ever put in the X-Api-Key header, and scrubbed from every message.
+// - the API key is only ever put in the X-Api-Key header, and scrubbed from every message;
+// - no answer is read past `maxResponseBytes`: a bigger one is dropped mid-stream and reported as
+//   `response_too_large` (a create stays `unknown`, a read throws a retryable HeygenError), not retried in-process.
 import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
+import { readBodyCapped } from './body.js';
 import {
   AGENT_SESSION_STATUSES,
   HEYGEN_JOB_KINDS,
@@ -326,7 +329,10 @@ export function parseWebhookEvent(json: unknown): HeygenWebhookEvent {
 
 type AttemptResult =
   | { kind: 'response'; status: number; headers: Headers; text: string }
-  | { kind: 'network'; reason: string; code: 'timeout' | 'network_error' };
+  | { kind: 'network'; reason: string; code: 'timeout' | 'network_error' }
+  | { kind: 'oversized'; status: number; reason: string };
+/** What `interpret` sees: an oversized answer never reaches it. */
+type Answer = Exclude<AttemptResult, { kind: 'oversized' }>;
 
 interface RetryStep {
   kind: 'retry';
@@ -366,6 +372,7 @@ export function createHeygenClient(options: HeygenClientOptions = {}): HeygenCli
   const baseDelayMs = checkPositive('baseDelayMs', options.baseDelayMs ?? 500);
   const maxDelayMs = checkPositive('maxDelayMs', options.maxDelayMs ?? 30_000);
   const maxRetryAfterMs = checkPositive('maxRetryAfterMs', options.maxRetryAfterMs ?? 60_000);
+  const maxResponseBytes = checkPositive('maxResponseBytes', options.maxResponseBytes ?? 4 * 1024 * 1024, true);
   const userMePath = options.userMePath ?? '/v3/users/me';
   if (!userMePath.startsWith('/')) throw new RangeError('HeyGen client option userMePath must start with "/"');
   const fetchImpl = options.fetch ?? globalThis.fetch;
@@ -441,18 +448,24 @@ export function createHeygenClient(options: HeygenClientOptions = {}): HeygenCli
       Accept: 'application/json',
     };
     if (spec.idempotencyKey !== undefined) headers['Idempotency-Key'] = spec.idempotencyKey;
+    // Aborted by the size cap: the connection is dropped instead of drained.
+    const cap = new AbortController();
     try {
       const response = await fetchImpl(url, {
         method: spec.method,
         headers,
         ...(spec.body !== undefined ? { body: spec.body } : {}),
         // The timeout also bounds reading the body, which shares the signal.
-        signal: AbortSignal.timeout(timeoutMs),
+        signal: AbortSignal.any([AbortSignal.timeout(timeoutMs), cap.signal]),
         // Never replay the API key to wherever a redirect points.
         redirect: 'manual',
       });
-      const text = await response.text();
-      return { kind: 'response', status: response.status, headers: response.headers, text };
+      const body = await readBodyCapped(response, maxResponseBytes, () => cap.abort());
+      if (!body.ok) {
+        const size = body.declaredBytes !== null ? `declares ${body.declaredBytes} bytes` : `passed ${maxResponseBytes} bytes`;
+        return { kind: 'oversized', status: response.status, reason: `HTTP ${response.status} answer too large (${size}; limit ${maxResponseBytes})` };
+      }
+      return { kind: 'response', status: response.status, headers: response.headers, text: body.text };
     } catch (error) {
       const name = error instanceof Error ? error.name : '';
       if (name === 'TimeoutError') {
@@ -472,12 +485,18 @@ export function createHeygenClient(options: HeygenClientOptions = {}): HeygenCli
   async function execute<T>(
     conn: HeygenConnection,
     spec: RequestSpec,
-    interpret: (result: AttemptResult, redact: (t: string) => string) => Step<T>,
+    interpret: (result: Answer, redact: (t: string) => string) => Step<T>,
   ): Promise<Retried<T>> {
     const { base, redact } = checkConnection(conn);
     const url = base + spec.path;
     for (let attempt = 1; ; attempt++) {
       const result = await attemptOnce(url, spec, conn.apiKey, redact);
+      if (result.kind === 'oversized') {
+        // Not retried here: the same answer would likely come back, costing the limit each time. The caller's
+        // own retry (the worker's backoff for a create, the poller for a read) tries again later.
+        logger?.warn({ op: spec.op, method: spec.method, path: redact(spec.path), httpStatus: result.status, limitBytes: maxResponseBytes }, 'HeyGen answer over the size limit; abandoned');
+        return { ok: false, last: { kind: 'retry', reason: result.reason, code: 'response_too_large', httpStatus: result.status }, attempts: attempt };
+      }
       const step = interpret(result, redact);
       if (step.kind === 'done') return { ok: true, value: step.value };
       if (attempt >= maxAttempts) return { ok: false, last: step, attempts: attempt };
@@ -509,7 +528,7 @@ export function createHeygenClient(options: HeygenClientOptions = {}): HeygenCli
   }
 
   /** Policy shared by every call for the answers that are retried. Undefined: caller decides. */
-  function transientStep(result: AttemptResult, redact: (t: string) => string): RetryStep | undefined {
+  function transientStep(result: Answer, redact: (t: string) => string): RetryStep | undefined {
     if (result.kind === 'network') return { kind: 'retry', reason: result.reason, code: result.code };
     const { status } = result;
     if (status === 429 || status === 408 || status >= 500) {
