@@ -74,6 +74,7 @@ export async function createServices(config: Config, overrides: { logger?: Logge
         publicUrl: config.publicUrl ?? null,
         pollMinIntervalMs: config.workers.pollMinIntervalMs,
         pollMaxIntervalMs: config.workers.pollMaxIntervalMs,
+        statusReadMinIntervalMs: config.workers.statusReadMinIntervalMs,
         leaseMs: config.heygen.timeoutMs * config.heygen.maxAttempts + 30_000,
         submitGiveUpMs: 23 * 3600_000,
       },

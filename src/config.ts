@@ -31,8 +31,8 @@ const envSchema = z.object({
   HEYGEN_MAX_RESPONSE_BYTES: z.coerce.number().int().min(1024).max(1024 * 1024 * 1024).default(4 * 1024 * 1024),
   /** Largest stored `request` body of a job (its JSON, UTF-8); larger ones are refused at submitJob. */
   JOB_REQUEST_MAX_BYTES: z.coerce.number().int().min(1024).max(16 * 1024 * 1024).default(64 * 1024),
-  /** Shortest time between two status reads of one job, whatever asks for them (webhooks, callbacks, the poller). */
-  STATUS_READ_MIN_INTERVAL_MS: z.coerce.number().int().min(10).default(5000),
+  /** Shortest time between two status reads of one job, whatever asks for them (webhooks, callbacks, the poller); default POLL_MIN_INTERVAL_MS. */
+  STATUS_READ_MIN_INTERVAL_MS: z.preprocess((v) => (v === '' ? undefined : v), z.coerce.number().int().min(10).optional()),
   HOLD_TTL_HOURS: z.coerce.number().int().min(1).default(48),
   WEBHOOK_SIGNATURE_HEADER: z.string().default('x-heygen-signature'),
   WEBHOOK_SIGNATURE_SCHEME: z.enum(['hmac-sha256-hex', 'hmac-sha256-base64']).default('hmac-sha256-hex'),
@@ -148,7 +148,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       intervalMs: e.WORKER_INTERVAL_MS,
       pollMinIntervalMs: e.POLL_MIN_INTERVAL_MS,
       pollMaxIntervalMs: e.POLL_MAX_INTERVAL_MS,
-      statusReadMinIntervalMs: e.STATUS_READ_MIN_INTERVAL_MS,
+      statusReadMinIntervalMs: e.STATUS_READ_MIN_INTERVAL_MS ?? e.POLL_MIN_INTERVAL_MS,
     },
     heygen: {
       timeoutMs: e.HEYGEN_TIMEOUT_MS,

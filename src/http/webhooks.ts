@@ -1,10 +1,12 @@
 // HeyGen webhooks are hints: they only make the job due for a status read with the account's own key.
-// A forged or replayed webhook can at most trigger that read; money never moves on a webhook body.
+// A forged or replayed webhook can at most trigger that read, and not even that more than once per
+// STATUS_READ_MIN_INTERVAL_MS per job (markDue is coalesced in PostgreSQL); money never moves on a webhook body.
 import { and, eq, or } from 'drizzle-orm';
 import { accountsTable, jobItemsTable, jobsTable } from '../db/schema.js';
 import { webhookSecretOf } from '../accounts/accounts.js';
 import { parseWebhookEvent, verifyWebhookSignature } from '../heygen/client.js';
-import { markDue, refreshJobs } from '../jobs/follow.js';
+import { markDue } from '../jobs/follow.js';
+import { runDueJobNow } from '../jobs/worker.js';
 import { isUuid } from '../org/units.js';
 import type { Services } from '../app.js';
 
@@ -48,13 +50,16 @@ export async function handleHeygenWebhook(
   }
   const jobId = await findJob(services, accountId, event.callbackId, event.upstreamId);
   if (!jobId) {
-    services.logger.info({ accountId, eventType: event.eventType }, 'webhook for no known job ignored');
+    // Debug only: unknown ids cost one indexed lookup and no upstream call, and must not flood the log either.
+    services.logger.debug({ accountId, eventType: event.eventType }, 'webhook for no known job ignored');
     return { status: 202, body: { accepted: false } };
   }
-  if (await markDue(services.db, accountId, jobId)) {
-    // Read the job's status now, after answering; the poller covers a crash in between.
+  const due = await markDue(services.db, accountId, jobId, services.jobDeps.follow.statusReadMinIntervalMs);
+  if (secret && due.dueNow) {
+    // A signed webhook comes from HeyGen: read the job now, after answering, through the same claim as the
+    // worker (so never sooner than it would). Unsigned ones wait for the worker's next pass, which reads in bulk.
     setImmediate(() => {
-      refreshJobs(services.jobDeps, [jobId]).catch((error: unknown) =>
+      runDueJobNow(services.jobDeps, jobId).catch((error: unknown) =>
         services.logger.warn({ jobId, err: error }, 'refresh after webhook failed; the poller will retry'),
       );
     });

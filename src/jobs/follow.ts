@@ -17,6 +17,8 @@ export interface FollowSettings {
   publicUrl: string | null;
   pollMinIntervalMs: number;
   pollMaxIntervalMs: number;
+  /** Shortest time between two status reads of one job, whatever triggers them (webhooks, callbacks, polling). */
+  statusReadMinIntervalMs: number;
   /** How long a claim on a job lasts before another worker may take it. */
   leaseMs: number;
   /** HeyGen replays an Idempotency-Key for 24 h; past this age an unresolved submission is given up. */
@@ -266,13 +268,33 @@ async function applyItemUpdates(deps: JobDeps, job: JobRow, updates: ReadonlyMap
   }
 }
 
-/** Marks a job due now (a webhook's hint), so that the next refresh reads it from HeyGen. */
-export async function markDue(db: Db, accountId: string, jobId: string): Promise<boolean> {
+/**
+ * A webhook's hint, coalesced: makes the job due for its next upstream read, but never sooner than
+ * `statusReadMinIntervalMs` after the last one. The UPDATE is conditional, so once the job is due that soon a
+ * repeated webhook writes nothing; the worker that claims the job (FOR UPDATE SKIP LOCKED, in bulk per account)
+ * makes the one read. PostgreSQL is the only coordinator, so this holds across any number of gateway processes.
+ * `scheduled`: this call moved the job's due time (`dueNow` when it is due already); `unchanged`: it was due that
+ * soon already, or is not in flight.
+ */
+export async function markDue(
+  db: Db,
+  accountId: string,
+  jobId: string,
+  minIntervalMs: number,
+): Promise<{ scheduled: boolean; dueNow: boolean }> {
+  const earliest = sql`greatest(now(), coalesce(${jobsTable.lastCheckedAt} + ${minIntervalMs}::int * interval '1 millisecond', now()))`;
   const rows = await db
     .update(jobsTable)
-    .set({ nextCheckAt: new Date(), checkAttempts: 0 })
-    .where(and(eq(jobsTable.id, jobId), eq(jobsTable.accountId, accountId), inArray(jobsTable.status, ['SUBMITTED', 'PROCESSING', 'SUBMIT_UNKNOWN'])))
-    .returning({ id: jobsTable.id });
-  return rows.length > 0;
+    .set({ nextCheckAt: sql`${earliest}`, checkAttempts: 0 })
+    .where(
+      and(
+        eq(jobsTable.id, jobId),
+        eq(jobsTable.accountId, accountId),
+        inArray(jobsTable.status, ['SUBMITTED', 'PROCESSING', 'SUBMIT_UNKNOWN']),
+        sql`(${jobsTable.nextCheckAt} is null or ${jobsTable.nextCheckAt} > ${earliest})`,
+      ),
+    )
+    .returning({ dueNow: sql<boolean>`${jobsTable.nextCheckAt} <= now()` });
+  const [row] = rows;
+  return { scheduled: row !== undefined, dueNow: row?.dueNow === true };
 }
-
