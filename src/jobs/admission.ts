@@ -40,6 +40,8 @@ export interface AdmissionSettings {
   forwardLeaseMs: number;
   /** Suggested wait after a concurrency refusal. */
   concurrencyRetryAfterSeconds: number;
+  /** Largest `request` stored, in bytes of JSON (JOB_REQUEST_MAX_BYTES). */
+  maxRequestBytes: number;
 }
 
 export interface Admitted {
@@ -78,6 +80,7 @@ export async function admitJob(db: Db, actor: Actor, input: SubmitJobInput, sett
     throw new ValidationError('idempotencyKey', 'idempotencyKey must be 1 to 200 characters of A-Z a-z 0-9 _ - : .');
   }
   if (!isUuid(input.projectId)) throw new NotFoundError('OrgUnit', input.projectId);
+  checkRequestSize(input.request, settings.maxRequestBytes);
   const body = validateJobRequest(input.kind, input.request);
   const hash = requestHash(input);
   const scope = idempotencyScope(actor);
@@ -91,6 +94,21 @@ export async function admitJob(db: Db, actor: Actor, input: SubmitJobInput, sett
     }
     throw error;
   }
+}
+
+/**
+ * Every job keeps its request (it is re-sent on every submission retry and shown on the job), so its size is
+ * bounded before anything is written: memory per page of jobs, and per forwarding, stays bounded.
+ */
+function checkRequestSize(request: unknown, maxBytes: number): void {
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(request);
+  } catch {
+    throw new ValidationError('request', 'request cannot be stored as JSON');
+  }
+  const bytes = text === undefined ? 0 : Buffer.byteLength(text, 'utf8');
+  if (bytes > maxBytes) throw new ValidationError('request', `request is ${bytes} bytes of JSON; at most ${maxBytes} are accepted`);
 }
 
 async function findByIdempotencyKey(db: Db, scope: string, key: string): Promise<JobRow | undefined> {
