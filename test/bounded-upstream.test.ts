@@ -249,6 +249,8 @@ describe('a 1 GB answer and 10,000 callbacks against real gateway processes', ()
       }
     });
     expect(new Set(statuses)).toEqual(new Set([202, 404]));
+    // Ids PostgreSQL cannot hold are unknown ids too, not errors.
+    expect(await callback(gateways[0]!.url, accountId, { video_id: 'v\u0000x', callback_id: 'c\u0000' })).toBe(202);
     expect(total()).toBe(before);
   });
 

@@ -5,11 +5,24 @@
 // - the API key is only ever put in the X-Api-Key header, and scrubbed from every message;
 // - no answer is read past `maxResponseBytes`: a bigger one is dropped mid-stream and reported as
 //   `response_too_large` (a create stays `unknown`, a read throws a retryable HeygenError), not retried in-process.
-import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
-import { z } from 'zod';
+import { randomUUID } from 'node:crypto';
+import type { z } from 'zod';
 import { readBodyCapped } from './body.js';
+import { describeIssues, HeygenError } from './errors.js';
 import {
-  AGENT_SESSION_STATUSES,
+  agentCreateSchema,
+  agentGetSchema,
+  BULK_STATUS_MAP,
+  bulkStatusesSchema,
+  translationCreateSchema,
+  translationGetSchema,
+  userMeSchema,
+  v3ErrorSchema,
+  videoCreateSchema,
+  videoGetSchema,
+  webhookEndpointSchema,
+} from './schemas.js';
+import {
   HEYGEN_JOB_KINDS,
   type AgentSessionState,
   type HeygenClientOptions,
@@ -17,33 +30,18 @@ import {
   type HeygenJobKind,
   type HeygenLogger,
   type HeygenUser,
-  type HeygenWebhookEvent,
   type SubmitOptions,
   type SubmitOutcome,
   type UpstreamItem,
   type UpstreamJobState,
   type UpstreamStatus,
   type WebhookEndpointRegistration,
-  type WebhookSignatureScheme,
 } from './types.js';
 
 export type * from './types.js';
 export { AGENT_SESSION_STATUSES, HEYGEN_JOB_KINDS } from './types.js';
-
-/** A status read or registration that failed for good. `retryable` says whether trying later may help. */
-export class HeygenError extends Error {
-  override name = 'HeygenError';
-  readonly httpStatus: number | null;
-  readonly code: string;
-  readonly retryable: boolean;
-
-  constructor(message: string, details: { httpStatus: number | null; code: string; retryable: boolean }) {
-    super(message);
-    this.httpStatus = details.httpStatus;
-    this.code = details.code;
-    this.retryable = details.retryable;
-  }
-}
+export { HeygenError } from './errors.js';
+export { parseWebhookEvent, verifyWebhookSignature } from './webhooks.js';
 
 export interface HeygenClient {
   submitJob(
@@ -130,197 +128,8 @@ function parseJson(text: string): { ok: true; value: unknown } | { ok: false } {
   }
 }
 
-function describeIssues(error: z.ZodError): string {
-  const issue = error.issues[0];
-  if (!issue) return 'invalid';
-  const path = issue.path.length > 0 ? issue.path.map(String).join('.') : '(root)';
-  return `${path}: ${issue.message}`;
-}
-
 function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-// ---------------------------------------------------------------------------------------------
-// Response schemas (only the fields the gateway relies on; unknown fields are ignored)
-// ---------------------------------------------------------------------------------------------
-
-const id = z.string().min(1);
-const duration = z.number().nonnegative().nullish();
-
-const v3ErrorSchema = z.object({
-  error: z.object({
-    code: z.string().min(1),
-    message: z.string().nullish(),
-    param: z.string().nullish(),
-  }),
-});
-
-const videoCreateSchema = z.object({
-  data: z
-    .object({ video_id: id.nullish(), id: id.nullish() })
-    .refine((d) => d.video_id != null || d.id != null, { message: 'video_id or id is required' }),
-});
-
-const translationCreateSchema = z.object({
-  data: z.object({
-    video_translation_ids: z
-      .array(id)
-      .min(1)
-      .refine((ids) => new Set(ids).size === ids.length, { message: 'duplicate ids' }),
-  }),
-});
-
-const agentCreateSchema = z.object({
-  data: z.object({ session_id: id, video_id: id.nullish() }),
-});
-
-const videoGetSchema = z.object({
-  data: z.object({
-    id,
-    status: z.enum(['pending', 'processing', 'completed', 'failed']),
-    duration,
-    failure_code: z.string().nullish(),
-    failure_message: z.string().nullish(),
-    callback_id: z.string().nullish(),
-  }),
-});
-
-const translationGetSchema = z.object({
-  data: z.object({
-    id,
-    status: z.enum(['pending', 'running', 'completed', 'failed']),
-    duration,
-    failure_code: z.string().nullish(),
-    failure_message: z.string().nullish(),
-    callback_id: z.string().nullish(),
-  }),
-});
-
-const bulkStatusesSchema = z.object({
-  data: z.array(z.object({ video_id: z.string().nullish(), status: z.string() })),
-  has_more: z.boolean().nullish(),
-});
-
-const agentGetSchema = z.object({
-  data: z.object({ session_id: id, status: z.enum(AGENT_SESSION_STATUSES), video_id: id.nullish() }),
-});
-
-const userMeSchema = z.object({
-  data: z.object({
-    billing_type: z.string().nullish(),
-    usage_based: z
-      .object({
-        included_credits: z.number(),
-        remaining_credits: z.number(),
-        spending_cap_usd: z.number().nullish(),
-        spending_current_usd: z.number().nullish(),
-      })
-      .nullish(),
-    wallet: z.object({ currency: z.enum(['usd', 'credits']), remaining_balance: z.number() }).nullish(),
-  }),
-});
-
-const webhookEndpointSchema = z.object({
-  data: z.object({ endpoint_id: id, secret: id }),
-});
-
-const webhookEventSchema = z.object({
-  event_type: z.string().min(1),
-  event_id: z.string().nullish(),
-  event_data: z
-    .object({
-      video_id: z.string().nullish(),
-      video_translate_id: z.string().nullish(),
-      session_id: z.string().nullish(),
-      callback_id: z.string().nullish(),
-    })
-    .nullish(),
-});
-
-const BULK_STATUS_MAP: Readonly<Record<string, UpstreamStatus>> = {
-  queued: 'pending',
-  pending: 'pending',
-  waiting: 'pending',
-  processing: 'processing',
-  running: 'processing',
-  completed: 'completed',
-  failed: 'failed',
-  not_found: 'not_found',
-};
-
-// ---------------------------------------------------------------------------------------------
-// Webhooks
-// ---------------------------------------------------------------------------------------------
-
-/**
- * Checks an HMAC-SHA256 of the raw body keyed with the endpoint secret (used as given, UTF-8),
- * in constant time. Accepts an optional `sha256=` prefix. Header name and encoding are not
- * confirmed by HeyGen, hence the scheme parameter. A webhook stays a hint either way.
- */
-export function verifyWebhookSignature(
-  rawBody: string | Buffer,
-  secret: string,
-  headerValue: string | null | undefined,
-  scheme: WebhookSignatureScheme = 'hmac-sha256-hex',
-): boolean {
-  if (typeof secret !== 'string' || secret.length === 0) return false;
-  if (typeof headerValue !== 'string') return false;
-  let signature = headerValue.trim();
-  if (signature.toLowerCase().startsWith('sha256=')) signature = signature.slice('sha256='.length).trim();
-
-  const body = typeof rawBody === 'string' ? Buffer.from(rawBody, 'utf8') : rawBody;
-  const expected = createHmac('sha256', secret).update(body).digest();
-
-  let provided: Buffer;
-  if (scheme === 'hmac-sha256-hex') {
-    if (!/^[0-9a-fA-F]{64}$/.test(signature)) return false;
-    provided = Buffer.from(signature, 'hex');
-  } else if (scheme === 'hmac-sha256-base64') {
-    const standard = signature.replace(/-/g, '+').replace(/_/g, '/');
-    if (!/^[A-Za-z0-9+/]{43}=?$/.test(standard)) return false;
-    provided = Buffer.from(standard, 'base64');
-    // Reject non-canonical spellings (unused low bits set) so one MAC has one encoding.
-    if (provided.toString('base64').replace(/=+$/, '') !== standard.replace(/=+$/, '')) return false;
-  } else {
-    return false;
-  }
-  if (provided.length !== expected.length) return false;
-  return timingSafeEqual(provided, expected);
-}
-
-const WEBHOOK_KINDS: Readonly<Record<string, HeygenWebhookEvent['kind']>> = {
-  avatar_video: 'video',
-  video_translate: 'translation',
-  video_agent: 'agent',
-};
-
-/** Normalises a webhook body. Throws HeygenError(`malformed_webhook`) when it is not one. */
-export function parseWebhookEvent(json: unknown): HeygenWebhookEvent {
-  const parsed = webhookEventSchema.safeParse(json);
-  if (!parsed.success) {
-    throw new HeygenError(`malformed webhook body (${describeIssues(parsed.error)})`, {
-      httpStatus: null,
-      code: 'malformed_webhook',
-      retryable: false,
-    });
-  }
-  const { event_type: eventType, event_id: eventId, event_data: data } = parsed.data;
-  const dot = eventType.lastIndexOf('.');
-  const prefix = dot >= 0 ? eventType.slice(0, dot) : eventType;
-  const suffix = dot >= 0 ? eventType.slice(dot + 1) : '';
-  const kind = WEBHOOK_KINDS[prefix] ?? 'unknown';
-  const outcome = kind === 'unknown' ? 'unknown' : suffix === 'success' ? 'success' : suffix === 'fail' ? 'fail' : 'unknown';
-  const sessionId = data?.session_id || null;
-  return {
-    eventType,
-    eventId: eventId || null,
-    upstreamId: data?.video_translate_id || data?.video_id || (kind === 'agent' ? sessionId : null),
-    sessionId,
-    callbackId: data?.callback_id || null,
-    kind,
-    outcome,
-  };
 }
 
 // ---------------------------------------------------------------------------------------------

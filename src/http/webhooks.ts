@@ -4,7 +4,7 @@
 import { eq } from 'drizzle-orm';
 import { accountsTable } from '../db/schema.js';
 import { webhookSecretOf } from '../accounts/accounts.js';
-import { parseWebhookEvent, verifyWebhookSignature } from '../heygen/client.js';
+import { parseWebhookEvent, verifyWebhookSignature } from '../heygen/webhooks.js';
 import { hintJob } from '../jobs/follow.js';
 import { runDueJobNow } from '../jobs/worker.js';
 import { isUuid } from '../org/units.js';
@@ -54,7 +54,8 @@ export async function handleHeygenWebhook(
   const hint = await hintJob(
     services.db,
     accountId,
-    { jobId: event.callbackId && isUuid(event.callbackId) ? event.callbackId : null, upstreamId: event.upstreamId },
+    // An id PostgreSQL cannot hold (NUL) names no job: it is unknown, not an error.
+    { jobId: event.callbackId && isUuid(event.callbackId) ? event.callbackId : null, upstreamId: event.upstreamId?.includes('\u0000') ? null : event.upstreamId },
     services.jobDeps.follow.statusReadMinIntervalMs,
   );
   if (!hint.accountKnown) return { status: 404, body: { error: 'unknown account' } };
