@@ -3,7 +3,7 @@
 // - webhooks and per-job callbacks only mark a job due, coalesced in PostgreSQL: one status read per job per
 //   STATUS_READ_MIN_INTERVAL_MS, however many callbacks arrive at however many gateway processes;
 // - stored request bodies are capped (JOB_REQUEST_MAX_BYTES) before anything is written.
-import { randomUUID } from 'node:crypto';
+import { createHmac, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -15,7 +15,7 @@ import { avatarRequest, createTree, SUBMIT, type Tree } from './support/fixtures
 import { expectCountersEqualLedger } from './support/invariants.js';
 import { queryRows } from '../src/db/client.js';
 import { hintJob } from '../src/jobs/follow.js';
-import { claimDueJobs } from '../src/jobs/worker.js';
+import { claimDueJobs, runWorkerOnce } from '../src/jobs/worker.js';
 
 const API_KEY = 'sk_test_primary_key_0001';
 
@@ -195,6 +195,62 @@ describe('webhook coalescing in PostgreSQL', () => {
       scheduled: false,
       dueNow: false,
     });
+  });
+});
+
+describe('signed webhooks are read at once, through the same claim', () => {
+  let h: Harness;
+  let tree: Tree;
+  const SECRET = 'whsec_bounded_upstream_1';
+  beforeAll(async () => {
+    // No background work: a read can only come from a signed webhook's prompt handling or an explicit worker pass.
+    h = await startHarness({ workers: false, sim: { autoComplete: false } });
+    tree = await createTree(h, { webhookSecret: SECRET });
+  });
+  afterAll(async () => h?.close());
+
+  function signed(accountId: string, body: string) {
+    return fetch(`${h.url}/webhooks/heygen/${accountId}`, {
+      method: 'POST',
+      body,
+      headers: { 'content-type': 'application/json', 'x-heygen-signature': createHmac('sha256', SECRET).update(body).digest('hex') },
+    });
+  }
+
+  it('a signed webhook reads and settles the job without the poller; an unsigned callback waits for a worker pass', async () => {
+    const accountId = decodeGlobalID(tree.accountId).id;
+    const res = await h.gql(SUBMIT, { input: { projectId: tree.projectId, kind: 'AVATAR_VIDEO', request: avatarRequest() } });
+    const jobId = decodeGlobalID(res.data.submitJob.job.id).id;
+    const videoId: string = res.data.submitJob.job.upstreamIds[0];
+    const body = JSON.stringify({ event_type: 'avatar_video.success', event_data: { video_id: videoId, callback_id: jobId } });
+
+    const before = statusReads(h);
+    expect((await signed(accountId, body)).status).toBe(202);
+    await waitFor(() => statusReads(h) === before + 1, 5000, 'the prompt read');
+
+    // HeyGen completes it; once the interval since that read has passed, its webhook is read at once and settles.
+    expect(h.sim.completeNow(videoId, { durationSeconds: 12 })).toBe(true);
+    await waitFor(
+      async () => (await queryRows<{ ok: boolean }>(h.services.db, sql`select now() >= last_checked_at + interval '100 milliseconds' as ok from jobs where id = ${jobId}`))[0]!.ok,
+      5000,
+      'the read interval',
+    );
+    expect((await signed(accountId, body)).status).toBe(202);
+    const settled = await waitFor(async () => {
+      const row = await jobRow(h, jobId);
+      return row.status === 'SUCCEEDED' ? row : undefined;
+    }, 5000, 'settlement');
+    expect(settled.actual).toBe('72000000');
+
+    // An unsigned per-job callback only marks a job due: the next worker pass reads it.
+    const second = await h.gql(SUBMIT, { input: { projectId: tree.projectId, kind: 'AVATAR_VIDEO', request: avatarRequest() } });
+    const secondId = decodeGlobalID(second.data.submitJob.job.id).id;
+    const reads = statusReads(h);
+    expect(await callback(h.url, accountId, { video_id: second.data.submitJob.job.upstreamIds[0], callback_id: secondId })).toBe(202);
+    expect(new Date((await jobRow(h, secondId)).next_check_at!).getTime()).toBeLessThanOrEqual(Date.now());
+    expect(await runWorkerOnce(h.services.jobDeps)).toBe(1);
+    expect(statusReads(h)).toBe(reads + 1);
+    await expectCountersEqualLedger(h.services.db);
   });
 });
 
