@@ -1,6 +1,6 @@
 // HeyGen webhooks are hints: they only make the job due for a status read with the account's own key.
 // A forged or replayed webhook can at most trigger that read, and not even that more than once per
-// STATUS_READ_MIN_INTERVAL_MS per job (markDue is coalesced in PostgreSQL); money never moves on a webhook body.
+// STATUS_READ_MIN_INTERVAL_MS per job (hintJob is coalesced in PostgreSQL); money never moves on a webhook body.
 import { eq } from 'drizzle-orm';
 import { accountsTable } from '../db/schema.js';
 import { webhookSecretOf } from '../accounts/accounts.js';
