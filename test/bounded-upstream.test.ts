@@ -156,10 +156,12 @@ describe('webhook coalescing in PostgreSQL', () => {
     expect(interval).toBe(60_000);
 
     const hint = (i: number) => hintJob(h.services.db, accountId, i % 2 ? { jobId, upstreamId: null } : { jobId: null, upstreamId: videoId }, interval);
+    // As after a read: the poller's backoff has the job due in 5 minutes.
+    await h.services.db.execute(sql`update jobs set next_check_at = now() + interval '5 minutes' where id = ${jobId}`);
     const first = await Promise.all(Array.from({ length: 50 }, (_, i) => hint(i)));
     expect(first.every((r) => r.accountKnown && r.jobId === jobId)).toBe(true);
     expect(first.filter((r) => r.scheduled)).toHaveLength(1);
-    expect(first.filter((r) => r.dueNow)).toHaveLength(1);
+    expect(first.find((r) => r.scheduled)!.dueNow).toBe(true);
 
     // One claim (one read) for it, and a second claim finds nothing.
     expect((await claimDueJobs(deps)).map((j) => j.id)).toEqual([jobId]);
@@ -195,6 +197,38 @@ describe('webhook coalescing in PostgreSQL', () => {
       scheduled: false,
       dueNow: false,
     });
+  });
+});
+
+describe('a webhook that arrives while the job is still being forwarded', () => {
+  let h: Harness;
+  let tree: Tree;
+  beforeAll(async () => {
+    // HeyGen answers creates slowly, so the hint lands while the job is RESERVED (forwarding in flight).
+    h = await startHarness({ workers: false, sim: { autoComplete: false, latencyMs: 1500 }, env: { POLL_MIN_INTERVAL_MS: '60000', POLL_MAX_INTERVAL_MS: '60000' } });
+    tree = await createTree(h);
+  });
+  afterAll(async () => h?.close());
+
+  it("is remembered once, and the job is due as soon as HeyGen's acceptance is recorded", async () => {
+    const accountId = decodeGlobalID(tree.accountId).id;
+    const submitting = h.gql(SUBMIT, { input: { projectId: tree.projectId, kind: 'AVATAR_VIDEO', request: avatarRequest() } });
+    const jobId = await waitFor(
+      async () => (await queryRows<{ id: string }>(h.services.db, sql`select id::text from jobs where status = 'RESERVED' and submit_attempts = 1`))[0]?.id,
+      5000,
+      'the forwarding',
+    );
+    const hints = await Promise.all(Array.from({ length: 20 }, () => hintJob(h.services.db, accountId, { jobId, upstreamId: null }, 100)));
+    expect(hints.filter((r) => r.scheduled)).toHaveLength(1);
+    expect(hints.some((r) => r.dueNow)).toBe(false);
+    const res = await submitting;
+    expect(res.data.submitJob.job.status).toBe('SUBMITTED');
+    // Not POLL_MIN_INTERVAL_MS (a minute) away: due at once, and the hint is spent.
+    const [row] = await queryRows<{ due: boolean; hinted: boolean }>(
+      h.services.db,
+      sql`select next_check_at <= now() as due, hinted_at is not null as hinted from jobs where id = ${jobId}`,
+    );
+    expect(row).toEqual({ due: true, hinted: false });
   });
 });
 

@@ -205,6 +205,8 @@ export const jobsTable = pgTable('jobs', {
    * STATUS_READ_MIN_INTERVAL_MS apart, however many webhooks arrive and on however many processes.
    */
   lastCheckedAt: timestamp('last_checked_at', { withTimezone: true }),
+  /** A webhook named the job while it was still being forwarded: read it as soon as HeyGen's acceptance is recorded. */
+  hintedAt: timestamp('hinted_at', { withTimezone: true }),
   holdExpiresAt: timestamp('hold_expires_at', { withTimezone: true }).notNull(),
   createdAt: createdAt(),
   submittedAt: timestamp('submitted_at', { withTimezone: true }),

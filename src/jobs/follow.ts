@@ -99,9 +99,11 @@ export async function forwardJob(deps: JobDeps, jobId: string): Promise<JobRow |
       .insert(jobItemsTable)
       .values(outcome.items.map((i) => ({ jobId, upstreamId: i.upstreamId, kind: i.kind, videoId: i.videoId ?? null, language: i.language ?? null })))
       .onConflictDoNothing();
+    // A webhook that arrived while this call was in flight (a fast job) was kept as hinted_at: read at once.
+    const firstCheck = current.hintedAt !== null ? 0 : deps.follow.pollMinIntervalMs;
     const [updated] = await tx
       .update(jobsTable)
-      .set({ status, submittedAt: new Date(), checkAttempts: 0, nextCheckAt: new Date(Date.now() + deps.follow.pollMinIntervalMs), updatedAt: new Date() })
+      .set({ status, submittedAt: new Date(), checkAttempts: 0, nextCheckAt: new Date(Date.now() + firstCheck), hintedAt: null, updatedAt: new Date() })
       .where(eq(jobsTable.id, jobId))
       .returning();
     return updated!;
@@ -293,8 +295,9 @@ export interface HintResult {
   accountKnown: boolean;
   /** The job the hint is about, if the account has it. */
   jobId: string | null;
-  /** This hint moved the job's due time (`dueNow`: it is due already). */
+  /** This hint changed the job (moved its due time, or was remembered for a job still being forwarded). */
   scheduled: boolean;
+  /** The job may be read now (due, and its last read is at least the interval ago), by this hint or before it. */
   dueNow: boolean;
 }
 
@@ -315,19 +318,27 @@ export async function hintJob(db: Db, accountId: string, hint: JobHint, minInter
   const lookups = [byId, byUpstream].filter((q) => q !== null);
   const target = lookups.length > 0 ? sql.join(lookups, sql` union all `) : sql`select null::uuid as id where false`;
   const earliest = sql`greatest(now(), coalesce(last_checked_at + ${minIntervalMs}::int * interval '1 millisecond', now()))`;
+  const readable = sql`(last_checked_at is null or last_checked_at <= now() - ${minIntervalMs}::int * interval '1 millisecond')`;
+  // A RESERVED job is being forwarded (its lease keeps workers off it): the hint is only remembered, once, and
+  // the forwarding makes the job due when it records HeyGen's acceptance.
   const [row] = await queryRows<{ account_known: boolean; job_id: string | null; scheduled: boolean; due_now: boolean | null }>(
     db,
     sql`with target as (${target} limit 1),
         hinted as (
-          update jobs set next_check_at = ${earliest}, check_attempts = 0
+          update jobs set
+            next_check_at = case when status = 'RESERVED' then next_check_at else ${earliest} end,
+            check_attempts = case when status = 'RESERVED' then check_attempts else 0 end,
+            hinted_at = case when status = 'RESERVED' then now() else hinted_at end
           where id = (select id from target) and account_id = ${accountId}
-            and status in ('SUBMITTED', 'PROCESSING', 'SUBMIT_UNKNOWN')
-            and (next_check_at is null or next_check_at > ${earliest})
-          returning next_check_at <= now() as due_now)
+            and ((status = 'RESERVED' and hinted_at is null)
+              or (status in ('SUBMITTED', 'PROCESSING', 'SUBMIT_UNKNOWN') and (next_check_at is null or next_check_at > ${earliest})))
+          returning status <> 'RESERVED' and next_check_at <= now() as due_now)
         select exists (select 1 from accounts where id = ${accountId}) as account_known,
                (select id from target)::text as job_id,
                exists (select 1 from hinted) as scheduled,
-               (select due_now from hinted) as due_now`,
+               coalesce((select due_now from hinted),
+                        (select status in ('SUBMITTED', 'PROCESSING') and next_check_at <= now() and ${readable}
+                         from jobs where id = (select id from target))) as due_now`,
   );
   return { accountKnown: row!.account_known, jobId: row!.job_id, scheduled: row!.scheduled, dueNow: row!.due_now === true };
 }
