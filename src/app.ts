@@ -56,7 +56,13 @@ export async function createServices(config: Config, overrides: { logger?: Logge
     const tokens = await createTokenService(database.db, box, { issuer: config.jwt.issuer, audience: config.jwt.audience, company });
     const heygen =
       overrides.heygen ??
-      createHeygenClient({ timeoutMs: config.heygen.timeoutMs, maxAttempts: config.heygen.maxAttempts, userMePath: config.heygen.userMePath, logger });
+      createHeygenClient({
+        timeoutMs: config.heygen.timeoutMs,
+        maxAttempts: config.heygen.maxAttempts,
+        userMePath: config.heygen.userMePath,
+        maxResponseBytes: config.heygen.maxResponseBytes,
+        logger,
+      });
     const admissionRefusals = new Counter({
       name: 'gateway_admission_refusals_total',
       help: 'Admissions refused by a cap: reason budget (a HARD budget), pool (the account pool) or concurrency; unit is the refusing unit id.',
@@ -74,6 +80,7 @@ export async function createServices(config: Config, overrides: { logger?: Logge
           reason: 'orgUnitId' in refusal ? refusal.reason.toLowerCase() : 'concurrency',
         }),
       media: config.mediaProbe,
+      maxRequestBytes: config.jobRequestMaxBytes,
     };
     const jobDeps: JobDeps = {
       db: database.db,
@@ -84,6 +91,7 @@ export async function createServices(config: Config, overrides: { logger?: Logge
         publicUrl: config.publicUrl ?? null,
         pollMinIntervalMs: config.workers.pollMinIntervalMs,
         pollMaxIntervalMs: config.workers.pollMaxIntervalMs,
+        statusReadMinIntervalMs: config.workers.statusReadMinIntervalMs,
         leaseMs: config.heygen.timeoutMs * config.heygen.maxAttempts + 30_000,
         submitGiveUpMs: 23 * 3600_000,
       },

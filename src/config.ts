@@ -30,6 +30,12 @@ const envSchema = z.object({
   POLL_MAX_INTERVAL_MS: z.coerce.number().int().min(10).default(300000),
   HEYGEN_TIMEOUT_MS: z.coerce.number().int().min(10).default(30000),
   HEYGEN_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(10).default(3),
+  /** Largest HeyGen answer read; a bigger one is cut off and treated as an upstream error (the job stays recoverable). */
+  HEYGEN_MAX_RESPONSE_BYTES: z.coerce.number().int().min(1024).max(1024 * 1024 * 1024).default(4 * 1024 * 1024),
+  /** Largest stored `request` body of a job (its JSON, UTF-8); larger ones are refused at submitJob. */
+  JOB_REQUEST_MAX_BYTES: z.coerce.number().int().min(1024).max(16 * 1024 * 1024).default(64 * 1024),
+  /** Shortest time between two status reads of one job, whatever asks for them (webhooks, callbacks, the poller); default POLL_MIN_INTERVAL_MS. */
+  STATUS_READ_MIN_INTERVAL_MS: z.preprocess((v) => (v === '' ? undefined : v), z.coerce.number().int().min(10).optional()),
   HOLD_TTL_HOURS: z.coerce.number().int().min(1).default(48),
   WEBHOOK_SIGNATURE_HEADER: z.string().default('x-heygen-signature'),
   WEBHOOK_SIGNATURE_SCHEME: z.enum(['hmac-sha256-hex', 'hmac-sha256-base64']).default('hmac-sha256-hex'),
@@ -99,8 +105,18 @@ export interface Config {
     readonly intervalMs: number;
     readonly pollMinIntervalMs: number;
     readonly pollMaxIntervalMs: number;
+    /** Shortest time between two status reads of one job (coalesces webhooks and callbacks across processes). */
+    readonly statusReadMinIntervalMs: number;
   };
-  readonly heygen: { readonly timeoutMs: number; readonly maxAttempts: number; readonly userMePath: string };
+  readonly heygen: {
+    readonly timeoutMs: number;
+    readonly maxAttempts: number;
+    readonly userMePath: string;
+    /** Largest HeyGen answer body read, in bytes. */
+    readonly maxResponseBytes: number;
+  };
+  /** Largest job `request` body stored, in bytes of JSON. */
+  readonly jobRequestMaxBytes: number;
   readonly walletSync: { readonly enabled: boolean; readonly intervalMs: number; readonly driftThresholdMicroCs: bigint };
   readonly holdTtlHours: number;
   /** Overruns of one project in one period above this are flagged to ADMIN and FINANCE (`overrunFlags`). */
@@ -146,8 +162,15 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       intervalMs: e.WORKER_INTERVAL_MS,
       pollMinIntervalMs: e.POLL_MIN_INTERVAL_MS,
       pollMaxIntervalMs: e.POLL_MAX_INTERVAL_MS,
+      statusReadMinIntervalMs: e.STATUS_READ_MIN_INTERVAL_MS ?? e.POLL_MIN_INTERVAL_MS,
     },
-    heygen: { timeoutMs: e.HEYGEN_TIMEOUT_MS, maxAttempts: e.HEYGEN_MAX_ATTEMPTS, userMePath: e.HEYGEN_USER_ME_PATH },
+    heygen: {
+      timeoutMs: e.HEYGEN_TIMEOUT_MS,
+      maxAttempts: e.HEYGEN_MAX_ATTEMPTS,
+      userMePath: e.HEYGEN_USER_ME_PATH,
+      maxResponseBytes: e.HEYGEN_MAX_RESPONSE_BYTES,
+    },
+    jobRequestMaxBytes: e.JOB_REQUEST_MAX_BYTES,
     walletSync: {
       enabled: e.WALLET_SYNC_ENABLED,
       intervalMs: e.WALLET_SYNC_INTERVAL_MS,

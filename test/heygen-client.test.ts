@@ -1,7 +1,8 @@
 import { createHmac } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { Readable, pipeline } from 'node:stream';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   createHeygenClient,
   formatDecimal,
@@ -836,5 +837,74 @@ describe('API key secrecy', () => {
     const error = await client.getVideo({ baseUrl: closed.baseUrl, apiKey: badKey }, 'v1').catch((e: unknown) => e);
     expect(error).toMatchObject({ code: 'invalid_api_key' });
     expectNoKey(error);
+  });
+});
+
+describe('answer size cap', () => {
+  /** Answers every request with `bytes` of zeros (or `body` when given), streamed with backpressure; counts what it wrote. */
+  async function streamingHeygen(opts: { bytes: number; declareLength: boolean; body?: string }) {
+    const seen = { requests: 0, written: 0, closedEarly: 0 };
+    const server = http.createServer((req, res) => {
+      seen.requests += 1;
+      req.resume();
+      res.writeHead(200, { 'content-type': 'application/json', ...(opts.declareLength ? { 'content-length': String(opts.body?.length ?? opts.bytes) } : {}) });
+      if (opts.body !== undefined) return void res.end(opts.body);
+      const block = Buffer.alloc(64 * 1024, 0x30);
+      let sent = 0;
+      const source = new Readable({
+        read() {
+          if (sent >= opts.bytes) return void this.push(null);
+          const n = Math.min(block.length, opts.bytes - sent);
+          sent += n;
+          seen.written = sent;
+          this.push(block.subarray(0, n));
+        },
+      });
+      res.on('close', () => {
+        if (!res.writableFinished) seen.closedEarly += 1;
+      });
+      pipeline(source, res, () => undefined);
+    });
+    openServers.push(server);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    return { server: { baseUrl: `http://127.0.0.1:${port}`, requests: [], unexpected: [] } as FakeServer, seen };
+  }
+
+  it('a chunked 1 GiB answer to a read is dropped past the limit: one request, a retryable response_too_large', async () => {
+    const { server, seen } = await streamingHeygen({ bytes: 1024 ** 3, declareLength: false });
+    const { client, conn, logs } = setup(server, { maxResponseBytes: 256 * 1024, timeoutMs: 20_000 });
+    const error = await client.getVideoStatuses(conn, ['v1']).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(HeygenError);
+    expect(error).toMatchObject({ code: 'response_too_large', retryable: true, httpStatus: 200 });
+    expect(seen.requests).toBe(1);
+    // The connection was dropped: the server wrote a few socket buffers past the limit, not the gigabyte.
+    await vi.waitFor(() => expect(seen.closedEarly).toBe(1));
+    expect(seen.written).toBeLessThan(32 * 1024 * 1024);
+    expect(logs).toContainEqual(expect.objectContaining({ op: 'getVideoStatuses', limitBytes: 256 * 1024 }));
+  });
+
+  it('a Content-Length over the limit ends a create as unknown before its body is read, without retrying', async () => {
+    const { server, seen } = await streamingHeygen({ bytes: 1024 ** 3, declareLength: true });
+    const { client, conn } = setup(server, { maxResponseBytes: 1024 * 1024 });
+    const outcome = await client.submitJob(conn, 'AVATAR_VIDEO', { type: 'avatar' }, submitOpts);
+    expect(outcome).toMatchObject({ type: 'unknown', code: 'response_too_large', httpStatus: 200 });
+    expect(outcome.type === 'unknown' && outcome.reason).toContain('declares 1073741824 bytes');
+    expect(seen.requests).toBe(1);
+    await vi.waitFor(() => expect(seen.closedEarly).toBe(1));
+    expect(seen.written).toBeLessThan(32 * 1024 * 1024);
+  });
+
+  it('an answer of exactly the limit is read', async () => {
+    const json = JSON.stringify({ data: { id: 'v1', status: 'processing' } });
+    const body = json + ' '.repeat(4096 - json.length);
+    for (const declareLength of [true, false]) {
+      const { server } = await streamingHeygen({ bytes: 0, declareLength, body });
+      const { client, conn } = setup(server, { maxResponseBytes: 4096 });
+      await expect(client.getVideo(conn, 'v1')).resolves.toMatchObject({ id: 'v1', status: 'processing' });
+      const { server: over } = await streamingHeygen({ bytes: 0, declareLength, body: `${body} ` });
+      const { client: strict, conn: overConn } = setup(over, { maxResponseBytes: 4096 });
+      await expect(strict.getVideo(overConn, 'v1')).rejects.toMatchObject({ code: 'response_too_large' });
+    }
   });
 });

@@ -29,7 +29,7 @@ describe('expired holds', () => {
   /** Moves the job's hold deadline (and, optionally, its admission) into the past and makes it due now. */
   async function age(id: string, opts: { holdExpiredHoursAgo: number; createdHoursAgo?: number }) {
     await h.services.db.execute(sql`update jobs set hold_expires_at = now() - make_interval(hours => ${opts.holdExpiredHoursAgo}),
-      created_at = now() - make_interval(hours => ${opts.createdHoursAgo ?? 0}), next_check_at = now() where id = ${rawId(id)}`);
+      created_at = now() - make_interval(hours => ${opts.createdHoursAgo ?? 0}), next_check_at = now(), last_checked_at = null where id = ${rawId(id)}`);
   }
   const driftNotes = (id: string) => queryRows<{ reason: string; released: string }>(h.services.db, sql`select reason, released_micro_cs::text as released from drift_notes where job_id = ${rawId(id)}`);
   const audits = (id: string, action: string) =>

@@ -740,6 +740,40 @@ describe('fault injection', () => {
     expect(sim.stats().faults.malformed).toBe(2);
   });
 
+  it('oversized answers: streamed with or without Content-Length, the create still happens, then the replay is sound', async () => {
+    sim.configure({ oversizedNext: 1, oversizedBytes: 3 * 1024 * 1024 + 7, oversizedDeclareLength: true });
+    const declared = await call('GET', '/v3/users/me');
+    expect(declared.status).toBe(200);
+    expect(declared.headers.get('content-length')).toBe(String(3 * 1024 * 1024 + 7));
+    expect(declared.text.length).toBe(3 * 1024 * 1024 + 7);
+
+    sim.configure({ oversizedNext: 1, oversizedBytes: 1024 * 1024, oversizedDeclareLength: false });
+    const headers = { 'Idempotency-Key': 'huge' };
+    const chunked = await call('POST', '/v3/videos', { body: avatar(), headers });
+    expect(chunked.status).toBe(200);
+    expect(chunked.headers.get('content-length')).toBeNull();
+    expect(chunked.text).toBe('0'.repeat(1024 * 1024));
+    expect(sim.jobs(KEY)).toHaveLength(1);
+    const replay = await call('POST', '/v3/videos', { body: avatar(), headers });
+    expect(replay.json.data.video_id).toBe(sim.jobs(KEY)[0]?.id);
+    expect(sim.stats().faults.oversized).toBe(2);
+    expect(sim.stats().jobsCreated[KEY]).toBe(1);
+  });
+
+  it('a client hanging up on a 1 GiB answer does not disturb the simulator', async () => {
+    sim.configure({ oversizedNext: 1, oversizedBytes: 1024 ** 3 });
+    const controller = new AbortController();
+    const res = await fetch(`${sim.url}/v3/users/me`, { headers: { 'X-Api-Key': KEY }, signal: controller.signal });
+    const reader = res.body!.getReader();
+    let received = 0;
+    while (received < 1024 * 1024) received += (await reader.read()).value!.byteLength;
+    controller.abort();
+    // The simulator serves the next request normally.
+    const next = await call('GET', '/v3/users/me');
+    expect(next.status).toBe(200);
+    expect(next.json.data).toBeDefined();
+  });
+
   it('adds latency to every request', async () => {
     sim.configure({ latencyMs: 80 });
     const started = Date.now();

@@ -204,6 +204,13 @@ export const jobsTable = pgTable('jobs', {
   checkAttempts: integer('check_attempts').notNull().default(0),
   /** Queue lease: background workers claim jobs whose next_check_at has passed (FOR UPDATE SKIP LOCKED). */
   nextCheckAt: timestamp('next_check_at', { withTimezone: true }),
+  /**
+   * When a worker last claimed the job to ask HeyGen about it. Status reads of one job are at least
+   * STATUS_READ_MIN_INTERVAL_MS apart, however many webhooks arrive and on however many processes.
+   */
+  lastCheckedAt: timestamp('last_checked_at', { withTimezone: true }),
+  /** A webhook named the job while it was still being forwarded: read it as soon as HeyGen's acceptance is recorded. */
+  hintedAt: timestamp('hinted_at', { withTimezone: true }),
   holdExpiresAt: timestamp('hold_expires_at', { withTimezone: true }).notNull(),
   createdAt: createdAt(),
   submittedAt: timestamp('submitted_at', { withTimezone: true }),

@@ -95,6 +95,12 @@ export function createLoaders(db: Db, now: Date) {
   const itemsByJob = new DataLoader<string, (typeof jobItemsTable.$inferSelect)[]>(async (ids) =>
     groupBy(ids, await db.select().from(jobItemsTable).where(inArray(jobItemsTable.jobId, [...ids])).orderBy(jobItemsTable.createdAt), (r) => r.jobId),
   );
+  // Removes the N+1 of `Job.request` over a page of jobs, which is listed without its (large) request column.
+  const requestByJob = new DataLoader<string, unknown>(async (ids) =>
+    byKey(ids, await db.select({ id: jobsTable.id, request: jobsTable.request }).from(jobsTable).where(inArray(jobsTable.id, [...ids])), (r) => r.id).map(
+      (r) => r?.request ?? null,
+    ),
+  );
   // Removes the N+1 of `Account.inFlightJobs` over the account list.
   const inFlightByAccount = new DataLoader<string, number>(async (ids) => {
     const rows = await db
@@ -153,6 +159,7 @@ export function createLoaders(db: Db, now: Date) {
     budgetsByUnit,
     budgetUsage,
     itemsByJob,
+    requestByJob,
     inFlightByAccount,
     unitUsage,
     walletByAccount,

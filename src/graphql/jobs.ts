@@ -1,6 +1,6 @@
 // Jobs: submit (admission + forwarding), cancel, and read.
 import { resolveCursorConnection } from '@pothos/plugin-relay';
-import { and, desc, asc, eq, inArray, or, lt, gt } from 'drizzle-orm';
+import { and, desc, asc, eq, getTableColumns, inArray, or, lt, gt } from 'drizzle-orm';
 import { builder } from './builder.js';
 import { MUTATION_ERRORS, SUBMIT_ERRORS } from './errors.js';
 import { decodeId, tryDecodeId } from './ids.js';
@@ -33,7 +33,11 @@ const UpstreamItemRef = builder.objectRef<{ upstreamId: string; kind: string; la
   }),
 });
 
-export const JobRef = builder.objectRef<JobRow>('Job');
+/** A job as GraphQL reads it: lists leave out the request body (up to JOB_REQUEST_MAX_BYTES each), loaded only when asked for. */
+type JobView = Omit<JobRow, 'request'> & { request?: unknown };
+const { request: _request, ...jobListColumns } = getTableColumns(jobsTable);
+
+export const JobRef = builder.objectRef<JobView>('Job');
 builder.node(JobRef, {
   description: 'A HeyGen job submitted through the gateway, with its hold and settlement.',
   id: { resolve: (j) => j.id },
@@ -60,7 +64,11 @@ builder.node(JobRef, {
       resolve: async (j, _a, ctx) => (await ctx.loaders.itemsByJob.load(j.id)).map((i) => i.upstreamId),
     }),
     upstreamItems: t.field({ type: [UpstreamItemRef], description: 'Outputs and their last known status.', resolve: (j, _a, ctx) => ctx.loaders.itemsByJob.load(j.id) }),
-    request: t.field({ type: 'JSON', description: 'The HeyGen v3 body as submitted.', resolve: (j) => j.request }),
+    request: t.field({
+      type: 'JSON',
+      description: 'The HeyGen v3 body as submitted.',
+      resolve: (j, _a, ctx) => (j.request !== undefined ? j.request : ctx.loaders.requestByJob.load(j.id)),
+    }),
     failureCode: t.exposeString('failureCode', { nullable: true, description: 'Why it failed, as a code.' }),
     failureMessage: t.exposeString('failureMessage', { nullable: true, description: 'Why it failed.' }),
     createdAt: t.field({ type: 'DateTime', description: 'Admission time.', resolve: (j) => j.createdAt }),
@@ -78,7 +86,7 @@ const JobFilter = builder.inputType('JobFilter', {
   }),
 });
 
-function cursorOf(job: JobRow): string {
+function cursorOf(job: JobView): string {
   return `${job.createdAt.toISOString()}|${job.id}`;
 }
 function parseCursor(cursor: string): { at: Date; id: string } {
@@ -107,13 +115,13 @@ builder.queryFields((t) => ({
       // Ids the caller cannot see match nothing, exactly like ids that do not exist.
       const projectId = f?.projectId ? tryDecodeId(String(f.projectId), 'OrgUnit') ?? '00000000-0000-0000-0000-000000000000' : null;
       const accountId = f?.accountId ? tryDecodeId(String(f.accountId), 'Account') ?? '00000000-0000-0000-0000-000000000000' : null;
-      return resolveCursorConnection<Promise<JobRow[]>>(
+      return resolveCursorConnection<Promise<JobView[]>>(
         { args, toCursor: cursorOf, defaultSize: 50, maxSize: 500 },
-        async ({ before, after, limit, inverted }): Promise<JobRow[]> => {
+        async ({ before, after, limit, inverted }): Promise<JobView[]> => {
           const a = after ? parseCursor(after) : null;
           const b = before ? parseCursor(before) : null;
           return ctx.db
-            .select()
+            .select(jobListColumns)
             .from(jobsTable)
             .where(
               and(

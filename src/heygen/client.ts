@@ -2,11 +2,27 @@
 // - a create that may have reached HeyGen is never reported as `rejected` (it is `unknown`);
 // - every success body is checked with zod, and ids in answers must match the ids asked for;
 // - durations and amounts leave as plain decimal strings, never as floats;
-// - the API key is only ever put in the X-Api-Key header, and scrubbed from every message.
-import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
-import { z } from 'zod';
+// - the API key is only ever put in the X-Api-Key header, and scrubbed from every message;
+// - no answer is read past `maxResponseBytes`: a bigger one is dropped mid-stream and reported as
+//   `response_too_large` (a create stays `unknown`, a read throws a retryable HeygenError), not retried in-process.
+import { randomUUID } from 'node:crypto';
+import type { z } from 'zod';
+import { readBodyCapped } from './body.js';
+import { describeIssues, HeygenError } from './errors.js';
 import {
-  AGENT_SESSION_STATUSES,
+  agentCreateSchema,
+  agentGetSchema,
+  BULK_STATUS_MAP,
+  bulkStatusesSchema,
+  translationCreateSchema,
+  translationGetSchema,
+  userMeSchema,
+  v3ErrorSchema,
+  videoCreateSchema,
+  videoGetSchema,
+  webhookEndpointSchema,
+} from './schemas.js';
+import {
   HEYGEN_JOB_KINDS,
   type AgentSessionState,
   type HeygenClientOptions,
@@ -14,33 +30,18 @@ import {
   type HeygenJobKind,
   type HeygenLogger,
   type HeygenUser,
-  type HeygenWebhookEvent,
   type SubmitOptions,
   type SubmitOutcome,
   type UpstreamItem,
   type UpstreamJobState,
   type UpstreamStatus,
   type WebhookEndpointRegistration,
-  type WebhookSignatureScheme,
 } from './types.js';
 
 export type * from './types.js';
 export { AGENT_SESSION_STATUSES, HEYGEN_JOB_KINDS } from './types.js';
-
-/** A status read or registration that failed for good. `retryable` says whether trying later may help. */
-export class HeygenError extends Error {
-  override name = 'HeygenError';
-  readonly httpStatus: number | null;
-  readonly code: string;
-  readonly retryable: boolean;
-
-  constructor(message: string, details: { httpStatus: number | null; code: string; retryable: boolean }) {
-    super(message);
-    this.httpStatus = details.httpStatus;
-    this.code = details.code;
-    this.retryable = details.retryable;
-  }
-}
+export { HeygenError } from './errors.js';
+export { parseWebhookEvent, verifyWebhookSignature } from './webhooks.js';
 
 export interface HeygenClient {
   submitJob(
@@ -127,197 +128,8 @@ function parseJson(text: string): { ok: true; value: unknown } | { ok: false } {
   }
 }
 
-function describeIssues(error: z.ZodError): string {
-  const issue = error.issues[0];
-  if (!issue) return 'invalid';
-  const path = issue.path.length > 0 ? issue.path.map(String).join('.') : '(root)';
-  return `${path}: ${issue.message}`;
-}
-
 function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-// ---------------------------------------------------------------------------------------------
-// Response schemas (only the fields the gateway relies on; unknown fields are ignored)
-// ---------------------------------------------------------------------------------------------
-
-const id = z.string().min(1);
-const duration = z.number().nonnegative().nullish();
-
-const v3ErrorSchema = z.object({
-  error: z.object({
-    code: z.string().min(1),
-    message: z.string().nullish(),
-    param: z.string().nullish(),
-  }),
-});
-
-const videoCreateSchema = z.object({
-  data: z
-    .object({ video_id: id.nullish(), id: id.nullish() })
-    .refine((d) => d.video_id != null || d.id != null, { message: 'video_id or id is required' }),
-});
-
-const translationCreateSchema = z.object({
-  data: z.object({
-    video_translation_ids: z
-      .array(id)
-      .min(1)
-      .refine((ids) => new Set(ids).size === ids.length, { message: 'duplicate ids' }),
-  }),
-});
-
-const agentCreateSchema = z.object({
-  data: z.object({ session_id: id, video_id: id.nullish() }),
-});
-
-const videoGetSchema = z.object({
-  data: z.object({
-    id,
-    status: z.enum(['pending', 'processing', 'completed', 'failed']),
-    duration,
-    failure_code: z.string().nullish(),
-    failure_message: z.string().nullish(),
-    callback_id: z.string().nullish(),
-  }),
-});
-
-const translationGetSchema = z.object({
-  data: z.object({
-    id,
-    status: z.enum(['pending', 'running', 'completed', 'failed']),
-    duration,
-    failure_code: z.string().nullish(),
-    failure_message: z.string().nullish(),
-    callback_id: z.string().nullish(),
-  }),
-});
-
-const bulkStatusesSchema = z.object({
-  data: z.array(z.object({ video_id: z.string().nullish(), status: z.string() })),
-  has_more: z.boolean().nullish(),
-});
-
-const agentGetSchema = z.object({
-  data: z.object({ session_id: id, status: z.enum(AGENT_SESSION_STATUSES), video_id: id.nullish() }),
-});
-
-const userMeSchema = z.object({
-  data: z.object({
-    billing_type: z.string().nullish(),
-    usage_based: z
-      .object({
-        included_credits: z.number(),
-        remaining_credits: z.number(),
-        spending_cap_usd: z.number().nullish(),
-        spending_current_usd: z.number().nullish(),
-      })
-      .nullish(),
-    wallet: z.object({ currency: z.enum(['usd', 'credits']), remaining_balance: z.number() }).nullish(),
-  }),
-});
-
-const webhookEndpointSchema = z.object({
-  data: z.object({ endpoint_id: id, secret: id }),
-});
-
-const webhookEventSchema = z.object({
-  event_type: z.string().min(1),
-  event_id: z.string().nullish(),
-  event_data: z
-    .object({
-      video_id: z.string().nullish(),
-      video_translate_id: z.string().nullish(),
-      session_id: z.string().nullish(),
-      callback_id: z.string().nullish(),
-    })
-    .nullish(),
-});
-
-const BULK_STATUS_MAP: Readonly<Record<string, UpstreamStatus>> = {
-  queued: 'pending',
-  pending: 'pending',
-  waiting: 'pending',
-  processing: 'processing',
-  running: 'processing',
-  completed: 'completed',
-  failed: 'failed',
-  not_found: 'not_found',
-};
-
-// ---------------------------------------------------------------------------------------------
-// Webhooks
-// ---------------------------------------------------------------------------------------------
-
-/**
- * Checks an HMAC-SHA256 of the raw body keyed with the endpoint secret (used as given, UTF-8),
- * in constant time. Accepts an optional `sha256=` prefix. Header name and encoding are not
- * confirmed by HeyGen, hence the scheme parameter. A webhook stays a hint either way.
- */
-export function verifyWebhookSignature(
-  rawBody: string | Buffer,
-  secret: string,
-  headerValue: string | null | undefined,
-  scheme: WebhookSignatureScheme = 'hmac-sha256-hex',
-): boolean {
-  if (typeof secret !== 'string' || secret.length === 0) return false;
-  if (typeof headerValue !== 'string') return false;
-  let signature = headerValue.trim();
-  if (signature.toLowerCase().startsWith('sha256=')) signature = signature.slice('sha256='.length).trim();
-
-  const body = typeof rawBody === 'string' ? Buffer.from(rawBody, 'utf8') : rawBody;
-  const expected = createHmac('sha256', secret).update(body).digest();
-
-  let provided: Buffer;
-  if (scheme === 'hmac-sha256-hex') {
-    if (!/^[0-9a-fA-F]{64}$/.test(signature)) return false;
-    provided = Buffer.from(signature, 'hex');
-  } else if (scheme === 'hmac-sha256-base64') {
-    const standard = signature.replace(/-/g, '+').replace(/_/g, '/');
-    if (!/^[A-Za-z0-9+/]{43}=?$/.test(standard)) return false;
-    provided = Buffer.from(standard, 'base64');
-    // Reject non-canonical spellings (unused low bits set) so one MAC has one encoding.
-    if (provided.toString('base64').replace(/=+$/, '') !== standard.replace(/=+$/, '')) return false;
-  } else {
-    return false;
-  }
-  if (provided.length !== expected.length) return false;
-  return timingSafeEqual(provided, expected);
-}
-
-const WEBHOOK_KINDS: Readonly<Record<string, HeygenWebhookEvent['kind']>> = {
-  avatar_video: 'video',
-  video_translate: 'translation',
-  video_agent: 'agent',
-};
-
-/** Normalises a webhook body. Throws HeygenError(`malformed_webhook`) when it is not one. */
-export function parseWebhookEvent(json: unknown): HeygenWebhookEvent {
-  const parsed = webhookEventSchema.safeParse(json);
-  if (!parsed.success) {
-    throw new HeygenError(`malformed webhook body (${describeIssues(parsed.error)})`, {
-      httpStatus: null,
-      code: 'malformed_webhook',
-      retryable: false,
-    });
-  }
-  const { event_type: eventType, event_id: eventId, event_data: data } = parsed.data;
-  const dot = eventType.lastIndexOf('.');
-  const prefix = dot >= 0 ? eventType.slice(0, dot) : eventType;
-  const suffix = dot >= 0 ? eventType.slice(dot + 1) : '';
-  const kind = WEBHOOK_KINDS[prefix] ?? 'unknown';
-  const outcome = kind === 'unknown' ? 'unknown' : suffix === 'success' ? 'success' : suffix === 'fail' ? 'fail' : 'unknown';
-  const sessionId = data?.session_id || null;
-  return {
-    eventType,
-    eventId: eventId || null,
-    upstreamId: data?.video_translate_id || data?.video_id || (kind === 'agent' ? sessionId : null),
-    sessionId,
-    callbackId: data?.callback_id || null,
-    kind,
-    outcome,
-  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -326,7 +138,10 @@ export function parseWebhookEvent(json: unknown): HeygenWebhookEvent {
 
 type AttemptResult =
   | { kind: 'response'; status: number; headers: Headers; text: string }
-  | { kind: 'network'; reason: string; code: 'timeout' | 'network_error' };
+  | { kind: 'network'; reason: string; code: 'timeout' | 'network_error' }
+  | { kind: 'oversized'; status: number; reason: string };
+/** What `interpret` sees: an oversized answer never reaches it. */
+type Answer = Exclude<AttemptResult, { kind: 'oversized' }>;
 
 interface RetryStep {
   kind: 'retry';
@@ -366,6 +181,7 @@ export function createHeygenClient(options: HeygenClientOptions = {}): HeygenCli
   const baseDelayMs = checkPositive('baseDelayMs', options.baseDelayMs ?? 500);
   const maxDelayMs = checkPositive('maxDelayMs', options.maxDelayMs ?? 30_000);
   const maxRetryAfterMs = checkPositive('maxRetryAfterMs', options.maxRetryAfterMs ?? 60_000);
+  const maxResponseBytes = checkPositive('maxResponseBytes', options.maxResponseBytes ?? 4 * 1024 * 1024, true);
   const userMePath = options.userMePath ?? '/v3/users/me';
   if (!userMePath.startsWith('/')) throw new RangeError('HeyGen client option userMePath must start with "/"');
   const fetchImpl = options.fetch ?? globalThis.fetch;
@@ -441,18 +257,24 @@ export function createHeygenClient(options: HeygenClientOptions = {}): HeygenCli
       Accept: 'application/json',
     };
     if (spec.idempotencyKey !== undefined) headers['Idempotency-Key'] = spec.idempotencyKey;
+    // Aborted by the size cap: the connection is dropped instead of drained.
+    const cap = new AbortController();
     try {
       const response = await fetchImpl(url, {
         method: spec.method,
         headers,
         ...(spec.body !== undefined ? { body: spec.body } : {}),
         // The timeout also bounds reading the body, which shares the signal.
-        signal: AbortSignal.timeout(timeoutMs),
+        signal: AbortSignal.any([AbortSignal.timeout(timeoutMs), cap.signal]),
         // Never replay the API key to wherever a redirect points.
         redirect: 'manual',
       });
-      const text = await response.text();
-      return { kind: 'response', status: response.status, headers: response.headers, text };
+      const body = await readBodyCapped(response, maxResponseBytes, () => cap.abort());
+      if (!body.ok) {
+        const size = body.declaredBytes !== null ? `declares ${body.declaredBytes} bytes` : `passed ${maxResponseBytes} bytes`;
+        return { kind: 'oversized', status: response.status, reason: `HTTP ${response.status} answer too large (${size}; limit ${maxResponseBytes})` };
+      }
+      return { kind: 'response', status: response.status, headers: response.headers, text: body.text };
     } catch (error) {
       const name = error instanceof Error ? error.name : '';
       if (name === 'TimeoutError') {
@@ -472,12 +294,18 @@ export function createHeygenClient(options: HeygenClientOptions = {}): HeygenCli
   async function execute<T>(
     conn: HeygenConnection,
     spec: RequestSpec,
-    interpret: (result: AttemptResult, redact: (t: string) => string) => Step<T>,
+    interpret: (result: Answer, redact: (t: string) => string) => Step<T>,
   ): Promise<Retried<T>> {
     const { base, redact } = checkConnection(conn);
     const url = base + spec.path;
     for (let attempt = 1; ; attempt++) {
       const result = await attemptOnce(url, spec, conn.apiKey, redact);
+      if (result.kind === 'oversized') {
+        // Not retried here: the same answer would likely come back, costing the limit each time. The caller's
+        // own retry (the worker's backoff for a create, the poller for a read) tries again later.
+        logger?.warn({ op: spec.op, method: spec.method, path: redact(spec.path), httpStatus: result.status, limitBytes: maxResponseBytes }, 'HeyGen answer over the size limit; abandoned');
+        return { ok: false, last: { kind: 'retry', reason: result.reason, code: 'response_too_large', httpStatus: result.status }, attempts: attempt };
+      }
       const step = interpret(result, redact);
       if (step.kind === 'done') return { ok: true, value: step.value };
       if (attempt >= maxAttempts) return { ok: false, last: step, attempts: attempt };
@@ -509,7 +337,7 @@ export function createHeygenClient(options: HeygenClientOptions = {}): HeygenCli
   }
 
   /** Policy shared by every call for the answers that are retried. Undefined: caller decides. */
-  function transientStep(result: AttemptResult, redact: (t: string) => string): RetryStep | undefined {
+  function transientStep(result: Answer, redact: (t: string) => string): RetryStep | undefined {
     if (result.kind === 'network') return { kind: 'retry', reason: result.reason, code: result.code };
     const { status } = result;
     if (status === 429 || status === 408 || status >= 500) {

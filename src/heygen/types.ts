@@ -120,6 +120,11 @@ export interface HeygenClientOptions {
    * (submit: `unknown` with `retryAfterMs`; reads: retryable HeygenError). Default 60 000 ms.
    */
   maxRetryAfterMs?: number;
+  /**
+   * Largest answer body read, in bytes (Content-Length or bytes received). A bigger answer is cut off and is a
+   * `response_too_large` upstream error: a create ends `unknown`, a read throws a retryable HeygenError. Default 4 MiB.
+   */
+  maxResponseBytes?: number;
   /** Path of the balance endpoint. Default `/v3/users/me`. */
   userMePath?: string;
   fetch?: typeof fetch;

@@ -1,10 +1,12 @@
 // HeyGen webhooks are hints: they only make the job due for a status read with the account's own key.
-// A forged or replayed webhook can at most trigger that read; money never moves on a webhook body.
-import { and, eq, or } from 'drizzle-orm';
-import { accountsTable, jobItemsTable, jobsTable } from '../db/schema.js';
+// A forged or replayed webhook can at most trigger that read, and not even that more than once per
+// STATUS_READ_MIN_INTERVAL_MS per job (hintJob is coalesced in PostgreSQL); money never moves on a webhook body.
+import { eq } from 'drizzle-orm';
+import { accountsTable } from '../db/schema.js';
 import { webhookSecretOf } from '../accounts/accounts.js';
-import { parseWebhookEvent, verifyWebhookSignature } from '../heygen/client.js';
-import { markDue, refreshJobs } from '../jobs/follow.js';
+import { parseWebhookEvent, verifyWebhookSignature } from '../heygen/webhooks.js';
+import { hintJob } from '../jobs/follow.js';
+import { runDueJobNow } from '../jobs/worker.js';
 import { isUuid } from '../org/units.js';
 import type { Services } from '../app.js';
 
@@ -21,11 +23,14 @@ export async function handleHeygenWebhook(
   route: 'endpoint' | 'callback',
 ): Promise<WebhookResult> {
   if (!isUuid(accountId)) return { status: 404, body: { error: 'unknown account' } };
-  const [account] = await services.db.select().from(accountsTable).where(eq(accountsTable.id, accountId));
-  if (!account) return { status: 404, body: { error: 'unknown account' } };
-  // Registered endpoints are signed; per-job callback_url deliveries are not (heygen-api.md). Either way the
-  // body only makes the job due for a status read with the account's own key.
-  const secret = route === 'endpoint' ? webhookSecretOf(services.box, account) : null;
+  // Registered endpoints are signed; HeyGen does not sign per-job callback_url deliveries. Either way the body
+  // only makes the job due for a status read with the account's own key.
+  let secret: string | null = null;
+  if (route === 'endpoint') {
+    const [account] = await services.db.select().from(accountsTable).where(eq(accountsTable.id, accountId));
+    if (!account) return { status: 404, body: { error: 'unknown account' } };
+    secret = webhookSecretOf(services.box, account);
+  }
   if (secret) {
     const header = headers[services.config.webhookSignature.header];
     const value = Array.isArray(header) ? header[0] : header;
@@ -46,35 +51,28 @@ export async function handleHeygenWebhook(
   } catch {
     return { status: 400, body: { error: 'not a HeyGen webhook event' } };
   }
-  const jobId = await findJob(services, accountId, event.callbackId, event.upstreamId);
-  if (!jobId) {
-    services.logger.info({ accountId, eventType: event.eventType }, 'webhook for no known job ignored');
+  const hint = await hintJob(
+    services.db,
+    accountId,
+    // An id PostgreSQL cannot hold (NUL) names no job: it is unknown, not an error.
+    { jobId: event.callbackId && isUuid(event.callbackId) ? event.callbackId : null, upstreamId: event.upstreamId?.includes('\u0000') ? null : event.upstreamId },
+    services.jobDeps.follow.statusReadMinIntervalMs,
+  );
+  if (!hint.accountKnown) return { status: 404, body: { error: 'unknown account' } };
+  if (!hint.jobId) {
+    // Debug only: unknown ids cost one indexed statement and no upstream call, and must not flood the log either.
+    services.logger.debug({ accountId, eventType: event.eventType }, 'webhook for no known job ignored');
     return { status: 202, body: { accepted: false } };
   }
-  if (await markDue(services.db, accountId, jobId)) {
-    // Read the job's status now, after answering; the poller covers a crash in between.
+  const jobId = hint.jobId;
+  if (secret && hint.dueNow) {
+    // A signed webhook comes from HeyGen: read the job now, after answering, through the same claim as the
+    // worker (so never sooner than it would). Unsigned ones wait for the worker's next pass, which reads in bulk.
     setImmediate(() => {
-      refreshJobs(services.jobDeps, [jobId]).catch((error: unknown) =>
+      runDueJobNow(services.jobDeps, jobId).catch((error: unknown) =>
         services.logger.warn({ jobId, err: error }, 'refresh after webhook failed; the poller will retry'),
       );
     });
   }
   return { status: 202, body: { accepted: true } };
-}
-
-async function findJob(services: Services, accountId: string, callbackId: string | null, upstreamId: string | null): Promise<string | null> {
-  if (callbackId && isUuid(callbackId)) {
-    const [job] = await services.db
-      .select({ id: jobsTable.id })
-      .from(jobsTable)
-      .where(and(eq(jobsTable.id, callbackId), eq(jobsTable.accountId, accountId)));
-    if (job) return job.id;
-  }
-  if (!upstreamId) return null;
-  const [item] = await services.db
-    .select({ jobId: jobItemsTable.jobId })
-    .from(jobItemsTable)
-    .innerJoin(jobsTable, eq(jobsTable.id, jobItemsTable.jobId))
-    .where(and(eq(jobsTable.accountId, accountId), or(eq(jobItemsTable.upstreamId, upstreamId), eq(jobItemsTable.videoId, upstreamId))));
-  return item?.jobId ?? null;
 }

@@ -48,6 +48,8 @@ export interface AdmissionSettings {
   onRefused?: (refusal: BudgetExceededError | ConcurrencyLimitError, projectId: string) => void;
   /** Limits on reading the duration of media a request points at (before the transaction). */
   media: MediaProbeLimits;
+  /** Largest `request` stored, in bytes of JSON (JOB_REQUEST_MAX_BYTES). */
+  maxRequestBytes: number;
 }
 
 export interface Admitted {
@@ -86,6 +88,7 @@ export async function admitJob(db: Db, actor: Actor, input: SubmitJobInput, sett
     throw new ValidationError('idempotencyKey', 'idempotencyKey must be 1 to 200 characters of A-Z a-z 0-9 _ - : .');
   }
   if (!isUuid(input.projectId)) throw new NotFoundError('OrgUnit', input.projectId);
+  checkRequestSize(input.request, settings.maxRequestBytes);
   // Validation and media measurement are network I/O: done before the transaction, never inside it.
   const prepared = await prepareJob(input.kind, input.request, settings.media);
   const hash = requestHash(input);
@@ -104,6 +107,21 @@ export async function admitJob(db: Db, actor: Actor, input: SubmitJobInput, sett
     }
     throw error;
   }
+}
+
+/**
+ * Every job keeps its request (it is re-sent on every submission retry and shown on the job), so its size is
+ * bounded before anything is written: memory per page of jobs, and per forwarding, stays bounded.
+ */
+function checkRequestSize(request: unknown, maxBytes: number): void {
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(request);
+  } catch {
+    throw new ValidationError('request', 'request cannot be stored as JSON');
+  }
+  const bytes = text === undefined ? 0 : Buffer.byteLength(text, 'utf8');
+  if (bytes > maxBytes) throw new ValidationError('request', `request is ${bytes} bytes of JSON; at most ${maxBytes} are accepted`);
 }
 
 async function findByIdempotencyKey(db: Db, scope: string, key: string): Promise<JobRow | undefined> {

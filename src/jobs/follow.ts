@@ -1,7 +1,7 @@
 // After admission: forward the job to HeyGen, follow it to a terminal state, and settle it.
 // Every step re-reads the job and checks the state it expects, so any process may run any step.
 import { and, eq, inArray, sql } from 'drizzle-orm';
-import type { Db } from '../db/client.js';
+import { queryRows, type Db } from '../db/client.js';
 import { accountsTable, jobItemsTable, jobsTable, type ItemStatus } from '../db/schema.js';
 import { connectionOf, type AccountRow } from '../accounts/accounts.js';
 import type { HeygenClient, UpstreamJobState, UpstreamStatus } from '../heygen/client.js';
@@ -17,6 +17,8 @@ export interface FollowSettings {
   publicUrl: string | null;
   pollMinIntervalMs: number;
   pollMaxIntervalMs: number;
+  /** Shortest time between two status reads of one job, whatever triggers them (webhooks, callbacks, polling). */
+  statusReadMinIntervalMs: number;
   /** How long a claim on a job lasts before another worker may take it. */
   leaseMs: number;
   /** HeyGen replays an Idempotency-Key for 24 h; past this age an unresolved submission is given up. */
@@ -99,9 +101,11 @@ export async function forwardJob(deps: JobDeps, jobId: string): Promise<JobRow |
       .insert(jobItemsTable)
       .values(outcome.items.map((i) => ({ jobId, upstreamId: i.upstreamId, kind: i.kind, videoId: i.videoId ?? null, language: i.language ?? null })))
       .onConflictDoNothing();
+    // A webhook that arrived while this call was in flight (a fast job) was kept as hinted_at: read at once.
+    const firstCheck = current.hintedAt !== null ? 0 : deps.follow.pollMinIntervalMs;
     const [updated] = await tx
       .update(jobsTable)
-      .set({ status, submittedAt: new Date(), checkAttempts: 0, nextCheckAt: new Date(Date.now() + deps.follow.pollMinIntervalMs), updatedAt: new Date() })
+      .set({ status, submittedAt: new Date(), checkAttempts: 0, nextCheckAt: new Date(Date.now() + firstCheck), hintedAt: null, updatedAt: new Date() })
       .where(eq(jobsTable.id, jobId))
       .returning();
     return updated!;
@@ -119,6 +123,16 @@ interface ItemUpdate {
   failureMessage?: string | null;
 }
 
+const followedColumns = {
+  id: jobsTable.id,
+  accountId: jobsTable.accountId,
+  rateMicroCsPerSecond: jobsTable.rateMicroCsPerSecond,
+  checkAttempts: jobsTable.checkAttempts,
+  createdAt: jobsTable.createdAt,
+  submittedAt: jobsTable.submittedAt,
+};
+type FollowedJob = Pick<JobRow, keyof typeof followedColumns>;
+
 /**
  * Reads the upstream state of SUBMITTED / PROCESSING jobs (bulk status first, details only for items that
  * changed) and settles the jobs whose items are all terminal. Money moves only on what HeyGen answered here.
@@ -127,8 +141,12 @@ export async function refreshJobs(deps: JobDeps, jobIds: readonly string[]): Pro
   const unread = new Set<string>();
   if (jobIds.length === 0) return unread;
   const { db } = deps;
-  const jobs = await db.select().from(jobsTable).where(and(inArray(jobsTable.id, [...jobIds]), inArray(jobsTable.status, ['SUBMITTED', 'PROCESSING'])));
-  const byAccount = new Map<string, JobRow[]>();
+  // Not the request bodies: a batch of jobs being followed never needs them.
+  const jobs = await db
+    .select(followedColumns)
+    .from(jobsTable)
+    .where(and(inArray(jobsTable.id, [...jobIds]), inArray(jobsTable.status, ['SUBMITTED', 'PROCESSING'])));
+  const byAccount = new Map<string, FollowedJob[]>();
   for (const job of jobs) byAccount.set(job.accountId, [...(byAccount.get(job.accountId) ?? []), job]);
   for (const [accountId, accountJobs] of byAccount) {
     const account = await loadAccount(db, accountId);
@@ -143,7 +161,7 @@ export async function refreshJobs(deps: JobDeps, jobIds: readonly string[]): Pro
   return unread;
 }
 
-async function rescheduleJobs(deps: JobDeps, jobs: JobRow[]): Promise<void> {
+async function rescheduleJobs(deps: JobDeps, jobs: FollowedJob[]): Promise<void> {
   for (const job of jobs) {
     await deps.db
       .update(jobsTable)
@@ -152,7 +170,7 @@ async function rescheduleJobs(deps: JobDeps, jobs: JobRow[]): Promise<void> {
   }
 }
 
-async function refreshAccountJobs(deps: JobDeps, account: AccountRow, jobs: JobRow[]): Promise<void> {
+async function refreshAccountJobs(deps: JobDeps, account: AccountRow, jobs: FollowedJob[]): Promise<void> {
   const { db, heygen } = deps;
   const conn = connectionOf(deps.box, account);
   const jobById = new Map(jobs.map((j) => [j.id, j]));
@@ -229,7 +247,7 @@ async function refreshAccountJobs(deps: JobDeps, account: AccountRow, jobs: JobR
   for (const job of jobs) await applyItemUpdates(deps, job, updates);
 }
 
-async function applyItemUpdates(deps: JobDeps, job: JobRow, updates: ReadonlyMap<string, ItemUpdate>): Promise<void> {
+async function applyItemUpdates(deps: JobDeps, job: FollowedJob, updates: ReadonlyMap<string, ItemUpdate>): Promise<void> {
   const { db } = deps;
   const allTerminal = await db.transaction(async (tx) => {
     const [current] = await tx.select().from(jobsTable).where(eq(jobsTable.id, job.id)).for('update');
@@ -267,13 +285,61 @@ async function applyItemUpdates(deps: JobDeps, job: JobRow, updates: ReadonlyMap
   }
 }
 
-/** Marks a job due now (a webhook's hint), so that the next refresh reads it from HeyGen. */
-export async function markDue(db: Db, accountId: string, jobId: string): Promise<boolean> {
-  const rows = await db
-    .update(jobsTable)
-    .set({ nextCheckAt: new Date(), checkAttempts: 0 })
-    .where(and(eq(jobsTable.id, jobId), eq(jobsTable.accountId, accountId), inArray(jobsTable.status, ['SUBMITTED', 'PROCESSING', 'SUBMIT_UNKNOWN'])))
-    .returning({ id: jobsTable.id });
-  return rows.length > 0;
+export interface JobHint {
+  /** The job's id (`callback_id`), when the hint carries one. */
+  jobId: string | null;
+  /** A video / translation / session id HeyGen reported, when the hint carries one. */
+  upstreamId: string | null;
 }
 
+export interface HintResult {
+  accountKnown: boolean;
+  /** The job the hint is about, if the account has it. */
+  jobId: string | null;
+  /** This hint changed the job (moved its due time, or was remembered for a job still being forwarded). */
+  scheduled: boolean;
+  /** The job may be read now (due, and its last read is at least the interval ago), by this hint or before it. */
+  dueNow: boolean;
+}
+
+/**
+ * A webhook's hint, coalesced: makes the job due for its next upstream read, but never sooner than
+ * `minIntervalMs` after the last one (last_checked_at). The UPDATE is conditional, so once the job is due that
+ * soon a repeated hint writes nothing; the worker that claims the job (FOR UPDATE SKIP LOCKED, in bulk per
+ * account) makes the one read. PostgreSQL is the only coordinator, so this holds across gateway processes.
+ * One statement per hint, so a flood of them (known or unknown ids) costs one indexed round trip each.
+ */
+export async function hintJob(db: Db, accountId: string, hint: JobHint, minIntervalMs: number): Promise<HintResult> {
+  const byId = hint.jobId !== null ? sql`select j.id from jobs j where j.account_id = ${accountId} and j.id = ${hint.jobId}` : null;
+  const byUpstream =
+    hint.upstreamId !== null
+      ? sql`select i.job_id as id from job_items i join jobs j on j.id = i.job_id
+            where j.account_id = ${accountId} and (i.upstream_id = ${hint.upstreamId} or i.video_id = ${hint.upstreamId})`
+      : null;
+  const lookups = [byId, byUpstream].filter((q) => q !== null);
+  const target = lookups.length > 0 ? sql.join(lookups, sql` union all `) : sql`select null::uuid as id where false`;
+  const earliest = sql`greatest(now(), coalesce(last_checked_at + ${minIntervalMs}::int * interval '1 millisecond', now()))`;
+  const readable = sql`(last_checked_at is null or last_checked_at <= now() - ${minIntervalMs}::int * interval '1 millisecond')`;
+  // A RESERVED job is being forwarded (its lease keeps workers off it): the hint is only remembered, once, and
+  // the forwarding makes the job due when it records HeyGen's acceptance.
+  const [row] = await queryRows<{ account_known: boolean; job_id: string | null; scheduled: boolean; due_now: boolean | null }>(
+    db,
+    sql`with target as (${target} limit 1),
+        hinted as (
+          update jobs set
+            next_check_at = case when status = 'RESERVED' then next_check_at else ${earliest} end,
+            check_attempts = case when status = 'RESERVED' then check_attempts else 0 end,
+            hinted_at = case when status = 'RESERVED' then now() else hinted_at end
+          where id = (select id from target) and account_id = ${accountId}
+            and ((status = 'RESERVED' and hinted_at is null)
+              or (status in ('SUBMITTED', 'PROCESSING', 'SUBMIT_UNKNOWN') and (next_check_at is null or next_check_at > ${earliest})))
+          returning status <> 'RESERVED' and next_check_at <= now() as due_now)
+        select exists (select 1 from accounts where id = ${accountId}) as account_known,
+               (select id from target)::text as job_id,
+               exists (select 1 from hinted) as scheduled,
+               coalesce((select due_now from hinted),
+                        (select status in ('SUBMITTED', 'PROCESSING') and next_check_at <= now() and ${readable}
+                         from jobs where id = (select id from target))) as due_now`,
+  );
+  return { accountKnown: row!.account_known, jobId: row!.job_id, scheduled: row!.scheduled, dueNow: row!.due_now === true };
+}

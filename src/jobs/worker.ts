@@ -1,6 +1,8 @@
 // Background work from a Postgres queue: the jobs table itself. A worker claims due jobs with
 // FOR UPDATE SKIP LOCKED and pushes their claim (next_check_at) forward, so any number of gateway
-// processes can run side by side without taking the same job at the same time.
+// processes can run side by side without taking the same job at the same time. A status read is also
+// never claimed within STATUS_READ_MIN_INTERVAL_MS of the job's previous one (last_checked_at), which is
+// what bounds the upstream reads webhooks and callbacks can cause.
 import { sql } from 'drizzle-orm';
 import { queryRows } from '../db/client.js';
 import type { JobStatus } from '../db/schema.js';
@@ -10,14 +12,20 @@ import { runPeriodically, type Periodic } from '../background/periodic.js';
 
 const CLAIM_BATCH = 50;
 
-export async function claimDueJobs(deps: JobDeps, limit = CLAIM_BATCH): Promise<ClaimedJob[]> {
+/** Claims up to `limit` due jobs (or only `jobId` when given, if it is due) for this process. */
+export async function claimDueJobs(deps: JobDeps, limit = CLAIM_BATCH, jobId?: string): Promise<ClaimedJob[]> {
   const leaseSeconds = Math.ceil(deps.follow.leaseMs / 1000);
+  const minIntervalMs = deps.follow.statusReadMinIntervalMs;
   const rows = await queryRows<{ id: string; status: JobStatus; hold_expires_at: string | Date }>(
     deps.db,
-    sql`update jobs set next_check_at = now() + make_interval(secs => ${leaseSeconds}), check_attempts = check_attempts + 1
+    sql`update jobs set next_check_at = now() + make_interval(secs => ${leaseSeconds}), check_attempts = check_attempts + 1,
+          last_checked_at = now()
         where id in (
           select id from jobs
           where next_check_at <= now() and status in ('RESERVED', 'SUBMIT_UNKNOWN', 'SUBMITTED', 'PROCESSING')
+            and (status in ('RESERVED', 'SUBMIT_UNKNOWN') or last_checked_at is null
+                 or last_checked_at <= now() - ${minIntervalMs}::int * interval '1 millisecond')
+            ${jobId !== undefined ? sql`and id = ${jobId}` : sql``}
           order by next_check_at
           limit ${limit}
           for update skip locked)
@@ -26,9 +34,8 @@ export async function claimDueJobs(deps: JobDeps, limit = CLAIM_BATCH): Promise<
   return rows.map((r) => ({ id: r.id, status: r.status, holdExpiresAt: new Date(r.hold_expires_at) }));
 }
 
-/** One pass of the queue; returns how many jobs it handled. */
-export async function runWorkerOnce(deps: JobDeps): Promise<number> {
-  const claimed = await claimDueJobs(deps);
+/** Resolves expired holds, forwards the claimed jobs still awaiting submission and reads the others in bulk (per account). */
+async function runClaimed(deps: JobDeps, claimed: readonly ClaimedJob[]): Promise<void> {
   const now = new Date();
   const toRefresh: string[] = [];
   await resolveExpiredHolds(deps, claimed.filter((j) => holdExpired(j, now)), now);
@@ -44,7 +51,23 @@ export async function runWorkerOnce(deps: JobDeps): Promise<number> {
     }
   }
   await refreshJobs(deps, toRefresh);
+}
+
+/** One pass of the queue; returns how many jobs it handled. */
+export async function runWorkerOnce(deps: JobDeps): Promise<number> {
+  const claimed = await claimDueJobs(deps);
+  await runClaimed(deps, claimed);
   return claimed.length;
+}
+
+/**
+ * Handles one job at once if it is due and no process holds it (a signed webhook's prompt handling). It goes
+ * through the same claim as the worker, so it never reads a job sooner than the worker would.
+ */
+export async function runDueJobNow(deps: JobDeps, jobId: string): Promise<boolean> {
+  const claimed = await claimDueJobs(deps, 1, jobId);
+  await runClaimed(deps, claimed);
+  return claimed.length > 0;
 }
 
 /** The job queue, run every `intervalMs` by this process. */

@@ -59,6 +59,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     WORKER_INTERVAL_MS: '50',
     POLL_MIN_INTERVAL_MS: '100',
     POLL_MAX_INTERVAL_MS: '400',
+    STATUS_READ_MIN_INTERVAL_MS: '100',
     HEYGEN_TIMEOUT_MS: '2000',
     HEYGEN_BASE_URL: sim.url,
     DB_POOL_SIZE: '20',

@@ -79,6 +79,15 @@ export interface SimulatorConfig {
   timeoutHoldMs: number;
   malformedNext: number;
   malformedKind: MalformedKind;
+  /**
+   * The next N successful v3 answers (reads and creates; a create still happens and is stored for replay) are
+   * replaced by `oversizedBytes` of garbage, streamed without being held in memory: a proxy gone wrong or a
+   * hostile upstream, for testing that clients cap what they read.
+   */
+  oversizedNext: number;
+  oversizedBytes: number;
+  /** true: the oversized answer announces its length in Content-Length; false: it is sent chunked. */
+  oversizedDeclareLength: boolean;
   loseWebhooks: boolean;
   webhookLossRate: number;
   failJobRate: number;
@@ -143,6 +152,9 @@ export const DEFAULT_CONFIG: SimulatorConfig = {
   timeoutHoldMs: 30_000,
   malformedNext: 0,
   malformedKind: 'random',
+  oversizedNext: 0,
+  oversizedBytes: 1024 * 1024 * 1024,
+  oversizedDeclareLength: false,
   loseWebhooks: false,
   webhookLossRate: 0,
   failJobRate: 0,
@@ -201,6 +213,9 @@ export const configPatchSchema = z.strictObject({
   timeoutHoldMs: count.optional(),
   malformedNext: count.optional(),
   malformedKind: z.enum(MALFORMED_KINDS).optional(),
+  oversizedNext: count.optional(),
+  oversizedBytes: z.number().int().positive().max(2 ** 40).optional(),
+  oversizedDeclareLength: z.boolean().optional(),
   loseWebhooks: z.boolean().optional(),
   webhookLossRate: probability.optional(),
   failJobRate: probability.optional(),

@@ -12,6 +12,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { pipeline, Readable } from 'node:stream';
 import { z } from 'zod';
 import { accountInputSchema, SimAccount, type SimAccountInput } from './accounts.js';
 import {
@@ -81,7 +82,7 @@ export interface SimulatorStats {
   usage: Record<string, { gateway: string; outside: string; total: string }>;
   idempotency: { replays: number; conflicts: number };
   rateLimited: { concurrency: number; requestRate: number; injected: number };
-  faults: { fail5xx: number; timeouts: number; malformed: number };
+  faults: { fail5xx: number; timeouts: number; malformed: number; oversized: number };
   insufficientCredit: number;
   webhooks: WebhookCounters & { pending: number };
 }
@@ -222,7 +223,7 @@ const emptyStats = (): Omit<SimulatorStats, 'inFlight' | 'usage' | 'webhooks'> =
   jobsFailed: {},
   idempotency: { replays: 0, conflicts: 0 },
   rateLimited: { concurrency: 0, requestRate: 0, injected: 0 },
-  faults: { fail5xx: 0, timeouts: 0, malformed: 0 },
+  faults: { fail5xx: 0, timeouts: 0, malformed: 0, oversized: 0 },
   insufficientCredit: 0,
 });
 
@@ -661,8 +662,15 @@ class HeyGenSimulator implements Simulator {
     }
   }
 
-  /** Writes a v3 answer, counting it, and substitutes a malformed body when one is due. */
+  /** Writes a v3 answer, counting it, and substitutes an oversized or malformed body when one is due. */
   private respond(res: http.ServerResponse, reply: Reply, opts: { mayMalform?: boolean } = {}): void {
+    if (opts.mayMalform && reply.status >= 200 && reply.status < 300 && this.cfg.oversizedNext > 0) {
+      this.cfg = { ...this.cfg, oversizedNext: this.cfg.oversizedNext - 1 };
+      this.counters.faults.oversized += 1;
+      bump(this.counters.statuses, String(reply.status));
+      this.writeOversized(res, reply.status);
+      return;
+    }
     let sent = reply;
     if (opts.mayMalform && reply.status >= 200 && reply.status < 300 && this.cfg.malformedNext > 0) {
       this.cfg = { ...this.cfg, malformedNext: this.cfg.malformedNext - 1 };
@@ -684,6 +692,17 @@ class HeyGenSimulator implements Simulator {
         ? reply.body.slice(0, Math.max(1, Math.floor(reply.body.length / 2)))
         : JSON.stringify({ message: 'Success', request_id: newId() });
     return { status: 200, body, headers: { 'content-type': 'application/json' } };
+  }
+
+  /** Streams `oversizedBytes` with backpressure; a client that hangs up ends the stream. */
+  private writeOversized(res: http.ServerResponse, status: number): void {
+    if (res.headersSent || res.destroyed) return;
+    const total = this.cfg.oversizedBytes;
+    res.writeHead(status, {
+      'content-type': 'application/json',
+      ...(this.cfg.oversizedDeclareLength ? { 'content-length': String(total) } : {}),
+    });
+    pipeline(garbage(total), res, () => undefined);
   }
 
   private write(res: http.ServerResponse, reply: Reply): void {
@@ -1281,6 +1300,23 @@ function snapshot(job: Job): SimJobSnapshot {
     failureCode: job.failureCode,
     failureMessage: job.failureMessage,
   };
+}
+
+/** `total` bytes of ASCII zeros, produced as they are read (64 KiB at a time). */
+function garbage(total: number): Readable {
+  const block = Buffer.alloc(64 * 1024, 0x30);
+  let sent = 0;
+  return new Readable({
+    read() {
+      if (sent >= total) {
+        this.push(null);
+        return;
+      }
+      const n = Math.min(block.length, total - sent);
+      sent += n;
+      this.push(n === block.length ? block : block.subarray(0, n));
+    },
+  });
 }
 
 function newSecret(): string {
