@@ -58,6 +58,7 @@ export async function createServices(config: Config, overrides: { logger?: Logge
       holdTtlHours: config.holdTtlHours,
       forwardLeaseMs: config.heygen.timeoutMs * config.heygen.maxAttempts + 30_000,
       concurrencyRetryAfterSeconds: 15,
+      maxJsonDepth: config.graphql.maxJsonDepth,
     };
     const jobDeps: JobDeps = {
       db: database.db,

@@ -418,7 +418,7 @@ builder.mutationFields((t) => ({
     resolve: async (_r, { input }, ctx) => {
       const actor = ctx.actor!;
       const account = await requireAccount(ctx, String(input.accountId));
-      const costCentreUnitId = input.costCentreUnitId ? decodeId(String(input.costCentreUnitId), 'OrgUnit') : null;
+      const costCentreUnitId = input.costCentreUnitId != null ? decodeId(String(input.costCentreUnitId), 'OrgUnit') : null;
       const result = await ctx.db.transaction((tx) =>
         setAccountTerms(tx, actor, {
           accountId: account.id,

@@ -40,6 +40,8 @@ export interface AdmissionSettings {
   forwardLeaseMs: number;
   /** Suggested wait after a concurrency refusal. */
   concurrencyRetryAfterSeconds: number;
+  /** Deepest nesting of a request body accepted (MAX_JSON_DEPTH). */
+  maxJsonDepth?: number;
 }
 
 export interface Admitted {
@@ -78,7 +80,7 @@ export async function admitJob(db: Db, actor: Actor, input: SubmitJobInput, sett
     throw new ValidationError('idempotencyKey', 'idempotencyKey must be 1 to 200 characters of A-Z a-z 0-9 _ - : .');
   }
   if (!isUuid(input.projectId)) throw new NotFoundError('OrgUnit', input.projectId);
-  const body = validateJobRequest(input.kind, input.request);
+  const body = validateJobRequest(input.kind, input.request, settings.maxJsonDepth);
   const hash = requestHash(input);
   const scope = idempotencyScope(actor);
   try {

@@ -3,7 +3,7 @@
 import { z } from 'zod';
 import type { JobKind, PriceBook } from '../db/schema.js';
 import { ValidationError } from '../errors.js';
-import { findNulCharacter } from '../validation.js';
+import { DEFAULT_MAX_JSON_DEPTH, requireStorableValue } from '../validation.js';
 import { formatCreditSeconds } from '../billing/money.js';
 import { formatDecimal as numberToDecimal } from '../heygen/client.js';
 import type { Product } from '../accounts/price-book.js';
@@ -144,12 +144,11 @@ function fieldOf(issue: z.core.$ZodIssue): string {
   return ['request', ...issue.path.map(String)].join('.');
 }
 
-export function validateJobRequest(kind: JobKind, request: unknown): Record<string, unknown> {
+export function validateJobRequest(kind: JobKind, request: unknown, maxJsonDepth: number = DEFAULT_MAX_JSON_DEPTH): Record<string, unknown> {
   if (typeof request !== 'object' || request === null || Array.isArray(request)) {
     throw new ValidationError('request', 'request must be a JSON object (the HeyGen v3 body)');
   }
-  const nul = findNulCharacter(request, 'request');
-  if (nul) throw new ValidationError(nul, 'text must not contain NUL characters');
+  requireStorableValue(request, 'request', maxJsonDepth);
   const parsed = schemas[kind].safeParse(request);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
