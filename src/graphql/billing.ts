@@ -30,6 +30,7 @@ import { isValidPeriod, periodOf } from '../billing/period.js';
 import * as Q from '../billing/rational.js';
 import { budgetRateUsdPerCs, PRESET_TIERS, pricePerCs, setAccountTerms, setCommittedShares } from '../billing/terms.js';
 import { syncWallet, type WalletSnapshotRow } from '../billing/wallet.js';
+import { canReadAccountTotals } from '../auth/actor.js';
 
 const AllocationPolicyEnum = builder.enumType('AllocationPolicy', {
   description:
@@ -148,8 +149,9 @@ builder.objectFields(AccountRef, (t) => ({
   wallet: t.field({
     type: WalletSnapshotRef,
     nullable: true,
-    description: "The last snapshot of HeyGen's balance for this account, with its age and drift (null before the first sync).",
-    resolve: (a, _args, ctx) => ctx.loaders.walletByAccount.load(a.id),
+    description:
+      "The last snapshot of HeyGen's balance for this account, with its age and drift (null before the first sync, and for callers who may not read the account's totals: see Account.period).",
+    resolve: (a, _args, ctx) => (ctx.actor && canReadAccountTotals(ctx.actor) ? ctx.loaders.walletByAccount.load(a.id) : null),
   }),
   terms: t.field({
     type: AccountTermsRef,

@@ -13,6 +13,7 @@ import { recordAudit } from '../audit/audit.js';
 import { ForbiddenError, ValidationError } from '../errors.js';
 import { periodOf } from '../billing/period.js';
 import { cursorPage } from './pagination.js';
+import type { GraphQLContext } from './context.js';
 
 
 export const OrgUnitKindEnum = builder.enumType('OrgUnitKind', {
@@ -105,6 +106,15 @@ builder.node(OrgUnitRef, {
   }),
 });
 
+/**
+ * Whether the caller may see a budget's limit and usage counters: when it may read the costs of the budget's unit
+ * (OrgUnit.usage's rule). A budget above the caller's subtree counts its siblings' usage too.
+ */
+async function countersVisible(ctx: GraphQLContext, budget: BudgetRow): Promise<boolean> {
+  const unit = await ctx.loaders.unitById.load(budget.orgUnitId);
+  return !!unit && !!ctx.actor && canReadCostsOf(ctx.actor, unit);
+}
+
 builder.node(BudgetRef, {
   description: "A cap on a unit's use of one account (or all accounts) over a window.",
   id: { resolve: (b) => b.id },
@@ -124,20 +134,28 @@ builder.node(BudgetRef, {
     enforcement: t.field({ type: EnforcementEnum, description: 'HARD or SOFT.', resolve: (b) => b.enforcement }),
     allowOverage: t.exposeBoolean('allowOverage', { description: "false: refuse this subtree's jobs once the account's included pool is used up." }),
     alertThresholds: t.exposeIntList('alertThresholds', { description: 'Alert thresholds in percent of the limit.' }),
-    limitCreditSeconds: t.field({ type: 'CreditSeconds', description: 'The limit.', resolve: (b) => b.limitMicroCs }),
+    limitCreditSeconds: t.field({
+      type: 'CreditSeconds',
+      nullable: true,
+      description: "The limit. Null for a budget above the caller's own subtree (with availableCreditSeconds it would tell the usage of the caller's siblings).",
+      resolve: async (b, _a, ctx) => ((await countersVisible(ctx, b)) ? b.limitMicroCs : null),
+    }),
     reservedCreditSeconds: t.field({
       type: 'CreditSeconds',
-      description: 'Holds of jobs in flight, in the current window.',
-      resolve: async (b, _a, ctx) => (await ctx.loaders.budgetUsage.load(b)).reservedMicroCs,
+      nullable: true,
+      description: "Holds of jobs in flight, in the current window. Null for a budget above the caller's own subtree.",
+      resolve: async (b, _a, ctx) => ((await countersVisible(ctx, b)) ? (await ctx.loaders.budgetUsage.load(b)).reservedMicroCs : null),
     }),
     settledCreditSeconds: t.field({
       type: 'CreditSeconds',
-      description: 'Settled usage in the current window.',
-      resolve: async (b, _a, ctx) => (await ctx.loaders.budgetUsage.load(b)).settledMicroCs,
+      nullable: true,
+      description: "Settled usage in the current window. Null for a budget above the caller's own subtree.",
+      resolve: async (b, _a, ctx) => ((await countersVisible(ctx, b)) ? (await ctx.loaders.budgetUsage.load(b)).settledMicroCs : null),
     }),
     availableCreditSeconds: t.field({
       type: 'CreditSeconds',
-      description: 'limit − reserved − settled (negative after an overrun).',
+      description:
+        'limit − reserved − settled (negative after an overrun): what the units under the budget, the caller among them, could still spend. Shown to every caller that may read the budget.',
       resolve: async (b, _a, ctx) => {
         const u = await ctx.loaders.budgetUsage.load(b);
         return b.limitMicroCs - u.reservedMicroCs - u.settledMicroCs;
