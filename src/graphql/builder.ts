@@ -12,6 +12,9 @@ import { ForbiddenError } from '../errors.js';
 import type { GraphQLContext } from './context.js';
 import { authScopesFor, refusalMessage, type AuthScopes } from './scopes.js';
 
+/** Types implementing Node (builder.node in accounts, auth, identity, jobs and org); all keyed by uuid. */
+const NODE_TYPES = new Set(['Account', 'OrgUnit', 'Budget', 'Job', 'ServiceToken', 'RoleMapping']);
+
 /** A uuid no row has: what a malformed id decodes to. */
 export const NO_ROW = '00000000-0000-0000-0000-000000000000';
 
@@ -47,10 +50,11 @@ export const builder = new SchemaBuilder<{
     decodeGlobalID: (globalID) => {
       try {
         const decoded = decodeGlobalID(globalID);
-        return isUuid(decoded.id) ? decoded : { typename: decoded.typename, id: NO_ROW };
+        if (NODE_TYPES.has(decoded.typename)) return isUuid(decoded.id) ? decoded : { typename: decoded.typename, id: NO_ROW };
       } catch {
-        return { typename: '', id: NO_ROW };
+        /* not a global id */
       }
+      return { typename: 'OrgUnit', id: NO_ROW };
     },
     clientMutationId: 'omit',
     cursorType: 'String',

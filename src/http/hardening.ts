@@ -62,8 +62,8 @@ function storableInput(maxDepth: number): Plugin {
     onExecute({ args, setResultAndStopExecution }) {
       const variables = args.variableValues;
       if (!variables) return;
-      // Variables hold input objects (variables → input → field), so the JSON inside starts two levels down.
-      const found = findUnstorableValue(variables, 'variables', maxDepth + 2, isWellFormedText);
+      // Variables hold input objects (variables → input → field), so the JSON inside starts two levels down; one more level leaves the exact limit to the typed domain checks.
+      const found = findUnstorableValue(variables, 'variables', maxDepth + 3, isWellFormedText);
       if (!found) return;
       setResultAndStopExecution({
         errors: [

@@ -37,7 +37,14 @@ async function readBodyCapped(request: Request, limit: number): Promise<Buffer |
   const chunks: Uint8Array[] = [];
   let size = 0;
   for (;;) {
-    const { done, value } = await reader.read();
+    let step;
+    try {
+      step = await reader.read();
+    } catch {
+      // The client went away mid-body (or sent a broken chunked encoding): nothing to answer to.
+      throw new HTTPException(400, { message: 'request body could not be read' });
+    }
+    const { done, value } = step;
     if (done) break;
     size += value.byteLength;
     if (size > limit) {
@@ -106,7 +113,7 @@ export function createHttpApp(services: Services): Hono {
 
   app.notFound((c) => c.json({ error: 'not found' }, 404));
   app.onError((error, c) => {
-    if (error instanceof HTTPException) return error.getResponse();
+    if (error instanceof HTTPException) return c.json({ error: error.message }, error.status);
     services.logger.error({ err: error, path: c.req.path, method: c.req.method }, 'unhandled HTTP error');
     return c.json({ error: 'internal error' }, 500);
   });

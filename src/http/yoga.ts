@@ -20,8 +20,8 @@ export function withoutInputValues(message: string): string {
   const variable = /^Variable "(\$[_A-Za-z][_0-9A-Za-z]*)" got invalid value /.exec(message);
   if (variable) {
     // The path is printed last before "; ": `at "input.limit"` (schema field names and list indexes only).
-    const path = /(?:^|\s)at "(\$?[_A-Za-z][_0-9A-Za-z]*(?:\.[_A-Za-z][_0-9A-Za-z]*|\[\d+\])*)"; /.exec(message);
-    return `Variable "${variable[1]}" got an invalid value${path ? ` at "${path[1]}"` : ''}.`;
+    const path = /\sat "(\$?[_A-Za-z][_0-9A-Za-z]*(?:\.[_A-Za-z][_0-9A-Za-z]*|\[\d+\])*)"(?:; |$)/.exec(message);
+    return `Variable "${variable[1]}" got an invalid value${path ? ` at "${path[1]}"` : ''}`;
   }
   const literal = /^Expected value of type "([^"]{1,200})", found /.exec(message);
   if (literal && /^[_A-Za-z0-9!\[\]]+$/.test(literal[1]!)) return `Expected value of type "${literal[1]}", found an invalid value.`;
@@ -40,6 +40,17 @@ function withoutValues(error: GraphQLError): GraphQLError {
   const message = safeMessage(error.message);
   if (message === error.message) return error;
   return new GraphQLError(message, { nodes: error.nodes, path: error.path, extensions: error.extensions });
+}
+
+/** A variable coercion error (`Variable … got invalid value …; <reason>`): both parts without values, BAD_USER_INPUT. */
+function withoutCoercedValues(error: GraphQLError, reason: GraphQLError): GraphQLError {
+  const outer = error.message.endsWith(reason.message) ? error.message.slice(0, -reason.message.length).replace(/;\s*$/, '') : error.message;
+  const message = outer && outer !== error.message ? `${safeMessage(outer)}; ${safeMessage(reason.message)}` : safeMessage(reason.message);
+  return new GraphQLError(message, {
+    nodes: error.nodes,
+    path: error.path,
+    extensions: { code: 'BAD_USER_INPUT', ...reason.extensions, ...error.extensions },
+  });
 }
 
 function summarise(args: unknown[]): unknown[] {
@@ -98,7 +109,7 @@ export function createGraphQLServer(services: Services): YogaServerInstance<Reco
         }
         // Validation and coercion errors: graphql-js quotes the offending variable value, which may be a secret.
         if (error instanceof GraphQLError && !error.originalError) return withoutValues(error);
-        if (error instanceof GraphQLError && error.originalError instanceof GraphQLError) return withoutValues(error.originalError);
+        if (error instanceof GraphQLError && error.originalError instanceof GraphQLError) return withoutCoercedValues(error, error.originalError);
         services.logger.error({ err: original }, 'unexpected error in a GraphQL request');
         return new GraphQLError(message, { extensions: { code: 'INTERNAL_SERVER_ERROR' } });
       },
@@ -108,7 +119,12 @@ export function createGraphQLServer(services: Services): YogaServerInstance<Reco
       debug: (...args) => services.logger.debug({ yoga: summarise(args) }, 'yoga'),
       info: (...args) => services.logger.info({ yoga: summarise(args) }, 'yoga'),
       warn: (...args) => services.logger.warn({ yoga: summarise(args) }, 'yoga'),
-      error: (...args) => services.logger.error({ yoga: summarise(args) }, 'yoga'),
+      // Yoga reports every error of a result here, expected ones too (a refused input, a NotFoundError): those are
+      // the caller's, not the gateway's, and unexpected errors are logged by maskError above.
+      error: (...args) =>
+        args.every((a) => a instanceof GraphQLError || typeof a === 'string')
+          ? services.logger.debug({ yoga: summarise(args) }, 'yoga: GraphQL error in a result')
+          : services.logger.error({ yoga: summarise(args) }, 'yoga'),
     },
     context: async ({ request }): Promise<GraphQLContext> => {
       const header = request.headers.get('authorization') ?? '';
