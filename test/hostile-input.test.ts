@@ -168,17 +168,19 @@ describe('the hostile corpus of issue 8', () => {
     expect((await cursor('9999999999999999999', 'auditEvents')).errors[0].extensions.code).toBe('VALIDATION_FAILED');
 
     const from = await gql('date far', { query: 'query($f: DateTime) { auditEvents(filter: { from: $f }) { edges { cursor } } }', variables: { f: '+100000-01-01T00:00:00Z' } });
-    expect(from.json.errors[0].extensions.code).toBe('BAD_USER_INPUT');
+    expect(from.json.errors[0].message).toMatch(/DateTime must be an ISO 8601 string for a year from 1 to 9999/);
 
     for (const [name, value, code] of [
       ['first', 501, 'VALIDATION_FAILED'],
       ['first', -1, 'VALIDATION_FAILED'],
       ['last', -5, 'VALIDATION_FAILED'],
-      ['first', 99999999999, 'BAD_USER_INPUT'],
     ] as const) {
       const r = await gql(`page ${name} ${value}`, { query: `query($n: Int) { orgUnits(${name}: $n) { edges { cursor } } }`, variables: { n: value } });
       expect(r.json.errors?.[0]?.extensions?.code, `${name} ${value}: ${r.text}`).toBe(code);
     }
+    // Not an Int at all: graphql-js' own coercion error, without the value.
+    const huge = await gql('page huge', { query: 'query($n: Int) { orgUnits(first: $n) { edges { cursor } } }', variables: { n: 99999999999 } });
+    expect(huge.json.errors[0].message).toBe('Variable "$n" got an invalid value; Int cannot represent non 32-bit signed integer value.');
     const atMax = await gql('page 500', { query: 'query($n: Int) { orgUnits(first: $n) { edges { cursor } } }', variables: { n: 500 } });
     expect(atMax.json.errors).toBeUndefined();
 

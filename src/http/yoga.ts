@@ -1,6 +1,6 @@
 // The GraphQL endpoint: identity is resolved once per request, in the context factory.
 import { randomUUID } from 'node:crypto';
-import { createYoga, type YogaServerInstance } from 'graphql-yoga';
+import { createYoga, type Plugin, type YogaServerInstance } from 'graphql-yoga';
 import { GraphQLError } from 'graphql';
 import { schema } from '../graphql/schema.js';
 import { createLoaders, type GraphQLContext } from '../graphql/context.js';
@@ -27,6 +27,8 @@ export function withoutInputValues(message: string): string {
   if (literal && /^[_A-Za-z0-9!\[\]]+$/.test(literal[1]!)) return `Expected value of type "${literal[1]}", found an invalid value.`;
   // Syntax errors name the token found: `found String "<value>"`, `Unexpected Name "<value>"`.
   if (message.startsWith('Syntax Error:')) return message.replace(/\s*"(?:[^"\\]|\\.)*"?/g, '').replace(/\s+/g, ' ');
+  const enumValue = /^Value "(?:[^"\\]|\\.)*" does not exist in "([_A-Za-z][_0-9A-Za-z]*)" enum\./.exec(message);
+  if (enumValue) return `The value does not exist in "${enumValue[1]}" enum.`;
   // Scalar parse errors quote the value after a colon: `Int cannot represent non-integer value: "<value>"`.
   return message.replace(/(value|values): [\s\S]*$/, '$1.');
 }
@@ -42,15 +44,13 @@ function withoutValues(error: GraphQLError): GraphQLError {
   return new GraphQLError(message, { nodes: error.nodes, path: error.path, extensions: error.extensions });
 }
 
-/** A variable coercion error (`Variable … got invalid value …; <reason>`): both parts without values, BAD_USER_INPUT. */
+/** A variable coercion error (`Variable … got invalid value …; <reason>`): both parts without values. */
 function withoutCoercedValues(error: GraphQLError, reason: GraphQLError): GraphQLError {
   const outer = error.message.endsWith(reason.message) ? error.message.slice(0, -reason.message.length).replace(/;\s*$/, '') : error.message;
   const message = outer && outer !== error.message ? `${safeMessage(outer)}; ${safeMessage(reason.message)}` : safeMessage(reason.message);
-  return new GraphQLError(message, {
-    nodes: error.nodes,
-    path: error.path,
-    extensions: { code: 'BAD_USER_INPUT', ...reason.extensions, ...error.extensions },
-  });
+  // Yoga's own `http` extension (status 400) is left out, as it always was: these answers stay HTTP 200.
+  const { http: _http, ...extensions } = error.extensions;
+  return new GraphQLError(message, { nodes: error.nodes, path: error.path, extensions: { ...reason.extensions, ...extensions } });
 }
 
 function summarise(args: unknown[]): unknown[] {
@@ -61,6 +61,25 @@ function summarise(args: unknown[]): unknown[] {
     }
     return '[object]';
   });
+}
+
+/**
+ * Parse and validation errors go back to the caller as they are (they never reach maskError): their messages
+ * quote the document's literals, so they are cleaned here.
+ */
+function withoutValuesInParseAndValidation(): Plugin {
+  return {
+    onParse() {
+      return ({ result, replaceParseResult }) => {
+        if (result instanceof GraphQLError) replaceParseResult(withoutValues(result));
+      };
+    },
+    onValidate() {
+      return ({ result, setResult }) => {
+        if (result.length > 0) setResult(result.map((e: Error) => (e instanceof GraphQLError ? withoutValues(e) : e)));
+      };
+    },
+  };
 }
 
 /** PostgreSQL data exceptions (class 22: bad text, number or date) and "too complex" (54): input a check missed. */
@@ -87,7 +106,7 @@ export function createGraphQLServer(services: Services): YogaServerInstance<Reco
     schema,
     graphqlEndpoint: '/graphql',
     graphiql: services.config.graphiql,
-    plugins: armorPlugins(services.config.graphql),
+    plugins: [withoutValuesInParseAndValidation(), ...armorPlugins(services.config.graphql)],
     landingPage: false,
     // Unexpected errors are masked: their messages may carry driver details. Never turned off.
     // Expected failures outside a result union (e.g. a bad argument on a query field) keep their code.
