@@ -2,6 +2,7 @@
 import { z } from 'zod';
 import type { ClaimMapping, CompanyTokenSettings } from './auth/company-tokens.js';
 import { parseCreditSeconds } from './billing/money.js';
+import { DEFAULT_MAX_JSON_DEPTH } from './validation.js';
 
 // An empty variable (`FOO=` in an env file) counts as unset.
 const optionalString = z.preprocess((v) => (typeof v === 'string' && v.trim() === '' ? undefined : v), z.string().trim().min(1).optional());
@@ -54,7 +55,7 @@ const envSchema = z.object({
   /** Largest GraphQL answer in bytes; a larger one is replaced by a RESPONSE_TOO_LARGE error. */
   GRAPHQL_MAX_RESPONSE_BYTES: z.coerce.number().int().min(64 * 1024).default(8 * 1024 * 1024),
   /** Deepest nesting of JSON (and GraphQL input values) accepted; deeper input is refused (BAD_USER_INPUT). */
-  MAX_JSON_DEPTH: z.coerce.number().int().min(4).max(1000).default(32),
+  MAX_JSON_DEPTH: z.coerce.number().int().min(4).max(1000).default(DEFAULT_MAX_JSON_DEPTH),
   RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(0).default(600),
   /** When set, GET /metrics needs `Authorization: Bearer <METRICS_TOKEN>`. */
   METRICS_TOKEN: optionalString,
