@@ -61,6 +61,7 @@ describe('redactSecrets and the cut', () => {
       `Variable "$input" got invalid value "${secret}; at \\"input.x\\"; "; Expected type "CreateAccountInput" to be an object.`,
       `Expected value of type "Int!", found "${secret}"; Int cannot represent non-integer value: "${secret}"`,
       `Syntax Error: Expected Name, found String "${secret}".`,
+      `Argument "first" has invalid value "${secret}".`,
       `Int cannot represent non-integer value: "${secret}"`,
       `Enum "BudgetWindow" cannot represent non-enum value: "${secret}".`,
       `Variable "$input" got invalid value "${secret}" at "input.kind"; Value "${secret}" does not exist in "JobKind" enum.`,

@@ -62,7 +62,7 @@ export function createHttpApp(services: Services): Hono {
   const metrics = createMetrics(services);
   const app = new Hono();
 
-  app.on(['GET', 'POST', 'OPTIONS'], '/graphql', async (c) => {
+  app.all('/graphql', async (c) => {
     let request = c.req.raw;
     if (request.body) {
       // Oversized bodies are refused before anything parses them (declared length, or counted while streaming).

@@ -23,6 +23,8 @@ export function withoutInputValues(message: string): string {
     const path = /\sat "(\$?[_A-Za-z][_0-9A-Za-z]*(?:\.[_A-Za-z][_0-9A-Za-z]*|\[\d+\])*)"(?:; |$)/.exec(message);
     return `Variable "${variable[1]}" got an invalid value${path ? ` at "${path[1]}"` : ''}`;
   }
+  const argument = /^Argument "([_A-Za-z][_0-9A-Za-z]*)" has invalid value /.exec(message);
+  if (argument) return `Argument "${argument[1]}" has an invalid value.`;
   const literal = /^Expected value of type "([^"]{1,200})", found /.exec(message);
   if (literal && /^[_A-Za-z0-9!\[\]]+$/.test(literal[1]!)) return `Expected value of type "${literal[1]}", found an invalid value.`;
   // Syntax errors name the token found: `found String "<value>"`, `Unexpected Name "<value>"`.

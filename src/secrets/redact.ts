@@ -16,6 +16,14 @@ export const MIN_FRAGMENT = 8;
 
 const MAX_KNOWN = 10_000;
 const known = new Set<string>();
+/** Every MIN_FRAGMENT-character window of every known secret: a text is scanned once, whatever their number. */
+let windows = new Set<string>();
+/** Known secrets shorter than MIN_FRAGMENT, matched whole. */
+const short = new Set<string>();
+
+function addWindows(secret: string, into: Set<string>): void {
+  for (let i = 0; i + MIN_FRAGMENT <= secret.length; i++) into.add(secret.slice(i, i + MIN_FRAGMENT));
+}
 
 /** Remember a secret so that every later redaction removes it (and its fragments). */
 export function registerSecret(secret: string | null | undefined): void {
@@ -23,10 +31,17 @@ export function registerSecret(secret: string | null | undefined): void {
   // PEM armour lines are public boilerplate; the key material is in the other lines.
   for (const part of secret.split(/\r?\n/)) {
     const piece = part.trim();
-    if (piece.length < 4 || piece.startsWith('-----')) continue;
-    if (known.has(piece)) continue;
-    if (known.size >= MAX_KNOWN) known.delete(known.values().next().value as string);
+    if (piece.length < 4 || piece.startsWith('-----') || known.has(piece)) continue;
+    if (known.size >= MAX_KNOWN) {
+      const oldest = known.values().next().value as string;
+      known.delete(oldest);
+      short.delete(oldest);
+      windows = new Set();
+      for (const k of known) addWindows(k, windows);
+    }
     known.add(piece);
+    if (piece.length < MIN_FRAGMENT) short.add(piece);
+    else addWindows(piece, windows);
   }
 }
 
@@ -36,18 +51,29 @@ const JWT = /\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*/g;
 /** `text` without any known secret, fragment of one, bearer credential or JWT. */
 export function redactSecrets(text: string, secrets: readonly (string | null | undefined)[] = []): string {
   if (!text) return text;
-  let out = text.replace(BEARER, (_m, scheme: string) => `${scheme} ${REDACTION}`).replace(JWT, REDACTION);
-  const all = [...known, ...secrets.filter((s): s is string => !!s && s.length >= 4)];
-  if (all.length === 0) return out;
+  const out = text.replace(BEARER, (_m, scheme: string) => `${scheme} ${REDACTION}`).replace(JWT, REDACTION);
+  let extraWindows: Set<string> | null = null;
+  const whole = [...short];
+  for (const s of secrets) {
+    if (!s || s.length < 4 || known.has(s)) continue;
+    if (s.length < MIN_FRAGMENT) whole.push(s);
+    else addWindows(s, (extraWindows ??= new Set()));
+  }
+  if (out.length < 4 || (windows.size === 0 && !extraWindows && whole.length === 0)) return out;
   const marks = new Uint8Array(out.length);
   let marked = false;
-  for (const secret of all) {
-    const size = Math.min(secret.length, Math.max(MIN_FRAGMENT, 4));
-    if (secret.length < MIN_FRAGMENT) {
-      marked = markAll(out, secret, marks) || marked;
-      continue;
+  for (let i = 0; i + MIN_FRAGMENT <= out.length; i++) {
+    const piece = out.slice(i, i + MIN_FRAGMENT);
+    if (windows.has(piece) || extraWindows?.has(piece)) {
+      marks.fill(1, i, i + MIN_FRAGMENT);
+      marked = true;
     }
-    for (let i = 0; i + size <= secret.length; i++) marked = markAll(out, secret.slice(i, i + size), marks) || marked;
+  }
+  for (const secret of whole) {
+    for (let at = out.indexOf(secret); at !== -1; at = out.indexOf(secret, at + 1)) {
+      marks.fill(1, at, at + secret.length);
+      marked = true;
+    }
   }
   if (!marked) return out;
   let result = '';
@@ -60,17 +86,7 @@ export function redactSecrets(text: string, secrets: readonly (string | null | u
       i++;
     }
   }
-  out = result;
-  return out;
-}
-
-function markAll(text: string, piece: string, marks: Uint8Array): boolean {
-  let found = false;
-  for (let at = text.indexOf(piece); at !== -1; at = text.indexOf(piece, at + 1)) {
-    marks.fill(1, at, at + piece.length);
-    found = true;
-  }
-  return found;
+  return result;
 }
 
 /** Redacted first, then cut to at most `max` characters (plus an ellipsis). */
