@@ -12,7 +12,7 @@ let member: string;
 let service: string;
 const budgets: Record<string, string> = {};
 
-const BUDGET_FIELDS = 'id limitCreditSeconds reservedCreditSeconds settledCreditSeconds availableCreditSeconds';
+const BUDGET_FIELDS = 'id limitCreditSeconds limitUsd reservedCreditSeconds settledCreditSeconds availableCreditSeconds';
 const UNIT_BUDGETS = `query($id: ID!) { orgUnit(id: $id) { budgets { ${BUDGET_FIELDS} } } }`;
 const NODE_BUDGET = `query($id: ID!) { node(id: $id) { ... on Budget { ${BUDGET_FIELDS} } } }`;
 const ACCOUNT = `query($id: ID!) { node(id: $id) { ... on Account { id period { usedCreditSeconds reservedCreditSeconds overageCreditSeconds projectedInvoiceUsd } wallet { takenAt } } } }`;
@@ -50,6 +50,7 @@ describe.each([
       for (const b of [listed.find((x: { id: string }) => x.id === budgets[name]), viaNode]) {
         expect(b, name).toBeTruthy();
         expect(b.limitCreditSeconds).toBeNull();
+        expect(b.limitUsd).toBeNull();
         expect(b.reservedCreditSeconds).toBeNull();
         expect(b.settledCreditSeconds).toBeNull();
         expect(b.availableCreditSeconds).toBe((await h.gql(NODE_BUDGET, { id: budgets[name] })).data.node.availableCreditSeconds);
@@ -75,5 +76,22 @@ describe.each([
     expect(admin.period.reservedCreditSeconds).not.toBe('0');
     const usage = await h.gql(`query($id: ID!) { orgUnit(id: $id) { usage { reservedCreditSeconds } } }`, { id: tree.deptId }, token());
     expect(usage.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
+  });
+});
+
+describe('a refusal', () => {
+  it("by a budget above the caller's subtree states what is available, not the limit", async () => {
+    // The project's own budget is raised out of the way: the team's (an ancestor of the SERVICE token's project) binds.
+    await setBudget(h, { orgUnitId: tree.projectId, accountId: tree.accountId, window: 'MONTHLY', limitCreditSeconds: '100000000' });
+    const input = { projectId: tree.projectId, kind: 'AVATAR_VIDEO', request: avatarRequest(), estimatedSeconds: '10000' };
+    const refused = (await h.gql(SUBMIT, { input }, service)).data.submitJob;
+    expect(refused.__typename).toBe('BudgetExceededError');
+    expect([tree.teamId, tree.deptId]).toContain(refused.orgUnitId);
+    expect(refused.limitCreditSeconds).toBeNull();
+    expect(refused.availableCreditSeconds).not.toBeNull();
+    // ADMIN, who may read every unit's costs, gets the limit.
+    const asAdmin = (await h.gql(SUBMIT, { input })).data.submitJob;
+    expect(asAdmin.__typename).toBe('BudgetExceededError');
+    expect(asAdmin.limitCreditSeconds).not.toBeNull();
   });
 });

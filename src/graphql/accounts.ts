@@ -9,7 +9,7 @@ import { accountPeriod, type AccountPeriodSummary } from '../accounts/period.js'
 import { recordAudit } from '../audit/audit.js';
 import { secretHint } from '../secrets/secret-box.js';
 import { periodOf } from '../billing/period.js';
-import { canReadAccountTotals } from '../auth/actor.js';
+import { accountTotalsVisible } from './visibility.js';
 
 
 export const BillingModelEnum = builder.enumType('BillingModel', {
@@ -65,7 +65,7 @@ builder.node(AccountRef, {
         "The position in a period (default: the current one). Null for callers who may not read every unit's costs (SERVICE, and MANAGER or MEMBER below the root): the account's totals minus their own usage would tell their siblings'.",
       args: { period: t.arg({ type: 'Period', required: false, description: 'YYYY-MM; default: now.' }) },
       resolve: (a, args, ctx) =>
-        ctx.actor && canReadAccountTotals(ctx.actor) ? accountPeriod(ctx.db, a, args.period ?? periodOf(ctx.now, a.timezone)) : null,
+        accountTotalsVisible(ctx) ? accountPeriod(ctx.db, a, args.period ?? periodOf(ctx.now, a.timezone)) : null,
     }),
     createdAt: t.field({ type: 'DateTime', description: 'When the account was added.', resolve: (a) => a.createdAt }),
   }),

@@ -13,7 +13,7 @@ import { recordAudit } from '../audit/audit.js';
 import { ForbiddenError, ValidationError } from '../errors.js';
 import { periodOf } from '../billing/period.js';
 import { cursorPage } from './pagination.js';
-import type { GraphQLContext } from './context.js';
+import { budgetCountersVisible } from './visibility.js';
 
 
 export const OrgUnitKindEnum = builder.enumType('OrgUnitKind', {
@@ -106,15 +106,6 @@ builder.node(OrgUnitRef, {
   }),
 });
 
-/**
- * Whether the caller may see a budget's limit and usage counters: when it may read the costs of the budget's unit
- * (OrgUnit.usage's rule). A budget above the caller's subtree counts its siblings' usage too.
- */
-async function countersVisible(ctx: GraphQLContext, budget: BudgetRow): Promise<boolean> {
-  const unit = await ctx.loaders.unitById.load(budget.orgUnitId);
-  return !!unit && !!ctx.actor && canReadCostsOf(ctx.actor, unit);
-}
-
 builder.node(BudgetRef, {
   description: "A cap on a unit's use of one account (or all accounts) over a window.",
   id: { resolve: (b) => b.id },
@@ -138,19 +129,19 @@ builder.node(BudgetRef, {
       type: 'CreditSeconds',
       nullable: true,
       description: "The limit. Null for a budget above the caller's own subtree (with availableCreditSeconds it would tell the usage of the caller's siblings).",
-      resolve: async (b, _a, ctx) => ((await countersVisible(ctx, b)) ? b.limitMicroCs : null),
+      resolve: async (b, _a, ctx) => ((await budgetCountersVisible(ctx, b)) ? b.limitMicroCs : null),
     }),
     reservedCreditSeconds: t.field({
       type: 'CreditSeconds',
       nullable: true,
       description: "Holds of jobs in flight, in the current window. Null for a budget above the caller's own subtree.",
-      resolve: async (b, _a, ctx) => ((await countersVisible(ctx, b)) ? (await ctx.loaders.budgetUsage.load(b)).reservedMicroCs : null),
+      resolve: async (b, _a, ctx) => ((await budgetCountersVisible(ctx, b)) ? (await ctx.loaders.budgetUsage.load(b)).reservedMicroCs : null),
     }),
     settledCreditSeconds: t.field({
       type: 'CreditSeconds',
       nullable: true,
       description: "Settled usage in the current window. Null for a budget above the caller's own subtree.",
-      resolve: async (b, _a, ctx) => ((await countersVisible(ctx, b)) ? (await ctx.loaders.budgetUsage.load(b)).settledMicroCs : null),
+      resolve: async (b, _a, ctx) => ((await budgetCountersVisible(ctx, b)) ? (await ctx.loaders.budgetUsage.load(b)).settledMicroCs : null),
     }),
     availableCreditSeconds: t.field({
       type: 'CreditSeconds',
