@@ -81,6 +81,7 @@ export async function createServices(config: Config, overrides: { logger?: Logge
         }),
       media: config.mediaProbe,
       maxRequestBytes: config.jobRequestMaxBytes,
+      maxJsonDepth: config.graphql.maxJsonDepth,
     };
     const jobDeps: JobDeps = {
       db: database.db,

@@ -2,6 +2,7 @@
 import { z } from 'zod';
 import type { ClaimMapping, CompanyTokenSettings } from './auth/company-tokens.js';
 import { parseCreditSeconds } from './billing/money.js';
+import { DEFAULT_MAX_JSON_DEPTH } from './validation.js';
 
 // An empty variable (`FOO=` in an env file) counts as unset.
 const optionalString = z.preprocess((v) => (typeof v === 'string' && v.trim() === '' ? undefined : v), z.string().trim().min(1).optional());
@@ -58,6 +59,12 @@ const envSchema = z.object({
   GRAPHQL_MAX_DIRECTIVES: z.coerce.number().int().min(0).default(20),
   GRAPHQL_MAX_COST: z.coerce.number().int().min(100).default(20_000),
   GRAPHQL_MAX_BODY_BYTES: z.coerce.number().int().min(1024).default(256 * 1024),
+  /** Largest `first`/`last` of a connection; larger pages are refused (VALIDATION_FAILED). */
+  GRAPHQL_MAX_PAGE_SIZE: z.coerce.number().int().min(1).max(10_000).default(500),
+  /** Largest GraphQL answer in bytes; a larger one is replaced by a RESPONSE_TOO_LARGE error. */
+  GRAPHQL_MAX_RESPONSE_BYTES: z.coerce.number().int().min(64 * 1024).default(8 * 1024 * 1024),
+  /** Deepest nesting of JSON (and GraphQL input values) accepted; deeper input is refused (BAD_USER_INPUT). */
+  MAX_JSON_DEPTH: z.coerce.number().int().min(4).max(1000).default(DEFAULT_MAX_JSON_DEPTH),
   RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(0).default(600),
   /** When set, GET /metrics needs `Authorization: Bearer <METRICS_TOKEN>`. */
   METRICS_TOKEN: optionalString,
@@ -127,7 +134,13 @@ export interface Config {
   readonly metricsToken: string | undefined;
   readonly companyTokens: CompanyTokenSettings | null;
   readonly roleMappings: readonly ClaimMapping[];
-  readonly graphql: GraphQLLimits & { readonly maxBodyBytes: number; readonly rateLimitPerMinute: number };
+  readonly graphql: GraphQLLimits & {
+    readonly maxBodyBytes: number;
+    readonly rateLimitPerMinute: number;
+    readonly maxPageSize: number;
+    readonly maxResponseBytes: number;
+    readonly maxJsonDepth: number;
+  };
   readonly mediaProbe: { readonly timeoutMs: number; readonly maxBytes: number; readonly allowPrivate: boolean };
 }
 
@@ -193,6 +206,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       introspection: e.INTROSPECTION ? e.INTROSPECTION === 'true' : !production,
       maxBodyBytes: e.GRAPHQL_MAX_BODY_BYTES,
       rateLimitPerMinute: e.RATE_LIMIT_PER_MINUTE,
+      maxPageSize: e.GRAPHQL_MAX_PAGE_SIZE,
+      maxResponseBytes: e.GRAPHQL_MAX_RESPONSE_BYTES,
+      maxJsonDepth: e.MAX_JSON_DEPTH,
     },
     mediaProbe: { timeoutMs: e.MEDIA_PROBE_TIMEOUT_MS, maxBytes: e.MEDIA_PROBE_MAX_BYTES, allowPrivate: e.MEDIA_PROBE_ALLOW_PRIVATE },
   };

@@ -2,31 +2,71 @@
 // never a driver error.
 import { ValidationError } from './errors.js';
 
-/** Dotted path of the first string (key or value) holding a NUL character, which text and jsonb cannot store. */
-export function findNulCharacter(value: unknown, path: string): string | null {
-  if (typeof value === 'string') return value.includes('\u0000') ? path : null;
-  if (Array.isArray(value)) {
-    for (let i = 0; i < value.length; i++) {
-      const found = findNulCharacter(value[i], `${path}.${i}`);
-      if (found) return found;
-    }
-    return null;
-  }
-  if (value && typeof value === 'object') {
-    for (const [key, child] of Object.entries(value)) {
-      if (key.includes('\u0000')) return `${path}.${key.replace(/\u0000/g, '')}`;
-      const found = findNulCharacter(child, `${path}.${key}`);
-      if (found) return found;
-    }
+/** Default deepest nesting of a JSON value the gateway stores (MAX_JSON_DEPTH overrides it). */
+export const DEFAULT_MAX_JSON_DEPTH = 32;
+
+// A NUL, or a UTF-16 surrogate without its pair: neither can be written to text or jsonb.
+const UNSTORABLE_CHARACTER = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+const UNPAIRED_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/** True when PostgreSQL can store the string as text or inside jsonb. */
+export function isStorableText(value: string): boolean {
+  return !UNSTORABLE_CHARACTER.test(value);
+}
+
+/** True when the string is well-formed UTF-16 (every surrogate has its pair): it can be encoded as UTF-8 at all. */
+export function isWellFormedText(value: string): boolean {
+  return !UNPAIRED_SURROGATE.test(value);
+}
+
+export interface UnstorableValue {
+  /** Dotted path of the first offending value (keys shown without unstorable characters). */
+  path: string;
+  problem: 'character' | 'depth';
+}
+
+/**
+ * The first part of a JSON value PostgreSQL cannot take: a string (key or value) with a NUL or an unpaired
+ * surrogate, or nesting deeper than `maxDepth`. Stops at the limit, so a hostile depth costs nothing.
+ */
+export function findUnstorableValue(
+  value: unknown,
+  path: string,
+  maxDepth: number = DEFAULT_MAX_JSON_DEPTH,
+  textOk: (text: string) => boolean = isStorableText,
+  depth = 0,
+): UnstorableValue | null {
+  if (typeof value === 'string') return textOk(value) ? null : { path, problem: 'character' };
+  if (value === null || typeof value !== 'object') return null;
+  if (depth >= maxDepth) return { path, problem: 'depth' };
+  const entries: [string, unknown][] = Array.isArray(value) ? value.map((v, i) => [String(i), v]) : Object.entries(value);
+  for (const [key, child] of entries) {
+    const at = `${path}.${key.replace(/[\u0000\uD800-\uDFFF]/g, '')}`;
+    if (!textOk(key)) return { path: at, problem: 'character' };
+    const found = findUnstorableValue(child, at, maxDepth, textOk, depth + 1);
+    if (found) return found;
   }
   return null;
+}
+
+/** A ValidationError for the first unstorable part of `value`, if any. */
+export function requireStorableValue(value: unknown, path: string, maxDepth: number = DEFAULT_MAX_JSON_DEPTH): void {
+  const found = findUnstorableValue(value, path, maxDepth);
+  if (!found) return;
+  throw new ValidationError(
+    found.path,
+    found.problem === 'depth'
+      ? `${path} is nested deeper than ${maxDepth} levels`
+      : 'text must not contain NUL characters or unpaired UTF-16 surrogates',
+  );
 }
 
 /** A display name: trimmed, 1 to 200 characters, storable. */
 export function requireName(value: string, field = 'name'): string {
   const name = value.trim();
-  if (!name || name.length > 200 || name.includes('\u0000')) {
-    throw new ValidationError(field, `${field} must be 1 to 200 characters, without NUL characters`);
+  if (!name || name.length > 200 || !isStorableText(name)) {
+    throw new ValidationError(field, `${field} must be 1 to 200 characters, without NUL characters or unpaired surrogates`);
   }
   return name;
 }
@@ -36,4 +76,18 @@ export function isCalendarDate(value: string): boolean {
   if (!/^\d{4}-\d{2}-\d{2}$/.test(value)) return false;
   const date = new Date(`${value}T00:00:00Z`);
   return !Number.isNaN(date.getTime()) && date.toISOString().slice(0, 10) === value;
+}
+
+/** Instants PostgreSQL's timestamptz can hold, with margin: years 1 to 9999. */
+export function isStorableInstant(date: Date): boolean {
+  const year = date.getUTCFullYear();
+  return Number.isFinite(date.getTime()) && year >= 1 && year <= 9999;
+}
+
+/** Largest amount of micro-credit-seconds accepted as input (10^18, a ninth of bigint's range: sums stay storable). */
+export const MAX_INPUT_MICRO_CS = 10n ** 18n;
+
+/** A bigint column value given as decimal digits (cursors, ids): within PostgreSQL's bigint. */
+export function isStorableBigintText(value: string): boolean {
+  return /^\d{1,19}$/.test(value) && BigInt(value) <= 9223372036854775807n;
 }

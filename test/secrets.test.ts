@@ -167,7 +167,7 @@ describe('API keys and webhook secrets never leave the gateway', () => {
     const missing = await raw('missing required field', CREATE_ACCOUNT, { input: missingName });
     expect(missing.status).toBe(200);
     expect(missing.body.data ?? null).toBeNull();
-    expect(missing.body.errors?.[0]?.message).toBe('Field "name" of required type "String!" was not provided.');
+    expect(missing.body.errors?.[0]?.message).toBe('Variable "$input" got an invalid value; Field "name" of required type "String!" was not provided.');
     const unknownField = await raw('unknown input field', CREATE_ACCOUNT, { input: { ...accountInput({ name: 'Typo' }), concurrency: 5 } });
     expect(unknownField.body.data ?? null).toBeNull();
     expect(unknownField.body.errors?.length).toBe(1);

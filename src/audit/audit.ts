@@ -4,6 +4,7 @@
 import type { Db } from '../db/client.js';
 import { auditEventsTable } from '../db/schema.js';
 import type { Actor } from '../auth/actor.js';
+import { redactSecrets } from '../secrets/redact.js';
 
 export interface AuditEvent {
   /** `entity.verb`, e.g. `budget.set`, `serviceToken.revoke`. */
@@ -22,12 +23,16 @@ export interface AuditEvent {
 const SECRET_KEY = /^(api_?key|webhook_?secret|secret|token|bearer|password|private_?key|private_?jwk)$|ciphertext$/i;
 export const REDACTED = '[redacted]';
 
-/** JSON-safe copy: bigints become decimal strings, Dates ISO strings, secret-named keys `[redacted]`. */
+/**
+ * JSON-safe copy: bigints become decimal strings, Dates ISO strings, secret-named keys `[redacted]`, and any known
+ * secret inside a string value goes through the one redaction (src/secrets/redact.ts).
+ */
 export function auditPayload(value: unknown): unknown {
   if (value === undefined || value === null) return null;
   return JSON.parse(
     JSON.stringify(value, (key, v: unknown) => {
       if (key !== '' && SECRET_KEY.test(key) && v !== null && v !== undefined) return REDACTED;
+      if (typeof v === 'string') return redactSecrets(v);
       return typeof v === 'bigint' ? v.toString() : v;
     }),
   );

@@ -54,6 +54,17 @@ export function canReadJobsOf(actor: Actor, project: UnitPath): boolean {
  */
 export const canReadCostsOf = canReadJobsOf;
 
+/**
+ * Whether the caller may read an account's totals (period usage, overage, projected invoice, HeyGen's balance):
+ * they are the sum over every unit, so only a caller who may read the costs of every unit may see them (ADMIN,
+ * FINANCE, or a MANAGER/MEMBER of the organisation's root). Anyone else could subtract its own usage and learn its
+ * siblings', which OrgUnit.usage refuses to show.
+ */
+export function canReadAccountTotals(actor: Actor): boolean {
+  if (seesEverything(actor)) return true;
+  return (actor.role === 'MANAGER' || actor.role === 'MEMBER') && actor.unitPath.length === 1;
+}
+
 /** Whether the caller may submit jobs for this project (and cancel its jobs that were never forwarded). */
 export function canSubmitFor(actor: Actor, project: UnitPath): boolean {
   if (actor.role === 'ADMIN') return true;

@@ -11,6 +11,7 @@ import {
   type Enforcement,
 } from '../db/schema.js';
 import { NotFoundError, ValidationError } from '../errors.js';
+import { MAX_INPUT_MICRO_CS } from '../validation.js';
 import { periodOf } from '../billing/period.js';
 import { secondsToMicro } from '../jobs/estimate.js';
 import { termPeriods, termsFor, type AccountRow, type AccountTermsRow } from '../accounts/accounts.js';
@@ -132,6 +133,9 @@ export async function setBudget(tx: Db, input: SetBudgetInput, now = new Date())
     } catch {
       throw new ValidationError('limitCreditSeconds', 'limitCreditSeconds must be a non-negative decimal with at most 6 decimals');
     }
+  }
+  if (limit > MAX_INPUT_MICRO_CS) {
+    throw new ValidationError(hasUsd ? 'limitUsd' : 'limitCreditSeconds', `the limit must be at most ${MAX_INPUT_MICRO_CS / MICRO_PER_CS} credit-seconds`);
   }
   const thresholds = input.alertThresholds ?? [50, 80, 100];
   if (thresholds.length > 10 || thresholds.some((t) => !Number.isInteger(t) || t < 1 || t > 1000)) {

@@ -9,6 +9,7 @@ import { accountPeriod, type AccountPeriodSummary } from '../accounts/period.js'
 import { recordAudit } from '../audit/audit.js';
 import { secretHint } from '../secrets/secret-box.js';
 import { periodOf } from '../billing/period.js';
+import { accountTotalsVisible } from './visibility.js';
 
 
 export const BillingModelEnum = builder.enumType('BillingModel', {
@@ -59,9 +60,12 @@ builder.node(AccountRef, {
     }),
     period: t.field({
       type: AccountPeriodRef,
-      description: 'The position in a period (default: the current one).',
+      nullable: true,
+      description:
+        "The position in a period (default: the current one). Null for callers who may not read every unit's costs (SERVICE, and MANAGER or MEMBER below the root): the account's totals minus their own usage would tell their siblings'.",
       args: { period: t.arg({ type: 'Period', required: false, description: 'YYYY-MM; default: now.' }) },
-      resolve: (a, args, ctx) => accountPeriod(ctx.db, a, args.period ?? periodOf(ctx.now, a.timezone)),
+      resolve: (a, args, ctx) =>
+        accountTotalsVisible(ctx) ? accountPeriod(ctx.db, a, args.period ?? periodOf(ctx.now, a.timezone)) : null,
     }),
     createdAt: t.field({ type: 'DateTime', description: 'When the account was added.', resolve: (a) => a.createdAt }),
   }),

@@ -1,10 +1,12 @@
 // The audit trail, read-only: who changed what, newest first. ADMIN and FINANCE only (it names every unit,
 // token and account of the organization).
-import { decodeGlobalID, encodeGlobalID, resolveCursorConnection } from '@pothos/plugin-relay';
+import { decodeGlobalID, encodeGlobalID } from '@pothos/plugin-relay';
 import { and, asc, desc, eq, gte, lt, sql, type SQL } from 'drizzle-orm';
 import { builder } from './builder.js';
 import { auditEventsTable } from '../db/schema.js';
 import { ValidationError } from '../errors.js';
+import { isStorableBigintText } from '../validation.js';
+import { cursorPage } from './pagination.js';
 
 type AuditEventRow = typeof auditEventsTable.$inferSelect;
 
@@ -50,7 +52,7 @@ function entityOf(globalId: string): { type: string; id: string } | null {
 
 /** Keyset position of an event: (created_at, id), read from the row itself, so no timestamp precision is lost. */
 function positionOf(cursor: string): SQL {
-  if (!/^\d{1,19}$/.test(cursor)) throw new ValidationError('after', 'invalid cursor');
+  if (!isStorableBigintText(cursor)) throw new ValidationError('after', 'invalid cursor');
   return sql`(select a.created_at, a.id from audit_events a where a.id = ${cursor}::bigint)`;
 }
 
@@ -62,9 +64,11 @@ builder.queryFields((t) => ({
     args: { filter: t.arg({ type: AuditEventFilter, required: false, description: 'Filter.' }) },
     resolve: (_r, args, ctx) => {
       const f = args.filter;
-      const entity = f?.entityId ? entityOf(String(f.entityId)) : null;
-      return resolveCursorConnection<Promise<AuditEventRow[]>>(
-        { args, toCursor: (e: AuditEventRow) => e.id.toString(), defaultSize: 50, maxSize: 500 },
+      const entity = f?.entityId != null ? entityOf(String(f.entityId)) : null;
+      return cursorPage<AuditEventRow>(
+        ctx,
+        args,
+        (e: AuditEventRow) => e.id.toString(),
         async ({ before, after, limit, inverted }): Promise<AuditEventRow[]> => {
           if (f?.entityId && !entity) return [];
           const row = sql`(${auditEventsTable.createdAt}, ${auditEventsTable.id})`;

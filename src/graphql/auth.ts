@@ -1,5 +1,4 @@
 // The caller itself, and service tokens.
-import { resolveCursorConnection } from '@pothos/plugin-relay';
 import { and, asc, desc, eq, gt, inArray, isNull, lt, or, sql } from 'drizzle-orm';
 import { builder } from './builder.js';
 import { MUTATION_ERRORS } from './errors.js';
@@ -13,6 +12,8 @@ import { NotFoundError, ValidationError } from '../errors.js';
 import { isUuid } from '../org/units.js';
 import { uuidArray } from '../ledger/ledger.js';
 import { requireName } from '../validation.js';
+import { isStorableInstant } from '../validation.js';
+import { cursorPage } from './pagination.js';
 
 const RoleEnum = builder.enumType('Role', { description: 'What a caller may do (DESIGN.md §6).', values: ROLES });
 
@@ -68,7 +69,7 @@ function tokenCursor(row: ServiceTokenRow): string {
 function parseTokenCursor(cursor: string): { at: Date; id: string } {
   const [at, id] = cursor.split('|');
   const date = new Date(at ?? '');
-  if (!id || !isUuid(id) || Number.isNaN(date.getTime())) throw new ValidationError('after', 'invalid cursor');
+  if (!id || !isUuid(id) || !isStorableInstant(date)) throw new ValidationError('after', 'invalid cursor');
   return { at: date, id };
 }
 
@@ -91,11 +92,13 @@ builder.queryFields((t) => ({
       }),
     },
     resolve: async (_r, args, ctx) => {
-      const unitId = args.orgUnitId ? tryDecodeId(String(args.orgUnitId), 'OrgUnit') : null;
+      const unitId = args.orgUnitId != null ? tryDecodeId(String(args.orgUnitId), 'OrgUnit') : null;
       // A unit the caller cannot read narrows to nothing, exactly like a unit that does not exist.
-      const unit = args.orgUnitId ? await visibleUnit(ctx, unitId) : null;
-      return resolveCursorConnection<Promise<ServiceTokenRow[]>>(
-        { args, toCursor: tokenCursor, defaultSize: 50, maxSize: 500 },
+      const unit = args.orgUnitId != null ? await visibleUnit(ctx, unitId) : null;
+      return cursorPage<ServiceTokenRow>(
+        ctx,
+        args,
+        tokenCursor,
         async ({ before, after, limit, inverted }): Promise<ServiceTokenRow[]> => {
           if (args.orgUnitId && !unit) return [];
           const a = after ? parseTokenCursor(after) : null;

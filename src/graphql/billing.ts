@@ -30,6 +30,7 @@ import { isValidPeriod, periodOf } from '../billing/period.js';
 import * as Q from '../billing/rational.js';
 import { budgetRateUsdPerCs, PRESET_TIERS, pricePerCs, setAccountTerms, setCommittedShares } from '../billing/terms.js';
 import { syncWallet, type WalletSnapshotRow } from '../billing/wallet.js';
+import { accountTotalsVisible, budgetCountersVisible } from './visibility.js';
 
 const AllocationPolicyEnum = builder.enumType('AllocationPolicy', {
   description:
@@ -148,8 +149,9 @@ builder.objectFields(AccountRef, (t) => ({
   wallet: t.field({
     type: WalletSnapshotRef,
     nullable: true,
-    description: "The last snapshot of HeyGen's balance for this account, with its age and drift (null before the first sync).",
-    resolve: (a, _args, ctx) => ctx.loaders.walletByAccount.load(a.id),
+    description:
+      "The last snapshot of HeyGen's balance for this account, with its age and drift (null before the first sync, and for callers who may not read the account's totals: see Account.period).",
+    resolve: (a, _args, ctx) => (accountTotalsVisible(ctx) ? ctx.loaders.walletByAccount.load(a.id) : null),
   }),
   terms: t.field({
     type: AccountTermsRef,
@@ -195,8 +197,9 @@ builder.objectFields(BudgetRef, (t) => ({
     type: 'Usd',
     nullable: true,
     description:
-      "The limit in US dollars: as given, or limitCreditSeconds × the account's overage rate (a credit package: its price per credit-second). Null for a budget over all accounts set in credit-seconds.",
+      "The limit in US dollars: as given, or limitCreditSeconds × the account's overage rate (a credit package: its price per credit-second). Null for a budget over all accounts set in credit-seconds, and for a budget above the caller's own subtree (see limitCreditSeconds).",
     resolve: async (b, _a, ctx) => {
+      if (!(await budgetCountersVisible(ctx, b))) return null;
       if (b.limitUsd !== null) return formatDecimalForDisplay(parseUsd(b.limitUsd), 2);
       if (!b.accountId) return null;
       const account = await ctx.loaders.accountById.load(b.accountId);
@@ -418,7 +421,7 @@ builder.mutationFields((t) => ({
     resolve: async (_r, { input }, ctx) => {
       const actor = ctx.actor!;
       const account = await requireAccount(ctx, String(input.accountId));
-      const costCentreUnitId = input.costCentreUnitId ? decodeId(String(input.costCentreUnitId), 'OrgUnit') : null;
+      const costCentreUnitId = input.costCentreUnitId != null ? decodeId(String(input.costCentreUnitId), 'OrgUnit') : null;
       const result = await ctx.db.transaction((tx) =>
         setAccountTerms(tx, actor, {
           accountId: account.id,

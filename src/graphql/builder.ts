@@ -2,7 +2,8 @@
 import SchemaBuilder from '@pothos/core';
 import ScopeAuthPlugin from '@pothos/plugin-scope-auth';
 import ErrorsPlugin from '@pothos/plugin-errors';
-import RelayPlugin from '@pothos/plugin-relay';
+import RelayPlugin, { decodeGlobalID } from '@pothos/plugin-relay';
+import { isUuid } from '../org/units.js';
 import WithInputPlugin from '@pothos/plugin-with-input';
 import DataloaderPlugin from '@pothos/plugin-dataloader';
 import SimpleObjectsPlugin from '@pothos/plugin-simple-objects';
@@ -10,6 +11,12 @@ import type { Actor } from '../auth/actor.js';
 import { ForbiddenError } from '../errors.js';
 import type { GraphQLContext } from './context.js';
 import { authScopesFor, refusalMessage, type AuthScopes } from './scopes.js';
+
+/** Types implementing Node (builder.node in accounts, auth, identity, jobs and org); all keyed by uuid. */
+const NODE_TYPES = new Set(['Account', 'OrgUnit', 'Budget', 'Job', 'ServiceToken', 'RoleMapping']);
+
+/** A uuid no row has: what a malformed id decodes to. */
+export const NO_ROW = '00000000-0000-0000-0000-000000000000';
 
 export const builder = new SchemaBuilder<{
   Context: GraphQLContext;
@@ -38,6 +45,17 @@ export const builder = new SchemaBuilder<{
   },
   // Every type, field and argument the plugins generate has a description too (the printed schema is the documentation).
   relay: {
+    // Every node id is a uuid: an id that is not one (or not a global id at all) names no row, like an id that does
+    // not exist, instead of reaching PostgreSQL as a value it cannot cast.
+    decodeGlobalID: (globalID) => {
+      try {
+        const decoded = decodeGlobalID(globalID);
+        if (NODE_TYPES.has(decoded.typename)) return isUuid(decoded.id) ? decoded : { typename: decoded.typename, id: NO_ROW };
+      } catch {
+        /* not a global id */
+      }
+      return { typename: 'OrgUnit', id: NO_ROW };
+    },
     clientMutationId: 'omit',
     cursorType: 'String',
     nodeQueryOptions: {

@@ -11,6 +11,7 @@ import {
   ValidationError,
 } from '../errors.js';
 import { encodeGlobalID } from '@pothos/plugin-relay';
+import { accountTotalsVisible, budgetCountersVisible } from './visibility.js';
 
 export const ErrorInterface = builder.interfaceRef<DomainError>('Error').implement({
   description: 'An expected failure, returned inside a mutation result union.',
@@ -58,7 +59,14 @@ builder.objectType(BudgetExceededError, {
       description: 'The window the limit applies to: `MONTHLY 2026-12`, `CONTRACT_TERM 2026-01..2026-12`, `LIFETIME`, `included pool 2026-12` or `credit package term …`.',
       resolve: (e) => e.details?.window ?? null,
     }),
-    limitCreditSeconds: t.field({ type: 'CreditSeconds', description: 'The limit that binds.', resolve: (e) => e.limitMicroCs }),
+    limitCreditSeconds: t.field({
+      type: 'CreditSeconds',
+      nullable: true,
+      description:
+        "The limit that binds. Null when the caller may not see it: a budget above the caller's own subtree, or the account pool for a caller who may not read the account's totals (with availableCreditSeconds it would tell others' usage).",
+      resolve: async (e, _a, ctx) =>
+        (e.reason === 'POOL' ? accountTotalsVisible(ctx) : await budgetCountersVisible(ctx, { orgUnitId: e.orgUnitId })) ? e.limitMicroCs : null,
+    }),
     availableCreditSeconds: t.field({ type: 'CreditSeconds', description: 'What is left under it now.', resolve: (e) => e.availableMicroCs }),
     requestedCreditSeconds: t.field({ type: 'CreditSeconds', description: 'The hold the job needed.', resolve: (e) => e.requestedMicroCs }),
   }),

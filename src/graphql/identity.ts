@@ -69,7 +69,7 @@ builder.mutationFields((t) => ({
       if (scoped !== Boolean(input.orgUnitId)) {
         throw new ValidationError('orgUnitId', 'MANAGER and MEMBER mappings need an orgUnitId; ADMIN and FINANCE mappings take none');
       }
-      const orgUnitId = input.orgUnitId ? decodeId(String(input.orgUnitId), 'OrgUnit') : null;
+      const orgUnitId = input.orgUnitId != null ? decodeId(String(input.orgUnitId), 'OrgUnit') : null;
       if (orgUnitId && !(await getUnit(ctx.db, orgUnitId))) throw new NotFoundError('OrgUnit', String(input.orgUnitId));
       const roleMapping = await ctx.db.transaction(async (tx) => {
         const [row] = await tx

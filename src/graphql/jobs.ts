@@ -1,5 +1,4 @@
 // Jobs: submit (admission + forwarding), cancel, and read.
-import { resolveCursorConnection } from '@pothos/plugin-relay';
 import { and, desc, asc, eq, getTableColumns, inArray, or, lt, gt } from 'drizzle-orm';
 import { builder } from './builder.js';
 import { MUTATION_ERRORS, SUBMIT_ERRORS } from './errors.js';
@@ -13,6 +12,8 @@ import { forwardJob } from '../jobs/follow.js';
 import { settleJob } from '../jobs/settlement.js';
 import { NotFoundError, ValidationError } from '../errors.js';
 import { isUuid } from '../org/units.js';
+import { isStorableInstant } from '../validation.js';
+import { cursorPage } from './pagination.js';
 
 
 const JobKindEnum = builder.enumType('JobKind', { description: 'The HeyGen product a job uses.', values: JOB_KINDS });
@@ -92,7 +93,7 @@ function cursorOf(job: JobView): string {
 function parseCursor(cursor: string): { at: Date; id: string } {
   const [at, id] = cursor.split('|');
   const date = new Date(at ?? '');
-  if (!id || !isUuid(id) || Number.isNaN(date.getTime())) throw new ValidationError('after', 'invalid cursor');
+  if (!id || !isUuid(id) || !isStorableInstant(date)) throw new ValidationError('after', 'invalid cursor');
   return { at: date, id };
 }
 
@@ -113,10 +114,12 @@ builder.queryFields((t) => ({
     resolve: (_r, args, ctx) => {
       const f = args.filter;
       // Ids the caller cannot see match nothing, exactly like ids that do not exist.
-      const projectId = f?.projectId ? tryDecodeId(String(f.projectId), 'OrgUnit') ?? '00000000-0000-0000-0000-000000000000' : null;
-      const accountId = f?.accountId ? tryDecodeId(String(f.accountId), 'Account') ?? '00000000-0000-0000-0000-000000000000' : null;
-      return resolveCursorConnection<Promise<JobView[]>>(
-        { args, toCursor: cursorOf, defaultSize: 50, maxSize: 500 },
+      const projectId = f?.projectId != null ? tryDecodeId(String(f.projectId), 'OrgUnit') ?? '00000000-0000-0000-0000-000000000000' : null;
+      const accountId = f?.accountId != null ? tryDecodeId(String(f.accountId), 'Account') ?? '00000000-0000-0000-0000-000000000000' : null;
+      return cursorPage<JobView>(
+        ctx,
+        args,
+        cursorOf,
         async ({ before, after, limit, inverted }): Promise<JobView[]> => {
           const a = after ? parseCursor(after) : null;
           const b = before ? parseCursor(before) : null;

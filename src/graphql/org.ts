@@ -1,5 +1,4 @@
 // The org tree, budgets and usage.
-import { resolveCursorConnection } from '@pothos/plugin-relay';
 import { and, asc, eq, gt, lt, desc, isNull } from 'drizzle-orm';
 import { builder } from './builder.js';
 import { MUTATION_ERRORS } from './errors.js';
@@ -13,6 +12,8 @@ import { setBudget, type BudgetRow } from '../budgets/budgets.js';
 import { recordAudit } from '../audit/audit.js';
 import { ForbiddenError, ValidationError } from '../errors.js';
 import { periodOf } from '../billing/period.js';
+import { cursorPage } from './pagination.js';
+import { budgetCountersVisible } from './visibility.js';
 
 
 export const OrgUnitKindEnum = builder.enumType('OrgUnitKind', {
@@ -86,7 +87,7 @@ builder.node(OrgUnitRef, {
       resolve: async (u, args, ctx) => {
         // Usage of a unit above the caller's own would reveal its siblings' usage by subtraction.
         if (!canReadCostsOf(ctx.actor!, u)) throw new ForbiddenError("usage is shown for units in the caller's own subtree");
-        const accountId = args.accountId ? decodeId(String(args.accountId), 'Account') : null;
+        const accountId = args.accountId != null ? decodeId(String(args.accountId), 'Account') : null;
         // An account the caller may not see reads as one that does not exist (its usage would tell otherwise).
         const account = accountId ? await requireVisibleAccount(ctx, accountId) : null;
         const period = args.period ?? periodOf(ctx.now, account?.timezone ?? 'UTC');
@@ -124,20 +125,28 @@ builder.node(BudgetRef, {
     enforcement: t.field({ type: EnforcementEnum, description: 'HARD or SOFT.', resolve: (b) => b.enforcement }),
     allowOverage: t.exposeBoolean('allowOverage', { description: "false: refuse this subtree's jobs once the account's included pool is used up." }),
     alertThresholds: t.exposeIntList('alertThresholds', { description: 'Alert thresholds in percent of the limit.' }),
-    limitCreditSeconds: t.field({ type: 'CreditSeconds', description: 'The limit.', resolve: (b) => b.limitMicroCs }),
+    limitCreditSeconds: t.field({
+      type: 'CreditSeconds',
+      nullable: true,
+      description: "The limit. Null for a budget above the caller's own subtree (with availableCreditSeconds it would tell the usage of the caller's siblings).",
+      resolve: async (b, _a, ctx) => ((await budgetCountersVisible(ctx, b)) ? b.limitMicroCs : null),
+    }),
     reservedCreditSeconds: t.field({
       type: 'CreditSeconds',
-      description: 'Holds of jobs in flight, in the current window.',
-      resolve: async (b, _a, ctx) => (await ctx.loaders.budgetUsage.load(b)).reservedMicroCs,
+      nullable: true,
+      description: "Holds of jobs in flight, in the current window. Null for a budget above the caller's own subtree.",
+      resolve: async (b, _a, ctx) => ((await budgetCountersVisible(ctx, b)) ? (await ctx.loaders.budgetUsage.load(b)).reservedMicroCs : null),
     }),
     settledCreditSeconds: t.field({
       type: 'CreditSeconds',
-      description: 'Settled usage in the current window.',
-      resolve: async (b, _a, ctx) => (await ctx.loaders.budgetUsage.load(b)).settledMicroCs,
+      nullable: true,
+      description: "Settled usage in the current window. Null for a budget above the caller's own subtree.",
+      resolve: async (b, _a, ctx) => ((await budgetCountersVisible(ctx, b)) ? (await ctx.loaders.budgetUsage.load(b)).settledMicroCs : null),
     }),
     availableCreditSeconds: t.field({
       type: 'CreditSeconds',
-      description: 'limit − reserved − settled (negative after an overrun).',
+      description:
+        'limit − reserved − settled (negative after an overrun): what the units under the budget, the caller among them, could still spend. Shown to every caller that may read the budget.',
       resolve: async (b, _a, ctx) => {
         const u = await ctx.loaders.budgetUsage.load(b);
         return b.limitMicroCs - u.reservedMicroCs - u.settledMicroCs;
@@ -162,8 +171,10 @@ builder.queryFields((t) => ({
     description: 'Units the caller may see, ordered by id.',
     args: { kind: t.arg({ type: OrgUnitKindEnum, required: false, description: 'Only units of this kind.' }) },
     resolve: (_r, args, ctx) =>
-      resolveCursorConnection<Promise<OrgUnitRow[]>>(
-        { args, toCursor: (u: OrgUnitRow) => u.id, defaultSize: 50, maxSize: 500 },
+      cursorPage<OrgUnitRow>(
+        ctx,
+        args,
+        (u: OrgUnitRow) => u.id,
         async ({ before, after, limit, inverted }): Promise<OrgUnitRow[]> => {
           for (const cursor of [before, after]) if (cursor && !isUuid(cursor)) throw new ValidationError('after', 'invalid cursor');
           return ctx.db
@@ -193,7 +204,7 @@ builder.mutationFields((t) => ({
     errors: { types: MUTATION_ERRORS },
     // The organization itself, and assigning an account, are an ADMIN's; otherwise the parent decides.
     authScopes: (_r, { input }) =>
-      input.parentId && !input.accountId ? { canManage: decodeId(String(input.parentId), 'OrgUnit') } : { admin: true },
+      input.parentId != null && input.accountId == null ? { canManage: decodeId(String(input.parentId), 'OrgUnit') } : { admin: true },
     description:
       'Adds a unit to the org tree: ADMIN anywhere; a MANAGER under its own unit or below it. Only an ADMIN creates the organization or assigns an account. Audited.',
     input: {
@@ -204,8 +215,8 @@ builder.mutationFields((t) => ({
     },
     resolve: async (_r, { input }, ctx) => {
       const actor = ctx.actor!;
-      const parentId = input.parentId ? (await requireVisibleUnit(ctx, decodeId(String(input.parentId), 'OrgUnit'))).id : null;
-      const accountId = input.accountId ? (await requireVisibleAccount(ctx, decodeId(String(input.accountId), 'Account'))).id : null;
+      const parentId = input.parentId != null ? (await requireVisibleUnit(ctx, decodeId(String(input.parentId), 'OrgUnit'))).id : null;
+      const accountId = input.accountId != null ? (await requireVisibleAccount(ctx, decodeId(String(input.accountId), 'Account'))).id : null;
       const orgUnit = await ctx.db.transaction(async (tx) => {
         const unit = await createOrgUnit(tx, { parentId, kind: input.kind, name: input.name, accountId });
         await recordAudit(tx, actor, { action: 'orgUnit.create', entityType: 'OrgUnit', entityId: unit.id, before: null, after: unit });
@@ -241,7 +252,7 @@ builder.mutationFields((t) => ({
     resolve: async (_r, { input }, ctx) => {
       const actor = ctx.actor!;
       const unit = await requireVisibleUnit(ctx, decodeId(String(input.orgUnitId), 'OrgUnit'));
-      const accountId = input.accountId ? (await requireVisibleAccount(ctx, decodeId(String(input.accountId), 'Account'))).id : null;
+      const accountId = input.accountId != null ? (await requireVisibleAccount(ctx, decodeId(String(input.accountId), 'Account'))).id : null;
       const budget = await ctx.db.transaction(async (tx) => {
         const [before] = await tx
           .select()

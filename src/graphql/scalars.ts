@@ -3,6 +3,7 @@ import { GraphQLError, Kind } from 'graphql';
 import { builder } from './builder.js';
 import { formatCreditSeconds } from '../billing/money.js';
 import { isValidPeriod } from '../billing/period.js';
+import { isStorableInstant } from '../validation.js';
 
 const DECIMAL = /^-?\d{1,15}(\.\d{1,6})?$/;
 
@@ -41,7 +42,9 @@ builder.scalarType('Period', {
 
 const parseDate = (value: unknown): Date => {
   const date = typeof value === 'string' ? new Date(value) : null;
-  if (!date || Number.isNaN(date.getTime())) throw new GraphQLError('DateTime must be an ISO 8601 string', { extensions: { code: 'BAD_USER_INPUT' } });
+  if (!date || !isStorableInstant(date)) {
+    throw new GraphQLError('DateTime must be an ISO 8601 string for a year from 1 to 9999', { extensions: { code: 'BAD_USER_INPUT' } });
+  }
   return date;
 };
 builder.scalarType('DateTime', {

@@ -5,7 +5,7 @@ import { encodeGlobalID } from '@pothos/plugin-relay';
 import { eq, inArray, sql, type SQL } from 'drizzle-orm';
 import type { GraphQLContext } from './context.js';
 import { jobsTable, orgUnitsTable, serviceTokensTable } from '../db/schema.js';
-import { canListServiceTokens, canReadJobsOf, canReadUnit, seesEverything, type Actor } from '../auth/actor.js';
+import { canListServiceTokens, canReadAccountTotals, canReadCostsOf, canReadJobsOf, canReadUnit, seesEverything, type Actor } from '../auth/actor.js';
 import { accountsVisibleTo, type AccountRow } from '../accounts/accounts.js';
 import type { OrgUnitRow } from '../org/units.js';
 import type { JobRow } from '../jobs/admission.js';
@@ -76,6 +76,21 @@ export async function visibleBudgets(ctx: GraphQLContext, budgets: readonly Budg
     if (await visibleUnit(ctx, b.orgUnitId)) shown.push(b);
   }
   return shown;
+}
+
+/**
+ * Whether the caller may see a budget's limit and usage counters: when it may read the costs of the budget's unit
+ * (OrgUnit.usage's rule). A budget above the caller's subtree counts its siblings' usage too, and its limit minus
+ * what is available would give that usage away.
+ */
+export async function budgetCountersVisible(ctx: GraphQLContext, budget: { orgUnitId: string }): Promise<boolean> {
+  const unit = await ctx.loaders.unitById.load(budget.orgUnitId);
+  return !!unit && !!ctx.actor && canReadCostsOf(ctx.actor, unit);
+}
+
+/** Whether the caller may see an account's totals (its period, its pool, HeyGen's balance). */
+export function accountTotalsVisible(ctx: GraphQLContext): boolean {
+  return !!ctx.actor && canReadAccountTotals(ctx.actor);
 }
 
 /** A job the caller may read, or null (reads as not found). */

@@ -7,6 +7,7 @@
 //   `response_too_large` (a create stays `unknown`, a read throws a retryable HeygenError), not retried in-process.
 import { randomUUID } from 'node:crypto';
 import type { z } from 'zod';
+import { redactSecrets } from '../secrets/redact.js';
 import { readBodyCapped } from './body.js';
 import { describeIssues, HeygenError } from './errors.js';
 import {
@@ -113,11 +114,13 @@ export function parseRetryAfter(value: string | null | undefined, nowMs: number 
 }
 
 function redactor(secret: string): (text: string) => string {
-  return (text) => (secret.length === 0 ? text : text.split(secret).join('[REDACTED]'));
+  return (text) => redactSecrets(text, [secret]);
 }
 
-function truncate(text: string, max = MAX_ERROR_TEXT): string {
-  return text.length > max ? `${text.slice(0, max)}…` : text;
+/** Upstream text as it may be kept: redacted first (the key of this call and every known secret), then cut. */
+function bounded(text: string, redact: (t: string) => string, max = MAX_ERROR_TEXT): string {
+  const clean = redact(text);
+  return clean.length > max ? `${clean.slice(0, max)}…` : clean;
 }
 
 function parseJson(text: string): { ok: true; value: unknown } | { ok: false } {
@@ -226,7 +229,7 @@ export function createHeygenClient(options: HeygenClientOptions = {}): HeygenCli
         const { code, message, param } = parsed.data.error;
         return {
           code: redact(code),
-          message: redact(truncate(message || code)),
+          message: bounded(message || code, redact),
           ...(param ? { param: redact(param) } : {}),
         };
       }
@@ -236,13 +239,13 @@ export function createHeygenClient(options: HeygenClientOptions = {}): HeygenCli
         if (msg !== undefined) {
           return {
             code: typeof code === 'string' && code ? redact(code) : `http_${status}`,
-            message: redact(truncate(msg)),
+            message: bounded(msg, redact),
           };
         }
       }
     }
     const trimmed = text.trim();
-    return { code: `http_${status}`, message: trimmed ? redact(truncate(trimmed)) : `HTTP ${status}` };
+    return { code: `http_${status}`, message: trimmed ? bounded(trimmed, redact) : `HTTP ${status}` };
   }
 
   async function attemptOnce(
@@ -286,7 +289,7 @@ export function createHeygenClient(options: HeygenClientOptions = {}): HeygenCli
         const causeCode = (cause as { code?: unknown }).code;
         reason += `: ${typeof causeCode === 'string' ? `${causeCode} ` : ''}${cause.message}`;
       }
-      return { kind: 'network', code: 'network_error', reason: redact(truncate(`network error: ${reason}`)) };
+      return { kind: 'network', code: 'network_error', reason: bounded(`network error: ${reason}`, redact) };
     }
   }
 
@@ -567,14 +570,15 @@ export function createHeygenClient(options: HeygenClientOptions = {}): HeygenCli
       callback_id?: string | null | undefined;
     },
     status: UpstreamStatus,
+    redact: (t: string) => string,
   ): UpstreamJobState | string {
     if (data.id !== requestedId) return 'answer is for a different id';
     return {
       id: data.id,
       status,
       durationSeconds: data.duration == null ? null : formatDecimal(data.duration),
-      failureCode: data.failure_code ?? null,
-      failureMessage: data.failure_message ?? null,
+      failureCode: data.failure_code == null ? null : bounded(data.failure_code, redact),
+      failureMessage: data.failure_message == null ? null : bounded(data.failure_message, redact),
       callbackId: data.callback_id ?? null,
     };
   }
@@ -588,7 +592,7 @@ export function createHeygenClient(options: HeygenClientOptions = {}): HeygenCli
     return call(
       conn,
       { op: 'getVideo', method: 'GET', path: `/v3/videos/${encodeURIComponent(videoId)}` },
-      (r, redact) => parseSuccess(r, videoGetSchema, redact, ({ data }) => jobState(videoId, data, data.status)),
+      (r, redact) => parseSuccess(r, videoGetSchema, redact, ({ data }) => jobState(videoId, data, data.status, redact)),
       () => notFound(videoId),
     );
   }
@@ -600,7 +604,7 @@ export function createHeygenClient(options: HeygenClientOptions = {}): HeygenCli
       { op: 'getTranslation', method: 'GET', path: `/v3/video-translations/${encodeURIComponent(translationId)}` },
       (r, redact) =>
         parseSuccess(r, translationGetSchema, redact, ({ data }) =>
-          jobState(translationId, data, data.status === 'running' ? 'processing' : data.status),
+          jobState(translationId, data, data.status === 'running' ? 'processing' : data.status, redact),
         ),
       () => notFound(translationId),
     );

@@ -1,6 +1,7 @@
 // Limits on what one GraphQL request may ask for, and on how often one caller may ask.
 import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
-import { GraphQLError, type ASTVisitor, type FieldNode, type ValidationContext } from 'graphql';
+import { GraphQLError, type ASTNode, type ASTVisitor, type FieldNode, type ValidationContext } from 'graphql';
+import { findUnstorableValue, isWellFormedText } from '../validation.js';
 import type { Plugin } from 'graphql-yoga';
 import type { GraphQLLimits } from '../config.js';
 
@@ -8,7 +9,7 @@ import type { GraphQLLimits } from '../config.js';
  * Depth, aliases, tokens, directives and cost are checked while the document is parsed and validated,
  * before any resolver runs; field suggestions are blocked so that a refused query does not map the schema.
  */
-export function armorPlugins(limits: GraphQLLimits): Plugin[] {
+export function armorPlugins(limits: GraphQLLimits & { readonly maxJsonDepth: number }): Plugin[] {
   const plugins: Plugin[] = [
     EnvelopArmorPlugin({
       maxDepth: { n: limits.maxDepth, ignoreIntrospection: true, flattenFragments: true },
@@ -20,7 +21,61 @@ export function armorPlugins(limits: GraphQLLimits): Plugin[] {
     }) as Plugin,
   ];
   if (!limits.introspection) plugins.push(disableIntrospection());
+  plugins.push(storableInput(limits.maxJsonDepth));
   return plugins;
+}
+
+function badInput(message: string, nodes?: readonly ASTNode[]): GraphQLError {
+  return new GraphQLError(message, { nodes, extensions: { code: 'BAD_USER_INPUT' } });
+}
+
+/**
+ * Input no field can take is refused as BAD_USER_INPUT before execution: strings (in the document or in variables,
+ * keys included) with an unpaired UTF-16 surrogate (not text at all: it has no UTF-8 form), and values nested deeper
+ * than MAX_JSON_DEPTH. NUL characters are refused field by field (typed ValidationErrors, src/validation.ts).
+ */
+function storableInput(maxDepth: number): Plugin {
+  return {
+    onValidate({ addValidationRule }) {
+      addValidationRule((context: ValidationContext): ASTVisitor => {
+        let depth = 0;
+        let reported = false;
+        const enter = (node: ASTNode) => {
+          depth++;
+          if (depth > maxDepth && !reported) {
+            reported = true;
+            context.reportError(badInput(`an input value is nested deeper than ${maxDepth} levels`, [node]));
+          }
+        };
+        return {
+          ObjectValue: { enter, leave: () => void depth-- },
+          ListValue: { enter, leave: () => void depth-- },
+          StringValue(node) {
+            if (!isWellFormedText(node.value)) context.reportError(badInput('text must not contain unpaired UTF-16 surrogates', [node]));
+          },
+          ObjectField(node) {
+            if (!isWellFormedText(node.name.value)) context.reportError(badInput('text must not contain unpaired UTF-16 surrogates', [node]));
+          },
+        };
+      });
+    },
+    onExecute({ args, setResultAndStopExecution }) {
+      const variables = args.variableValues;
+      if (!variables) return;
+      // Variables hold input objects (variables → input → field), so the JSON inside starts two levels down; one more level leaves the exact limit to the typed domain checks.
+      const found = findUnstorableValue(variables, 'variables', maxDepth + 3, isWellFormedText);
+      if (!found) return;
+      setResultAndStopExecution({
+        errors: [
+          badInput(
+            found.problem === 'depth'
+              ? `a variable is nested deeper than ${maxDepth} levels`
+              : `${found.path}: text must not contain unpaired UTF-16 surrogates`,
+          ),
+        ],
+      });
+    },
+  };
 }
 
 function disableIntrospection(): Plugin {

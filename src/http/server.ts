@@ -1,32 +1,21 @@
 // The HTTP surface: /graphql, /metrics, /webhooks/heygen/:accountId[/callback], /reports/chargeback(.focus).csv, /healthz, /readyz.
+// Requests are parsed by @hono/node-server (a malformed URL, host or body is its 400) and routed by Hono; every
+// route runs under one error boundary (`onError`), so no request can take the process down.
 import { timingSafeEqual } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Server } from 'node:http';
+import { createAdaptorServer } from '@hono/node-server';
+import { Hono, type Context } from 'hono';
+import { HTTPException } from 'hono/http-exception';
 import { sql } from 'drizzle-orm';
 import { createGraphQLServer } from './yoga.js';
 import { createMetrics } from './metrics.js';
 import { handleHeygenWebhook } from './webhooks.js';
 import { handleChargebackCsv } from './reports.js';
+import { capGraphQLResponse } from './limits.js';
 import { migrationsApplied } from '../db/client.js';
 import type { Services } from '../app.js';
 
 const MAX_WEBHOOK_BYTES = 1 << 20;
-
-function send(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
-  res.end(text);
-}
-
-async function readBody(req: IncomingMessage, limit: number): Promise<Buffer | null> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > limit) return null;
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks);
-}
 
 function metricsAllowed(token: string | undefined, header: string | undefined): boolean {
   if (!token) return true;
@@ -35,78 +24,109 @@ function metricsAllowed(token: string | undefined, header: string | undefined): 
   return given.length === expected.length && timingSafeEqual(given, expected);
 }
 
-function toHeaders(req: IncomingMessage): Headers {
-  const headers = new Headers();
-  for (const [name, value] of Object.entries(req.headers)) {
-    if (value === undefined) continue;
-    for (const v of Array.isArray(value) ? value : [value]) headers.append(name, v);
+// A body refused unread leaves the connection in an unknown state: it is closed after the answer.
+const graphqlTooLarge = (c: Context) =>
+  c.json({ errors: [{ message: 'request body too large', extensions: { code: 'PAYLOAD_TOO_LARGE' } }] }, 413, { connection: 'close' });
+
+/** The body, or null when it is (declared or found while reading) larger than `limit` bytes. */
+async function readBodyCapped(request: Request, limit: number): Promise<Buffer | null> {
+  const declared = Number(request.headers.get('content-length') ?? 0);
+  if (declared > limit) return null;
+  if (!request.body) return Buffer.alloc(0);
+  const reader = request.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    let step;
+    try {
+      step = await reader.read();
+    } catch {
+      // The client went away mid-body (or sent a broken chunked encoding): nothing to answer to.
+      throw new HTTPException(400, { message: 'request body could not be read' });
+    }
+    const { done, value } = step;
+    if (done) break;
+    size += value.byteLength;
+    if (size > limit) {
+      await reader.cancel().catch(() => undefined);
+      return null;
+    }
+    chunks.push(value);
   }
-  return headers;
+  return Buffer.concat(chunks);
 }
 
-async function respondWith(res: ServerResponse, response: Response): Promise<void> {
-  const headers: Record<string, string> = {};
-  response.headers.forEach((value, name) => {
-    headers[name] = value;
+/** The routes, as a fetch handler (also usable without a socket: `app.request(...)`). */
+export function createHttpApp(services: Services): Hono {
+  const yoga = createGraphQLServer(services);
+  const metrics = createMetrics(services);
+  const app = new Hono();
+
+  app.all('/graphql', async (c) => {
+    let request = c.req.raw;
+    if (request.body) {
+      // Oversized bodies are refused before anything parses them (declared length, or counted while streaming).
+      const body = await readBodyCapped(request, services.config.graphql.maxBodyBytes);
+      if (!body) return graphqlTooLarge(c);
+      request = new Request(request.url, { method: request.method, headers: request.headers, body: new Uint8Array(body) });
+    }
+    return capGraphQLResponse(await yoga.fetch(request, {}), services.config.graphql.maxResponseBytes);
   });
-  const body = Buffer.from(await response.arrayBuffer());
-  res.writeHead(response.status, { ...headers, 'content-length': String(body.length) });
-  res.end(body);
+
+  app.get('/healthz', (c) => c.json({ status: 'ok' }));
+
+  app.get('/readyz', async (c) => {
+    const checks = { database: false, migrations: false };
+    try {
+      await services.db.execute(sql`select 1`);
+      checks.database = true;
+      checks.migrations = await migrationsApplied(services.db);
+    } catch {
+      /* reported below */
+    }
+    const ready = checks.database && checks.migrations;
+    return c.json({ status: ready ? 'ready' : 'not ready', checks }, ready ? 200 : 503);
+  });
+
+  app.get('/metrics', async (c) => {
+    if (!metricsAllowed(services.config.metricsToken, c.req.header('authorization'))) return c.json({ error: 'metrics token required' }, 401);
+    return c.body(await metrics.metrics(), 200, { 'content-type': metrics.contentType });
+  });
+
+  const chargebackCsv = async (c: Context) => {
+    const result = await handleChargebackCsv(services, new URL(c.req.url), c.req.header('authorization'));
+    return c.body(result.body, result.status as 200, result.headers);
+  };
+  app.get('/reports/chargeback.csv', chargebackCsv);
+  app.get('/reports/chargeback.focus.csv', chargebackCsv);
+
+  const webhook = (route: 'endpoint' | 'callback') => async (c: Context) => {
+    const bytes = await readBodyCapped(c.req.raw, MAX_WEBHOOK_BYTES);
+    if (!bytes) return c.json({ error: 'body too large' }, 413, { connection: 'close' });
+    const body = Buffer.from(bytes);
+    // Hono decodes the path parameter; a malformed %-escape stays as written and reads as an unknown account.
+    const result = await handleHeygenWebhook(services, c.req.param('accountId') ?? '', body, c.req.header(), route);
+    return c.json(result.body, result.status as 200);
+  };
+  app.post('/webhooks/heygen/:accountId', webhook('endpoint'));
+  app.post('/webhooks/heygen/:accountId/callback', webhook('callback'));
+
+  app.notFound((c) => c.json({ error: 'not found' }, 404));
+  app.onError((error, c) => {
+    if (error instanceof HTTPException) return c.json({ error: error.message }, error.status);
+    services.logger.error({ err: error, path: c.req.path, method: c.req.method }, 'unhandled HTTP error');
+    return c.json({ error: 'internal error' }, 500);
+  });
+  return app;
 }
 
 export function createHttpServer(services: Services): Server {
-  const yoga = createGraphQLServer(services);
-  const metrics = createMetrics(services);
-  const server = createServer(async (req, res) => {
-    const url = new URL(req.url ?? '/', 'http://localhost');
-    try {
-      if (url.pathname === '/graphql') {
-        // Oversized bodies are refused before anything parses them.
-        const declared = Number(req.headers['content-length'] ?? 0);
-        if (declared > services.config.graphql.maxBodyBytes) return send(res, 413, { errors: [{ message: 'request body too large', extensions: { code: 'PAYLOAD_TOO_LARGE' } }] });
-        if (req.method !== 'POST') return void (await yoga(req, res));
-        const body = await readBody(req, services.config.graphql.maxBodyBytes);
-        if (!body) return send(res, 413, { errors: [{ message: 'request body too large', extensions: { code: 'PAYLOAD_TOO_LARGE' } }] });
-        return await respondWith(res, await yoga.fetch(`http://localhost${req.url ?? '/graphql'}`, { method: 'POST', headers: toHeaders(req), body }));
-      }
-      if (url.pathname === '/healthz' && req.method === 'GET') return send(res, 200, { status: 'ok' });
-      if (url.pathname === '/metrics' && req.method === 'GET') {
-        if (!metricsAllowed(services.config.metricsToken, req.headers.authorization)) return send(res, 401, { error: 'metrics token required' });
-        const text = await metrics.metrics();
-        res.writeHead(200, { 'content-type': metrics.contentType });
-        return void res.end(text);
-      }
-      if (url.pathname === '/readyz' && req.method === 'GET') {
-        const checks = { database: false, migrations: false };
-        try {
-          await services.db.execute(sql`select 1`);
-          checks.database = true;
-          checks.migrations = await migrationsApplied(services.db);
-        } catch {
-          /* reported below */
-        }
-        return send(res, checks.database && checks.migrations ? 200 : 503, { status: checks.database && checks.migrations ? 'ready' : 'not ready', checks });
-      }
-      if ((url.pathname === '/reports/chargeback.csv' || url.pathname === '/reports/chargeback.focus.csv') && req.method === 'GET') {
-        const result = await handleChargebackCsv(services, url, req.headers.authorization);
-        res.writeHead(result.status, { ...result.headers, 'content-length': Buffer.byteLength(result.body) });
-        return void res.end(result.body);
-      }
-      const webhook = /^\/webhooks\/heygen\/([^/]+)(\/callback)?$/.exec(url.pathname);
-      if (webhook && req.method === 'POST') {
-        const body = await readBody(req, MAX_WEBHOOK_BYTES);
-        if (!body) return send(res, 413, { error: 'body too large' });
-        const route = webhook[2] ? 'callback' : 'endpoint';
-        const result = await handleHeygenWebhook(services, decodeURIComponent(webhook[1]!), body, req.headers, route);
-        return send(res, result.status, result.body);
-      }
-      send(res, 404, { error: 'not found' });
-    } catch (error) {
-      services.logger.error({ err: error, path: url.pathname }, 'unhandled HTTP error');
-      if (!res.headersSent) send(res, 500, { error: 'internal error' });
-      else res.end();
-    }
-  });
+  const app = createHttpApp(services);
+  const server = createAdaptorServer({
+    fetch: app.fetch,
+    // Keep Node's own Request/Response classes for the rest of the process (Yoga and fetch use them).
+    overrideGlobalObjects: false,
+  }) as Server;
   server.keepAliveTimeout = 5_000;
   return server;
 }

@@ -1,33 +1,96 @@
 // The GraphQL endpoint: identity is resolved once per request, in the context factory.
 import { randomUUID } from 'node:crypto';
-import { createYoga, type YogaServerInstance } from 'graphql-yoga';
+import { createYoga, type Plugin, type YogaServerInstance } from 'graphql-yoga';
 import { GraphQLError } from 'graphql';
 import { schema } from '../graphql/schema.js';
 import { createLoaders, type GraphQLContext } from '../graphql/context.js';
 import { AuthenticationError } from '../auth/tokens.js';
 import { DomainError } from '../errors.js';
+import { redactSecrets } from '../secrets/redact.js';
+import { PothosValidationError } from '@pothos/core';
 import { armorPlugins, RequestRateLimiter } from './hardening.js';
 import type { Services } from '../app.js';
 
-/** graphql-js writes `got invalid value <the whole input>`; the input may hold an API key. */
-export function redactValues(message: string): string {
-  return message.replace(/got invalid value [\s\S]*?(; |$)/g, 'got an invalid value$1');
+/**
+ * graphql-js quotes the caller's values in its validation and coercion messages (`got invalid value <the whole
+ * input>`, then again in the reason: `Int cannot represent non-integer value: "<value>"`, `found "<value>"`). A
+ * value may be a secret sent in the wrong field, so only the parts that name the schema are kept.
+ */
+export function withoutInputValues(message: string): string {
+  const variable = /^Variable "(\$[_A-Za-z][_0-9A-Za-z]*)" got invalid value /.exec(message);
+  if (variable) {
+    // The path is printed last before "; ": `at "input.limit"` (schema field names and list indexes only).
+    const path = /\sat "(\$?[_A-Za-z][_0-9A-Za-z]*(?:\.[_A-Za-z][_0-9A-Za-z]*|\[\d+\])*)"(?:; |$)/.exec(message);
+    return `Variable "${variable[1]}" got an invalid value${path ? ` at "${path[1]}"` : ''}`;
+  }
+  const argument = /^Argument "([_A-Za-z][_0-9A-Za-z]*)" has invalid value /.exec(message);
+  if (argument) return `Argument "${argument[1]}" has an invalid value.`;
+  const literal = /^Expected value of type "([^"]{1,200})", found /.exec(message);
+  if (literal && /^[_A-Za-z0-9!\[\]]+$/.test(literal[1]!)) return `Expected value of type "${literal[1]}", found an invalid value.`;
+  // Syntax errors name the token found: `found String "<value>"`, `Unexpected Name "<value>"`.
+  if (message.startsWith('Syntax Error:')) return message.replace(/\s*"(?:[^"\\]|\\.)*"?/g, '').replace(/\s+/g, ' ');
+  const enumValue = /^Value "(?:[^"\\]|\\.)*" does not exist in "([_A-Za-z][_0-9A-Za-z]*)" enum\./.exec(message);
+  if (enumValue) return `The value does not exist in "${enumValue[1]}" enum.`;
+  // Scalar parse errors quote the value after a colon: `Int cannot represent non-integer value: "<value>"`.
+  return message.replace(/(value|values): [\s\S]*$/, '$1.');
+}
+
+/** A message that may go back to the caller or into a log: no input values, no known secret. */
+export function safeMessage(message: string): string {
+  return redactSecrets(withoutInputValues(message));
 }
 
 function withoutValues(error: GraphQLError): GraphQLError {
-  const message = redactValues(error.message);
+  const message = safeMessage(error.message);
   if (message === error.message) return error;
   return new GraphQLError(message, { nodes: error.nodes, path: error.path, extensions: error.extensions });
 }
 
+/** A variable coercion error (`Variable … got invalid value …; <reason>`): both parts without values. */
+function withoutCoercedValues(error: GraphQLError, reason: GraphQLError): GraphQLError {
+  const outer = error.message.endsWith(reason.message) ? error.message.slice(0, -reason.message.length).replace(/;\s*$/, '') : error.message;
+  const message = outer && outer !== error.message ? `${safeMessage(outer)}; ${safeMessage(reason.message)}` : safeMessage(reason.message);
+  // Yoga's own `http` extension (status 400) is left out, as it always was: these answers stay HTTP 200.
+  const { http: _http, ...extensions } = error.extensions;
+  return new GraphQLError(message, { nodes: error.nodes, path: error.path, extensions: { ...reason.extensions, ...extensions } });
+}
+
 function summarise(args: unknown[]): unknown[] {
   return args.map((arg) => {
-    if (typeof arg === 'string') return redactValues(arg);
+    if (typeof arg === 'string') return safeMessage(arg);
     if (arg instanceof Error) {
-      return { name: arg.name, message: redactValues(arg.message), code: (arg as GraphQLError).extensions?.code };
+      return { name: arg.name, message: safeMessage(arg.message), code: (arg as GraphQLError).extensions?.code };
     }
     return '[object]';
   });
+}
+
+/**
+ * Parse and validation errors go back to the caller as they are (they never reach maskError): their messages
+ * quote the document's literals, so they are cleaned here.
+ */
+function withoutValuesInParseAndValidation(): Plugin {
+  return {
+    onParse() {
+      return ({ result, replaceParseResult }) => {
+        if (result instanceof GraphQLError) replaceParseResult(withoutValues(result));
+      };
+    },
+    onValidate() {
+      return ({ result, setResult }) => {
+        if (result.length > 0) setResult(result.map((e: Error) => (e instanceof GraphQLError ? withoutValues(e) : e)));
+      };
+    },
+  };
+}
+
+/** PostgreSQL data exceptions (class 22: bad text, number or date) and "too complex" (54): input a check missed. */
+function isInputRejectedByDatabase(error: unknown): boolean {
+  for (let e = error, depth = 0; e instanceof Error && depth < 4; e = e.cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && /^(22|54)[0-9A-Z]{3}$/.test(code)) return true;
+  }
+  return false;
 }
 
 /** The caller's X-Request-Id when it is a sane token, else a fresh one (it is stored in the audit trail). */
@@ -45,7 +108,7 @@ export function createGraphQLServer(services: Services): YogaServerInstance<Reco
     schema,
     graphqlEndpoint: '/graphql',
     graphiql: services.config.graphiql,
-    plugins: armorPlugins(services.config.graphql),
+    plugins: [withoutValuesInParseAndValidation(), ...armorPlugins(services.config.graphql)],
     landingPage: false,
     // Unexpected errors are masked: their messages may carry driver details. Never turned off.
     // Expected failures outside a result union (e.g. a bad argument on a query field) keep their code.
@@ -54,11 +117,20 @@ export function createGraphQLServer(services: Services): YogaServerInstance<Reco
       maskError: (error, message) => {
         const original = error instanceof GraphQLError ? error.originalError : error;
         if (original instanceof DomainError) {
-          return new GraphQLError(original.message, { extensions: { code: original.code } });
+          return new GraphQLError(redactSecrets(original.message), { extensions: { code: original.code } });
+        }
+        // Pothos' own argument checks (page arguments, cursors, global ids): the caller's input, not a fault.
+        if (original instanceof PothosValidationError) {
+          return new GraphQLError(safeMessage(original.message), { extensions: { code: 'BAD_USER_INPUT' } });
+        }
+        // A value the database refused (a check upstream of it should have caught it): a warning, without SQL.
+        if (isInputRejectedByDatabase(original)) {
+          services.logger.warn({ err: original }, 'input refused by the database: add a check for it');
+          return new GraphQLError('a value in the input cannot be stored', { extensions: { code: 'BAD_USER_INPUT' } });
         }
         // Validation and coercion errors: graphql-js quotes the offending variable value, which may be a secret.
         if (error instanceof GraphQLError && !error.originalError) return withoutValues(error);
-        if (error instanceof GraphQLError && error.originalError instanceof GraphQLError) return withoutValues(error.originalError);
+        if (error instanceof GraphQLError && error.originalError instanceof GraphQLError) return withoutCoercedValues(error, error.originalError);
         services.logger.error({ err: original }, 'unexpected error in a GraphQL request');
         return new GraphQLError(message, { extensions: { code: 'INTERNAL_SERVER_ERROR' } });
       },
@@ -68,7 +140,12 @@ export function createGraphQLServer(services: Services): YogaServerInstance<Reco
       debug: (...args) => services.logger.debug({ yoga: summarise(args) }, 'yoga'),
       info: (...args) => services.logger.info({ yoga: summarise(args) }, 'yoga'),
       warn: (...args) => services.logger.warn({ yoga: summarise(args) }, 'yoga'),
-      error: (...args) => services.logger.error({ yoga: summarise(args) }, 'yoga'),
+      // Yoga reports every error of a result here, expected ones too (a refused input, a NotFoundError): those are
+      // the caller's, not the gateway's, and unexpected errors are logged by maskError above.
+      error: (...args) =>
+        args.every((a) => a instanceof GraphQLError || typeof a === 'string')
+          ? services.logger.debug({ yoga: summarise(args) }, 'yoga: GraphQL error in a result')
+          : services.logger.error({ yoga: summarise(args) }, 'yoga'),
     },
     context: async ({ request }): Promise<GraphQLContext> => {
       const header = request.headers.get('authorization') ?? '';

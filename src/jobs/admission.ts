@@ -14,7 +14,7 @@ import {
   NotFoundError,
   ValidationError,
 } from '../errors.js';
-import { canReadUnit, canSubmitFor, type Actor } from '../auth/actor.js';
+import { canReadAccountTotals, canReadCostsOf, canReadUnit, canSubmitFor, type Actor } from '../auth/actor.js';
 import { accountForPath, isUuid } from '../org/units.js';
 import { budgetsOnPath, usageOfBudgets, windowOf, type WindowBounds } from '../budgets/budgets.js';
 import { termPeriods, termsFor, type AccountTermsRow } from '../accounts/accounts.js';
@@ -50,6 +50,8 @@ export interface AdmissionSettings {
   media: MediaProbeLimits;
   /** Largest `request` stored, in bytes of JSON (JOB_REQUEST_MAX_BYTES). */
   maxRequestBytes: number;
+  /** Deepest nesting of a request body accepted (MAX_JSON_DEPTH). */
+  maxJsonDepth?: number;
 }
 
 export interface Admitted {
@@ -90,7 +92,7 @@ export async function admitJob(db: Db, actor: Actor, input: SubmitJobInput, sett
   if (!isUuid(input.projectId)) throw new NotFoundError('OrgUnit', input.projectId);
   checkRequestSize(input.request, settings.maxRequestBytes);
   // Validation and media measurement are network I/O: done before the transaction, never inside it.
-  const prepared = await prepareJob(input.kind, input.request, settings.media);
+  const prepared = await prepareJob(input.kind, input.request, settings.media, settings.maxJsonDepth);
   const hash = requestHash(input);
   const scope = idempotencyScope(actor);
   try {
@@ -98,7 +100,7 @@ export async function admitJob(db: Db, actor: Actor, input: SubmitJobInput, sett
   } catch (error) {
     if (error instanceof BudgetExceededError || error instanceof ConcurrencyLimitError) {
       settings.onRefused?.(error, input.projectId);
-      if (error instanceof BudgetExceededError) throw await describeRefusal(db, error, input.projectId, now);
+      if (error instanceof BudgetExceededError) throw await describeRefusal(db, actor, error, input.projectId, now);
     }
     // Two identical requests on different accounts' locks can race to the unique key; the loser replays.
     if (input.idempotencyKey !== null && isUniqueViolation(error)) {
@@ -302,8 +304,8 @@ async function checkPool(
  * name, the window, the limit, what is available and what was requested, in credit-seconds and in USD at the
  * rate budgets convert with (the overage rate, or a credit package's price).
  */
-async function describeRefusal(db: Db, refusal: BudgetExceededError, projectId: string, now: Date): Promise<BudgetExceededError> {
-  const [unit] = await db.select({ name: orgUnitsTable.name }).from(orgUnitsTable).where(eq(orgUnitsTable.id, refusal.orgUnitId));
+async function describeRefusal(db: Db, actor: Actor, refusal: BudgetExceededError, projectId: string, now: Date): Promise<BudgetExceededError> {
+  const [unit] = await db.select({ id: orgUnitsTable.id, name: orgUnitsTable.name, path: orgUnitsTable.path }).from(orgUnitsTable).where(eq(orgUnitsTable.id, refusal.orgUnitId));
   const [project] = await db.select({ path: orgUnitsTable.path }).from(orgUnitsTable).where(eq(orgUnitsTable.id, projectId));
   const [budget] = refusal.budgetId ? await db.select().from(budgetsTable).where(eq(budgetsTable.id, refusal.budgetId)) : [];
   // The account the job would have drawn on (a budget over all accounts converts at that account's rate).
@@ -326,8 +328,11 @@ async function describeRefusal(db: Db, refusal: BudgetExceededError, projectId: 
   };
   const what = refusal.reason === 'BUDGET' ? `the ${budget?.enforcement ?? 'HARD'} budget of` : "the account's pool (no overage allowed) for";
   const unitName = unit?.name ?? refusal.orgUnitId;
+  // The limit of a budget above the caller's own subtree (or the account pool) would, with what is available,
+  // tell the siblings' usage: such a caller learns only what is available (as BudgetExceededError.limitCreditSeconds).
+  const limitVisible = refusal.reason === 'POOL' ? canReadAccountTotals(actor) : !!unit && canReadCostsOf(actor, unit);
   const message =
     `refused: the job would exceed ${what} "${unitName}" (${window}): ` +
-    `limit ${amount(refusal.limitMicroCs)}, available ${amount(refusal.availableMicroCs)}, requested ${amount(refusal.requestedMicroCs)}`;
+    `${limitVisible ? `limit ${amount(refusal.limitMicroCs)}, ` : ''}available ${amount(refusal.availableMicroCs)}, requested ${amount(refusal.requestedMicroCs)}`;
   return refusal.withDetails({ unitName, window, message });
 }

@@ -4,7 +4,7 @@
 import { z } from 'zod';
 import type { JobKind, PriceBook } from '../db/schema.js';
 import { ValidationError } from '../errors.js';
-import { findNulCharacter } from '../validation.js';
+import { DEFAULT_MAX_JSON_DEPTH, requireStorableValue } from '../validation.js';
 import { formatCreditSeconds } from '../billing/money.js';
 import { formatDecimal as numberToDecimal } from '../heygen/client.js';
 import { defaultPriceBook } from '../accounts/price-book.js';
@@ -112,12 +112,11 @@ function requestField(field: string): string {
 }
 
 /** Checks the body (the gateway's limits, then the pricing model) and returns it with its plan. Sync, no I/O. */
-export function planJob(kind: JobKind, request: unknown): { body: Record<string, unknown>; plan: RequestPlan } {
+export function planJob(kind: JobKind, request: unknown, maxJsonDepth: number = DEFAULT_MAX_JSON_DEPTH): { body: Record<string, unknown>; plan: RequestPlan } {
   if (typeof request !== 'object' || request === null || Array.isArray(request)) {
     throw new ValidationError('request', 'request must be a JSON object (the HeyGen v3 body)');
   }
-  const nul = findNulCharacter(request, 'request');
-  if (nul) throw new ValidationError(nul, 'text must not contain NUL characters');
+  requireStorableValue(request, 'request', maxJsonDepth);
   const parsed = schemas[kind].safeParse(request);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
@@ -131,8 +130,8 @@ export function planJob(kind: JobKind, request: unknown): { body: Record<string,
   }
 }
 
-export function validateJobRequest(kind: JobKind, request: unknown): Record<string, unknown> {
-  return planJob(kind, request).body;
+export function validateJobRequest(kind: JobKind, request: unknown, maxJsonDepth: number = DEFAULT_MAX_JSON_DEPTH): Record<string, unknown> {
+  return planJob(kind, request, maxJsonDepth).body;
 }
 
 /** At most this many media files are read at once for one request. */
@@ -142,8 +141,8 @@ const PROBE_PARALLELISM = 4;
  * Validates a job and measures the media its length depends on. Network I/O: call it before, never inside,
  * the admission transaction. Unreachable, unparseable or oversized media is a ValidationError naming the field.
  */
-export async function prepareJob(kind: JobKind, request: unknown, limits: MediaProbeLimits): Promise<PreparedJob> {
-  const { body, plan } = planJob(kind, request);
+export async function prepareJob(kind: JobKind, request: unknown, limits: MediaProbeLimits, maxJsonDepth: number = DEFAULT_MAX_JSON_DEPTH): Promise<PreparedJob> {
+  const { body, plan } = planJob(kind, request, maxJsonDepth);
   const refs = mediaOf(plan);
   const measured = new Map<string, bigint>();
   // One deadline for the whole request: fifty slow media URLs cannot hold an admission for fifty timeouts.

@@ -13,6 +13,7 @@ import { recordAudit, SYSTEM_ACTOR } from '../audit/audit.js';
 import type { Actor } from '../auth/actor.js';
 import { isTerminal, nextStatus, type JobEvent } from './lifecycle.js';
 import type { JobRow } from './admission.js';
+import { redactAndTruncate } from '../secrets/redact.js';
 
 export type SettleOutcome =
   /** Every upstream item reached a terminal state; the debit is the sum of the completed items' cost. */
@@ -59,12 +60,13 @@ export async function settleJob(db: Db, jobId: string, outcome: SettleOutcome, n
       const failed = items.filter((i) => i.status !== 'completed');
       if (failed.length > 0) {
         failureCode = completed.length > 0 ? 'partial_failure' : 'upstream_failed';
-        failureMessage = failed.map((i) => `${i.language ?? i.upstreamId}: ${i.failureMessage ?? i.status}`).join('; ').slice(0, 1000);
+        failureMessage = failed.map((i) => `${i.language ?? i.upstreamId}: ${i.failureMessage ?? i.status}`).join('; ');
+        failureMessage = redactAndTruncate(failureMessage, 1000);
       }
     } else if (outcome.type === 'rejected') {
       event = 'FORWARD_REJECTED';
       failureCode = outcome.code;
-      failureMessage = outcome.message.slice(0, 1000);
+      failureMessage = redactAndTruncate(outcome.message, 1000);
     } else if (outcome.type === 'expired') {
       // Outputs HeyGen already completed are billed: they are debited; the rest of the hold is released.
       const completed = (await tx.select().from(jobItemsTable).where(eq(jobItemsTable.jobId, job.id))).filter((i) => i.status === 'completed');
@@ -72,7 +74,7 @@ export async function settleJob(db: Db, jobId: string, outcome: SettleOutcome, n
       if (completed.length > 0) actualSeconds = formatDecimal(Q.sum(completed.map((i) => parseDecimalRational(i.durationSeconds ?? '0'))));
       event = 'EXPIRE';
       failureCode = outcome.reason;
-      failureMessage = outcome.message.slice(0, 1000);
+      failureMessage = redactAndTruncate(outcome.message, 1000);
     } else {
       // Only a job no process has started to forward is safe to cancel: anything else may exist upstream.
       // forwardJob counts its attempt under this same row lock, so the two cannot interleave.

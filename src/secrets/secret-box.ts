@@ -2,6 +2,7 @@
 // Format: v1.<keyId>.<iv>.<tag>.<ciphertext> (base64url). The associated data binds a ciphertext to the
 // row and field it belongs to, so a ciphertext copied into another row does not decrypt.
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
+import { registerSecret } from './redact.js';
 
 export class SecretBoxError extends Error {}
 
@@ -33,6 +34,7 @@ export interface SecretBox {
 }
 
 export function createSecretBox(current: string, previous: readonly string[] = []): SecretBox {
+  for (const key of [current, ...previous]) registerSecret(key);
   const currentKey = parseMasterKey(current);
   const keys = new Map<string, MasterKey>([[currentKey.id, currentKey]]);
   for (const p of previous) {
@@ -42,6 +44,7 @@ export function createSecretBox(current: string, previous: readonly string[] = [
   return {
     currentKeyId: currentKey.id,
     encrypt(plaintext, context) {
+      registerSecret(plaintext);
       const iv = randomBytes(12);
       const cipher = createCipheriv('aes-256-gcm', currentKey.key, iv);
       cipher.setAAD(Buffer.from(context, 'utf8'));
@@ -59,7 +62,9 @@ export function createSecretBox(current: string, previous: readonly string[] = [
         const decipher = createDecipheriv('aes-256-gcm', key.key, Buffer.from(iv, 'base64url'));
         decipher.setAAD(Buffer.from(context, 'utf8'));
         decipher.setAuthTag(Buffer.from(tag, 'base64url'));
-        return Buffer.concat([decipher.update(Buffer.from(ct, 'base64url')), decipher.final()]).toString('utf8');
+        const plaintext = Buffer.concat([decipher.update(Buffer.from(ct, 'base64url')), decipher.final()]).toString('utf8');
+        registerSecret(plaintext);
+        return plaintext;
       } catch {
         throw new SecretBoxError('secret could not be decrypted (wrong key or tampered ciphertext)');
       }
