@@ -43,7 +43,14 @@ function resolveMasterKey(config: Config, logger: Logger): string {
 
 export async function createServices(config: Config, overrides: { logger?: Logger; heygen?: HeygenClient } = {}): Promise<Services> {
   const logger = overrides.logger ?? createLogger(config.logLevel);
-  const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: config.dbPoolSize });
+  const database = await openDatabase({
+    databaseUrl: config.databaseUrl,
+    dataDir: config.dataDir,
+    poolSize: config.dbPoolSize,
+    connectTimeoutMs: config.dbConnectTimeoutMs,
+    // The statement in flight on the connection fails by itself (and is answered UNAVAILABLE); this is the log line.
+    onConnectionError: (error) => logger.warn({ err: { message: error.message, code: (error as { code?: unknown }).code } }, 'database connection lost; the pool reconnects'),
+  });
   try {
     await runMigrations({ databaseUrl: config.databaseUrl, database });
     const box = createSecretBox(resolveMasterKey(config, logger), config.previousMasterKeys);
@@ -56,7 +63,7 @@ export async function createServices(config: Config, overrides: { logger?: Logge
       createHeygenClient({ timeoutMs: config.heygen.timeoutMs, maxAttempts: config.heygen.maxAttempts, userMePath: config.heygen.userMePath, logger });
     const admission: AdmissionSettings = {
       holdTtlHours: config.holdTtlHours,
-      forwardLeaseMs: config.heygen.timeoutMs * config.heygen.maxAttempts + 30_000,
+      forwardLeaseMs: config.workers.leaseMs,
       concurrencyRetryAfterSeconds: 15,
     };
     const jobDeps: JobDeps = {
@@ -68,7 +75,7 @@ export async function createServices(config: Config, overrides: { logger?: Logge
         publicUrl: config.publicUrl ?? null,
         pollMinIntervalMs: config.workers.pollMinIntervalMs,
         pollMaxIntervalMs: config.workers.pollMaxIntervalMs,
-        leaseMs: config.heygen.timeoutMs * config.heygen.maxAttempts + 30_000,
+        leaseMs: config.workers.leaseMs,
         submitGiveUpMs: 23 * 3600_000,
       },
     };
@@ -88,10 +95,10 @@ export async function createServices(config: Config, overrides: { logger?: Logge
 
 export function startBackgroundWork(services: Services): void {
   if (services.config.workers.enabled && !services.worker) {
-    services.worker = startWorker(services.jobDeps, services.config.workers.intervalMs);
+    services.worker = startWorker(services.jobDeps, services.config.workers.intervalMs, services.config.workers.backoffMaxMs);
   }
   if (services.config.workers.enabled && services.config.walletSync.enabled && !services.walletSync) {
-    services.walletSync = startWalletSync(services.walletDeps);
+    services.walletSync = startWalletSync(services.walletDeps, { backoffMaxMs: services.config.workers.backoffMaxMs });
   }
 }
 

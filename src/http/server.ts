@@ -1,12 +1,12 @@
 // The HTTP surface: /graphql, /metrics, /webhooks/heygen/:accountId[/callback], /reports/chargeback(.focus).csv, /healthz, /readyz.
 import { timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { sql } from 'drizzle-orm';
 import { createGraphQLServer } from './yoga.js';
 import { createMetrics } from './metrics.js';
 import { handleHeygenWebhook } from './webhooks.js';
 import { handleChargebackCsv } from './reports.js';
-import { migrationsApplied } from '../db/client.js';
+import { checkReadiness, isDatabaseUnavailable } from '../db/client.js';
+import { sendUnavailable } from './unavailable.js';
 import type { Services } from '../app.js';
 
 const MAX_WEBHOOK_BYTES = 1 << 20;
@@ -77,15 +77,10 @@ export function createHttpServer(services: Services): Server {
         return void res.end(text);
       }
       if (url.pathname === '/readyz' && req.method === 'GET') {
-        const checks = { database: false, migrations: false };
-        try {
-          await services.db.execute(sql`select 1`);
-          checks.database = true;
-          checks.migrations = await migrationsApplied(services.db);
-        } catch {
-          /* reported below */
-        }
-        return send(res, checks.database && checks.migrations ? 200 : 503, { status: checks.database && checks.migrations ? 'ready' : 'not ready', checks });
+        // 503 while the database is away (or slower than the check's timeout), 200 again once it answers.
+        const checks = await checkReadiness(services.db);
+        const ready = checks.database && checks.migrations;
+        return send(res, ready ? 200 : 503, { status: ready ? 'ready' : 'not ready', checks });
       }
       if ((url.pathname === '/reports/chargeback.csv' || url.pathname === '/reports/chargeback.focus.csv') && req.method === 'GET') {
         const result = await handleChargebackCsv(services, url, req.headers.authorization);
@@ -102,6 +97,11 @@ export function createHttpServer(services: Services): Server {
       }
       send(res, 404, { error: 'not found' });
     } catch (error) {
+      if (isDatabaseUnavailable(error)) {
+        if (!res.headersSent) sendUnavailable(res);
+        else res.end();
+        return;
+      }
       services.logger.error({ err: error, path: url.pathname }, 'unhandled HTTP error');
       if (!res.headersSent) send(res, 500, { error: 'internal error' });
       else res.end();

@@ -7,6 +7,8 @@ import { createLoaders, type GraphQLContext } from '../graphql/context.js';
 import { AuthenticationError } from '../auth/tokens.js';
 import { DomainError } from '../errors.js';
 import { armorPlugins, RequestRateLimiter } from './hardening.js';
+import { unavailableGraphQLError } from './unavailable.js';
+import { isDatabaseUnavailable } from '../db/client.js';
 import type { Services } from '../app.js';
 
 /** graphql-js writes `got invalid value <the whole input>`; the input may hold an API key. */
@@ -56,6 +58,8 @@ export function createGraphQLServer(services: Services): YogaServerInstance<Reco
         if (original instanceof DomainError) {
           return new GraphQLError(original.message, { extensions: { code: original.code } });
         }
+        // The database is away: retryable, logged by the pool's listener, never an INTERNAL_SERVER_ERROR.
+        if (isDatabaseUnavailable(error)) return unavailableGraphQLError();
         // Validation and coercion errors: graphql-js quotes the offending variable value, which may be a secret.
         if (error instanceof GraphQLError && !error.originalError) return withoutValues(error);
         if (error instanceof GraphQLError && error.originalError instanceof GraphQLError) return withoutValues(error.originalError);

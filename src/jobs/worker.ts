@@ -2,7 +2,7 @@
 // FOR UPDATE SKIP LOCKED and pushes their claim (next_check_at) forward, so any number of gateway
 // processes can run side by side without taking the same job at the same time.
 import { sql } from 'drizzle-orm';
-import { queryRows } from '../db/client.js';
+import { isDatabaseUnavailable, queryRows } from '../db/client.js';
 import { forwardJob, refreshJobs, type JobDeps } from './follow.js';
 import { runPeriodically, type Periodic } from '../background/periodic.js';
 
@@ -32,6 +32,8 @@ export async function runWorkerOnce(deps: JobDeps): Promise<number> {
       try {
         await forwardJob(deps, job.id);
       } catch (error) {
+        // The database is away: stop the pass (the claims expire) and let the loop back off.
+        if (isDatabaseUnavailable(error)) throw error;
         deps.logger.error({ jobId: job.id, err: error }, 'forwarding failed; the claim expires and another pass retries');
       }
     } else {
@@ -43,6 +45,6 @@ export async function runWorkerOnce(deps: JobDeps): Promise<number> {
 }
 
 /** The job queue, run every `intervalMs` by this process. */
-export function startWorker(deps: JobDeps, intervalMs: number): Periodic {
-  return runPeriodically('job worker', async () => (await runWorkerOnce(deps)) >= CLAIM_BATCH, intervalMs, deps.logger);
+export function startWorker(deps: JobDeps, intervalMs: number, backoffMaxMs?: number): Periodic {
+  return runPeriodically('job worker', async () => (await runWorkerOnce(deps)) >= CLAIM_BATCH, intervalMs, deps.logger, { backoffMaxMs });
 }
