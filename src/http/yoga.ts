@@ -72,7 +72,11 @@ export function createGraphQLServer(services: Services): YogaServerInstance<Reco
       debug: (...args) => services.logger.debug({ yoga: summarise(args) }, 'yoga'),
       info: (...args) => services.logger.info({ yoga: summarise(args) }, 'yoga'),
       warn: (...args) => services.logger.warn({ yoga: summarise(args) }, 'yoga'),
-      error: (...args) => services.logger.error({ yoga: summarise(args) }, 'yoga'),
+      // A database that is away is an operational condition (the pool logs each lost connection): warn, and no SQL.
+      error: (...args) =>
+        args.some(isDatabaseUnavailable)
+          ? services.logger.warn({ code: 'UNAVAILABLE' }, 'GraphQL request failed: the database is unavailable')
+          : services.logger.error({ yoga: summarise(args) }, 'yoga'),
     },
     context: async ({ request }): Promise<GraphQLContext> => {
       const header = request.headers.get('authorization') ?? '';

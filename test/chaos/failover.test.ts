@@ -10,7 +10,7 @@ import { sql } from 'drizzle-orm';
 import { decodeGlobalID } from '@pothos/plugin-relay';
 import { startHarness, waitFor, type Harness } from '../support/harness.js';
 import { spawnGateway, type GatewayProcess } from '../support/processes.js';
-import { createTree, setBudget, SUBMIT, avatarRequest, type Tree } from '../support/fixtures.js';
+import { createTree, issueServiceToken, setBudget, SUBMIT, avatarRequest, type Tree } from '../support/fixtures.js';
 import { expectCountersEqualLedger } from '../support/invariants.js';
 import { startPrivateCluster, type PrivateCluster } from '../support/postgres-cluster.js';
 import { queryRows, toBigInt } from '../../src/db/client.js';
@@ -36,6 +36,8 @@ let cluster: PrivateCluster;
 let h: Harness;
 let tree: Tree;
 let env: Record<string, string>;
+/** A SERVICE token: unlike an ADMIN token, checking it reads the database (revocation). */
+let serviceToken: string;
 /** Gateways alive now; the killed ones move to `killed`. */
 const alive: GatewayProcess[] = [];
 const killed: GatewayProcess[] = [];
@@ -81,6 +83,7 @@ beforeAll(async () => {
   // HARD budgets that bind under the load: the team of the first project, and the whole department.
   await setBudget(h, { orgUnitId: tree.teamId, accountId: tree.accountId, window: 'MONTHLY', limitCreditSeconds: '1500' });
   await setBudget(h, { orgUnitId: tree.deptId, accountId: tree.accountId, window: 'MONTHLY', limitCreditSeconds: '4000' });
+  serviceToken = (await issueServiceToken(h, tree.projectId, 'chaos')).token;
   env = {
     DATABASE_URL: databaseUrl,
     GATEWAY_MASTER_KEY: h.config.masterKey!,
@@ -112,10 +115,10 @@ interface GqlAnswer {
   retryAfter: string | null;
 }
 
-async function gql(gateway: GatewayProcess, query: string, variables: Record<string, unknown>): Promise<GqlAnswer> {
+async function gql(gateway: GatewayProcess, query: string, variables: Record<string, unknown>, token = h.adminToken): Promise<GqlAnswer> {
   const res = await fetch(`${gateway.url}/graphql`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${h.adminToken}` },
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
     body: JSON.stringify({ query, variables }),
   });
   return { status: res.status, body: (await res.json()) as GqlAnswer['body'], retryAfter: res.headers.get('retry-after') };
@@ -253,8 +256,10 @@ async function databaseOutage(mode: 'fast' | 'immediate'): Promise<void> {
     await until(async () => (await readyz(g)) === 503, 15_000);
     record.unreadySeen++;
     // A GraphQL request fails with the typed retryable error, a non-GraphQL route with 503 + Retry-After.
-    const answer = await gql(g, '{ accounts { id } }', {});
-    record.graphqlCodes.push(`${answer.status} ${answer.body.errors?.[0]?.extensions?.code} retry-after=${answer.retryAfter}`);
+    for (const token of [h.adminToken, serviceToken]) {
+      const answer = await gql(g, '{ accounts { id } }', {}, token);
+      record.graphqlCodes.push(`${answer.status} ${answer.body.errors?.[0]?.extensions?.code} retry-after=${answer.retryAfter}`);
+    }
     const hook = await fetch(`${g.url}/webhooks/heygen/${decodeGlobalID(tree.accountId).id}/callback`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
@@ -326,6 +331,8 @@ it(`survives gateway kill -9s, two PostgreSQL restarts, a HeyGen outage and HeyG
   observer.running = false;
   await observing;
   const context = { seed: SEED, seconds: (Date.now() - started) / 1000, load: { ...load, jobByKey: load.jobByKey.size }, observer, outages };
+  const errorLines = [...alive, ...killed].flatMap((g) => g.output.join('').split('\n').filter((l) => /"level":(50|60)/.test(l)));
+  if (errorLines.length > 0) console.log(`chaos: error lines\n${errorLines.slice(0, 20).map((l) => l.slice(0, 400)).join('\n')}`);
   console.log(`chaos: ${JSON.stringify({ ...context, load: { ...context.load, unexpected: load.unexpected.length } })}`);
 
   // The load was real and met every kind of trouble; callers only ever saw typed answers or UNAVAILABLE.
@@ -351,6 +358,8 @@ it(`survives gateway kill -9s, two PostgreSQL restarts, a HeyGen outage and HeyG
   }
 
   expect(crashed).toEqual([]);
+  // The outages are warnings: no error line (and no SQL) about the database in any gateway's log.
+  expect(errorLines.filter((l) => /Failed query|Connection terminated|not queryable|terminating connection|57P0|database/i.test(l))).toEqual([]);
   // Every HARD budget within its limit at every observation.
   expect(observer.breaches).toEqual([]);
   expect(observer.observations).toBeGreaterThan(50);
