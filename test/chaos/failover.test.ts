@@ -284,7 +284,8 @@ it(`survives gateway kill -9s, two PostgreSQL restarts, a HeyGen outage and HeyG
     const res = await fetch(`${h.sim.url}/_sim/config`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(patch) });
     expect(res.status).toBe(200);
   };
-  await configure({ fail5xxRate: 0.1, fail5xxAfterCreate: true, rateLimitNext: 3, timeoutNext: 2, malformedNext: 3, failJobRate: 0.1 });
+  // The `…Next` counters make sure each fault fires at least once; the rates add random ones.
+  await configure({ fail5xxRate: 0.1, fail5xxNext: 2, fail5xxAfterCreate: true, rateLimitNext: 3, timeoutNext: 2, malformedNext: 3, failJobRate: 0.1, failNextJobs: 2 });
 
   try {
     await answeredMore(15);
@@ -337,7 +338,7 @@ it(`survives gateway kill -9s, two PostgreSQL restarts, a HeyGen outage and HeyG
 
   // The load was real and met every kind of trouble; callers only ever saw typed answers or UNAVAILABLE.
   expect(load.unexpected, JSON.stringify(context)).toEqual([]);
-  expect(load.outcomes.SubmitJobPayload ?? 0, JSON.stringify(context)).toBeGreaterThan(20);
+  expect(load.outcomes.SubmitJobPayload ?? 0, JSON.stringify(context)).toBeGreaterThan(10);
   expect(load.outcomes.BudgetExceededError ?? 0, JSON.stringify(context)).toBeGreaterThan(0);
 
   // Every injected HeyGen fault fired.
