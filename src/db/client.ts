@@ -45,7 +45,7 @@ export async function openDatabase(opts: OpenDatabaseOptions): Promise<Database>
     const pool = new pg.Pool({
       connectionString: opts.databaseUrl,
       max: opts.poolSize ?? 10,
-      connectionTimeoutMillis: opts.connectTimeoutMs ?? 5_000,
+      connectionTimeoutMillis: opts.connectTimeoutMs ?? 30_000,
       keepAlive: true,
     });
     const lost = (error: Error) => opts.onConnectionError?.(error);

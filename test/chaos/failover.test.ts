@@ -96,7 +96,7 @@ beforeAll(async () => {
     WORKER_LEASE_MS: '5000',
     BACKGROUND_BACKOFF_MAX_MS: '1000',
     DB_POOL_SIZE: '5',
-    DB_CONNECT_TIMEOUT_MS: '2000',
+    DB_CONNECT_TIMEOUT_MS: '5000',
     WALLET_SYNC_INTERVAL_MS: '1000',
     RATE_LIMIT_PER_MINUTE: '0',
   };
@@ -168,7 +168,8 @@ async function client(id: number): Promise<void> {
   for (let n = 0; load.running; n++) {
     const key = `chaos-${id}-${n}`;
     const input = { ...randomSubmission(), idempotencyKey: key };
-    for (let attempt = 0; load.running || attempt < 50; attempt++) {
+    // Once the load stops, a submission still being retried gets 50 more tries to learn its outcome.
+    for (let afterStop = 0; load.running || afterStop++ < 50; ) {
       const gateway = pick(alive);
       let answer: GqlAnswer;
       try {
