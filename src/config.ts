@@ -32,8 +32,11 @@ const envSchema = z.object({
   WEBHOOK_SIGNATURE_SCHEME: z.enum(['hmac-sha256-hex', 'hmac-sha256-base64']).default('hmac-sha256-hex'),
   GRAPHIQL: z.enum(['true', 'false']).optional(),
   DB_POOL_SIZE: z.coerce.number().int().min(1).default(10),
-  /** How long a request waits for a database connection before it fails as UNAVAILABLE (503). */
-  DB_CONNECT_TIMEOUT_MS: z.coerce.number().int().min(100).default(30_000),
+  /**
+   * How long a request waits for a database connection (a free pool slot, or a new connection) before it fails
+   * as UNAVAILABLE (503). 0 waits as long as it takes: a database that is down refuses at once anyway.
+   */
+  DB_CONNECT_TIMEOUT_MS: z.coerce.number().int().min(0).default(0),
   /** Background work that fails (e.g. the database is away) retries with exponential backoff and jitter, capped at this. */
   BACKGROUND_BACKOFF_MAX_MS: z.coerce.number().int().min(10).default(30_000),
   /** How long a worker's claim on a job lasts; default HEYGEN_TIMEOUT_MS × HEYGEN_MAX_ATTEMPTS + 30 s. */

@@ -6,7 +6,7 @@ import { sql } from 'drizzle-orm';
 import { DrizzleQueryError } from 'drizzle-orm/errors';
 import { GraphQLError } from 'graphql';
 import pg from 'pg';
-import { isDatabaseUnavailable, isUniqueViolation, openDatabase, queryRows, type Database } from '../src/db/client.js';
+import { driverReason, isDatabaseUnavailable, isUniqueViolation, openDatabase, queryRows, type Database } from '../src/db/client.js';
 import { failureDelayMs, runPeriodically } from '../src/background/periodic.js';
 import { HeygenError } from '../src/heygen/client.js';
 import { createTestDatabase, type TestDatabase } from './support/db.js';
@@ -46,6 +46,14 @@ describe('isDatabaseUnavailable', () => {
   ])('does not take %s for an outage', (_name, error) => {
     expect(isDatabaseUnavailable(error)).toBe(false);
   });
+});
+
+it('logs the driver reason of an outage without the SQL or its parameters', () => {
+  const error = new GraphQLError('x', {
+    originalError: new DrizzleQueryError('select secret_column from t where id = $1', ['param-value'], codeError('terminating connection due to administrator command', '57P01') as Error),
+  });
+  expect(driverReason(error)).toBe('57P01 terminating connection due to administrator command');
+  expect(driverReason(new AggregateError([codeError('connect ECONNREFUSED 127.0.0.1:5432', 'ECONNREFUSED')]))).toBe('ECONNREFUSED connect ECONNREFUSED 127.0.0.1:5432');
 });
 
 describe('background backoff', () => {

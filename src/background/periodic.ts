@@ -2,7 +2,7 @@
 // more work, and stoppable (waiting for the pass in progress). A failing pass (the database is away, most
 // often) is retried with bounded exponential backoff and jitter, logged at warn for an unreachable database.
 import type { Logger } from '../logging.js';
-import { isDatabaseUnavailable } from '../db/client.js';
+import { driverReason, isDatabaseUnavailable } from '../db/client.js';
 
 export interface Periodic {
   stop(): Promise<void>;
@@ -46,8 +46,7 @@ export function runPeriodically(name: string, pass: () => Promise<boolean>, inte
       const delay = failureDelayMs(failures, intervalMs, backoffMaxMs, opts.random);
       if (isDatabaseUnavailable(error)) {
         // One line per attempt, and attempts back off: an outage does not flood the log.
-        const message = error instanceof Error ? error.message.split('\n')[0] : String(error);
-        logger.warn({ failures, retryInMs: delay, reason: message }, `${name}: database unavailable; backing off`);
+        logger.warn({ failures, retryInMs: delay, reason: driverReason(error) }, `${name}: database unavailable; backing off`);
       } else {
         logger.error({ err: error, failures, retryInMs: delay }, `${name} pass failed`);
       }

@@ -27,7 +27,7 @@ export interface OpenDatabaseOptions {
   databaseUrl?: string | undefined;
   dataDir: string;
   poolSize?: number;
-  /** How long a request waits for a pooled connection (or a new one) before it fails as unavailable. */
+  /** How long a request waits for a pooled connection (or a new one) before it fails as unavailable; 0 = no limit. */
   connectTimeoutMs?: number;
   /**
    * Told about every connection the server or the network dropped (a restart, a failover), idle or checked
@@ -45,7 +45,7 @@ export async function openDatabase(opts: OpenDatabaseOptions): Promise<Database>
     const pool = new pg.Pool({
       connectionString: opts.databaseUrl,
       max: opts.poolSize ?? 10,
-      connectionTimeoutMillis: opts.connectTimeoutMs ?? 30_000,
+      connectionTimeoutMillis: opts.connectTimeoutMs ?? 0,
       keepAlive: true,
     });
     const lost = (error: Error) => opts.onConnectionError?.(error);
@@ -176,6 +176,22 @@ export function isDatabaseUnavailable(error: unknown): boolean {
     return visit(originalError, depth + 1);
   };
   return visit(error, 0);
+}
+
+/** The driver's own words for a failure (code and first line), without drizzle's SQL text and parameters: for logs. */
+export function driverReason(error: unknown): string {
+  let e: unknown = error;
+  for (let i = 0; i < 6 && e && typeof e === 'object'; i++) {
+    const { query, cause, originalError } = e as Record<string, unknown>;
+    const next = typeof query === 'string' ? cause : originalError;
+    if (!next) break;
+    e = next;
+  }
+  if (e instanceof AggregateError) e = e.errors[0] ?? e;
+  if (!(e instanceof Error)) return String(e);
+  const code = (e as { code?: unknown }).code;
+  const line = e.message.split('\n')[0]!.slice(0, 200);
+  return typeof code === 'string' ? `${code} ${line}` : line;
 }
 
 /** Whether an error (or its cause, as drizzle wraps driver errors) is a unique-constraint violation. */

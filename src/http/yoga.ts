@@ -8,7 +8,7 @@ import { AuthenticationError } from '../auth/tokens.js';
 import { DomainError } from '../errors.js';
 import { armorPlugins, RequestRateLimiter } from './hardening.js';
 import { unavailableGraphQLError } from './unavailable.js';
-import { isDatabaseUnavailable } from '../db/client.js';
+import { driverReason, isDatabaseUnavailable } from '../db/client.js';
 import type { Services } from '../app.js';
 
 /** graphql-js writes `got invalid value <the whole input>`; the input may hold an API key. */
@@ -73,10 +73,11 @@ export function createGraphQLServer(services: Services): YogaServerInstance<Reco
       info: (...args) => services.logger.info({ yoga: summarise(args) }, 'yoga'),
       warn: (...args) => services.logger.warn({ yoga: summarise(args) }, 'yoga'),
       // A database that is away is an operational condition (the pool logs each lost connection): warn, and no SQL.
-      error: (...args) =>
-        args.some(isDatabaseUnavailable)
-          ? services.logger.warn({ code: 'UNAVAILABLE' }, 'GraphQL request failed: the database is unavailable')
-          : services.logger.error({ yoga: summarise(args) }, 'yoga'),
+      error: (...args) => {
+        const unavailable = args.find(isDatabaseUnavailable);
+        if (unavailable) services.logger.warn({ code: 'UNAVAILABLE', reason: driverReason(unavailable) }, 'GraphQL request failed: the database is unavailable');
+        else services.logger.error({ yoga: summarise(args) }, 'yoga');
+      },
     },
     context: async ({ request }): Promise<GraphQLContext> => {
       const header = request.headers.get('authorization') ?? '';
