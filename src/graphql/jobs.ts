@@ -11,7 +11,7 @@ import { JOB_KINDS, JOB_STATUSES, jobsTable } from '../db/schema.js';
 import { admitJob, type JobRow } from '../jobs/admission.js';
 import { forwardJob } from '../jobs/follow.js';
 import { settleJob } from '../jobs/settlement.js';
-import { isDatabaseUnavailable } from '../db/client.js';
+import { driverReason, isDatabaseUnavailable } from '../db/client.js';
 import { NotFoundError, ValidationError } from '../errors.js';
 import { isUuid } from '../org/units.js';
 
@@ -174,8 +174,8 @@ builder.mutationFields((t) => ({
       // Forwarding happens after the admission committed; if this process dies here, the worker takes over.
       const forwarded = await forwardJob(ctx.services.jobDeps, job.id).catch((error: unknown) => {
         // The job is admitted (committed) either way; a database that went away meanwhile is not a bug.
-        const level = isDatabaseUnavailable(error) ? 'warn' : 'error';
-        ctx.services.logger[level]({ jobId: job.id, err: error }, 'inline forwarding failed; the worker will retry');
+        if (isDatabaseUnavailable(error)) ctx.services.logger.warn({ jobId: job.id, reason: driverReason(error) }, 'inline forwarding failed: the database is unavailable; the worker will retry');
+        else ctx.services.logger.error({ jobId: job.id, err: error }, 'inline forwarding failed; the worker will retry');
         return null;
       });
       return { job: forwarded ?? job, replayed: false };
