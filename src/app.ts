@@ -46,7 +46,14 @@ function resolveMasterKey(config: Config, logger: Logger): string {
 
 export async function createServices(config: Config, overrides: { logger?: Logger; heygen?: HeygenClient } = {}): Promise<Services> {
   const logger = overrides.logger ?? createLogger(config.logLevel);
-  const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: config.dbPoolSize });
+  const database = await openDatabase({
+    databaseUrl: config.databaseUrl,
+    dataDir: config.dataDir,
+    poolSize: config.dbPoolSize,
+    connectTimeoutMs: config.dbConnectTimeoutMs,
+    // The statement in flight on the connection fails by itself (and is answered UNAVAILABLE); this is the log line.
+    onConnectionError: (error) => logger.warn({ err: { message: error.message, code: (error as { code?: unknown }).code } }, 'database connection lost; the pool reconnects'),
+  });
   try {
     await runMigrations({ databaseUrl: config.databaseUrl, database });
     const box = createSecretBox(resolveMasterKey(config, logger), config.previousMasterKeys);
@@ -71,7 +78,7 @@ export async function createServices(config: Config, overrides: { logger?: Logge
     });
     const admission: AdmissionSettings = {
       holdTtlHours: config.holdTtlHours,
-      forwardLeaseMs: config.heygen.timeoutMs * config.heygen.maxAttempts + 30_000,
+      forwardLeaseMs: config.workers.leaseMs,
       concurrencyRetryAfterSeconds: 15,
       onRefused: (refusal, projectId) =>
         admissionRefusals.inc({
@@ -93,7 +100,7 @@ export async function createServices(config: Config, overrides: { logger?: Logge
         pollMinIntervalMs: config.workers.pollMinIntervalMs,
         pollMaxIntervalMs: config.workers.pollMaxIntervalMs,
         statusReadMinIntervalMs: config.workers.statusReadMinIntervalMs,
-        leaseMs: config.heygen.timeoutMs * config.heygen.maxAttempts + 30_000,
+        leaseMs: config.workers.leaseMs,
         submitGiveUpMs: 23 * 3600_000,
       },
     };
@@ -113,10 +120,10 @@ export async function createServices(config: Config, overrides: { logger?: Logge
 
 export function startBackgroundWork(services: Services): void {
   if (services.config.workers.enabled && !services.worker) {
-    services.worker = startWorker(services.jobDeps, services.config.workers.intervalMs);
+    services.worker = startWorker(services.jobDeps, services.config.workers.intervalMs, services.config.workers.backoffMaxMs);
   }
   if (services.config.workers.enabled && services.config.walletSync.enabled && !services.walletSync) {
-    services.walletSync = startWalletSync(services.walletDeps);
+    services.walletSync = startWalletSync(services.walletDeps, { backoffMaxMs: services.config.workers.backoffMaxMs });
   }
 }
 

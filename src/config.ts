@@ -42,6 +42,15 @@ const envSchema = z.object({
   WEBHOOK_SIGNATURE_SCHEME: z.enum(['hmac-sha256-hex', 'hmac-sha256-base64']).default('hmac-sha256-hex'),
   GRAPHIQL: z.enum(['true', 'false']).optional(),
   DB_POOL_SIZE: z.coerce.number().int().min(1).default(10),
+  /**
+   * How long a request waits for a database connection (a free pool slot, or a new connection) before it fails
+   * as UNAVAILABLE (503). 0 waits as long as it takes: a database that is down refuses at once anyway.
+   */
+  DB_CONNECT_TIMEOUT_MS: z.coerce.number().int().min(0).default(0),
+  /** Background work that fails (e.g. the database is away) retries with exponential backoff and jitter, capped at this. */
+  BACKGROUND_BACKOFF_MAX_MS: z.coerce.number().int().min(10).default(30_000),
+  /** How long a worker's claim on a job lasts; default HEYGEN_TIMEOUT_MS × HEYGEN_MAX_ATTEMPTS + 30 s. */
+  WORKER_LEASE_MS: z.coerce.number().int().min(1000).optional(),
   // Company identity provider (optional): tokens whose iss is one of JWT_COMPANY_ISSUERS are verified against the JWKS.
   JWT_COMPANY_ISSUERS: optionalString,
   JWT_COMPANY_AUDIENCE: optionalString,
@@ -114,6 +123,10 @@ export interface Config {
     readonly pollMaxIntervalMs: number;
     /** Shortest time between two status reads of one job (coalesces webhooks and callbacks across processes). */
     readonly statusReadMinIntervalMs: number;
+    /** Cap of the backoff of a failing background pass. */
+    readonly backoffMaxMs: number;
+    /** How long a claim on a job lasts before another worker may take it (longer than one forwarding). */
+    readonly leaseMs: number;
   };
   readonly heygen: {
     readonly timeoutMs: number;
@@ -131,6 +144,7 @@ export interface Config {
   readonly webhookSignature: { readonly header: string; readonly scheme: 'hmac-sha256-hex' | 'hmac-sha256-base64' };
   readonly graphiql: boolean;
   readonly dbPoolSize: number;
+  readonly dbConnectTimeoutMs: number;
   readonly metricsToken: string | undefined;
   readonly companyTokens: CompanyTokenSettings | null;
   readonly roleMappings: readonly ClaimMapping[];
@@ -158,6 +172,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     throw new ConfigError('Invalid configuration:\n  GATEWAY_MASTER_KEY: required when DATABASE_URL is set');
   }
   const production = e.NODE_ENV === 'production';
+  // A claim must outlast one forwarding (every attempt timing out), or two workers could send the same job at once.
+  const forwardingMs = e.HEYGEN_TIMEOUT_MS * e.HEYGEN_MAX_ATTEMPTS;
+  if (e.WORKER_LEASE_MS !== undefined && e.WORKER_LEASE_MS <= forwardingMs) {
+    throw new ConfigError(`Invalid configuration:\n  WORKER_LEASE_MS: must exceed HEYGEN_TIMEOUT_MS × HEYGEN_MAX_ATTEMPTS (${forwardingMs})`);
+  }
   return {
     databaseUrl: e.DATABASE_URL,
     dataDir: e.DATA_DIR,
@@ -176,6 +195,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       pollMinIntervalMs: e.POLL_MIN_INTERVAL_MS,
       pollMaxIntervalMs: e.POLL_MAX_INTERVAL_MS,
       statusReadMinIntervalMs: e.STATUS_READ_MIN_INTERVAL_MS ?? e.POLL_MIN_INTERVAL_MS,
+      backoffMaxMs: e.BACKGROUND_BACKOFF_MAX_MS,
+      leaseMs: e.WORKER_LEASE_MS ?? forwardingMs + 30_000,
     },
     heygen: {
       timeoutMs: e.HEYGEN_TIMEOUT_MS,
@@ -194,6 +215,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     webhookSignature: { header: e.WEBHOOK_SIGNATURE_HEADER.toLowerCase(), scheme: e.WEBHOOK_SIGNATURE_SCHEME },
     graphiql: e.GRAPHIQL ? e.GRAPHIQL === 'true' : !production,
     dbPoolSize: e.DB_POOL_SIZE,
+    dbConnectTimeoutMs: e.DB_CONNECT_TIMEOUT_MS,
     metricsToken: e.METRICS_TOKEN,
     companyTokens: companyTokenSettings(e),
     roleMappings: parseRoleMappings(e.ROLE_MAPPINGS),

@@ -630,6 +630,35 @@ describe('Idempotency-Key', () => {
   });
 });
 
+describe('creations per Idempotency-Key and outages', () => {
+  it('counts 2xx creations per key, not replays, also when a 5xx follows the creation', async () => {
+    const headers = { 'Idempotency-Key': 'job-1' };
+    await call('POST', '/v3/videos', { body: avatar(), headers });
+    await call('POST', '/v3/videos', { body: avatar(), headers });
+    sim.configure({ fail5xxNext: 1, fail5xxAfterCreate: true });
+    expect((await call('POST', '/v3/videos', { body: avatar(), headers: { 'Idempotency-Key': 'job-2' } })).status).toBeGreaterThanOrEqual(500);
+    await call('POST', '/v3/videos', { body: avatar(), headers: { 'Idempotency-Key': 'job-2' } });
+    await call('POST', '/v3/videos', { body: avatar() });
+    expect(sim.stats().creationsByIdempotencyKey).toEqual({ 'job-1': 1, 'job-2': 1 });
+    const control = await call('GET', '/_sim/stats', { key: null });
+    expect(control.json.data.creationsByIdempotencyKey).toEqual({ 'job-1': 1, 'job-2': 1 });
+  });
+
+  it('goes down (connections cut, port refusing) and comes back on the same port with its jobs and keys', async () => {
+    const headers = { 'Idempotency-Key': 'before-outage' };
+    const first = await call('POST', '/v3/videos', { body: avatar(), headers });
+    const port = sim.port;
+    await sim.goDown();
+    await expect(call('GET', '/_sim/health', { key: null })).rejects.toThrow();
+    await sim.comeBack();
+    expect(sim.port).toBe(port);
+    const replay = await call('POST', '/v3/videos', { body: avatar(), headers });
+    expect(replay.json.data.video_id).toBe(first.json.data.video_id);
+    expect((await call('GET', `/v3/videos/${first.json.data.video_id}`)).status).toBe(200);
+    expect(sim.stats().creationsByIdempotencyKey).toEqual({ 'before-outage': 1 });
+  });
+});
+
 describe('concurrency and rate limits', () => {
   it('refuses creates past the concurrent-jobs limit with 429 and Retry-After', async () => {
     sim.addAccount({ apiKey: 'small', concurrencyLimit: 2 });

@@ -5,7 +5,7 @@
 // processes can run the sync side by side.
 import { desc, eq, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
-import { queryRows } from '../db/client.js';
+import { isDatabaseUnavailable, queryRows } from '../db/client.js';
 import { accountsTable, walletSnapshotsTable, walletSyncStateTable } from '../db/schema.js';
 import { connectionOf, termPeriods, termsFor, type AccountRow } from '../accounts/accounts.js';
 import { usageAtRoot } from '../accounts/period.js';
@@ -163,6 +163,8 @@ export async function runWalletSyncOnce(deps: WalletSyncDeps): Promise<number> {
     try {
       await syncWallet(deps, accountId);
     } catch (error) {
+      // The database is away: the account's row cannot be written either; the loop backs off.
+      if (isDatabaseUnavailable(error)) throw error;
       // The client's errors never carry the API key; the message is kept short for the queue row.
       const message = (error instanceof Error ? error.message : String(error)).slice(0, 500);
       deps.logger.warn({ accountId, err: error }, 'wallet sync failed; retrying at the next interval');
@@ -176,8 +178,9 @@ export async function runWalletSyncOnce(deps: WalletSyncDeps): Promise<number> {
 }
 
 /** The wallet-sync queue, looked at every few seconds (each account is due once per interval). */
-export function startWalletSync(deps: WalletSyncDeps, pollMs = Math.min(deps.settings.intervalMs, 5_000)): Periodic {
-  return runPeriodically('wallet sync', async () => (await runWalletSyncOnce(deps)) >= CLAIM_BATCH, pollMs, deps.logger);
+export function startWalletSync(deps: WalletSyncDeps, opts: { pollMs?: number; backoffMaxMs?: number } = {}): Periodic {
+  const pollMs = opts.pollMs ?? Math.min(deps.settings.intervalMs, 5_000);
+  return runPeriodically('wallet sync', async () => (await runWalletSyncOnce(deps)) >= CLAIM_BATCH, pollMs, deps.logger, { backoffMaxMs: opts.backoffMaxMs });
 }
 
 /** The latest snapshot of each account, in one statement (for the Account.wallet DataLoader). */

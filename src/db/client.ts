@@ -25,15 +25,36 @@ export const MIGRATIONS_FOLDER = fileURLToPath(new URL('../../migrations', impor
 /** Arbitrary but fixed: replicas starting together run migrations one at a time. */
 const MIGRATION_LOCK_KEY = 72_410_331;
 
+export interface OpenDatabaseOptions {
+  databaseUrl?: string | undefined;
+  dataDir: string;
+  poolSize?: number;
+  /** How long a request waits for a pooled connection (or a new one) before it fails as unavailable; 0 = no limit. */
+  connectTimeoutMs?: number;
+  /**
+   * Told about every connection the server or the network dropped (a restart, a failover), idle or checked
+   * out. The query in flight on it fails on its own (a transaction is rolled back by the server); the pool
+   * replaces the connection. Without this listener the driver's 'error' event would end the process.
+   */
+  onConnectionError?: (error: Error) => void;
+}
+
 // int8 and numeric stay strings at the driver; drizzle's bigint mode and our code turn them into bigint.
-export async function openDatabase(opts: { databaseUrl?: string | undefined; dataDir: string; poolSize?: number }): Promise<Database> {
+export async function openDatabase(opts: OpenDatabaseOptions): Promise<Database> {
   const database: { -readonly [K in keyof Database]: Database[K] } = {} as Database;
   const logger = { logQuery: (query: string) => database.onQuery?.(query) };
   if (opts.databaseUrl) {
-    const pool = new pg.Pool({ connectionString: opts.databaseUrl, max: opts.poolSize ?? 10 });
-    pool.on('error', () => {
-      /* an idle client died; the pool replaces it */
+    const pool = new pg.Pool({
+      connectionString: opts.databaseUrl,
+      max: opts.poolSize ?? 10,
+      connectionTimeoutMillis: opts.connectTimeoutMs ?? 0,
+      keepAlive: true,
     });
+    const lost = (error: Error) => opts.onConnectionError?.(error);
+    // Idle clients: the pool removes them. Checked-out clients (a transaction in progress) get their own
+    // listener when they connect, so a dropped connection fails only the query in flight.
+    pool.on('error', lost);
+    pool.on('connect', (client) => client.on('error', lost));
     database.db = drizzlePg(pool, { schema, logger }) as unknown as Db;
     database.driver = 'pg';
     database.close = () => pool.end();
@@ -89,7 +110,9 @@ async function lockDataDir(dataDir: string): Promise<() => Promise<void>> {
 /** Applies the committed migrations under an advisory lock, so several replicas may start at once. */
 export async function runMigrations(opts: { databaseUrl?: string | undefined; database?: Database }): Promise<void> {
   if (opts.databaseUrl) {
-    const client = new pg.Client({ connectionString: opts.databaseUrl });
+    const client = new pg.Client({ connectionString: opts.databaseUrl, connectionTimeoutMillis: 10_000 });
+    // A dropped connection rejects the statement in flight (and so the start-up); it must not also end the process.
+    client.on('error', () => undefined);
     await client.connect();
     try {
       await client.query('select pg_advisory_lock($1)', [MIGRATION_LOCK_KEY]);
@@ -120,6 +143,29 @@ export function toBigInt(value: unknown): bigint {
   throw new TypeError(`not an integer: ${String(value)}`);
 }
 
+export interface Readiness {
+  database: boolean;
+  migrations: boolean;
+}
+
+/** Readiness: the database answers within `timeoutMs` and every committed migration is applied. Never throws. */
+export async function checkReadiness(db: Db, timeoutMs = 2_000): Promise<Readiness> {
+  const checks: Readiness = { database: false, migrations: false };
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, timeoutMs);
+  });
+  const probe = (async () => {
+    await db.execute(sql`select 1`);
+    checks.database = true;
+    checks.migrations = await migrationsApplied(db);
+  })().catch(() => undefined);
+  await Promise.race([probe, deadline]);
+  clearTimeout(timer);
+  // A probe that finished late must not turn a timed-out check ready.
+  return { ...checks };
+}
+
 /** True when every committed migration has been applied (readiness). */
 export async function migrationsApplied(db: Db): Promise<boolean> {
   const { readMigrationFiles } = await import('drizzle-orm/migrator');
@@ -130,6 +176,61 @@ export async function migrationsApplied(db: Db): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+/** Node socket errors that mean the database could not be reached or the connection broke. */
+const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'ECONNABORTED']);
+/**
+ * SQLSTATEs of a server that is going away or not there yet: 57P01 admin_shutdown, 57P02 crash_shutdown,
+ * 57P03 cannot_connect_now (starting up, shutting down, in recovery), 53300 too_many_connections, and class 08
+ * (connection exceptions).
+ */
+const UNAVAILABLE_SQLSTATES = new Set(['57P01', '57P02', '57P03', '53300']);
+/** What node-postgres and its pool say (without a code) when a connection ends or cannot be had. */
+const UNAVAILABLE_MESSAGES = [
+  /Connection terminated/i,
+  /connection error and is not queryable/i,
+  /timeout exceeded when trying to connect/i,
+  /Client was closed and is not queryable/i,
+  /the database system is (starting up|shutting down|in recovery mode)/i,
+];
+
+/**
+ * The one place that decides whether a failure means "the database is away" (a restart, a failover, a
+ * network cut) rather than a bug or a refused statement: surfaces map it to a retryable UNAVAILABLE / 503 and
+ * background work backs off on it. Looks through drizzle's wrapping (DrizzleQueryError's `cause`), GraphQL's
+ * (`originalError`) and Node's AggregateError (one error per address tried), but not through other causes, so
+ * that a failed HTTP call to HeyGen (whose cause may be an ECONNREFUSED too) is never read as the database.
+ * Driver messages count only on plain `Error`s, which is what node-postgres throws.
+ */
+export function isDatabaseUnavailable(error: unknown): boolean {
+  const visit = (e: unknown, depth: number): boolean => {
+    if (!e || typeof e !== 'object' || depth > 6) return false;
+    const { code, message, cause, originalError, errors, query } = e as Record<string, unknown>;
+    if (typeof code === 'string' && (NETWORK_CODES.has(code) || UNAVAILABLE_SQLSTATES.has(code) || /^08[0-9A-Z]{3}$/.test(code))) return true;
+    const plain = Object.getPrototypeOf(e) === Error.prototype;
+    if (plain && typeof message === 'string' && UNAVAILABLE_MESSAGES.some((re) => re.test(message))) return true;
+    if (e instanceof AggregateError && Array.isArray(errors)) return errors.some((inner) => visit(inner, depth + 1));
+    if (typeof query === 'string' && visit(cause, depth + 1)) return true;
+    return visit(originalError, depth + 1);
+  };
+  return visit(error, 0);
+}
+
+/** The driver's own words for a failure (code and first line), without drizzle's SQL text and parameters: for logs. */
+export function driverReason(error: unknown): string {
+  let e: unknown = error;
+  for (let i = 0; i < 6 && e && typeof e === 'object'; i++) {
+    const { query, cause, originalError } = e as Record<string, unknown>;
+    const next = typeof query === 'string' ? cause : originalError;
+    if (!next) break;
+    e = next;
+  }
+  if (e instanceof AggregateError) e = e.errors[0] ?? e;
+  if (!(e instanceof Error)) return String(e);
+  const code = (e as { code?: unknown }).code;
+  const line = e.message.split('\n')[0]!.slice(0, 200);
+  return typeof code === 'string' ? `${code} ${line}` : line;
 }
 
 /** Whether an error (or its cause, as drizzle wraps driver errors) is a unique-constraint violation. */

@@ -10,6 +10,7 @@ import { JOB_KINDS, JOB_STATUSES, jobsTable } from '../db/schema.js';
 import { admitJob, type JobRow } from '../jobs/admission.js';
 import { forwardJob } from '../jobs/follow.js';
 import { settleJob } from '../jobs/settlement.js';
+import { driverReason, isDatabaseUnavailable } from '../db/client.js';
 import { NotFoundError, ValidationError } from '../errors.js';
 import { isUuid } from '../org/units.js';
 import { isStorableInstant } from '../validation.js';
@@ -183,7 +184,9 @@ builder.mutationFields((t) => ({
       if (replayed || job.status !== 'RESERVED') return { job, replayed };
       // Forwarding happens after the admission committed; if this process dies here, the worker takes over.
       const forwarded = await forwardJob(ctx.services.jobDeps, job.id).catch((error: unknown) => {
-        ctx.services.logger.error({ jobId: job.id, err: error }, 'inline forwarding failed; the worker will retry');
+        // The job is admitted (committed) either way; a database that went away meanwhile is not a bug.
+        if (isDatabaseUnavailable(error)) ctx.services.logger.warn({ jobId: job.id, reason: driverReason(error) }, 'inline forwarding failed: the database is unavailable; the worker will retry');
+        else ctx.services.logger.error({ jobId: job.id, err: error }, 'inline forwarding failed; the worker will retry');
         return null;
       });
       return { job: forwarded ?? job, replayed: false };

@@ -6,13 +6,13 @@ import type { Server } from 'node:http';
 import { createAdaptorServer } from '@hono/node-server';
 import { Hono, type Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
-import { sql } from 'drizzle-orm';
 import { createGraphQLServer } from './yoga.js';
 import { createMetrics } from './metrics.js';
 import { handleHeygenWebhook } from './webhooks.js';
 import { handleChargebackCsv } from './reports.js';
 import { capGraphQLResponse } from './limits.js';
-import { migrationsApplied } from '../db/client.js';
+import { checkReadiness, isDatabaseUnavailable } from '../db/client.js';
+import { unavailableResponse } from './unavailable.js';
 import type { Services } from '../app.js';
 
 const MAX_WEBHOOK_BYTES = 1 << 20;
@@ -76,14 +76,8 @@ export function createHttpApp(services: Services): Hono {
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
 
   app.get('/readyz', async (c) => {
-    const checks = { database: false, migrations: false };
-    try {
-      await services.db.execute(sql`select 1`);
-      checks.database = true;
-      checks.migrations = await migrationsApplied(services.db);
-    } catch {
-      /* reported below */
-    }
+    // 503 while the database is away (or slower than the check's timeout), 200 again once it answers.
+    const checks = await checkReadiness(services.db);
     const ready = checks.database && checks.migrations;
     return c.json({ status: ready ? 'ready' : 'not ready', checks }, ready ? 200 : 503);
   });
@@ -114,6 +108,8 @@ export function createHttpApp(services: Services): Hono {
   app.notFound((c) => c.json({ error: 'not found' }, 404));
   app.onError((error, c) => {
     if (error instanceof HTTPException) return c.json({ error: error.message }, error.status);
+    // The database is away (restart, failover): retryable, and logged by the pool's listener.
+    if (isDatabaseUnavailable(error)) return unavailableResponse();
     services.logger.error({ err: error, path: c.req.path, method: c.req.method }, 'unhandled HTTP error');
     return c.json({ error: 'internal error' }, 500);
   });

@@ -9,6 +9,8 @@ import { DomainError } from '../errors.js';
 import { redactSecrets } from '../secrets/redact.js';
 import { PothosValidationError } from '@pothos/core';
 import { armorPlugins, RequestRateLimiter } from './hardening.js';
+import { unavailableGraphQLError } from './unavailable.js';
+import { driverReason, isDatabaseUnavailable } from '../db/client.js';
 import type { Services } from '../app.js';
 
 /**
@@ -128,6 +130,8 @@ export function createGraphQLServer(services: Services): YogaServerInstance<Reco
           services.logger.warn({ err: original }, 'input refused by the database: add a check for it');
           return new GraphQLError('a value in the input cannot be stored', { extensions: { code: 'BAD_USER_INPUT' } });
         }
+        // The database is away: retryable, logged by the pool's listener, never an INTERNAL_SERVER_ERROR.
+        if (isDatabaseUnavailable(error)) return unavailableGraphQLError();
         // Validation and coercion errors: graphql-js quotes the offending variable value, which may be a secret.
         if (error instanceof GraphQLError && !error.originalError) return withoutValues(error);
         if (error instanceof GraphQLError && error.originalError instanceof GraphQLError) return withoutCoercedValues(error, error.originalError);
@@ -141,11 +145,14 @@ export function createGraphQLServer(services: Services): YogaServerInstance<Reco
       info: (...args) => services.logger.info({ yoga: summarise(args) }, 'yoga'),
       warn: (...args) => services.logger.warn({ yoga: summarise(args) }, 'yoga'),
       // Yoga reports every error of a result here, expected ones too (a refused input, a NotFoundError): those are
-      // the caller's, not the gateway's, and unexpected errors are logged by maskError above.
-      error: (...args) =>
-        args.every((a) => a instanceof GraphQLError || typeof a === 'string')
-          ? services.logger.debug({ yoga: summarise(args) }, 'yoga: GraphQL error in a result')
-          : services.logger.error({ yoga: summarise(args) }, 'yoga'),
+      // the caller's, not the gateway's, and unexpected errors are logged by maskError above. A database that is
+      // away is an operational condition (the pool logs each lost connection): warn, and no SQL.
+      error: (...args) => {
+        const unavailable = args.find(isDatabaseUnavailable);
+        if (unavailable) services.logger.warn({ code: 'UNAVAILABLE', reason: driverReason(unavailable) }, 'GraphQL request failed: the database is unavailable');
+        else if (args.every((a) => a instanceof GraphQLError || typeof a === 'string')) services.logger.debug({ yoga: summarise(args) }, 'yoga: GraphQL error in a result');
+        else services.logger.error({ yoga: summarise(args) }, 'yoga');
+      },
     },
     context: async ({ request }): Promise<GraphQLContext> => {
       const header = request.headers.get('authorization') ?? '';

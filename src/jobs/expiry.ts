@@ -1,6 +1,7 @@
 // Holds are resolved, never kept silently. A job past its hold deadline (HOLD_TTL_HOURS) is read from HeyGen once
 // more and settled if it is done; otherwise its hold is released and the job is EXPIRED, with a drift note when
 // HeyGen may still bill it (settlement writes the note and the audit event in the same transaction).
+import { isDatabaseUnavailable } from '../db/client.js';
 import type { JobStatus } from '../db/schema.js';
 import { refreshJobs, type JobDeps } from './follow.js';
 import { settleJob } from './settlement.js';
@@ -29,6 +30,8 @@ export async function resolveExpiredHolds(deps: JobDeps, jobs: readonly ClaimedJ
         );
       }
     } catch (error) {
+      // The database is away: stop the pass and let the loop back off.
+      if (isDatabaseUnavailable(error)) throw error;
       deps.logger.warn({ jobId: job.id, err: error }, 'could not expire the hold; the claim lapses and another pass retries');
     }
   };

@@ -1,7 +1,7 @@
 // After admission: forward the job to HeyGen, follow it to a terminal state, and settle it.
 // Every step re-reads the job and checks the state it expects, so any process may run any step.
 import { and, eq, inArray, sql } from 'drizzle-orm';
-import { queryRows, type Db } from '../db/client.js';
+import { isDatabaseUnavailable, queryRows, type Db } from '../db/client.js';
 import { accountsTable, jobItemsTable, jobsTable, type ItemStatus } from '../db/schema.js';
 import { connectionOf, type AccountRow } from '../accounts/accounts.js';
 import type { HeygenClient, UpstreamJobState, UpstreamStatus } from '../heygen/client.js';
@@ -153,6 +153,8 @@ export async function refreshJobs(deps: JobDeps, jobIds: readonly string[]): Pro
     try {
       await refreshAccountJobs(deps, account, accountJobs);
     } catch (error) {
+      // The database is away: nothing can be rescheduled; the claims expire and the worker backs off.
+      if (isDatabaseUnavailable(error)) throw error;
       deps.logger.warn({ accountId, err: error }, 'status refresh failed; the poller will try again');
       for (const job of accountJobs) unread.add(job.id);
       await rescheduleJobs(deps, accountJobs);

@@ -4,7 +4,7 @@
 // never claimed within STATUS_READ_MIN_INTERVAL_MS of the job's previous one (last_checked_at), which is
 // what bounds the upstream reads webhooks and callbacks can cause.
 import { sql } from 'drizzle-orm';
-import { queryRows } from '../db/client.js';
+import { isDatabaseUnavailable, queryRows } from '../db/client.js';
 import type { JobStatus } from '../db/schema.js';
 import { forwardJob, refreshJobs, type JobDeps } from './follow.js';
 import { holdExpired, resolveExpiredHolds, type ClaimedJob } from './expiry.js';
@@ -44,6 +44,8 @@ async function runClaimed(deps: JobDeps, claimed: readonly ClaimedJob[]): Promis
       try {
         await forwardJob(deps, job.id);
       } catch (error) {
+        // The database is away: stop the pass (the claims expire) and let the loop back off.
+        if (isDatabaseUnavailable(error)) throw error;
         deps.logger.error({ jobId: job.id, err: error }, 'forwarding failed; the claim expires and another pass retries');
       }
     } else {
@@ -71,6 +73,6 @@ export async function runDueJobNow(deps: JobDeps, jobId: string): Promise<boolea
 }
 
 /** The job queue, run every `intervalMs` by this process. */
-export function startWorker(deps: JobDeps, intervalMs: number): Periodic {
-  return runPeriodically('job worker', async () => (await runWorkerOnce(deps)) >= CLAIM_BATCH, intervalMs, deps.logger);
+export function startWorker(deps: JobDeps, intervalMs: number, backoffMaxMs?: number): Periodic {
+  return runPeriodically('job worker', async () => (await runWorkerOnce(deps)) >= CLAIM_BATCH, intervalMs, deps.logger, { backoffMaxMs });
 }

@@ -5,7 +5,7 @@
  * injects faults deterministically from config.seed.
  *
  * Control API (no api key): GET|POST /_sim/config, GET|POST /_sim/accounts, POST /_sim/reset,
- * GET /_sim/stats, POST /_sim/usage {apiKey, creditSeconds}, GET /_sim/jobs[?api_key=],
+ * GET /_sim/stats (with creations per Idempotency-Key), POST /_sim/usage {apiKey, creditSeconds}, GET /_sim/jobs[?api_key=],
  * GET /_sim/jobs/{id}, POST /_sim/jobs/{id}/complete {durationSeconds?},
  * POST /_sim/jobs/{id}/fail {failureCode?, failureMessage?}, GET /_sim/webhooks, GET /_sim/health.
  */
@@ -75,6 +75,11 @@ export interface SimulatorStats {
   statuses: Record<string, number>;
   /** Billable jobs per api key (a translation into N languages counts N). */
   jobsCreated: Record<string, number>;
+  /**
+   * Job-creating requests answered 2xx per Idempotency-Key (replays not counted): a value above 1 means one
+   * logical submission created two upstream jobs (possible only after the key's TTL or after a refused attempt).
+   */
+  creationsByIdempotencyKey: Record<string, number>;
   jobsCompleted: Record<string, number>;
   jobsFailed: Record<string, number>;
   inFlight: Record<string, number>;
@@ -92,6 +97,15 @@ export interface Simulator {
   readonly url: string;
   readonly port: number;
   close(): Promise<void>;
+  /**
+   * An outage of the API, as when HeyGen's front ends are killed: every open connection is cut (requests in
+   * flight get no answer, though a job they created exists) and the port refuses connections until
+   * `comeBack()`. Accepted jobs keep rendering and every record (jobs, idempotency keys, usage) is kept, as
+   * HeyGen's own state survives its outages.
+   */
+  goDown(): Promise<void>;
+  /** Listens again on the same port after `goDown()`. */
+  comeBack(): Promise<void>;
   configure(patch: SimulatorConfigPatch): SimulatorConfig;
   config(): SimulatorConfig;
   /** Adds an account, or updates the terms of an existing one (its usage and jobs are kept). */
@@ -219,6 +233,7 @@ const emptyStats = (): Omit<SimulatorStats, 'inFlight' | 'usage' | 'webhooks'> =
   requests: {},
   statuses: {},
   jobsCreated: {},
+  creationsByIdempotencyKey: {},
   jobsCompleted: {},
   jobsFailed: {},
   idempotency: { replays: 0, conflicts: 0 },
@@ -270,6 +285,8 @@ class HeyGenSimulator implements Simulator {
   private readonly routes: Route[];
   private baseUrl = '';
   private listeningPort = 0;
+  private listeningHost = '127.0.0.1';
+  private down = false;
   private closed = false;
   /** Bumped by reset(), so that a request still in its latency when state is wiped does not write into the new state. */
   private generation = 0;
@@ -319,6 +336,7 @@ class HeyGenSimulator implements Simulator {
   }
 
   listen(port: number, host: string): Promise<void> {
+    this.listeningHost = host;
     return new Promise((resolve, reject) => {
       this.server.once('error', reject);
       this.server.listen(port, host, () => {
@@ -332,12 +350,27 @@ class HeyGenSimulator implements Simulator {
     });
   }
 
+  async goDown(): Promise<void> {
+    if (this.closed || this.down) return;
+    this.down = true;
+    this.releaseHeld(false);
+    const closing = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.server.closeAllConnections();
+    await closing;
+  }
+
+  async comeBack(): Promise<void> {
+    if (this.closed || !this.down) return;
+    await this.listen(this.listeningPort, this.listeningHost);
+    this.down = false;
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     this.releaseHeld(false);
     this.clearJobTimers();
-    const closing = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    const closing = this.down ? Promise.resolve() : new Promise<void>((resolve) => this.server.close(() => resolve()));
     this.server.closeAllConnections();
     await Promise.all([closing, this.webhooks.close()]);
   }
@@ -581,6 +614,9 @@ class HeyGenSimulator implements Simulator {
     const timeout = matched.createsJobs && fault === null && this.cfg.timeoutNext > 0;
     if (timeout) this.cfg = { ...this.cfg, timeoutNext: this.cfg.timeoutNext - 1 };
     const reply = await this.run(matched, account, params, query, body);
+    if (matched.createsJobs && header !== undefined && reply.status >= 200 && reply.status < 300) {
+      bump(this.counters.creationsByIdempotencyKey, header);
+    }
 
     if (fault !== null) {
       settleKey(reply);
