@@ -1,5 +1,5 @@
 // npm run measure:start — how fast the compiled gateway is ready, and its memory then. Starts `node dist/main.js`
-// (as `npm start` does) on a new, empty PostgreSQL database (migrated at start-up), polls /readyz, and reads the
+// with the flags of `npm start` on a new, empty PostgreSQL database (migrated at start-up), polls /readyz, and reads the
 // process's resident memory from /proc. Three runs; prints each and the median. Not a test: figures depend on the
 // machine, so they are measured and reported, never asserted by a timed unit test.
 import { spawn } from 'node:child_process';
@@ -16,7 +16,7 @@ function rssMb(pid: number): number {
 async function once(): Promise<{ readyMs: number; rssMb: number }> {
   const db = await createTestDatabase();
   const started = performance.now();
-  const child = spawn(process.execPath, [dist('main.js')], {
+  const child = spawn(process.execPath, ['--max-semi-space-size=16', '--enable-source-maps', dist('main.js')], {
     env: { ...process.env, DATABASE_URL: db.url, GATEWAY_MASTER_KEY: generateMasterKey(), PORT: '0', HOST: '127.0.0.1', GATEWAY_PRINT_PORT: '1', LOG_LEVEL: 'warn' },
     stdio: ['ignore', 'pipe', 'inherit'],
   });

@@ -13,7 +13,8 @@ export interface GatewayProcess {
 }
 
 export async function spawnGateway(env: Record<string, string>): Promise<GatewayProcess> {
-  const child = spawn(process.execPath, [dist('main.js')], {
+  // The flags of `npm start` (package.json).
+  const child = spawn(process.execPath, ['--max-semi-space-size=16', '--enable-source-maps', dist('main.js')], {
     cwd: ROOT,
     env: { ...process.env, PORT: '0', HOST: '127.0.0.1', GATEWAY_PRINT_PORT: '1', LOG_LEVEL: 'warn', NODE_ENV: 'test', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
