@@ -6,11 +6,11 @@
 //    to it exactly (ties: canonical tree order, see org-tree.ts);
 // 3. subtree totals are sums of own cents, so every level adds up to its parent and the root to the
 //    invoice.
-import { BillingValidationError } from './errors.js';
-import { MICRO_PER_CS, largestRemainder, parseDecimalRational, parseUsd, usdToCentsHalfUp } from './money.js';
+import { BillingValidationError } from '../primitives/errors.js';
+import { MICRO_PER_CS, largestRemainder, parseDecimalRational, parseUsd, usdToCentsHalfUp } from '../primitives/money.js';
 import { buildOrgTree, type OrgTree, type OrgUnitRef } from './org-tree.js';
-import * as Q from './rational.js';
-import type { Rational } from './rational.js';
+import * as Q from '../primitives/rational.js';
+import type { Rational } from '../primitives/rational.js';
 
 export type { OrgUnitRef } from './org-tree.js';
 

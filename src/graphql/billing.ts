@@ -25,9 +25,9 @@ import {
   type ChargebackStatement,
   type ChargebackTermsData,
 } from '../billing/chargeback.js';
-import { formatDecimalForDisplay, parseCreditSeconds, parseUsd, MICRO_PER_CS } from '../billing/money.js';
-import { isValidPeriod, periodOf } from '../billing/period.js';
-import * as Q from '../billing/rational.js';
+import { formatDecimalForDisplay, parseCreditSeconds, parseUsd, MICRO_PER_CS } from '../primitives/money.js';
+import { isValidPeriod, periodOf } from '../primitives/period.js';
+import * as Q from '../primitives/rational.js';
 import { budgetRateUsdPerCs, PRESET_TIERS, pricePerCs, setAccountTerms, setCommittedShares } from '../billing/terms.js';
 import { syncWallet, type WalletSnapshotRow } from '../billing/wallet.js';
 import { accountTotalsVisible, budgetCountersVisible } from './visibility.js';
