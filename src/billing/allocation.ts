@@ -1,4 +1,4 @@
-// Chargeback: how one account's invoice for one period is shared over the org tree (DESIGN.md §5).
+// Chargeback: how one account's invoice for one period is shared over the org tree (docs/billing.md).
 // A pure function. Every unit's amount is first computed exactly (bigint rationals); then, and only
 // then, money is rounded:
 // 1. the invoice total is rounded to cents once, half up (ties towards +∞);
@@ -119,7 +119,7 @@ export interface Statement {
   readonly lines: readonly StatementLine[];
 }
 
-/** HeyGen's published Enterprise tiers (heygen-api.md, "Enterprise billing"). */
+/** HeyGen's published Enterprise tiers (docs/heygen.md, "Billing"). */
 export const presetTiers = {
   MMC_1000: {
     model: 'USAGE_BASED',

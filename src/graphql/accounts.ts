@@ -72,7 +72,7 @@ builder.node(AccountRef, {
 });
 
 export const UsageBasedTermsInput = builder.inputType('UsageBasedTermsInput', {
-  description: 'Usage-based contract terms: four independent terms (heygen-api.md).',
+  description: 'Usage-based contract terms: four independent terms (docs/heygen.md, Billing).',
   fields: (t) => ({
     mmcUsd: t.field({ type: 'Usd', required: true, description: 'Monthly minimum commitment, billed whatever the usage.' }),
     includedCreditSeconds: t.field({ type: 'CreditSeconds', required: true, description: 'Credit-seconds included per month.' }),

@@ -359,7 +359,7 @@ builder.queryFields((t) => ({
     type: ChargebackReportRef,
     authScopes: { authenticated: true },
     description:
-      "Chargeback of one account's invoice for one period (DESIGN.md §5). An account the caller may not see reads as not found; callers other than ADMIN and FINANCE get the lines of their own subtree only.",
+      "Chargeback of one account's invoice for one period (docs/billing.md). An account the caller may not see reads as not found; callers other than ADMIN and FINANCE get the lines of their own subtree only.",
     args: {
       accountId: t.arg.id({ required: true, description: 'Global id of the account.' }),
       period: t.arg.string({ required: true, description: 'Period as YYYY-MM (a calendar month in the account time zone).' }),
