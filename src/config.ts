@@ -1,7 +1,7 @@
 // Configuration is read once, validated, and passed to factories; nothing else reads process.env.
 import { z } from 'zod';
 import type { ClaimMapping, CompanyTokenSettings } from './auth/company-tokens.js';
-import { parseCreditSeconds } from './billing/money.js';
+import { parseCreditSeconds } from './primitives/money.js';
 import { DEFAULT_MAX_JSON_DEPTH } from './validation.js';
 
 // An empty variable (`FOO=` in an env file) counts as unset.

@@ -1,4 +1,4 @@
-// The audit trail (DESIGN.md §6): every mutation that changes something writes exactly one event, in the same
+// The audit trail (docs/architecture.md, Identity and roles): every mutation that changes something writes exactly one event, in the same
 // transaction, naming who (subject, role, token id), what, on what, before and after, when, and the request;
 // a refused mutation writes none; secrets never appear; the table refuses UPDATE, DELETE and TRUNCATE.
 import { randomUUID } from 'node:crypto';

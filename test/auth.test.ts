@@ -1,4 +1,4 @@
-// Identity and access (DESIGN.md §6): every GraphQL call carries a verified Bearer JWT; a SERVICE token sees
+// Identity and access (docs/architecture.md, Identity and roles): every GraphQL call carries a verified Bearer JWT; a SERVICE token sees
 // its own project and the units above it, and nothing of another team (other ids read as not found).
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

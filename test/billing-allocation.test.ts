@@ -12,7 +12,7 @@ import {
   type StatementLine,
   type UsageEntry,
 } from '../src/billing/allocation.js';
-import { BillingValidationError } from '../src/billing/errors.js';
+import { BillingValidationError } from '../src/primitives/errors.js';
 import {
   formatCents,
   formatCreditSeconds,
@@ -20,8 +20,8 @@ import {
   largestRemainder,
   parseCreditSeconds,
   parseUsd,
-} from '../src/billing/money.js';
-import { rational } from '../src/billing/rational.js';
+} from '../src/primitives/money.js';
+import { rational } from '../src/primitives/rational.js';
 
 // decimal.js ships CJS typings and an ESM build with only a default export; take the class either way.
 type DecimalCtor = typeof DecimalImport.Decimal;

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { BillingValidationError } from '../src/billing/errors.js';
+import { BillingValidationError } from '../src/primitives/errors.js';
 import {
   isValidPeriod,
   isValidTimeZone,
@@ -9,7 +9,7 @@ import {
   periodOf,
   periodsBetween,
   previousPeriod,
-} from '../src/billing/period.js';
+} from '../src/primitives/period.js';
 
 const iso = (d: Date) => d.toISOString();
 const bounds = (period: string, tz: string) => {

@@ -11,8 +11,8 @@ import { expectCountersEqualLedger } from './support/invariants.js';
 import type { Actor } from '../src/auth/actor.js';
 import { recordUsageAdjustment } from '../src/billing/adjustments.js';
 import { chargebackStatement, type ChargebackStatement } from '../src/billing/chargeback.js';
-import { largestRemainder, formatCreditSeconds } from '../src/billing/money.js';
-import { nextPeriod } from '../src/billing/period.js';
+import { largestRemainder, formatCreditSeconds } from '../src/primitives/money.js';
+import { nextPeriod } from '../src/primitives/period.js';
 import { setAccountTerms, setCommittedShares } from '../src/billing/terms.js';
 import { presetTiers } from '../src/billing/allocation.js';
 

@@ -9,7 +9,7 @@ describe('printed schema', () => {
     expect(readFileSync(SCHEMA_FILE, 'utf8')).toBe(printedSchema());
   });
 
-  it('keeps the binding names of DESIGN.md §7', () => {
+  it('keeps the binding names of the API contract (docs/architecture.md)', () => {
     const sdl = printedSchema();
     for (const name of [
       'viewer: Viewer!', 'node(', 'accounts: [Account!]!', 'orgUnit(', 'orgUnits(', 'job(', 'jobs(',

@@ -5,7 +5,6 @@ import { Readable, pipeline } from 'node:stream';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   createHeygenClient,
-  formatDecimal,
   HeygenError,
   parseRetryAfter,
   parseWebhookEvent,
@@ -13,6 +12,7 @@ import {
   type HeygenClientOptions,
   type HeygenConnection,
 } from '../src/heygen/client.js';
+import { numberToDecimal as formatDecimal } from '../src/primitives/money.js';
 
 // ----- a scripted fake HeyGen ------------------------------------------------------------------
 

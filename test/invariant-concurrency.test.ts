@@ -1,4 +1,4 @@
-// Invariant 1 (DESIGN.md §3): no cap is exceeded by admission, under any number of concurrent requests
+// Invariant 1 (docs/architecture.md, Invariants): no cap is exceeded by admission, under any number of concurrent requests
 // on any number of gateway processes.
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { sql } from 'drizzle-orm';

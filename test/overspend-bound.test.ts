@@ -10,8 +10,8 @@ import { startHarness, waitFor, type Harness } from './support/harness.js';
 import { createTree, issueServiceToken, setBudget, SUBMIT, avatarRequest, JOB_QUERY, type Tree } from './support/fixtures.js';
 import { expectCountersEqualLedger } from './support/invariants.js';
 import { queryRows } from '../src/db/client.js';
-import { parseCreditSeconds, formatCreditSeconds } from '../src/billing/money.js';
-import { periodOf } from '../src/billing/period.js';
+import { parseCreditSeconds, formatCreditSeconds } from '../src/primitives/money.js';
+import { periodOf } from '../src/primitives/period.js';
 
 const LIMIT = '1000';
 const CONCURRENCY = 4;

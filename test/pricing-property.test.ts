@@ -4,11 +4,11 @@
 // share only the pricing model. Where both accept a body, they must also agree on product and length.
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { estimateJob, prepareJob, costMicroCs, secondsToMicro } from '../src/jobs/estimate.js';
+import { estimateJob, prepareJob, costMicroCs } from '../src/jobs/estimate.js';
 import { defaultPriceBook } from '../src/accounts/price-book.js';
 import { ValidationError } from '../src/errors.js';
 import { startSimulator, type Simulator } from '../src/heygen/simulator/server.js';
-import { formatCreditSeconds } from '../src/billing/money.js';
+import { formatCreditSeconds, secondsToMicro } from '../src/primitives/money.js';
 import { mp3, mp4, startMediaServer, wav, type MediaServer } from './support/media.js';
 import { upstreamCall, v3BodyArb, type MediaUrls } from './support/v3-bodies.js';
 

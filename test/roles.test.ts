@@ -1,4 +1,4 @@
-// Roles (DESIGN.md §6): every top-level query and mutation, for every kind of caller, against one table.
+// Roles (docs/architecture.md, Identity and roles): every top-level query and mutation, for every kind of caller, against one table.
 // "this" subtree is team Video (department A); "other" callers belong to department B, which draws on its own
 // account. A mutation cell also checks the audit trail: an allowed mutation writes exactly one event, a refused
 // one (and every query) none.

@@ -1,4 +1,4 @@
-// Invariant 6 (DESIGN.md §3): API keys are encrypted at rest and never returned, logged or put in error
+// Invariant 6 (docs/architecture.md, Invariants): API keys are encrypted at rest and never returned, logged or put in error
 // messages; the same holds for webhook secrets. Every GraphQL answer of this file is captured raw, every log
 // line is kept by the harness, and the database is scanned at the end.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

@@ -8,8 +8,8 @@ import type { Actor } from '../auth/actor.js';
 import { recordAudit } from '../audit/audit.js';
 import { recordMovement } from '../ledger/ledger.js';
 import { openPeriodFrom } from './closed-periods.js';
-import { formatCreditSeconds, parseCreditSeconds } from './money.js';
-import { isValidPeriod } from './period.js';
+import { formatCreditSeconds, parseCreditSeconds } from '../primitives/money.js';
+import { isValidPeriod } from '../primitives/period.js';
 
 export interface UsageAdjustmentInput {
   orgUnitId: string;

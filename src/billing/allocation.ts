@@ -1,4 +1,4 @@
-// Chargeback: how one account's invoice for one period is shared over the org tree (DESIGN.md §5).
+// Chargeback: how one account's invoice for one period is shared over the org tree (docs/billing.md).
 // A pure function. Every unit's amount is first computed exactly (bigint rationals); then, and only
 // then, money is rounded:
 // 1. the invoice total is rounded to cents once, half up (ties towards +∞);
@@ -6,11 +6,11 @@
 //    to it exactly (ties: canonical tree order, see org-tree.ts);
 // 3. subtree totals are sums of own cents, so every level adds up to its parent and the root to the
 //    invoice.
-import { BillingValidationError } from './errors.js';
-import { MICRO_PER_CS, largestRemainder, parseDecimalRational, parseUsd, usdToCentsHalfUp } from './money.js';
+import { BillingValidationError } from '../primitives/errors.js';
+import { MICRO_PER_CS, largestRemainder, parseDecimalRational, parseUsd, usdToCentsHalfUp } from '../primitives/money.js';
 import { buildOrgTree, type OrgTree, type OrgUnitRef } from './org-tree.js';
-import * as Q from './rational.js';
-import type { Rational } from './rational.js';
+import * as Q from '../primitives/rational.js';
+import type { Rational } from '../primitives/rational.js';
 
 export type { OrgUnitRef } from './org-tree.js';
 
@@ -119,7 +119,7 @@ export interface Statement {
   readonly lines: readonly StatementLine[];
 }
 
-/** HeyGen's published Enterprise tiers (heygen-api.md, "Enterprise billing"). */
+/** HeyGen's published Enterprise tiers (docs/heygen.md, "Billing"). */
 export const presetTiers = {
   MMC_1000: {
     model: 'USAGE_BASED',

@@ -21,10 +21,10 @@ import { NotFoundError, ValidationError } from '../errors.js';
 import { canReadCostsOf, seesEverything, type Actor } from '../auth/actor.js';
 import { recordAudit } from '../audit/audit.js';
 import { termPeriods, termsFor, type AccountRow, type AccountTermsRow } from '../accounts/accounts.js';
-import { usageAtRoot } from '../accounts/period.js';
+import { usageAtRoot } from './account-period.js';
 import { allocateInvoice, type ContractTerms, type Statement, type UsageEntry } from './allocation.js';
-import { formatCents, formatCreditSeconds, formatDecimal, parseDecimalRational } from './money.js';
-import { isValidPeriod, periodBounds, periodOf, previousPeriod } from './period.js';
+import { formatCents, formatCreditSeconds, formatDecimal, parseDecimalRational } from '../primitives/money.js';
+import { isValidPeriod, periodBounds, periodOf, previousPeriod } from '../primitives/period.js';
 import { committedSharesFor, pricePerCs } from './terms.js';
 
 export interface ChargebackLineData {

@@ -3,7 +3,7 @@
 import { and, desc, eq, gte } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { billingStatementsTable } from '../db/schema.js';
-import { nextPeriod } from './period.js';
+import { nextPeriod } from '../primitives/period.js';
 
 /** The latest closed period of the account, or null. */
 export async function latestClosedPeriod(db: Db, accountId: string): Promise<string | null> {

@@ -3,7 +3,7 @@
 // RFC 4180: CRLF line ends, fields quoted when they hold a comma, quote or line break; formula-like text neutralised.
 import type { ChargebackLineData, ChargebackStatement } from './chargeback.js';
 import { linePathNames } from './chargeback.js';
-import { formatCents, parseUsd, usdToCentsHalfUp } from './money.js';
+import { formatCents, parseUsd, usdToCentsHalfUp } from '../primitives/money.js';
 
 /** Text a spreadsheet would run as a formula (=, +, @, a tab or CR, or - not starting a number). */
 const FORMULA = /^(?:[=+@\t\r]|-(?![\d.]))/;

@@ -1,7 +1,7 @@
 // The org tree as billing sees it: validated, and put in one canonical order (depth-first pre-order,
 // siblings by id in code-unit order) so that statements and rounding ties never depend on the order
 // in which the caller happened to list the units.
-import { BillingValidationError } from './errors.js';
+import { BillingValidationError } from '../primitives/errors.js';
 
 export interface OrgUnitRef {
   readonly id: string;

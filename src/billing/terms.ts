@@ -12,7 +12,7 @@ import {
 import { NotFoundError, ValidationError } from '../errors.js';
 import type { Actor } from '../auth/actor.js';
 import { recordAudit } from '../audit/audit.js';
-import { isValidTimeZone } from './period.js';
+import { isValidTimeZone } from '../primitives/period.js';
 import {
   termsFor,
   termsValues,
@@ -23,11 +23,11 @@ import {
 } from '../accounts/accounts.js';
 import { parseShares, presetTiers, type CommittedShare, type PresetTier } from './allocation.js';
 import { latestClosedPeriod } from './closed-periods.js';
-import { formatDecimal, MICRO_PER_CS, parseDecimalRational, parseUsd } from './money.js';
+import { formatDecimal, MICRO_PER_CS, parseDecimalRational, parseUsd } from '../primitives/money.js';
 import { buildOrgTree } from './org-tree.js';
-import { isValidPeriod } from './period.js';
-import * as Q from './rational.js';
-import type { Rational } from './rational.js';
+import { isValidPeriod } from '../primitives/period.js';
+import * as Q from '../primitives/rational.js';
+import type { Rational } from '../primitives/rational.js';
 
 export const PRESET_TIERS = Object.keys(presetTiers) as PresetTier[];
 

@@ -12,12 +12,11 @@ import {
 } from '../db/schema.js';
 import { NotFoundError, ValidationError } from '../errors.js';
 import { MAX_INPUT_MICRO_CS } from '../validation.js';
-import { periodOf } from '../billing/period.js';
-import { secondsToMicro } from '../jobs/estimate.js';
+import { periodOf } from '../primitives/period.js';
 import { termPeriods, termsFor, type AccountRow, type AccountTermsRow } from '../accounts/accounts.js';
 import { budgetRateUsdPerCs } from '../billing/terms.js';
-import { MICRO_PER_CS, parseUsd } from '../billing/money.js';
-import * as Q from '../billing/rational.js';
+import { MICRO_PER_CS, parseUsd, secondsToMicro } from '../primitives/money.js';
+import * as Q from '../primitives/rational.js';
 
 export type BudgetRow = typeof budgetsTable.$inferSelect;
 

@@ -3,7 +3,7 @@
 // Then restart every gateway process with GATEWAY_MASTER_KEY=<new> and without the old key.
 import { openDatabase, runMigrations } from '../db/client.js';
 import { createSecretBox } from '../secrets/secret-box.js';
-import { rotateMasterKey } from '../secrets/rotation.js';
+import { rotateMasterKey } from '../custody/rotation.js';
 import { databaseConfig, runCli, UsageError } from './run.js';
 
 await runCli('rotate-master-key', async () => {

@@ -5,7 +5,7 @@ import { accountsTable, orgUnitsTable } from '../db/schema.js';
 import { createAccount, type AccountRow } from '../accounts/accounts.js';
 import { createOrgUnit, type OrgUnitRow } from '../org/units.js';
 import { setBudget } from '../budgets/budgets.js';
-import { periodOf } from '../billing/period.js';
+import { periodOf } from '../primitives/period.js';
 import type { Services } from '../app.js';
 
 export const DEMO_ACCOUNT_NAME = 'Demo account (SIMULATED HeyGen)';

@@ -5,10 +5,10 @@ import { MUTATION_ERRORS } from './errors.js';
 import { visibleAccount, visibleAccountIds } from './visibility.js';
 import { BILLING_MODELS, accountsTable } from '../db/schema.js';
 import { createAccount, type AccountRow } from '../accounts/accounts.js';
-import { accountPeriod, type AccountPeriodSummary } from '../accounts/period.js';
+import { accountPeriod, type AccountPeriodSummary } from '../billing/account-period.js';
 import { recordAudit } from '../audit/audit.js';
 import { secretHint } from '../secrets/secret-box.js';
-import { periodOf } from '../billing/period.js';
+import { periodOf } from '../primitives/period.js';
 import { accountTotalsVisible } from './visibility.js';
 
 
@@ -72,7 +72,7 @@ builder.node(AccountRef, {
 });
 
 export const UsageBasedTermsInput = builder.inputType('UsageBasedTermsInput', {
-  description: 'Usage-based contract terms: four independent terms (heygen-api.md).',
+  description: 'Usage-based contract terms: four independent terms (docs/heygen.md, Billing).',
   fields: (t) => ({
     mmcUsd: t.field({ type: 'Usd', required: true, description: 'Monthly minimum commitment, billed whatever the usage.' }),
     includedCreditSeconds: t.field({ type: 'CreditSeconds', required: true, description: 'Credit-seconds included per month.' }),

@@ -15,7 +15,7 @@ import { requireName } from '../validation.js';
 import { isStorableInstant } from '../validation.js';
 import { cursorPage } from './pagination.js';
 
-const RoleEnum = builder.enumType('Role', { description: 'What a caller may do (DESIGN.md §6).', values: ROLES });
+const RoleEnum = builder.enumType('Role', { description: 'What a caller may do (docs/architecture.md, Identity and roles).', values: ROLES });
 
 const ViewerRef = builder.objectRef<Actor>('Viewer').implement({
   description: 'The authenticated caller.',

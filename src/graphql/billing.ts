@@ -25,9 +25,9 @@ import {
   type ChargebackStatement,
   type ChargebackTermsData,
 } from '../billing/chargeback.js';
-import { formatDecimalForDisplay, parseCreditSeconds, parseUsd, MICRO_PER_CS } from '../billing/money.js';
-import { isValidPeriod, periodOf } from '../billing/period.js';
-import * as Q from '../billing/rational.js';
+import { formatDecimalForDisplay, parseCreditSeconds, parseUsd, MICRO_PER_CS } from '../primitives/money.js';
+import { isValidPeriod, periodOf } from '../primitives/period.js';
+import * as Q from '../primitives/rational.js';
 import { budgetRateUsdPerCs, PRESET_TIERS, pricePerCs, setAccountTerms, setCommittedShares } from '../billing/terms.js';
 import { syncWallet, type WalletSnapshotRow } from '../billing/wallet.js';
 import { accountTotalsVisible, budgetCountersVisible } from './visibility.js';
@@ -359,7 +359,7 @@ builder.queryFields((t) => ({
     type: ChargebackReportRef,
     authScopes: { authenticated: true },
     description:
-      "Chargeback of one account's invoice for one period (DESIGN.md §5). An account the caller may not see reads as not found; callers other than ADMIN and FINANCE get the lines of their own subtree only.",
+      "Chargeback of one account's invoice for one period (docs/billing.md). An account the caller may not see reads as not found; callers other than ADMIN and FINANCE get the lines of their own subtree only.",
     args: {
       accountId: t.arg.id({ required: true, description: 'Global id of the account.' }),
       period: t.arg.string({ required: true, description: 'Period as YYYY-MM (a calendar month in the account time zone).' }),

@@ -18,7 +18,7 @@ import type { AccountRow, AccountTermsRow } from '../accounts/accounts.js';
 import type { OrgUnitRow } from '../org/units.js';
 import { usageOfBudgets, windowOf, type BudgetRow, type BudgetUsage, type WindowBounds } from '../budgets/budgets.js';
 import { IN_FLIGHT_STATUSES } from '../jobs/lifecycle.js';
-import { periodOf } from '../billing/period.js';
+import { periodOf } from '../primitives/period.js';
 import type { Services } from '../app.js';
 
 export interface GraphQLContext {

@@ -11,7 +11,7 @@ import { createOrgUnit, isUuid, type OrgUnitRow } from '../org/units.js';
 import { setBudget, type BudgetRow } from '../budgets/budgets.js';
 import { recordAudit } from '../audit/audit.js';
 import { ForbiddenError, ValidationError } from '../errors.js';
-import { periodOf } from '../billing/period.js';
+import { periodOf } from '../primitives/period.js';
 import { cursorPage } from './pagination.js';
 import { budgetCountersVisible } from './visibility.js';
 

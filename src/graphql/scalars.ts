@@ -1,8 +1,8 @@
 // Amounts travel as decimal strings; JavaScript numbers never carry money.
 import { GraphQLError, Kind } from 'graphql';
 import { builder } from './builder.js';
-import { formatCreditSeconds } from '../billing/money.js';
-import { isValidPeriod } from '../billing/period.js';
+import { formatCreditSeconds } from '../primitives/money.js';
+import { isValidPeriod } from '../primitives/period.js';
 import { isStorableInstant } from '../validation.js';
 
 const DECIMAL = /^-?\d{1,15}(\.\d{1,6})?$/;

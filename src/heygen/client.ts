@@ -8,6 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import type { z } from 'zod';
 import { redactSecrets } from '../secrets/redact.js';
+import { numberToDecimal } from '../primitives/money.js';
 import { readBodyCapped } from './body.js';
 import { describeIssues, HeygenError } from './errors.js';
 import {
@@ -78,28 +79,6 @@ const IDEMPOTENCY_KEY_PATTERN = /^[A-Za-z0-9_\-:.]{1,255}$/;
 const API_KEY_PATTERN = /^[\x21-\x7e]+$/;
 const BULK_CHUNK = 100;
 const MAX_ERROR_TEXT = 300;
-
-/**
- * Renders a finite JSON number as a plain decimal string: 12.4 → "12.4", 1e-7 → "0.0000001",
- * 1e21 → "1000000000000000000000". The digits are JavaScript's shortest round-trip form.
- */
-export function formatDecimal(value: number): string {
-  if (!Number.isFinite(value)) throw new RangeError('not a finite number');
-  if (value === 0) return '0'; // also -0
-  const text = String(value);
-  if (!/e/i.test(text)) return text;
-  const negative = text.startsWith('-');
-  const [mantissa = '', exponentText = '0'] = (negative ? text.slice(1) : text).toLowerCase().split('e');
-  const exponent = Number(exponentText);
-  const [intPart = '', fracPart = ''] = mantissa.split('.');
-  const digits = intPart + fracPart;
-  const point = intPart.length + exponent;
-  let plain: string;
-  if (point <= 0) plain = `0.${'0'.repeat(-point)}${digits}`;
-  else if (point >= digits.length) plain = digits + '0'.repeat(point - digits.length);
-  else plain = `${digits.slice(0, point)}.${digits.slice(point)}`;
-  return negative ? `-${plain}` : plain;
-}
 
 /** `Retry-After` as milliseconds: delta-seconds or an HTTP date. Undefined when absent or unreadable. */
 export function parseRetryAfter(value: string | null | undefined, nowMs: number = Date.now()): number | undefined {
@@ -576,7 +555,7 @@ export function createHeygenClient(options: HeygenClientOptions = {}): HeygenCli
     return {
       id: data.id,
       status,
-      durationSeconds: data.duration == null ? null : formatDecimal(data.duration),
+      durationSeconds: data.duration == null ? null : numberToDecimal(data.duration),
       failureCode: data.failure_code == null ? null : bounded(data.failure_code, redact),
       failureMessage: data.failure_message == null ? null : bounded(data.failure_message, redact),
       callbackId: data.callback_id ?? null,
@@ -668,15 +647,15 @@ export function createHeygenClient(options: HeygenClientOptions = {}): HeygenCli
         billingType: data.billing_type ?? null,
         usageBased: data.usage_based
           ? {
-              includedCredits: formatDecimal(data.usage_based.included_credits),
-              remainingCredits: formatDecimal(data.usage_based.remaining_credits),
-              spendingCapUsd: data.usage_based.spending_cap_usd == null ? null : formatDecimal(data.usage_based.spending_cap_usd),
+              includedCredits: numberToDecimal(data.usage_based.included_credits),
+              remainingCredits: numberToDecimal(data.usage_based.remaining_credits),
+              spendingCapUsd: data.usage_based.spending_cap_usd == null ? null : numberToDecimal(data.usage_based.spending_cap_usd),
               spendingCurrentUsd:
-                data.usage_based.spending_current_usd == null ? null : formatDecimal(data.usage_based.spending_current_usd),
+                data.usage_based.spending_current_usd == null ? null : numberToDecimal(data.usage_based.spending_current_usd),
             }
           : null,
         wallet: data.wallet
-          ? { currency: data.wallet.currency, remainingBalance: formatDecimal(data.wallet.remaining_balance) }
+          ? { currency: data.wallet.currency, remainingBalance: numberToDecimal(data.wallet.remaining_balance) }
           : null,
         raw: raw.ok ? raw.value : null,
       }));

@@ -7,7 +7,7 @@ import { accountsVisibleTo } from '../accounts/accounts.js';
 import { AuthenticationError } from '../auth/tokens.js';
 import { chargebackStatement, visibleLines } from '../billing/chargeback.js';
 import { chargebackCsv, focusCsv } from '../billing/csv.js';
-import { isValidPeriod } from '../billing/period.js';
+import { isValidPeriod } from '../primitives/period.js';
 import { DomainError } from '../errors.js';
 import { isUuid } from '../org/units.js';
 

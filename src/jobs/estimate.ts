@@ -5,8 +5,7 @@ import { z } from 'zod';
 import type { JobKind, PriceBook } from '../db/schema.js';
 import { ValidationError } from '../errors.js';
 import { DEFAULT_MAX_JSON_DEPTH, requireStorableValue } from '../validation.js';
-import { formatCreditSeconds } from '../billing/money.js';
-import { formatDecimal as numberToDecimal } from '../heygen/client.js';
+import { formatCreditSeconds, secondsToMicro } from '../primitives/money.js';
 import { defaultPriceBook } from '../accounts/price-book.js';
 import {
   billedProduct,
@@ -75,17 +74,6 @@ export interface Estimate {
   estimatedMicroCs: bigint;
 }
 
-/** A decimal string or number of seconds to integer microseconds, rounding up past 6 decimals. */
-export function secondsToMicro(value: string | number): bigint {
-  const text = typeof value === 'number' ? numberToDecimal(value) : value.trim();
-  const match = /^(\d+)(?:\.(\d+))?$/.exec(text);
-  if (!match) throw new RangeError(`not a non-negative decimal: ${text}`);
-  const whole = BigInt(match[1]!);
-  const frac = match[2] ?? '';
-  const head = BigInt((frac.slice(0, 6) + '000000').slice(0, 6));
-  const roundUp = /[1-9]/.test(frac.slice(6)) ? 1n : 0n;
-  return whole * MICRO + head + roundUp;
-}
 
 function ceilDiv(a: bigint, b: bigint): bigint {
   return (a + b - 1n) / b;

@@ -3,9 +3,9 @@
 import { eq } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { accountsTable, driftNotesTable, jobItemsTable, jobsTable, orgUnitsTable } from '../db/schema.js';
-import { periodOf } from '../billing/period.js';
-import { formatDecimal, parseDecimalRational } from '../billing/money.js';
-import * as Q from '../billing/rational.js';
+import { periodOf } from '../primitives/period.js';
+import { formatDecimal, parseDecimalRational } from '../primitives/money.js';
+import * as Q from '../primitives/rational.js';
 import { openPeriodFrom } from '../billing/closed-periods.js';
 import { ValidationError } from '../errors.js';
 import { recordMovement } from '../ledger/ledger.js';

@@ -1,6 +1,6 @@
 /**
  * HeyGen v3 API simulator for tests, benchmarks and the demo; production never uses it.
- * It speaks the shapes of /work/shared/heygen-api.md (v3 `{data}` envelope, `{error:{code,message,param,doc_url}}`),
+ * It speaks the shapes documented in docs/heygen.md (v3 `{data}` envelope, `{error:{code,message,param,doc_url}}`),
  * keeps every account (api key) apart, bills completed jobs exactly in micro-credit-seconds, and
  * injects faults deterministically from config.seed.
  *

@@ -1,13 +1,13 @@
 // An account's live position in one period: included pool, usage, overage and the projected invoice.
 import { isNull, sql } from 'drizzle-orm';
-import { previousPeriod } from '../billing/period.js';
+import { previousPeriod } from '../primitives/period.js';
 import type { Db } from '../db/client.js';
 import { queryRows, toBigInt } from '../db/client.js';
 import { orgUnitsTable } from '../db/schema.js';
-import { add, mul, rational, type Rational } from '../billing/rational.js';
-import { formatCents, MICRO_PER_CS, parseUsd, usdToCentsHalfUp } from '../billing/money.js';
-import { termPeriods, termsFor, type AccountRow } from './accounts.js';
-import { pricePerCs } from '../billing/terms.js';
+import { add, mul, rational, type Rational } from '../primitives/rational.js';
+import { formatCents, MICRO_PER_CS, parseUsd, usdToCentsHalfUp } from '../primitives/money.js';
+import { termPeriods, termsFor, type AccountRow } from '../accounts/accounts.js';
+import { pricePerCs } from './terms.js';
 
 export interface AccountPeriodSummary {
   period: string;

@@ -1,7 +1,9 @@
 // Parsing, formatting and splitting of money. Units:
 // - credit-seconds are bigint micro-credit-seconds (1 cs = 1_000_000n);
 // - USD amounts and rates are exact Rationals of dollars (any decimal string parses exactly);
-// - final money is bigint cents.
+// - final money is bigint cents;
+// - seconds (output lengths, price-book figures) are bigint microseconds, rounded up past 6 decimals.
+// The bottom of the layering: imports nothing but its own folder and src/errors.ts.
 import { BillingValidationError } from './errors.js';
 import * as Q from './rational.js';
 import type { Rational } from './rational.js';
@@ -179,4 +181,38 @@ export function largestRemainder(total: bigint, weights: readonly Rational[] | r
     parts[i] = parts[i]! + 1n;
   }
   return parts;
+}
+
+/**
+ * Renders a finite JSON number as a plain decimal string: 12.4 → "12.4", 1e-7 → "0.0000001",
+ * 1e21 → "1000000000000000000000". The digits are JavaScript's shortest round-trip form.
+ */
+export function numberToDecimal(value: number): string {
+  if (!Number.isFinite(value)) throw new RangeError('not a finite number');
+  if (value === 0) return '0'; // also -0
+  const text = String(value);
+  if (!/e/i.test(text)) return text;
+  const negative = text.startsWith('-');
+  const [mantissa = '', exponentText = '0'] = (negative ? text.slice(1) : text).toLowerCase().split('e');
+  const exponent = Number(exponentText);
+  const [intPart = '', fracPart = ''] = mantissa.split('.');
+  const digits = intPart + fracPart;
+  const point = intPart.length + exponent;
+  let plain: string;
+  if (point <= 0) plain = `0.${'0'.repeat(-point)}${digits}`;
+  else if (point >= digits.length) plain = digits + '0'.repeat(point - digits.length);
+  else plain = `${digits.slice(0, point)}.${digits.slice(point)}`;
+  return negative ? `-${plain}` : plain;
+}
+
+/** A decimal string or number of seconds to integer microseconds, rounding up past 6 decimals. */
+export function secondsToMicro(value: string | number): bigint {
+  const text = typeof value === 'number' ? numberToDecimal(value) : value.trim();
+  const match = /^(\d+)(?:\.(\d+))?$/.exec(text);
+  if (!match) throw new RangeError(`not a non-negative decimal: ${text}`);
+  const whole = BigInt(match[1]!);
+  const frac = match[2] ?? '';
+  const head = BigInt((frac.slice(0, 6) + '000000').slice(0, 6));
+  const roundUp = /[1-9]/.test(frac.slice(6)) ? 1n : 0n;
+  return whole * MICRO_PER_CS + head + roundUp;
 }

@@ -5,7 +5,7 @@ import type { Db } from '../db/client.js';
 import { accountsTable, signingKeysTable } from '../db/schema.js';
 import { apiKeyContext, webhookSecretContext } from '../accounts/accounts.js';
 import { signingKeyContext } from '../auth/tokens.js';
-import type { SecretBox } from './secret-box.js';
+import type { SecretBox } from '../secrets/secret-box.js';
 
 export interface RotationReport {
   apiKeys: number;
