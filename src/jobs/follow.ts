@@ -322,6 +322,10 @@ export async function hintJob(db: Db, accountId: string, hint: JobHint, minInter
   const lookups = [byId, byUpstream].filter((q) => q !== null);
   const target = lookups.length > 0 ? sql.join(lookups, sql` union all `) : sql`select null::uuid as id where false`;
   const earliest = sql`greatest(now(), coalesce(last_checked_at + ${minIntervalMs}::int * interval '1 millisecond', now()))`;
+  // The same bound on the wall clock, for the condition: concurrent hints on one job queue on its row lock and
+  // re-check the row a winner wrote; against their own (earlier) statement time its new due time would still look
+  // later than theirs, and each would write again. The clock at the re-check does not move backwards.
+  const earliestNow = sql`greatest(clock_timestamp(), coalesce(last_checked_at + ${minIntervalMs}::int * interval '1 millisecond', clock_timestamp()))`;
   const readable = sql`(last_checked_at is null or last_checked_at <= now() - ${minIntervalMs}::int * interval '1 millisecond')`;
   // A RESERVED job is being forwarded (its lease keeps workers off it): the hint is only remembered, once, and
   // the forwarding makes the job due when it records HeyGen's acceptance.
@@ -335,7 +339,7 @@ export async function hintJob(db: Db, accountId: string, hint: JobHint, minInter
             hinted_at = case when status = 'RESERVED' then now() else hinted_at end
           where id = (select id from target) and account_id = ${accountId}
             and ((status = 'RESERVED' and hinted_at is null)
-              or (status in ('SUBMITTED', 'PROCESSING', 'SUBMIT_UNKNOWN') and (next_check_at is null or next_check_at > ${earliest})))
+              or (status in ('SUBMITTED', 'PROCESSING', 'SUBMIT_UNKNOWN') and (next_check_at is null or next_check_at > ${earliestNow})))
           returning status <> 'RESERVED' and next_check_at <= now() as due_now)
         select exists (select 1 from accounts where id = ${accountId}) as account_known,
                (select id from target)::text as job_id,
