@@ -3,6 +3,8 @@
 // took three 400 MB answers to 3.7 GB of RSS, so the body is read chunk by chunk and the connection is
 // dropped as soon as the limit is passed: memory per answer is bounded by the limit, whatever is sent.
 
+import { declaredLength, readCapped } from '../streams.js';
+
 export type CappedBody =
   | { ok: true; text: string }
   | { ok: false; declaredBytes: number | null; receivedBytes: number };
@@ -19,25 +21,7 @@ export async function readBodyCapped(response: Response, maxBytes: number, abort
     await response.body?.cancel().catch(() => undefined);
     return { ok: false, declaredBytes: declared, receivedBytes: 0 };
   }
-  if (!response.body) return { ok: true, text: '' };
-  const reader = response.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let received = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    received += value.byteLength;
-    if (received > maxBytes) {
-      abort();
-      await reader.cancel().catch(() => undefined);
-      return { ok: false, declaredBytes: declared, receivedBytes: received };
-    }
-    chunks.push(value);
-  }
-  return { ok: true, text: new TextDecoder('utf-8').decode(Buffer.concat(chunks)) };
-}
-
-function declaredLength(header: string | null): number | null {
-  if (header === null || !/^\s*\d{1,16}\s*$/.test(header)) return null;
-  return Number(header);
+  const read = await readCapped(response.body, maxBytes, abort);
+  if (!read.ok) return { ok: false, declaredBytes: declared, receivedBytes: read.receivedBytes };
+  return { ok: true, text: new TextDecoder('utf-8').decode(read.bytes) };
 }

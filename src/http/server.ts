@@ -13,6 +13,7 @@ import { handleChargebackCsv } from './reports.js';
 import { capGraphQLResponse } from './limits.js';
 import { checkReadiness, isDatabaseUnavailable } from '../db/client.js';
 import { unavailableResponse } from './unavailable.js';
+import { declaredLength, readCapped } from '../streams.js';
 import type { Services } from '../app.js';
 
 const MAX_WEBHOOK_BYTES = 1 << 20;
@@ -30,30 +31,14 @@ const graphqlTooLarge = (c: Context) =>
 
 /** The body, or null when it is (declared or found while reading) larger than `limit` bytes. */
 async function readBodyCapped(request: Request, limit: number): Promise<Buffer | null> {
-  const declared = Number(request.headers.get('content-length') ?? 0);
-  if (declared > limit) return null;
-  if (!request.body) return Buffer.alloc(0);
-  const reader = request.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    let step;
-    try {
-      step = await reader.read();
-    } catch {
-      // The client went away mid-body (or sent a broken chunked encoding): nothing to answer to.
-      throw new HTTPException(400, { message: 'request body could not be read' });
-    }
-    const { done, value } = step;
-    if (done) break;
-    size += value.byteLength;
-    if (size > limit) {
-      await reader.cancel().catch(() => undefined);
-      return null;
-    }
-    chunks.push(value);
+  if ((declaredLength(request.headers.get('content-length')) ?? 0) > limit) return null;
+  try {
+    const read = await readCapped(request.body, limit);
+    return read.ok ? read.bytes : null;
+  } catch {
+    // The client went away mid-body (or sent a broken chunked encoding): nothing to answer to.
+    throw new HTTPException(400, { message: 'request body could not be read' });
   }
-  return Buffer.concat(chunks);
 }
 
 /** The routes, as a fetch handler (also usable without a socket: `app.request(...)`). */

@@ -1,0 +1,33 @@
+// Reading a body without trusting its size: chunk by chunk, stopping as soon as more than the limit has arrived,
+// so memory per body is bounded by the limit whatever the other side sends (or announces).
+
+export type CappedRead = { ok: true; bytes: Buffer } | { ok: false; receivedBytes: number };
+
+/**
+ * The whole body, or `ok: false` once more than `maxBytes` arrived. `onOverflow` runs before the stream is
+ * cancelled (to close a socket rather than drain it). A stream that breaks mid-way rejects, as its reader does.
+ */
+export async function readCapped(body: ReadableStream<Uint8Array> | null, maxBytes: number, onOverflow?: () => void): Promise<CappedRead> {
+  if (!body) return { ok: true, bytes: Buffer.alloc(0) };
+  const reader = body.getReader();
+  const chunks: Uint8Array[] = [];
+  let received = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    received += value.byteLength;
+    if (received > maxBytes) {
+      onOverflow?.();
+      await reader.cancel().catch(() => undefined);
+      return { ok: false, receivedBytes: received };
+    }
+    chunks.push(value);
+  }
+  return { ok: true, bytes: Buffer.concat(chunks) };
+}
+
+/** A Content-Length header as a number, or null when absent or not a plain count. */
+export function declaredLength(header: string | null | undefined): number | null {
+  if (header == null || !/^\s*\d{1,16}\s*$/.test(header)) return null;
+  return Number(header);
+}
