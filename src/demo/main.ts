@@ -23,27 +23,27 @@ await runCli('demo', async () => {
   const url = `http://localhost:${port}/graphql`;
 
   console.log(`
-  =====================================================================
-   HeyGen usage gateway — DEMO (HeyGen is SIMULATED; nothing is billed)
-  =====================================================================
-   GraphQL:     ${url}${config.graphiql ? '   (GraphiQL in a browser)' : ''}
-   Simulator:   ${sim.url}   (fake HeyGen v3, key ${DEMO_API_KEY})
-   Database:    embedded PGlite in ${config.dataDir} ${seed.created ? '(seeded now)' : '(seed found)'}
-   Org:         Acme Corp (demo) → Marketing → Video / Social → projects
-   Account:     $5,000 tier: 600,000 cs included, overage $0.00833/cs
+=====================================================================
+ HeyGen usage gateway — DEMO (HeyGen is SIMULATED; nothing is billed)
+=====================================================================
+ GraphQL:     ${url}${config.graphiql ? '   (GraphiQL in a browser)' : ''}
+ Simulator:   ${sim.url}   (fake HeyGen v3, key ${DEMO_API_KEY})
+ Database:    embedded PGlite in ${config.dataDir} ${seed.created ? '(seeded now)' : '(seed found)'}
+ Org:         Acme Corp (demo) → Marketing → Video / Social → projects
+ Account:     $5,000 tier: 600,000 cs included, overage $0.00833/cs
 
-   ADMIN token (12 h):
-   ${token}
+ ADMIN token (12 h):
+ ${token}
 
-   Try:
-   curl -s ${url} -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' \\
-     -d '{"query":"mutation { submitJob(input: {projectId: \\"${projectId}\\", kind: AVATAR_VIDEO, request: {type: \\"avatar\\", avatar_id: \\"demo\\", voice_id: \\"demo\\", script: \\"Welcome to Acme. This is a simulated video.\\"}}) { __typename ... on SubmitJobPayload { job { id status estimatedCreditSeconds } } ... on Error { code message } } }"}'
+ Try:
+ curl -s ${url} -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' \\
+   -d '{"query":"mutation { submitJob(input: {projectId: \\"${projectId}\\", kind: AVATAR_VIDEO, request: {type: \\"avatar\\", avatar_id: \\"demo\\", voice_id: \\"demo\\", script: \\"Welcome to Acme. This is a simulated video.\\"}}) { __typename ... on SubmitJobPayload { job { id status estimatedCreditSeconds } } ... on Error { code message } } }"}'
 
-   curl -s ${url} -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' \\
-     -d '{"query":"{ accounts { name inFlightJobs period { usedCreditSeconds reservedCreditSeconds projectedInvoiceUsd } } orgUnits(first: 10) { edges { node { name kind budgets { limitCreditSeconds reservedCreditSeconds settledCreditSeconds } } } } }"}'
-   (TOKEN=<the admin token above>)
-  =====================================================================
-  `);
+ curl -s ${url} -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' \\
+   -d '{"query":"{ accounts { name inFlightJobs period { usedCreditSeconds reservedCreditSeconds projectedInvoiceUsd } } orgUnits(first: 10) { edges { node { name kind budgets { limitCreditSeconds reservedCreditSeconds settledCreditSeconds } } } } }"}'
+ (TOKEN=<the admin token above>)
+=====================================================================
+`);
 
   let stopping = false;
   const shutdown = async () => {
