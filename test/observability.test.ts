@@ -1,5 +1,6 @@
 // Observability: the request log line, the request id, Prometheus metrics (checked by a strict exposition parser),
 // and OpenTelemetry traces (in memory through the real HTTP server, and over OTLP/HTTP from a real gateway process).
+import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import { InMemorySpanExporter, type ReadableSpan } from '@opentelemetry/sdk-trace';
@@ -148,18 +149,42 @@ describe('one trace per request', () => {
 
   it("a caller's traceparent is continued; an insane X-Request-Id is replaced by a fresh one, which is echoed", async () => {
     const traceId = '4bf92f3577b34da6a3ce929d0e0e4736';
-    const res = await fetch(`${h.url}/healthz`, {
+    const res = await fetch(`${h.url}/readyz`, {
       headers: { traceparent: `00-${traceId}-00f067aa0ba902b7-01`, 'x-request-id': 'not a sane id; drop table' },
     });
     expect(res.status).toBe(200);
     const echoed = res.headers.get('x-request-id');
     expect(echoed).toMatch(/^[0-9a-f-]{36}$/);
-    const span = memory.getFinishedSpans().find((s) => s.attributes['gateway.request_id'] === echoed);
-    expect(span?.name).toBe('GET /healthz');
+    const spans = memory.getFinishedSpans().filter((s) => s.attributes['gateway.request_id'] === echoed);
+    const span = spans.find((s) => s.kind === SpanKind.SERVER);
+    expect(span?.name).toBe('GET /readyz');
     expect(span!.spanContext().traceId).toBe(traceId);
     expect(span!.parentSpanContext?.spanId).toBe('00f067aa0ba902b7');
+    // A statement through the pool (outside any transaction) is a child of the request's span too.
+    const probe = spans.find((s) => s.attributes['db.query.text'] === 'select 1');
+    expect(probe?.parentSpanContext?.spanId).toBe(span!.spanContext().spanId);
     // A probe is logged at debug.
-    expect(requestLines().find((l) => l.requestId === echoed)).toMatchObject({ level: 20, route: '/healthz', status: 200 });
+    expect(requestLines().find((l) => l.requestId === echoed)).toMatchObject({ level: 20, route: '/readyz', status: 200 });
+  });
+});
+
+describe('request id', () => {
+  it('a fresh id made for an insane X-Request-Id is the one in the answer, the log line and the audit trail', async () => {
+    const res = await fetch(`${h.url}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${h.adminToken}`, 'x-request-id': 'x'.repeat(101) },
+      body: JSON.stringify({
+        query: `mutation($input: CreateOrgUnitInput!) { createOrgUnit(input: $input) { __typename ... on CreateOrgUnitPayload { orgUnit { id } } } }`,
+        variables: { input: { kind: 'PROJECT', name: 'Request id', parentId: tree.teamId } },
+      }),
+    });
+    const body = (await res.json()) as { data: { createOrgUnit: { orgUnit: { id: string } } } };
+    const echoed = res.headers.get('x-request-id');
+    expect(echoed).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+    const unitId = decodeGlobalID(body.data.createOrgUnit.orgUnit.id).id;
+    const audit = await queryRows<{ request_id: string }>(h.services.db, sql`select request_id from audit_events where entity_id = ${unitId}`);
+    expect(audit.map((a) => a.request_id)).toEqual([echoed]);
+    expect(requestLines().filter((l) => l.requestId === echoed)).toHaveLength(1);
   });
 });
 
@@ -280,6 +305,24 @@ describe('/metrics', () => {
     const failures = (f: Map<string, Family>, reason: string) => value(f, 'gateway_webhook_verification_failures_total', { reason });
     expect(failures(after, 'missing') - failures(before, 'missing')).toBe(1);
     expect(failures(after, 'invalid') - failures(before, 'invalid')).toBe(2);
+  });
+
+  it('the Grafana dashboard in docs/ queries exactly the metrics /metrics serves', async () => {
+    const { families } = await scrape();
+    const dashboard = JSON.parse(readFileSync(new URL('../docs/grafana-dashboard.json', import.meta.url), 'utf8')) as { panels: { type: string; targets?: { expr: string }[] }[] };
+    const exprs = dashboard.panels.flatMap((p) => (p.targets ?? []).map((t) => t.expr));
+    expect(exprs.length).toBeGreaterThan(10);
+    const used = new Set<string>();
+    for (const expr of exprs) {
+      for (const [name] of expr.matchAll(/\bgateway_[a-z_]+/g)) {
+        const family = families.has(name) ? name : name.replace(/_(bucket|sum|count)$/, '');
+        expect(families.get(family)?.name, `${name} in "${expr}"`).toBe(family);
+        if (family !== name) expect(families.get(family)!.type).toBe('histogram');
+        used.add(family);
+      }
+    }
+    const served = [...families.keys()].filter((n) => n.startsWith('gateway_'));
+    expect([...used].sort()).toEqual(served.sort());
   });
 
   it('the parser is strict: it refuses what Prometheus would refuse', () => {
