@@ -38,6 +38,7 @@ const PROBES = new Set(['/healthz', '/readyz', '/metrics']);
 /** Label values of methods: bounded, whatever the request line said. */
 const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
 const UNMATCHED = 'unmatched';
+const SERVER_SPAN = { kind: SpanKind.SERVER } as const;
 
 const headerGetter: TextMapGetter<Headers> = {
   keys: (headers) => [...headers.keys()],
@@ -56,9 +57,10 @@ export function observeRequests(services: Services): MiddlewareHandler<ObservedE
 
     // With no tracer provider the propagator and the tracer are the API's no-ops: no context is made.
     const parent = propagation.extract(ROOT_CONTEXT, c.req.raw.headers, headerGetter);
-    const span = tracer.startSpan(method, { kind: SpanKind.SERVER, attributes: { 'http.request.method': method } }, parent);
+    const span = tracer.startSpan(method, SERVER_SPAN, parent);
     const traced = span.isRecording();
     if (traced) {
+      span.setAttribute('http.request.method', method);
       span.setAttribute(REQUEST_ID_ATTRIBUTE, info.id);
       await context.with(withRequestId(trace.setSpan(parent, span), info.id), next);
     } else {

@@ -23,7 +23,24 @@ export interface GatewayMetrics {
   readonly webhookVerificationFailures: Counter<'reason'>;
 }
 
+/** Series that exist from the start at 0, so that rate() and increase() see their first event. */
+const INITIAL_ADMISSIONS = [
+  ['admitted', 'new'],
+  ['admitted', 'replayed'],
+  ['refused', 'budget'],
+  ['refused', 'pool'],
+  ['refused', 'concurrency'],
+  ['rejected', 'validation'],
+] as const;
+
 export function createGatewayMetrics(): GatewayMetrics {
+  const metrics = makeMetrics();
+  for (const [outcome, reason] of INITIAL_ADMISSIONS) metrics.admissions.inc({ outcome, reason }, 0);
+  for (const reason of ['missing', 'invalid']) metrics.webhookVerificationFailures.inc({ reason }, 0);
+  return metrics;
+}
+
+function makeMetrics(): GatewayMetrics {
   return {
     admissions: new Counter({
       name: 'gateway_admissions_total',
