@@ -13,7 +13,8 @@ import type { JobDeps } from './jobs/follow.js';
 import { startWorker } from './jobs/worker.js';
 import { startWalletSync, type WalletSyncDeps } from './billing/wallet.js';
 import type { Periodic } from './background/periodic.js';
-import { Counter } from 'prom-client';
+import { createGatewayMetrics, type GatewayMetrics } from './observability/metrics.js';
+import { observeHeygenCalls } from './observability/upstream.js';
 
 export interface Services {
   readonly config: Config;
@@ -26,8 +27,8 @@ export interface Services {
   readonly admission: AdmissionSettings;
   readonly jobDeps: JobDeps;
   readonly walletDeps: WalletSyncDeps;
-  /** Admissions refused by a cap, by unit and reason (counted in this process; /metrics exposes it). */
-  readonly admissionRefusals: Counter<'project' | 'unit' | 'reason'>;
+  /** This process's counters and histograms (admissions, HeyGen calls, HTTP requests, webhooks); /metrics exposes them. */
+  readonly metrics: GatewayMetrics;
   worker: Periodic | null;
   walletSync: Periodic | null;
 }
@@ -61,6 +62,7 @@ export async function createServices(config: Config, overrides: { logger?: Logge
       ? { verifier: createCompanyTokenVerifier(config.companyTokens), configMappings: config.roleMappings }
       : null;
     const tokens = await createTokenService(database.db, box, { issuer: config.jwt.issuer, audience: config.jwt.audience, company });
+    const metrics = createGatewayMetrics();
     const heygen =
       overrides.heygen ??
       createHeygenClient({
@@ -69,23 +71,19 @@ export async function createServices(config: Config, overrides: { logger?: Logge
         userMePath: config.heygen.userMePath,
         maxResponseBytes: config.heygen.maxResponseBytes,
         logger,
+        observe: observeHeygenCalls(metrics.heygenRequestDuration),
       });
-    const admissionRefusals = new Counter({
-      name: 'gateway_admission_refusals_total',
-      help: 'Admissions refused by a cap: reason budget (a HARD budget), pool (the account pool) or concurrency; unit is the refusing unit id.',
-      labelNames: ['project', 'unit', 'reason'] as const,
-      registers: [],
-    });
     const admission: AdmissionSettings = {
       holdTtlHours: config.holdTtlHours,
       forwardLeaseMs: config.workers.leaseMs,
       concurrencyRetryAfterSeconds: 15,
-      onRefused: (refusal, projectId) =>
-        admissionRefusals.inc({
-          project: projectId,
-          unit: 'orgUnitId' in refusal ? refusal.orgUnitId : projectId,
-          reason: 'orgUnitId' in refusal ? refusal.reason.toLowerCase() : 'concurrency',
-        }),
+      onOutcome: (outcome) => {
+        metrics.admissions.inc({ outcome: outcome.outcome, reason: outcome.reason });
+        if (outcome.outcome === 'refused') {
+          const { refusal, projectId } = outcome;
+          metrics.admissionRefusals.inc({ project: projectId, unit: 'orgUnitId' in refusal ? refusal.orgUnitId : projectId, reason: outcome.reason });
+        }
+      },
       media: config.mediaProbe,
       maxRequestBytes: config.jobRequestMaxBytes,
       maxJsonDepth: config.graphql.maxJsonDepth,
@@ -111,7 +109,7 @@ export async function createServices(config: Config, overrides: { logger?: Logge
       logger,
       settings: { intervalMs: config.walletSync.intervalMs, driftThresholdMicroCs: config.walletSync.driftThresholdMicroCs },
     };
-    return { config, database, db: database.db, box, tokens, heygen, logger, admission, admissionRefusals, jobDeps, walletDeps, worker: null, walletSync: null };
+    return { config, database, db: database.db, box, tokens, heygen, logger, admission, metrics, jobDeps, walletDeps, worker: null, walletSync: null };
   } catch (error) {
     await database.close();
     throw error;

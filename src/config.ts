@@ -1,11 +1,18 @@
-// Configuration is read once, validated, and passed to factories; nothing else reads process.env.
+// Configuration is read once, validated, and passed to factories; nothing else reads process.env, except the OTLP
+// trace exporter, which reads the standard OTEL_EXPORTER_OTLP_* variables (validated here) itself.
 import { z } from 'zod';
 import type { ClaimMapping, CompanyTokenSettings } from './auth/company-tokens.js';
 import { parseCreditSeconds } from './primitives/money.js';
 import { DEFAULT_MAX_JSON_DEPTH } from './validation.js';
+import type { TracingSettings } from './observability/tracing.js';
 
 // An empty variable (`FOO=` in an env file) counts as unset.
 const optionalString = z.preprocess((v) => (typeof v === 'string' && v.trim() === '' ? undefined : v), z.string().trim().min(1).optional());
+
+const optionalHttpUrl = z.preprocess(
+  (v) => (typeof v === 'string' && v.trim() === '' ? undefined : v),
+  z.string().trim().url().regex(/^https?:\/\//i, 'must be an http:// or https:// URL').optional(),
+);
 
 const envSchema = z.object({
   DATABASE_URL: z.preprocess(
@@ -77,6 +84,17 @@ const envSchema = z.object({
   RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(0).default(600),
   /** When set, GET /metrics needs `Authorization: Bearer <METRICS_TOKEN>`. */
   METRICS_TOKEN: optionalString,
+  // OpenTelemetry tracing, opt-in: an OTLP/HTTP endpoint turns it on. The standard variables keep their standard
+  // meaning; the exporter reads OTEL_EXPORTER_OTLP_* itself (headers, timeout, compression), these are checked here.
+  OTEL_EXPORTER_OTLP_ENDPOINT: optionalHttpUrl,
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: optionalHttpUrl,
+  OTEL_SDK_DISABLED: z.enum(['true', 'false']).default('false').transform((v) => v === 'true'),
+  OTEL_SERVICE_NAME: z.string().trim().min(1).default('heygen-gateway'),
+  OTEL_TRACES_SAMPLER: z
+    .enum(['always_on', 'always_off', 'traceidratio', 'parentbased_always_on', 'parentbased_always_off', 'parentbased_traceidratio'])
+    .default('parentbased_always_on'),
+  /** Ratio of traces kept by the traceidratio samplers, 0 to 1. */
+  OTEL_TRACES_SAMPLER_ARG: z.preprocess((v) => (v === '' ? undefined : v), z.coerce.number().min(0).max(1).default(1)),
   /** Path of HeyGen's balance endpoint (the seed wrote /v3/user/me; the v3 spec says /v3/users/me). */
   HEYGEN_USER_ME_PATH: z.string().regex(/^\/[A-Za-z0-9_\-./]*$/, 'must be a path starting with /').default('/v3/users/me'),
   WALLET_SYNC_ENABLED: z.enum(['true', 'false']).default('true').transform((v) => v === 'true'),
@@ -156,6 +174,8 @@ export interface Config {
     readonly maxJsonDepth: number;
   };
   readonly mediaProbe: { readonly timeoutMs: number; readonly maxBytes: number; readonly allowPrivate: boolean };
+  /** OpenTelemetry tracing (docs/observability.md); off unless an OTLP endpoint is set. */
+  readonly tracing: TracingSettings;
 }
 
 export class ConfigError extends Error {}
@@ -233,6 +253,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       maxJsonDepth: e.MAX_JSON_DEPTH,
     },
     mediaProbe: { timeoutMs: e.MEDIA_PROBE_TIMEOUT_MS, maxBytes: e.MEDIA_PROBE_MAX_BYTES, allowPrivate: e.MEDIA_PROBE_ALLOW_PRIVATE },
+    tracing: {
+      enabled: !e.OTEL_SDK_DISABLED && !!(e.OTEL_EXPORTER_OTLP_ENDPOINT ?? e.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT),
+      serviceName: e.OTEL_SERVICE_NAME,
+      sampler: e.OTEL_TRACES_SAMPLER,
+      samplerRatio: e.OTEL_TRACES_SAMPLER_ARG,
+    },
   };
 }
 

@@ -3,10 +3,14 @@ import { loadConfig } from './config.js';
 import { runCli } from './cli/run.js';
 import { createServices, startBackgroundWork, stopServices } from './app.js';
 import { closeServer, createHttpServer, listen } from './http/server.js';
+import { startTracing } from './observability/tracing.js';
 
 await runCli('gateway', async () => {
   const config = loadConfig();
+  // Before anything else runs: every span of the process goes to the provider (a no-op when tracing is off).
+  const tracing = await startTracing(config.tracing);
   const services = await createServices(config);
+  if (tracing) services.logger.info({ serviceName: config.tracing.serviceName, sampler: config.tracing.sampler }, 'tracing: spans exported over OTLP/HTTP');
   const server = createHttpServer(services);
   const port = await listen(server, config.port, config.host);
   startBackgroundWork(services);
@@ -21,6 +25,8 @@ await runCli('gateway', async () => {
     services.logger.info({ signal }, 'shutting down: finishing in-flight requests');
     await closeServer(server);
     await stopServices(services);
+    // The last spans (this shutdown's requests included) are exported before the process ends.
+    await tracing?.shutdown().catch((error: unknown) => services.logger.warn({ err: error }, 'tracing: the last spans could not be exported'));
     process.exit(0);
   };
   process.on('SIGTERM', () => void shutdown('SIGTERM'));

@@ -908,3 +908,43 @@ describe('answer size cap', () => {
     }
   });
 });
+
+// ----- observer (metrics and tracing hook) --------------------------------------------------------
+
+describe('observer', () => {
+  it('is told of every attempt as it starts and how it ended: a dropped connection, a 503, then the answer', async () => {
+    const server = await fakeHeygen([
+      'destroy',
+      { status: 503, body: { error: { code: 'unavailable', message: 'busy' } } },
+      { status: 200, body: { data: { id: 'v1', status: 'completed', duration: 12.5 } } },
+    ]);
+    const seen: string[] = [];
+    const { client, conn } = setup(server, {
+      observe: (attempt) => {
+        seen.push(`start ${attempt.op} ${attempt.method} #${attempt.attempt}`);
+        return (result) => seen.push(`end #${attempt.attempt} ${result.status ?? '-'} ${result.error ?? '-'}`);
+      },
+    });
+    const state = await client.getVideo(conn, 'v1');
+    expect(state.status).toBe('completed');
+    expect(seen).toEqual([
+      'start getVideo GET #1',
+      'end #1 - network_error',
+      'start getVideo GET #2',
+      'end #2 503 -',
+      'start getVideo GET #3',
+      'end #3 200 -',
+    ]);
+  });
+
+  it('an oversized answer ends its attempt as response_too_large', async () => {
+    const server = await fakeHeygen([{ status: 200, raw: 'x'.repeat(8192) }]);
+    const seen: string[] = [];
+    const { client, conn } = setup(server, {
+      maxResponseBytes: 4096,
+      observe: () => (result) => seen.push(`${result.status} ${result.error}`),
+    });
+    await expect(client.getVideo(conn, 'v1')).rejects.toMatchObject({ code: 'response_too_large' });
+    expect(seen).toEqual(['200 response_too_large']);
+  });
+});

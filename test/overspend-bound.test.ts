@@ -166,7 +166,7 @@ describe('overspend bound of a HARD budget under a hostile project', () => {
 
     // /metrics: the overrun counter and the refusals by unit and reason.
     const metrics = await (await fetch(`${h.url}/metrics`)).text();
-    const overrunLine = metrics.split('\n').find((l) => l.startsWith('gateway_overrun_credit_seconds_total{') && l.includes(`project="${projectUuid}"`));
+    const overrunLine = metrics.split('\n').find((l) => l.startsWith('gateway_overrun_credits_total{') && l.includes(`project="${projectUuid}"`));
     expect(Number(overrunLine!.split(' ').pop())).toBeCloseTo(Number(formatCreditSeconds(overrun)), 6);
     const refusalLine = metrics.split('\n').find((l) => l.startsWith('gateway_admission_refusals_total{') && l.includes(`unit="${projectUuid}"`) && l.includes('reason="budget"'));
     expect(Number(refusalLine!.split(' ').pop())).toBeGreaterThan(0);

@@ -229,7 +229,7 @@ describe('API keys and webhook secrets never leave the gateway', () => {
     expect(res.status).toBe(200);
     const text = await res.text();
     expect(text).toMatch(/gateway_jobs\{account="[^"]+",status="SUCCEEDED"\} [1-9]/);
-    expect(text).toContain('gateway_reserved_credit_seconds');
+    expect(text).toContain('gateway_reserved_credits');
     expect(leaksIn(text)).toEqual([]);
   });
 

@@ -8,6 +8,7 @@ import { drizzle as drizzlePg, type NodePgQueryResultHKT } from 'drizzle-orm/nod
 import { migrate as migratePg } from 'drizzle-orm/node-postgres/migrator';
 import type { PgDatabase } from 'drizzle-orm/pg-core';
 import { sql, type SQL } from 'drizzle-orm';
+import { context, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import * as schema from './schema.js';
 
 /** The database or a transaction: domain functions take it as their first argument. */
@@ -54,7 +55,11 @@ export async function openDatabase(opts: OpenDatabaseOptions): Promise<Database>
     // Idle clients: the pool removes them. Checked-out clients (a transaction in progress) get their own
     // listener when they connect, so a dropped connection fails only the query in flight.
     pool.on('error', lost);
-    pool.on('connect', (client) => client.on('error', lost));
+    pool.on('connect', (client) => {
+      client.on('error', lost);
+      traceStatements(client);
+    });
+    traceStatements(pool);
     database.db = drizzlePg(pool, { schema, logger }) as unknown as Db;
     database.driver = 'pg';
     database.close = () => pool.end();
@@ -77,6 +82,48 @@ export async function openDatabase(opts: OpenDatabaseOptions): Promise<Database>
     await release();
   };
   return database;
+}
+
+const sqlTracer = trace.getTracer('heygen-gateway.db');
+
+/**
+ * A span per SQL statement, child of the span in progress (a request's, through its GraphQL operation): only when
+ * that span is recording, so a gateway without tracing, and background work outside a trace, pay one check.
+ * Statements through the pool are spanned at `pool.query` (which runs them on a client with a callback, where the
+ * caller's context may already be lost); statements of a transaction on its own client at `client.query` (promise
+ * form, which is how drizzle calls both). The span has the statement's text, with its `$n` placeholders: parameter
+ * values (caller input, secrets) are never recorded.
+ */
+function traceStatements(target: { query: (...args: never[]) => unknown }): void {
+  const query = target.query as (...args: unknown[]) => unknown;
+  (target as { query: unknown }).query = function tracedQuery(this: unknown, ...args: unknown[]): unknown {
+    const active = context.active();
+    if (!trace.getSpan(active)?.isRecording() || typeof args.at(-1) === 'function') return query.apply(this, args);
+    const first = args[0] as string | { text?: unknown; submit?: unknown } | undefined;
+    const text = typeof first === 'string' ? first : typeof first?.text === 'string' && typeof first.submit !== 'function' ? first.text : null;
+    if (text === null) return query.apply(this, args);
+    const operation = /^\s*([A-Za-z]+)/.exec(text)?.[1]?.toUpperCase() ?? 'SQL';
+    const span = sqlTracer.startSpan(
+      operation,
+      { kind: SpanKind.CLIENT, attributes: { 'db.system.name': 'postgresql', 'db.operation.name': operation, 'db.query.text': text } },
+      active,
+    );
+    const failed = (error: unknown) => {
+      const code = (error as { code?: unknown } | null)?.code;
+      span.setAttribute('error.type', typeof code === 'string' ? code : 'error');
+      span.setStatus({ code: SpanStatusCode.ERROR });
+      span.end();
+    };
+    let result: unknown;
+    try {
+      result = query.apply(this, args);
+    } catch (error) {
+      failed(error);
+      throw error;
+    }
+    (result as Promise<unknown>).then(() => span.end(), failed);
+    return result;
+  };
 }
 
 export class DataDirInUseError extends Error {}

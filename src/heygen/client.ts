@@ -30,7 +30,9 @@ import {
   type HeygenClientOptions,
   type HeygenConnection,
   type HeygenJobKind,
+  type HeygenAttemptResult,
   type HeygenLogger,
+  type HeygenObserver,
   type HeygenUser,
   type SubmitOptions,
   type SubmitOutcome,
@@ -150,6 +152,16 @@ interface ParsedErrorBody {
   param?: string;
 }
 
+const NETWORK_FAILURE: HeygenAttemptResult = { status: null, error: 'network_error' };
+const TIMED_OUT: HeygenAttemptResult = { status: null, error: 'timeout' };
+
+function attemptResultOf(result: AttemptResult | undefined): HeygenAttemptResult {
+  if (!result) return NETWORK_FAILURE;
+  if (result.kind === 'response') return { status: result.status, error: null };
+  if (result.kind === 'oversized') return { status: result.status, error: 'response_too_large' };
+  return result.code === 'timeout' ? TIMED_OUT : NETWORK_FAILURE;
+}
+
 function checkPositive(name: string, value: number, integer = false): number {
   if (!Number.isFinite(value) || value < 0 || (integer && (!Number.isInteger(value) || value < 1))) {
     throw new RangeError(`HeyGen client option ${name} is invalid`);
@@ -170,6 +182,7 @@ export function createHeygenClient(options: HeygenClientOptions = {}): HeygenCli
   const sleep = options.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
   const random = options.random ?? Math.random;
   const logger: HeygenLogger | undefined = options.logger;
+  const observe: HeygenObserver | undefined = options.observe;
 
   function backoff(attempt: number): number {
     const cap = Math.min(maxDelayMs, baseDelayMs * 2 ** (attempt - 1));
@@ -272,6 +285,25 @@ export function createHeygenClient(options: HeygenClientOptions = {}): HeygenCli
     }
   }
 
+  /** One attempt, told to the observer as it starts and as it ends. */
+  async function observed(
+    url: string,
+    spec: RequestSpec,
+    apiKey: string,
+    redact: (t: string) => string,
+    attempt: number,
+    observer: HeygenObserver,
+  ): Promise<AttemptResult> {
+    const end = observer({ op: spec.op, method: spec.method, attempt });
+    let result: AttemptResult | undefined;
+    try {
+      result = await attemptOnce(url, spec, apiKey, redact);
+      return result;
+    } finally {
+      end(attemptResultOf(result));
+    }
+  }
+
   /** Runs one logical call with the retry policy; `interpret` decides per attempt (and may throw). */
   async function execute<T>(
     conn: HeygenConnection,
@@ -281,7 +313,7 @@ export function createHeygenClient(options: HeygenClientOptions = {}): HeygenCli
     const { base, redact } = checkConnection(conn);
     const url = base + spec.path;
     for (let attempt = 1; ; attempt++) {
-      const result = await attemptOnce(url, spec, conn.apiKey, redact);
+      const result = observe ? await observed(url, spec, conn.apiKey, redact, attempt, observe) : await attemptOnce(url, spec, conn.apiKey, redact);
       if (result.kind === 'oversized') {
         // Not retried here: the same answer would likely come back, costing the limit each time. The caller's
         // own retry (the worker's backoff for a create, the poller for a read) tries again later.

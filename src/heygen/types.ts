@@ -132,4 +132,23 @@ export interface HeygenClientOptions {
   /** Source of jitter in [0, 1). Default Math.random. */
   random?: () => number;
   logger?: HeygenLogger;
+  /** Told of every HTTP attempt (metrics, tracing); unset costs nothing. Must not throw. */
+  observe?: HeygenObserver;
 }
+
+/** One HTTP attempt of a call to HeyGen, as it starts. `op` names the call (`submitJob:AVATAR_VIDEO`, `getVideo`, …). */
+export interface HeygenAttempt {
+  readonly op: string;
+  readonly method: 'GET' | 'POST';
+  /** 1 for the first attempt of the call. */
+  readonly attempt: number;
+}
+
+/** How an attempt ended: HeyGen's HTTP status, or why there is none (or why it was not read). */
+export interface HeygenAttemptResult {
+  readonly status: number | null;
+  readonly error: 'timeout' | 'network_error' | 'response_too_large' | null;
+}
+
+/** Called as an attempt starts; the function it returns is called once, as the attempt ends. */
+export type HeygenObserver = (attempt: HeygenAttempt) => (result: HeygenAttemptResult) => void;

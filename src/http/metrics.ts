@@ -1,9 +1,21 @@
-// Prometheus metrics. Figures are read from PostgreSQL at scrape time, so every replica reports the same
-// totals; labels carry account names, never keys.
+// Prometheus metrics (docs/observability.md lists them). Gauges of state are read from PostgreSQL at scrape time,
+// so every replica reports the same totals; the process's own counters and histograms (src/observability/metrics.ts)
+// count what this process did. Labels carry account names, unit and project ids, never keys or tokens.
+// Credit-seconds are the contract's money unit, not a time: such metrics end in `_credits` (a `_seconds` suffix would
+// make Prometheus tooling show them as durations).
 import { sql } from 'drizzle-orm';
-import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Registry, collectDefaultMetrics, type Metric } from 'prom-client';
 import { queryRows } from '../db/client.js';
+import { IN_FLIGHT_STATUSES } from '../jobs/lifecycle.js';
 import type { Services } from '../app.js';
+
+const IN_FLIGHT = sql.join(IN_FLIGHT_STATUSES.map((s) => sql`${s}`), sql`, `);
+
+/** One read shared by the gauges of one scrape (prom-client collects them concurrently). */
+function sharedPerScrape<T>(read: () => Promise<T>): () => Promise<T> {
+  let inFlight: Promise<T> | null = null;
+  return () => (inFlight ??= read().finally(() => { inFlight = null; }));
+}
 
 export function createMetrics(services: Services): Registry {
   const registry = new Registry();
@@ -22,23 +34,69 @@ export function createMetrics(services: Services): Registry {
       for (const row of rows) this.set({ account: row.account, status: row.status }, Number(row.n));
     },
   });
+  const holds = sharedPerScrape(() =>
+    queryRows<{ account: string; open: number; reserved: string }>(
+      services.db,
+      sql`select a.name as account, count(j.id)::int as open, (coalesce(sum(j.reserved_micro_cs), 0) / 1000000.0)::text as reserved
+          from accounts a left join jobs j on j.account_id = a.id and j.status in (${IN_FLIGHT}) and j.reserved_micro_cs > 0
+          group by a.name`,
+    ),
+  );
   new Gauge({
-    name: 'gateway_reserved_credit_seconds',
-    help: 'Credit-seconds held by jobs in flight, per account.',
+    name: 'gateway_holds_open',
+    help: 'Holds open (jobs in flight holding credit-seconds), per account.',
     labelNames: ['account'],
     registers: [registry],
     async collect() {
       this.reset();
-      const rows = await queryRows<{ account: string; reserved: string }>(
-        services.db,
-        sql`select a.name as account, (coalesce(sum(j.reserved_micro_cs), 0) / 1000000.0)::text as reserved
-            from accounts a left join jobs j on j.account_id = a.id group by a.name`,
-      );
-      for (const row of rows) this.set({ account: row.account }, Number(row.reserved));
+      for (const row of await holds()) this.set({ account: row.account }, Number(row.open));
+    },
+  });
+  new Gauge({
+    name: 'gateway_reserved_credits',
+    help: 'Credit-seconds (the contract\'s unit of usage, money, not time) held by jobs in flight, per account.',
+    labelNames: ['account'],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const row of await holds()) this.set({ account: row.account }, Number(row.reserved));
+    },
+  });
+  // The worker's own claim condition (src/jobs/worker.ts): due, in flight, and not read within the status-read interval.
+  const due = sharedPerScrape(() => {
+    const minIntervalMs = services.jobDeps.follow.statusReadMinIntervalMs;
+    return queryRows<{ account: string; due: number; lag: string | number }>(
+      services.db,
+      sql`select a.name as account, count(j.id)::int as due,
+                 coalesce(extract(epoch from now() - min(j.next_check_at)), 0)::float8 as lag
+          from accounts a left join jobs j on j.account_id = a.id and j.next_check_at <= now() and j.status in (${IN_FLIGHT})
+            and (j.status in ('RESERVED', 'SUBMIT_UNKNOWN') or j.last_checked_at is null
+                 or j.last_checked_at <= now() - ${minIntervalMs}::int * interval '1 millisecond')
+          group by a.name`,
+    );
+  });
+  new Gauge({
+    name: 'gateway_queue_due_jobs',
+    help: 'Queue depth: jobs due for the worker now (to forward, or to read), per account.',
+    labelNames: ['account'],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const row of await due()) this.set({ account: row.account }, Number(row.due));
+    },
+  });
+  new Gauge({
+    name: 'gateway_queue_lag_seconds',
+    help: 'How long the oldest job due for the worker has been waiting (0 when none is due), per account.',
+    labelNames: ['account'],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const row of await due()) this.set({ account: row.account }, Math.max(0, Number(row.lag)));
     },
   });
   new Counter({
-    name: 'gateway_overrun_credit_seconds_total',
+    name: 'gateway_overrun_credits_total',
     help: 'Credit-seconds HeyGen billed beyond the jobs\' holds (debited at settlement), per account and project.',
     labelNames: ['account', 'project'],
     registers: [registry],
@@ -52,6 +110,8 @@ export function createMetrics(services: Services): Registry {
       for (const row of rows) this.inc({ account: row.account, project: row.project }, Number(row.overrun));
     },
   });
-  registry.registerMetric(services.admissionRefusals);
+  const m = services.metrics;
+  const own: Metric[] = [m.admissions, m.admissionRefusals, m.heygenRequestDuration, m.httpRequestDuration, m.webhookVerificationFailures];
+  for (const metric of own) registry.registerMetric(metric);
   return registry;
 }

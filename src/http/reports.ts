@@ -35,7 +35,13 @@ function accountIdOf(value: string | null): string | null {
   }
 }
 
-export async function handleChargebackCsv(services: Services, url: URL, authorization: string | undefined): Promise<HttpResult> {
+/** `onCaller` is told the verified caller's subject (for the request log). */
+export async function handleChargebackCsv(
+  services: Services,
+  url: URL,
+  authorization: string | undefined,
+  onCaller?: (subject: string) => void,
+): Promise<HttpResult> {
   const match = /^Bearer\s+(\S+)$/i.exec(authorization ?? '');
   if (!match) return json(401, { error: 'an Authorization: Bearer <token> header is required' }, { 'www-authenticate': 'Bearer' });
   let actor;
@@ -45,6 +51,7 @@ export async function handleChargebackCsv(services: Services, url: URL, authoriz
     if (error instanceof AuthenticationError) return json(401, { error: error.message }, { 'www-authenticate': 'Bearer' });
     throw error;
   }
+  onCaller?.(actor.subject);
   const focus = url.pathname.endsWith('.focus.csv') || url.searchParams.get('format') === 'focus';
   const format = url.searchParams.get('format');
   if (format !== null && format !== 'focus' && format !== 'chargeback') return json(400, { error: 'format must be chargeback or focus' });

@@ -1,6 +1,7 @@
 // The HTTP surface: /graphql, /metrics, /webhooks/heygen/:accountId[/callback], /reports/chargeback(.focus).csv, /healthz, /readyz.
 // Requests are parsed by @hono/node-server (a malformed URL, host or body is its 400) and routed by Hono; every
-// route runs under one error boundary (`onError`), so no request can take the process down.
+// route runs under one error boundary (`onError`), so no request can take the process down, and every request is
+// logged, measured and traced by one middleware (src/http/observe.ts).
 import { timingSafeEqual } from 'node:crypto';
 import type { Server } from 'node:http';
 import { createAdaptorServer } from '@hono/node-server';
@@ -14,6 +15,7 @@ import { capGraphQLResponse } from './limits.js';
 import { checkReadiness, isDatabaseUnavailable } from '../db/client.js';
 import { unavailableResponse } from './unavailable.js';
 import { declaredLength, readCapped } from '../streams.js';
+import { observeRequests, type ObservedEnv } from './observe.js';
 import type { Services } from '../app.js';
 
 const MAX_WEBHOOK_BYTES = 1 << 20;
@@ -42,10 +44,12 @@ async function readBodyCapped(request: Request, limit: number): Promise<Buffer |
 }
 
 /** The routes, as a fetch handler (also usable without a socket: `app.request(...)`). */
-export function createHttpApp(services: Services): Hono {
+export function createHttpApp(services: Services): Hono<ObservedEnv> {
   const yoga = createGraphQLServer(services);
   const metrics = createMetrics(services);
-  const app = new Hono();
+  const app = new Hono<ObservedEnv>();
+  // First, on every route: the request id, the request log line, the latency histogram and the request's span.
+  app.use('*', observeRequests(services));
 
   app.all('/graphql', async (c) => {
     let request = c.req.raw;
@@ -55,7 +59,7 @@ export function createHttpApp(services: Services): Hono {
       if (!body) return graphqlTooLarge(c);
       request = new Request(request.url, { method: request.method, headers: request.headers, body: new Uint8Array(body) });
     }
-    return capGraphQLResponse(await yoga.fetch(request, {}), services.config.graphql.maxResponseBytes);
+    return capGraphQLResponse(await yoga.fetch(request, { requestInfo: c.get('requestInfo') }), services.config.graphql.maxResponseBytes);
   });
 
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
@@ -72,14 +76,15 @@ export function createHttpApp(services: Services): Hono {
     return c.body(await metrics.metrics(), 200, { 'content-type': metrics.contentType });
   });
 
-  const chargebackCsv = async (c: Context) => {
-    const result = await handleChargebackCsv(services, new URL(c.req.url), c.req.header('authorization'));
+  const chargebackCsv = async (c: Context<ObservedEnv>) => {
+    const info = c.get('requestInfo');
+    const result = await handleChargebackCsv(services, new URL(c.req.url), c.req.header('authorization'), (subject) => (info.subject = subject));
     return c.body(result.body, result.status as 200, result.headers);
   };
   app.get('/reports/chargeback.csv', chargebackCsv);
   app.get('/reports/chargeback.focus.csv', chargebackCsv);
 
-  const webhook = (route: 'endpoint' | 'callback') => async (c: Context) => {
+  const webhook = (route: 'endpoint' | 'callback') => async (c: Context<ObservedEnv>) => {
     const bytes = await readBodyCapped(c.req.raw, MAX_WEBHOOK_BYTES);
     if (!bytes) return c.json({ error: 'body too large' }, 413, { connection: 'close' });
     const body = Buffer.from(bytes);
@@ -95,7 +100,7 @@ export function createHttpApp(services: Services): Hono {
     if (error instanceof HTTPException) return c.json({ error: error.message }, error.status);
     // The database is away (restart, failover): retryable, and logged by the pool's listener.
     if (isDatabaseUnavailable(error)) return unavailableResponse();
-    services.logger.error({ err: error, path: c.req.path, method: c.req.method }, 'unhandled HTTP error');
+    services.logger.error({ err: error, path: c.req.path, method: c.req.method, requestId: c.get('requestInfo')?.id }, 'unhandled HTTP error');
     return c.json({ error: 'internal error' }, 500);
   });
   return app;

@@ -35,7 +35,9 @@ export async function handleHeygenWebhook(
     const header = headers[services.config.webhookSignature.header];
     const value = Array.isArray(header) ? header[0] : header;
     if (!verifyWebhookSignature(rawBody, secret, value, services.config.webhookSignature.scheme)) {
-      services.logger.warn({ accountId }, 'webhook with a missing or bad signature refused');
+      const reason = value ? 'invalid' : 'missing';
+      services.metrics.webhookVerificationFailures.inc({ reason });
+      services.logger.warn({ accountId, reason }, 'webhook with a missing or bad signature refused');
       return { status: 401, body: { error: 'bad signature' } };
     }
   }

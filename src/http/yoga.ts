@@ -1,5 +1,4 @@
 // The GraphQL endpoint: identity is resolved once per request, in the context factory.
-import { randomUUID } from 'node:crypto';
 import { createYoga, type Plugin, type YogaServerInstance } from 'graphql-yoga';
 import { GraphQLError } from 'graphql';
 import { schema } from '../graphql/schema.js';
@@ -11,7 +10,13 @@ import { PothosValidationError } from '@pothos/core';
 import { armorPlugins, RequestRateLimiter } from './hardening.js';
 import { unavailableGraphQLError } from './unavailable.js';
 import { driverReason, isDatabaseUnavailable } from '../db/client.js';
+import { graphqlSpans, safeRequestId, type RequestInfo } from './observe.js';
 import type { Services } from '../app.js';
+
+/** What the HTTP layer hands Yoga with each request: the request's id and the slot for its caller's subject. */
+export interface GraphQLServerContext {
+  requestInfo?: RequestInfo;
+}
 
 /**
  * graphql-js quotes the caller's values in its validation and coercion messages (`got invalid value <the whole
@@ -95,22 +100,17 @@ function isInputRejectedByDatabase(error: unknown): boolean {
   return false;
 }
 
-/** The caller's X-Request-Id when it is a sane token, else a fresh one (it is stored in the audit trail). */
-function safeRequestId(header: string | null): string {
-  return header && /^[A-Za-z0-9._:-]{1,100}$/.test(header) ? header : randomUUID();
-}
-
 function unauthenticated(message: string): GraphQLError {
   return new GraphQLError(message, { extensions: { code: 'UNAUTHENTICATED', http: { status: 401, headers: { 'WWW-Authenticate': 'Bearer' } } } });
 }
 
-export function createGraphQLServer(services: Services): YogaServerInstance<Record<string, unknown>, GraphQLContext> {
+export function createGraphQLServer(services: Services): YogaServerInstance<GraphQLServerContext, GraphQLContext> {
   const limiter = new RequestRateLimiter(services.config.graphql.rateLimitPerMinute, 60_000);
-  return createYoga<Record<string, unknown>, GraphQLContext>({
+  return createYoga<GraphQLServerContext, GraphQLContext>({
     schema,
     graphqlEndpoint: '/graphql',
     graphiql: services.config.graphiql,
-    plugins: [withoutValuesInParseAndValidation(), ...armorPlugins(services.config.graphql)],
+    plugins: [withoutValuesInParseAndValidation(), ...armorPlugins(services.config.graphql), graphqlSpans()],
     landingPage: false,
     // Unexpected errors are masked: their messages may carry driver details. Never turned off.
     // Expected failures outside a result union (e.g. a bad argument on a query field) keep their code.
@@ -154,7 +154,7 @@ export function createGraphQLServer(services: Services): YogaServerInstance<Reco
         else services.logger.error({ yoga: summarise(args) }, 'yoga');
       },
     },
-    context: async ({ request }): Promise<GraphQLContext> => {
+    context: async ({ request, requestInfo }): Promise<GraphQLContext> => {
       const header = request.headers.get('authorization') ?? '';
       const match = /^Bearer\s+(\S+)$/i.exec(header);
       if (!match) throw unauthenticated('an Authorization: Bearer <token> header is required');
@@ -165,6 +165,7 @@ export function createGraphQLServer(services: Services): YogaServerInstance<Reco
         if (error instanceof AuthenticationError) throw unauthenticated(error.message);
         throw error;
       }
+      if (requestInfo) requestInfo.subject = actor.subject;
       const retryAfter = limiter.take(actor.subject);
       if (retryAfter > 0) {
         throw new GraphQLError('too many requests from this caller', {
@@ -172,7 +173,8 @@ export function createGraphQLServer(services: Services): YogaServerInstance<Reco
         });
       }
       const now = new Date();
-      const requestId = safeRequestId(request.headers.get('x-request-id'));
+      // One request id for the request log, the spans, the answer's X-Request-Id and the audit trail.
+      const requestId = requestInfo?.id ?? safeRequestId(request.headers.get('x-request-id'));
       return {
         services,
         db: services.db,

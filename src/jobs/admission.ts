@@ -4,11 +4,12 @@
 import { createHash } from 'node:crypto';
 import { and, eq, inArray, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
-import { isUniqueViolation, queryRows, toBigInt } from '../db/client.js';
+import { isDatabaseUnavailable, isUniqueViolation, queryRows, toBigInt } from '../db/client.js';
 import { accountsTable, budgetsTable, jobsTable, orgUnitsTable, type JobKind } from '../db/schema.js';
 import {
   BudgetExceededError,
   ConcurrencyLimitError,
+  DomainError,
   ForbiddenError,
   IdempotencyConflictError,
   NotFoundError,
@@ -44,14 +45,47 @@ export interface AdmissionSettings {
   forwardLeaseMs: number;
   /** Suggested wait after a concurrency refusal. */
   concurrencyRetryAfterSeconds: number;
-  /** Told of every refusal by a cap (for the /metrics counters); called after the transaction rolled back. */
-  onRefused?: (refusal: BudgetExceededError | ConcurrencyLimitError, projectId: string) => void;
+  /**
+   * Told how every admission ended (for the /metrics counters): once per call, after the transaction committed or
+   * rolled back. Must not throw.
+   */
+  onOutcome?: (outcome: AdmissionOutcome) => void;
   /** Limits on reading the duration of media a request points at (before the transaction). */
   media: MediaProbeLimits;
   /** Largest `request` stored, in bytes of JSON (JOB_REQUEST_MAX_BYTES). */
   maxRequestBytes: number;
   /** Deepest nesting of a request body accepted (MAX_JSON_DEPTH). */
   maxJsonDepth?: number;
+}
+
+/**
+ * How an admission ended. `admitted`: a new job and its hold (`new`) or the job of an earlier request with the same
+ * idempotency key (`replayed`). `refused`: a cap said no (`budget`: a HARD budget, `pool`: the account pool,
+ * `concurrency`: the account's concurrency limit). `rejected`: the request itself was refused, whatever the caps:
+ * `validation` (a ValidationError), else the code of its typed error in lower case (`not_found`,
+ * `forbidden`, `idempotency_conflict`, `upstream_error`), `unavailable` (the database is away) or `error` (a bug).
+ */
+export type AdmissionOutcome =
+  | { readonly outcome: 'admitted'; readonly reason: 'new' | 'replayed' }
+  | {
+      readonly outcome: 'refused';
+      readonly reason: 'budget' | 'pool' | 'concurrency';
+      readonly refusal: BudgetExceededError | ConcurrencyLimitError;
+      readonly projectId: string;
+    }
+  | { readonly outcome: 'rejected'; readonly reason: string };
+
+const ADMITTED_NEW: AdmissionOutcome = { outcome: 'admitted', reason: 'new' };
+const ADMITTED_REPLAYED: AdmissionOutcome = { outcome: 'admitted', reason: 'replayed' };
+const REJECTED_BY_VALIDATION: AdmissionOutcome = { outcome: 'rejected', reason: 'validation' };
+const REJECTED_UNAVAILABLE: AdmissionOutcome = { outcome: 'rejected', reason: 'unavailable' };
+const REJECTED_BY_ERROR: AdmissionOutcome = { outcome: 'rejected', reason: 'error' };
+
+function outcomeOf(error: unknown, projectId: string): AdmissionOutcome {
+  if (error instanceof BudgetExceededError) return { outcome: 'refused', reason: error.reason === 'POOL' ? 'pool' : 'budget', refusal: error, projectId };
+  if (error instanceof ConcurrencyLimitError) return { outcome: 'refused', reason: 'concurrency', refusal: error, projectId };
+  if (error instanceof DomainError) return error.code === 'VALIDATION_FAILED' ? REJECTED_BY_VALIDATION : { outcome: 'rejected', reason: error.code.toLowerCase() };
+  return isDatabaseUnavailable(error) ? REJECTED_UNAVAILABLE : REJECTED_BY_ERROR;
 }
 
 export interface Admitted {
@@ -86,6 +120,20 @@ function idempotencyScope(actor: Actor): string {
 }
 
 export async function admitJob(db: Db, actor: Actor, input: SubmitJobInput, settings: AdmissionSettings, now = new Date()): Promise<Admitted> {
+  const report = settings.onOutcome;
+  if (!report) return admit(db, actor, input, settings, now);
+  let admitted: Admitted;
+  try {
+    admitted = await admit(db, actor, input, settings, now);
+  } catch (error) {
+    report(outcomeOf(error, input.projectId));
+    throw error;
+  }
+  report(admitted.replayed ? ADMITTED_REPLAYED : ADMITTED_NEW);
+  return admitted;
+}
+
+async function admit(db: Db, actor: Actor, input: SubmitJobInput, settings: AdmissionSettings, now: Date): Promise<Admitted> {
   if (input.idempotencyKey !== null && !IDEMPOTENCY_KEY.test(input.idempotencyKey)) {
     throw new ValidationError('idempotencyKey', 'idempotencyKey must be 1 to 200 characters of A-Z a-z 0-9 _ - : .');
   }
@@ -98,10 +146,7 @@ export async function admitJob(db: Db, actor: Actor, input: SubmitJobInput, sett
   try {
     return await db.transaction((tx) => admitInTransaction(tx, actor, input, prepared, hash, scope, settings, now));
   } catch (error) {
-    if (error instanceof BudgetExceededError || error instanceof ConcurrencyLimitError) {
-      settings.onRefused?.(error, input.projectId);
-      if (error instanceof BudgetExceededError) throw await describeRefusal(db, actor, error, input.projectId, now);
-    }
+    if (error instanceof BudgetExceededError) throw await describeRefusal(db, actor, error, input.projectId, now);
     // Two identical requests on different accounts' locks can race to the unique key; the loser replays.
     if (input.idempotencyKey !== null && isUniqueViolation(error)) {
       const existing = await findByIdempotencyKey(db, scope, input.idempotencyKey);
