@@ -67,10 +67,15 @@ describe('budgets on the path', () => {
     expect(big.__typename).toBe('SubmitJobPayload'); // the caller raises the 600 s audio maximum: 14400 × 6 × 1.1 = 95,040 cs
     const results = [];
     for (let i = 0; i < 6; i++) {
-      results.push((await submit(tree, { request: { type: 'avatar', avatar_id: 'a', voice_id: 'v', audio_asset_id: 'as_1' }, estimatedSeconds: '14400' })).__typename);
+      results.push(await submit(tree, { request: { type: 'avatar', avatar_id: 'a', voice_id: 'v', audio_asset_id: 'as_1' }, estimatedSeconds: '14400' }));
     }
     // 6 × 95,040 = 570,240 ≤ 600,000 but 7 × 95,040 = 665,280 > 600,000: the sixth extra one is refused.
-    expect(results).toEqual(['SubmitJobPayload', 'SubmitJobPayload', 'SubmitJobPayload', 'SubmitJobPayload', 'SubmitJobPayload', 'BudgetExceededError']);
+    expect(results.map((r) => r.__typename)).toEqual(['SubmitJobPayload', 'SubmitJobPayload', 'SubmitJobPayload', 'SubmitJobPayload', 'SubmitJobPayload', 'BudgetExceededError']);
+    // The refusal names the unit whose budget forbids overage, the pool's period and the amounts in cs and USD
+    // (600,000 − 6 × 95,040 = 29,760 cs left; at the $0.00833 overage rate).
+    expect(results[5].message).toMatch(
+      /^refused: the job would exceed the account's pool \(no overage allowed\) for "Video" \(included pool \d{4}-\d{2}\): limit 600000 cs \(\$4998\.00\), available 29760 cs \(\$247\.90\), requested 95040 cs \(\$791\.68\)$/,
+    );
   });
 });
 

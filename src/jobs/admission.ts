@@ -146,7 +146,7 @@ async function admit(db: Db, actor: Actor, input: SubmitJobInput, settings: Admi
   try {
     return await db.transaction((tx) => admitInTransaction(tx, actor, input, prepared, hash, scope, settings, now));
   } catch (error) {
-    if (error instanceof BudgetExceededError) throw await describeRefusal(db, actor, error, input.projectId, now);
+    if (error instanceof BudgetExceededError) throw await describeRefusal(db, actor, error);
     // Two identical requests on different accounts' locks can race to the unique key; the loser replays.
     if (input.idempotencyKey !== null && isUniqueViolation(error)) {
       const existing = await findByIdempotencyKey(db, scope, input.idempotencyKey);
@@ -238,16 +238,21 @@ async function admitInTransaction(
   const windows = new Map<string, WindowBounds>();
   for (const b of hard) windows.set(b.id, windowOf(b, b.accountId ? account : null, terms));
   const usage = await usageOfBudgets(tx, windows, now);
-  let tightest: BudgetExceededError | null = null;
+  let tightest: { refusal: BudgetExceededError; budget: (typeof hard)[number] } | null = null;
   for (const b of hard) {
     const u = usage.get(b.id) ?? { reservedMicroCs: 0n, settledMicroCs: 0n };
     const available = b.limitMicroCs - u.reservedMicroCs - u.settledMicroCs;
     if (requested > available) {
       const refusal = new BudgetExceededError(b.id, b.orgUnitId, b.limitMicroCs, available > 0n ? available : 0n, requested, 'BUDGET');
-      if (!tightest || refusal.availableMicroCs < tightest.availableMicroCs) tightest = refusal;
+      if (!tightest || refusal.availableMicroCs < tightest.refusal.availableMicroCs) tightest = { refusal, budget: b };
     }
   }
-  if (tightest) throw tightest;
+  if (tightest) {
+    const { refusal, budget: b } = tightest;
+    const bounds = windows.get(b.id)!;
+    const window = b.window === 'LIFETIME' ? 'LIFETIME' : 'currentMonth' in bounds ? `MONTHLY ${period}` : `${b.window} ${bounds.from}..${bounds.to}`;
+    throw withRefusalContext(refusal, { what: `the ${b.enforcement} budget of`, window, rate: budgetRateUsdPerCs(account, terms) });
+  }
 
   await checkPool(tx, account, terms, project.path, budgets, requested, period);
 
@@ -326,7 +331,7 @@ async function checkPool(
     const term = termPeriods(terms);
     if (term) ({ from, to } = term);
     if (period < from || period > to) {
-      throw new BudgetExceededError(null, path[0]!, pool, 0n, requested, 'POOL');
+      throw withRefusalContext(new BudgetExceededError(null, path[0]!, pool, 0n, requested, 'POOL'), poolContext(account, terms, period));
     }
   } else if (noOverage) {
     pool = terms?.includedMicroCs ?? 0n;
@@ -340,44 +345,56 @@ async function checkPool(
   );
   const available = pool - toBigInt(used?.used);
   if (requested > available) {
-    throw new BudgetExceededError(noOverage?.id ?? null, noOverage?.orgUnitId ?? path[0]!, pool, available > 0n ? available : 0n, requested, 'POOL');
+    const refusal = new BudgetExceededError(noOverage?.id ?? null, noOverage?.orgUnitId ?? path[0]!, pool, available > 0n ? available : 0n, requested, 'POOL');
+    throw withRefusalContext(refusal, poolContext(account, terms, period));
   }
 }
 
+/** What a refusal's description needs besides the unit's name, taken from the rows the admission already read. */
+interface RefusalContext {
+  /** `the HARD budget of`, `the account's pool (no overage allowed) for`. */
+  what: string;
+  /** `MONTHLY 2026-12`, `CONTRACT_TERM 2026-01..2026-12`, `LIFETIME`, `included pool 2026-12`, … */
+  window: string;
+  /** USD per credit-second budgets convert with (the overage rate, or a credit package's price); null: none. */
+  rate: Q.Rational | null;
+}
+
+const refusalContexts = new WeakMap<BudgetExceededError, RefusalContext>();
+
+function withRefusalContext(refusal: BudgetExceededError, context: RefusalContext): BudgetExceededError {
+  refusalContexts.set(refusal, context);
+  return refusal;
+}
+
+function poolContext(account: typeof accountsTable.$inferSelect, terms: AccountTermsRow | null, period: string): RefusalContext {
+  const term = account.billingModel === 'CREDIT_PACKAGE' ? termPeriods(terms) : null;
+  return {
+    what: "the account's pool (no overage allowed) for",
+    window: term ? `credit package term ${term.from}..${term.to}` : `included pool ${period}`,
+    rate: budgetRateUsdPerCs(account, terms),
+  };
+}
+
 /**
- * The refusal in words, read after the admission rolled back (a refusal costs the hot path nothing): the unit's
- * name, the window, the limit, what is available and what was requested, in credit-seconds and in USD at the
- * rate budgets convert with (the overage rate, or a credit package's price).
+ * The refusal in words, after the admission rolled back: the unit's name (the one read a refusal adds), the
+ * window, the limit, what is available and what was requested, in credit-seconds and in USD.
  */
-async function describeRefusal(db: Db, actor: Actor, refusal: BudgetExceededError, projectId: string, now: Date): Promise<BudgetExceededError> {
+async function describeRefusal(db: Db, actor: Actor, refusal: BudgetExceededError): Promise<BudgetExceededError> {
+  const context = refusalContexts.get(refusal);
+  if (!context) return refusal;
   const [unit] = await db.select({ id: orgUnitsTable.id, name: orgUnitsTable.name, path: orgUnitsTable.path }).from(orgUnitsTable).where(eq(orgUnitsTable.id, refusal.orgUnitId));
-  const [project] = await db.select({ path: orgUnitsTable.path }).from(orgUnitsTable).where(eq(orgUnitsTable.id, projectId));
-  const [budget] = refusal.budgetId ? await db.select().from(budgetsTable).where(eq(budgetsTable.id, refusal.budgetId)) : [];
-  // The account the job would have drawn on (a budget over all accounts converts at that account's rate).
-  const accountId = budget?.accountId ?? (project ? await accountForPath(db, project.path) : null);
-  const [account] = accountId ? await db.select().from(accountsTable).where(eq(accountsTable.id, accountId)) : [];
-  const period = account ? periodOf(now, account.timezone) : null;
-  const terms = account && period ? await termsFor(db, account.id, period) : null;
-  const rate = account ? budgetRateUsdPerCs(account, terms) : null;
-  let window: string;
-  if (budget) {
-    const bounds = windowOf(budget, account ?? null, terms);
-    window = budget.window === 'LIFETIME' ? 'LIFETIME' : 'currentMonth' in bounds ? `MONTHLY ${period ?? ''}`.trim() : `${budget.window} ${bounds.from}..${bounds.to}`;
-  } else {
-    const term = account?.billingModel === 'CREDIT_PACKAGE' ? termPeriods(terms) : null;
-    window = term ? `credit package term ${term.from}..${term.to}` : `included pool ${period ?? ''}`.trim();
-  }
+  const { rate } = context;
   const amount = (micro: bigint) => {
     const cs = `${formatCreditSeconds(micro)} cs`;
     return rate ? `${cs} ($${formatCents(usdToCentsHalfUp(Q.mul(Q.rational(micro, MICRO_PER_CS), rate)))})` : cs;
   };
-  const what = refusal.reason === 'BUDGET' ? `the ${budget?.enforcement ?? 'HARD'} budget of` : "the account's pool (no overage allowed) for";
   const unitName = unit?.name ?? refusal.orgUnitId;
   // The limit of a budget above the caller's own subtree (or the account pool) would, with what is available,
   // tell the siblings' usage: such a caller learns only what is available (as BudgetExceededError.limitCreditSeconds).
   const limitVisible = refusal.reason === 'POOL' ? canReadAccountTotals(actor) : !!unit && canReadCostsOf(actor, unit);
   const message =
-    `refused: the job would exceed ${what} "${unitName}" (${window}): ` +
+    `refused: the job would exceed ${context.what} "${unitName}" (${context.window}): ` +
     `${limitVisible ? `limit ${amount(refusal.limitMicroCs)}, ` : ''}available ${amount(refusal.availableMicroCs)}, requested ${amount(refusal.requestedMicroCs)}`;
-  return refusal.withDetails({ unitName, window, message });
+  return refusal.withDetails({ unitName, window: context.window, message });
 }
