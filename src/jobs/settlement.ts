@@ -35,6 +35,14 @@ export interface SettleResult {
   changed: boolean;
 }
 
+/** What HeyGen bills for the outputs it completed: their costs and their seconds. */
+function billedOutputs(completed: readonly (typeof jobItemsTable.$inferSelect)[]): { actual: bigint; actualSeconds: string } {
+  return {
+    actual: completed.reduce((sum, item) => sum + (item.costMicroCs ?? 0n), 0n),
+    actualSeconds: formatDecimal(Q.sum(completed.map((i) => parseDecimalRational(i.durationSeconds ?? '0')))),
+  };
+}
+
 export async function settleJob(db: Db, jobId: string, outcome: SettleOutcome, now = new Date()): Promise<SettleResult> {
   return db.transaction(async (tx) => {
     const [job] = await tx.select().from(jobsTable).where(eq(jobsTable.id, jobId)).for('update');
@@ -54,8 +62,7 @@ export async function settleJob(db: Db, jobId: string, outcome: SettleOutcome, n
       if (items.length === 0 || items.some((i) => i.status !== 'completed' && i.status !== 'failed' && i.status !== 'not_found')) {
         throw new Error(`job ${job.id} is not terminal upstream`);
       }
-      for (const item of completed) actual += item.costMicroCs ?? 0n;
-      actualSeconds = formatDecimal(Q.sum(completed.map((i) => parseDecimalRational(i.durationSeconds ?? '0'))));
+      ({ actual, actualSeconds } = billedOutputs(completed));
       event = completed.length > 0 ? 'UPSTREAM_COMPLETED' : 'UPSTREAM_FAILED';
       const failed = items.filter((i) => i.status !== 'completed');
       if (failed.length > 0) {
@@ -70,8 +77,7 @@ export async function settleJob(db: Db, jobId: string, outcome: SettleOutcome, n
     } else if (outcome.type === 'expired') {
       // Outputs HeyGen already completed are billed: they are debited; the rest of the hold is released.
       const completed = (await tx.select().from(jobItemsTable).where(eq(jobItemsTable.jobId, job.id))).filter((i) => i.status === 'completed');
-      for (const item of completed) actual += item.costMicroCs ?? 0n;
-      if (completed.length > 0) actualSeconds = formatDecimal(Q.sum(completed.map((i) => parseDecimalRational(i.durationSeconds ?? '0'))));
+      if (completed.length > 0) ({ actual, actualSeconds } = billedOutputs(completed));
       event = 'EXPIRE';
       failureCode = outcome.reason;
       failureMessage = redactAndTruncate(outcome.message, 1000);
