@@ -5,6 +5,7 @@
 // never passed on: 501 for HeyGen operations not offered, 404 for anything else.
 import { and, desc, eq, inArray, lt, or, sql } from 'drizzle-orm';
 import { Hono, type Context } from 'hono';
+import { HTTPException } from 'hono/http-exception';
 import { LRUCache } from 'lru-cache';
 import type { Services } from '../../app.js';
 import type { ObservedEnv } from '../observe.js';
@@ -280,7 +281,10 @@ export function createV3Front(services: Services): Hono<V3Env> {
       const caller = c.get('caller');
       const project = await requireProject(services, caller);
       const account = await accountOfProject(services, project);
-      const path = catalogPath(template, c.req.param() as Record<string, string>, new URL(c.req.url));
+      const params = c.req.param() as Record<string, string>;
+      // A dot segment would climb out of the catalog path once the URL is normalised.
+      if (Object.values(params).some((v) => v === '' || v === '.' || v === '..')) throw new E.V3Error(404, 'not_found', 'Not found');
+      const path = catalogPath(template, params, new URL(c.req.url));
       const cacheKey = `${account.id} ${path}`;
       let answer = catalog.get(cacheKey);
       if (!answer) {
@@ -291,6 +295,11 @@ export function createV3Front(services: Services): Hono<V3Env> {
         }
         answer = await pending;
         if (answer.status === 200) catalog.set(cacheKey, answer);
+      }
+      // HeyGen refusing the account's own key is the gateway's problem, not the app's key: never a 401/403 to the app.
+      if (answer.status === 401 || answer.status === 403) {
+        services.logger.error({ accountId: account.id, status: answer.status }, '/v3: HeyGen refused the account key on a catalog read');
+        throw new E.V3Error(502, 'upstream_error', 'HeyGen refused the gateway\'s account; tell the gateway\'s operators');
       }
       return c.json(answer.body as object, answer.status as 200);
     });
@@ -401,6 +410,7 @@ export function createV3Front(services: Services): Hono<V3Env> {
 
   app.onError(async (error, c) => {
     if (error instanceof E.V3Error) return error.response();
+    if (error instanceof HTTPException) return E.validation(null, error.message).response();
     const caller = c.get('caller') as Caller | undefined;
     if (error instanceof DomainError) return (await fromDomainError(services, caller?.actor ?? ANONYMOUS, error)).response();
     if (isDatabaseUnavailable(error)) return E.unavailable('The database is temporarily unavailable; retry (with the same Idempotency-Key for a create)').response();

@@ -40,6 +40,7 @@ function videoSnapshot(job: JobRow, videoId: string): Record<string, unknown> {
     video_page_url: null,
     folder_id: null,
     output_language: null,
+    callback_id: null,
   };
 }
 
