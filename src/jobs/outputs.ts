@@ -9,7 +9,8 @@ import { canReadJobsOf, type Actor } from '../auth/actor.js';
 import type { HeygenClient, RawAnswer } from '../heygen/client.js';
 import type { SecretBox } from '../secrets/secret-box.js';
 import { numberToDecimal } from '../primitives/money.js';
-import { ValidationError } from '../errors.js';
+import { UpstreamError, ValidationError } from '../errors.js';
+import { HeygenError } from '../heygen/client.js';
 import type { JobRow } from './admission.js';
 import type { JobItemRow } from './submit.js';
 
@@ -91,11 +92,18 @@ export async function readItemOutput(deps: OutputDeps, account: AccountRow, item
     return { ...outputOf(item.upstreamId, {}), status: item.status };
   }
   const path = videoOfSession ? ITEM_DETAIL_PATH.video(videoOfSession) : ITEM_DETAIL_PATH[item.kind](item.upstreamId);
-  const answer = await readUpstream(deps, account, path);
+  let answer: RawAnswer;
+  try {
+    answer = await readUpstream(deps, account, path);
+  } catch (error) {
+    // HeyGen away or answering garbage: the caller's retry may succeed; not a fault of the gateway.
+    if (error instanceof HeygenError) throw new UpstreamError(error.code, 'HeyGen did not answer for this output; try again later');
+    throw error;
+  }
   if (answer.status === 404) return null;
   const data = (answer.body as { data?: unknown } | null)?.data;
   if (answer.status !== 200 || !data || typeof data !== 'object') {
-    throw new ValidationError('outputs', `HeyGen answered HTTP ${answer.status} for this output; try again`);
+    throw new UpstreamError(`http_${answer.status}`, `HeyGen answered HTTP ${answer.status} for this output; try again later`);
   }
   const output = outputOf(item.upstreamId, data as Record<string, unknown>);
   return { ...output, language: output.language ?? item.language };

@@ -16,7 +16,7 @@ import { canReadAccountTotals, canReadCostsOf, canReadUnit, type Actor } from '.
 import { isDatabaseUnavailable } from '../../db/client.js';
 import { jobItemsTable, jobsTable, orgUnitsTable } from '../../db/schema.js';
 import { BudgetExceededError, ConcurrencyLimitError, DomainError, ForbiddenError, IdempotencyConflictError, NotFoundError, ValidationError } from '../../errors.js';
-import { HeygenError } from '../../heygen/client.js';
+import { HeygenError, type RawAnswer } from '../../heygen/client.js';
 import { IDEMPOTENCY_KEY, type JobRow } from '../../jobs/admission.js';
 import { itemsOfJob, submitJob, type JobItemRow } from '../../jobs/submit.js';
 import { findVisibleItems, limiter, loadAccount, readUpstream } from '../../jobs/outputs.js';
@@ -202,6 +202,18 @@ export function createV3Front(services: Services): Hono<V3Env> {
     sizeCalculation: (v) => Math.max(1, JSON.stringify(v.body).length),
   });
   const catalogInFlight = new Map<string, Promise<{ status: number; body: unknown }>>();
+  // Fresh reads are never cached, but identical ones in flight at the same moment (many pollers of one video) share
+  // one HeyGen call: its answer is as fresh for each of them.
+  const readsInFlight = new Map<string, Promise<RawAnswer>>();
+  const freshRead = (account: AccountRow, path: string): Promise<RawAnswer> => {
+    const key = `${account.id} ${path}`;
+    let pending = readsInFlight.get(key);
+    if (!pending) {
+      pending = readUpstream(services, account, path).finally(() => readsInFlight.delete(key));
+      readsInFlight.set(key, pending);
+    }
+    return pending;
+  };
 
   // Authentication: X-Api-Key or Authorization: Bearer, with a gateway token. Anything else: HeyGen's 401.
   app.use('/v3/*', async (c, next) => {
@@ -321,7 +333,7 @@ export function createV3Front(services: Services): Hono<V3Env> {
     for (const [accountId, accountIds] of byAccount) {
       const account = await loadAccount(services.db, accountId);
       if (!account) continue;
-      const answer = await readUpstream(services, account, `${entry.upstream}?${entry.param}=${accountIds.map(encodeURIComponent).join(',')}`);
+      const answer = await freshRead(account, `${entry.upstream}?${entry.param}=${accountIds.map(encodeURIComponent).join(',')}`);
       const data = (answer.body as { data?: unknown })?.data;
       if (answer.status !== 200 || !Array.isArray(data)) throw new E.V3Error(502, 'upstream_error', `HeyGen answered HTTP ${answer.status}`);
       for (const row of data) {
@@ -344,7 +356,7 @@ export function createV3Front(services: Services): Hono<V3Env> {
     if (!found) throw E.notFound(entry.what);
     const account = await loadAccount(services.db, found.job.accountId);
     if (!account) throw E.notFound(entry.what);
-    const answer = await readUpstream(services, account, entry.upstream(id));
+    const answer = await freshRead(account, entry.upstream(id));
     if (answer.status === 404) throw E.notFound(entry.what);
     if (answer.status !== 200) throw new E.V3Error(502, 'upstream_error', `HeyGen answered HTTP ${answer.status}`);
     return c.json(answer.body as object);
@@ -389,7 +401,7 @@ export function createV3Front(services: Services): Hono<V3Env> {
             const detail = entry.detail(row.item);
             const account = detail && (await accountOf(row.accountId));
             if (!detail || !account) return null;
-            const answer = await readUpstream(services, account, detail.path);
+            const answer = await freshRead(account, detail.path);
             const item = (answer.body as { data?: unknown })?.data;
             return answer.status === 200 && item ? item : null;
           }),
