@@ -236,6 +236,32 @@ describe('an app written for HeyGen v3, pointed at the gateway', () => {
     expect(theirList.body.data.map((v: { id: string }) => v.id)).toEqual([theirs.body.data.video_id]);
   });
 
+  it('the list pages with limit and next_token, newest first, without overlap', async () => {
+    const first = await gateway.get('/v3/videos?limit=1');
+    expect(first.status).toBe(200);
+    expect(first.body.data).toHaveLength(1);
+    expect(first.body.has_more).toBe(true);
+    const second = await gateway.get(`/v3/videos?limit=1&token=${first.body.next_token}`);
+    expect(second.body.data).toHaveLength(1);
+    expect(second.body.data[0].id).not.toBe(first.body.data[0].id);
+    const bad = await gateway.get('/v3/videos?limit=1000');
+    expect(bad.status).toBe(400);
+    expect(bad.body.error).toMatchObject({ code: 'validation_error', param: 'limit' });
+  });
+
+  it("users/me shows a budget's limit only to those who may see it, as refusals do", async () => {
+    await setBudget(h, { orgUnitId: tree.teamId, window: 'MONTHLY', enforcement: 'HARD', limitCreditSeconds: '400000' });
+    const service = (await gateway.get('/v3/users/me')).body.data.usage_based;
+    expect(service.included_credits).toBeNull();
+    expect(service.spending_cap_usd).toBeNull();
+    expect(service.remaining_credits).toBeGreaterThan(0);
+    expect(service.remaining_credits).toBeLessThanOrEqual(400000);
+    const member = await h.services.tokens.issueOperatorToken({ name: 'team-lead', role: 'MEMBER', unitId: decodeGlobalID(tree.teamId).id });
+    const asMember = (await heygenApp(h.url, member, { 'X-Gateway-Project': tree.projectId }, true).get('/v3/users/me')).body.data.usage_based;
+    expect(asMember.included_credits).toBe(400000);
+    expect(asMember.remaining_credits).toBe(service.remaining_credits);
+  });
+
   it('GraphQL Job.outputs and UpstreamItem.output show the video, thumbnail and duration, read fresh from HeyGen', async () => {
     const created = await gateway.post('/v3/videos', avatarRequest());
     const videoId = created.body.data.video_id as string;

@@ -380,7 +380,7 @@ export function createV3Front(services: Services): Hono<V3Env> {
           visibleJobsFilter(caller.actor),
           projectFilter,
           inArray(jobItemsTable.kind, [...entry.kinds]),
-          entry.kinds.includes('agent_session') && entry.path === '/v3/videos' ? or(sql`${jobItemsTable.kind} <> 'agent_session'`, sql`${jobItemsTable.videoId} is not null`) : undefined,
+          entry.sessionsWithVideoOnly ? or(sql`${jobItemsTable.kind} <> 'agent_session'`, sql`${jobItemsTable.videoId} is not null`) : undefined,
           after ? or(lt(jobItemsTable.createdAt, after.at), and(eq(jobItemsTable.createdAt, after.at), lt(jobItemsTable.id, after.id))) : undefined,
         ),
       )

@@ -160,8 +160,10 @@ export const STATUSES: readonly StatusesEntry[] = [
 
 export interface ListEntry {
   path: string;
-  /** Items listed: of these kinds (an agent session lists as its video once it has one). */
+  /** Items listed: of these kinds. */
   kinds: readonly ItemKind[];
+  /** Agent sessions are listed only once they have a video (a video list shows a session as its video). */
+  sessionsWithVideoOnly?: boolean;
   /** The id the app knows the item by, and where HeyGen answers its detail; null: not listed (yet). */
   detail: (item: JobItemRow) => { id: string; path: string } | null;
 }
@@ -170,6 +172,7 @@ export const LISTS: readonly ListEntry[] = [
   {
     path: '/v3/videos',
     kinds: ['video', 'agent_session'],
+    sessionsWithVideoOnly: true,
     detail: (i) =>
       i.kind === 'video'
         ? { id: i.upstreamId, path: ITEM_DETAIL_PATH.video(i.upstreamId) }
