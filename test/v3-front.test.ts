@@ -468,3 +468,31 @@ describe('one admission path for both doors', () => {
     }
   });
 });
+
+describe('HeyGen away', () => {
+  it('a create HeyGen has not confirmed is an honest 503 naming the gateway job (no made-up id); the same key later gives the ids; reads are 502', async () => {
+    const app = heygenApp(h.url, serviceToken, {}, true);
+    const created = await app.post('/v3/videos', avatarRequest('Made while HeyGen was away.'));
+    expect(created.status).toBe(200);
+    await h.sim.goDown();
+    try {
+      const refused = await app.post('/v3/videos', avatarRequest('Sent while HeyGen is away.'), { 'Idempotency-Key': 'outage-1' });
+      expect(refused.status).toBe(503);
+      expect(refused.body.error.code).toBe('service_unavailable');
+      expect(refused.body.error.message).toMatch(/gateway job [0-9a-f-]{36}/);
+      expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0);
+      const read = await app.get(`/v3/videos/${created.body.data.video_id}`);
+      expect(read.status).toBe(502);
+      expect(read.body.error.code).toBe('upstream_error');
+    } finally {
+      await h.sim.comeBack();
+    }
+    // The worker forwards the job with its own key; the app's retry with the same key gets HeyGen's id.
+    const retried = await waitFor(async () => {
+      const a = await app.post('/v3/videos', avatarRequest('Sent while HeyGen is away.'), { 'Idempotency-Key': 'outage-1' });
+      return a.status === 200 ? a : null;
+    }, 20_000, 100);
+    expect(typeof retried.body.data.video_id).toBe('string');
+    expect((await app.get(`/v3/videos/${retried.body.data.video_id}`)).status).toBe(200);
+  });
+});
