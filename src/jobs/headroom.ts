@@ -1,11 +1,13 @@
-// What a project may still spend, as its caller may see it: the tightest HARD budget on its path (the caps
-// admission enforces), with the same reads and the same visibility rule as a refusal's description.
-import { eq } from 'drizzle-orm';
+// What a project may still spend, as its caller may see it: the tightest HARD budget on its path, and the account
+// pool where it binds (a credit package; a usage-based pool under a budget that allows no overage), the caps
+// admission enforces, with the same visibility rule as a refusal's description (a pool's size only for callers
+// who may read the account's totals).
+import { eq, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { queryRows, toBigInt } from '../db/client.js';
-import { sql } from 'drizzle-orm';
 import { accountsTable, orgUnitsTable } from '../db/schema.js';
-import { canReadCostsOf, type Actor } from '../auth/actor.js';
+import { canReadAccountTotals, canReadCostsOf, type Actor } from '../auth/actor.js';
+import { accountPeriod } from '../billing/account-period.js';
 import { accountForPath } from '../org/units.js';
 import { budgetsOnPath, usageOfBudgets, windowOf, type WindowBounds } from '../budgets/budgets.js';
 import { termsFor } from '../accounts/accounts.js';
@@ -17,7 +19,7 @@ import { NotFoundError } from '../errors.js';
 export interface ProjectHeadroom {
   projectId: string;
   projectName: string;
-  /** What the project may still be admitted for under its HARD budgets (null: no HARD budget binds it). */
+  /** What the project may still be admitted for under its HARD budgets and the pool (null: neither binds it). */
   availableMicroCs: bigint | null;
   /**
    * The limit of the binding budget, when the caller may see it (canReadCostsOf its unit, as for refusals): a
@@ -31,6 +33,12 @@ export interface ProjectHeadroom {
   period: string;
 }
 
+interface Binding {
+  available: bigint;
+  limit: bigint;
+  limitVisible: boolean;
+}
+
 export async function projectHeadroom(db: Db, actor: Actor, projectId: string, now = new Date()): Promise<ProjectHeadroom> {
   const [project] = await db.select().from(orgUnitsTable).where(eq(orgUnitsTable.id, projectId));
   if (!project) throw new NotFoundError('OrgUnit', projectId);
@@ -40,22 +48,33 @@ export async function projectHeadroom(db: Db, actor: Actor, projectId: string, n
   if (!account) throw new NotFoundError('Account', accountId);
   const period = periodOf(now, account.timezone);
   const terms = await termsFor(db, account.id, period);
-  const hard = (await budgetsOnPath(db, project.path, account.id)).filter((b) => b.enforcement === 'HARD');
+  const onPath = await budgetsOnPath(db, project.path, account.id);
+  const hard = onPath.filter((b) => b.enforcement === 'HARD');
   const windows = new Map<string, WindowBounds>();
   for (const b of hard) windows.set(b.id, windowOf(b, b.accountId ? account : null, terms));
   const usage = await usageOfBudgets(db, windows, now);
-  let tightest: { available: bigint; limit: bigint; orgUnitId: string } | null = null;
+
+  let binding: (Binding & { orgUnitId: string | null }) | null = null;
   for (const b of hard) {
     const u = usage.get(b.id) ?? { reservedMicroCs: 0n, settledMicroCs: 0n };
     const left = b.limitMicroCs - u.reservedMicroCs - u.settledMicroCs;
     const available = left > 0n ? left : 0n;
-    if (!tightest || available < tightest.available) tightest = { available, limit: b.limitMicroCs, orgUnitId: b.orgUnitId };
+    if (!binding || available < binding.available) binding = { available, limit: b.limitMicroCs, limitVisible: false, orgUnitId: b.orgUnitId };
   }
-  let limitVisible = false;
-  if (tightest) {
-    const [unit] = await db.select({ id: orgUnitsTable.id, path: orgUnitsTable.path }).from(orgUnitsTable).where(eq(orgUnitsTable.id, tightest.orgUnitId));
-    limitVisible = !!unit && canReadCostsOf(actor, unit);
+  if (binding?.orgUnitId) {
+    const [unit] = await db.select({ id: orgUnitsTable.id, path: orgUnitsTable.path }).from(orgUnitsTable).where(eq(orgUnitsTable.id, binding.orgUnitId));
+    binding.limitVisible = !!unit && canReadCostsOf(actor, unit);
   }
+  // The pool, as the account's period position reads it (src/billing/account-period.ts), less every open hold.
+  if (account.billingModel === 'CREDIT_PACKAGE' || onPath.some((b) => !b.allowOverage)) {
+    const position = await accountPeriod(db, account, period);
+    const left = position.remainingIncludedMicroCs - position.reservedMicroCs;
+    const available = left > 0n ? left : 0n;
+    if (!binding || available < binding.available) {
+      binding = { available, limit: position.includedMicroCs, limitVisible: canReadAccountTotals(actor), orgUnitId: null };
+    }
+  }
+
   const [own] = await queryRows<{ used: string }>(
     db,
     sql`select (coalesce(sum(settled_micro_cs), 0) + coalesce(sum(reserved_micro_cs), 0))::text as used
@@ -64,8 +83,8 @@ export async function projectHeadroom(db: Db, actor: Actor, projectId: string, n
   return {
     projectId: project.id,
     projectName: project.name,
-    availableMicroCs: tightest?.available ?? null,
-    limitMicroCs: tightest && limitVisible ? tightest.limit : null,
+    availableMicroCs: binding?.available ?? null,
+    limitMicroCs: binding?.limitVisible ? binding.limit : null,
     usedThisPeriodMicroCs: toBigInt(own?.used),
     rateUsdPerCs: budgetRateUsdPerCs(account, terms),
     period,
