@@ -490,6 +490,25 @@ describe('one admission path for both doors', () => {
   });
 });
 
+describe("HeyGen refusing the company's account", () => {
+  it("is never told to the app as its own key or wallet, nor in HeyGen's words", async () => {
+    const emptyKey = 'sk_test_empty_wallet_05';
+    h.sim.addAccount({ apiKey: emptyKey, billingType: 'wallet', walletCredits: '0', concurrencyLimit: 10 });
+    const empty = await createTree(h, { name: 'Empty wallet', apiKey: emptyKey });
+    const app = heygenApp(h.url, (await issueServiceToken(h, empty.projectId)).token, {}, true);
+    const refused = await app.post('/v3/videos', avatarRequest(), { 'Idempotency-Key': 'empty-wallet-1' });
+    expect(refused.status).toBe(402);
+    expect(refused.body.error.code).toBe('insufficient_credit');
+    expect(refused.body.error.message).toMatch(/company's HeyGen account/);
+    expect(refused.body.error.message).not.toMatch(/Wallet balance/);
+    // The key stays bound to the refusal: a replay answers the same.
+    const again = await app.post('/v3/videos', avatarRequest(), { 'Idempotency-Key': 'empty-wallet-1' });
+    expect(again.text).toBe(refused.text);
+    expect(refused.text).not.toContain(emptyKey);
+    expect(again.text).not.toContain(emptyKey);
+  });
+});
+
 describe('HeyGen away', () => {
   it('a create HeyGen has not confirmed is an honest 503 naming the gateway job (no made-up id); the same key later gives the ids; reads are 502', async () => {
     const app = heygenApp(h.url, serviceToken, {}, true);

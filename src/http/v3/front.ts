@@ -152,8 +152,16 @@ function createAnswer(entry: CreateEntry, job: JobRow, items: readonly JobItemRo
     case 'EXPIRED':
       return new E.V3Error(409, 'conflict', `The job of this Idempotency-Key expired before HeyGen confirmed it (${ref})`, 'Idempotency-Key').response();
     default: {
-      // HeyGen refused it when it was forwarded: its code and message, as HeyGen answered them.
+      // HeyGen refused it when it was forwarded. About the request (validation, a missing asset): HeyGen's code and
+      // message, as HeyGen answered them. About the company's account (its key, its credit): never told as if it
+      // were the app's key or wallet, and HeyGen's words (which may name the company's balance) are not passed on.
       const code = job.failureCode ?? 'invalid_request';
+      if (code === 'unauthorized' || code === 'forbidden') {
+        return new E.V3Error(502, 'upstream_error', `HeyGen refused the gateway's account (${ref}); tell the gateway's operators`).response();
+      }
+      if (code === 'insufficient_credit') {
+        return new E.V3Error(402, 'insufficient_credit', `The company's HeyGen account has too little credit for this job (${ref}); tell the gateway's operators`).response();
+      }
       return new E.V3Error(E.statusOfHeygenCode(code), code, job.failureMessage ?? 'HeyGen refused the request').response();
     }
   }
