@@ -2,7 +2,9 @@
  * HeyGen v3 API simulator for tests, benchmarks and the demo; production never uses it.
  * It speaks the shapes documented in docs/heygen.md (v3 `{data}` envelope, `{error:{code,message,param,doc_url}}`),
  * keeps every account (api key) apart, bills completed jobs exactly in micro-credit-seconds, and
- * injects faults deterministically from config.seed.
+ * injects faults deterministically from config.seed. Besides the jobs it serves the free catalog reads (avatars and
+ * looks, voices, templates, brand kits and glossaries, translation languages, agent styles; `catalog.ts`) and the
+ * video and translation lists, paged as HeyGen pages (`limit`, `token`).
  *
  * Control API (no api key): GET|POST /_sim/config, GET|POST /_sim/accounts, POST /_sim/reset,
  * GET /_sim/stats (with creations per Idempotency-Key), POST /_sim/usage {apiKey, creditSeconds}, GET /_sim/jobs[?api_key=],
