@@ -400,6 +400,22 @@ describe('refusals in HeyGen\'s envelope', () => {
     expect(envelope(big).code).toBe('payload_too_large');
   });
 
+  it('an unexpected fault is a HeyGen-style 500 without its text or a stack trace', async () => {
+    const heygen = h.services.heygen as { getRaw: (...args: unknown[]) => Promise<unknown> };
+    const original = heygen.getRaw;
+    heygen.getRaw = async () => {
+      throw new TypeError('boom: internal detail at /srv/gateway/src/thing.ts:12');
+    };
+    try {
+      const answer = await gateway.get('/v3/voices?limit=3');
+      expect(answer.status).toBe(500);
+      expect(answer.body).toEqual({ error: { code: 'internal_error', message: 'Internal server error', param: null, doc_url: null } });
+      expect(answer.text).not.toMatch(/boom|thing\.ts/);
+    } finally {
+      heygen.getRaw = original;
+    }
+  });
+
   it('what the front does not offer is never passed on: 501 for a HeyGen operation, 404 for an unknown path', async () => {
     const simBefore = h.sim.stats().requests['DELETE /v3/videos/{video_id}'] ?? 0;
     const del = await gateway.call('DELETE', `/v3/videos/${'a'.repeat(32)}`);
