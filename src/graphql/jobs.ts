@@ -210,7 +210,7 @@ builder.mutationFields((t) => ({
     resolve: async (_r, { input }, ctx) => {
       const job = await visibleJob(ctx, decodeId(String(input.jobId), 'Job'));
       if (!job) throw new NotFoundError('Job', String(input.jobId));
-      const { job: cancelled } = await settleJob(ctx.db, job.id, { type: 'cancelled', by: ctx.actor! });
+      const { job: cancelled } = await settleJob(ctx.db, job.id, { type: 'cancelled', by: ctx.actor! }, new Date(), ctx.services.jobDeps.appEvents);
       if (cancelled.status !== 'CANCELLED') {
         throw new ValidationError('jobId', `a ${cancelled.status} job cannot be cancelled`);
       }
