@@ -452,9 +452,10 @@ export const outboxEventsTable = pgTable('outbox_events', {
   payload: jsonb('payload').notNull(),
   /** Where it goes, per topic (app_callback: `{url, tokenId}`); never a secret. */
   destination: jsonb('destination').$type<Record<string, unknown>>().notNull(),
-  /** The job (and its project) the event is about, when it is about one: who may read the job may read its events. */
+  /** The job the event is about, when it is about one: who may read the job may read its events. */
   jobId: uuid('job_id').references(() => jobsTable.id),
-  projectId: uuid('project_id').references(() => orgUnitsTable.id),
+  /** The unit the event belongs to (a job's project), so that readers of its subtree may be given it. */
+  orgUnitId: uuid('org_unit_id').references(() => orgUnitsTable.id),
   status: text('status').$type<OutboxStatus>().notNull().default('PENDING'),
   attempts: integer('attempts').notNull().default(0),
   maxAttempts: integer('max_attempts').notNull(),

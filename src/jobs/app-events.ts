@@ -76,7 +76,7 @@ export function appCallbackEvents(job: JobRowShape, items: readonly JobItemRowSh
       payload: (eventId) => ({ event_type: kind, event_id: eventId, created_at: now.toISOString(), event_data: data }),
       destination: { ...destination },
       jobId: job.id,
-      projectId: job.projectId,
+      orgUnitId: job.projectId,
       maxAttempts: settings.maxAttempts,
     };
   };

@@ -23,7 +23,7 @@ export interface OutboxEventInput {
   payload: (eventId: string) => unknown;
   destination: Record<string, unknown>;
   jobId?: string | null;
-  projectId?: string | null;
+  orgUnitId?: string | null;
   maxAttempts: number;
 }
 
@@ -43,7 +43,7 @@ export async function enqueueEvents(tx: Db, events: readonly OutboxEventInput[],
       payload: e.payload(id),
       destination: e.destination,
       jobId: e.jobId ?? null,
-      projectId: e.projectId ?? null,
+      orgUnitId: e.orgUnitId ?? null,
       maxAttempts: e.maxAttempts,
       nextAttemptAt: now,
       createdAt: now,
@@ -60,7 +60,7 @@ export interface ClaimedEvent {
   payload: unknown;
   destination: Record<string, unknown>;
   jobId: string | null;
-  projectId: string | null;
+  orgUnitId: string | null;
   /** This attempt's number (1 for the first). */
   attempt: number;
   maxAttempts: number;
@@ -81,7 +81,7 @@ export async function claimDueEvents(db: Db, opts: { topics: readonly string[]; 
     payload: unknown;
     destination: Record<string, unknown>;
     job_id: string | null;
-    project_id: string | null;
+    org_unit_id: string | null;
     attempts: number;
     max_attempts: number;
     created_at: string | Date;
@@ -95,7 +95,7 @@ export async function claimDueEvents(db: Db, opts: { topics: readonly string[]; 
           order by next_attempt_at
           limit ${opts.limit}
           for update skip locked)
-        returning id, topic, kind, payload, destination, job_id, project_id, attempts, max_attempts, created_at`,
+        returning id, topic, kind, payload, destination, job_id, org_unit_id, attempts, max_attempts, created_at`,
   );
   return rows.map((r) => ({
     id: r.id,
@@ -104,7 +104,7 @@ export async function claimDueEvents(db: Db, opts: { topics: readonly string[]; 
     payload: typeof r.payload === 'string' ? JSON.parse(r.payload) : r.payload,
     destination: typeof r.destination === 'string' ? JSON.parse(r.destination) : r.destination,
     jobId: r.job_id,
-    projectId: r.project_id,
+    orgUnitId: r.org_unit_id,
     attempt: Number(r.attempts),
     maxAttempts: Number(r.max_attempts),
     createdAt: new Date(r.created_at),
