@@ -8,7 +8,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { decodeGlobalID } from '@pothos/plugin-relay';
+import { decodeGlobalID, encodeGlobalID } from '@pothos/plugin-relay';
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHarness, waitFor, type Harness } from './support/harness.js';
@@ -416,5 +416,47 @@ describe('hostile callbacks', () => {
     for (const secret of [app.secret, other.secret]) expect(h.logs.join('\n')).not.toContain(secret);
     const stored = await queryRows<{ c: string }>(h.services.db, sql`select callback_secret_ciphertext as c from service_tokens where id = ${app.id}`);
     expect(stored[0]!.c).not.toContain(app.secret.slice(5, 20));
+  }, 30_000);
+});
+
+describe('the callback signing secret', () => {
+  const ROTATE = `mutation($input: RotateCallbackSecretInput!) { rotateCallbackSecret(input: $input) {
+    __typename ... on RotateCallbackSecretPayload { callbackSigningSecret serviceToken { id callbackSecretRotatedAt } } ... on Error { message code } } }`;
+
+  it('is rotated by the app itself, signs every later attempt, and is stored, logged and audited nowhere in plain text', async () => {
+    const old = app.secret;
+    const other2 = await h.gql(ROTATE, { input: { serviceTokenId: encodeGlobalID('ServiceToken', app.id) } }, other.token);
+    expect(other2.data.rotateCallbackSecret.__typename).toBe('NotFoundError');
+    const p = await mustMutate(h, ROTATE, { input: { serviceTokenId: encodeGlobalID('ServiceToken', app.id) } }, 'rotateCallbackSecret', app.token);
+    expect(p.callbackSigningSecret).toMatch(/^gwcs_/);
+    expect(p.callbackSigningSecret).not.toBe(old);
+    app.secret = p.callbackSigningSecret;
+
+    await drain(deps, new Date(Date.now() + 200 * 3600_000));
+    receiver.received.length = 0;
+    receiver.answers = [];
+    const now = new Date();
+    await h.services.db.transaction((tx) =>
+      enqueueEvents(
+        tx,
+        [{ topic: 'app_callback', kind: 'avatar_video.success', dedupeKey: 'rotated', payload: (eventId) => ({ event_id: eventId }), destination: { url: `${receiver.url}/rotated`, tokenId: app.id }, maxAttempts: 3 }],
+        now,
+      ),
+    );
+    expect(await runOutboxOnce(deps, new Date(now.getTime() + 1000))).toBe(1);
+    const [r] = receiver.received;
+    const nowSeconds = Math.floor(Date.now() / 1000);
+    expect(verify(app.secret, r!.headers['x-gateway-signature'] as string, r!.body, nowSeconds)).toBe(true);
+    expect(verify(old, r!.headers['x-gateway-signature'] as string, r!.body, nowSeconds)).toBe(false);
+
+    const dump = await queryRows<{ t: string }>(
+      h.services.db,
+      sql`select row_to_json(s)::text as t from service_tokens s union all select row_to_json(a)::text from audit_events a
+          union all select row_to_json(o)::text from outbox_events o union all select row_to_json(d)::text from outbox_deliveries d`,
+    );
+    for (const secret of [old, app.secret, other.secret]) {
+      for (const { t } of dump) expect(t).not.toContain(secret.slice(5));
+      expect(h.logs.join('\n')).not.toContain(secret.slice(5));
+    }
   }, 30_000);
 });
