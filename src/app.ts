@@ -126,8 +126,9 @@ export async function createServices(config: Config, overrides: { logger?: Logge
       settings: {
         batchSize: config.outbox.batchSize,
         concurrency: config.outbox.concurrency,
-        // A claim outlasts one attempt (its time limit) by a margin, so two processes never deliver one event at once.
-        leaseMs: config.callbacks.timeoutMs + 30_000,
+        // A claim outlasts a whole pass (a batch, `concurrency` attempts at a time, each within its time limit) by a
+        // margin, so two processes never deliver one event at once.
+        leaseMs: config.callbacks.timeoutMs * Math.ceil(config.outbox.batchSize / config.outbox.concurrency) + 30_000,
         retryBaseMs: config.callbacks.retryBaseMs,
         retryMaxMs: config.callbacks.retryMaxMs,
       },

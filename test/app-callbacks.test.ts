@@ -280,6 +280,60 @@ describe('two delivery workers on separate pools', () => {
   }, 30_000);
 });
 
+describe('a receiver that hangs', () => {
+  it('holds up neither admissions nor settlements: they only write a row', async () => {
+    await drain(deps, new Date(Date.now() + 100 * 3600_000));
+    const hanging = http.createServer(() => {
+      /* never answers */
+    });
+    await new Promise<void>((resolve) => hanging.listen(0, '127.0.0.1', resolve));
+    const hangUrl = `http://127.0.0.1:${(hanging.address() as AddressInfo).port}/hang`;
+    const { appCallbackHandler } = await import('../src/outbox/app-callback.js');
+    const slow: OutboxDeps = {
+      ...deps,
+      handlers: new Map([['app_callback', appCallbackHandler({ db: h.services.db, box: h.services.box, settings: { timeoutMs: 60_000, maxResponseBytes: 1024, allowPrivate: true } })]]),
+      settings: { ...deps.settings, batchSize: 20, concurrency: 20, leaseMs: 120_000 },
+    };
+    const now = new Date();
+    await h.services.db.transaction((tx) =>
+      enqueueEvents(
+        tx,
+        Array.from({ length: 20 }, (_, i) => ({
+          topic: 'app_callback',
+          kind: 'avatar_video.success',
+          dedupeKey: `hang:${i}`,
+          payload: (eventId: string) => ({ event_id: eventId }),
+          destination: { url: hangUrl, tokenId: app.id },
+          maxAttempts: 3,
+        })),
+        now,
+      ),
+    );
+    // A delivery pass is now stuck on twenty receivers that never answer...
+    const pass = runOutboxOnce(slow);
+    await waitFor(async () => (await queryRows<{ n: number }>(h.services.db, sql`select count(*)::int as n from outbox_events where dedupe_key like 'hang:%' and attempts = 1`))[0]!.n === 20);
+    // ...while a job with a callback is admitted, forwarded, followed and settled, its event written.
+    const submitted = await submit(app.token, tree.projectId, { ...avatarRequest(), callback_url: `${receiver.url}/while-hanging` });
+    expect(submitted.__typename).toBe('SubmitJobPayload');
+    await waitFor(async () => (await outboxRows(rawId(submitted.job.id))).length === 1);
+    const [stuck] = await queryRows<{ n: number }>(
+      h.services.db,
+      sql`select count(*)::int as n from outbox_deliveries d join outbox_events e on e.id = d.event_id where e.dedupe_key like 'hang:%'`,
+    );
+    expect(stuck!.n).toBe(0); // not one hanging attempt has finished
+    hanging.closeAllConnections();
+    await pass;
+    hanging.close();
+    const log = await queryRows<{ outcome: string; n: number }>(
+      h.services.db,
+      sql`select d.outcome, count(*)::int as n from outbox_deliveries d join outbox_events e on e.id = d.event_id where e.dedupe_key like 'hang:%' group by d.outcome`,
+    );
+    expect(log).toEqual([{ outcome: 'failed', n: 20 }]);
+    // Give them up so later passes do not retry them.
+    await h.services.db.execute(sql`update outbox_events set status = 'DEAD', next_attempt_at = null where dedupe_key like 'hang:%'`);
+  }, 30_000);
+});
+
 describe('crash safety', () => {
   it('the event exists if and only if the settlement committed; a settlement run again or raced writes it once', async () => {
     const actor = await h.services.tokens.authenticate(h.services.db, app.token);

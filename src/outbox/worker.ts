@@ -15,7 +15,10 @@ export interface OutboxSettings extends RetrySettings {
   batchSize: number;
   /** Deliveries in flight at once per process. */
   concurrency: number;
-  /** How long a claim lasts: longer than any one attempt (the handlers' time limits). */
+  /**
+   * How long a claim lasts: longer than a whole pass's attempts take (a batch is claimed at once and delivered
+   * `concurrency` at a time, each within the handlers' time limit).
+   */
   leaseMs: number;
 }
 
@@ -45,19 +48,22 @@ async function deliverOne(deps: OutboxDeps, event: ClaimedEvent, now: Date): Pro
   else deps.logger.info({ ...fields, error: result.error }, 'outbox delivery failed; will retry');
 }
 
-/** One pass: claims a batch and delivers it. Returns how many events it claimed. */
-export async function runOutboxOnce(deps: OutboxDeps, now: Date = new Date()): Promise<number> {
+/**
+ * One pass: claims a batch and delivers it. Returns how many events it claimed. `now` pins the clock of the pass
+ * (which events are due, when attempts start; tests), else each attempt starts at the real time.
+ */
+export async function runOutboxOnce(deps: OutboxDeps, now?: Date): Promise<number> {
   const claimed = await claimDueEvents(deps.db, {
     topics: [...deps.handlers.keys()],
     limit: deps.settings.batchSize,
     leaseMs: deps.settings.leaseMs,
-    now,
+    now: now ?? new Date(),
   });
   let next = 0;
   const lane = async () => {
     while (next < claimed.length) {
       const event = claimed[next++]!;
-      await deliverOne(deps, event, now);
+      await deliverOne(deps, event, now ?? new Date());
     }
   };
   await Promise.all(Array.from({ length: Math.min(deps.settings.concurrency, claimed.length) }, lane));
