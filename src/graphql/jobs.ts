@@ -68,7 +68,7 @@ builder.node(JobRef, {
     upstreamItems: t.field({ type: [UpstreamItemRef], description: 'Outputs and their last known status.', resolve: (j, _a, ctx) => ctx.loaders.itemsByJob.load(j.id) }),
     request: t.field({
       type: 'JSON',
-      description: 'The HeyGen v3 body as submitted.',
+      description: "The HeyGen v3 body as submitted, less the app's own callback_url / callback_id (kept apart: see callback).",
       resolve: (j, _a, ctx) => (j.request !== undefined ? j.request : ctx.loaders.requestByJob.load(j.id)),
     }),
     failureCode: t.exposeString('failureCode', { nullable: true, description: 'Why it failed, as a code.' }),
