@@ -116,7 +116,7 @@ export function createMetrics(services: Services): Registry {
       services.db,
       sql`select topic, count(*) filter (where status = 'PENDING')::int as pending, count(*) filter (where status = 'DEAD')::int as dead,
                  coalesce(extract(epoch from now() - min(created_at) filter (where status = 'PENDING')), 0)::float8 as lag
-          from outbox_events where status in ('PENDING', 'DEAD') group by topic`,
+          from outbox_events where status <> 'DELIVERED' group by topic`,
     ),
   );
   new Gauge({
