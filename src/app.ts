@@ -17,6 +17,7 @@ import { createGatewayMetrics, type GatewayMetrics } from './observability/metri
 import { observeHeygenCalls } from './observability/upstream.js';
 import { startOutboxWorker, type OutboxDeps, type OutboxHandler } from './outbox/worker.js';
 import { APP_CALLBACK_TOPIC, appCallbackHandler } from './outbox/app-callback.js';
+import { withFreshOutputUrl } from './jobs/app-events.js';
 
 export interface Services {
   readonly config: Config;
@@ -116,6 +117,7 @@ export async function createServices(config: Config, overrides: { logger?: Logge
           db: database.db,
           box,
           settings: { timeoutMs: config.callbacks.timeoutMs, maxResponseBytes: config.callbacks.maxResponseBytes, allowPrivate: config.callbacks.allowPrivate },
+          bodyOf: (event) => withFreshOutputUrl({ db: database.db, box, heygen, logger }, event),
         }),
       ],
     ]);
@@ -126,9 +128,11 @@ export async function createServices(config: Config, overrides: { logger?: Logge
       settings: {
         batchSize: config.outbox.batchSize,
         concurrency: config.outbox.concurrency,
-        // A claim outlasts a whole pass (a batch, `concurrency` attempts at a time, each within its time limit) by a
-        // margin, so two processes never deliver one event at once.
-        leaseMs: config.callbacks.timeoutMs * Math.ceil(config.outbox.batchSize / config.outbox.concurrency) + 30_000,
+        // A claim outlasts a whole pass (a batch, `concurrency` attempts at a time, each a fresh output URL read from
+        // HeyGen and a POST, each within its time limit) by a margin, so two processes never deliver one event at once.
+        leaseMs:
+          (config.callbacks.timeoutMs + config.heygen.timeoutMs * config.heygen.maxAttempts) * Math.ceil(config.outbox.batchSize / config.outbox.concurrency) +
+          30_000,
         retryBaseMs: config.callbacks.retryBaseMs,
         retryMaxMs: config.callbacks.retryMaxMs,
       },

@@ -172,12 +172,19 @@ describe('an app callback', () => {
         event_data: { video_id: upstreamId, callback_id: 'order-4711', gateway_job_id: jobId, gateway_status: 'SUCCEEDED' },
       });
       expect(Date.parse(event.created_at)).not.toBeNaN();
+      // The output URL is read fresh from HeyGen at each attempt (the stored payload keeps none), and it downloads.
+      expect(event.event_data.url).toMatch(new RegExp(`^${h.sim.url}/_sim/media/${upstreamId}\\.mp4`));
       expect(r.body).not.toContain('sk_test_primary_key_0001');
       expect(JSON.stringify(r.headers)).not.toContain('sk_test_primary_key_0001');
       expect(r.headers['x-gateway-event-id']).toBe(rows[0]!.id);
       eventIds.add(event.event_id);
     }
     expect(eventIds.size).toBe(1);
+    const download = await fetch(JSON.parse(receiver.received[2]!.body).event_data.url);
+    expect(download.status).toBe(200);
+    await download.arrayBuffer();
+    const [stored] = await queryRows<{ url: string | null }>(h.services.db, sql`select payload->'event_data'->>'url' as url from outbox_events where id = ${rows[0]!.id}`);
+    expect(stored!.url).toBeNull();
     expect(receiver.received.map((r) => r.headers['x-gateway-delivery-attempt'])).toEqual(['1', '2', '3']);
 
     const after = (await h.gql(JOB, { id: submitted.job.id }, app.token)).data.job.callback;

@@ -3,10 +3,15 @@
 // for the whole job when nothing reached HeyGen (refused, cancelled, expired before submission). Each has a unique
 // key, so a settlement that runs again (or races) writes nothing more. The payload carries only this job's own ids,
 // its app's callback_id and failure text the gateway already redacted: never a key, never another job's data.
-import type { AppCallback, jobItemsTable, jobsTable } from '../db/schema.js';
-import { enqueueEvents, type OutboxEventInput } from '../outbox/outbox.js';
+import { eq } from 'drizzle-orm';
+import { accountsTable, jobsTable, type AppCallback, type jobItemsTable } from '../db/schema.js';
+import { enqueueEvents, type ClaimedEvent, type OutboxEventInput } from '../outbox/outbox.js';
 import { APP_CALLBACK_TOPIC, type AppCallbackDestination } from '../outbox/app-callback.js';
 import type { Db } from '../db/client.js';
+import type { SecretBox } from '../secrets/secret-box.js';
+import type { HeygenClient } from '../heygen/client.js';
+import type { Logger } from '../logging.js';
+import { connectionOf } from '../accounts/accounts.js';
 
 type JobRowShape = Pick<typeof jobsTable.$inferSelect, 'id' | 'kind' | 'status' | 'projectId' | 'failureMessage' | 'callback'>;
 type JobItemRowShape = Pick<typeof jobItemsTable.$inferSelect, 'upstreamId' | 'videoId' | 'language' | 'status' | 'durationSeconds' | 'failureMessage'>;
@@ -61,7 +66,7 @@ export function appCallbackEvents(job: JobRowShape, items: readonly JobItemRowSh
     const kind = `${shape.prefix}.${success ? 'success' : 'fail'}`;
     const data: Record<string, unknown> = { ...shape.ids(item), callback_id: callback.callbackId };
     if (success) {
-      // HeyGen's output URLs expire: the gateway keeps none. The app reads a fresh one with the job (see docs).
+      // HeyGen's output URLs expire: none is stored; each delivery attempt reads a fresh one (withFreshOutputUrl).
       data[shape.urlField] = null;
       data.duration = item.durationSeconds === null ? null : Number(item.durationSeconds);
     } else {
@@ -87,4 +92,42 @@ export function appCallbackEvents(job: JobRowShape, items: readonly JobItemRowSh
 /** Writes the settled job's app callback events in the settlement's transaction. */
 export async function enqueueAppCallbackEvents(tx: Db, job: JobRowShape, items: readonly JobItemRowShape[], settings: AppEventSettings, now: Date): Promise<void> {
   await enqueueEvents(tx, appCallbackEvents(job, items, settings, now), now);
+}
+
+export interface FreshOutputDeps {
+  db: Db;
+  box: SecretBox;
+  heygen: HeygenClient;
+  logger: Logger;
+}
+
+/**
+ * The body of an app callback as it is sent now: a success event gets its output's download URL read fresh from
+ * HeyGen with the account's key (HeyGen's URLs expire, so none is stored; each attempt reads its own). If the read
+ * fails the event goes with a null URL rather than waiting for HeyGen: the app can read the output itself.
+ */
+export async function withFreshOutputUrl(deps: FreshOutputDeps, event: ClaimedEvent): Promise<unknown> {
+  const payload = event.payload as { event_type?: unknown; event_data?: Record<string, unknown> } | null;
+  const data = payload?.event_data;
+  if (!event.jobId || !data || typeof payload?.event_type !== 'string' || !payload.event_type.endsWith('.success')) return event.payload;
+  const prefix = payload.event_type.slice(0, -'.success'.length);
+  const shape = Object.values(SHAPES).find((s) => s.prefix === prefix);
+  if (!shape) return event.payload;
+  const translationId = typeof data.video_translate_id === 'string' ? data.video_translate_id : null;
+  const videoId = typeof data.video_id === 'string' ? data.video_id : null;
+  if (!translationId && !videoId) return event.payload;
+  try {
+    const [row] = await deps.db
+      .select({ account: accountsTable })
+      .from(jobsTable)
+      .innerJoin(accountsTable, eq(accountsTable.id, jobsTable.accountId))
+      .where(eq(jobsTable.id, event.jobId));
+    if (!row) return event.payload;
+    const conn = connectionOf(deps.box, row.account);
+    const state = translationId ? await deps.heygen.getTranslation(conn, translationId) : await deps.heygen.getVideo(conn, videoId!);
+    return { ...payload, event_data: { ...data, [shape.urlField]: state.status === 'completed' ? state.outputUrl : null } };
+  } catch (error) {
+    deps.logger.info({ eventId: event.id, jobId: event.jobId, err: error }, 'could not read a fresh output URL for an app callback; sending it without one');
+    return event.payload;
+  }
 }

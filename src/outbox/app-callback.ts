@@ -108,6 +108,8 @@ export interface AppCallbackDeps {
   db: Db;
   box: SecretBox;
   settings: AppCallbackSettings;
+  /** The body to send for an event, read at each attempt (e.g. with a fresh output URL); default the stored payload. */
+  bodyOf?: (event: ClaimedEvent) => Promise<unknown>;
 }
 
 /** The handler the outbox worker runs for `app_callback` events. */
@@ -140,7 +142,7 @@ export function appCallbackHandler(deps: AppCallbackDeps): OutboxHandler {
     } catch {
       return finish({ ok: false, httpStatus: null, error: 'the callback URL is invalid', permanent: true });
     }
-    const body = JSON.stringify(event.payload);
+    const body = JSON.stringify(deps.bodyOf ? await deps.bodyOf(event) : event.payload);
     const headers = {
       [SIGNATURE_HEADER]: signCallback(signer.secret, Math.floor(Date.now() / 1000), body),
       [EVENT_ID_HEADER]: event.id,
