@@ -232,6 +232,41 @@ describe('an app callback', () => {
   }, 30_000);
 });
 
+describe('a translation into three languages', () => {
+  it('tells its app once per output, as HeyGen would: three video_translate events, each with its own id and language', async () => {
+    await drain(deps, new Date(Date.now() + 90 * 3600_000));
+    receiver.received.length = 0;
+    receiver.answers = [];
+    const res = await h.gql(
+      SUBMIT,
+      {
+        input: {
+          projectId: tree.projectId,
+          kind: 'VIDEO_TRANSLATION',
+          request: { video: { type: 'asset_id', asset_id: 'src_1' }, output_languages: ['fr', 'de', 'es'], mode: 'precision', callback_url: `${receiver.url}/tr`, callback_id: 'tr-1' },
+        },
+      },
+      app.token,
+    );
+    expect(res.data.submitJob.__typename).toBe('SubmitJobPayload');
+    const jobId = rawId(res.data.submitJob.job.id);
+    const ids: string[] = res.data.submitJob.job.upstreamIds;
+    expect(ids).toHaveLength(3);
+    await waitFor(async () => (await h.gql(JOB, { id: res.data.submitJob.job.id }, app.token)).data.job.status === 'SUCCEEDED');
+    expect((await outboxRows(jobId)).map((r) => r.kind)).toEqual(['video_translate.success', 'video_translate.success', 'video_translate.success']);
+    await drain(deps, new Date(Date.now() + 91 * 3600_000));
+    const events = receiver.received.filter((r) => r.path === '/tr').map((r) => JSON.parse(r.body));
+    expect(events).toHaveLength(3);
+    expect(events.map((e) => e.event_data.video_translate_id).sort()).toEqual([...ids].sort());
+    expect(events.map((e) => e.event_data.output_language).sort()).toEqual(['de', 'es', 'fr']);
+    for (const e of events) {
+      expect(e).toMatchObject({ event_type: 'video_translate.success', event_data: { callback_id: 'tr-1', gateway_job_id: jobId } });
+      expect(e.event_data.url).toContain(`/_sim/media/${e.event_data.video_translate_id}`);
+    }
+    expect(new Set(events.map((e) => e.event_id)).size).toBe(3);
+  }, 30_000);
+});
+
 describe('two delivery workers on separate pools', () => {
   let second: Database;
   beforeAll(async () => {
