@@ -15,6 +15,9 @@ import { startWalletSync, type WalletSyncDeps } from './billing/wallet.js';
 import type { Periodic } from './background/periodic.js';
 import { createGatewayMetrics, type GatewayMetrics } from './observability/metrics.js';
 import { observeHeygenCalls } from './observability/upstream.js';
+import { startOutboxWorker, type OutboxDeps, type OutboxHandler } from './outbox/worker.js';
+import { APP_CALLBACK_TOPIC, appCallbackHandler } from './outbox/app-callback.js';
+import { withFreshOutputUrl } from './jobs/app-events.js';
 
 export interface Services {
   readonly config: Config;
@@ -29,8 +32,11 @@ export interface Services {
   readonly walletDeps: WalletSyncDeps;
   /** This process's counters and histograms (admissions, HeyGen calls, HTTP requests, webhooks); /metrics exposes them. */
   readonly metrics: GatewayMetrics;
+  /** The outbox delivery loop's dependencies (app callbacks). */
+  readonly outboxDeps: OutboxDeps;
   worker: Periodic | null;
   walletSync: Periodic | null;
+  outboxWorker: Periodic | null;
 }
 
 /** With the embedded database, a missing master key is generated into the data folder (with a warning). */
@@ -87,6 +93,7 @@ export async function createServices(config: Config, overrides: { logger?: Logge
       media: config.mediaProbe,
       maxRequestBytes: config.jobRequestMaxBytes,
       maxJsonDepth: config.graphql.maxJsonDepth,
+      callbacks: { allowHttp: config.callbacks.allowHttp, allowPrivate: config.callbacks.allowPrivate },
     };
     const jobDeps: JobDeps = {
       db: database.db,
@@ -101,6 +108,35 @@ export async function createServices(config: Config, overrides: { logger?: Logge
         leaseMs: config.workers.leaseMs,
         submitGiveUpMs: 23 * 3600_000,
       },
+      appEvents: { maxAttempts: config.callbacks.maxAttempts },
+    };
+    const handlers = new Map<string, OutboxHandler>([
+      [
+        APP_CALLBACK_TOPIC,
+        appCallbackHandler({
+          db: database.db,
+          box,
+          settings: { timeoutMs: config.callbacks.timeoutMs, maxResponseBytes: config.callbacks.maxResponseBytes, allowPrivate: config.callbacks.allowPrivate },
+          bodyOf: (event) => withFreshOutputUrl({ db: database.db, box, heygen, logger }, event),
+        }),
+      ],
+    ]);
+    const outboxDeps: OutboxDeps = {
+      db: database.db,
+      logger,
+      handlers,
+      settings: {
+        batchSize: config.outbox.batchSize,
+        concurrency: config.outbox.concurrency,
+        // A claim outlasts a whole pass (a batch, `concurrency` attempts at a time, each a fresh output URL read from
+        // HeyGen and a POST, each within its time limit) by a margin, so two processes never deliver one event at once.
+        leaseMs:
+          (config.callbacks.timeoutMs + config.heygen.timeoutMs * config.heygen.maxAttempts) * Math.ceil(config.outbox.batchSize / config.outbox.concurrency) +
+          30_000,
+        retryBaseMs: config.callbacks.retryBaseMs,
+        retryMaxMs: config.callbacks.retryMaxMs,
+      },
+      onAttempt: (event, outcome) => metrics.outboxDeliveries.inc({ topic: event.topic, outcome }),
     };
     const walletDeps: WalletSyncDeps = {
       db: database.db,
@@ -109,7 +145,23 @@ export async function createServices(config: Config, overrides: { logger?: Logge
       logger,
       settings: { intervalMs: config.walletSync.intervalMs, driftThresholdMicroCs: config.walletSync.driftThresholdMicroCs },
     };
-    return { config, database, db: database.db, box, tokens, heygen, logger, admission, metrics, jobDeps, walletDeps, worker: null, walletSync: null };
+    return {
+      config,
+      database,
+      db: database.db,
+      box,
+      tokens,
+      heygen,
+      logger,
+      admission,
+      metrics,
+      jobDeps,
+      walletDeps,
+      outboxDeps,
+      worker: null,
+      walletSync: null,
+      outboxWorker: null,
+    };
   } catch (error) {
     await database.close();
     throw error;
@@ -119,6 +171,9 @@ export async function createServices(config: Config, overrides: { logger?: Logge
 export function startBackgroundWork(services: Services): void {
   if (services.config.workers.enabled && !services.worker) {
     services.worker = startWorker(services.jobDeps, services.config.workers.intervalMs, services.config.workers.backoffMaxMs);
+  }
+  if (services.config.workers.enabled && !services.outboxWorker) {
+    services.outboxWorker = startOutboxWorker(services.outboxDeps, services.config.outbox.intervalMs, services.config.workers.backoffMaxMs);
   }
   if (services.config.workers.enabled && services.config.walletSync.enabled && !services.walletSync) {
     services.walletSync = startWalletSync(services.walletDeps, { backoffMaxMs: services.config.workers.backoffMaxMs });
@@ -130,5 +185,7 @@ export async function stopServices(services: Services): Promise<void> {
   services.worker = null;
   await services.walletSync?.stop();
   services.walletSync = null;
+  await services.outboxWorker?.stop();
+  services.outboxWorker = null;
   await services.database.close();
 }

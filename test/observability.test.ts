@@ -225,6 +225,10 @@ describe('/metrics', () => {
       gateway_heygen_request_duration_seconds: 'histogram',
       gateway_http_request_duration_seconds: 'histogram',
       gateway_webhook_verification_failures_total: 'counter',
+      gateway_outbox_deliveries_total: 'counter',
+      gateway_outbox_pending_events: 'gauge',
+      gateway_outbox_lag_seconds: 'gauge',
+      gateway_outbox_dead_events: 'gauge',
     };
     for (const [name, type] of Object.entries(expected)) expect(families.get(name)?.type, name).toBe(type);
     const gateway = [...families.values()].filter((f) => f.name.startsWith('gateway_'));

@@ -21,6 +21,7 @@ import { orgUnitsTable, roleMappingsTable, serviceTokensTable, signingKeysTable 
 import { CompanyTokenError, grantFromClaims, type ClaimMapping, type CompanyTokenVerifier } from './company-tokens.js';
 import type { SecretBox } from '../secrets/secret-box.js';
 import { ROLES, type Actor, type Role } from './actor.js';
+import { setCallbackSecret } from './callback-secrets.js';
 
 const ALG = 'EdDSA';
 const SIGNING_KEY_LOCK = 72_410_332;
@@ -47,7 +48,11 @@ export interface TokenService {
    * without a company identity provider. Not stored: it lives until it expires, so keep the TTL short.
    */
   issueOperatorToken(input: { name: string; role: Exclude<Role, 'SERVICE'>; unitId?: string | null; ttlSeconds?: number }): Promise<string>;
-  issueServiceToken(db: Db, input: { orgUnitId: string; name: string; expiresAt: Date; createdBy: string }): Promise<{ id: string; token: string }>;
+  /** Also gives the token its callback signing secret (returned here, its only showing). */
+  issueServiceToken(
+    db: Db,
+    input: { orgUnitId: string; name: string; expiresAt: Date; createdBy: string },
+  ): Promise<{ id: string; token: string; callbackSecret: string }>;
   /** Verifies a bearer token and resolves the caller; throws AuthenticationError with a safe message. */
   authenticate(db: Db, token: string): Promise<Actor>;
 }
@@ -141,7 +146,8 @@ export async function createTokenService(
         .returning({ id: serviceTokensTable.id });
       const id = row!.id;
       const token = await sign({ role: 'SERVICE', unit: input.orgUnitId }, `service:${id}`, id, input.expiresAt);
-      return { id, token };
+      const callbackSecret = await setCallbackSecret(tx, box, id, new Date());
+      return { id, token, callbackSecret };
     },
     async authenticate(tx, token) {
       // Route by the (not yet trusted) issuer; each path then verifies with its own keys and rules.

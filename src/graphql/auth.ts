@@ -56,6 +56,12 @@ builder.node(ServiceTokenRef, {
     expiresAt: t.field({ type: 'DateTime', description: 'Expiry.', resolve: (s) => s.expiresAt }),
     revokedAt: t.field({ type: 'DateTime', nullable: true, description: 'Revocation time (null while not revoked).', resolve: (s) => s.revokedAt }),
     lastUsedAt: t.field({ type: 'DateTime', nullable: true, description: 'Last use (to the minute).', resolve: (s) => s.lastUsedAt }),
+    callbackSecretRotatedAt: t.field({
+      type: 'DateTime',
+      nullable: true,
+      description: 'When its callback signing secret was set (at issue, or by rotateCallbackSecret); null: it has none, and its app callbacks wait for one.',
+      resolve: (s) => s.callbackSecretRotatedAt,
+    }),
     active: t.boolean({
       description: 'True while the token is accepted: neither revoked nor expired.',
       resolve: (s, _a, ctx) => s.revokedAt === null && s.expiresAt.getTime() > ctx.now.getTime(),
@@ -134,8 +140,16 @@ builder.queryFields((t) => ({
 const MAX_TOKEN_DAYS = 366;
 
 /** What the audit trail keeps of a token record: never the token (it is not stored anywhere). */
-function auditedToken(row: ServiceTokenRow) {
-  return { id: row.id, orgUnitId: row.orgUnitId, name: row.name, createdBy: row.createdBy, expiresAt: row.expiresAt, revokedAt: row.revokedAt };
+export function auditedToken(row: ServiceTokenRow) {
+  return {
+    id: row.id,
+    orgUnitId: row.orgUnitId,
+    name: row.name,
+    createdBy: row.createdBy,
+    expiresAt: row.expiresAt,
+    revokedAt: row.revokedAt,
+    callbackSecretRotatedAt: row.callbackSecretRotatedAt,
+  };
 }
 
 builder.mutationFields((t) => ({
@@ -144,6 +158,10 @@ builder.mutationFields((t) => ({
       description: 'The token, shown this once.',
       fields: (f) => ({
         token: f.string({ description: 'The bearer token. It is not stored and cannot be shown again.' }),
+        callbackSigningSecret: f.string({
+          description:
+            "The secret the token's app callbacks are signed with (X-Gateway-Signature, docs/app-callbacks.md). Stored only encrypted; shown this once (rotateCallbackSecret replaces it).",
+        }),
         serviceToken: f.field({ type: ServiceTokenRef, description: 'The token record.' }),
       }),
     }),
@@ -166,10 +184,10 @@ builder.mutationFields((t) => ({
         throw new ValidationError('expiresAt', `expiresAt must be in the future and at most ${MAX_TOKEN_DAYS} days away`);
       }
       return ctx.db.transaction(async (tx) => {
-        const { id, token } = await ctx.services.tokens.issueServiceToken(tx, { orgUnitId: unit.id, name, expiresAt, createdBy: actor.subject });
+        const { id, token, callbackSecret } = await ctx.services.tokens.issueServiceToken(tx, { orgUnitId: unit.id, name, expiresAt, createdBy: actor.subject });
         const [serviceToken] = await tx.select().from(serviceTokensTable).where(eq(serviceTokensTable.id, id));
         await recordAudit(tx, actor, { action: 'serviceToken.issue', entityType: 'ServiceToken', entityId: id, before: null, after: auditedToken(serviceToken!) });
-        return { token, serviceToken: serviceToken! };
+        return { token, callbackSigningSecret: callbackSecret, serviceToken: serviceToken! };
       });
     },
   }),

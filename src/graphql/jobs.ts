@@ -115,7 +115,7 @@ builder.node(JobRef, {
     }),
     request: t.field({
       type: 'JSON',
-      description: 'The HeyGen v3 body as submitted.',
+      description: "The HeyGen v3 body as submitted, less the app's own callback_url / callback_id (kept apart: see callback).",
       resolve: (j, _a, ctx) => (j.request !== undefined ? j.request : ctx.loaders.requestByJob.load(j.id)),
     }),
     failureCode: t.exposeString('failureCode', { nullable: true, description: 'Why it failed, as a code.' }),
@@ -244,7 +244,7 @@ builder.mutationFields((t) => ({
     resolve: async (_r, { input }, ctx) => {
       const job = await visibleJob(ctx, decodeId(String(input.jobId), 'Job'));
       if (!job) throw new NotFoundError('Job', String(input.jobId));
-      const { job: cancelled } = await settleJob(ctx.db, job.id, { type: 'cancelled', by: ctx.actor! });
+      const { job: cancelled } = await settleJob(ctx.db, job.id, { type: 'cancelled', by: ctx.actor! }, new Date(), ctx.services.jobDeps.appEvents);
       if (cancelled.status !== 'CANCELLED') {
         throw new ValidationError('jobId', `a ${cancelled.status} job cannot be cancelled`);
       }

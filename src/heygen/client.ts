@@ -592,6 +592,7 @@ export function createHeygenClient(options: HeygenClientOptions = {}): HeygenCli
       failure_code?: string | null | undefined;
       failure_message?: string | null | undefined;
       callback_id?: string | null | undefined;
+      video_url?: unknown;
     },
     status: UpstreamStatus,
     redact: (t: string) => string,
@@ -604,11 +605,12 @@ export function createHeygenClient(options: HeygenClientOptions = {}): HeygenCli
       failureCode: data.failure_code == null ? null : bounded(data.failure_code, redact),
       failureMessage: data.failure_message == null ? null : bounded(data.failure_message, redact),
       callbackId: data.callback_id ?? null,
+      outputUrl: typeof data.video_url === 'string' && /^https?:\/\/\S+$/i.test(data.video_url) && data.video_url.length <= 8192 ? data.video_url : null,
     };
   }
 
   function notFound(requestedId: string): UpstreamJobState {
-    return { id: requestedId, status: 'not_found', durationSeconds: null, failureCode: null, failureMessage: null, callbackId: null };
+    return { id: requestedId, status: 'not_found', durationSeconds: null, failureCode: null, failureMessage: null, callbackId: null, outputUrl: null };
   }
 
   async function getVideo(conn: HeygenConnection, videoId: string): Promise<UpstreamJobState> {

@@ -27,6 +27,7 @@ import { recordMovement } from '../ledger/ledger.js';
 import { recordAudit } from '../audit/audit.js';
 import { estimateJob, prepareJob, type PreparedJob } from './estimate.js';
 import type { MediaProbeLimits } from '../pricing/media.js';
+import type { CallbackPolicy } from './callback.js';
 import { IN_FLIGHT_STATUSES } from './lifecycle.js';
 
 export type JobRow = typeof jobsTable.$inferSelect;
@@ -56,6 +57,8 @@ export interface AdmissionSettings {
   maxRequestBytes: number;
   /** Deepest nesting of a request body accepted (MAX_JSON_DEPTH). */
   maxJsonDepth?: number;
+  /** Which app callback URLs a body may name (CALLBACK_ALLOW_HTTP, CALLBACK_ALLOW_PRIVATE); default https to public addresses. */
+  callbacks?: CallbackPolicy;
 }
 
 /**
@@ -141,7 +144,11 @@ async function admit(db: Db, actor: Actor, input: SubmitJobInput, settings: Admi
   if (!isUuid(input.projectId)) throw new NotFoundError('OrgUnit', input.projectId);
   checkRequestSize(input.request, settings.maxRequestBytes);
   // Validation and media measurement are network I/O: done before the transaction, never inside it.
-  const prepared = await prepareJob(input.kind, input.request, settings.media, settings.maxJsonDepth);
+  const prepared = await prepareJob(input.kind, input.request, settings.media, settings.maxJsonDepth, settings.callbacks);
+  // App callbacks are signed with the calling service token's callback secret: only an app (a token) can name one.
+  if (prepared.callback && (actor.role !== 'SERVICE' || !actor.tokenId)) {
+    throw new ValidationError('request.callback_url', 'callback_url is for apps: submit with a SERVICE token, whose callback signing secret signs the deliveries');
+  }
   const hash = requestHash(input);
   const scope = idempotencyScope(actor);
   try {
@@ -276,6 +283,7 @@ async function admitInTransaction(
       reservedMicroCs: requested,
       holdPeriod: period,
       holdExpiresAt: new Date(now.getTime() + settings.holdTtlHours * 3600_000),
+      callback: prepared.callback ? { ...prepared.callback, tokenId: actor.tokenId! } : null,
       nextCheckAt: new Date(now.getTime() + settings.forwardLeaseMs),
       createdAt: now,
     })

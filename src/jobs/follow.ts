@@ -12,6 +12,7 @@ import { secondsToMicro } from '../primitives/money.js';
 import { isTerminal, nextStatus } from './lifecycle.js';
 import { settleJob } from './settlement.js';
 import type { JobRow } from './admission.js';
+import type { AppEventSettings } from './app-events.js';
 
 export interface FollowSettings {
   /** Base URL HeyGen can reach for per-job callbacks; null sends none (registered endpoints still work). */
@@ -32,6 +33,8 @@ export interface JobDeps {
   heygen: HeygenClient;
   logger: Logger;
   follow: FollowSettings;
+  /** How settlements write the app callback events (CALLBACK_MAX_ATTEMPTS); default DEFAULT_APP_EVENTS. */
+  appEvents?: AppEventSettings;
 }
 
 const TERMINAL_ITEM: readonly ItemStatus[] = ['completed', 'failed', 'not_found'];
@@ -71,7 +74,7 @@ export async function forwardJob(deps: JobDeps, jobId: string): Promise<JobRow |
 
   if (outcome.type === 'rejected') {
     logger.info({ jobId, code: outcome.code, httpStatus: outcome.httpStatus }, 'HeyGen rejected the job; releasing its hold');
-    return (await settleJob(db, jobId, { type: 'rejected', code: outcome.code, message: outcome.message })).job;
+    return (await settleJob(db, jobId, { type: 'rejected', code: outcome.code, message: outcome.message }, new Date(), deps.appEvents)).job;
   }
   if (outcome.type === 'unknown') {
     const age = now.getTime() - job.createdAt.getTime();
@@ -79,7 +82,7 @@ export async function forwardJob(deps: JobDeps, jobId: string): Promise<JobRow |
       // A retry past HeyGen's 24 h replay window could create a second job: stop, release, and note the drift risk.
       logger.warn({ jobId, reason: outcome.reason }, 'submission still unresolved after the idempotency window; expiring the job and releasing its hold');
       const message = `HeyGen's answer stayed unknown for ${Math.round(age / 3600_000)} h (${outcome.reason}); it may still have created and billed the job`;
-      return (await settleJob(db, jobId, { type: 'expired', reason: 'submit_unresolved', message })).job;
+      return (await settleJob(db, jobId, { type: 'expired', reason: 'submit_unresolved', message }, new Date(), deps.appEvents)).job;
     }
     const delay = outcome.retryAfterMs ?? backoffMs(job.submitAttempts, deps.follow);
     logger.warn({ jobId, reason: outcome.reason, retryInMs: delay }, 'submission outcome unknown; will retry with the same Idempotency-Key');
@@ -278,7 +281,7 @@ async function applyItemUpdates(deps: JobDeps, job: FollowedJob, updates: Readon
     return terminal;
   });
   if (allTerminal) {
-    const { job: settled, changed } = await settleJob(db, job.id, { type: 'upstream_terminal' });
+    const { job: settled, changed } = await settleJob(db, job.id, { type: 'upstream_terminal' }, new Date(), deps.appEvents);
     if (changed) {
       deps.logger.info(
         { jobId: settled.id, status: settled.status, actualMicroCs: settled.actualMicroCs?.toString(), overrunMicroCs: settled.overrunMicroCs?.toString() },
