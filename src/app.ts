@@ -53,6 +53,8 @@ function resolveMasterKey(config: Config, logger: Logger): string {
 
 export async function createServices(config: Config, overrides: { logger?: Logger; heygen?: HeygenClient } = {}): Promise<Services> {
   const logger = overrides.logger ?? createLogger(config.logLevel);
+  // A configured master key is checked before the database is touched: a wrong setting migrates nothing.
+  if (config.masterKey) createSecretBox(config.masterKey, config.previousMasterKeys);
   const database = await openDatabase({
     databaseUrl: config.databaseUrl,
     dataDir: config.dataDir,
