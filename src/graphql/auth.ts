@@ -188,11 +188,11 @@ builder.mutationFields((t) => ({
       return { canManage: unit.id };
     },
     description:
-      'Revokes a service token (ADMIN; a MANAGER of its project or of a unit above it): every gateway process refuses it from its next request on, since each request checks the token record. Revoking a revoked token changes nothing. Audited.',
+      'Revokes a service token (ADMIN; a MANAGER of its project or of a unit above it): this process refuses it from its next request on, every other gateway process as soon as PostgreSQL delivers the revocation notice (LISTEN/NOTIFY; a process whose listener is down reads the token record on every request). Revoking a revoked token changes nothing. Audited.',
     input: { serviceTokenId: t.input.id({ required: true, description: 'Global id of the token.' }) },
     resolve: async (_r, { input }, ctx) => {
       const id = decodeId(String(input.serviceTokenId), 'ServiceToken');
-      return ctx.db.transaction(async (tx) => {
+      const revoked = await ctx.db.transaction(async (tx) => {
         const [before] = await tx.select().from(serviceTokensTable).where(eq(serviceTokensTable.id, id)).for('update');
         if (!before) throw new NotFoundError('ServiceToken', String(input.serviceTokenId));
         if (before.revokedAt) return { serviceToken: before };
@@ -210,6 +210,9 @@ builder.mutationFields((t) => ({
         });
         return { serviceToken: after! };
       });
+      // Committed: this process refuses the token from now on; the others when the trigger's notification reaches them.
+      ctx.services.tokens.forget(id);
+      return revoked;
     },
   }),
 }));
