@@ -169,7 +169,7 @@ builder.mutationFields((t) => ({
     },
     resolve: async (_r, { input }, ctx) => {
       const projectId = decodeId(String(input.projectId), 'OrgUnit');
-      const { job, replayed } = await admitJob(
+      const { job, replayed, account } = await admitJob(
         ctx.db,
         ctx.actor!,
         {
@@ -180,10 +180,13 @@ builder.mutationFields((t) => ({
           idempotencyKey: input.idempotencyKey ?? null,
         },
         ctx.services.admission,
+        undefined,
+        { forwardNow: true },
       );
       if (replayed || job.status !== 'RESERVED') return { job, replayed };
-      // Forwarding happens after the admission committed; if this process dies here, the worker takes over.
-      const forwarded = await forwardJob(ctx.services.jobDeps, job.id).catch((error: unknown) => {
+      // Forwarding happens after the admission committed (which counted its first attempt); if this process dies
+      // here, the worker takes over when the lease lapses.
+      const forwarded = await forwardJob(ctx.services.jobDeps, job.id, account ? { job, account } : undefined).catch((error: unknown) => {
         // The job is admitted (committed) either way; a database that went away meanwhile is not a bug.
         if (isDatabaseUnavailable(error)) ctx.services.logger.warn({ jobId: job.id, reason: driverReason(error) }, 'inline forwarding failed: the database is unavailable; the worker will retry');
         else ctx.services.logger.error({ jobId: job.id, err: error }, 'inline forwarding failed; the worker will retry');
