@@ -6,7 +6,7 @@ import { decodeId, tryDecodeId } from './ids.js';
 import { OrgUnitRef } from './org.js';
 import { AccountRef } from './accounts.js';
 import { visibleAccount, visibleJob, visibleJobsFilter } from './visibility.js';
-import { JOB_KINDS, JOB_STATUSES, jobsTable } from '../db/schema.js';
+import { JOB_KINDS, JOB_STATUSES, jobsTable, type jobItemsTable } from '../db/schema.js';
 import { admitJob, type JobRow } from '../jobs/admission.js';
 import { forwardJob } from '../jobs/follow.js';
 import { settleJob } from '../jobs/settlement.js';
@@ -15,6 +15,8 @@ import { NotFoundError, ValidationError } from '../errors.js';
 import { isUuid } from '../org/units.js';
 import { isStorableInstant } from '../validation.js';
 import { cursorPage } from './pagination.js';
+
+type JobItemRow = typeof jobItemsTable.$inferSelect;
 
 
 const JobKindEnum = builder.enumType('JobKind', { description: 'The HeyGen product a job uses.', values: JOB_KINDS });
@@ -186,7 +188,8 @@ builder.mutationFields((t) => ({
       if (replayed || job.status !== 'RESERVED') return { job, replayed };
       // Forwarding happens after the admission committed (which counted its first attempt); if this process dies
       // here, the worker takes over when the lease lapses.
-      const forwarded = await forwardJob(ctx.services.jobDeps, job.id, account ? { job, account } : undefined).catch((error: unknown) => {
+      const claimed = account ? { job, account, onItems: (items: JobItemRow[]) => ctx.loaders.itemsByJob.prime(job.id, items) } : undefined;
+      const forwarded = await forwardJob(ctx.services.jobDeps, job.id, claimed).catch((error: unknown) => {
         // The job is admitted (committed) either way; a database that went away meanwhile is not a bug.
         if (isDatabaseUnavailable(error)) ctx.services.logger.warn({ jobId: job.id, reason: driverReason(error) }, 'inline forwarding failed: the database is unavailable; the worker will retry');
         else ctx.services.logger.error({ jobId: job.id, err: error }, 'inline forwarding failed; the worker will retry');

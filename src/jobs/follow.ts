@@ -110,9 +110,14 @@ export async function forwardJob(deps: JobDeps, jobId: string, claimed?: Claimed
       now: new Date().toISOString(),
     }),
   });
-  const answer = (typeof row!.r === 'string' ? JSON.parse(row!.r) : row!.r) as { outcome: 'submitted' | 'not_awaiting'; job: Record<string, unknown> | null };
+  const answer = (typeof row!.r === 'string' ? JSON.parse(row!.r) : row!.r) as {
+    outcome: 'submitted' | 'not_awaiting';
+    job: Record<string, unknown> | null;
+    items?: Record<string, unknown>[];
+  };
   const current = answer.job ? rowFromJson(jobsTable, answer.job) : null;
   if (answer.outcome === 'not_awaiting') logger.error({ jobId, status: current?.status }, 'HeyGen accepted a job that is no longer awaiting submission');
+  else claimed?.onItems?.(answer.items!.map((i) => rowFromJson(jobItemsTable, i)));
   return current;
 }
 
@@ -120,6 +125,8 @@ export async function forwardJob(deps: JobDeps, jobId: string, claimed?: Claimed
 export interface ClaimedByAdmission {
   job: JobRow;
   account: AccountRow;
+  /** Told the job's upstream items once recorded (the answer of the bookkeeping call), e.g. to prime a loader. */
+  onItems?: (items: ItemRow[]) => void;
 }
 
 /** Status → status after HeyGen accepted the job, from the one lifecycle table. */
