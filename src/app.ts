@@ -106,6 +106,7 @@ export async function createServices(config: Config, overrides: { logger?: Logge
       media: config.mediaProbe,
       maxRequestBytes: config.jobRequestMaxBytes,
       maxJsonDepth: config.graphql.maxJsonDepth,
+      groupCommitMax: config.admissionGroupCommitMax,
     };
     const jobDeps: JobDeps = {
       db: database.db,

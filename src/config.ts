@@ -59,6 +59,11 @@ const envSchema = z.object({
    * (LISTEN/NOTIFY) is connected; cached tokens are also re-checked against the database this often.
    */
   AUTH_RECHECK_MS: z.coerce.number().int().min(100).default(30_000),
+  /**
+   * Group commit: admissions of one account arriving while another of its admissions is in flight (in this process)
+   * are admitted together in one transaction, in arrival order, up to this many; 1 sends each on its own.
+   */
+  ADMISSION_GROUP_COMMIT_MAX: z.coerce.number().int().min(1).max(1000).default(64),
   /** The revocation listener's heartbeat: a connection that does not answer within it is replaced (requests read the database meanwhile). */
   NOTIFY_HEARTBEAT_MS: z.coerce.number().int().min(100).default(5_000),
   /** Background work that fails (e.g. the database is away) retries with exponential backoff and jitter, capped at this. */
@@ -171,6 +176,7 @@ export interface Config {
   readonly dbPoolSize: number;
   readonly dbConnectTimeoutMs: number;
   readonly authRecheckMs: number;
+  readonly admissionGroupCommitMax: number;
   readonly notifyHeartbeatMs: number;
   readonly metricsToken: string | undefined;
   readonly companyTokens: CompanyTokenSettings | null;
@@ -246,6 +252,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     dbPoolSize: e.DB_POOL_SIZE,
     dbConnectTimeoutMs: e.DB_CONNECT_TIMEOUT_MS,
     authRecheckMs: e.AUTH_RECHECK_MS,
+    admissionGroupCommitMax: e.ADMISSION_GROUP_COMMIT_MAX,
     notifyHeartbeatMs: e.NOTIFY_HEARTBEAT_MS,
     metricsToken: e.METRICS_TOKEN,
     companyTokens: companyTokenSettings(e),

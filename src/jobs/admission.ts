@@ -60,6 +60,11 @@ export interface AdmissionSettings {
   maxRequestBytes: number;
   /** Deepest nesting of a request body accepted (MAX_JSON_DEPTH). */
   maxJsonDepth?: number;
+  /**
+   * Group commit (ADMISSION_GROUP_COMMIT_MAX): most admissions of one account sent together in one transaction when
+   * they arrive while one of its admissions is in flight; 1 (the default here) sends each alone.
+   */
+  groupCommitMax?: number;
 }
 
 /**
@@ -235,7 +240,7 @@ async function admit(db: Db, actor: Actor, input: SubmitJobInput, settings: Admi
     );
     const periods: Record<string, { timezone: string; period: string }> = {};
     for (const a of accounts.values()) periods[a.id] = { timezone: a.timezone, period: a.id === account.id ? period : periodOf(now, a.timezone) };
-    const answer = await callAdmit(db, {
+    const answer = await callAdmit(db, account.id, {
       account_id: account.id,
       project_id: project.id,
       path: project.path,
@@ -250,7 +255,7 @@ async function admit(db: Db, actor: Actor, input: SubmitJobInput, settings: Admi
       in_flight_statuses: IN_FLIGHT_STATUSES,
       job,
       audit,
-    });
+    }, settings.groupCommitMax ?? 1);
     switch (answer.outcome) {
       case 'admitted':
         return { job: rowFromJson(jobsTable, answer.job), replayed: false, account: rowFromJson(accountsTable, answer.account) };
@@ -309,21 +314,85 @@ type AdmitAnswer =
     }
   | { outcome: 'stale' };
 
-// One prepared statement per database handle: `gateway_admit` (migrations) does the whole admission in one call.
-const admitStatements = new WeakMap<Db, { execute(values: { p: string }): Promise<{ r: AdmitAnswer }[]> }>();
+type PreparedCall<R> = { execute(values: { p: string }): Promise<{ r: R }[]> };
 
-async function callAdmit(db: Db, p: Record<string, unknown>): Promise<AdmitAnswer> {
-  let statement = admitStatements.get(db);
-  if (!statement) {
-    statement = db
-      .select({ r: sql<AdmitAnswer>`gateway_admit(${sql.placeholder('p')}::jsonb)` })
-      .from(sql`(select 1) as once`)
-      .prepare('gateway_admit');
-    admitStatements.set(db, statement);
+// Prepared statements per database handle: `gateway_admit` (migrations) does one whole admission in one call,
+// `gateway_admit_batch` several in one transaction.
+const admitStatements = new WeakMap<Db, { one: PreparedCall<AdmitAnswer>; batch: PreparedCall<(AdmitAnswer | { outcome: 'error' })[]> }>();
+
+function statementsOf(db: Db) {
+  let statements = admitStatements.get(db);
+  if (!statements) {
+    statements = {
+      one: db.select({ r: sql<AdmitAnswer>`gateway_admit(${sql.placeholder('p')}::jsonb)` }).from(sql`(select 1) as once`).prepare('gateway_admit'),
+      batch: db
+        .select({ r: sql<(AdmitAnswer | { outcome: 'error' })[]>`gateway_admit_batch(${sql.placeholder('p')}::jsonb)` })
+        .from(sql`(select 1) as once`)
+        .prepare('gateway_admit_batch'),
+    };
+    admitStatements.set(db, statements);
   }
-  const [row] = await statement.execute({ p: JSON.stringify(p) });
-  const answer = row!.r;
-  return (typeof answer === 'string' ? JSON.parse(answer) : answer) as AdmitAnswer;
+  return statements;
+}
+
+const parsed = <T>(value: T | string): T => (typeof value === 'string' ? (JSON.parse(value) as T) : value);
+
+async function admitOne(db: Db, p: Record<string, unknown>): Promise<AdmitAnswer> {
+  const [row] = await statementsOf(db).one.execute({ p: JSON.stringify(p) });
+  return parsed(row!.r);
+}
+
+interface Waiting {
+  p: Record<string, unknown>;
+  resolve(answer: AdmitAnswer): void;
+  reject(error: unknown): void;
+}
+
+/** Per database handle and account: whether an admission call is in flight, and who arrived meanwhile. */
+const groups = new WeakMap<Db, Map<string, { waiting: Waiting[] }>>();
+
+/**
+ * Group commit: an admission of an account with none of its admissions in flight in this process is sent at once;
+ * those that arrive while one is in flight wait for it to end (no timer: a few ms under load) and are then sent
+ * together, in arrival order, in one transaction (gateway_admit_batch), each answered as it would be alone.
+ * Batches are of one account, so that they take the locks in the order single admissions do.
+ */
+async function callAdmit(db: Db, accountId: string, p: Record<string, unknown>, maxBatch: number): Promise<AdmitAnswer> {
+  if (maxBatch <= 1) return admitOne(db, p);
+  let byAccount = groups.get(db);
+  if (!byAccount) groups.set(db, (byAccount = new Map()));
+  const group = byAccount.get(accountId);
+  if (group) return new Promise<AdmitAnswer>((resolve, reject) => group.waiting.push({ p, resolve, reject }));
+  const mine = { waiting: [] as Waiting[] };
+  byAccount.set(accountId, mine);
+  try {
+    return await admitOne(db, p);
+  } finally {
+    void drain(db, byAccount, accountId, mine, maxBatch);
+  }
+}
+
+async function drain(db: Db, byAccount: Map<string, { waiting: Waiting[] }>, accountId: string, group: { waiting: Waiting[] }, maxBatch: number): Promise<void> {
+  while (group.waiting.length > 0) {
+    const batch = group.waiting.splice(0, maxBatch);
+    try {
+      if (batch.length === 1) {
+        batch[0]!.resolve(await admitOne(db, batch[0]!.p));
+        continue;
+      }
+      const [row] = await statementsOf(db).batch.execute({ p: JSON.stringify(batch.map((w) => w.p)) });
+      const answers = parsed(row!.r);
+      for (const [i, w] of batch.entries()) {
+        const answer = answers[i]!;
+        // Failed inside the batch (and rolled back alone): tried again on its own, so that it fails as it would alone.
+        if (answer.outcome === 'error') admitOne(db, w.p).then(w.resolve, w.reject);
+        else w.resolve(answer);
+      }
+    } catch (error) {
+      for (const w of batch) w.reject(error);
+    }
+  }
+  byAccount.delete(accountId);
 }
 
 /** What admission reads of a project: units never move, and their account assignment never changes. */
