@@ -5,7 +5,7 @@ import type { Config } from './config.js';
 import { openDatabase, runMigrations, type Database, type Db } from './db/client.js';
 import { listenForNotifications, type Notifications } from './db/notifications.js';
 import { createSecretBox, generateMasterKey, type SecretBox } from './secrets/secret-box.js';
-import { createTokenService, REVOCATION_CHANNEL, type TokenService } from './auth/tokens.js';
+import { createTokenService, REVOCATION_ACK_CHANNEL, REVOCATION_CHANNEL, type TokenService } from './auth/tokens.js';
 import { createCompanyTokenVerifier } from './auth/company-tokens.js';
 import { createHeygenClient, type HeygenClient } from './heygen/client.js';
 import { createLogger, type Logger } from './logging.js';
@@ -68,7 +68,7 @@ export async function createServices(config: Config, overrides: { logger?: Logge
     notifications = config.databaseUrl
       ? listenForNotifications({
           databaseUrl: config.databaseUrl,
-          channels: [REVOCATION_CHANNEL],
+          channels: [REVOCATION_CHANNEL, REVOCATION_ACK_CHANNEL],
           heartbeatMs: config.notifyHeartbeatMs,
           onLost: (error) => logger.warn({ err: error ? { message: error.message } : undefined }, 'revocation listener lost; tokens are read from the database until it reconnects'),
           onHandlerError: (error) => logger.error({ err: { message: (error as Error).message } }, 'notification handler failed'),

@@ -23,7 +23,7 @@ beforeAll(async () => {
   pg.Client.prototype.query = function countedQuery(this: pg.Client & { database?: string; connectionParameters?: { application_name?: string } }, ...args: unknown[]) {
     const first = args[0] as string | { text?: string } | undefined;
     const text = typeof first === 'string' ? first : first?.text;
-    if (database && this.database === database && this.connectionParameters?.application_name !== LISTENER_APPLICATION_NAME && typeof text === 'string') sent.push(text);
+    if (database && this.database === database && !String(this.connectionParameters?.application_name).startsWith(LISTENER_APPLICATION_NAME) && typeof text === 'string') sent.push(text);
     return (originalQuery as (...a: unknown[]) => unknown).apply(this, args);
   } as typeof pg.Client.prototype.query;
   h = await startHarness({ workers: false });

@@ -23,7 +23,7 @@ import type { Db } from '../db/client.js';
 import { orgUnitsTable, roleMappingsTable, serviceTokensTable, signingKeysTable } from '../db/schema.js';
 import { CompanyTokenError, grantFromClaims, type ClaimMapping, type CompanyTokenVerifier } from './company-tokens.js';
 import type { SecretBox } from '../secrets/secret-box.js';
-import type { Notifications } from '../db/notifications.js';
+import { LISTENER_APPLICATION_NAME, type Notifications } from '../db/notifications.js';
 import { ROLES, type Actor, type Role } from './actor.js';
 
 const ALG = 'EdDSA';
@@ -56,12 +56,21 @@ export interface TokenService {
   authenticate(db: Db, token: string): Promise<Actor>;
   /** Drops a service token from this process's cache at once (called after a revocation commits here). */
   forget(tokenId: string): void;
+  /**
+   * Around a revocation made by this process: `expect(id)` before its transaction, then `awaitEveryProcess()` after
+   * the commit resolves once every gateway process listening on the database has dropped the token (each
+   * acknowledges the notice), or after `timeoutMs` (a process that did not answer: its listener is being replaced,
+   * and its heartbeat sends it back to reading the token record).
+   */
+  expectRevocation(tokenId: string, db: Db): { awaitEveryProcess(timeoutMs?: number): Promise<void>; cancel(): void };
   /** Stops the periodic re-check. */
   close(): void;
 }
 
 /** The PostgreSQL channel a revocation is announced on (by a trigger on service_tokens.revoked_at). */
 export const REVOCATION_CHANNEL = 'gateway_service_token_revoked';
+/** Each process acknowledges a revocation notice it applied on this channel (payload: the token id). */
+export const REVOCATION_ACK_CHANNEL = 'gateway_service_token_revoked_ack';
 
 interface CachedServiceToken {
   unitId: string;
@@ -154,7 +163,18 @@ export async function createTokenService(
     revocations++;
     cache.delete(id);
   };
-  feed?.on(REVOCATION_CHANNEL, forget);
+  feed?.on(REVOCATION_CHANNEL, (id) => {
+    forget(id);
+    feed.send(REVOCATION_ACK_CHANNEL, id);
+  });
+  // Revocations this process made and waits on: token id → backend pids of the listeners that acknowledged it.
+  const awaited = new Map<string, { acks: Set<number>; changed: () => void }>();
+  feed?.on(REVOCATION_ACK_CHANNEL, (id, pid) => {
+    const waiting = awaited.get(id);
+    if (!waiting) return;
+    waiting.acks.add(pid);
+    waiting.changed();
+  });
   const remember = <V>(map: Map<string, V>, key: string, value: V) => {
     map.delete(key);
     map.set(key, value);
@@ -286,6 +306,42 @@ export async function createTokenService(
       return { subject: sub, role, unitId: unit, unitPath: row.path, tokenId: jti };
     },
     forget,
+    expectRevocation(tokenId, pool) {
+      const waiting = { acks: new Set<number>(), changed: () => {} };
+      if (feed) awaited.set(tokenId, waiting);
+      const cancel = () => {
+        if (awaited.get(tokenId) === waiting) awaited.delete(tokenId);
+      };
+      return {
+        cancel,
+        async awaitEveryProcess(timeoutMs = 3_000) {
+          if (!feed) return;
+          const deadline = Date.now() + timeoutMs;
+          try {
+            // The listeners now on the database (each names itself once it listens); re-read while waiting, since
+            // one that went away will never answer.
+            for (;;) {
+              const listeners = await pool.execute<{ pid: number }>(
+                sql`select pid from pg_stat_activity where datname = current_database() and application_name = ${LISTENER_APPLICATION_NAME}`,
+              );
+              const pids = (listeners.rows as { pid: number }[]).map((r) => Number(r.pid));
+              if (pids.every((pid) => waiting.acks.has(pid))) return;
+              const left = deadline - Date.now();
+              if (left <= 0) return;
+              await new Promise<void>((resolve) => {
+                const timer = setTimeout(resolve, Math.min(left, 100));
+                waiting.changed = () => {
+                  clearTimeout(timer);
+                  resolve();
+                };
+              });
+            }
+          } finally {
+            cancel();
+          }
+        },
+      };
+    },
     close() {
       if (recheck) clearInterval(recheck);
       cache.clear();

@@ -12,8 +12,13 @@ export interface Notifications {
   readonly live: boolean;
   /** Changes on every loss and every (re)connection. */
   readonly epoch: number;
-  /** Calls `handler` with the payload of every notification on `channel` (one of those given at creation). */
-  on(channel: string, handler: (payload: string) => void): void;
+  /**
+   * Calls `handler` with the payload of every notification on `channel` (one of those given at creation), and the
+   * backend pid of the session that sent it.
+   */
+  on(channel: string, handler: (payload: string, senderPid: number) => void): void;
+  /** Sends a notification from the listening connection (a no-op while it is down). */
+  send(channel: string, payload: string): void;
   /**
    * Resolves once every notification committed before this call has been handled here (a notification to
    * itself comes back after them: PostgreSQL delivers in commit order). Rejects if the connection is down.
@@ -47,7 +52,7 @@ export function listenForNotifications(opts: NotificationOptions): Notifications
   const heartbeatMs = opts.heartbeatMs ?? 5_000;
   const reconnectMinMs = opts.reconnectMinMs ?? 100;
   const reconnectMaxMs = opts.reconnectMaxMs ?? 5_000;
-  const handlers = new Map<string, ((payload: string) => void)[]>();
+  const handlers = new Map<string, ((payload: string, senderPid: number) => void)[]>();
   const pendingSyncs = new Map<string, () => void>();
   let client: pg.Client | null = null;
   let live = false;
@@ -83,7 +88,7 @@ export function listenForNotifications(opts: NotificationOptions): Notifications
 
   const connect = async () => {
     if (closed) return;
-    const c = new pg.Client({ connectionString: opts.databaseUrl, keepAlive: true, application_name: LISTENER_APPLICATION_NAME });
+    const c = new pg.Client({ connectionString: opts.databaseUrl, keepAlive: true, application_name: `${LISTENER_APPLICATION_NAME}-connecting` });
     client = c;
     c.on('error', (error) => lose(c, error));
     c.on('end', () => lose(c));
@@ -96,7 +101,7 @@ export function listenForNotifications(opts: NotificationOptions): Notifications
       }
       for (const h of handlers.get(n.channel) ?? []) {
         try {
-          h(n.payload ?? '');
+          h(n.payload ?? '', n.processId);
         } catch (error) {
           opts.onHandlerError?.(error);
         }
@@ -105,6 +110,8 @@ export function listenForNotifications(opts: NotificationOptions): Notifications
     try {
       await c.connect();
       for (const channel of [...opts.channels, syncChannel]) await c.query(`LISTEN ${channel}`);
+      // Named only once listening: a process that looks for the listeners (pg_stat_activity) finds only those that hear.
+      await c.query(`SET application_name = '${LISTENER_APPLICATION_NAME}'`);
     } catch (error) {
       lose(c, error as Error);
       return;
@@ -143,6 +150,11 @@ export function listenForNotifications(opts: NotificationOptions): Notifications
     on(channel, handler) {
       if (!opts.channels.includes(channel)) throw new Error(`not listening on ${channel}`);
       handlers.set(channel, [...(handlers.get(channel) ?? []), handler]);
+    },
+    send(channel, payload) {
+      const c = client;
+      if (!c || !live) return;
+      c.query('select pg_notify($1, $2)', [channel, payload]).catch(() => {});
     },
     sync(timeoutMs = 5_000) {
       const c = client;
