@@ -3,8 +3,9 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Config } from './config.js';
 import { openDatabase, runMigrations, type Database, type Db } from './db/client.js';
+import { listenForNotifications, type Notifications } from './db/notifications.js';
 import { createSecretBox, generateMasterKey, type SecretBox } from './secrets/secret-box.js';
-import { createTokenService, type TokenService } from './auth/tokens.js';
+import { createTokenService, REVOCATION_ACK_CHANNEL, REVOCATION_CHANNEL, type TokenService } from './auth/tokens.js';
 import { createCompanyTokenVerifier } from './auth/company-tokens.js';
 import { createHeygenClient, type HeygenClient } from './heygen/client.js';
 import { createLogger, type Logger } from './logging.js';
@@ -25,6 +26,8 @@ export interface Services {
   readonly db: Db;
   readonly box: SecretBox;
   readonly tokens: TokenService;
+  /** LISTEN/NOTIFY on a dedicated connection (PostgreSQL only): revocations reach this process's caches. */
+  readonly notifications: Notifications | null;
   readonly heygen: HeygenClient;
   readonly logger: Logger;
   readonly admission: AdmissionSettings;
@@ -63,13 +66,29 @@ export async function createServices(config: Config, overrides: { logger?: Logge
     // The statement in flight on the connection fails by itself (and is answered UNAVAILABLE); this is the log line.
     onConnectionError: (error) => logger.warn({ err: { message: error.message, code: (error as { code?: unknown }).code } }, 'database connection lost; the pool reconnects'),
   });
+  let notifications: Notifications | null = null;
   try {
     await runMigrations({ databaseUrl: config.databaseUrl, database });
     const box = createSecretBox(resolveMasterKey(config, logger), config.previousMasterKeys);
     const company = config.companyTokens
       ? { verifier: createCompanyTokenVerifier(config.companyTokens), configMappings: config.roleMappings }
       : null;
-    const tokens = await createTokenService(database.db, box, { issuer: config.jwt.issuer, audience: config.jwt.audience, company });
+    notifications = config.databaseUrl
+      ? listenForNotifications({
+          databaseUrl: config.databaseUrl,
+          channels: [REVOCATION_CHANNEL, REVOCATION_ACK_CHANNEL],
+          heartbeatMs: config.notifyHeartbeatMs,
+          onLost: (error) => logger.warn({ err: error ? { message: error.message } : undefined }, 'revocation listener lost; tokens are read from the database until it reconnects'),
+          onHandlerError: (error) => logger.error({ err: { message: (error as Error).message } }, 'notification handler failed'),
+        })
+      : null;
+    const tokens = await createTokenService(database.db, box, {
+      issuer: config.jwt.issuer,
+      audience: config.jwt.audience,
+      company,
+      revocations: notifications,
+      recheckMs: config.authRecheckMs,
+    });
     const metrics = createGatewayMetrics();
     const heygen =
       overrides.heygen ??
@@ -96,6 +115,7 @@ export async function createServices(config: Config, overrides: { logger?: Logge
       maxRequestBytes: config.jobRequestMaxBytes,
       maxJsonDepth: config.graphql.maxJsonDepth,
       callbacks: { allowHttp: config.callbacks.allowHttp, allowPrivate: config.callbacks.allowPrivate },
+      groupCommitMax: config.admissionGroupCommitMax,
     };
     const jobDeps: JobDeps = {
       db: database.db,
@@ -153,6 +173,7 @@ export async function createServices(config: Config, overrides: { logger?: Logge
       db: database.db,
       box,
       tokens,
+      notifications,
       heygen,
       logger,
       admission,
@@ -165,6 +186,7 @@ export async function createServices(config: Config, overrides: { logger?: Logge
       outboxWorker: null,
     };
   } catch (error) {
+    await notifications?.close();
     await database.close();
     throw error;
   }
@@ -189,5 +211,7 @@ export async function stopServices(services: Services): Promise<void> {
   services.walletSync = null;
   await services.outboxWorker?.stop();
   services.outboxWorker = null;
+  services.tokens.close();
+  await services.notifications?.close();
   await services.database.close();
 }

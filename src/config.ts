@@ -54,6 +54,18 @@ const envSchema = z.object({
    * as UNAVAILABLE (503). 0 waits as long as it takes: a database that is down refuses at once anyway.
    */
   DB_CONNECT_TIMEOUT_MS: z.coerce.number().int().min(0).default(0),
+  /**
+   * Service tokens are checked against the database once, then kept in memory while the revocation listener
+   * (LISTEN/NOTIFY) is connected; cached tokens are also re-checked against the database this often.
+   */
+  AUTH_RECHECK_MS: z.coerce.number().int().min(100).default(30_000),
+  /**
+   * Group commit: admissions of one account arriving while another of its admissions is in flight (in this process)
+   * are admitted together in one transaction, in arrival order, up to this many; 1 sends each on its own.
+   */
+  ADMISSION_GROUP_COMMIT_MAX: z.coerce.number().int().min(1).max(1000).default(64),
+  /** The revocation listener's heartbeat: a connection that does not answer within it is replaced (requests read the database meanwhile). */
+  NOTIFY_HEARTBEAT_MS: z.coerce.number().int().min(100).default(5_000),
   /** Background work that fails (e.g. the database is away) retries with exponential backoff and jitter, capped at this. */
   BACKGROUND_BACKOFF_MAX_MS: z.coerce.number().int().min(10).default(30_000),
   /** How long a worker's claim on a job lasts; default HEYGEN_TIMEOUT_MS × HEYGEN_MAX_ATTEMPTS + 30 s. */
@@ -182,6 +194,9 @@ export interface Config {
   readonly graphiql: boolean;
   readonly dbPoolSize: number;
   readonly dbConnectTimeoutMs: number;
+  readonly authRecheckMs: number;
+  readonly admissionGroupCommitMax: number;
+  readonly notifyHeartbeatMs: number;
   readonly metricsToken: string | undefined;
   readonly companyTokens: CompanyTokenSettings | null;
   readonly roleMappings: readonly ClaimMapping[];
@@ -267,6 +282,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     graphiql: e.GRAPHIQL ? e.GRAPHIQL === 'true' : !production,
     dbPoolSize: e.DB_POOL_SIZE,
     dbConnectTimeoutMs: e.DB_CONNECT_TIMEOUT_MS,
+    authRecheckMs: e.AUTH_RECHECK_MS,
+    admissionGroupCommitMax: e.ADMISSION_GROUP_COMMIT_MAX,
+    notifyHeartbeatMs: e.NOTIFY_HEARTBEAT_MS,
     metricsToken: e.METRICS_TOKEN,
     companyTokens: companyTokenSettings(e),
     roleMappings: parseRoleMappings(e.ROLE_MAPPINGS),

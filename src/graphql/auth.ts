@@ -206,11 +206,15 @@ builder.mutationFields((t) => ({
       return { canManage: unit.id };
     },
     description:
-      'Revokes a service token (ADMIN; a MANAGER of its project or of a unit above it): every gateway process refuses it from its next request on, since each request checks the token record. Revoking a revoked token changes nothing. Audited.',
+      'Revokes a service token (ADMIN; a MANAGER of its project or of a unit above it): every gateway process refuses it from its next request on: each drops it when PostgreSQL delivers the revocation notice (LISTEN/NOTIFY) and acknowledges it, and the answer waits for every listening process (a process whose listener is down reads the token record on every request). Revoking a revoked token changes nothing. Audited.',
     input: { serviceTokenId: t.input.id({ required: true, description: 'Global id of the token.' }) },
     resolve: async (_r, { input }, ctx) => {
       const id = decodeId(String(input.serviceTokenId), 'ServiceToken');
-      return ctx.db.transaction(async (tx) => {
+      // Every gateway process acknowledges the revocation notice; the answer waits for all of them, so that once it is
+      // given no process accepts the token any more.
+      const spread = ctx.services.tokens.expectRevocation(id, ctx.db);
+      let changed = false;
+      const revoked = await ctx.db.transaction(async (tx) => {
         const [before] = await tx.select().from(serviceTokensTable).where(eq(serviceTokensTable.id, id)).for('update');
         if (!before) throw new NotFoundError('ServiceToken', String(input.serviceTokenId));
         if (before.revokedAt) return { serviceToken: before };
@@ -226,8 +230,17 @@ builder.mutationFields((t) => ({
           before: auditedToken(before),
           after: auditedToken(after!),
         });
+        changed = true;
         return { serviceToken: after! };
+      }).catch((error: unknown) => {
+        spread.cancel();
+        throw error;
       });
+      // Committed: this process refuses the token from now on; the others as soon as the trigger's notice reaches them.
+      ctx.services.tokens.forget(id);
+      if (changed) await spread.awaitEveryProcess();
+      else spread.cancel();
+      return revoked;
     },
   }),
 }));

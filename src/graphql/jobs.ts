@@ -18,6 +18,7 @@ import { isStorableInstant } from '../validation.js';
 import { cursorPage } from './pagination.js';
 
 
+
 const JobKindEnum = builder.enumType('JobKind', { description: 'The HeyGen product a job uses.', values: JOB_KINDS });
 const JobStatusEnum = builder.enumType('JobStatus', {
   description:
@@ -223,7 +224,7 @@ builder.mutationFields((t) => ({
         request: input.request,
         estimatedSeconds: input.estimatedSeconds ?? null,
         idempotencyKey: input.idempotencyKey ?? null,
-      });
+      }, (jobId, items) => ctx.loaders.itemsByJob.prime(jobId, items));
     },
   }),
   cancelJob: t.fieldWithInput({

@@ -26,11 +26,17 @@ export interface Submitted {
   replayed: boolean;
 }
 
-/** Admits the job under every cap and forwards it at once; a replayed idempotency key returns the earlier job. */
-export async function submitJob(deps: SubmitDeps, actor: Actor, input: SubmitJobInput): Promise<Submitted> {
-  const { job, replayed } = await admitJob(deps.db, actor, input, deps.admission);
+/**
+ * Admits the job under every cap and forwards it at once; a replayed idempotency key returns the earlier job.
+ * The admission counts the first submission attempt and hands back the account row it locked, so forwarding
+ * starts with HeyGen's call (no statement of its own before it). `onItems` receives the items forwarding wrote.
+ */
+export async function submitJob(deps: SubmitDeps, actor: Actor, input: SubmitJobInput, onItems?: (jobId: string, items: JobItemRow[]) => void): Promise<Submitted> {
+  const { job, replayed, account } = await admitJob(deps.db, actor, input, deps.admission, undefined, { forwardNow: true });
   if (replayed || job.status !== 'RESERVED') return { job, replayed };
-  const forwarded = await forwardJob(deps.jobDeps, job.id).catch((error: unknown) => {
+  // If this process dies here, the worker forwards the job when the lease the admission set lapses.
+  const claimed = account ? { job, account, ...(onItems ? { onItems: (items: JobItemRow[]) => onItems(job.id, items) } : {}) } : undefined;
+  const forwarded = await forwardJob(deps.jobDeps, job.id, claimed).catch((error: unknown) => {
     // The job is admitted (committed) either way; a database that went away meanwhile is not a bug.
     if (isDatabaseUnavailable(error)) deps.logger.warn({ jobId: job.id, reason: driverReason(error) }, 'inline forwarding failed: the database is unavailable; the worker will retry');
     else deps.logger.error({ jobId: job.id, err: error }, 'inline forwarding failed; the worker will retry');
