@@ -4,11 +4,11 @@ import { and, eq, inArray, sql } from 'drizzle-orm';
 import { isDatabaseUnavailable, queryRows, type Db } from '../db/client.js';
 import { accountsTable, jobItemsTable, jobsTable, type ItemStatus } from '../db/schema.js';
 import { connectionOf, type AccountRow } from '../accounts/accounts.js';
-import type { HeygenClient, UpstreamJobState, UpstreamStatus } from '../heygen/client.js';
+import { parseBatchItemId, type BatchKind, type HeygenClient, type UpstreamJobState, type UpstreamStatus } from '../heygen/client.js';
 import type { SecretBox } from '../secrets/secret-box.js';
 import type { Logger } from '../logging.js';
-import { costMicroCs } from './estimate.js';
-import { secondsToMicro } from '../primitives/money.js';
+import { itemCostMicroCs } from './estimate.js';
+import { formatCreditSeconds, secondsToMicro } from '../primitives/money.js';
 import { isTerminal, nextStatus } from './lifecycle.js';
 import { settleJob } from './settlement.js';
 import type { JobRow } from './admission.js';
@@ -91,16 +91,34 @@ export async function forwardJob(deps: JobDeps, jobId: string): Promise<JobRow |
     return updated ?? null;
   }
 
-  return db.transaction(async (tx) => {
+  const accepted = await db.transaction(async (tx) => {
     const [current] = await tx.select().from(jobsTable).where(eq(jobsTable.id, jobId)).for('update');
     const status = current && nextStatus(current.status, 'FORWARD_ACCEPTED');
     if (!current || !status) {
       logger.error({ jobId, status: current?.status }, 'HeyGen accepted a job that is no longer awaiting submission');
       return current ?? null;
     }
+    const increment = account.priceBook.billingIncrementSeconds;
     await tx
       .insert(jobItemsTable)
-      .values(outcome.items.map((i) => ({ jobId, upstreamId: i.upstreamId, kind: i.kind, videoId: i.videoId ?? null, language: i.language ?? null })))
+      .values(
+        outcome.items.map((i) => ({
+          jobId,
+          upstreamId: i.upstreamId,
+          kind: i.kind,
+          videoId: i.videoId ?? null,
+          language: i.language ?? null,
+          // A synchronous product (text to speech) is done in HeyGen's answer: its cost is known now.
+          ...(i.completed
+            ? {
+                status: 'completed' as const,
+                durationSeconds: i.completed.durationSeconds,
+                costMicroCs: itemCostMicroCs(current.product, secondsToMicro(i.completed.durationSeconds), current.rateMicroCsPerSecond, increment),
+                output: i.completed.output,
+              }
+            : {}),
+        })),
+      )
       .onConflictDoNothing();
     // A webhook that arrived while this call was in flight (a fast job) was kept as hinted_at: read at once.
     const firstCheck = current.hintedAt !== null ? 0 : deps.follow.pollMinIntervalMs;
@@ -111,9 +129,18 @@ export async function forwardJob(deps: JobDeps, jobId: string): Promise<JobRow |
       .returning();
     return updated!;
   });
+  if (accepted && outcome.items.length > 0 && outcome.items.every((i) => i.completed) && !isTerminal(accepted.status)) {
+    const { job: settled } = await settleJob(db, jobId, { type: 'upstream_terminal' });
+    logger.info({ jobId, status: settled.status, actualMicroCs: settled.actualMicroCs?.toString() }, 'job settled from the create answer');
+    return settled;
+  }
+  return accepted;
 }
 
 type ItemRow = typeof jobItemsTable.$inferSelect;
+
+/** Which batch read names the items of each batch item kind. */
+const BATCH_ITEM_KINDS: Partial<Record<string, BatchKind>> = { batch_video: 'video', batch_translation: 'translation', batch_lipsync: 'lipsync' };
 
 interface ItemUpdate {
   id: string;
@@ -127,6 +154,8 @@ interface ItemUpdate {
 const followedColumns = {
   id: jobsTable.id,
   accountId: jobsTable.accountId,
+  product: jobsTable.product,
+  estimatedSeconds: jobsTable.estimatedSeconds,
   rateMicroCsPerSecond: jobsTable.rateMicroCsPerSecond,
   checkAttempts: jobsTable.checkAttempts,
   createdAt: jobsTable.createdAt,
@@ -177,9 +206,10 @@ async function refreshAccountJobs(deps: JobDeps, account: AccountRow, jobs: Foll
   const { db, heygen } = deps;
   const conn = connectionOf(deps.box, account);
   const jobById = new Map(jobs.map((j) => [j.id, j]));
-  const items = (await db.select().from(jobItemsTable).where(inArray(jobItemsTable.jobId, [...jobById.keys()]))).filter(
-    (i) => !TERMINAL_ITEM.includes(i.status),
-  );
+  const allItems = await db.select().from(jobItemsTable).where(inArray(jobItemsTable.jobId, [...jobById.keys()]));
+  const itemCount = new Map<string, number>();
+  for (const i of allItems) itemCount.set(i.jobId, (itemCount.get(i.jobId) ?? 0) + 1);
+  const items = allItems.filter((i) => !TERMINAL_ITEM.includes(i.status));
   // One merged update per item: an agent session that gets its video id and completes in the same pass keeps both.
   const updates = new Map<string, ItemUpdate>();
   const update = (u: ItemUpdate) => updates.set(u.id, { ...updates.get(u.id), ...u });
@@ -194,6 +224,19 @@ async function refreshAccountJobs(deps: JobDeps, account: AccountRow, jobs: Foll
       update({ id: item.id, status: 'processing', videoId: session.videoId });
     }
   }
+
+  /** A non-completed state: failed, gone (after a grace period), or in progress. */
+  const applyOther = (item: ItemRow, job: FollowedJob, state: UpstreamJobState) => {
+    if (state.status === 'failed') {
+      update({ id: item.id, status: 'failed', failureMessage: state.failureMessage ?? state.failureCode ?? 'failed' });
+    } else if (state.status === 'not_found') {
+      if (Date.now() - (job.submittedAt ?? job.createdAt).getTime() > NOT_FOUND_GRACE_MS) {
+        update({ id: item.id, status: 'not_found', failureMessage: 'HeyGen no longer knows this id' });
+      }
+    } else if (state.status === 'processing' && item.status === 'pending') {
+      update({ id: item.id, status: 'processing' });
+    }
+  };
 
   /** Bulk status first; the detail (with the duration money depends on) only for items that left pending/processing. */
   const follow = async (
@@ -219,7 +262,7 @@ async function refreshAccountJobs(deps: JobDeps, account: AccountRow, jobs: Foll
           deps.logger.warn({ jobId: item.jobId, upstreamId: id }, 'HeyGen reported completed without a duration; not settling yet');
           continue;
         }
-        const cost = costMicroCs(secondsToMicro(state.durationSeconds), job.rateMicroCsPerSecond, increment);
+        const cost = itemCostMicroCs(job.product, secondsToMicro(state.durationSeconds), job.rateMicroCsPerSecond, increment);
         update({ id: item.id, status: 'completed', durationSeconds: state.durationSeconds, costMicroCs: cost });
       } else if (state.status === 'failed') {
         update({ id: item.id, status: 'failed', failureMessage: state.failureMessage ?? state.failureCode ?? 'failed' });
@@ -233,19 +276,71 @@ async function refreshAccountJobs(deps: JobDeps, account: AccountRow, jobs: Foll
     }
   };
 
-  const videoIdOf = (i: ItemRow) => (i.kind === 'video' ? i.upstreamId : i.videoId!);
+  // Batch items get their own id once HeyGen creates them; one that fails before that is failed here.
+  const batchItems = items.filter((i) => BATCH_ITEM_KINDS[i.kind] !== undefined && !i.videoId);
+  const byBatch = new Map<string, ItemRow[]>();
+  for (const item of batchItems) {
+    const ref = parseBatchItemId(item.upstreamId);
+    if (ref) byBatch.set(ref.batchId, [...(byBatch.get(ref.batchId) ?? []), item]);
+  }
+  for (const [batchId, group] of byBatch) {
+    const states = new Map((await heygen.getBatch(conn, BATCH_ITEM_KINDS[group[0]!.kind]!, batchId)).map((s) => [s.index, s]));
+    for (const item of group) {
+      const state = states.get(parseBatchItemId(item.upstreamId)!.index);
+      if (!state) continue;
+      if (state.id) {
+        item.videoId = state.id;
+        update({ id: item.id, status: item.status === 'pending' && state.status === 'pending' ? 'pending' : 'processing', videoId: state.id });
+      } else if (state.status === 'failed') {
+        update({ id: item.id, status: 'failed', failureMessage: state.failureMessage ?? 'the batch item failed' });
+      } else if (state.status === 'processing' && item.status === 'pending') {
+        update({ id: item.id, status: 'processing' });
+      }
+    }
+  }
+
+  // Items HeyGen names by their own id (upstream_id), and those named once created (video_id).
+  const idOf = (i: ItemRow) => (i.kind === 'video' || i.kind === 'translation' || i.kind === 'lipsync' ? i.upstreamId : i.videoId!);
+  const named = (kinds: readonly string[]) => (i: ItemRow) => kinds.includes(i.kind) && (i.kind === 'video' || i.kind === 'translation' || i.kind === 'lipsync' || !!i.videoId);
   await follow(
-    items.filter((i) => i.kind === 'video' || (i.kind === 'agent_session' && i.videoId)),
-    videoIdOf,
+    items.filter(named(['video', 'agent_session', 'batch_video'])),
+    idOf,
     (ids) => heygen.getVideoStatuses(conn, ids),
     (id) => heygen.getVideo(conn, id),
   );
   await follow(
-    items.filter((i) => i.kind === 'translation'),
-    (i) => i.upstreamId,
+    items.filter(named(['translation', 'batch_translation'])),
+    idOf,
     (ids) => heygen.getTranslationStatuses(conn, ids),
     (id) => heygen.getTranslation(conn, id),
   );
+  await follow(
+    items.filter(named(['lipsync', 'batch_lipsync'])),
+    idOf,
+    (ids) => heygen.getLipsyncStatuses(conn, ids),
+    (id) => heygen.getLipsync(conn, id),
+  );
+
+  // Proofreads: HeyGen reports no length, so a completed one is billed at the source length the gateway measured
+  // at admission (its estimatedSeconds: no caller estimate is taken for proofreads), per language.
+  for (const item of items.filter((i) => i.kind === 'proofread')) {
+    const state = await heygen.getProofread(conn, item.upstreamId);
+    const job = jobById.get(item.jobId)!;
+    if (state.status === 'completed') {
+      const perOutput = secondsToMicro(job.estimatedSeconds) / BigInt(itemCount.get(job.id) ?? 1);
+      const cost = itemCostMicroCs(job.product, perOutput, job.rateMicroCsPerSecond, increment);
+      update({ id: item.id, status: 'completed', durationSeconds: formatCreditSeconds(perOutput), costMicroCs: cost });
+    } else applyOther(item, job, state);
+  }
+
+  // Avatar creation: billed per created avatar, once its training completes.
+  for (const item of items.filter((i) => i.kind === 'avatar_look' || i.kind === 'avatar_group')) {
+    const state = await heygen.getAvatar(conn, item.kind === 'avatar_look' ? 'look' : 'group', item.upstreamId);
+    const job = jobById.get(item.jobId)!;
+    if (state.status === 'completed') {
+      update({ id: item.id, status: 'completed', costMicroCs: itemCostMicroCs(job.product, 0n, job.rateMicroCsPerSecond, increment) });
+    } else applyOther(item, job, state);
+  }
 
   for (const job of jobs) await applyItemUpdates(deps, job, updates);
 }
