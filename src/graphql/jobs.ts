@@ -24,14 +24,24 @@ const JobStatusEnum = builder.enumType('JobStatus', {
   values: JOB_STATUSES,
 });
 
-const UpstreamItemRef = builder.objectRef<{ upstreamId: string; kind: string; language: string | null; status: string; durationSeconds: string | null }>('UpstreamItem').implement({
+const UpstreamItemRef = builder.objectRef<{ upstreamId: string; kind: string; language: string | null; status: string; durationSeconds: string | null; output: unknown }>('UpstreamItem').implement({
   description: 'One billable output HeyGen created for the job (a translation has one per language).',
   fields: (t) => ({
-    upstreamId: t.exposeString('upstreamId', { description: "HeyGen's id (video_id, video_translation_id or session_id)." }),
-    kind: t.exposeString('kind', { description: 'video, translation or agent_session.' }),
+    upstreamId: t.exposeString('upstreamId', {
+      description: "HeyGen's id (video_id, video_translation_id, session_id, lipsync_id, proofread_id, avatar look or group id, TTS request_id), or `{batch_id}#{item_index}` for a batch item.",
+    }),
+    kind: t.exposeString('kind', {
+      description: 'video, translation, agent_session, lipsync, speech, proofread, avatar_look, avatar_group, batch_video, batch_translation or batch_lipsync.',
+    }),
     language: t.exposeString('language', { nullable: true, description: 'Output language of a translation.' }),
     status: t.exposeString('status', { description: 'Last status read from HeyGen.' }),
     durationSeconds: t.exposeString('durationSeconds', { nullable: true, description: 'Output seconds HeyGen reported.' }),
+    output: t.field({
+      type: 'JSON',
+      nullable: true,
+      description: "What a synchronous product answered at once, as HeyGen sent it (text to speech: audio_url, duration, request_id, word_timestamps); null for the others.",
+      resolve: (i) => i.output ?? null,
+    }),
   }),
 });
 
