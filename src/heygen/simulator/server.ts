@@ -4,6 +4,12 @@
  * keeps every account (api key) apart, bills completed jobs exactly in micro-credit-seconds, and
  * injects faults deterministically from config.seed.
  *
+ * v3 endpoints: videos (+ statuses, batches), templates, video translations (+ statuses, batches, proofreads),
+ * video agents, lipsyncs (+ statuses, batches), voices/speech (synchronous text to speech), avatars (creation,
+ * looks, groups), users/me and webhook endpoints. Every asynchronous generation holds a concurrency slot until it
+ * ends; batch items wait `queued` for a free slot instead of being refused. `failNextJobs` / `failJobRate` apply to
+ * every job as it starts, batch items included, so a batch can be made to fail in part.
+ *
  * Control API (no api key): GET|POST /_sim/config, GET|POST /_sim/accounts, POST /_sim/reset,
  * GET /_sim/stats (with creations per Idempotency-Key), POST /_sim/usage {apiKey, creditSeconds}, GET /_sim/jobs[?api_key=],
  * GET /_sim/jobs/{id}, POST /_sim/jobs/{id}/complete {durationSeconds?},
