@@ -163,6 +163,9 @@ describe('avatar creation', () => {
       const done = await settled(job.id);
       expect(done).toMatchObject({ status: 'SUCCEEDED', product: 'AVATAR_CREATION', actualCreditSeconds: '60' });
       expect(done.upstreamItems[0].kind).toBe('avatar_look');
+      // HeyGen's create answer is kept: the new look and its group, as an app would have received them.
+      expect(done.upstreamItems[0].output.avatar_item.id).toBe(done.upstreamItems[0].upstreamId);
+      expect(done.upstreamItems[0].output.avatar_group.id).toEqual(expect.any(String));
       expect(await expectSettledAsBilled(job.id)).toBe(60_000_000n);
     }
   });

@@ -259,7 +259,7 @@ export const jobItemsTable = pgTable('job_items', {
   durationSeconds: numeric('duration_seconds'),
   costMicroCs: micro('cost_micro_cs'),
   failureMessage: text('failure_message'),
-  /** What a synchronous product answered at once (text to speech: audio_url, duration, request_id), as HeyGen sent it. */
+  /** The create answer's `data` where it holds more than ids, as HeyGen sent it (text to speech: audio_url, duration, request_id; avatar creation: avatar_group, avatar_item). */
   output: jsonb('output'),
   createdAt: createdAt(),
 }, (t) => [

@@ -39,7 +39,7 @@ const UpstreamItemRef = builder.objectRef<{ upstreamId: string; kind: string; la
     output: t.field({
       type: 'JSON',
       nullable: true,
-      description: "What a synchronous product answered at once, as HeyGen sent it (text to speech: audio_url, duration, request_id, word_timestamps); null for the others.",
+      description: "The create answer's data where it holds more than ids, as HeyGen sent it (text to speech: audio_url, duration, request_id, word_timestamps; avatar creation: avatar_group, avatar_item); null for the others.",
       resolve: (i) => i.output ?? null,
     }),
   }),

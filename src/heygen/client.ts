@@ -549,7 +549,8 @@ export function createHeygenClient(options: HeygenClientOptions = {}): HeygenCli
                 // No id is promised (request_id is nullable): the job's own id names the output then.
                 upstreamId: data.request_id ?? `speech:${opts.idempotencyKey}`,
                 kind: 'speech' as const,
-                completed: { durationSeconds: numberToDecimal(data.duration), output: output.ok ? (output.value as { data?: unknown }).data ?? null : null },
+                completed: { durationSeconds: numberToDecimal(data.duration) },
+                output: output.ok ? ((output.value as { data?: unknown }).data ?? null) : null,
               },
             ];
           });
@@ -567,11 +568,13 @@ export function createHeygenClient(options: HeygenClientOptions = {}): HeygenCli
       case 'AVATAR_CREATION': {
         path = '/v3/avatars';
         mapItems = (r, redact) =>
-          parseSuccess(r, avatarCreateSchema, redact, ({ data }) =>
-            data.avatar_item
-              ? [{ upstreamId: data.avatar_item.id, kind: 'avatar_look' as const }]
-              : [{ upstreamId: data.avatar_group!.id, kind: 'avatar_group' as const }],
-          );
+          parseSuccess(r, avatarCreateSchema, redact, ({ data }) => {
+            const answer = parseJson(r.text);
+            const output = answer.ok ? ((answer.value as { data?: unknown }).data ?? null) : null;
+            return data.avatar_item
+              ? [{ upstreamId: data.avatar_item.id, kind: 'avatar_look' as const, output }]
+              : [{ upstreamId: data.avatar_group!.id, kind: 'avatar_group' as const, output }];
+          });
         break;
       }
       case 'VIDEO_BATCH':

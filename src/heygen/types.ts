@@ -39,8 +39,10 @@ export interface UpstreamItem {
     | 'batch_lipsync';
   videoId?: string;
   language?: string;
-  /** A synchronous product (text to speech) is complete in the create answer: its billed length and the answer. */
-  completed?: { durationSeconds: string; output: unknown };
+  /** A synchronous product (text to speech) is complete in the create answer: its billed length. */
+  completed?: { durationSeconds: string };
+  /** The create answer's `data` where it holds more than ids (text to speech: the audio; avatar creation: group and look). */
+  output?: unknown;
 }
 
 /** The three batch endpoints: `POST {path}` creates, `GET {path}/{batch_id}` reads the items. */

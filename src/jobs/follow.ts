@@ -114,9 +114,9 @@ export async function forwardJob(deps: JobDeps, jobId: string): Promise<JobRow |
                 status: 'completed' as const,
                 durationSeconds: i.completed.durationSeconds,
                 costMicroCs: itemCostMicroCs(current.product, secondsToMicro(i.completed.durationSeconds), current.rateMicroCsPerSecond, increment),
-                output: i.completed.output,
               }
             : {}),
+          ...(i.output !== undefined ? { output: i.output } : {}),
         })),
       )
       .onConflictDoNothing();
