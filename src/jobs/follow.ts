@@ -156,12 +156,14 @@ const followedColumns = {
   accountId: jobsTable.accountId,
   product: jobsTable.product,
   estimatedSeconds: jobsTable.estimatedSeconds,
+  /** Languages asked for (a proofread's outputs), read without loading the request body. */
+  languages: sql<number>`coalesce(jsonb_array_length(case when jsonb_typeof(${jobsTable.request}->'output_languages') = 'array' then ${jobsTable.request}->'output_languages' end), 1)`,
   rateMicroCsPerSecond: jobsTable.rateMicroCsPerSecond,
   checkAttempts: jobsTable.checkAttempts,
   createdAt: jobsTable.createdAt,
   submittedAt: jobsTable.submittedAt,
 };
-type FollowedJob = Pick<JobRow, keyof typeof followedColumns>;
+type FollowedJob = Pick<JobRow, Exclude<keyof typeof followedColumns, 'languages'>> & { languages: number };
 
 /**
  * Reads the upstream state of SUBMITTED / PROCESSING jobs (bulk status first, details only for items that
@@ -206,10 +208,9 @@ async function refreshAccountJobs(deps: JobDeps, account: AccountRow, jobs: Foll
   const { db, heygen } = deps;
   const conn = connectionOf(deps.box, account);
   const jobById = new Map(jobs.map((j) => [j.id, j]));
-  const allItems = await db.select().from(jobItemsTable).where(inArray(jobItemsTable.jobId, [...jobById.keys()]));
-  const itemCount = new Map<string, number>();
-  for (const i of allItems) itemCount.set(i.jobId, (itemCount.get(i.jobId) ?? 0) + 1);
-  const items = allItems.filter((i) => !TERMINAL_ITEM.includes(i.status));
+  const items = (await db.select().from(jobItemsTable).where(inArray(jobItemsTable.jobId, [...jobById.keys()]))).filter(
+    (i) => !TERMINAL_ITEM.includes(i.status),
+  );
   // One merged update per item: an agent session that gets its video id and completes in the same pass keeps both.
   const updates = new Map<string, ItemUpdate>();
   const update = (u: ItemUpdate) => updates.set(u.id, { ...updates.get(u.id), ...u });
@@ -327,7 +328,8 @@ async function refreshAccountJobs(deps: JobDeps, account: AccountRow, jobs: Foll
     const state = await heygen.getProofread(conn, item.upstreamId);
     const job = jobById.get(item.jobId)!;
     if (state.status === 'completed') {
-      const perOutput = secondsToMicro(job.estimatedSeconds) / BigInt(itemCount.get(job.id) ?? 1);
+      // Per language asked for: HeyGen creating fewer sessions than languages never raises what one is billed.
+      const perOutput = secondsToMicro(job.estimatedSeconds) / BigInt(Math.max(1, Number(job.languages)));
       const cost = itemCostMicroCs(job.product, perOutput, job.rateMicroCsPerSecond, increment);
       update({ id: item.id, status: 'completed', durationSeconds: formatCreditSeconds(perOutput), costMicroCs: cost });
     } else applyOther(item, job, state);
