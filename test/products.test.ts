@@ -318,3 +318,28 @@ describe('the simulator counts every asynchronous generation against the concurr
     }
   });
 });
+
+describe('the HeyGen client on the new endpoints', () => {
+  it('reads every page of a batch, and webhooks of proofreads and avatar trainings name their items', async () => {
+    const { createHeygenClient, parseWebhookEvent } = await import('../src/heygen/client.js');
+    const sim = await startSimulator({ config: { autoComplete: false, mediaDurations: 'configured' }, accounts: [{ apiKey: 'k_pages', concurrencyLimit: 1000 }] });
+    try {
+      const payloads = Array.from({ length: 60 }, () => ({ video: { type: 'asset_id', asset_id: 'v' }, output_languages: ['es', 'fr'] }));
+      const res = await fetch(`${sim.url}/v3/video-translations/batches`, {
+        method: 'POST',
+        headers: { 'x-api-key': 'k_pages', 'content-type': 'application/json' },
+        body: JSON.stringify({ video_translations: payloads }),
+      });
+      expect(res.status).toBe(202);
+      const batchId = ((await res.json()) as any).data.batch_id;
+      const items = await createHeygenClient().getBatch({ baseUrl: sim.url, apiKey: 'k_pages' }, 'translation', batchId);
+      expect(items).toHaveLength(120); // two pages of the simulator's 100
+      expect(items.map((i) => i.index)).toEqual(Array.from({ length: 120 }, (_, i) => i));
+      expect(items.every((i) => i.id !== null && i.status === 'processing')).toBe(true);
+    } finally {
+      await sim.close();
+    }
+    expect(parseWebhookEvent({ event_type: 'proofread_creation.success', event_data: { proofread_id: 'p1' } }).upstreamId).toBe('p1');
+    expect(parseWebhookEvent({ event_type: 'photo_avatar_train.fail', event_data: { avatar_id: 'look1' } }).upstreamId).toBe('look1');
+  });
+});
