@@ -46,7 +46,7 @@ async function admitted(kind: string, request: unknown) {
   return r.job;
 }
 
-const ITEMS_QUERY = `query($id: ID!) { job(id: $id) { id kind product status estimatedCreditSeconds reservedCreditSeconds actualSeconds actualCreditSeconds failureCode upstreamItems { upstreamId kind language status durationSeconds output } } }`;
+const ITEMS_QUERY = `query($id: ID!) { job(id: $id) { id kind product status estimatedCreditSeconds reservedCreditSeconds actualSeconds actualCreditSeconds failureCode upstreamItems { upstreamId kind language status durationSeconds createAnswer } } }`;
 
 async function settled(id: string) {
   return waitFor(async () => {
@@ -132,7 +132,7 @@ describe('text to speech', () => {
     expect(job.actualSeconds).toBe('9.786');
     expect(job.actualCreditSeconds).toBe('0.195525'); // 9.786 × 0.01998, rounded up to a micro-credit-second
     expect(job.upstreamItems[0]).toMatchObject({ kind: 'speech', status: 'completed', durationSeconds: '9.786' });
-    expect(job.upstreamItems[0].output.audio_url).toMatch(/\/_sim\/media\/.+\.mp3$/);
+    expect(job.upstreamItems[0].createAnswer.audio_url).toMatch(/\/_sim\/media\/.+\.mp3$/);
     expect(await expectSettledAsBilled(r.job.id)).toBe(195_525n);
   });
 
@@ -164,8 +164,8 @@ describe('avatar creation', () => {
       expect(done).toMatchObject({ status: 'SUCCEEDED', product: 'AVATAR_CREATION', actualCreditSeconds: '60' });
       expect(done.upstreamItems[0].kind).toBe('avatar_look');
       // HeyGen's create answer is kept: the new look and its group, as an app would have received them.
-      expect(done.upstreamItems[0].output.avatar_item.id).toBe(done.upstreamItems[0].upstreamId);
-      expect(done.upstreamItems[0].output.avatar_group.id).toEqual(expect.any(String));
+      expect(done.upstreamItems[0].createAnswer.avatar_item.id).toBe(done.upstreamItems[0].upstreamId);
+      expect(done.upstreamItems[0].createAnswer.avatar_group.id).toEqual(expect.any(String));
       expect(await expectSettledAsBilled(job.id)).toBe(60_000_000n);
     }
   });

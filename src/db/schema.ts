@@ -260,7 +260,7 @@ export const jobItemsTable = pgTable('job_items', {
   costMicroCs: micro('cost_micro_cs'),
   failureMessage: text('failure_message'),
   /** The create answer's `data` where it holds more than ids, as HeyGen sent it (text to speech: audio_url, duration, request_id; avatar creation: avatar_group, avatar_item). */
-  output: jsonb('output'),
+  createAnswer: jsonb('create_answer'),
   createdAt: createdAt(),
 }, (t) => [
   unique('job_items_job_upstream').on(t.jobId, t.upstreamId),

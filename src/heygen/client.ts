@@ -83,12 +83,25 @@ export interface HeygenClient {
   /** Every item of a batch (all pages), by item_index. */
   getBatch(conn: HeygenConnection, kind: BatchKind, batchId: string): Promise<BatchItemState[]>;
   getUser(conn: HeygenConnection): Promise<HeygenUser>;
+  /**
+   * A read passed on as HeyGen answered it (a catalog list, a video's detail with its fresh media URLs): the
+   * status and the JSON body, with every known secret and this call's key redacted. 2xx and 4xx answers with a
+   * JSON body are returned; transient failures are retried, then thrown (HeygenError, retryable); anything else
+   * (a non-JSON answer) is thrown. `pathAndQuery` starts with `/v3/`.
+   */
+  getRaw(conn: HeygenConnection, pathAndQuery: string): Promise<RawAnswer>;
   registerWebhookEndpoint(
     conn: HeygenConnection,
     url: string,
     events: string[] | null,
     opts?: { idempotencyKey?: string },
   ): Promise<WebhookEndpointRegistration>;
+}
+
+/** A HeyGen answer as JSON, secrets redacted (getRaw). */
+export interface RawAnswer {
+  status: number;
+  body: unknown;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -895,6 +908,31 @@ export function createHeygenClient(options: HeygenClientOptions = {}): HeygenCli
     });
   }
 
+  async function getRaw(conn: HeygenConnection, pathAndQuery: string): Promise<RawAnswer> {
+    if (typeof pathAndQuery !== 'string' || !pathAndQuery.startsWith('/v3/')) {
+      throw new HeygenError('path must start with /v3/', { httpStatus: null, code: 'invalid_argument', retryable: false });
+    }
+    const outcome = await execute<RawAnswer>(conn, { op: 'getRaw', method: 'GET', path: pathAndQuery }, (result, redact) => {
+      const transient = transientStep(result, redact);
+      if (transient) return transient;
+      if (result.kind === 'network') throw new Error('unreachable');
+      const json = parseJson(redact(result.text));
+      if (!json.ok) {
+        if (result.status >= 200 && result.status < 300) return malformed(result.status, 'body is not JSON');
+        throw new HeygenError(`getRaw: HTTP ${result.status} without a JSON body`, { httpStatus: result.status, code: `http_${result.status}`, retryable: false });
+      }
+      if ((result.status >= 200 && result.status < 300) || (result.status >= 400 && result.status < 500)) return { kind: 'done', value: { status: result.status, body: json.value } };
+      throw new HeygenError(`getRaw: unexpected HTTP ${result.status}`, { httpStatus: result.status, code: `http_${result.status}`, retryable: false });
+    });
+    if (outcome.ok) return outcome.value;
+    const { last, attempts } = outcome;
+    throw new HeygenError(`getRaw: gave up after ${attempts} attempt(s): ${last.reason}`, {
+      httpStatus: last.httpStatus ?? null,
+      code: last.code,
+      retryable: true,
+    });
+  }
+
   async function registerWebhookEndpoint(
     conn: HeygenConnection,
     url: string,
@@ -935,6 +973,7 @@ export function createHeygenClient(options: HeygenClientOptions = {}): HeygenCli
     getAvatar,
     getBatch,
     getUser,
+    getRaw,
     registerWebhookEndpoint,
   };
 }

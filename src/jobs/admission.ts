@@ -94,7 +94,8 @@ export interface Admitted {
   replayed: boolean;
 }
 
-const IDEMPOTENCY_KEY = /^[A-Za-z0-9_\-:.]{1,200}$/;
+/** HeyGen's own rule for an Idempotency-Key, the one rule of every door (GraphQL idempotencyKey, the /v3 header). */
+export const IDEMPOTENCY_KEY = /^[A-Za-z0-9_\-:.]{1,255}$/;
 
 /** Canonical JSON (sorted keys), so that the same request always hashes the same. */
 function canonical(value: unknown): string {
@@ -135,7 +136,7 @@ export async function admitJob(db: Db, actor: Actor, input: SubmitJobInput, sett
 
 async function admit(db: Db, actor: Actor, input: SubmitJobInput, settings: AdmissionSettings, now: Date): Promise<Admitted> {
   if (input.idempotencyKey !== null && !IDEMPOTENCY_KEY.test(input.idempotencyKey)) {
-    throw new ValidationError('idempotencyKey', 'idempotencyKey must be 1 to 200 characters of A-Z a-z 0-9 _ - : .');
+    throw new ValidationError('idempotencyKey', 'idempotencyKey must be 1 to 255 characters of A-Z a-z 0-9 _ - : .');
   }
   if (!isUuid(input.projectId)) throw new NotFoundError('OrgUnit', input.projectId);
   checkRequestSize(input.request, settings.maxRequestBytes);

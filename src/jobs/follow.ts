@@ -116,7 +116,7 @@ export async function forwardJob(deps: JobDeps, jobId: string): Promise<JobRow |
                 costMicroCs: itemCostMicroCs(current.product, secondsToMicro(i.completed.durationSeconds), current.rateMicroCsPerSecond, increment),
               }
             : {}),
-          ...(i.output !== undefined ? { output: i.output } : {}),
+          ...(i.output !== undefined ? { createAnswer: i.output } : {}),
         })),
       )
       .onConflictDoNothing();

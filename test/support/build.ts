@@ -1,7 +1,7 @@
 // One shared build for the whole suite: tests that start real processes (gateways, CLIs, the simulator) run the
 // compiled dist/, as production does. vitest's global setup builds it once when any source is newer.
 import { execFileSync } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -10,6 +10,17 @@ export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 /** Absolute path of a compiled entry point, e.g. `dist('cli/token.js')`. */
 export function dist(entry: string): string {
   return join(ROOT, 'dist', entry);
+}
+
+/**
+ * The Node flags of `npm start` (package.json's `start` script, the one place they are written; the Dockerfile's CMD
+ * is checked against it): child gateways in tests and the start-up measurement run as production does.
+ */
+export function startFlags(): string[] {
+  const start: string = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).scripts.start;
+  const words = start.split(/\s+/);
+  if (words[0] !== 'node' || words.at(-1) !== 'dist/main.js') throw new Error(`unexpected start script: ${start}`);
+  return words.slice(1, -1);
 }
 
 function newestSource(dir: string): number {

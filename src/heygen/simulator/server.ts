@@ -2,7 +2,9 @@
  * HeyGen v3 API simulator for tests, benchmarks and the demo; production never uses it.
  * It speaks the shapes documented in docs/heygen.md (v3 `{data}` envelope, `{error:{code,message,param,doc_url}}`),
  * keeps every account (api key) apart, bills completed jobs exactly in micro-credit-seconds, and
- * injects faults deterministically from config.seed.
+ * injects faults deterministically from config.seed. Besides the jobs it serves the free catalog reads (avatars and
+ * looks, voices, templates, brand kits and glossaries, translation languages, agent styles; `catalog.ts`) and the
+ * video and translation lists, paged as HeyGen pages (`limit`, `token`).
  *
  * v3 endpoints: videos (+ statuses, batches), templates, video translations (+ statuses, batches, proofreads),
  * video agents, lipsyncs (+ statuses, batches), voices/speech (synchronous text to speech), avatars (creation,
@@ -48,6 +50,7 @@ import {
   renderedMs,
   type BatchEndpoint,
 } from './requests.js';
+import * as C from './catalog.js';
 import { WebhookDispatcher, type WebhookCounters, type WebhookDeliveryRecord } from './webhooks.js';
 
 export type { SimAccountInput, SimBillingType } from './accounts.js';
@@ -302,6 +305,11 @@ function json(status: number, body: unknown, headers: Record<string, string> = {
 
 const ok = (data: unknown): Reply => json(200, { data });
 
+function found<T>(value: T | undefined, what: string): T {
+  if (value === undefined) throw notFound(what);
+  return value;
+}
+
 function errorReply(error: ApiError): Reply {
   return json(error.status, error.toBody(), error.headers);
 }
@@ -366,6 +374,26 @@ class HeyGenSimulator implements Simulator {
       timeoutMs: this.cfg.webhookTimeoutMs,
     }));
     this.routes = [
+      // The free catalog reads (specific paths before parameterised ones).
+      route('GET', '/v3/avatars', (c) => json(200, C.page(C.avatarGroups(this.publicBase), c.query))),
+      route('GET', '/v3/avatars/looks', (c) => json(200, C.page(C.avatarLooks(this.publicBase).filter((l) => !c.query.get('group_id') || l.group_id === c.query.get('group_id')), c.query))),
+      // An avatar the account created (POST /v3/avatars) reads with its training status; else the public catalog's.
+      route('GET', '/v3/avatars/looks/{look_id}', (c) =>
+        ok(this.createdAvatar(this.avatars, c) ? this.avatarItemObject(this.createdAvatar(this.avatars, c)!) : found(C.avatarLooks(this.publicBase).find((l) => l.id === c.params[0]), 'Avatar look')),
+      ),
+      route('GET', '/v3/avatars/{group_id}', (c) =>
+        ok(this.createdAvatar(this.avatarGroups, c) ? this.avatarGroupObject(this.createdAvatar(this.avatarGroups, c)!) : found(C.avatarGroups(this.publicBase).find((g) => g.id === c.params[0]), 'Avatar group')),
+      ),
+      route('GET', '/v3/voices', (c) => json(200, C.page(C.voices(this.publicBase), c.query))),
+      route('GET', '/v3/voices/{voice_id}', (c) => ok(this.voiceDetail(c.params[0] ?? ''))),
+      route('GET', '/v3/templates', (c) => json(200, C.page(C.templates(this.publicBase), c.query))),
+      route('GET', '/v3/templates/{template_id}', (c) => ok(C.templateDetail(this.publicBase, c.params[0] ?? ''))),
+      route('GET', '/v3/brand-kits', (c) => json(200, C.page(C.brandKits(this.publicBase), c.query))),
+      route('GET', '/v3/brand-glossaries', (c) => json(200, C.page(C.brandGlossaries(), c.query))),
+      route('GET', '/v3/video-translations/languages', () => ok({ languages: C.TRANSLATION_LANGUAGES })),
+      route('GET', '/v3/video-agents/styles', (c) => json(200, C.page(C.agentStyles(this.publicBase), c.query))),
+      route('GET', '/v3/videos', (c) => json(200, C.page(this.ownJobs(c, this.videos).map((j) => this.videoObject(j)), c.query))),
+      route('GET', '/v3/video-translations', (c) => json(200, C.page(this.ownJobs(c, this.translations).map((j) => this.translationObject(j)), c.query))),
       route('POST', '/v3/videos', (c) => this.createVideo(c), true),
       route('POST', '/v3/videos/batches', (c) => this.createBatch(c, 'video_batch'), true),
       route('GET', '/v3/videos/batches/{batch_id}', (c) => this.getBatch(c, 'video_batch')),
@@ -384,8 +412,6 @@ class HeyGenSimulator implements Simulator {
       route('GET', '/v3/lipsyncs/{lipsync_id}', (c) => ok(this.lipsyncObject(this.owned(this.lipsyncs, c, 'Lipsync')))),
       route('POST', '/v3/voices/speech', (c) => this.createSpeech(c), true),
       route('POST', '/v3/avatars', (c) => this.createAvatar(c), true),
-      route('GET', '/v3/avatars/looks/{look_id}', (c) => ok(this.avatarItemObject(this.owned(this.avatars, c, 'Avatar look')))),
-      route('GET', '/v3/avatars/{group_id}', (c) => ok(this.avatarGroupObject(this.owned(this.avatarGroups, c, 'Avatar group')))),
       route('GET', '/v3/video-translations/statuses', (c) => this.translationStatuses(c)),
       route('GET', '/v3/video-translations/{video_translation_id}', (c) => this.getTranslation(c)),
       route('POST', '/v3/video-agents', (c) => this.createAgent(c), true),
@@ -996,6 +1022,31 @@ class HeyGenSimulator implements Simulator {
     return ok({ avatar_group: this.avatarGroupObject(job), avatar_item: this.avatarItemObject(job) });
   }
 
+  private get publicBase(): string {
+    return this.cfg.publicUrl ?? this.baseUrl;
+  }
+
+  /** The account's own jobs of a kind, newest first (HeyGen's lists). */
+  private ownJobs(ctx: RequestContext, jobs: Map<string, Job>): Job[] {
+    return [...jobs.values()].filter((j) => j.apiKey === ctx.account.apiKey).sort((a, b) => b.createdAt - a.createdAt);
+  }
+
+  private voiceDetail(id: string): Record<string, unknown> {
+    const voice = found(C.voices(this.publicBase).find((v) => v.voice_id === id), 'Voice');
+    return {
+      voice_id: voice.voice_id,
+      name: voice.name,
+      gender: voice.gender,
+      language: voice.language,
+      preview_audio_url: voice.preview_audio_url,
+      support_pause: voice.support_pause,
+      support_interactive_avatar: false,
+      status: null,
+      created_at: null,
+      failure_message: null,
+    };
+  }
+
   private getVideo(ctx: RequestContext): Reply {
     return ok(this.videoObject(this.owned(this.videos, ctx, 'Video')));
   }
@@ -1101,6 +1152,12 @@ class HeyGenSimulator implements Simulator {
     if (!endpoint) throw notFound('Webhook endpoint');
     endpoint.secret = newSecret();
     return ok({ endpoint_id: endpoint.endpointId, secret: endpoint.secret });
+  }
+
+  /** An avatar this account created, by look or group id (another account's reads like the catalog's unknown ids). */
+  private createdAvatar(jobs: Map<string, Job>, ctx: RequestContext): Job | undefined {
+    const job = jobs.get(ctx.params[0] ?? '');
+    return job && job.apiKey === ctx.account.apiKey ? job : undefined;
   }
 
   private owned(jobs: Map<string, Job>, ctx: RequestContext, what: string): Job {
