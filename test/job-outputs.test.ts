@@ -19,6 +19,7 @@ function item(n: number, kind: JobItemRow['kind'] = 'video'): JobItemRow {
     durationSeconds: null,
     costMicroCs: null,
     failureMessage: null,
+    createAnswer: null,
     createdAt: new Date(0),
   };
 }

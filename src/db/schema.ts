@@ -30,7 +30,19 @@ export const BUDGET_WINDOWS = ['MONTHLY', 'CONTRACT_TERM', 'LIFETIME'] as const;
 export type BudgetWindow = (typeof BUDGET_WINDOWS)[number];
 export const ENFORCEMENTS = ['HARD', 'SOFT'] as const;
 export type Enforcement = (typeof ENFORCEMENTS)[number];
-export const JOB_KINDS = ['AVATAR_VIDEO', 'TEMPLATE_VIDEO', 'VIDEO_TRANSLATION', 'VIDEO_AGENT'] as const;
+export const JOB_KINDS = [
+  'AVATAR_VIDEO',
+  'TEMPLATE_VIDEO',
+  'VIDEO_TRANSLATION',
+  'VIDEO_AGENT',
+  'LIPSYNC',
+  'TTS',
+  'TRANSLATION_PROOFREAD',
+  'AVATAR_CREATION',
+  'VIDEO_BATCH',
+  'VIDEO_TRANSLATION_BATCH',
+  'LIPSYNC_BATCH',
+] as const;
 export type JobKind = (typeof JOB_KINDS)[number];
 export const JOB_STATUSES = [
   'RESERVED',
@@ -46,7 +58,19 @@ export const JOB_STATUSES = [
 export type JobStatus = (typeof JOB_STATUSES)[number];
 export const LEDGER_ENTRY_TYPES = ['HOLD', 'RELEASE', 'DEBIT', 'ADJUSTMENT'] as const;
 export type LedgerEntryType = (typeof LEDGER_ENTRY_TYPES)[number];
-export const ITEM_KINDS = ['video', 'translation', 'agent_session'] as const;
+export const ITEM_KINDS = [
+  'video',
+  'translation',
+  'agent_session',
+  'lipsync',
+  'speech',
+  'proofread',
+  'avatar_look',
+  'avatar_group',
+  'batch_video',
+  'batch_translation',
+  'batch_lipsync',
+] as const;
 export type ItemKind = (typeof ITEM_KINDS)[number];
 export const ITEM_STATUSES = ['pending', 'processing', 'completed', 'failed', 'not_found'] as const;
 export type ItemStatus = (typeof ITEM_STATUSES)[number];
@@ -247,6 +271,8 @@ export const jobItemsTable = pgTable('job_items', {
   durationSeconds: numeric('duration_seconds'),
   costMicroCs: micro('cost_micro_cs'),
   failureMessage: text('failure_message'),
+  /** The create answer's `data` where it holds more than ids, as HeyGen sent it (text to speech: audio_url, duration, request_id; avatar creation: avatar_group, avatar_item). */
+  createAnswer: jsonb('create_answer'),
   createdAt: createdAt(),
 }, (t) => [
   unique('job_items_job_upstream').on(t.jobId, t.upstreamId),

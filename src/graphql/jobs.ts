@@ -64,11 +64,21 @@ const UpstreamItemRef = builder.objectRef<ItemView>('UpstreamItem').implement({
       description: 'What HeyGen produced, read fresh from HeyGen (null when HeyGen no longer knows the id).',
       resolve: (i, _a, ctx) => outputReader(ctx)(i, i.accountId),
     }),
-    upstreamId: t.exposeString('upstreamId', { description: "HeyGen's id (video_id, video_translation_id or session_id)." }),
-    kind: t.exposeString('kind', { description: 'video, translation or agent_session.' }),
+    upstreamId: t.exposeString('upstreamId', {
+      description: "HeyGen's id (video_id, video_translation_id, session_id, lipsync_id, proofread_id, avatar look or group id, TTS request_id), or `{batch_id}#{item_index}` for a batch item.",
+    }),
+    kind: t.exposeString('kind', {
+      description: 'video, translation, agent_session, lipsync, speech, proofread, avatar_look, avatar_group, batch_video, batch_translation or batch_lipsync.',
+    }),
     language: t.exposeString('language', { nullable: true, description: 'Output language of a translation.' }),
     status: t.exposeString('status', { description: 'Last status read from HeyGen.' }),
     durationSeconds: t.exposeString('durationSeconds', { nullable: true, description: 'Output seconds HeyGen reported.' }),
+    createAnswer: t.field({
+      type: 'JSON',
+      nullable: true,
+      description: "The create answer's data where it holds more than ids, as HeyGen sent it (text to speech: audio_url, duration, request_id, word_timestamps; avatar creation: avatar_group, avatar_item); null for the others.",
+      resolve: (i) => i.createAnswer ?? null,
+    }),
   }),
 });
 

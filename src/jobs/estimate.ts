@@ -18,6 +18,8 @@ import {
   type Product,
   type RequestPlan,
   type UnmeasuredSource,
+  isPerCall,
+  MAX_BATCH_ITEMS,
 } from '../pricing/model.js';
 import { MediaError, measureMediaBytes, measureMediaUrl, type MediaProbeLimits } from '../pricing/media.js';
 import { extractCallback, STRICT_CALLBACK_POLICY, type CallbackPolicy, type RequestedCallback } from './callback.js';
@@ -29,26 +31,69 @@ const MAX_LANGUAGES = 50;
 /** Longest source video a translation may cut from (a day), so times stay plain decimals. */
 const MAX_SOURCE_SECONDS = 86_400;
 
+// An app's callback belongs to the whole job (src/jobs/callback.ts takes it from the top of the body); a batch
+// payload's callback_id names its item for the gateway, so payloads cannot carry their own.
+const payloadCallbackRefused = {
+  callback_id: z.undefined({ error: "a batch payload's callback_id is set by the gateway (it names the item): put callback_id on the batch" }).optional(),
+  callback_url: z.undefined({ error: 'a batch payload cannot have its own callback_url: give the batch one callback_url, called when the whole batch has ended' }).optional(),
+};
+
+const translationLimits = z.looseObject({
+  output_languages: z.array(z.string().min(2).max(35)).min(1).max(MAX_LANGUAGES),
+  start_time: z.number().min(0).max(MAX_SOURCE_SECONDS).optional(),
+  end_time: z.number().positive().max(MAX_SOURCE_SECONDS).optional(),
+});
+const lipsyncLimits = z.looseObject({
+  start_time: z.number().min(0).max(MAX_SOURCE_SECONDS).nullish(),
+  end_time: z.number().positive().max(MAX_SOURCE_SECONDS).nullish(),
+});
+
 // The gateway's own limits on top of the pricing model (which checks every field that decides the price).
 const schemas = {
   AVATAR_VIDEO: z.looseObject({}),
   TEMPLATE_VIDEO: z.looseObject({
     template_id: z.string().regex(/^[A-Za-z0-9_-]{1,128}$/, 'template_id must be a HeyGen template id'),
   }),
-  VIDEO_TRANSLATION: z.looseObject({
-    output_languages: z.array(z.string().min(2).max(35)).min(1).max(MAX_LANGUAGES),
-    start_time: z.number().min(0).max(MAX_SOURCE_SECONDS).optional(),
-    end_time: z.number().positive().max(MAX_SOURCE_SECONDS).optional(),
-  }),
+  VIDEO_TRANSLATION: translationLimits,
   VIDEO_AGENT: z.looseObject({}),
-} as const;
+  LIPSYNC: lipsyncLimits,
+  TTS: z.looseObject({}),
+  TRANSLATION_PROOFREAD: z.looseObject({
+    // HeyGen's proofread read reports no duration: the gateway bills the length it measured, so it must be able to.
+    video: z.looseObject({ type: z.literal('url', { error: 'a proofread needs video as {type: "url", url}: HeyGen reports no length for proofreads, so the gateway bills the source length it measures, and an asset_id cannot be measured' }) }),
+    output_languages: z.array(z.string().min(2).max(35)).min(1).max(MAX_LANGUAGES),
+  }),
+  AVATAR_CREATION: z.looseObject({}),
+  VIDEO_BATCH: z.looseObject({ videos: z.array(z.looseObject({ ...payloadCallbackRefused })).max(MAX_BATCH_ITEMS) }),
+  VIDEO_TRANSLATION_BATCH: z.looseObject({
+    // One language per payload: HeyGen expands a multi-language payload into several items whose item_index is not
+    // documented, and money must not depend on guessing which language an index is.
+    video_translations: z
+      .array(translationLimits.extend({ ...payloadCallbackRefused, output_languages: z.array(z.string().min(2).max(35)).min(1).max(1, 'a translation batch takes one output language per payload: give each language its own payload') }))
+      .max(MAX_BATCH_ITEMS),
+  }),
+  LIPSYNC_BATCH: z.looseObject({ lipsyncs: z.array(lipsyncLimits.extend(payloadCallbackRefused)).max(MAX_BATCH_ITEMS) }),
+} as const satisfies Record<JobKind, z.ZodType>;
 
 const ENDPOINT: Record<JobKind, Endpoint> = {
   AVATAR_VIDEO: 'video',
   TEMPLATE_VIDEO: 'template',
   VIDEO_TRANSLATION: 'translation',
   VIDEO_AGENT: 'agent',
+  LIPSYNC: 'lipsync',
+  TTS: 'speech',
+  TRANSLATION_PROOFREAD: 'proofread',
+  AVATAR_CREATION: 'avatar',
+  VIDEO_BATCH: 'video_batch',
+  VIDEO_TRANSLATION_BATCH: 'translation_batch',
+  LIPSYNC_BATCH: 'lipsync_batch',
 };
+
+/** Outputs of one batch job (after a translation payload expands per language): one page of HeyGen's batch read. */
+export const MAX_BATCH_OUTPUTS = 100;
+
+/** Kinds whose whole length the gateway measures or counts: a caller's estimatedSeconds has nothing to raise. */
+const NO_CALLER_ESTIMATE: readonly JobKind[] = ['TRANSLATION_PROOFREAD', 'AVATAR_CREATION'];
 
 /** A validated job with its pricing plan and the measured length of every media file it points at. */
 export interface PreparedJob {
@@ -117,7 +162,11 @@ export function planJob(
   }
   const { body, callback } = extractCallback(request as Record<string, unknown>, callbackPolicy);
   try {
-    return { body, plan: planRequest(ENDPOINT[kind], body), callback };
+    const plan = planRequest(ENDPOINT[kind], body);
+    if (plan.items && plan.outputs > MAX_BATCH_OUTPUTS) {
+      throw new ValidationError('request', `the batch has ${plan.outputs} outputs (payloads × languages); at most ${MAX_BATCH_OUTPUTS} go in one batch job`);
+    }
+    return { body, plan, callback };
   } catch (error) {
     if (error instanceof PricingError) throw new ValidationError(requestField(error.field), error.message);
     throw error;
@@ -202,6 +251,9 @@ function rateOf(product: Product, priceBook: PriceBook): bigint {
 export function estimateJob(job: PreparedJob, callerEstimatedSeconds: string | null, priceBook: PriceBook): Estimate {
   let caller: bigint | null = null;
   if (callerEstimatedSeconds !== null) {
+    if (NO_CALLER_ESTIMATE.includes(job.kind)) {
+      throw new ValidationError('estimatedSeconds', `a ${job.kind} job takes no estimatedSeconds: its length is measured (or it is billed per call)`);
+    }
     try {
       caller = secondsToMicro(callerEstimatedSeconds);
     } catch {
@@ -211,9 +263,31 @@ export function estimateJob(job: PreparedJob, callerEstimatedSeconds: string | n
       throw new ValidationError('estimatedSeconds', `estimatedSeconds must be greater than 0 and at most ${MAX_ESTIMATED_SECONDS}`);
     }
   }
+  const { product, rate } = billedProduct(job.plan, (p) => rateOf(p, priceBook), (a, b) => (a > b ? 1 : a < b ? -1 : 0));
+  const perCall = isPerCall(product);
+  // A batch is the sum of its items, each held at its own length; anything else is one item.
+  let seconds = 0n;
+  let cost = 0n;
+  for (const item of job.plan.items ?? [job.plan]) {
+    const perOutput = perCall ? 0n : outputLength(job, item, caller, priceBook);
+    const outputs = BigInt(item.outputs);
+    seconds += perOutput * outputs;
+    cost += itemCostMicroCs(product, perOutput, rate, priceBook.billingIncrementSeconds) * outputs;
+  }
+  const estimatedMicroCs = ceilDiv(cost * BigInt(priceBook.safetyMarginPercent), 100n);
+  return { product, rateMicroCsPerSecond: rate, estimatedSeconds: formatCreditSeconds(seconds) /* seconds, same 6-decimal fixed point */, estimatedMicroCs };
+}
+
+/** What HeyGen bills for one completed output: per call, its rate; else its seconds × rate. */
+export function itemCostMicroCs(product: string, microSeconds: bigint, rateMicroCsPerSecond: bigint, incrementSeconds: number): bigint {
+  return isPerCall(product as Product) ? rateMicroCsPerSecond : costMicroCs(microSeconds, rateMicroCsPerSecond, incrementSeconds);
+}
+
+/** One output's length from the pricing model, raised (never lowered) by the caller's estimate. */
+function outputLength(job: PreparedJob, plan: RequestPlan, caller: bigint | null, priceBook: PriceBook): bigint {
   let modelled: bigint;
   try {
-    modelled = outputMicro(job.plan, {
+    modelled = outputMicro(plan, {
       wordsPerMinute: priceBook.wordsPerMinute,
       minSpeechMicro: MICRO,
       media: (ref) => {
@@ -231,9 +305,5 @@ export function estimateJob(job: PreparedJob, callerEstimatedSeconds: string | n
   if (perOutput > BigInt(MAX_ESTIMATED_SECONDS) * MICRO) {
     throw new ValidationError('request', `the request implies more than ${MAX_ESTIMATED_SECONDS} seconds of output`);
   }
-  const outputs = BigInt(job.plan.outputs);
-  const { product, rate } = billedProduct(job.plan, (p) => rateOf(p, priceBook), (a, b) => (a > b ? 1 : a < b ? -1 : 0));
-  const perOutputCost = costMicroCs(perOutput, rate, priceBook.billingIncrementSeconds);
-  const estimatedMicroCs = ceilDiv(perOutputCost * outputs * BigInt(priceBook.safetyMarginPercent), 100n);
-  return { product, rateMicroCsPerSecond: rate, estimatedSeconds: formatCreditSeconds(perOutput * outputs) /* seconds, same 6-decimal fixed point */, estimatedMicroCs };
+  return perOutput;
 }

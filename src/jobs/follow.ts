@@ -2,14 +2,14 @@
 // Every step re-reads the job and checks the state it expects, so any process may run any step.
 import { and, eq, inArray, sql } from 'drizzle-orm';
 import { isDatabaseUnavailable, queryRows, type Db } from '../db/client.js';
-import { rowFromJson } from '../db/json-rows.js';
+import { jsonRowOf, rowFromJson } from '../db/json-rows.js';
 import { accountsTable, jobItemsTable, jobsTable, type ItemStatus } from '../db/schema.js';
 import { connectionOf, type AccountRow } from '../accounts/accounts.js';
-import type { HeygenClient, UpstreamJobState, UpstreamStatus } from '../heygen/client.js';
+import { parseBatchItemId, type BatchKind, type HeygenClient, type UpstreamJobState, type UpstreamStatus } from '../heygen/client.js';
 import type { SecretBox } from '../secrets/secret-box.js';
 import type { Logger } from '../logging.js';
-import { costMicroCs } from './estimate.js';
-import { secondsToMicro } from '../primitives/money.js';
+import { itemCostMicroCs } from './estimate.js';
+import { formatCreditSeconds, secondsToMicro } from '../primitives/money.js';
 import { isTerminal, nextStatus, TERMINAL_STATUSES } from './lifecycle.js';
 import { settleJob } from './settlement.js';
 import type { JobRow } from './admission.js';
@@ -107,7 +107,21 @@ export async function forwardJob(deps: JobDeps, jobId: string, claimed?: Claimed
   const [row] = await markSubmitted(db).execute({
     p: JSON.stringify({
       job_id: jobId,
-      items: outcome.items.map((i) => ({ upstream_id: i.upstreamId, kind: i.kind, video_id: i.videoId ?? null, language: i.language ?? null })),
+      // Every item with the same columns (the function inserts the columns the rows name). A synchronous product
+      // (text to speech) is done in HeyGen's answer: its cost is known now.
+      items: outcome.items.map((i) =>
+        jsonRowOf(jobItemsTable, {
+          jobId,
+          upstreamId: i.upstreamId,
+          kind: i.kind,
+          videoId: i.videoId ?? null,
+          language: i.language ?? null,
+          status: i.completed ? 'completed' : 'pending',
+          durationSeconds: i.completed ? i.completed.durationSeconds : null,
+          costMicroCs: i.completed ? itemCostMicroCs(job.product, secondsToMicro(i.completed.durationSeconds), job.rateMicroCsPerSecond, account.priceBook.billingIncrementSeconds) : null,
+          createAnswer: i.output ?? null,
+        }),
+      ),
       next: FORWARD_ACCEPTED,
       poll_min_ms: deps.follow.pollMinIntervalMs,
       now: new Date().toISOString(),
@@ -119,8 +133,17 @@ export async function forwardJob(deps: JobDeps, jobId: string, claimed?: Claimed
     items?: Record<string, unknown>[];
   };
   const current = answer.job ? rowFromJson(jobsTable, answer.job) : null;
-  if (answer.outcome === 'not_awaiting') logger.error({ jobId, status: current?.status }, 'HeyGen accepted a job that is no longer awaiting submission');
-  else claimed?.onItems?.(answer.items!.map((i) => rowFromJson(jobItemsTable, i)));
+  if (answer.outcome === 'not_awaiting') {
+    logger.error({ jobId, status: current?.status }, 'HeyGen accepted a job that is no longer awaiting submission');
+    return current;
+  }
+  if (current && outcome.items.length > 0 && outcome.items.every((i) => i.completed) && !isTerminal(current.status)) {
+    // Every output was in HeyGen's answer (text to speech): settled now, nothing to follow.
+    const { job: settled } = await settleJob(db, jobId, { type: 'upstream_terminal' });
+    logger.info({ jobId, status: settled.status, actualMicroCs: settled.actualMicroCs?.toString() }, 'job settled from the create answer');
+    return settled;
+  }
+  claimed?.onItems?.(answer.items!.map((i) => rowFromJson(jobItemsTable, i)));
   return current;
 }
 
@@ -157,6 +180,9 @@ function markSubmitted(db: Db) {
 
 type ItemRow = typeof jobItemsTable.$inferSelect;
 
+/** Which batch read names the items of each batch item kind. */
+const BATCH_ITEM_KINDS: Partial<Record<string, BatchKind>> = { batch_video: 'video', batch_translation: 'translation', batch_lipsync: 'lipsync' };
+
 interface ItemUpdate {
   id: string;
   status: ItemStatus;
@@ -169,12 +195,16 @@ interface ItemUpdate {
 const followedColumns = {
   id: jobsTable.id,
   accountId: jobsTable.accountId,
+  product: jobsTable.product,
+  estimatedSeconds: jobsTable.estimatedSeconds,
+  /** Languages asked for (a proofread's outputs), read without loading the request body. */
+  languages: sql<number>`coalesce(jsonb_array_length(case when jsonb_typeof(${jobsTable.request}->'output_languages') = 'array' then ${jobsTable.request}->'output_languages' end), 1)`,
   rateMicroCsPerSecond: jobsTable.rateMicroCsPerSecond,
   checkAttempts: jobsTable.checkAttempts,
   createdAt: jobsTable.createdAt,
   submittedAt: jobsTable.submittedAt,
 };
-type FollowedJob = Pick<JobRow, keyof typeof followedColumns>;
+type FollowedJob = Pick<JobRow, Exclude<keyof typeof followedColumns, 'languages'>> & { languages: number };
 
 /**
  * Reads the upstream state of SUBMITTED / PROCESSING jobs (bulk status first, details only for items that
@@ -237,6 +267,19 @@ async function refreshAccountJobs(deps: JobDeps, account: AccountRow, jobs: Foll
     }
   }
 
+  /** A non-completed state: failed, gone (after a grace period), or in progress. */
+  const applyOther = (item: ItemRow, job: FollowedJob, state: UpstreamJobState) => {
+    if (state.status === 'failed') {
+      update({ id: item.id, status: 'failed', failureMessage: state.failureMessage ?? state.failureCode ?? 'failed' });
+    } else if (state.status === 'not_found') {
+      if (Date.now() - (job.submittedAt ?? job.createdAt).getTime() > NOT_FOUND_GRACE_MS) {
+        update({ id: item.id, status: 'not_found', failureMessage: 'HeyGen no longer knows this id' });
+      }
+    } else if (state.status === 'processing' && item.status === 'pending') {
+      update({ id: item.id, status: 'processing' });
+    }
+  };
+
   /** Bulk status first; the detail (with the duration money depends on) only for items that left pending/processing. */
   const follow = async (
     group: ItemRow[],
@@ -261,7 +304,7 @@ async function refreshAccountJobs(deps: JobDeps, account: AccountRow, jobs: Foll
           deps.logger.warn({ jobId: item.jobId, upstreamId: id }, 'HeyGen reported completed without a duration; not settling yet');
           continue;
         }
-        const cost = costMicroCs(secondsToMicro(state.durationSeconds), job.rateMicroCsPerSecond, increment);
+        const cost = itemCostMicroCs(job.product, secondsToMicro(state.durationSeconds), job.rateMicroCsPerSecond, increment);
         update({ id: item.id, status: 'completed', durationSeconds: state.durationSeconds, costMicroCs: cost });
       } else if (state.status === 'failed') {
         update({ id: item.id, status: 'failed', failureMessage: state.failureMessage ?? state.failureCode ?? 'failed' });
@@ -275,19 +318,72 @@ async function refreshAccountJobs(deps: JobDeps, account: AccountRow, jobs: Foll
     }
   };
 
-  const videoIdOf = (i: ItemRow) => (i.kind === 'video' ? i.upstreamId : i.videoId!);
+  // Batch items get their own id once HeyGen creates them; one that fails before that is failed here.
+  const batchItems = items.filter((i) => BATCH_ITEM_KINDS[i.kind] !== undefined && !i.videoId);
+  const byBatch = new Map<string, ItemRow[]>();
+  for (const item of batchItems) {
+    const ref = parseBatchItemId(item.upstreamId);
+    if (ref) byBatch.set(ref.batchId, [...(byBatch.get(ref.batchId) ?? []), item]);
+  }
+  for (const [batchId, group] of byBatch) {
+    const states = new Map((await heygen.getBatch(conn, BATCH_ITEM_KINDS[group[0]!.kind]!, batchId)).map((s) => [s.index, s]));
+    for (const item of group) {
+      const state = states.get(parseBatchItemId(item.upstreamId)!.index);
+      if (!state) continue;
+      if (state.id) {
+        item.videoId = state.id;
+        update({ id: item.id, status: item.status === 'pending' && state.status === 'pending' ? 'pending' : 'processing', videoId: state.id });
+      } else if (state.status === 'failed') {
+        update({ id: item.id, status: 'failed', failureMessage: state.failureMessage ?? 'the batch item failed' });
+      } else if (state.status === 'processing' && item.status === 'pending') {
+        update({ id: item.id, status: 'processing' });
+      }
+    }
+  }
+
+  // Items HeyGen names by their own id (upstream_id), and those named once created (video_id).
+  const idOf = (i: ItemRow) => (i.kind === 'video' || i.kind === 'translation' || i.kind === 'lipsync' ? i.upstreamId : i.videoId!);
+  const named = (kinds: readonly string[]) => (i: ItemRow) => kinds.includes(i.kind) && (i.kind === 'video' || i.kind === 'translation' || i.kind === 'lipsync' || !!i.videoId);
   await follow(
-    items.filter((i) => i.kind === 'video' || (i.kind === 'agent_session' && i.videoId)),
-    videoIdOf,
+    items.filter(named(['video', 'agent_session', 'batch_video'])),
+    idOf,
     (ids) => heygen.getVideoStatuses(conn, ids),
     (id) => heygen.getVideo(conn, id),
   );
   await follow(
-    items.filter((i) => i.kind === 'translation'),
-    (i) => i.upstreamId,
+    items.filter(named(['translation', 'batch_translation'])),
+    idOf,
     (ids) => heygen.getTranslationStatuses(conn, ids),
     (id) => heygen.getTranslation(conn, id),
   );
+  await follow(
+    items.filter(named(['lipsync', 'batch_lipsync'])),
+    idOf,
+    (ids) => heygen.getLipsyncStatuses(conn, ids),
+    (id) => heygen.getLipsync(conn, id),
+  );
+
+  // Proofreads: HeyGen reports no length, so a completed one is billed at the source length the gateway measured
+  // at admission (its estimatedSeconds: no caller estimate is taken for proofreads), per language.
+  for (const item of items.filter((i) => i.kind === 'proofread')) {
+    const state = await heygen.getProofread(conn, item.upstreamId);
+    const job = jobById.get(item.jobId)!;
+    if (state.status === 'completed') {
+      // Per language asked for: HeyGen creating fewer sessions than languages never raises what one is billed.
+      const perOutput = secondsToMicro(job.estimatedSeconds) / BigInt(Math.max(1, Number(job.languages)));
+      const cost = itemCostMicroCs(job.product, perOutput, job.rateMicroCsPerSecond, increment);
+      update({ id: item.id, status: 'completed', durationSeconds: formatCreditSeconds(perOutput), costMicroCs: cost });
+    } else applyOther(item, job, state);
+  }
+
+  // Avatar creation: billed per created avatar, once its training completes.
+  for (const item of items.filter((i) => i.kind === 'avatar_look' || i.kind === 'avatar_group')) {
+    const state = await heygen.getAvatar(conn, item.kind === 'avatar_look' ? 'look' : 'group', item.upstreamId);
+    const job = jobById.get(item.jobId)!;
+    if (state.status === 'completed') {
+      update({ id: item.id, status: 'completed', costMicroCs: itemCostMicroCs(job.product, 0n, job.rateMicroCsPerSecond, increment) });
+    } else applyOther(item, job, state);
+  }
 
   for (const job of jobs) await applyItemUpdates(deps, job, updates);
 }

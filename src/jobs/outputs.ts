@@ -25,7 +25,19 @@ export const ITEM_DETAIL_PATH: Record<ItemKind, (id: string) => string> = {
   video: (id) => `/v3/videos/${encodeURIComponent(id)}`,
   translation: (id) => `/v3/video-translations/${encodeURIComponent(id)}`,
   agent_session: (id) => `/v3/video-agents/${encodeURIComponent(id)}`,
+  lipsync: (id) => `/v3/lipsyncs/${encodeURIComponent(id)}`,
+  // Text to speech has no read: its item answers from the create answer (readItemOutput).
+  speech: (id) => `/v3/voices/speech/${encodeURIComponent(id)}`,
+  proofread: (id) => `/v3/video-translations/proofreads/${encodeURIComponent(id)}`,
+  avatar_look: (id) => `/v3/avatars/looks/${encodeURIComponent(id)}`,
+  avatar_group: (id) => `/v3/avatars/${encodeURIComponent(id)}`,
+  // A batch item is read by its own id (video_id) once HeyGen created it, as the kind it is.
+  batch_video: (id) => `/v3/videos/${encodeURIComponent(id)}`,
+  batch_translation: (id) => `/v3/video-translations/${encodeURIComponent(id)}`,
+  batch_lipsync: (id) => `/v3/lipsyncs/${encodeURIComponent(id)}`,
 };
+
+const BATCH_ITEM_KINDS: readonly ItemKind[] = ['batch_video', 'batch_translation', 'batch_lipsync'];
 
 /** Fields of HeyGen's answers that carry the gateway's own bookkeeping (its job id as callback_id, its webhook URL). */
 const GATEWAY_FIELDS = new Set(['callback_id', 'callback_url']);
@@ -91,7 +103,19 @@ export async function readItemOutput(deps: OutputDeps, account: AccountRow, item
   if (item.kind === 'agent_session' && !videoOfSession) {
     return { ...outputOf(item.upstreamId, {}), status: item.status };
   }
-  const path = videoOfSession ? ITEM_DETAIL_PATH.video(videoOfSession) : ITEM_DETAIL_PATH[item.kind](item.upstreamId);
+  // Text to speech is answered once, at creation: HeyGen has no read for it, so its answer is all there is.
+  if (item.kind === 'speech') {
+    const answer = item.createAnswer && typeof item.createAnswer === 'object' ? (item.createAnswer as Record<string, unknown>) : {};
+    return { ...outputOf(item.upstreamId, answer), status: item.status };
+  }
+  // A batch item HeyGen has not created yet has no id to read.
+  const batchItem = BATCH_ITEM_KINDS.includes(item.kind);
+  if (batchItem && !item.videoId) return { ...outputOf(item.upstreamId, {}), status: item.status };
+  const path = videoOfSession
+    ? ITEM_DETAIL_PATH.video(videoOfSession)
+    : batchItem
+      ? ITEM_DETAIL_PATH[item.kind](item.videoId!)
+      : ITEM_DETAIL_PATH[item.kind](item.upstreamId);
   let answer: RawAnswer;
   try {
     answer = await readUpstream(deps, account, path);
