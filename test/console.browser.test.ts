@@ -32,7 +32,7 @@ let period = '';
 
 const rawId = (globalId: string) => decodeGlobalID(globalId).id;
 
-async function submitAndFinish(projectId: string): Promise<string> {
+async function submitJob(projectId: string): Promise<string> {
   const p = await mustMutate(h, SUBMIT, { input: { projectId, kind: 'AVATAR_VIDEO', request: avatarRequest() } }, 'submitJob');
   return p.job.id as string;
 }
@@ -97,12 +97,19 @@ async function signIn(role: keyof typeof tokens): Promise<Page> {
   return page;
 }
 
-/** A chart drawn by ECharts' SVG renderer with marks in it (not an empty frame). */
+/** A chart drawn by ECharts' SVG renderer, with data in it and marks drawn (not an empty frame). */
 async function expectChart(page: Page, testId: string): Promise<void> {
   const chart = page.getByTestId(testId);
-  await chart.locator('svg path').first().waitFor();
-  const marks = await chart.locator('svg path').count();
-  expect(marks).toBeGreaterThan(3);
+  await chart.locator('svg path').first().waitFor({ state: 'attached' });
+  await expect.poll(async () => Number(await chart.getAttribute('data-points'))).toBeGreaterThan(0);
+  // Marks with an area (bars, a rising line, legend icons), beyond the flat grid lines.
+  const drawn = await chart.evaluate((el) =>
+    [...el.querySelectorAll('svg path')].filter((p) => {
+      const box = (p as SVGGraphicsElement).getBBox();
+      return box.width > 0 && box.height > 0;
+    }).length,
+  );
+  expect(drawn).toBeGreaterThan(3);
   const box = await chart.boundingBox();
   expect(box!.width).toBeGreaterThan(200);
   expect(box!.height).toBeGreaterThan(100);
@@ -130,7 +137,7 @@ beforeAll(async () => {
   await setBudget(h, { ...monthly, orgUnitId: tree.teamId, limitCreditSeconds: '120000' });
   await setBudget(h, { ...monthly, orgUnitId: tree.projectId, limitCreditSeconds: '1000' });
   await setBudget(h, { ...monthly, orgUnitId: tree.otherTeamId, limitCreditSeconds: '60000', enforcement: 'SOFT' });
-  const jobs = await Promise.all([submitAndFinish(tree.projectId), submitAndFinish(tree.projectId), submitAndFinish(tree.otherProjectId)]);
+  const jobs = await Promise.all([submitJob(tree.projectId), submitJob(tree.projectId), submitJob(tree.otherProjectId)]);
   await waitFor(async () => (await Promise.all(jobs.map(jobStatus))).every((s) => s === 'SUCCEEDED'), 20_000);
 
   const issue = h.services.tokens.issueOperatorToken;
@@ -279,9 +286,11 @@ describe('the budget console', () => {
 
   it('MANAGER: a live job moves from running to done on screen without a reload', async () => {
     const page = pages.get('MANAGER')!;
-    h.sim.configure({ renderMs: 2500 });
-    const jobId = await submitAndFinish(tree.projectId).finally(() => h.sim.configure({ renderMs: 50 }));
-    await page.goto(`${gateway.url}/console/#/unit/${encodeURIComponent(tree.projectId)}`);
+    await page.getByRole('link', { name: 'Overview' }).first().click();
+    await page.getByRole('heading', { name: /^Overview/ }).waitFor();
+    h.sim.configure({ renderMs: 4000 });
+    const jobId = await submitJob(tree.projectId).finally(() => h.sim.configure({ renderMs: 50 }));
+    await page.locator('[data-unit-name=Onboarding] > .unit-row a').click();
     const status = page.locator(`[data-job-id="${jobId}"] [data-testid=job-status]`);
     await expect.poll(() => status.getAttribute('data-status'), { timeout: 10_000 }).toMatch(/^(RESERVED|SUBMITTED|PROCESSING)$/);
     await page.evaluate(() => ((window as unknown as { noReload: boolean }).noReload = true));

@@ -8,7 +8,13 @@ import type { EChartsCoreOption } from 'echarts/core';
 
 echarts.use([BarChart, LineChart, GridComponent, LegendComponent, TooltipComponent, MarkLineComponent, AriaComponent, SVGRenderer]);
 
-export function Chart({ option, label, testId }: { option: EChartsCoreOption; label: string; testId: string }) {
+/** Data points above zero in the option's series (0: an empty chart, shown with a note). */
+function pointsOf(option: EChartsCoreOption): number {
+  const series = (option as { series?: { data?: unknown[] }[] }).series ?? [];
+  return series.reduce((n, s) => n + (s.data ?? []).filter((v) => typeof v === 'number' && v > 0).length, 0);
+}
+
+export function Chart({ option, label, testId, empty }: { option: EChartsCoreOption; label: string; testId: string; empty?: string }) {
   const ref = useRef<HTMLDivElement>(null);
   const chart = useRef<echarts.ECharts | null>(null);
   useEffect(() => {
@@ -26,5 +32,11 @@ export function Chart({ option, label, testId }: { option: EChartsCoreOption; la
   useEffect(() => {
     chart.current?.setOption({ aria: { enabled: true }, animation: false, ...option }, true);
   }, [option]);
-  return <div className="chart" ref={ref} role="img" aria-label={label} data-testid={testId} />;
+  const points = pointsOf(option);
+  return (
+    <>
+      <div className="chart" ref={ref} role="img" aria-label={label} data-testid={testId} data-points={points} />
+      {empty && points === 0 && <p className="empty">{empty}</p>}
+    </>
+  );
 }

@@ -248,7 +248,7 @@ export function UnitPage({ id, account }: { id: string; account: AccountRef }) {
       </section>
       <section aria-labelledby="daily">
         <h2 id="daily">Daily usage by product</h2>
-        <Chart option={option} label={`Settled credit-seconds per day in ${period}, by product`} testId="chart-daily" />
+        <Chart option={option} label={`Settled credit-seconds per day in ${period}, by product`} testId="chart-daily" empty="No settled usage in this unit this month yet." />
       </section>
       <Budgets unitId={u.id} path={u.path} budgets={u.budgets} accountId={account.id} onChanged={unit.refetch} />
       <section aria-labelledby="jobs">
