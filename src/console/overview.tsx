@@ -72,7 +72,7 @@ export function cumulativeOption(jobs: JobView[], period: string, timeZone: stri
     tooltip: { trigger: 'axis', valueFormatter: (v: unknown) => (typeof v === 'number' ? `${v.toLocaleString('en-US')} cs` : '—') },
     legend: { top: 0 },
     grid: { left: 8, right: 16, top: 32, bottom: 8, containLabel: true },
-    xAxis: { type: 'category', data: days.map((d) => d.slice(8)), name: 'day' },
+    xAxis: { type: 'category', data: days.map((d) => d.slice(8)) },
     yAxis: { type: 'value', name: 'credit-seconds' },
     series: [
       { name: 'Settled (cumulative)', type: 'line', data: cumulative, areaStyle: { opacity: 0.15 }, showSymbol: false },

@@ -199,7 +199,7 @@ export function dailyByProductOption(jobs: JobView[], period: string, timeZone: 
     tooltip: { trigger: 'axis', valueFormatter: (v: unknown) => (typeof v === 'number' ? `${v.toLocaleString('en-US')} cs` : '—') },
     legend: { top: 0 },
     grid: { left: 8, right: 16, top: 32, bottom: 8, containLabel: true },
-    xAxis: { type: 'category', data: days.map((d) => d.slice(8)), name: 'day' },
+    xAxis: { type: 'category', data: days.map((d) => d.slice(8)) },
     yAxis: { type: 'value', name: 'credit-seconds' },
     series: (products.length ? products : ['(no usage yet)']).map((p) => ({
       name: p,

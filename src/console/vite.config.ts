@@ -43,6 +43,9 @@ export default defineConfig({
   base: '/console/',
   plugins: [react(), bundleBudget()],
   logLevel: 'warn',
+  mode: 'production',
+  // Always React's production build, whatever NODE_ENV the calling process has (vitest sets "test").
+  define: { 'process.env.NODE_ENV': JSON.stringify('production') },
   build: {
     outDir: OUT,
     emptyOutDir: true,

@@ -43,6 +43,11 @@ export default function buildOnce(): void {
     execFileSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(ROOT, 'tsconfig.build.json')], { cwd: ROOT, stdio: 'inherit' });
   }
   if (!consoleIsFresh()) {
-    execFileSync(process.execPath, [join(ROOT, 'node_modules/vite/bin/vite.js'), 'build', '--config', join(ROOT, 'src/console/vite.config.ts')], { cwd: ROOT, stdio: 'inherit' });
+    execFileSync(process.execPath, [join(ROOT, 'node_modules/vite/bin/vite.js'), 'build', '--config', join(ROOT, 'src/console/vite.config.ts')], {
+      cwd: ROOT,
+      stdio: 'inherit',
+      // vitest sets NODE_ENV=test; the console is built as it ships (React's production build).
+      env: { ...process.env, NODE_ENV: 'production' },
+    });
   }
 }
