@@ -138,7 +138,7 @@ function App() {
     setSession(null);
     setMessage(reason ?? null);
   }, []);
-  const useToken = useCallback(
+  const acceptToken = useCallback(
     async (token: string) => {
       const result = await signIn(token, signOut);
       if (typeof result === 'string') {
@@ -154,10 +154,10 @@ function App() {
   );
   useEffect(() => {
     const token = readToken();
-    if (token) void useToken(token).finally(() => setRestoring(false));
-  }, [useToken]);
+    if (token) void acceptToken(token).finally(() => setRestoring(false));
+  }, [acceptToken]);
   if (restoring) return <p className="muted" role="status">Signing in…</p>;
-  if (!session) return <SignIn onToken={useToken} message={message} />;
+  if (!session) return <SignIn onToken={acceptToken} message={message} />;
   return (
     <SessionContext.Provider value={session}>
       <Shell session={session} route={route} />
