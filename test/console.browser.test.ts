@@ -18,6 +18,8 @@ const CHROMIUM = '/usr/bin/chromium';
 const SHOTS = join(ROOT, 'test-output', 'console');
 const LAPTOP = { width: 1366, height: 768 };
 const PHONE = { width: 390, height: 844 };
+/** How long an expectation may wait for the page (a loaded 2-core machine is slow; nothing here sleeps). */
+const WAIT = { timeout: 15_000, interval: 100 };
 
 let h: Harness;
 let gateway: GatewayProcess;
@@ -101,7 +103,7 @@ async function signIn(role: keyof typeof tokens): Promise<Page> {
 async function expectChart(page: Page, testId: string): Promise<void> {
   const chart = page.getByTestId(testId);
   await chart.locator('svg path').first().waitFor({ state: 'attached' });
-  await expect.poll(async () => Number(await chart.getAttribute('data-points'))).toBeGreaterThan(0);
+  await expect.poll(async () => Number(await chart.getAttribute('data-points')), WAIT).toBeGreaterThan(0);
   // Marks with an area (bars, a rising line, legend icons), beyond the flat grid lines.
   const drawn = await chart.evaluate((el) =>
     [...el.querySelectorAll('svg path')].filter((p) => {
@@ -190,7 +192,7 @@ describe('the budget console', () => {
     await page.getByLabel('Gateway token').fill('not-a-token');
     await page.keyboard.press('Tab');
     await page.keyboard.press('Enter');
-    await expect.poll(() => page.getByRole('alert').textContent()).toContain('Sign in again');
+    await expect.poll(() => page.getByRole('alert').textContent(), WAIT).toContain('Sign in again');
     // The 401 answer itself is logged by Chromium as a failed resource load: that one is expected.
     consoleErrors.splice(0, consoleErrors.length, ...consoleErrors.filter((e) => !/^stranger: Failed to load resource: .*401/.test(e)));
   });
@@ -207,7 +209,7 @@ describe('the budget console', () => {
     );
     const p = api.accounts[0].period;
     expect(Number(p.usedCreditSeconds)).toBeGreaterThan(0);
-    await expect.poll(() => page.getByTestId('kpi-invoice').textContent()).toBe(usd(api.chargebackReport.invoiceTotalUsd));
+    await expect.poll(() => page.getByTestId('kpi-invoice').textContent(), WAIT).toBe(usd(api.chargebackReport.invoiceTotalUsd));
     expect(await page.getByTestId('kpi-used').textContent()).toBe(cs(p.usedCreditSeconds));
     expect(await page.getByTestId('kpi-used').textContent()).toBe(cs(api.chargebackReport.usedCreditSeconds));
     expect(await page.getByTestId('kpi-overage').textContent()).toBe(cs(p.overageCreditSeconds));
@@ -259,13 +261,13 @@ describe('the budget console', () => {
     await page.getByRole('button', { name: 'Edit budget' }).click();
     await page.getByLabel(/Limit/).fill('999999999999999');
     await page.getByRole('button', { name: 'Save' }).click();
-    await expect.poll(() => page.getByTestId('budget-message').textContent()).toMatch(/^Not saved: The value was refused: .*at most/);
+    await expect.poll(() => page.getByTestId('budget-message').textContent(), WAIT).toMatch(/^Not saved: The value was refused: .*at most/);
     expect(await page.getByTestId('budget-limit').textContent()).toContain(`limit ${cs('1000')} `);
 
     await page.getByRole('button', { name: 'Edit budget' }).click();
     await page.getByLabel(/Limit/).fill('2000');
     await page.keyboard.press('Enter');
-    await expect.poll(() => page.getByTestId('budget-message').textContent()).toBe('Budget saved.');
+    await expect.poll(() => page.getByTestId('budget-message').textContent(), WAIT).toBe('Budget saved.');
     expect(await page.getByTestId('budget-limit').textContent()).toContain(`limit ${cs('2000')} `);
 
     const after = await apiAs(tokens.MANAGER, `query($id: ID!) { orgUnit(id: $id) { budgets { id limitCreditSeconds } } }`, { id: tree.projectId });
@@ -288,13 +290,14 @@ describe('the budget console', () => {
     const page = pages.get('MANAGER')!;
     await page.getByRole('link', { name: 'Overview' }).first().click();
     await page.getByRole('heading', { name: /^Overview/ }).waitFor();
-    h.sim.configure({ renderMs: 4000 });
+    // Long enough to be seen running on a loaded machine; the page re-reads running jobs every second.
+    h.sim.configure({ renderMs: 6000 });
     const jobId = await submitJob(tree.projectId).finally(() => h.sim.configure({ renderMs: 50 }));
     await page.locator('[data-unit-name=Onboarding] > .unit-row a').click();
     const status = page.locator(`[data-job-id="${jobId}"] [data-testid=job-status]`);
-    await expect.poll(() => status.getAttribute('data-status'), { timeout: 10_000 }).toMatch(/^(RESERVED|SUBMITTED|PROCESSING)$/);
+    await expect.poll(() => status.getAttribute('data-status'), WAIT).toMatch(/^(RESERVED|SUBMITTED|PROCESSING)$/);
     await page.evaluate(() => ((window as unknown as { noReload: boolean }).noReload = true));
-    await expect.poll(() => status.getAttribute('data-status'), { timeout: 15_000 }).toBe('SUCCEEDED');
+    await expect.poll(() => status.getAttribute('data-status'), { timeout: 20_000, interval: 100 }).toBe('SUCCEEDED');
     expect(await page.evaluate(() => (window as unknown as { noReload?: boolean }).noReload)).toBe(true);
     expect(await status.textContent()).toBe('done');
   });

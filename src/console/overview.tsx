@@ -2,7 +2,7 @@
 // wallet drift, a cumulative chart, and the org tree with each unit's budgets as bars.
 import { useMemo } from 'react';
 import { useQuery, usePaged, Loading, ErrorNote, useSession } from './api.js';
-import { ChargebackQuery, OverviewQuery, UnitsQuery } from './queries.js';
+import { ChargebackQuery, OverrunFlagsQuery, OverviewQuery, UnitsQuery } from './queries.js';
 import { cs, currentPeriod, dayIn, daysOfPeriod, toNumber, usd } from './format.js';
 import { Chart } from './chart.js';
 import { BudgetBar, type BudgetView } from './budget-bar.js';
@@ -86,6 +86,8 @@ export function Overview({ account }: { account: AccountRef }) {
   const period = currentPeriod(account.timezone);
   const overview = useQuery(OverviewQuery, { period });
   const report = useQuery(ChargebackQuery, { accountId: account.id, period });
+  const finance = session.role === 'ADMIN' || session.role === 'FINANCE';
+  const overruns = useQuery(OverrunFlagsQuery, { accountId: account.id, period }, null, !finance);
   const unitsPaged = usePaged(UnitsQuery, {}, (d) => d.orgUnits);
   const live = useJobs(account.id, period);
   const jobs = live.jobs;
@@ -156,6 +158,27 @@ export function Overview({ account }: { account: AccountRef }) {
           <Tree nodes={tree} accountId={account.id} />
         )}
       </section>
+      {finance && (
+        <section aria-labelledby="overruns">
+          <h2 id="overruns">Projects flagged for overruns</h2>
+          {overruns.error ? (
+            <ErrorNote message={overruns.error} />
+          ) : !overruns.data ? (
+            <Loading what="overrun flags" />
+          ) : overruns.data.overrunFlags.length === 0 ? (
+            <p className="empty">No project's overruns reached the flag threshold this month.</p>
+          ) : (
+            <ul data-testid="overrun-flags">
+              {overruns.data.overrunFlags.map((f) => (
+                <li key={f.project?.id ?? 'none'}>
+                  {f.project ? <a href={`#/unit/${encodeURIComponent(f.project.id)}`}>{f.project.name}</a> : 'A project'}: {cs(f.overrunCreditSeconds)} over the holds
+                  in {f.jobsWithOverrun} job(s), largest {cs(f.largestOverrunCreditSeconds)}. Already billed; the estimates need fixing.
+                </li>
+              ))}
+            </ul>
+          )}
+        </section>
+      )}
       <section aria-labelledby="recent">
         <h2 id="recent">Recent jobs</h2>
         {live.error ? <ErrorNote message={live.error} /> : live.loading ? <Loading what="jobs" /> : <JobsTable jobs={jobs.slice(0, 20)} timeZone={account.timezone} />}

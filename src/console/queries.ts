@@ -106,3 +106,12 @@ export const SetBudgetMutation = graphql(
 `,
   [BudgetFields],
 );
+
+export const OverrunFlagsQuery = graphql(`
+  query ConsoleOverrunFlags($accountId: ID, $period: Period!) {
+    overrunFlags(accountId: $accountId, period: $period) {
+      jobsWithOverrun largestOverrunCreditSeconds overrunCreditSeconds
+      project { id name }
+    }
+  }
+`);
