@@ -43,6 +43,9 @@ await runCli('demo', async () => {
 
  curl -s ${url} -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' \\
    -d '{"query":"{ accounts { name inFlightJobs period { usedCreditSeconds reservedCreditSeconds projectedInvoiceUsd } } orgUnits(first: 10) { edges { node { name kind budgets { limitCreditSeconds reservedCreditSeconds settledCreditSeconds } } } } }"}'
+
+ The same gateway as a drop-in HeyGen v3 API (README: "Move an existing HeyGen app"):
+ curl -s http://localhost:${port}/v3/users/me -H "X-Api-Key: $TOKEN" -H 'X-Gateway-Project: ${projectId}'
  (TOKEN=<the admin token above>)
 =====================================================================
 `);

@@ -64,12 +64,25 @@ export interface HeygenClient {
   ): Promise<Map<string, UpstreamStatus>>;
   getAgentSession(conn: HeygenConnection, sessionId: string): Promise<AgentSessionState>;
   getUser(conn: HeygenConnection): Promise<HeygenUser>;
+  /**
+   * A read passed on as HeyGen answered it (a catalog list, a video's detail with its fresh media URLs): the
+   * status and the JSON body, with every known secret and this call's key redacted. 2xx and 4xx answers with a
+   * JSON body are returned; transient failures are retried, then thrown (HeygenError, retryable); anything else
+   * (a non-JSON answer) is thrown. `pathAndQuery` starts with `/v3/`.
+   */
+  getRaw(conn: HeygenConnection, pathAndQuery: string): Promise<RawAnswer>;
   registerWebhookEndpoint(
     conn: HeygenConnection,
     url: string,
     events: string[] | null,
     opts?: { idempotencyKey?: string },
   ): Promise<WebhookEndpointRegistration>;
+}
+
+/** A HeyGen answer as JSON, secrets redacted (getRaw). */
+export interface RawAnswer {
+  status: number;
+  body: unknown;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -579,6 +592,7 @@ export function createHeygenClient(options: HeygenClientOptions = {}): HeygenCli
       failure_code?: string | null | undefined;
       failure_message?: string | null | undefined;
       callback_id?: string | null | undefined;
+      video_url?: unknown;
     },
     status: UpstreamStatus,
     redact: (t: string) => string,
@@ -591,11 +605,12 @@ export function createHeygenClient(options: HeygenClientOptions = {}): HeygenCli
       failureCode: data.failure_code == null ? null : bounded(data.failure_code, redact),
       failureMessage: data.failure_message == null ? null : bounded(data.failure_message, redact),
       callbackId: data.callback_id ?? null,
+      outputUrl: typeof data.video_url === 'string' && /^https?:\/\/\S+$/i.test(data.video_url) && data.video_url.length <= 8192 ? data.video_url : null,
     };
   }
 
   function notFound(requestedId: string): UpstreamJobState {
-    return { id: requestedId, status: 'not_found', durationSeconds: null, failureCode: null, failureMessage: null, callbackId: null };
+    return { id: requestedId, status: 'not_found', durationSeconds: null, failureCode: null, failureMessage: null, callbackId: null, outputUrl: null };
   }
 
   async function getVideo(conn: HeygenConnection, videoId: string): Promise<UpstreamJobState> {
@@ -694,6 +709,31 @@ export function createHeygenClient(options: HeygenClientOptions = {}): HeygenCli
     });
   }
 
+  async function getRaw(conn: HeygenConnection, pathAndQuery: string): Promise<RawAnswer> {
+    if (typeof pathAndQuery !== 'string' || !pathAndQuery.startsWith('/v3/')) {
+      throw new HeygenError('path must start with /v3/', { httpStatus: null, code: 'invalid_argument', retryable: false });
+    }
+    const outcome = await execute<RawAnswer>(conn, { op: 'getRaw', method: 'GET', path: pathAndQuery }, (result, redact) => {
+      const transient = transientStep(result, redact);
+      if (transient) return transient;
+      if (result.kind === 'network') throw new Error('unreachable');
+      const json = parseJson(redact(result.text));
+      if (!json.ok) {
+        if (result.status >= 200 && result.status < 300) return malformed(result.status, 'body is not JSON');
+        throw new HeygenError(`getRaw: HTTP ${result.status} without a JSON body`, { httpStatus: result.status, code: `http_${result.status}`, retryable: false });
+      }
+      if ((result.status >= 200 && result.status < 300) || (result.status >= 400 && result.status < 500)) return { kind: 'done', value: { status: result.status, body: json.value } };
+      throw new HeygenError(`getRaw: unexpected HTTP ${result.status}`, { httpStatus: result.status, code: `http_${result.status}`, retryable: false });
+    });
+    if (outcome.ok) return outcome.value;
+    const { last, attempts } = outcome;
+    throw new HeygenError(`getRaw: gave up after ${attempts} attempt(s): ${last.reason}`, {
+      httpStatus: last.httpStatus ?? null,
+      code: last.code,
+      retryable: true,
+    });
+  }
+
   async function registerWebhookEndpoint(
     conn: HeygenConnection,
     url: string,
@@ -729,6 +769,7 @@ export function createHeygenClient(options: HeygenClientOptions = {}): HeygenCli
       bulkStatuses(conn, 'getTranslationStatuses', '/v3/video-translations/statuses', 'video_translation_ids', ids),
     getAgentSession,
     getUser,
+    getRaw,
     registerWebhookEndpoint,
   };
 }

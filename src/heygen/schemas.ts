@@ -40,6 +40,8 @@ export const videoGetSchema = z.object({
     failure_code: z.string().nullish(),
     failure_message: z.string().nullish(),
     callback_id: z.string().nullish(),
+    // Read only to pass on (it expires); never trusted for money nor stored. Anything but a URL string is ignored.
+    video_url: z.unknown().optional(),
   }),
 });
 
@@ -51,6 +53,8 @@ export const translationGetSchema = z.object({
     failure_code: z.string().nullish(),
     failure_message: z.string().nullish(),
     callback_id: z.string().nullish(),
+    // Read only to pass on (it expires); never trusted for money nor stored. Anything but a URL string is ignored.
+    video_url: z.unknown().optional(),
   }),
 });
 

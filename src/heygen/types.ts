@@ -53,6 +53,8 @@ export interface UpstreamJobState {
   failureCode: string | null;
   failureMessage: string | null;
   callbackId: string | null;
+  /** The output's download URL (`video_url`) when HeyGen gave one: it expires, so it is passed on, never stored. */
+  outputUrl: string | null;
 }
 
 export const AGENT_SESSION_STATUSES = [

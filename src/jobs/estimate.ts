@@ -20,6 +20,7 @@ import {
   type UnmeasuredSource,
 } from '../pricing/model.js';
 import { MediaError, measureMediaBytes, measureMediaUrl, type MediaProbeLimits } from '../pricing/media.js';
+import { extractCallback, STRICT_CALLBACK_POLICY, type CallbackPolicy, type RequestedCallback } from './callback.js';
 
 const MICRO = 1_000_000n;
 /** No HeyGen output we forward is longer than this; a larger estimate is a mistake, not a job. */
@@ -28,25 +29,18 @@ const MAX_LANGUAGES = 50;
 /** Longest source video a translation may cut from (a day), so times stay plain decimals. */
 const MAX_SOURCE_SECONDS = 86_400;
 
-const gatewayOwned = {
-  callback_id: z.undefined({ error: 'callback_id is set by the gateway' }).optional(),
-  callback_url: z.undefined({ error: 'callback_url is set by the gateway' }).optional(),
-};
-
 // The gateway's own limits on top of the pricing model (which checks every field that decides the price).
 const schemas = {
-  AVATAR_VIDEO: z.looseObject({ ...gatewayOwned }),
+  AVATAR_VIDEO: z.looseObject({}),
   TEMPLATE_VIDEO: z.looseObject({
-    ...gatewayOwned,
     template_id: z.string().regex(/^[A-Za-z0-9_-]{1,128}$/, 'template_id must be a HeyGen template id'),
   }),
   VIDEO_TRANSLATION: z.looseObject({
-    ...gatewayOwned,
     output_languages: z.array(z.string().min(2).max(35)).min(1).max(MAX_LANGUAGES),
     start_time: z.number().min(0).max(MAX_SOURCE_SECONDS).optional(),
     end_time: z.number().positive().max(MAX_SOURCE_SECONDS).optional(),
   }),
-  VIDEO_AGENT: z.looseObject({ ...gatewayOwned }),
+  VIDEO_AGENT: z.looseObject({}),
 } as const;
 
 const ENDPOINT: Record<JobKind, Endpoint> = {
@@ -59,7 +53,10 @@ const ENDPOINT: Record<JobKind, Endpoint> = {
 /** A validated job with its pricing plan and the measured length of every media file it points at. */
 export interface PreparedJob {
   kind: JobKind;
+  /** The body forwarded to HeyGen: the app's `callback_url` / `callback_id` are taken out of it (see `callback`). */
   body: Record<string, unknown>;
+  /** The app's own callback, from the body; null when it named none. */
+  callback: RequestedCallback | null;
   plan: RequestPlan;
   /** Micro-seconds per media field (MediaRef.field). */
   measured: ReadonlyMap<string, bigint>;
@@ -99,8 +96,16 @@ function requestField(field: string): string {
   return field === '' ? 'request' : `request.${field}`;
 }
 
-/** Checks the body (the gateway's limits, then the pricing model) and returns it with its plan. Sync, no I/O. */
-export function planJob(kind: JobKind, request: unknown, maxJsonDepth: number = DEFAULT_MAX_JSON_DEPTH): { body: Record<string, unknown>; plan: RequestPlan } {
+/**
+ * Checks the body (the gateway's limits, the app's callback, then the pricing model) and returns the body to forward
+ * (without the app's callback fields) with its plan and the callback. Sync, no I/O.
+ */
+export function planJob(
+  kind: JobKind,
+  request: unknown,
+  maxJsonDepth: number = DEFAULT_MAX_JSON_DEPTH,
+  callbackPolicy: CallbackPolicy = STRICT_CALLBACK_POLICY,
+): { body: Record<string, unknown>; plan: RequestPlan; callback: RequestedCallback | null } {
   if (typeof request !== 'object' || request === null || Array.isArray(request)) {
     throw new ValidationError('request', 'request must be a JSON object (the HeyGen v3 body)');
   }
@@ -110,8 +115,9 @@ export function planJob(kind: JobKind, request: unknown, maxJsonDepth: number = 
     const issue = parsed.error.issues[0]!;
     throw new ValidationError(fieldOf(issue), issue.message);
   }
+  const { body, callback } = extractCallback(request as Record<string, unknown>, callbackPolicy);
   try {
-    return { body: request as Record<string, unknown>, plan: planRequest(ENDPOINT[kind], request) };
+    return { body, plan: planRequest(ENDPOINT[kind], body), callback };
   } catch (error) {
     if (error instanceof PricingError) throw new ValidationError(requestField(error.field), error.message);
     throw error;
@@ -129,8 +135,14 @@ const PROBE_PARALLELISM = 4;
  * Validates a job and measures the media its length depends on. Network I/O: call it before, never inside,
  * the admission transaction. Unreachable, unparseable or oversized media is a ValidationError naming the field.
  */
-export async function prepareJob(kind: JobKind, request: unknown, limits: MediaProbeLimits, maxJsonDepth: number = DEFAULT_MAX_JSON_DEPTH): Promise<PreparedJob> {
-  const { body, plan } = planJob(kind, request, maxJsonDepth);
+export async function prepareJob(
+  kind: JobKind,
+  request: unknown,
+  limits: MediaProbeLimits,
+  maxJsonDepth: number = DEFAULT_MAX_JSON_DEPTH,
+  callbackPolicy: CallbackPolicy = STRICT_CALLBACK_POLICY,
+): Promise<PreparedJob> {
+  const { body, plan, callback } = planJob(kind, request, maxJsonDepth, callbackPolicy);
   const refs = mediaOf(plan);
   const measured = new Map<string, bigint>();
   // One deadline for the whole request: fifty slow media URLs cannot hold an admission for fifty timeouts.
@@ -157,7 +169,7 @@ export async function prepareJob(kind: JobKind, request: unknown, limits: MediaP
       }),
     );
   }
-  return { kind, body, plan, measured };
+  return { kind, body, callback, plan, measured };
 }
 
 function decodeBase64(field: string, data: string, maxBytes: number): Uint8Array {

@@ -2,6 +2,7 @@
 // Every step re-reads the job and checks the state it expects, so any process may run any step.
 import { and, eq, inArray, sql } from 'drizzle-orm';
 import { isDatabaseUnavailable, queryRows, type Db } from '../db/client.js';
+import { rowFromJson } from '../db/json-rows.js';
 import { accountsTable, jobItemsTable, jobsTable, type ItemStatus } from '../db/schema.js';
 import { connectionOf, type AccountRow } from '../accounts/accounts.js';
 import type { HeygenClient, UpstreamJobState, UpstreamStatus } from '../heygen/client.js';
@@ -9,9 +10,10 @@ import type { SecretBox } from '../secrets/secret-box.js';
 import type { Logger } from '../logging.js';
 import { costMicroCs } from './estimate.js';
 import { secondsToMicro } from '../primitives/money.js';
-import { isTerminal, nextStatus } from './lifecycle.js';
+import { isTerminal, nextStatus, TERMINAL_STATUSES } from './lifecycle.js';
 import { settleJob } from './settlement.js';
 import type { JobRow } from './admission.js';
+import type { AppEventSettings } from './app-events.js';
 
 export interface FollowSettings {
   /** Base URL HeyGen can reach for per-job callbacks; null sends none (registered endpoints still work). */
@@ -32,6 +34,8 @@ export interface JobDeps {
   heygen: HeygenClient;
   logger: Logger;
   follow: FollowSettings;
+  /** How settlements write the app callback events (CALLBACK_MAX_ATTEMPTS); default DEFAULT_APP_EVENTS. */
+  appEvents?: AppEventSettings;
 }
 
 const TERMINAL_ITEM: readonly ItemStatus[] = ['completed', 'failed', 'not_found'];
@@ -50,17 +54,24 @@ async function loadAccount(db: Db, accountId: string): Promise<AccountRow> {
 }
 
 /** Sends a RESERVED or SUBMIT_UNKNOWN job to HeyGen with its id as Idempotency-Key and callback_id. */
-export async function forwardJob(deps: JobDeps, jobId: string): Promise<JobRow | null> {
+export async function forwardJob(deps: JobDeps, jobId: string, claimed?: ClaimedByAdmission): Promise<JobRow | null> {
   const { db, logger } = deps;
   const now = new Date();
-  // Counting the attempt before the call is what makes cancelJob safe: a job with an attempt may exist upstream.
-  const [job] = await db
-    .update(jobsTable)
-    .set({ submitAttempts: sql`${jobsTable.submitAttempts} + 1`, nextCheckAt: new Date(now.getTime() + deps.follow.leaseMs), updatedAt: now })
-    .where(and(eq(jobsTable.id, jobId), inArray(jobsTable.status, ['RESERVED', 'SUBMIT_UNKNOWN'])))
-    .returning();
-  if (!job) return null;
-  const account = await loadAccount(db, job.accountId);
+  let job: JobRow | undefined;
+  let account: AccountRow;
+  if (claimed) {
+    // The admission that just committed counted this attempt and returned the account row it locked.
+    ({ job, account } = claimed);
+  } else {
+    // Counting the attempt before the call is what makes cancelJob safe: a job with an attempt may exist upstream.
+    [job] = await db
+      .update(jobsTable)
+      .set({ submitAttempts: sql`${jobsTable.submitAttempts} + 1`, nextCheckAt: new Date(now.getTime() + deps.follow.leaseMs), updatedAt: now })
+      .where(and(eq(jobsTable.id, jobId), inArray(jobsTable.status, ['RESERVED', 'SUBMIT_UNKNOWN'])))
+      .returning();
+    if (!job) return null;
+    account = await loadAccount(db, job.accountId);
+  }
   // Per-job callbacks are not signed by HeyGen, so they have their own route (hints only, like every webhook).
   const callbackUrl = deps.follow.publicUrl ? `${deps.follow.publicUrl.replace(/\/+$/, '')}/webhooks/heygen/${account.id}/callback` : undefined;
   const outcome = await deps.heygen.submitJob(connectionOf(deps.box, account), job.kind, job.request as Record<string, unknown>, {
@@ -71,7 +82,7 @@ export async function forwardJob(deps: JobDeps, jobId: string): Promise<JobRow |
 
   if (outcome.type === 'rejected') {
     logger.info({ jobId, code: outcome.code, httpStatus: outcome.httpStatus }, 'HeyGen rejected the job; releasing its hold');
-    return (await settleJob(db, jobId, { type: 'rejected', code: outcome.code, message: outcome.message })).job;
+    return (await settleJob(db, jobId, { type: 'rejected', code: outcome.code, message: outcome.message }, new Date(), deps.appEvents)).job;
   }
   if (outcome.type === 'unknown') {
     const age = now.getTime() - job.createdAt.getTime();
@@ -79,7 +90,7 @@ export async function forwardJob(deps: JobDeps, jobId: string): Promise<JobRow |
       // A retry past HeyGen's 24 h replay window could create a second job: stop, release, and note the drift risk.
       logger.warn({ jobId, reason: outcome.reason }, 'submission still unresolved after the idempotency window; expiring the job and releasing its hold');
       const message = `HeyGen's answer stayed unknown for ${Math.round(age / 3600_000)} h (${outcome.reason}); it may still have created and billed the job`;
-      return (await settleJob(db, jobId, { type: 'expired', reason: 'submit_unresolved', message })).job;
+      return (await settleJob(db, jobId, { type: 'expired', reason: 'submit_unresolved', message }, new Date(), deps.appEvents)).job;
     }
     const delay = outcome.retryAfterMs ?? backoffMs(job.submitAttempts, deps.follow);
     logger.warn({ jobId, reason: outcome.reason, retryInMs: delay }, 'submission outcome unknown; will retry with the same Idempotency-Key');
@@ -91,26 +102,57 @@ export async function forwardJob(deps: JobDeps, jobId: string): Promise<JobRow |
     return updated ?? null;
   }
 
-  return db.transaction(async (tx) => {
-    const [current] = await tx.select().from(jobsTable).where(eq(jobsTable.id, jobId)).for('update');
-    const status = current && nextStatus(current.status, 'FORWARD_ACCEPTED');
-    if (!current || !status) {
-      logger.error({ jobId, status: current?.status }, 'HeyGen accepted a job that is no longer awaiting submission');
-      return current ?? null;
-    }
-    await tx
-      .insert(jobItemsTable)
-      .values(outcome.items.map((i) => ({ jobId, upstreamId: i.upstreamId, kind: i.kind, videoId: i.videoId ?? null, language: i.language ?? null })))
-      .onConflictDoNothing();
-    // A webhook that arrived while this call was in flight (a fast job) was kept as hinted_at: read at once.
-    const firstCheck = current.hintedAt !== null ? 0 : deps.follow.pollMinIntervalMs;
-    const [updated] = await tx
-      .update(jobsTable)
-      .set({ status, submittedAt: new Date(), checkAttempts: 0, nextCheckAt: new Date(Date.now() + firstCheck), hintedAt: null, updatedAt: new Date() })
-      .where(eq(jobsTable.id, jobId))
-      .returning();
-    return updated!;
+  // One call: lock the job, record its upstream items and the acceptance (a webhook that arrived while this call was
+  // in flight, a fast job, was kept as hinted_at: the first status read is then due at once).
+  const [row] = await markSubmitted(db).execute({
+    p: JSON.stringify({
+      job_id: jobId,
+      items: outcome.items.map((i) => ({ upstream_id: i.upstreamId, kind: i.kind, video_id: i.videoId ?? null, language: i.language ?? null })),
+      next: FORWARD_ACCEPTED,
+      poll_min_ms: deps.follow.pollMinIntervalMs,
+      now: new Date().toISOString(),
+    }),
   });
+  const answer = (typeof row!.r === 'string' ? JSON.parse(row!.r) : row!.r) as {
+    outcome: 'submitted' | 'not_awaiting';
+    job: Record<string, unknown> | null;
+    items?: Record<string, unknown>[];
+  };
+  const current = answer.job ? rowFromJson(jobsTable, answer.job) : null;
+  if (answer.outcome === 'not_awaiting') logger.error({ jobId, status: current?.status }, 'HeyGen accepted a job that is no longer awaiting submission');
+  else claimed?.onItems?.(answer.items!.map((i) => rowFromJson(jobItemsTable, i)));
+  return current;
+}
+
+/** A job the admission claimed for forwarding at once (its first attempt counted), with the account row it locked. */
+export interface ClaimedByAdmission {
+  job: JobRow;
+  account: AccountRow;
+  /** Told the job's upstream items once recorded (the answer of the bookkeeping call), e.g. to prime a loader. */
+  onItems?: (items: ItemRow[]) => void;
+}
+
+/** Status → status after HeyGen accepted the job, from the one lifecycle table. */
+const FORWARD_ACCEPTED = Object.fromEntries(
+  (['RESERVED', 'SUBMIT_UNKNOWN', 'SUBMITTED', 'PROCESSING', ...TERMINAL_STATUSES] as const).flatMap((s) => {
+    const next = nextStatus(s, 'FORWARD_ACCEPTED');
+    return next ? [[s, next]] : [];
+  }),
+);
+
+// `gateway_mark_submitted` (migrations), prepared once per database handle.
+const markSubmittedStatements = new WeakMap<Db, { execute(values: { p: string }): Promise<{ r: unknown }[]> }>();
+
+function markSubmitted(db: Db) {
+  let statement = markSubmittedStatements.get(db);
+  if (!statement) {
+    statement = db
+      .select({ r: sql<unknown>`gateway_mark_submitted(${sql.placeholder('p')}::jsonb)` })
+      .from(sql`(select 1) as once`)
+      .prepare('gateway_mark_submitted');
+    markSubmittedStatements.set(db, statement);
+  }
+  return statement;
 }
 
 type ItemRow = typeof jobItemsTable.$inferSelect;
@@ -278,7 +320,7 @@ async function applyItemUpdates(deps: JobDeps, job: FollowedJob, updates: Readon
     return terminal;
   });
   if (allTerminal) {
-    const { job: settled, changed } = await settleJob(db, job.id, { type: 'upstream_terminal' });
+    const { job: settled, changed } = await settleJob(db, job.id, { type: 'upstream_terminal' }, new Date(), deps.appEvents);
     if (changed) {
       deps.logger.info(
         { jobId: settled.id, status: settled.status, actualMicroCs: settled.actualMicroCs?.toString(), overrunMicroCs: settled.overrunMicroCs?.toString() },

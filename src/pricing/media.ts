@@ -54,7 +54,11 @@ export function isPublicAddress(address: string): boolean {
   return parsed.range() === 'unicast';
 }
 
-function checkedLookup(allowPrivate: boolean): LookupFunction {
+/**
+ * A DNS lookup for outgoing requests that fails (code EADDRNOTALLOWED) when the name resolves to any non-public
+ * address, unless allowPrivate: the address checked is the one connected to, so DNS rebinding cannot slip past it.
+ */
+export function checkedLookup(allowPrivate: boolean): LookupFunction {
   return (hostname, options, callback) => {
     dns.lookup(hostname, { all: true, family: options.family ?? 0 }, (error, addresses) => {
       if (error) return callback(error, '', 4);

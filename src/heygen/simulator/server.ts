@@ -2,7 +2,9 @@
  * HeyGen v3 API simulator for tests, benchmarks and the demo; production never uses it.
  * It speaks the shapes documented in docs/heygen.md (v3 `{data}` envelope, `{error:{code,message,param,doc_url}}`),
  * keeps every account (api key) apart, bills completed jobs exactly in micro-credit-seconds, and
- * injects faults deterministically from config.seed.
+ * injects faults deterministically from config.seed. Besides the jobs it serves the free catalog reads (avatars and
+ * looks, voices, templates, brand kits and glossaries, translation languages, agent styles; `catalog.ts`) and the
+ * video and translation lists, paged as HeyGen pages (`limit`, `token`).
  *
  * Control API (no api key): GET|POST /_sim/config, GET|POST /_sim/accounts, POST /_sim/reset,
  * GET /_sim/stats (with creations per Idempotency-Key), POST /_sim/usage {apiKey, creditSeconds}, GET /_sim/jobs[?api_key=],
@@ -27,6 +29,7 @@ import { ApiError, notFound, validationError } from './errors.js';
 import { decimalToMicro, divideRounded } from './money.js';
 import { SeededRandom } from './prng.js';
 import { parseWebhookEndpoint, planAgent, planTemplate, planTranslation, planVideo, productOf, renderedMs } from './requests.js';
+import * as C from './catalog.js';
 import { WebhookDispatcher, type WebhookCounters, type WebhookDeliveryRecord } from './webhooks.js';
 
 export type { SimAccountInput, SimBillingType } from './accounts.js';
@@ -248,6 +251,11 @@ function json(status: number, body: unknown, headers: Record<string, string> = {
 
 const ok = (data: unknown): Reply => json(200, { data });
 
+function found<T>(value: T | undefined, what: string): T {
+  if (value === undefined) throw notFound(what);
+  return value;
+}
+
 function errorReply(error: ApiError): Reply {
   return json(error.status, error.toBody(), error.headers);
 }
@@ -304,6 +312,21 @@ class HeyGenSimulator implements Simulator {
       timeoutMs: this.cfg.webhookTimeoutMs,
     }));
     this.routes = [
+      // The free catalog reads (specific paths before parameterised ones).
+      route('GET', '/v3/avatars', (c) => json(200, C.page(C.avatarGroups(this.publicBase), c.query))),
+      route('GET', '/v3/avatars/looks', (c) => json(200, C.page(C.avatarLooks(this.publicBase).filter((l) => !c.query.get('group_id') || l.group_id === c.query.get('group_id')), c.query))),
+      route('GET', '/v3/avatars/looks/{look_id}', (c) => ok(found(C.avatarLooks(this.publicBase).find((l) => l.id === c.params[0]), 'Avatar look'))),
+      route('GET', '/v3/avatars/{group_id}', (c) => ok(found(C.avatarGroups(this.publicBase).find((g) => g.id === c.params[0]), 'Avatar group'))),
+      route('GET', '/v3/voices', (c) => json(200, C.page(C.voices(this.publicBase), c.query))),
+      route('GET', '/v3/voices/{voice_id}', (c) => ok(this.voiceDetail(c.params[0] ?? ''))),
+      route('GET', '/v3/templates', (c) => json(200, C.page(C.templates(this.publicBase), c.query))),
+      route('GET', '/v3/templates/{template_id}', (c) => ok(C.templateDetail(this.publicBase, c.params[0] ?? ''))),
+      route('GET', '/v3/brand-kits', (c) => json(200, C.page(C.brandKits(this.publicBase), c.query))),
+      route('GET', '/v3/brand-glossaries', (c) => json(200, C.page(C.brandGlossaries(), c.query))),
+      route('GET', '/v3/video-translations/languages', () => ok({ languages: C.TRANSLATION_LANGUAGES })),
+      route('GET', '/v3/video-agents/styles', (c) => json(200, C.page(C.agentStyles(this.publicBase), c.query))),
+      route('GET', '/v3/videos', (c) => json(200, C.page(this.ownJobs(c, this.videos).map((j) => this.videoObject(j)), c.query))),
+      route('GET', '/v3/video-translations', (c) => json(200, C.page(this.ownJobs(c, this.translations).map((j) => this.translationObject(j)), c.query))),
       route('POST', '/v3/videos', (c) => this.createVideo(c), true),
       route('GET', '/v3/videos/statuses', (c) => this.videoStatuses(c)),
       route('GET', '/v3/videos/{video_id}', (c) => this.getVideo(c)),
@@ -822,6 +845,31 @@ class HeyGenSimulator implements Simulator {
       video_id: job.id,
       created_at: unixSeconds(job.createdAt),
     });
+  }
+
+  private get publicBase(): string {
+    return this.cfg.publicUrl ?? this.baseUrl;
+  }
+
+  /** The account's own jobs of a kind, newest first (HeyGen's lists). */
+  private ownJobs(ctx: RequestContext, jobs: Map<string, Job>): Job[] {
+    return [...jobs.values()].filter((j) => j.apiKey === ctx.account.apiKey).sort((a, b) => b.createdAt - a.createdAt);
+  }
+
+  private voiceDetail(id: string): Record<string, unknown> {
+    const voice = found(C.voices(this.publicBase).find((v) => v.voice_id === id), 'Voice');
+    return {
+      voice_id: voice.voice_id,
+      name: voice.name,
+      gender: voice.gender,
+      language: voice.language,
+      preview_audio_url: voice.preview_audio_url,
+      support_pause: voice.support_pause,
+      support_interactive_avatar: false,
+      status: null,
+      created_at: null,
+      failure_message: null,
+    };
   }
 
   private getVideo(ctx: RequestContext): Reply {
