@@ -21,11 +21,13 @@ await runCli('demo', async () => {
   const token = await services.tokens.issueAdminToken('demo', 12 * 3600);
   const projectId = encodeGlobalID('OrgUnit', seed.projects.onboarding.id);
   const url = `http://localhost:${port}/graphql`;
+  const consoleUrl = `http://localhost:${port}/console/`;
 
   console.log(`
 =====================================================================
  HeyGen usage gateway — DEMO (HeyGen is SIMULATED; nothing is billed)
 =====================================================================
+ Console:     ${consoleUrl}   (sign in with the ADMIN token below)
  GraphQL:     ${url}${config.graphiql ? '   (GraphiQL in a browser)' : ''}
  Simulator:   ${sim.url}   (fake HeyGen v3, key ${DEMO_API_KEY})
  Database:    embedded PGlite in ${config.dataDir} ${seed.created ? '(seeded now)' : '(seed found)'}

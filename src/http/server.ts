@@ -1,4 +1,4 @@
-// The HTTP surface: /graphql, /v3/* (HeyGen-compatible), /metrics, /webhooks/heygen/:accountId[/callback], /reports/chargeback(.focus).csv, /healthz, /readyz.
+// The HTTP surface: /graphql (and GraphiQL), /console (the budget console), /v3/* (HeyGen-compatible), /metrics, /webhooks/heygen/:accountId[/callback], /reports/chargeback(.focus).csv, /healthz, /readyz.
 // Requests are parsed by @hono/node-server (a malformed URL, host or body is its 400) and routed by Hono; every
 // route runs under one error boundary (`onError`), so no request can take the process down, and every request is
 // logged, measured and traced by one middleware (src/http/observe.ts).
@@ -17,6 +17,7 @@ import { unavailableResponse } from './unavailable.js';
 import { observeRequests, type ObservedEnv } from './observe.js';
 import { createV3Front } from './v3/front.js';
 import type { Services } from '../app.js';
+import { graphiqlSecurityHeaders, mountConsole } from './console.js';
 
 const MAX_WEBHOOK_BYTES = 1 << 20;
 
@@ -47,8 +48,17 @@ export function createHttpApp(services: Services): Hono<ObservedEnv> {
       if (!body) return graphqlTooLarge(c);
       request = new Request(request.url, { method: request.method, headers: request.headers, body: new Uint8Array(body) });
     }
-    return capGraphQLResponse(await yoga.fetch(request, { requestInfo: c.get('requestInfo') }), services.config.graphql.maxResponseBytes);
+    const response = await capGraphQLResponse(await yoga.fetch(request, { requestInfo: c.get('requestInfo') }), services.config.graphql.maxResponseBytes);
+    // GraphiQL's page (an HTML answer): same-origin only, like the console.
+    if (response.headers.get('content-type')?.startsWith('text/html')) {
+      const headers = new Headers(response.headers);
+      for (const [name, value] of Object.entries(graphiqlSecurityHeaders())) headers.set(name, value);
+      return new Response(response.body, { status: response.status, headers });
+    }
+    return response;
   });
+
+  mountConsole(app);
 
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
 

@@ -32,7 +32,22 @@ export function distIsFresh(): boolean {
   return built > newestSource(join(ROOT, 'src'));
 }
 
+/** dist/console/ (the budget console, built by Vite) is newer than every file of src/console. */
+export function consoleIsFresh(): boolean {
+  const built = statSync(dist('console/index.html'), { throwIfNoEntry: false })?.mtimeMs ?? 0;
+  return built > newestSource(join(ROOT, 'src/console'));
+}
+
 export default function buildOnce(): void {
-  if (distIsFresh()) return;
-  execFileSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(ROOT, 'tsconfig.build.json')], { cwd: ROOT, stdio: 'inherit' });
+  if (!distIsFresh()) {
+    execFileSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(ROOT, 'tsconfig.build.json')], { cwd: ROOT, stdio: 'inherit' });
+  }
+  if (!consoleIsFresh()) {
+    execFileSync(process.execPath, [join(ROOT, 'node_modules/vite/bin/vite.js'), 'build', '--config', join(ROOT, 'src/console/vite.config.ts')], {
+      cwd: ROOT,
+      stdio: 'inherit',
+      // vitest sets NODE_ENV=test; the console is built as it ships (React's production build).
+      env: { ...process.env, NODE_ENV: 'production' },
+    });
+  }
 }
