@@ -260,20 +260,20 @@ describe('signed webhooks are read at once, through the same claim', () => {
 
     const before = statusReads(h);
     expect((await signed(accountId, body)).status).toBe(202);
-    await waitFor(() => statusReads(h) === before + 1, 5000, 'the prompt read');
+    await waitFor(() => statusReads(h) === before + 1, 20_000, 'the prompt read');
 
     // HeyGen completes it; once the interval since that read has passed, its webhook is read at once and settles.
     expect(h.sim.completeNow(videoId, { durationSeconds: 12 })).toBe(true);
     await waitFor(
       async () => (await queryRows<{ ok: boolean }>(h.services.db, sql`select now() >= last_checked_at + interval '100 milliseconds' as ok from jobs where id = ${jobId}`))[0]!.ok,
-      5000,
+      20_000,
       'the read interval',
     );
     expect((await signed(accountId, body)).status).toBe(202);
     const settled = await waitFor(async () => {
       const row = await jobRow(h, jobId);
       return row.status === 'SUCCEEDED' ? row : undefined;
-    }, 5000, 'settlement');
+    }, 20_000, 'settlement');
     expect(settled.actual).toBe('72000000');
 
     // An unsigned per-job callback only marks a job due: the next worker pass reads it.
