@@ -395,6 +395,9 @@ UPDATE usage_rollups SET reserved_micro_cs = reserved_micro_cs + :amount
         }),
       );
     }
+    // The project apps poll the balance of has budgets too: one on its account, one over all accounts.
+    await mutate(gw.url, adminToken, 'setBudget', 'SetBudgetInput', '... on SetBudgetPayload { budget { id } }', { orgUnitId: reads.projectId, accountId: reads.accountId, window: 'MONTHLY', limitCreditSeconds: '100000' });
+    await mutate(gw.url, adminToken, 'setBudget', 'SetBudgetInput', '... on SetBudgetPayload { budget { id } }', { orgUnitId: reads.projectId, window: 'LIFETIME', enforcement: 'SOFT', limitCreditSeconds: '500000' });
     await runLoad(gatewayPlan(reads, { clients: 4, total: 20 }));
     const queries = {
       orgUnits: {
