@@ -57,6 +57,7 @@ describe('npm run bench -- --smoke', () => {
       }
       expect(Object.keys(r.chargeback.growth).sort()).toEqual(['COMMITTED_SHARES', 'MARGINAL', 'PROPORTIONAL']);
 
+      expect(r.drain.inFlightLeft).toBe(0);
       expect(r.rss).toEqual({ readyMb: positive, underLoadMb: positive, idleAfterLoadMb: positive, hwmMb: positive });
       expect(r.rss.hwmMb).toBeGreaterThanOrEqual(r.rss.readyMb);
     } finally {

@@ -20,6 +20,7 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import net from 'node:net';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { eq } from 'drizzle-orm';
@@ -189,13 +190,33 @@ const results: Record<string, any> = {
   cpus: (await import('node:os')).cpus().length,
 };
 
+// Interrupted (Ctrl-C, a test's timeout): still stop the processes and drop the database.
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    void (async () => {
+      for (const cleanup of cleanups) await cleanup().catch(() => {});
+      process.exit(130);
+    })();
+  });
+}
+
 try {
   log(`mode ${sizes.mode}; database ${database.name}`);
   const sim = await startSimulatorProcess(Object.values(KEYS));
   cleanups.push(async () => {
     sim.child.kill('SIGTERM');
   });
+  // A fixed port, so that the gateway can give HeyGen its callback URL: jobs are followed by webhooks, as in
+  // production, rather than by polling alone.
+  const port = await new Promise<number>((resolve) => {
+    const probe = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port: free } = probe.address() as net.AddressInfo;
+      probe.close(() => resolve(free));
+    });
+  });
   const gatewayEnv = {
+    PORT: String(port),
+    PUBLIC_URL: `http://127.0.0.1:${port}`,
     DATABASE_URL: database.url,
     GATEWAY_MASTER_KEY: masterKey,
     HEYGEN_BASE_URL: sim.url,
@@ -307,18 +328,35 @@ try {
     ratio: ratio(campaignRun.throughput, pgbench.tps),
   };
 
-  // --- reads
-  results.reads = await measureReads(gateway, admin, gatewayEnv);
+  // --- the gateway settles what was submitted (webhooks, then polling): reads and idle memory are measured after
+  const drainMs = await drain(gateway, admin);
 
-  // --- idle memory after the load (workers have had the time to follow and settle what was submitted)
-  await new Promise((r) => setTimeout(r, sizes.mode === 'smoke' ? 500 : 5000));
+  // --- reads
+  results.reads = await measureReads(gateway, admin, { ...gatewayEnv, PORT: '0' });
+
+  // --- idle memory after the load
   const idle = memoryMb(pid);
   results.rss = { readyMb: rssAtReady, underLoadMb: rssUnderLoad, idleAfterLoadMb: idle.rssMb, hwmMb: idle.hwmMb };
+  results.drain = drainMs;
 
   // --- chargeback
   results.chargeback = await measureChargeback(gateway, admin);
 
   // ---------------------------------------------------------------------------------------------------------------
+
+  /** Waits until no job is in flight on any account (at most 10 minutes); how long it took, or null if it did not. */
+  async function drain(gw: GatewayProcess, adminToken: string): Promise<{ ms: number | null; inFlightLeft: number }> {
+    log('waiting for the submitted jobs to settle');
+    const started = performance.now();
+    for (;;) {
+      const data = await gql<{ accounts: { name: string; inFlightJobs: number }[] }>(gw.url, adminToken, '{ accounts { name inFlightJobs } }');
+      // pgbench's jobs are rows written by the statement it measures, never sent anywhere: they stay RESERVED.
+      const left = data.accounts.filter((a) => a.name !== 'Pgbench').reduce((n, a) => n + a.inFlightJobs, 0);
+      if (left === 0) return { ms: Math.round(performance.now() - started), inFlightLeft: 0 };
+      if (performance.now() - started > 600_000) return { ms: null, inFlightLeft: left };
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
 
   async function runPgbench(t: { accountId: string; deptId: string; teamId: string; projectId: string }): Promise<{ tps: number; statement: string }> {
     log(`pgbench ${sizes.campaignJobs} transactions, ${sizes.campaignClients} clients`);
@@ -620,6 +658,7 @@ for (const run of results.chargeback.runs) {
   }
 }
 for (const [policy, g] of Object.entries(results.chargeback.growth)) rows.push([`chargeback growth ${policy}`, '', '', `${g}`]);
+rows.push(['jobs settled after the load', results.drain.ms === null ? `${results.drain.inFlightLeft} still in flight after 10 min` : `in ${results.drain.ms} ms`, '', '']);
 const rss = results.rss;
 rows.push(['gateway RSS ready / under load / idle after', `${rss.readyMb} / ${rss.underLoadMb} / ${rss.idleAfterLoadMb} MB`, `VmHWM ${rss.hwmMb} MB`, '']);
 const widths = [0, 1, 2, 3].map((i) => Math.max(...rows.map((r) => r[i]!.length), ['figure', 'gateway', 'baseline', 'ratio'][i]!.length));
