@@ -340,7 +340,7 @@ try {
   results.drain = drainMs;
 
   // --- chargeback
-  results.chargeback = await measureChargeback(gateway, admin);
+  results.chargeback = await measureChargeback();
 
   // ---------------------------------------------------------------------------------------------------------------
 
@@ -519,7 +519,7 @@ UPDATE usage_rollups SET reserved_micro_cs = reserved_micro_cs + :amount
     return out;
   }
 
-  async function measureChargeback(gw: GatewayProcess, adminToken: string): Promise<Record<string, unknown>> {
+  async function measureChargeback(): Promise<Record<string, unknown>> {
     const t = await tree('Chargeback', KEYS.chargeback);
     const accountId = uuidOf(t.accountId);
     const deptId = uuidOf(t.deptId);
@@ -614,8 +614,6 @@ UPDATE usage_rollups SET reserved_micro_cs = reserved_micro_cs + :amount
       await app.close();
       await raw.end();
     }
-    void gw;
-    void adminToken;
     return out;
   }
 } finally {
