@@ -3,8 +3,9 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Config } from './config.js';
 import { openDatabase, runMigrations, type Database, type Db } from './db/client.js';
+import { listenForNotifications, type Notifications } from './db/notifications.js';
 import { createSecretBox, generateMasterKey, type SecretBox } from './secrets/secret-box.js';
-import { createTokenService, type TokenService } from './auth/tokens.js';
+import { createTokenService, REVOCATION_ACK_CHANNEL, REVOCATION_CHANNEL, type TokenService } from './auth/tokens.js';
 import { createCompanyTokenVerifier } from './auth/company-tokens.js';
 import { createHeygenClient, type HeygenClient } from './heygen/client.js';
 import { createLogger, type Logger } from './logging.js';
@@ -15,6 +16,9 @@ import { startWalletSync, type WalletSyncDeps } from './billing/wallet.js';
 import type { Periodic } from './background/periodic.js';
 import { createGatewayMetrics, type GatewayMetrics } from './observability/metrics.js';
 import { observeHeygenCalls } from './observability/upstream.js';
+import { startOutboxWorker, type OutboxDeps, type OutboxHandler } from './outbox/worker.js';
+import { APP_CALLBACK_TOPIC, appCallbackHandler } from './outbox/app-callback.js';
+import { withFreshOutputUrl } from './jobs/app-events.js';
 
 export interface Services {
   readonly config: Config;
@@ -22,6 +26,8 @@ export interface Services {
   readonly db: Db;
   readonly box: SecretBox;
   readonly tokens: TokenService;
+  /** LISTEN/NOTIFY on a dedicated connection (PostgreSQL only): revocations reach this process's caches. */
+  readonly notifications: Notifications | null;
   readonly heygen: HeygenClient;
   readonly logger: Logger;
   readonly admission: AdmissionSettings;
@@ -29,8 +35,11 @@ export interface Services {
   readonly walletDeps: WalletSyncDeps;
   /** This process's counters and histograms (admissions, HeyGen calls, HTTP requests, webhooks); /metrics exposes them. */
   readonly metrics: GatewayMetrics;
+  /** The outbox delivery loop's dependencies (app callbacks). */
+  readonly outboxDeps: OutboxDeps;
   worker: Periodic | null;
   walletSync: Periodic | null;
+  outboxWorker: Periodic | null;
 }
 
 /** With the embedded database, a missing master key is generated into the data folder (with a warning). */
@@ -47,6 +56,8 @@ function resolveMasterKey(config: Config, logger: Logger): string {
 
 export async function createServices(config: Config, overrides: { logger?: Logger; heygen?: HeygenClient } = {}): Promise<Services> {
   const logger = overrides.logger ?? createLogger(config.logLevel);
+  // A configured master key is checked before the database is touched: a wrong setting migrates nothing.
+  if (config.masterKey) createSecretBox(config.masterKey, config.previousMasterKeys);
   const database = await openDatabase({
     databaseUrl: config.databaseUrl,
     dataDir: config.dataDir,
@@ -55,13 +66,29 @@ export async function createServices(config: Config, overrides: { logger?: Logge
     // The statement in flight on the connection fails by itself (and is answered UNAVAILABLE); this is the log line.
     onConnectionError: (error) => logger.warn({ err: { message: error.message, code: (error as { code?: unknown }).code } }, 'database connection lost; the pool reconnects'),
   });
+  let notifications: Notifications | null = null;
   try {
     await runMigrations({ databaseUrl: config.databaseUrl, database });
     const box = createSecretBox(resolveMasterKey(config, logger), config.previousMasterKeys);
     const company = config.companyTokens
       ? { verifier: createCompanyTokenVerifier(config.companyTokens), configMappings: config.roleMappings }
       : null;
-    const tokens = await createTokenService(database.db, box, { issuer: config.jwt.issuer, audience: config.jwt.audience, company });
+    notifications = config.databaseUrl
+      ? listenForNotifications({
+          databaseUrl: config.databaseUrl,
+          channels: [REVOCATION_CHANNEL, REVOCATION_ACK_CHANNEL],
+          heartbeatMs: config.notifyHeartbeatMs,
+          onLost: (error) => logger.warn({ err: error ? { message: error.message } : undefined }, 'revocation listener lost; tokens are read from the database until it reconnects'),
+          onHandlerError: (error) => logger.error({ err: { message: (error as Error).message } }, 'notification handler failed'),
+        })
+      : null;
+    const tokens = await createTokenService(database.db, box, {
+      issuer: config.jwt.issuer,
+      audience: config.jwt.audience,
+      company,
+      revocations: notifications,
+      recheckMs: config.authRecheckMs,
+    });
     const metrics = createGatewayMetrics();
     const heygen =
       overrides.heygen ??
@@ -87,6 +114,8 @@ export async function createServices(config: Config, overrides: { logger?: Logge
       media: config.mediaProbe,
       maxRequestBytes: config.jobRequestMaxBytes,
       maxJsonDepth: config.graphql.maxJsonDepth,
+      callbacks: { allowHttp: config.callbacks.allowHttp, allowPrivate: config.callbacks.allowPrivate },
+      groupCommitMax: config.admissionGroupCommitMax,
     };
     const jobDeps: JobDeps = {
       db: database.db,
@@ -101,6 +130,35 @@ export async function createServices(config: Config, overrides: { logger?: Logge
         leaseMs: config.workers.leaseMs,
         submitGiveUpMs: 23 * 3600_000,
       },
+      appEvents: { maxAttempts: config.callbacks.maxAttempts },
+    };
+    const handlers = new Map<string, OutboxHandler>([
+      [
+        APP_CALLBACK_TOPIC,
+        appCallbackHandler({
+          db: database.db,
+          box,
+          settings: { timeoutMs: config.callbacks.timeoutMs, maxResponseBytes: config.callbacks.maxResponseBytes, allowPrivate: config.callbacks.allowPrivate },
+          bodyOf: (event) => withFreshOutputUrl({ db: database.db, box, heygen, logger }, event),
+        }),
+      ],
+    ]);
+    const outboxDeps: OutboxDeps = {
+      db: database.db,
+      logger,
+      handlers,
+      settings: {
+        batchSize: config.outbox.batchSize,
+        concurrency: config.outbox.concurrency,
+        // A claim outlasts a whole pass (a batch, `concurrency` attempts at a time, each a fresh output URL read from
+        // HeyGen and a POST, each within its time limit) by a margin, so two processes never deliver one event at once.
+        leaseMs:
+          (config.callbacks.timeoutMs + config.heygen.timeoutMs * config.heygen.maxAttempts) * Math.ceil(config.outbox.batchSize / config.outbox.concurrency) +
+          30_000,
+        retryBaseMs: config.callbacks.retryBaseMs,
+        retryMaxMs: config.callbacks.retryMaxMs,
+      },
+      onAttempt: (event, outcome) => metrics.outboxDeliveries.inc({ topic: event.topic, outcome }),
     };
     const walletDeps: WalletSyncDeps = {
       db: database.db,
@@ -109,8 +167,26 @@ export async function createServices(config: Config, overrides: { logger?: Logge
       logger,
       settings: { intervalMs: config.walletSync.intervalMs, driftThresholdMicroCs: config.walletSync.driftThresholdMicroCs },
     };
-    return { config, database, db: database.db, box, tokens, heygen, logger, admission, metrics, jobDeps, walletDeps, worker: null, walletSync: null };
+    return {
+      config,
+      database,
+      db: database.db,
+      box,
+      tokens,
+      notifications,
+      heygen,
+      logger,
+      admission,
+      metrics,
+      jobDeps,
+      walletDeps,
+      outboxDeps,
+      worker: null,
+      walletSync: null,
+      outboxWorker: null,
+    };
   } catch (error) {
+    await notifications?.close();
     await database.close();
     throw error;
   }
@@ -119,6 +195,9 @@ export async function createServices(config: Config, overrides: { logger?: Logge
 export function startBackgroundWork(services: Services): void {
   if (services.config.workers.enabled && !services.worker) {
     services.worker = startWorker(services.jobDeps, services.config.workers.intervalMs, services.config.workers.backoffMaxMs);
+  }
+  if (services.config.workers.enabled && !services.outboxWorker) {
+    services.outboxWorker = startOutboxWorker(services.outboxDeps, services.config.outbox.intervalMs, services.config.workers.backoffMaxMs);
   }
   if (services.config.workers.enabled && services.config.walletSync.enabled && !services.walletSync) {
     services.walletSync = startWalletSync(services.walletDeps, { backoffMaxMs: services.config.workers.backoffMaxMs });
@@ -130,5 +209,9 @@ export async function stopServices(services: Services): Promise<void> {
   services.worker = null;
   await services.walletSync?.stop();
   services.walletSync = null;
+  await services.outboxWorker?.stop();
+  services.outboxWorker = null;
+  services.tokens.close();
+  await services.notifications?.close();
   await services.database.close();
 }

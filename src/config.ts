@@ -54,6 +54,18 @@ const envSchema = z.object({
    * as UNAVAILABLE (503). 0 waits as long as it takes: a database that is down refuses at once anyway.
    */
   DB_CONNECT_TIMEOUT_MS: z.coerce.number().int().min(0).default(0),
+  /**
+   * Service tokens are checked against the database once, then kept in memory while the revocation listener
+   * (LISTEN/NOTIFY) is connected; cached tokens are also re-checked against the database this often.
+   */
+  AUTH_RECHECK_MS: z.coerce.number().int().min(100).default(30_000),
+  /**
+   * Group commit: admissions of one account arriving while another of its admissions is in flight (in this process)
+   * are admitted together in one transaction, in arrival order, up to this many; 1 sends each on its own.
+   */
+  ADMISSION_GROUP_COMMIT_MAX: z.coerce.number().int().min(1).max(1000).default(64),
+  /** The revocation listener's heartbeat: a connection that does not answer within it is replaced (requests read the database meanwhile). */
+  NOTIFY_HEARTBEAT_MS: z.coerce.number().int().min(100).default(5_000),
   /** Background work that fails (e.g. the database is away) retries with exponential backoff and jitter, capped at this. */
   BACKGROUND_BACKOFF_MAX_MS: z.coerce.number().int().min(10).default(30_000),
   /** How long a worker's claim on a job lasts; default HEYGEN_TIMEOUT_MS × HEYGEN_MAX_ATTEMPTS + 30 s. */
@@ -109,6 +121,25 @@ const envSchema = z.object({
   MEDIA_PROBE_MAX_BYTES: z.coerce.number().int().min(4096).max(256 * 1024 * 1024).default(4 * 1024 * 1024),
   /** Let media URLs resolve to loopback, private or link-local addresses (tests; never on a shared network). */
   MEDIA_PROBE_ALLOW_PRIVATE: z.enum(['true', 'false']).default('false').transform((v) => v === 'true'),
+  // App callbacks (a job's own callback_url), delivered from the outbox.
+  /** Accept http:// callback URLs (development and tests); otherwise https only. */
+  CALLBACK_ALLOW_HTTP: z.enum(['true', 'false']).default('false').transform((v) => v === 'true'),
+  /** Let callback URLs reach loopback, private or link-local addresses (tests; never on a shared network). */
+  CALLBACK_ALLOW_PRIVATE: z.enum(['true', 'false']).default('false').transform((v) => v === 'true'),
+  /** Time limit of one delivery attempt. */
+  CALLBACK_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(10_000),
+  /** Attempts per callback before it is given up (DEAD). */
+  CALLBACK_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(12),
+  /** Delay before the second attempt, doubled per failure (with jitter) up to CALLBACK_RETRY_MAX_MS. */
+  CALLBACK_RETRY_BASE_MS: z.coerce.number().int().min(10).default(10_000),
+  CALLBACK_RETRY_MAX_MS: z.coerce.number().int().min(10).default(3_600_000),
+  /** Bytes of a receiver's answer read at most. */
+  CALLBACK_MAX_RESPONSE_BYTES: z.coerce.number().int().min(0).max(1024 * 1024).default(64 * 1024),
+  /** How often each process looks for due outbox events. */
+  OUTBOX_INTERVAL_MS: z.coerce.number().int().min(10).default(1000),
+  /** Events claimed per pass, and deliveries in flight at once per process. */
+  OUTBOX_BATCH_SIZE: z.coerce.number().int().min(1).max(1000).default(50),
+  OUTBOX_CONCURRENCY: z.coerce.number().int().min(1).max(100).default(8),
 });
 
 /** Limits on one GraphQL request (src/http/hardening.ts applies them). */
@@ -163,6 +194,9 @@ export interface Config {
   readonly graphiql: boolean;
   readonly dbPoolSize: number;
   readonly dbConnectTimeoutMs: number;
+  readonly authRecheckMs: number;
+  readonly admissionGroupCommitMax: number;
+  readonly notifyHeartbeatMs: number;
   readonly metricsToken: string | undefined;
   readonly companyTokens: CompanyTokenSettings | null;
   readonly roleMappings: readonly ClaimMapping[];
@@ -174,6 +208,18 @@ export interface Config {
     readonly maxJsonDepth: number;
   };
   readonly mediaProbe: { readonly timeoutMs: number; readonly maxBytes: number; readonly allowPrivate: boolean };
+  /** App callbacks: which URLs a job may name, and how deliveries are made and retried. */
+  readonly callbacks: {
+    readonly allowHttp: boolean;
+    readonly allowPrivate: boolean;
+    readonly timeoutMs: number;
+    readonly maxAttempts: number;
+    readonly retryBaseMs: number;
+    readonly retryMaxMs: number;
+    readonly maxResponseBytes: number;
+  };
+  /** The outbox delivery loop (runs where the workers run: WORKERS_ENABLED). */
+  readonly outbox: { readonly intervalMs: number; readonly batchSize: number; readonly concurrency: number };
   /** OpenTelemetry tracing (docs/observability.md); off unless an OTLP endpoint is set. */
   readonly tracing: TracingSettings;
 }
@@ -236,6 +282,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     graphiql: e.GRAPHIQL ? e.GRAPHIQL === 'true' : !production,
     dbPoolSize: e.DB_POOL_SIZE,
     dbConnectTimeoutMs: e.DB_CONNECT_TIMEOUT_MS,
+    authRecheckMs: e.AUTH_RECHECK_MS,
+    admissionGroupCommitMax: e.ADMISSION_GROUP_COMMIT_MAX,
+    notifyHeartbeatMs: e.NOTIFY_HEARTBEAT_MS,
     metricsToken: e.METRICS_TOKEN,
     companyTokens: companyTokenSettings(e),
     roleMappings: parseRoleMappings(e.ROLE_MAPPINGS),
@@ -253,6 +302,16 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       maxJsonDepth: e.MAX_JSON_DEPTH,
     },
     mediaProbe: { timeoutMs: e.MEDIA_PROBE_TIMEOUT_MS, maxBytes: e.MEDIA_PROBE_MAX_BYTES, allowPrivate: e.MEDIA_PROBE_ALLOW_PRIVATE },
+    callbacks: {
+      allowHttp: e.CALLBACK_ALLOW_HTTP,
+      allowPrivate: e.CALLBACK_ALLOW_PRIVATE,
+      timeoutMs: e.CALLBACK_TIMEOUT_MS,
+      maxAttempts: e.CALLBACK_MAX_ATTEMPTS,
+      retryBaseMs: e.CALLBACK_RETRY_BASE_MS,
+      retryMaxMs: Math.max(e.CALLBACK_RETRY_MAX_MS, e.CALLBACK_RETRY_BASE_MS),
+      maxResponseBytes: e.CALLBACK_MAX_RESPONSE_BYTES,
+    },
+    outbox: { intervalMs: e.OUTBOX_INTERVAL_MS, batchSize: e.OUTBOX_BATCH_SIZE, concurrency: e.OUTBOX_CONCURRENCY },
     tracing: {
       enabled: !e.OTEL_SDK_DISABLED && !!(e.OTEL_EXPORTER_OTLP_ENDPOINT ?? e.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT),
       serviceName: e.OTEL_SERVICE_NAME,

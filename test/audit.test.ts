@@ -175,13 +175,29 @@ describe('every mutation writes exactly one audit event, with the caller and the
       inputType: 'IssueServiceTokenInput',
       caller: 'manager',
       input: () => ({ orgUnitId: o.project, name: 'audited-app' }),
-      select: '... on IssueServiceTokenPayload { token serviceToken { id } }',
+      select: '... on IssueServiceTokenPayload { token callbackSigningSecret serviceToken { id } }',
       action: 'serviceToken.issue',
       entity: (p) => {
-        secrets.push(p.token);
+        secrets.push(p.token, p.callbackSigningSecret);
         return (s.token = p.serviceToken.id);
       },
       check: (row) => expect(row.after).toMatchObject({ name: 'audited-app', revokedAt: null }),
+    },
+    {
+      field: 'rotateCallbackSecret',
+      inputType: 'RotateCallbackSecretInput',
+      caller: 'manager',
+      input: () => ({ serviceTokenId: s.token }),
+      select: '... on RotateCallbackSecretPayload { callbackSigningSecret serviceToken { id } }',
+      action: 'serviceToken.rotateCallbackSecret',
+      entity: (p) => {
+        secrets.push(p.callbackSigningSecret);
+        return p.serviceToken.id;
+      },
+      check: (row) => {
+        expect(typeof row.before.callbackSecretRotatedAt).toBe('string');
+        expect(row.after.callbackSecretRotatedAt > row.before.callbackSecretRotatedAt).toBe(true);
+      },
     },
     {
       field: 'revokeServiceToken',

@@ -1,11 +1,13 @@
 // API-key custody: key rotation per account, and master-key rotation of every secret at rest.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
+import { eq } from 'drizzle-orm';
 import { decodeGlobalID } from '@pothos/plugin-relay';
 import { startHarness, waitFor, type Harness } from './support/harness.js';
 import { dist } from './support/build.js';
-import { createTree, JOB_QUERY, SUBMIT, avatarRequest, type Tree } from './support/fixtures.js';
-import { accountsTable, signingKeysTable } from '../src/db/schema.js';
+import { createTree, issueServiceToken, JOB_QUERY, SUBMIT, avatarRequest, type Tree } from './support/fixtures.js';
+import { accountsTable, serviceTokensTable, signingKeysTable } from '../src/db/schema.js';
+import { callbackSecretContext } from '../src/auth/callback-secrets.js';
 import { createSecretBox, generateMasterKey } from '../src/secrets/secret-box.js';
 import { apiKeyContext } from '../src/accounts/accounts.js';
 
@@ -63,6 +65,10 @@ describe('rotateAccountApiKey', () => {
 
 describe('master-key rotation', () => {
   it('re-encrypts every secret; accounts still forward jobs; the old key decrypts nothing', async () => {
+    const { id: tokenGlobalId } = await issueServiceToken(h, tree.projectId, 'custody-app');
+    const tokenId = decodeGlobalID(tokenGlobalId).id;
+    const [before] = await h.services.db.select().from(serviceTokensTable).where(eq(serviceTokensTable.id, tokenId));
+    const callbackSecret = h.services.box.decrypt(before!.callbackSecretCiphertext!, callbackSecretContext(tokenId));
     const masterB = generateMasterKey();
     const output = await new Promise<string>((resolve, reject) => {
       const child = spawn(process.execPath, [dist('cli/rotate-master-key.js')], {
@@ -74,14 +80,20 @@ describe('master-key rotation', () => {
       child.stderr.on('data', (c: Buffer) => (out += c.toString()));
       child.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(out))));
     });
-    expect(output).toContain('re-encrypted 1 API keys, 1 webhook secrets, 1 signing keys');
+    expect(output).toContain('re-encrypted 1 API keys, 1 webhook secrets, 1 signing keys, 1 callback signing secrets');
 
     const oldBox = createSecretBox(masterA);
     const newBox = createSecretBox(masterB);
     const accounts = await h.services.db.select().from(accountsTable);
     const keys = await h.services.db.select().from(signingKeysTable);
-    const ciphertexts = [...accounts.flatMap((a) => [a.apiKeyCiphertext, a.webhookSecretCiphertext!]), ...keys.map((k) => k.privateKeyCiphertext)];
-    expect(ciphertexts).toHaveLength(3);
+    const tokens = await h.services.db.select().from(serviceTokensTable);
+    const ciphertexts = [
+      ...accounts.flatMap((a) => [a.apiKeyCiphertext, a.webhookSecretCiphertext!]),
+      ...keys.map((k) => k.privateKeyCiphertext),
+      ...tokens.map((t) => t.callbackSecretCiphertext!),
+    ];
+    expect(ciphertexts).toHaveLength(4);
+    expect(newBox.decrypt(tokens[0]!.callbackSecretCiphertext!, callbackSecretContext(tokenId))).toBe(callbackSecret);
     for (const c of ciphertexts) {
       expect(newBox.keyIdOf(c)).toBe(newBox.currentKeyId);
       expect(() => oldBox.decrypt(c, 'any')).toThrow(/not configured/);

@@ -9,8 +9,8 @@ const book = defaultPriceBook();
 const words = (n: number) => Array.from({ length: n }, (_, i) => `w${i}`).join(' ');
 
 function prepared(kind: JobKind, request: unknown, measured: Record<string, number> = {}): PreparedJob {
-  const { body, plan } = planJob(kind, request);
-  return { kind, body, plan, measured: new Map(Object.entries(measured).map(([k, s]) => [k, BigInt(Math.round(s * 1000)) * 1000n])) };
+  const { body, plan, callback } = planJob(kind, request);
+  return { kind, body, callback, plan, measured: new Map(Object.entries(measured).map(([k, s]) => [k, BigInt(Math.round(s * 1000)) * 1000n])) };
 }
 const estimate = (kind: JobKind, request: unknown, caller: string | null = null, measured: Record<string, number> = {}, priceBook = book) =>
   estimateJob(prepared(kind, request, measured), caller, priceBook);

@@ -404,6 +404,7 @@ describe('status reads', () => {
       failureCode: null,
       failureMessage: null,
       callbackId: null,
+      outputUrl: 'https://cdn/v1.mp4',
     });
     expect(server.requests[0]?.method).toBe('GET');
     expect(server.requests[0]?.url).toBe('/v3/videos/v1');
@@ -452,6 +453,12 @@ describe('status reads', () => {
     await expect(client.getVideo(conn, 'v1')).rejects.toMatchObject({ code: 'malformed_response' });
   });
 
+  it('getVideo passes on only a plain http(s) video_url; anything else is ignored, never an error', async () => {
+    const server = await fakeHeygen([video({ video_url: 42 }), video({ video_url: 'javascript:alert(1)' }), video({ video_url: null })]);
+    const { client, conn } = setup(server);
+    for (let i = 0; i < 3; i++) expect(await client.getVideo(conn, 'v1')).toMatchObject({ status: 'completed', durationSeconds: '12.4', outputUrl: null });
+  });
+
   it('getVideo: a v3 404 is not_found; a 404 without a v3 error body throws', async () => {
     const server = await fakeHeygen([
       { status: 404, body: { error: { code: 'not_found', message: 'Video not found' } } },
@@ -465,6 +472,7 @@ describe('status reads', () => {
       failureCode: null,
       failureMessage: null,
       callbackId: null,
+      outputUrl: null,
     });
     expect(server.requests[0]?.url).toBe('/v3/videos/v%2F404');
     await expect(client.getVideo(conn, 'v1')).rejects.toMatchObject({ httpStatus: 404, code: 'http_404', retryable: false });
@@ -511,6 +519,7 @@ describe('status reads', () => {
       failureCode: null,
       failureMessage: null,
       callbackId: 'job_1',
+      outputUrl: null,
     });
     expect(server.requests[0]?.url).toBe('/v3/video-translations/t1');
     expect(await client.getTranslation(conn, 't1')).toMatchObject({ status: 'completed', durationSeconds: '61.25' });

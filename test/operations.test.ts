@@ -1,6 +1,9 @@
-// Operations: replicas migrating together, health and readiness, graceful shutdown.
+// Operations: replicas migrating together, health and readiness, graceful shutdown, the container's command.
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import pg from 'pg';
+import { ROOT, startFlags } from './support/build.js';
 import { createTestDatabase, type TestDatabase } from './support/db.js';
 import { spawnGateway, type GatewayProcess } from './support/processes.js';
 import { startSimulator, type Simulator } from '../src/heygen/simulator/server.js';
@@ -63,4 +66,9 @@ it('SIGTERM lets an in-flight request finish, then the process exits cleanly', a
   expect(await exited).toBe(0);
   // A new connection is refused once the server has closed.
   await expect(fetch(`${g.url}/healthz`)).rejects.toThrow();
+});
+
+it("the Dockerfile runs the gateway with npm start's flags", () => {
+  const cmd = /^CMD (\[.*\])$/m.exec(readFileSync(join(ROOT, 'Dockerfile'), 'utf8'));
+  expect(JSON.parse(cmd![1]!)).toEqual(['node', ...startFlags(), 'dist/main.js']);
 });

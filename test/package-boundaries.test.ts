@@ -164,8 +164,30 @@ it('nothing under src/ imports from test/ or from outside src/', () => {
   expect(offenders).toEqual([]);
 });
 
+it('the console (src/console) imports nothing from the gateway: it speaks only the public GraphQL API', () => {
+  const CONSOLE = join(SRC, 'console');
+  const sources = (dir: string): string[] =>
+    readdirSync(dir).flatMap((name) => {
+      const path = join(dir, name);
+      return statSync(path).isDirectory() ? sources(path) : /\.(ts|tsx)$/.test(name) ? [path] : [];
+    });
+  const allowed = /^(react|react-dom|react\/jsx-runtime|react-dom\/client|@urql\/core|gql\.tada|echarts(\/.*)?|vite|@vitejs\/plugin-react|node:(fs|path|url|zlib))$/;
+  const offenders = sources(CONSOLE).flatMap((file) =>
+    [...readFileSync(file, 'utf8').matchAll(/^\s*import\b[^;'"()=]*?['"]([^'"]+)['"]|^\s*export\b[^;'"()=]*?\bfrom\s*['"]([^'"]+)['"]|\bimport\s*\(\s*['"]([^'"]+)['"]/gm)]
+      .map((m) => (m[1] ?? m[2] ?? m[3])!)
+      .filter((spec) => (spec.startsWith('.') ? relative(CONSOLE, resolve(dirname(file), spec)).startsWith('..') : !allowed.test(spec)))
+      .map((spec) => `${relative(SRC, file)} → ${spec}`),
+  );
+  expect(offenders).toEqual([]);
+  // And nothing on the server side imports the console's code.
+  const intoConsole = files(SRC)
+    .filter((file) => !file.startsWith(CONSOLE))
+    .flatMap((file) => relativeImports(file).filter((spec) => resolve(dirname(file), spec).startsWith(CONSOLE)).map((spec) => `${relative(SRC, file)} → ${spec}`));
+  expect(intoConsole).toEqual([]);
+});
+
 /** Folders that are not the repository's own text: git, installed and built code, local data (see .gitignore). */
-const NOT_OURS = new Set(['.git', 'node_modules', 'dist', 'data', 'coverage', join('.ci', '.node')]);
+const NOT_OURS = new Set(['.git', 'node_modules', 'dist', 'data', 'coverage', 'test-output', join('.ci', '.node')]);
 
 /** Every file of the repository except the lock file and the folders above. */
 function repositoryFiles(dir: string): string[] {

@@ -89,13 +89,15 @@ describe('every CLI: a wrong setting is one line and exit code 2', () => {
       encoding: 'utf8',
       timeout: 60_000,
     });
+  // A database that does not exist: a configuration error must be reported before anything connects (or migrates).
+  const untouched = 'postgres://postgres@127.0.0.1:5432/gw_never_created';
   const cases: [name: string, script: string, args: string[], env: Record<string, string>, message: RegExp][] = [
     ['token: no role', 'cli/token.js', [], {}, /^token: usage: /],
     ['token: MANAGER without a unit', 'cli/token.js', ['--role', 'MANAGER'], {}, /needs --unit/],
     ['token: a unit that is not an id', 'cli/token.js', ['--role', 'MEMBER', '--unit', 'video-team'], {}, /--unit must be an OrgUnit id/],
     ['token: master key without DATABASE_URL', 'cli/token.js', ['--admin'], { GATEWAY_MASTER_KEY: 'x' }, /DATABASE_URL is not/],
-    ['token: DATABASE_URL without master key', 'cli/token.js', ['--admin'], { DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/test' }, /GATEWAY_MASTER_KEY: required/],
-    ['token: malformed master key', 'cli/token.js', ['--admin'], { DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/test', GATEWAY_MASTER_KEY: 'short' }, /master key|GATEWAY_MASTER_KEY/i],
+    ['token: DATABASE_URL without master key', 'cli/token.js', ['--admin'], { DATABASE_URL: untouched }, /GATEWAY_MASTER_KEY: required/],
+    ['token: malformed master key', 'cli/token.js', ['--admin'], { DATABASE_URL: untouched, GATEWAY_MASTER_KEY: 'short' }, /master key|GATEWAY_MASTER_KEY/i],
     ['db:migrate: not a database URL', 'cli/migrate.js', [], { DATABASE_URL: 'localhost/gateway' }, /DATABASE_URL: must be a postgres/],
     ['db:migrate: master key without DATABASE_URL', 'cli/migrate.js', [], { GATEWAY_MASTER_KEY: 'x' }, /DATABASE_URL is not/],
     ['rotate-master-key: no key', 'cli/rotate-master-key.js', [], {}, /GATEWAY_MASTER_KEY \(the new key\) is required/],

@@ -46,6 +46,7 @@ const MATRIX: [operation: string, ...cells: Outcome[]][] = [
   ['mutation setBudget (manager\'s unit)', 'ok',        'ok',        'notfound',  'forbidden', 'forbidden', 'notfound',  'forbidden', '401'],
   ['mutation issueServiceToken',           'ok',        'forbidden', 'notfound',  'ok',        'forbidden', 'notfound',  'forbidden', '401'],
   ['mutation revokeServiceToken',          'ok',        'forbidden', 'notfound',  'ok',        'forbidden', 'notfound',  'forbidden', '401'],
+  ['mutation rotateCallbackSecret (SVC this)', 'ok',      'forbidden', 'notfound',  'ok',        'forbidden', 'notfound',  'ok',        '401'],
   ['mutation submitJob',                   'ok',        'forbidden', 'notfound',  'ok',        'ok',        'notfound',  'ok',        '401'],
   ['mutation cancelJob',                   'ok',        'forbidden', 'notfound',  'ok',        'ok',        'notfound',  'ok',        '401'],
   ['mutation setAccountTerms',             'ok',        'ok',        'forbidden', 'forbidden', 'forbidden', 'forbidden', 'forbidden', '401'],
@@ -234,6 +235,10 @@ const OPERATIONS: Record<string, { field: string; run: Run }> = {
       return mutationOutcome('revokeServiceToken', 'RevokeServiceTokenInput', { serviceTokenId: id }, t);
     },
   },
+  'mutation rotateCallbackSecret (SVC this)': {
+    field: 'rotateCallbackSecret',
+    run: (t) => mutationOutcome('rotateCallbackSecret', 'RotateCallbackSecretInput', { serviceTokenId: ids.serviceToken }, t),
+  },
   'mutation submitJob': {
     field: 'submitJob',
     run: (t) => mutationOutcome('submitJob', 'SubmitJobInput', { projectId: ids.project, kind: 'AVATAR_VIDEO', request: avatarRequest() }, t),
@@ -402,7 +407,19 @@ describe('service tokens', () => {
     const claims = JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString());
     expect(claims.jti).toBe(rawId(id));
     const [row] = await queryRows<{ t: string }>(h.services.db, sql`select row_to_json(s)::text as t from service_tokens s where id = ${claims.jti}`);
-    expect(Object.keys(JSON.parse(row!.t)).sort()).toEqual(['created_at', 'created_by', 'expires_at', 'id', 'last_used_at', 'name', 'org_unit_id', 'revoked_at']);
+    // Besides the record, only the callback signing secret's ciphertext (src/auth/callback-secrets.ts) and its time.
+    expect(Object.keys(JSON.parse(row!.t)).sort()).toEqual([
+      'callback_secret_ciphertext',
+      'callback_secret_rotated_at',
+      'created_at',
+      'created_by',
+      'expires_at',
+      'id',
+      'last_used_at',
+      'name',
+      'org_unit_id',
+      'revoked_at',
+    ]);
     const signature = token.split('.')[2]!;
     const dump = await queryRows<{ t: string }>(
       h.services.db,

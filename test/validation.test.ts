@@ -135,8 +135,8 @@ describe('submitJob: malformed request bodies', () => {
     await submitRefused('avatar: empty scenes', { kind, request: { scenes: [] } }, invalid('request.scenes'));
     await submitRefused('avatar: cinematic duration ≤ 0', { kind, request: { type: 'cinematic_avatar', duration: -5 } }, invalid('request.duration'));
     await submitRefused('avatar: cinematic duration absurd', { kind, request: { type: 'cinematic_avatar', duration: 1e9 } }, invalid('request.duration'));
-    await submitRefused('avatar: caller sets callback_url', { kind, request: { ...avatarRequest(), callback_url: 'https://attacker.example/cb' } }, invalid('request.callback_url'));
-    await submitRefused('avatar: caller sets callback_id', { kind, request: { ...avatarRequest(), callback_id: 'mine' } }, invalid('request.callback_id'));
+    await submitRefused('avatar: a non-SERVICE caller sets callback_url (only apps may: their token signs the callbacks)', { kind, request: { ...avatarRequest(), callback_url: 'https://attacker.example/cb' } }, invalid('request.callback_url'));
+    await submitRefused('avatar: callback_id without a callback_url', { kind, request: { ...avatarRequest(), callback_id: 'mine' } }, invalid('request.callback_id'));
   });
 
   it('TEMPLATE_VIDEO', async () => {
@@ -148,7 +148,7 @@ describe('submitJob: malformed request bodies', () => {
     await submitRefused('template: template_id with a path', { kind, request: template({ template_id: '../../admin' }) }, invalid('request.template_id'));
     await submitRefused('template: template_id not a string', { kind, request: template({ template_id: 7 }) }, invalid('request.template_id'));
     await submitRefused('template: variables not an object', { kind, request: template({ variables: 'name=Ada' }) }, invalid('request.variables'));
-    await submitRefused('template: caller sets callback_url', { kind, request: template({ callback_url: 'https://attacker.example/cb' }) }, invalid('request.callback_url'));
+    await submitRefused('template: a non-SERVICE caller sets callback_url', { kind, request: template({ callback_url: 'https://attacker.example/cb' }) }, invalid('request.callback_url'));
   });
 
   it('VIDEO_TRANSLATION', async () => {
@@ -167,7 +167,7 @@ describe('submitJob: malformed request bodies', () => {
     await submitRefused('translation: unknown mode', { kind, request: translation({ mode: 'turbo' }), ...e }, invalid('request.mode'));
     await submitRefused('translation: end before start', { kind, request: translation({ start_time: 10, end_time: 5 }) }, invalid('request.end_time'));
     await submitRefused('translation: negative start', { kind, request: translation({ start_time: -1, end_time: 5 }) }, invalid('request.start_time'));
-    await submitRefused('translation: caller sets callback_url', { kind, request: translation({ callback_url: 'https://attacker.example/cb' }), ...e }, invalid('request.callback_url'));
+    await submitRefused('translation: a non-SERVICE caller sets callback_url', { kind, request: translation({ callback_url: 'https://attacker.example/cb' }), ...e }, invalid('request.callback_url'));
   });
 
   it('VIDEO_AGENT', async () => {
@@ -177,7 +177,7 @@ describe('submitJob: malformed request bodies', () => {
     await submitRefused('agent: empty prompt', { kind, request: agent({ prompt: '' }) }, invalid('request.prompt'));
     await submitRefused('agent: prompt too long', { kind, request: agent({ prompt: 'p'.repeat(10_001) }) }, invalid('request.prompt'));
     await submitRefused('agent: unknown mode', { kind, request: agent({ mode: 'auto' }) }, invalid('request.mode'));
-    await submitRefused('agent: caller sets callback_url', { kind, request: agent({ callback_url: 'https://attacker.example/cb' }) }, invalid('request.callback_url'));
+    await submitRefused('agent: a non-SERVICE caller sets callback_url', { kind, request: agent({ callback_url: 'https://attacker.example/cb' }) }, invalid('request.callback_url'));
   });
 
   it('an oversized script (5001 characters), alone or in a scene', async () => {
@@ -265,7 +265,7 @@ describe('submitJob: idempotencyKey', () => {
   for (const [name, key] of [
     ['with spaces', 'my key 1'],
     ['300 characters', 'k'.repeat(300)],
-    ['201 characters', 'k'.repeat(201)],
+    ['256 characters (HeyGen allows 255)', 'k'.repeat(256)],
     ['empty', ''],
     ['non-ASCII', 'clé-ünïcode'],
     ['a slash', 'a/b'],
@@ -279,7 +279,11 @@ describe('submitJob: idempotencyKey', () => {
 
 describe('submitJob with a SERVICE token: the same refusals', () => {
   it('validation and not-found errors are typed for service callers too', async () => {
-    await submitRefused('service: callback_url', { kind: 'AVATAR_VIDEO', request: { ...avatarRequest(), callback_url: 'https://x.example' } }, invalid('request.callback_url'), serviceToken);
+    // An app may name its own callback_url (docs/app-callbacks.md), but not one at a private address, with credentials, or not https.
+    for (const url of ['https://10.0.0.1/cb', 'https://user:pw@x.example/cb', 'http://x.example/cb', 'file:///etc/passwd']) {
+      await submitRefused(`service: callback_url ${url}`, { kind: 'AVATAR_VIDEO', request: { ...avatarRequest(), callback_url: url } }, invalid('request.callback_url'), serviceToken);
+    }
+    await submitRefused('service: callback_id too long', { kind: 'AVATAR_VIDEO', request: { ...avatarRequest(), callback_url: 'https://x.example/cb', callback_id: 'x'.repeat(256) } }, invalid('request.callback_id'), serviceToken);
     await submitRefused('service: bad estimatedSeconds', { kind: 'VIDEO_AGENT', request: agent(), estimatedSeconds: '-1' }, invalid('estimatedSeconds'), serviceToken);
     await submitRefused('service: other project', { kind: 'AVATAR_VIDEO', request: avatarRequest(), projectId: tree.otherProjectId }, notFound, serviceToken);
     await submitRefused('service: garbage project', { kind: 'AVATAR_VIDEO', request: avatarRequest(), projectId: 'garbage' }, notFound, serviceToken);

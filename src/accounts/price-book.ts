@@ -4,6 +4,7 @@ import type { PriceBook } from '../db/schema.js';
 import { PRODUCTS, type Product, type UnmeasuredSource } from '../pricing/model.js';
 
 export const PRICE_BOOK_UNIT = 'credit-seconds per output second' as const;
+// Per-call products (AVATAR_CREATION) are the exception the unit names: their rate is credit-seconds per output.
 
 export { PRODUCTS, type Product };
 
@@ -22,6 +23,11 @@ export function defaultPriceBook(): PriceBook {
       VIDEO_AGENT: '4.002', // 0.0667 credits/s
       TRANSLATION_SPEED: '3', // 0.05 credits/s
       TRANSLATION_PRECISION: '6', // 0.1 credits/s
+      TRANSLATION_PROOFREAD: '0.4998', // 0.00833 credits/s
+      LIPSYNC_SPEED: '3', // 0.05 credits/s
+      LIPSYNC_PRECISION: '6', // 0.1 credits/s
+      TTS: '0.01998', // 0.000333 credits/s
+      AVATAR_CREATION: '60', // 1 credit per call: credit-seconds per created avatar, not per second (PER_CALL_PRODUCTS)
     } satisfies Record<Product, string>,
     // Seconds held for one output (or one audio asset) whose length can be neither measured nor read from the
     // request: never a caller's smaller figure. audio_asset is HeyGen's documented audio limit.

@@ -42,8 +42,9 @@ export function auditPayload(value: unknown): unknown {
 export type AuditActor = Pick<Actor, 'subject' | 'tokenId' | 'requestId'> & { readonly role: Actor['role'] | 'SYSTEM' };
 export const SYSTEM_ACTOR: AuditActor = { subject: 'gateway', role: 'SYSTEM', tokenId: null };
 
-export async function recordAudit(tx: Db, actor: AuditActor, event: AuditEvent): Promise<void> {
-  await tx.insert(auditEventsTable).values({
+/** The audit row of an event (what recordAudit inserts; the admission function inserts it itself). */
+export function auditRow(actor: AuditActor, event: AuditEvent): typeof auditEventsTable.$inferInsert {
+  return {
     actorSubject: actor.subject,
     actorRole: actor.role,
     actorTokenId: actor.tokenId,
@@ -53,5 +54,9 @@ export async function recordAudit(tx: Db, actor: AuditActor, event: AuditEvent):
     entityId: event.entityId,
     before: auditPayload(event.before),
     after: auditPayload(event.after),
-  });
+  };
+}
+
+export async function recordAudit(tx: Db, actor: AuditActor, event: AuditEvent): Promise<void> {
+  await tx.insert(auditEventsTable).values(auditRow(actor, event));
 }

@@ -1,8 +1,11 @@
 // The gateway's own tokens: an Ed25519 signing key generated on first start, kept encrypted in the
 // database (so every replica signs and verifies with the same key), ADMIN tokens for operators and
-// project-scoped SERVICE tokens whose jti is checked on every request (revocation is immediate).
+// project-scoped SERVICE tokens whose jti is checked against the database once, then kept in memory while
+// the revocation listener (LISTEN/NOTIFY, src/db/notifications.ts) is live: a revocation in any process
+// reaches every process's cache as soon as PostgreSQL delivers its notification, and while the listener is
+// down every request reads the token record again (a listener that died never lets a revoked token through).
 import { randomUUID } from 'node:crypto';
-import { and, eq, isNull, sql } from 'drizzle-orm';
+import { and, eq, inArray, isNull, sql } from 'drizzle-orm';
 import {
   SignJWT,
   createLocalJWKSet,
@@ -20,7 +23,9 @@ import type { Db } from '../db/client.js';
 import { orgUnitsTable, roleMappingsTable, serviceTokensTable, signingKeysTable } from '../db/schema.js';
 import { CompanyTokenError, grantFromClaims, type ClaimMapping, type CompanyTokenVerifier } from './company-tokens.js';
 import type { SecretBox } from '../secrets/secret-box.js';
+import { LISTENER_APPLICATION_NAME, type Notifications } from '../db/notifications.js';
 import { ROLES, type Actor, type Role } from './actor.js';
+import { setCallbackSecret } from './callback-secrets.js';
 
 const ALG = 'EdDSA';
 const SIGNING_KEY_LOCK = 72_410_332;
@@ -47,10 +52,42 @@ export interface TokenService {
    * without a company identity provider. Not stored: it lives until it expires, so keep the TTL short.
    */
   issueOperatorToken(input: { name: string; role: Exclude<Role, 'SERVICE'>; unitId?: string | null; ttlSeconds?: number }): Promise<string>;
-  issueServiceToken(db: Db, input: { orgUnitId: string; name: string; expiresAt: Date; createdBy: string }): Promise<{ id: string; token: string }>;
+  /** Also gives the token its callback signing secret (returned here, its only showing). */
+  issueServiceToken(
+    db: Db,
+    input: { orgUnitId: string; name: string; expiresAt: Date; createdBy: string },
+  ): Promise<{ id: string; token: string; callbackSecret: string }>;
   /** Verifies a bearer token and resolves the caller; throws AuthenticationError with a safe message. */
   authenticate(db: Db, token: string): Promise<Actor>;
+  /** Drops a service token from this process's cache at once (called after a revocation commits here). */
+  forget(tokenId: string): void;
+  /**
+   * Around a revocation made by this process: `expect(id)` before its transaction, then `awaitEveryProcess()` after
+   * the commit resolves once every gateway process listening on the database has dropped the token (each
+   * acknowledges the notice), or after `timeoutMs` (a process that did not answer: its listener is being replaced,
+   * and its heartbeat sends it back to reading the token record).
+   */
+  expectRevocation(tokenId: string, db: Db): { awaitEveryProcess(timeoutMs?: number): Promise<void>; cancel(): void };
+  /** Stops the periodic re-check. */
+  close(): void;
 }
+
+/** The PostgreSQL channel a revocation is announced on (by a trigger on service_tokens.revoked_at). */
+export const REVOCATION_CHANNEL = 'gateway_service_token_revoked';
+/** Each process acknowledges a revocation notice it applied on this channel (payload: the token id). */
+export const REVOCATION_ACK_CHANNEL = 'gateway_service_token_revoked_ack';
+
+interface CachedServiceToken {
+  unitId: string;
+  path: string[];
+  lastUsedAt: number | null;
+  /** The listener's epoch the entry was read under: an entry of an older epoch is read again. */
+  epoch: number;
+}
+
+/** Entries kept per process (tokens in use); the oldest is dropped beyond it. */
+const TOKEN_CACHE_MAX = 10_000;
+const LAST_USED_EVERY_MS = 60_000;
 
 export function signingKeyContext(kid: string): string {
   return `signing_key:${kid}`;
@@ -106,12 +143,71 @@ async function companyActor(tx: Db, company: CompanyIdentity, token: string): Pr
 export async function createTokenService(
   db: Db,
   box: SecretBox,
-  opts: { issuer: string; audience: string; company?: CompanyIdentity | null },
+  opts: {
+    issuer: string;
+    audience: string;
+    company?: CompanyIdentity | null;
+    /** The revocation listener; without one (the embedded database) every request reads the token record. */
+    revocations?: Notifications | null;
+    /** How often the cached tokens are checked against the database anyway (a fallback for a lost notification). */
+    recheckMs?: number;
+  },
 ): Promise<TokenService> {
   const active = await loadOrCreateSigningKey(db, box);
   const privateKey = await importJWK(JSON.parse(box.decrypt(active.privateKeyCiphertext, signingKeyContext(active.kid))) as JWK, ALG);
   const keys = await db.select({ publicJwk: signingKeysTable.publicJwk }).from(signingKeysTable);
   const jwks = createLocalJWKSet({ keys: keys.map((k) => k.publicJwk) } as JSONWebKeySet);
+
+  // Service tokens that passed the database check, by jti; and unit paths (units never move or disappear).
+  const feed = opts.revocations ?? null;
+  const cache = new Map<string, CachedServiceToken>();
+  const unitPaths = new Map<string, string[]>();
+  /** Counts revocations seen: a read that started before one must not fill the cache. */
+  let revocations = 0;
+  const forget = (id: string) => {
+    revocations++;
+    cache.delete(id);
+  };
+  feed?.on(REVOCATION_CHANNEL, (id) => {
+    forget(id);
+    feed.send(REVOCATION_ACK_CHANNEL, id);
+  });
+  // Revocations this process made and waits on: token id → backend pids of the listeners that acknowledged it.
+  const awaited = new Map<string, { acks: Set<number>; changed: () => void }>();
+  feed?.on(REVOCATION_ACK_CHANNEL, (id, pid) => {
+    const waiting = awaited.get(id);
+    if (!waiting) return;
+    waiting.acks.add(pid);
+    waiting.changed();
+  });
+  const remember = <V>(map: Map<string, V>, key: string, value: V) => {
+    map.delete(key);
+    map.set(key, value);
+    if (map.size > TOKEN_CACHE_MAX) map.delete(map.keys().next().value!);
+  };
+  // The fallback: re-read the revocation state of every cached token now and then, one statement.
+  let rechecking = false;
+  const recheck = feed
+    ? setInterval(() => {
+        if (rechecking || cache.size === 0) return;
+        rechecking = true;
+        const ids = [...cache.keys()];
+        db.select({ id: serviceTokensTable.id })
+          .from(serviceTokensTable)
+          .where(and(inArray(serviceTokensTable.id, ids), isNull(serviceTokensTable.revokedAt)))
+          .then(
+            (rows) => {
+              const valid = new Set(rows.map((r) => r.id));
+              for (const id of ids) if (!valid.has(id)) forget(id);
+            },
+            () => cache.clear(),
+          )
+          .finally(() => {
+            rechecking = false;
+          });
+      }, opts.recheckMs ?? 30_000)
+    : null;
+  recheck?.unref();
 
   const sign = (claims: Record<string, unknown>, subject: string, jti: string, expiresAt: Date) =>
     new SignJWT(claims)
@@ -141,7 +237,8 @@ export async function createTokenService(
         .returning({ id: serviceTokensTable.id });
       const id = row!.id;
       const token = await sign({ role: 'SERVICE', unit: input.orgUnitId }, `service:${id}`, id, input.expiresAt);
-      return { id, token };
+      const callbackSecret = await setCallbackSecret(tx, box, id, new Date());
+      return { id, token, callbackSecret };
     },
     async authenticate(tx, token) {
       // Route by the (not yet trusted) issuer; each path then verifies with its own keys and rules.
@@ -176,21 +273,84 @@ export async function createTokenService(
       }
       if (!unit) throw new AuthenticationError('invalid token claims');
       if (role === 'MANAGER' || role === 'MEMBER') {
-        const [scope] = await tx.select({ path: orgUnitsTable.path }).from(orgUnitsTable).where(eq(orgUnitsTable.id, unit));
-        if (!scope) throw new AuthenticationError('the token names a unit that does not exist');
-        return { subject: sub, role, unitId: unit, unitPath: scope.path, tokenId: jti };
+        let path = unitPaths.get(unit);
+        if (!path) {
+          const [scope] = await tx.select({ path: orgUnitsTable.path }).from(orgUnitsTable).where(eq(orgUnitsTable.id, unit));
+          if (!scope) throw new AuthenticationError('the token names a unit that does not exist');
+          path = scope.path;
+          remember(unitPaths, unit, path);
+        }
+        return { subject: sub, role, unitId: unit, unitPath: path, tokenId: jti };
       }
+      const now = Date.now();
+      const cached = cache.get(jti);
+      if (cached && feed?.live && cached.epoch === feed.epoch && cached.unitId === unit) {
+        // last_used_at is advisory: written at most once a minute per token to keep reads cheap.
+        if (cached.lastUsedAt === null || now - cached.lastUsedAt > LAST_USED_EVERY_MS) {
+          cached.lastUsedAt = now;
+          await tx.update(serviceTokensTable).set({ lastUsedAt: new Date(now) }).where(eq(serviceTokensTable.id, jti));
+        }
+        return { subject: sub, role, unitId: unit, unitPath: cached.path, tokenId: jti };
+      }
+      const epoch = feed?.epoch;
+      const seen = revocations;
       const [row] = await tx
         .select({ id: serviceTokensTable.id, lastUsedAt: serviceTokensTable.lastUsedAt, path: orgUnitsTable.path })
         .from(serviceTokensTable)
         .innerJoin(orgUnitsTable, eq(orgUnitsTable.id, serviceTokensTable.orgUnitId))
         .where(and(eq(serviceTokensTable.id, jti), eq(serviceTokensTable.orgUnitId, unit), isNull(serviceTokensTable.revokedAt)));
       if (!row) throw new AuthenticationError('token revoked');
-      // last_used_at is advisory: written at most once a minute per token to keep reads cheap.
-      if (!row.lastUsedAt || Date.now() - row.lastUsedAt.getTime() > 60_000) {
-        await tx.update(serviceTokensTable).set({ lastUsedAt: new Date() }).where(eq(serviceTokensTable.id, jti));
+      let lastUsedAt = row.lastUsedAt?.getTime() ?? null;
+      if (lastUsedAt === null || now - lastUsedAt > LAST_USED_EVERY_MS) {
+        lastUsedAt = now;
+        await tx.update(serviceTokensTable).set({ lastUsedAt: new Date(now) }).where(eq(serviceTokensTable.id, jti));
+      }
+      // Cached only if the listener was live through the read and no revocation arrived meanwhile (it could be this one).
+      if (feed?.live && feed.epoch === epoch && revocations === seen) {
+        remember(cache, jti, { unitId: unit, path: row.path, lastUsedAt, epoch });
       }
       return { subject: sub, role, unitId: unit, unitPath: row.path, tokenId: jti };
+    },
+    forget,
+    expectRevocation(tokenId, pool) {
+      const waiting = { acks: new Set<number>(), changed: () => {} };
+      if (feed) awaited.set(tokenId, waiting);
+      const cancel = () => {
+        if (awaited.get(tokenId) === waiting) awaited.delete(tokenId);
+      };
+      return {
+        cancel,
+        async awaitEveryProcess(timeoutMs = 3_000) {
+          if (!feed) return;
+          const deadline = Date.now() + timeoutMs;
+          try {
+            // The listeners now on the database (each names itself once it listens); re-read while waiting, since
+            // one that went away will never answer.
+            for (;;) {
+              const listeners = await pool.execute<{ pid: number }>(
+                sql`select pid from pg_stat_activity where datname = current_database() and application_name = ${LISTENER_APPLICATION_NAME}`,
+              );
+              const pids = (listeners.rows as { pid: number }[]).map((r) => Number(r.pid));
+              if (pids.every((pid) => waiting.acks.has(pid))) return;
+              const left = deadline - Date.now();
+              if (left <= 0) return;
+              await new Promise<void>((resolve) => {
+                const timer = setTimeout(resolve, Math.min(left, 100));
+                waiting.changed = () => {
+                  clearTimeout(timer);
+                  resolve();
+                };
+              });
+            }
+          } finally {
+            cancel();
+          }
+        },
+      };
+    },
+    close() {
+      if (recheck) clearInterval(recheck);
+      cache.clear();
     },
   };
 }

@@ -2,20 +2,22 @@
 // written again under the current key, in one transaction. Afterwards the old key decrypts nothing.
 import { eq } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
-import { accountsTable, signingKeysTable } from '../db/schema.js';
+import { accountsTable, serviceTokensTable, signingKeysTable } from '../db/schema.js';
 import { apiKeyContext, webhookSecretContext } from '../accounts/accounts.js';
 import { signingKeyContext } from '../auth/tokens.js';
+import { callbackSecretContext } from '../auth/callback-secrets.js';
 import type { SecretBox } from '../secrets/secret-box.js';
 
 export interface RotationReport {
   apiKeys: number;
   webhookSecrets: number;
   signingKeys: number;
+  callbackSecrets: number;
 }
 
 export async function rotateMasterKey(db: Db, box: SecretBox): Promise<RotationReport> {
   return db.transaction(async (tx) => {
-    const report: RotationReport = { apiKeys: 0, webhookSecrets: 0, signingKeys: 0 };
+    const report: RotationReport = { apiKeys: 0, webhookSecrets: 0, signingKeys: 0, callbackSecrets: 0 };
     const reencrypt = (ciphertext: string, context: string) => box.encrypt(box.decrypt(ciphertext, context), context);
     const stale = (ciphertext: string) => box.keyIdOf(ciphertext) !== box.currentKeyId;
     for (const account of await tx.select().from(accountsTable).for('update')) {
@@ -37,6 +39,14 @@ export async function rotateMasterKey(db: Db, box: SecretBox): Promise<RotationR
         .set({ privateKeyCiphertext: reencrypt(key.privateKeyCiphertext, signingKeyContext(key.kid)) })
         .where(eq(signingKeysTable.kid, key.kid));
       report.signingKeys++;
+    }
+    for (const token of await tx.select({ id: serviceTokensTable.id, ciphertext: serviceTokensTable.callbackSecretCiphertext }).from(serviceTokensTable).for('update')) {
+      if (!token.ciphertext || !stale(token.ciphertext)) continue;
+      await tx
+        .update(serviceTokensTable)
+        .set({ callbackSecretCiphertext: reencrypt(token.ciphertext, callbackSecretContext(token.id)) })
+        .where(eq(serviceTokensTable.id, token.id));
+      report.callbackSecrets++;
     }
     return report;
   });

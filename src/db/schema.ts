@@ -30,7 +30,19 @@ export const BUDGET_WINDOWS = ['MONTHLY', 'CONTRACT_TERM', 'LIFETIME'] as const;
 export type BudgetWindow = (typeof BUDGET_WINDOWS)[number];
 export const ENFORCEMENTS = ['HARD', 'SOFT'] as const;
 export type Enforcement = (typeof ENFORCEMENTS)[number];
-export const JOB_KINDS = ['AVATAR_VIDEO', 'TEMPLATE_VIDEO', 'VIDEO_TRANSLATION', 'VIDEO_AGENT'] as const;
+export const JOB_KINDS = [
+  'AVATAR_VIDEO',
+  'TEMPLATE_VIDEO',
+  'VIDEO_TRANSLATION',
+  'VIDEO_AGENT',
+  'LIPSYNC',
+  'TTS',
+  'TRANSLATION_PROOFREAD',
+  'AVATAR_CREATION',
+  'VIDEO_BATCH',
+  'VIDEO_TRANSLATION_BATCH',
+  'LIPSYNC_BATCH',
+] as const;
 export type JobKind = (typeof JOB_KINDS)[number];
 export const JOB_STATUSES = [
   'RESERVED',
@@ -46,7 +58,19 @@ export const JOB_STATUSES = [
 export type JobStatus = (typeof JOB_STATUSES)[number];
 export const LEDGER_ENTRY_TYPES = ['HOLD', 'RELEASE', 'DEBIT', 'ADJUSTMENT'] as const;
 export type LedgerEntryType = (typeof LEDGER_ENTRY_TYPES)[number];
-export const ITEM_KINDS = ['video', 'translation', 'agent_session'] as const;
+export const ITEM_KINDS = [
+  'video',
+  'translation',
+  'agent_session',
+  'lipsync',
+  'speech',
+  'proofread',
+  'avatar_look',
+  'avatar_group',
+  'batch_video',
+  'batch_translation',
+  'batch_lipsync',
+] as const;
 export type ItemKind = (typeof ITEM_KINDS)[number];
 export const ITEM_STATUSES = ['pending', 'processing', 'completed', 'failed', 'not_found'] as const;
 export type ItemStatus = (typeof ITEM_STATUSES)[number];
@@ -176,6 +200,16 @@ export const usageRollupsTable = pgTable('usage_rollups', {
   check('usage_rollups_reserved_non_negative', sql`${t.reservedMicroCs} >= 0`),
 ]);
 
+/**
+ * Where an app asked to be told that its job ended: its URL, the `callback_id` it wants echoed, and the service
+ * token whose callback signing secret signs the deliveries.
+ */
+export interface AppCallback {
+  url: string;
+  callbackId: string | null;
+  tokenId: string;
+}
+
 export const jobsTable = pgTable('jobs', {
   id: uuid('id').primaryKey().defaultRandom(),
   projectId: uuid('project_id').notNull().references(() => orgUnitsTable.id),
@@ -212,6 +246,8 @@ export const jobsTable = pgTable('jobs', {
   /** A webhook named the job while it was still being forwarded: read it as soon as HeyGen's acceptance is recorded. */
   hintedAt: timestamp('hinted_at', { withTimezone: true }),
   holdExpiresAt: timestamp('hold_expires_at', { withTimezone: true }).notNull(),
+  /** The app's own callback (`callback_url` / `callback_id` of the body, kept apart from what is sent to HeyGen); null: none. */
+  callback: jsonb('callback').$type<AppCallback>(),
   createdAt: createdAt(),
   submittedAt: timestamp('submitted_at', { withTimezone: true }),
   settledAt: timestamp('settled_at', { withTimezone: true }),
@@ -235,6 +271,8 @@ export const jobItemsTable = pgTable('job_items', {
   durationSeconds: numeric('duration_seconds'),
   costMicroCs: micro('cost_micro_cs'),
   failureMessage: text('failure_message'),
+  /** The create answer's `data` where it holds more than ids, as HeyGen sent it (text to speech: audio_url, duration, request_id; avatar creation: avatar_group, avatar_item). */
+  createAnswer: jsonb('create_answer'),
   createdAt: createdAt(),
 }, (t) => [
   unique('job_items_job_upstream').on(t.jobId, t.upstreamId),
@@ -282,6 +320,9 @@ export const serviceTokensTable = pgTable('service_tokens', {
   expiresAt: timestamp('expires_at', { withTimezone: true }).notNull(),
   revokedAt: timestamp('revoked_at', { withTimezone: true }),
   lastUsedAt: timestamp('last_used_at', { withTimezone: true }),
+  /** The secret app callbacks of this token's jobs are signed with (encrypted; shown once, at issue or rotation). */
+  callbackSecretCiphertext: text('callback_secret_ciphertext'),
+  callbackSecretRotatedAt: timestamp('callback_secret_rotated_at', { withTimezone: true }),
   createdAt: createdAt(),
 }, (t) => [index('service_tokens_unit').on(t.orgUnitId)]);
 
@@ -419,3 +460,53 @@ export const driftNotesTable = pgTable('drift_notes', {
   releasedMicroCs: micro('released_micro_cs').notNull(),
   createdAt: createdAt(),
 }, (t) => [unique('drift_notes_job').on(t.jobId), index('drift_notes_account_period').on(t.accountId, t.period)]);
+
+export const OUTBOX_STATUSES = ['PENDING', 'DELIVERED', 'DEAD'] as const;
+export type OutboxStatus = (typeof OUTBOX_STATUSES)[number];
+
+/**
+ * The outbox: events written in the transaction that causes them, delivered at least once by any gateway process
+ * (claimed with FOR UPDATE SKIP LOCKED when next_attempt_at has passed, which is also the claim's lease). One row
+ * per event and destination; `dedupe_key` makes a re-run of the cause write nothing. `topic` names the destination
+ * kind (`app_callback`), `kind` the event (`avatar_video.success`). DEAD: gave up after max_attempts.
+ */
+export const outboxEventsTable = pgTable('outbox_events', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  topic: text('topic').notNull(),
+  kind: text('kind').notNull(),
+  dedupeKey: text('dedupe_key').notNull(),
+  payload: jsonb('payload').notNull(),
+  /** Where it goes, per topic (app_callback: `{url, tokenId}`); never a secret. */
+  destination: jsonb('destination').$type<Record<string, unknown>>().notNull(),
+  /** The job the event is about, when it is about one: who may read the job may read its events. */
+  jobId: uuid('job_id').references(() => jobsTable.id),
+  /** The unit the event belongs to (a job's project), so that readers of its subtree may be given it. */
+  orgUnitId: uuid('org_unit_id').references(() => orgUnitsTable.id),
+  status: text('status').$type<OutboxStatus>().notNull().default('PENDING'),
+  attempts: integer('attempts').notNull().default(0),
+  maxAttempts: integer('max_attempts').notNull(),
+  nextAttemptAt: timestamp('next_attempt_at', { withTimezone: true }),
+  deliveredAt: timestamp('delivered_at', { withTimezone: true }),
+  lastError: text('last_error'),
+  createdAt: createdAt(),
+}, (t) => [
+  unique('outbox_events_topic_dedupe').on(t.topic, t.dedupeKey),
+  index('outbox_events_due').on(t.nextAttemptAt).where(sql`status = 'PENDING'`),
+  // The metrics' read (pending, lag, given up per topic) stays small however many events were delivered.
+  index('outbox_events_undelivered').on(t.topic, t.createdAt).where(sql`status <> 'DELIVERED'`),
+  index('outbox_events_job').on(t.jobId),
+  check('outbox_events_status', sql`${t.status} in ('PENDING', 'DELIVERED', 'DEAD')`),
+]);
+
+/** The delivery log: one row per attempt, whatever its outcome. */
+export const outboxDeliveriesTable = pgTable('outbox_deliveries', {
+  id: bigserial('id', { mode: 'bigint' }).primaryKey(),
+  eventId: uuid('event_id').notNull().references(() => outboxEventsTable.id),
+  attempt: integer('attempt').notNull(),
+  /** `delivered`, `failed` (retried) or `gave_up` (the last attempt failed). */
+  outcome: text('outcome').notNull(),
+  httpStatus: integer('http_status'),
+  error: text('error'),
+  startedAt: timestamp('started_at', { withTimezone: true }).notNull(),
+  durationMs: integer('duration_ms').notNull(),
+}, (t) => [unique('outbox_deliveries_event_attempt').on(t.eventId, t.attempt)]);

@@ -21,11 +21,13 @@ await runCli('demo', async () => {
   const token = await services.tokens.issueAdminToken('demo', 12 * 3600);
   const projectId = encodeGlobalID('OrgUnit', seed.projects.onboarding.id);
   const url = `http://localhost:${port}/graphql`;
+  const consoleUrl = `http://localhost:${port}/console/`;
 
   console.log(`
 =====================================================================
  HeyGen usage gateway — DEMO (HeyGen is SIMULATED; nothing is billed)
 =====================================================================
+ Console:     ${consoleUrl}   (sign in with the ADMIN token below)
  GraphQL:     ${url}${config.graphiql ? '   (GraphiQL in a browser)' : ''}
  Simulator:   ${sim.url}   (fake HeyGen v3, key ${DEMO_API_KEY})
  Database:    embedded PGlite in ${config.dataDir} ${seed.created ? '(seeded now)' : '(seed found)'}
@@ -41,6 +43,9 @@ await runCli('demo', async () => {
 
  curl -s ${url} -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' \\
    -d '{"query":"{ accounts { name inFlightJobs period { usedCreditSeconds reservedCreditSeconds projectedInvoiceUsd } } orgUnits(first: 10) { edges { node { name kind budgets { limitCreditSeconds reservedCreditSeconds settledCreditSeconds } } } } }"}'
+
+ The same gateway as a drop-in HeyGen v3 API (README: "Move an existing HeyGen app"):
+ curl -s http://localhost:${port}/v3/users/me -H "X-Api-Key: $TOKEN" -H 'X-Gateway-Project: ${projectId}'
  (TOKEN=<the admin token above>)
 =====================================================================
 `);

@@ -56,6 +56,12 @@ builder.node(ServiceTokenRef, {
     expiresAt: t.field({ type: 'DateTime', description: 'Expiry.', resolve: (s) => s.expiresAt }),
     revokedAt: t.field({ type: 'DateTime', nullable: true, description: 'Revocation time (null while not revoked).', resolve: (s) => s.revokedAt }),
     lastUsedAt: t.field({ type: 'DateTime', nullable: true, description: 'Last use (to the minute).', resolve: (s) => s.lastUsedAt }),
+    callbackSecretRotatedAt: t.field({
+      type: 'DateTime',
+      nullable: true,
+      description: 'When its callback signing secret was set (at issue, or by rotateCallbackSecret); null: it has none, and its app callbacks wait for one.',
+      resolve: (s) => s.callbackSecretRotatedAt,
+    }),
     active: t.boolean({
       description: 'True while the token is accepted: neither revoked nor expired.',
       resolve: (s, _a, ctx) => s.revokedAt === null && s.expiresAt.getTime() > ctx.now.getTime(),
@@ -134,8 +140,16 @@ builder.queryFields((t) => ({
 const MAX_TOKEN_DAYS = 366;
 
 /** What the audit trail keeps of a token record: never the token (it is not stored anywhere). */
-function auditedToken(row: ServiceTokenRow) {
-  return { id: row.id, orgUnitId: row.orgUnitId, name: row.name, createdBy: row.createdBy, expiresAt: row.expiresAt, revokedAt: row.revokedAt };
+export function auditedToken(row: ServiceTokenRow) {
+  return {
+    id: row.id,
+    orgUnitId: row.orgUnitId,
+    name: row.name,
+    createdBy: row.createdBy,
+    expiresAt: row.expiresAt,
+    revokedAt: row.revokedAt,
+    callbackSecretRotatedAt: row.callbackSecretRotatedAt,
+  };
 }
 
 builder.mutationFields((t) => ({
@@ -144,6 +158,10 @@ builder.mutationFields((t) => ({
       description: 'The token, shown this once.',
       fields: (f) => ({
         token: f.string({ description: 'The bearer token. It is not stored and cannot be shown again.' }),
+        callbackSigningSecret: f.string({
+          description:
+            "The secret the token's app callbacks are signed with (X-Gateway-Signature, docs/app-callbacks.md). Stored only encrypted; shown this once (rotateCallbackSecret replaces it).",
+        }),
         serviceToken: f.field({ type: ServiceTokenRef, description: 'The token record.' }),
       }),
     }),
@@ -166,10 +184,10 @@ builder.mutationFields((t) => ({
         throw new ValidationError('expiresAt', `expiresAt must be in the future and at most ${MAX_TOKEN_DAYS} days away`);
       }
       return ctx.db.transaction(async (tx) => {
-        const { id, token } = await ctx.services.tokens.issueServiceToken(tx, { orgUnitId: unit.id, name, expiresAt, createdBy: actor.subject });
+        const { id, token, callbackSecret } = await ctx.services.tokens.issueServiceToken(tx, { orgUnitId: unit.id, name, expiresAt, createdBy: actor.subject });
         const [serviceToken] = await tx.select().from(serviceTokensTable).where(eq(serviceTokensTable.id, id));
         await recordAudit(tx, actor, { action: 'serviceToken.issue', entityType: 'ServiceToken', entityId: id, before: null, after: auditedToken(serviceToken!) });
-        return { token, serviceToken: serviceToken! };
+        return { token, callbackSigningSecret: callbackSecret, serviceToken: serviceToken! };
       });
     },
   }),
@@ -188,11 +206,15 @@ builder.mutationFields((t) => ({
       return { canManage: unit.id };
     },
     description:
-      'Revokes a service token (ADMIN; a MANAGER of its project or of a unit above it): every gateway process refuses it from its next request on, since each request checks the token record. Revoking a revoked token changes nothing. Audited.',
+      'Revokes a service token (ADMIN; a MANAGER of its project or of a unit above it): every gateway process refuses it from its next request on: each drops it when PostgreSQL delivers the revocation notice (LISTEN/NOTIFY) and acknowledges it, and the answer waits for every listening process (a process whose listener is down reads the token record on every request). Revoking a revoked token changes nothing. Audited.',
     input: { serviceTokenId: t.input.id({ required: true, description: 'Global id of the token.' }) },
     resolve: async (_r, { input }, ctx) => {
       const id = decodeId(String(input.serviceTokenId), 'ServiceToken');
-      return ctx.db.transaction(async (tx) => {
+      // Every gateway process acknowledges the revocation notice; the answer waits for all of them, so that once it is
+      // given no process accepts the token any more.
+      const spread = ctx.services.tokens.expectRevocation(id, ctx.db);
+      let changed = false;
+      const revoked = await ctx.db.transaction(async (tx) => {
         const [before] = await tx.select().from(serviceTokensTable).where(eq(serviceTokensTable.id, id)).for('update');
         if (!before) throw new NotFoundError('ServiceToken', String(input.serviceTokenId));
         if (before.revokedAt) return { serviceToken: before };
@@ -208,8 +230,17 @@ builder.mutationFields((t) => ({
           before: auditedToken(before),
           after: auditedToken(after!),
         });
+        changed = true;
         return { serviceToken: after! };
+      }).catch((error: unknown) => {
+        spread.cancel();
+        throw error;
       });
+      // Committed: this process refuses the token from now on; the others as soon as the trigger's notice reaches them.
+      ctx.services.tokens.forget(id);
+      if (changed) await spread.awaitEveryProcess();
+      else spread.cancel();
+      return revoked;
     },
   }),
 }));

@@ -52,11 +52,28 @@ function groupBy<K, V>(keys: readonly K[], rows: V[], keyOf: (row: V) => K): V[]
   return keys.map((k) => map.get(k) ?? []);
 }
 
+/**
+ * Units never change once created (no mutation updates or deletes one: path, kind, name and account are fixed), so
+ * each process keeps those it has read, per database handle: the unit a mutation's scope checks costs no SQL twice.
+ */
+const knownUnits = new WeakMap<Db, Map<string, OrgUnitRow>>();
+const KNOWN_UNITS_MAX = 10_000;
+
 export function createLoaders(db: Db, now: Date) {
+  let known = knownUnits.get(db);
+  if (!known) knownUnits.set(db, (known = new Map()));
+  const units = known;
   // Removes the N+1 of resolving `parent`, `orgUnit`, `project` and node ids one unit at a time.
-  const unitById = new DataLoader<string, OrgUnitRow | null>(async (ids) =>
-    byKey(ids, await db.select().from(orgUnitsTable).where(inArray(orgUnitsTable.id, [...ids])), (r) => r.id),
-  );
+  const unitById = new DataLoader<string, OrgUnitRow | null>(async (ids) => {
+    const missing = ids.filter((id) => !units.has(id));
+    if (missing.length > 0) {
+      for (const row of await db.select().from(orgUnitsTable).where(inArray(orgUnitsTable.id, missing))) {
+        if (units.size >= KNOWN_UNITS_MAX) units.delete(units.keys().next().value!);
+        units.set(row.id, row);
+      }
+    }
+    return ids.map((id) => units.get(id) ?? null);
+  });
   // Removes the N+1 of `account` on budgets, units and jobs.
   const accountById = new DataLoader<string, AccountRow | null>(async (ids) =>
     byKey(ids, await db.select().from(accountsTable).where(inArray(accountsTable.id, [...ids])), (r) => r.id),

@@ -7,14 +7,16 @@ import { OrgUnitRef } from './org.js';
 import { AccountRef } from './accounts.js';
 import { visibleAccount, visibleJob, visibleJobsFilter } from './visibility.js';
 import { JOB_KINDS, JOB_STATUSES, jobsTable } from '../db/schema.js';
-import { admitJob, type JobRow } from '../jobs/admission.js';
-import { forwardJob } from '../jobs/follow.js';
+import type { JobRow } from '../jobs/admission.js';
+import { submitJob, type JobItemRow } from '../jobs/submit.js';
+import { createOutputReader, type ItemOutput } from '../jobs/outputs.js';
+import type { GraphQLContext } from './context.js';
 import { settleJob } from '../jobs/settlement.js';
-import { driverReason, isDatabaseUnavailable } from '../db/client.js';
 import { NotFoundError, ValidationError } from '../errors.js';
 import { isUuid } from '../org/units.js';
 import { isStorableInstant } from '../validation.js';
 import { cursorPage } from './pagination.js';
+
 
 
 const JobKindEnum = builder.enumType('JobKind', { description: 'The HeyGen product a job uses.', values: JOB_KINDS });
@@ -24,14 +26,59 @@ const JobStatusEnum = builder.enumType('JobStatus', {
   values: JOB_STATUSES,
 });
 
-const UpstreamItemRef = builder.objectRef<{ upstreamId: string; kind: string; language: string | null; status: string; durationSeconds: string | null }>('UpstreamItem').implement({
+const JobOutputRef = builder.objectRef<ItemOutput>('JobOutput').implement({
+  description:
+    "What HeyGen produced for one upstream item, read from HeyGen when asked (its URLs are presigned and expire: read them again rather than storing them). At most 50 outputs are read per request, 4 at a time; more is a VALIDATION_FAILED error on the field: ask for outputs on a smaller page.",
+  fields: (t) => ({
+    upstreamId: t.exposeString('upstreamId', { description: "HeyGen's id of the item." }),
+    status: t.exposeString('status', { description: "HeyGen's status as it answered now (pending, processing/running, completed, failed, or a session status)." }),
+    videoUrl: t.exposeString('videoUrl', { nullable: true, description: 'Download URL of the video (completed only; expires).' }),
+    thumbnailUrl: t.exposeString('thumbnailUrl', { nullable: true, description: 'Thumbnail image URL.' }),
+    captionUrl: t.exposeString('captionUrl', { nullable: true, description: 'Caption file URL (SRT subtitle, else VTT), when HeyGen made one.' }),
+    audioUrl: t.exposeString('audioUrl', { nullable: true, description: 'Translated audio URL (translations).' }),
+    durationSeconds: t.exposeString('durationSeconds', { nullable: true, description: 'Output duration in seconds, as HeyGen reports it now.' }),
+    language: t.exposeString('language', { nullable: true, description: 'Output language (translations).' }),
+    failureMessage: t.exposeString('failureMessage', { nullable: true, description: "HeyGen's failure message (failed only)." }),
+  }),
+});
+
+// One reader per request: each item read once, the request's reads bounded (src/jobs/outputs.ts).
+const outputReaders = new WeakMap<GraphQLContext, ReturnType<typeof createOutputReader>>();
+function outputReader(ctx: GraphQLContext) {
+  let reader = outputReaders.get(ctx);
+  if (!reader) {
+    reader = createOutputReader(ctx.services, (id) => ctx.loaders.accountById.load(id));
+    outputReaders.set(ctx, reader);
+  }
+  return reader;
+}
+
+type ItemView = JobItemRow & { accountId: string };
+
+const UpstreamItemRef = builder.objectRef<ItemView>('UpstreamItem').implement({
   description: 'One billable output HeyGen created for the job (a translation has one per language).',
   fields: (t) => ({
-    upstreamId: t.exposeString('upstreamId', { description: "HeyGen's id (video_id, video_translation_id or session_id)." }),
-    kind: t.exposeString('kind', { description: 'video, translation or agent_session.' }),
+    output: t.field({
+      type: JobOutputRef,
+      nullable: true,
+      description: 'What HeyGen produced, read fresh from HeyGen (null when HeyGen no longer knows the id).',
+      resolve: (i, _a, ctx) => outputReader(ctx)(i, i.accountId),
+    }),
+    upstreamId: t.exposeString('upstreamId', {
+      description: "HeyGen's id (video_id, video_translation_id, session_id, lipsync_id, proofread_id, avatar look or group id, TTS request_id), or `{batch_id}#{item_index}` for a batch item.",
+    }),
+    kind: t.exposeString('kind', {
+      description: 'video, translation, agent_session, lipsync, speech, proofread, avatar_look, avatar_group, batch_video, batch_translation or batch_lipsync.',
+    }),
     language: t.exposeString('language', { nullable: true, description: 'Output language of a translation.' }),
     status: t.exposeString('status', { description: 'Last status read from HeyGen.' }),
     durationSeconds: t.exposeString('durationSeconds', { nullable: true, description: 'Output seconds HeyGen reported.' }),
+    createAnswer: t.field({
+      type: 'JSON',
+      nullable: true,
+      description: "The create answer's data where it holds more than ids, as HeyGen sent it (text to speech: audio_url, duration, request_id, word_timestamps; avatar creation: avatar_group, avatar_item); null for the others.",
+      resolve: (i) => i.createAnswer ?? null,
+    }),
   }),
 });
 
@@ -65,10 +112,21 @@ builder.node(JobRef, {
       description: "HeyGen's ids for the job's outputs.",
       resolve: async (j, _a, ctx) => (await ctx.loaders.itemsByJob.load(j.id)).map((i) => i.upstreamId),
     }),
-    upstreamItems: t.field({ type: [UpstreamItemRef], description: 'Outputs and their last known status.', resolve: (j, _a, ctx) => ctx.loaders.itemsByJob.load(j.id) }),
+    upstreamItems: t.field({ type: [UpstreamItemRef], description: 'Outputs and their last known status.', resolve: async (j, _a, ctx) => (await ctx.loaders.itemsByJob.load(j.id)).map((i) => ({ ...i, accountId: j.accountId })) }),
+    outputs: t.field({
+      type: [JobOutputRef],
+      description:
+        'What HeyGen produced for each item (video, thumbnail and caption URLs, duration, language), read fresh from HeyGen with the account\'s key when asked: URLs expire, so none is stored. Bounded per request (JobOutput).',
+      resolve: async (j, _a, ctx) => {
+        const items = await ctx.loaders.itemsByJob.load(j.id);
+        const read = outputReader(ctx);
+        const outputs = await Promise.all(items.map((i) => read(i, j.accountId)));
+        return outputs.filter((o): o is ItemOutput => o !== null);
+      },
+    }),
     request: t.field({
       type: 'JSON',
-      description: 'The HeyGen v3 body as submitted.',
+      description: "The HeyGen v3 body as submitted, less the app's own callback_url / callback_id (kept apart: see callback).",
       resolve: (j, _a, ctx) => (j.request !== undefined ? j.request : ctx.loaders.requestByJob.load(j.id)),
     }),
     failureCode: t.exposeString('failureCode', { nullable: true, description: 'Why it failed, as a code.' }),
@@ -169,27 +227,14 @@ builder.mutationFields((t) => ({
     },
     resolve: async (_r, { input }, ctx) => {
       const projectId = decodeId(String(input.projectId), 'OrgUnit');
-      const { job, replayed } = await admitJob(
-        ctx.db,
-        ctx.actor!,
-        {
-          projectId,
-          kind: input.kind,
-          request: input.request,
-          estimatedSeconds: input.estimatedSeconds ?? null,
-          idempotencyKey: input.idempotencyKey ?? null,
-        },
-        ctx.services.admission,
-      );
-      if (replayed || job.status !== 'RESERVED') return { job, replayed };
-      // Forwarding happens after the admission committed; if this process dies here, the worker takes over.
-      const forwarded = await forwardJob(ctx.services.jobDeps, job.id).catch((error: unknown) => {
-        // The job is admitted (committed) either way; a database that went away meanwhile is not a bug.
-        if (isDatabaseUnavailable(error)) ctx.services.logger.warn({ jobId: job.id, reason: driverReason(error) }, 'inline forwarding failed: the database is unavailable; the worker will retry');
-        else ctx.services.logger.error({ jobId: job.id, err: error }, 'inline forwarding failed; the worker will retry');
-        return null;
-      });
-      return { job: forwarded ?? job, replayed: false };
+      // The same admission and inline forwarding as the /v3 front (src/jobs/submit.ts).
+      return submitJob(ctx.services, ctx.actor!, {
+        projectId,
+        kind: input.kind,
+        request: input.request,
+        estimatedSeconds: input.estimatedSeconds ?? null,
+        idempotencyKey: input.idempotencyKey ?? null,
+      }, (jobId, items) => ctx.loaders.itemsByJob.prime(jobId, items));
     },
   }),
   cancelJob: t.fieldWithInput({
@@ -210,7 +255,7 @@ builder.mutationFields((t) => ({
     resolve: async (_r, { input }, ctx) => {
       const job = await visibleJob(ctx, decodeId(String(input.jobId), 'Job'));
       if (!job) throw new NotFoundError('Job', String(input.jobId));
-      const { job: cancelled } = await settleJob(ctx.db, job.id, { type: 'cancelled', by: ctx.actor! });
+      const { job: cancelled } = await settleJob(ctx.db, job.id, { type: 'cancelled', by: ctx.actor! }, new Date(), ctx.services.jobDeps.appEvents);
       if (cancelled.status !== 'CANCELLED') {
         throw new ValidationError('jobId', `a ${cancelled.status} job cannot be cancelled`);
       }

@@ -11,5 +11,6 @@ import './audit.js';
 import './custody.js';
 import './identity.js';
 import './overruns.js';
+import './callbacks.js';
 
 export const schema = builder.toSchema({ sortSchema: true });

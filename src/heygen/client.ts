@@ -14,6 +14,15 @@ import { describeIssues, HeygenError } from './errors.js';
 import {
   agentCreateSchema,
   agentGetSchema,
+  avatarCreateSchema,
+  avatarGetSchema,
+  batchCreateSchema,
+  batchGetSchema,
+  lipsyncCreateSchema,
+  lipsyncGetSchema,
+  proofreadCreateSchema,
+  proofreadGetSchema,
+  speechCreateSchema,
   BULK_STATUS_MAP,
   bulkStatusesSchema,
   translationCreateSchema,
@@ -27,6 +36,8 @@ import {
 import {
   HEYGEN_JOB_KINDS,
   type AgentSessionState,
+  type BatchItemState,
+  type BatchKind,
   type HeygenClientOptions,
   type HeygenConnection,
   type HeygenJobKind,
@@ -63,13 +74,34 @@ export interface HeygenClient {
     videoTranslationIds: readonly string[],
   ): Promise<Map<string, UpstreamStatus>>;
   getAgentSession(conn: HeygenConnection, sessionId: string): Promise<AgentSessionState>;
+  getLipsync(conn: HeygenConnection, lipsyncId: string): Promise<UpstreamJobState>;
+  getLipsyncStatuses(conn: HeygenConnection, lipsyncIds: readonly string[]): Promise<Map<string, UpstreamStatus>>;
+  /** A proofread session; HeyGen reports no duration for it (durationSeconds is always null). */
+  getProofread(conn: HeygenConnection, proofreadId: string): Promise<UpstreamJobState>;
+  /** A created avatar's training: its look, or its group when HeyGen answered the create with a group only. */
+  getAvatar(conn: HeygenConnection, what: 'look' | 'group', id: string): Promise<UpstreamJobState>;
+  /** Every item of a batch (all pages), by item_index. */
+  getBatch(conn: HeygenConnection, kind: BatchKind, batchId: string): Promise<BatchItemState[]>;
   getUser(conn: HeygenConnection): Promise<HeygenUser>;
+  /**
+   * A read passed on as HeyGen answered it (a catalog list, a video's detail with its fresh media URLs): the
+   * status and the JSON body, with every known secret and this call's key redacted. 2xx and 4xx answers with a
+   * JSON body are returned; transient failures are retried, then thrown (HeygenError, retryable); anything else
+   * (a non-JSON answer) is thrown. `pathAndQuery` starts with `/v3/`.
+   */
+  getRaw(conn: HeygenConnection, pathAndQuery: string): Promise<RawAnswer>;
   registerWebhookEndpoint(
     conn: HeygenConnection,
     url: string,
     events: string[] | null,
     opts?: { idempotencyKey?: string },
   ): Promise<WebhookEndpointRegistration>;
+}
+
+/** A HeyGen answer as JSON, secrets redacted (getRaw). */
+export interface RawAnswer {
+  status: number;
+  body: unknown;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -80,6 +112,8 @@ const IDEMPOTENCY_KEY_PATTERN = /^[A-Za-z0-9_\-:.]{1,255}$/;
 // Visible ASCII only: anything else would make fetch throw an error that quotes the header value.
 const API_KEY_PATTERN = /^[\x21-\x7e]+$/;
 const BULK_CHUNK = 100;
+/** A batch job has at most 100 items; pages beyond this many are never followed. */
+const MAX_BATCH_PAGES = 20;
 const MAX_ERROR_TEXT = 300;
 
 /** `Retry-After` as milliseconds: delta-seconds or an HTTP date. Undefined when absent or unreadable. */
@@ -167,6 +201,43 @@ function checkPositive(name: string, value: number, integer = false): number {
     throw new RangeError(`HeyGen client option ${name} is invalid`);
   }
   return value;
+}
+
+/** Where each kind's create body takes callback fields: the job itself, each payload of a batch, or nowhere. */
+const CALLBACK_FIELDS: Record<HeygenJobKind, 'job' | 'none' | 'videos' | 'video_translations' | 'lipsyncs'> = {
+  AVATAR_VIDEO: 'job',
+  TEMPLATE_VIDEO: 'job',
+  VIDEO_TRANSLATION: 'job',
+  VIDEO_AGENT: 'job',
+  LIPSYNC: 'job',
+  TTS: 'none',
+  TRANSLATION_PROOFREAD: 'none',
+  AVATAR_CREATION: 'none',
+  VIDEO_BATCH: 'videos',
+  VIDEO_TRANSLATION_BATCH: 'video_translations',
+  LIPSYNC_BATCH: 'lipsyncs',
+};
+
+const BATCH_OF = { VIDEO_BATCH: 'video', VIDEO_TRANSLATION_BATCH: 'translation', LIPSYNC_BATCH: 'lipsync' } as const;
+const BATCH_PATHS: Record<BatchKind, string> = {
+  video: '/v3/videos/batches',
+  translation: '/v3/video-translations/batches',
+  lipsync: '/v3/lipsyncs/batches',
+};
+
+/** A batch item's upstream id before HeyGen names it: `{batch_id}#{item_index}`. */
+export function batchItemId(batchId: string, index: number): string {
+  return `${batchId}#${index}`;
+}
+
+export function parseBatchItemId(upstreamId: string): { batchId: string; index: number } | null {
+  const at = upstreamId.lastIndexOf('#');
+  if (at <= 0 || !/^\d+$/.test(upstreamId.slice(at + 1))) return null;
+  return { batchId: upstreamId.slice(0, at), index: Number(upstreamId.slice(at + 1)) };
+}
+
+function stringArray(value: unknown): string[] | undefined {
+  return Array.isArray(value) && value.every((l): l is string => typeof l === 'string') ? value : undefined;
 }
 
 export function createHeygenClient(options: HeygenClientOptions = {}): HeygenClient {
@@ -390,6 +461,18 @@ export function createHeygenClient(options: HeygenClientOptions = {}): HeygenCli
 
   // ----- submit --------------------------------------------------------------------------------
 
+  /** HeyGen returns one id per requested language; they are paired by index only when the counts agree. */
+  function pairLanguages<K extends UpstreamItem['kind']>(ids: string[], languages: string[] | undefined, kind: K, op: string): UpstreamItem[] {
+    const paired = languages !== undefined && languages.length === ids.length;
+    if (!paired) {
+      logger?.warn({ op, ids: ids.length, languages: languages?.length ?? null }, 'HeyGen returned a different number of ids than languages requested');
+    }
+    return ids.map((upstreamId, i) => {
+      const language = paired ? languages[i] : undefined;
+      return { upstreamId, kind, ...(language !== undefined ? { language } : {}) };
+    });
+  }
+
   function rejectLocally(code: string, message: string, param?: string): SubmitOutcome {
     return { type: 'rejected', httpStatus: 0, code, message, ...(param ? { param } : {}) };
   }
@@ -411,9 +494,25 @@ export function createHeygenClient(options: HeygenClientOptions = {}): HeygenCli
       return rejectLocally('invalid_request', 'callback id must be a non-empty string');
     }
 
-    // Copy: the caller's object is its stored request and must not change under it.
-    const forwarded: Record<string, unknown> = { ...body, callback_id: opts.callbackId };
-    if (opts.callbackUrl !== undefined) forwarded.callback_url = opts.callbackUrl;
+    // Copy: the caller's object is its stored request and must not change under it. Callback fields go only where
+    // HeyGen's schema has them: per job, per batch item (and the batch's own callback_url), or nowhere.
+    const forwarded: Record<string, unknown> = { ...body };
+    const callbacks = CALLBACK_FIELDS[kind];
+    if (callbacks === 'job') {
+      forwarded.callback_id = opts.callbackId;
+      if (opts.callbackUrl !== undefined) forwarded.callback_url = opts.callbackUrl;
+    } else if (callbacks !== 'none') {
+      const payloads = forwarded[callbacks];
+      if (!Array.isArray(payloads) || !payloads.every(isPlainObject)) {
+        return rejectLocally('validation_error', `${callbacks} must be an array of objects`, callbacks);
+      }
+      forwarded[callbacks] = payloads.map((item) => ({
+        ...item,
+        callback_id: opts.callbackId,
+        ...(opts.callbackUrl !== undefined ? { callback_url: opts.callbackUrl } : {}),
+      }));
+      if (opts.callbackUrl !== undefined) forwarded.callback_url = opts.callbackUrl;
+    }
 
     let path: string;
     let mapItems: (json: { status: number; text: string }, redact: (t: string) => string) => Step<UpstreamItem[]>;
@@ -443,21 +542,70 @@ export function createHeygenClient(options: HeygenClientOptions = {}): HeygenCli
         const languages =
           Array.isArray(requested) && requested.every((l): l is string => typeof l === 'string') ? requested : undefined;
         mapItems = (r, redact) =>
-          parseSuccess(r, translationCreateSchema, redact, ({ data }) => {
-            const ids = data.video_translation_ids;
-            // HeyGen returns one id per requested language; pair by index only when the counts agree.
-            const paired = languages !== undefined && languages.length === ids.length;
-            if (!paired) {
-              logger?.warn(
-                { op: 'submitJob:VIDEO_TRANSLATION', ids: ids.length, languages: languages?.length ?? null },
-                'HeyGen returned a different number of translation ids than languages requested',
-              );
-            }
-            return ids.map((upstreamId, i) => {
-              const language = paired ? languages[i] : undefined;
-              return { upstreamId, kind: 'translation' as const, ...(language !== undefined ? { language } : {}) };
-            });
+          parseSuccess(r, translationCreateSchema, redact, ({ data }) =>
+            pairLanguages(data.video_translation_ids, languages, 'translation' as const, 'submitJob:VIDEO_TRANSLATION'),
+          );
+        break;
+      }
+      case 'LIPSYNC': {
+        path = '/v3/lipsyncs';
+        mapItems = (r, redact) => parseSuccess(r, lipsyncCreateSchema, redact, ({ data }) => [{ upstreamId: data.lipsync_id, kind: 'lipsync' as const }]);
+        break;
+      }
+      case 'TTS': {
+        path = '/v3/voices/speech';
+        mapItems = (r, redact) =>
+          parseSuccess(r, speechCreateSchema, redact, ({ data }) => {
+            const output = parseJson(r.text);
+            return [
+              {
+                // No id is promised (request_id is nullable): the job's own id names the output then.
+                upstreamId: data.request_id ?? `speech:${opts.idempotencyKey}`,
+                kind: 'speech' as const,
+                completed: { durationSeconds: numberToDecimal(data.duration) },
+                output: output.ok ? ((output.value as { data?: unknown }).data ?? null) : null,
+              },
+            ];
           });
+        break;
+      }
+      case 'TRANSLATION_PROOFREAD': {
+        path = '/v3/video-translations/proofreads';
+        const languages = stringArray(forwarded.output_languages);
+        mapItems = (r, redact) =>
+          parseSuccess(r, proofreadCreateSchema, redact, ({ data }) =>
+            pairLanguages(data.proofread_ids, languages, 'proofread' as const, 'submitJob:TRANSLATION_PROOFREAD'),
+          );
+        break;
+      }
+      case 'AVATAR_CREATION': {
+        path = '/v3/avatars';
+        mapItems = (r, redact) =>
+          parseSuccess(r, avatarCreateSchema, redact, ({ data }) => {
+            const answer = parseJson(r.text);
+            const output = answer.ok ? ((answer.value as { data?: unknown }).data ?? null) : null;
+            return data.avatar_item
+              ? [{ upstreamId: data.avatar_item.id, kind: 'avatar_look' as const, output }]
+              : [{ upstreamId: data.avatar_group!.id, kind: 'avatar_group' as const, output }];
+          });
+        break;
+      }
+      case 'VIDEO_BATCH':
+      case 'VIDEO_TRANSLATION_BATCH':
+      case 'LIPSYNC_BATCH': {
+        const batch = BATCH_OF[kind];
+        path = BATCH_PATHS[batch];
+        const payloads = forwarded[callbacks as string] as Record<string, unknown>[];
+        // One item per payload (a translation batch takes one language per payload, so indices cannot be read two ways).
+        const languages = kind === 'VIDEO_TRANSLATION_BATCH' ? payloads.map((p) => stringArray(p.output_languages)?.[0]) : [];
+        mapItems = (r, redact) =>
+          parseSuccess(r, batchCreateSchema, redact, ({ data }) =>
+            payloads.map((_p, index) => ({
+              upstreamId: batchItemId(data.batch_id, index),
+              kind: `batch_${batch}` as const,
+              ...(languages[index] !== undefined ? { language: languages[index] } : {}),
+            })),
+          );
         break;
       }
       case 'VIDEO_AGENT': {
@@ -579,6 +727,7 @@ export function createHeygenClient(options: HeygenClientOptions = {}): HeygenCli
       failure_code?: string | null | undefined;
       failure_message?: string | null | undefined;
       callback_id?: string | null | undefined;
+      video_url?: unknown;
     },
     status: UpstreamStatus,
     redact: (t: string) => string,
@@ -591,11 +740,12 @@ export function createHeygenClient(options: HeygenClientOptions = {}): HeygenCli
       failureCode: data.failure_code == null ? null : bounded(data.failure_code, redact),
       failureMessage: data.failure_message == null ? null : bounded(data.failure_message, redact),
       callbackId: data.callback_id ?? null,
+      outputUrl: typeof data.video_url === 'string' && /^https?:\/\/\S+$/i.test(data.video_url) && data.video_url.length <= 8192 ? data.video_url : null,
     };
   }
 
   function notFound(requestedId: string): UpstreamJobState {
-    return { id: requestedId, status: 'not_found', durationSeconds: null, failureCode: null, failureMessage: null, callbackId: null };
+    return { id: requestedId, status: 'not_found', durationSeconds: null, failureCode: null, failureMessage: null, callbackId: null, outputUrl: null };
   }
 
   async function getVideo(conn: HeygenConnection, videoId: string): Promise<UpstreamJobState> {
@@ -672,6 +822,72 @@ export function createHeygenClient(options: HeygenClientOptions = {}): HeygenCli
     );
   }
 
+  async function getLipsync(conn: HeygenConnection, lipsyncId: string): Promise<UpstreamJobState> {
+    requireId(lipsyncId, 'lipsync id');
+    return call(
+      conn,
+      { op: 'getLipsync', method: 'GET', path: `/v3/lipsyncs/${encodeURIComponent(lipsyncId)}` },
+      (r, redact) =>
+        parseSuccess(r, lipsyncGetSchema, redact, ({ data }) => jobState(lipsyncId, data, data.status === 'running' ? 'processing' : data.status, redact)),
+      () => notFound(lipsyncId),
+    );
+  }
+
+  async function getProofread(conn: HeygenConnection, proofreadId: string): Promise<UpstreamJobState> {
+    requireId(proofreadId, 'proofread id');
+    return call(
+      conn,
+      { op: 'getProofread', method: 'GET', path: `/v3/video-translations/proofreads/${encodeURIComponent(proofreadId)}` },
+      // The proofread read has no duration field: whatever else the answer holds, money never depends on it.
+      (r, redact) => parseSuccess(r, proofreadGetSchema, redact, ({ data }) => jobState(proofreadId, { id: data.id, failure_message: data.failure_message }, data.status, redact)),
+      () => notFound(proofreadId),
+    );
+  }
+
+  async function getAvatar(conn: HeygenConnection, what: 'look' | 'group', avatarId: string): Promise<UpstreamJobState> {
+    requireId(avatarId, 'avatar id');
+    const path = what === 'look' ? `/v3/avatars/looks/${encodeURIComponent(avatarId)}` : `/v3/avatars/${encodeURIComponent(avatarId)}`;
+    return call(
+      conn,
+      { op: what === 'look' ? 'getAvatarLook' : 'getAvatarGroup', method: 'GET', path },
+      (r, redact) =>
+        parseSuccess(r, avatarGetSchema, redact, ({ data }) => {
+          // Training is done only when HeyGen says completed; no status (or pending consent) is still in progress.
+          const status: UpstreamStatus = data.status === 'completed' ? 'completed' : data.status === 'failed' ? 'failed' : 'processing';
+          return jobState(avatarId, { id: data.id, failure_code: data.error?.code ?? null, failure_message: data.error?.message ?? null }, status, redact);
+        }),
+      () => notFound(avatarId),
+    );
+  }
+
+  /** Batch pages are followed with `token=<next_token>`, at most MAX_BATCH_PAGES of them. */
+  async function getBatch(conn: HeygenConnection, kind: BatchKind, batchId: string): Promise<BatchItemState[]> {
+    requireId(batchId, 'batch id');
+    const items = new Map<number, BatchItemState>();
+    let token: string | null = null;
+    for (let page = 0; page < MAX_BATCH_PAGES; page++) {
+      const query: string = token === null ? '' : `?token=${encodeURIComponent(token)}`;
+      const data = await call(
+        conn,
+        { op: `getBatch:${kind}`, method: 'GET', path: `${BATCH_PATHS[kind]}/${encodeURIComponent(batchId)}${query}` },
+        (r, redact) => parseSuccess(r, batchGetSchema, redact, ({ data }) => (data.batch_id !== batchId ? 'answer is for a different batch' : data)),
+      );
+      for (const item of data.items) {
+        const status: UpstreamStatus = item.status === 'queued' ? 'pending' : item.status;
+        const message = item.error?.message ?? item.error?.code ?? null;
+        items.set(item.item_index, {
+          index: item.item_index,
+          status,
+          id: item.video_id || null,
+          failureMessage: message === null ? null : bounded(message, redactor(conn.apiKey)),
+        });
+      }
+      if (!data.has_more || !data.next_token) break;
+      token = data.next_token;
+    }
+    return [...items.values()].sort((a, b) => a.index - b.index);
+  }
+
   async function getUser(conn: HeygenConnection): Promise<HeygenUser> {
     return call(conn, { op: 'getUser', method: 'GET', path: userMePath }, (r, redact) => {
       const raw = parseJson(r.text);
@@ -691,6 +907,31 @@ export function createHeygenClient(options: HeygenClientOptions = {}): HeygenCli
           : null,
         raw: raw.ok ? raw.value : null,
       }));
+    });
+  }
+
+  async function getRaw(conn: HeygenConnection, pathAndQuery: string): Promise<RawAnswer> {
+    if (typeof pathAndQuery !== 'string' || !pathAndQuery.startsWith('/v3/')) {
+      throw new HeygenError('path must start with /v3/', { httpStatus: null, code: 'invalid_argument', retryable: false });
+    }
+    const outcome = await execute<RawAnswer>(conn, { op: 'getRaw', method: 'GET', path: pathAndQuery }, (result, redact) => {
+      const transient = transientStep(result, redact);
+      if (transient) return transient;
+      if (result.kind === 'network') throw new Error('unreachable');
+      const json = parseJson(redact(result.text));
+      if (!json.ok) {
+        if (result.status >= 200 && result.status < 300) return malformed(result.status, 'body is not JSON');
+        throw new HeygenError(`getRaw: HTTP ${result.status} without a JSON body`, { httpStatus: result.status, code: `http_${result.status}`, retryable: false });
+      }
+      if ((result.status >= 200 && result.status < 300) || (result.status >= 400 && result.status < 500)) return { kind: 'done', value: { status: result.status, body: json.value } };
+      throw new HeygenError(`getRaw: unexpected HTTP ${result.status}`, { httpStatus: result.status, code: `http_${result.status}`, retryable: false });
+    });
+    if (outcome.ok) return outcome.value;
+    const { last, attempts } = outcome;
+    throw new HeygenError(`getRaw: gave up after ${attempts} attempt(s): ${last.reason}`, {
+      httpStatus: last.httpStatus ?? null,
+      code: last.code,
+      retryable: true,
     });
   }
 
@@ -728,7 +969,13 @@ export function createHeygenClient(options: HeygenClientOptions = {}): HeygenCli
     getTranslationStatuses: (conn, ids) =>
       bulkStatuses(conn, 'getTranslationStatuses', '/v3/video-translations/statuses', 'video_translation_ids', ids),
     getAgentSession,
+    getLipsync,
+    getLipsyncStatuses: (conn, ids) => bulkStatuses(conn, 'getLipsyncStatuses', '/v3/lipsyncs/statuses', 'lipsync_ids', ids),
+    getProofread,
+    getAvatar,
+    getBatch,
     getUser,
+    getRaw,
     registerWebhookEndpoint,
   };
 }

@@ -40,6 +40,8 @@ export const videoGetSchema = z.object({
     failure_code: z.string().nullish(),
     failure_message: z.string().nullish(),
     callback_id: z.string().nullish(),
+    // Read only to pass on (it expires); never trusted for money nor stored. Anything but a URL string is ignored.
+    video_url: z.unknown().optional(),
   }),
 });
 
@@ -51,6 +53,8 @@ export const translationGetSchema = z.object({
     failure_code: z.string().nullish(),
     failure_message: z.string().nullish(),
     callback_id: z.string().nullish(),
+    // Read only to pass on (it expires); never trusted for money nor stored. Anything but a URL string is ignored.
+    video_url: z.unknown().optional(),
   }),
 });
 
@@ -92,3 +96,65 @@ export const BULK_STATUS_MAP: Readonly<Record<string, UpstreamStatus>> = {
   failed: 'failed',
   not_found: 'not_found',
 };
+
+const uniqueIds = z
+  .array(id)
+  .min(1)
+  .refine((ids) => new Set(ids).size === ids.length, { message: 'duplicate ids' });
+
+export const lipsyncCreateSchema = z.object({ data: z.object({ lipsync_id: id }) });
+
+/** POST /v3/voices/speech answers at once with the audio: the job is complete in this answer. */
+export const speechCreateSchema = z.object({
+  data: z.object({ audio_url: z.string().min(1), duration: z.number().nonnegative(), request_id: z.string().nullish() }),
+});
+
+export const proofreadCreateSchema = z.object({ data: z.object({ proofread_ids: uniqueIds }) });
+
+export const avatarCreateSchema = z.object({
+  data: z
+    .object({ avatar_item: z.object({ id }).nullish(), avatar_group: z.object({ id }).nullish() })
+    .refine((d) => d.avatar_item != null || d.avatar_group != null, { message: 'avatar_item or avatar_group is required' }),
+});
+
+/** The batch creates answer 202 with the batch id (the body beyond `data.batch_id` is not documented). */
+export const batchCreateSchema = z.object({ data: z.object({ batch_id: id }) });
+
+export const lipsyncGetSchema = z.object({
+  data: z.object({
+    id,
+    status: z.enum(['pending', 'running', 'completed', 'failed']),
+    duration,
+    failure_message: z.string().nullish(),
+    callback_id: z.string().nullish(),
+  }),
+});
+
+export const proofreadGetSchema = z.object({
+  data: z.object({ id, status: z.enum(['processing', 'completed', 'failed']), failure_message: z.string().nullish() }),
+});
+
+/** GET /v3/avatars/looks/{id} and GET /v3/avatars/{group_id}: training status (absent for public avatars). */
+export const avatarGetSchema = z.object({
+  data: z.object({
+    id,
+    status: z.enum(['processing', 'pending_consent', 'failed', 'completed']).nullish(),
+    error: z.object({ code: z.string().nullish(), message: z.string().nullish() }).nullish(),
+  }),
+});
+
+export const batchGetSchema = z.object({
+  data: z.object({
+    batch_id: id,
+    items: z.array(
+      z.object({
+        item_index: z.number().int().min(0),
+        status: z.enum(['queued', 'processing', 'completed', 'failed']),
+        video_id: z.string().nullish(),
+        error: z.object({ code: z.string().nullish(), message: z.string().nullish() }).nullish(),
+      }),
+    ),
+    has_more: z.boolean(),
+    next_token: z.string().nullish(),
+  }),
+});

@@ -7,15 +7,53 @@ export interface HeygenConnection {
   apiKey: string;
 }
 
-export const HEYGEN_JOB_KINDS = ['AVATAR_VIDEO', 'TEMPLATE_VIDEO', 'VIDEO_TRANSLATION', 'VIDEO_AGENT'] as const;
+export const HEYGEN_JOB_KINDS = [
+  'AVATAR_VIDEO',
+  'TEMPLATE_VIDEO',
+  'VIDEO_TRANSLATION',
+  'VIDEO_AGENT',
+  'LIPSYNC',
+  'TTS',
+  'TRANSLATION_PROOFREAD',
+  'AVATAR_CREATION',
+  'VIDEO_BATCH',
+  'VIDEO_TRANSLATION_BATCH',
+  'LIPSYNC_BATCH',
+] as const;
 export type HeygenJobKind = (typeof HEYGEN_JOB_KINDS)[number];
 
 /** One billable thing HeyGen created for a job (a translation yields one per language). */
 export interface UpstreamItem {
   upstreamId: string;
-  kind: 'video' | 'translation' | 'agent_session';
+  kind:
+    | 'video'
+    | 'translation'
+    | 'agent_session'
+    | 'lipsync'
+    | 'speech'
+    | 'proofread'
+    | 'avatar_look'
+    | 'avatar_group'
+    | 'batch_video'
+    | 'batch_translation'
+    | 'batch_lipsync';
   videoId?: string;
   language?: string;
+  /** A synchronous product (text to speech) is complete in the create answer: its billed length. */
+  completed?: { durationSeconds: string };
+  /** The create answer's `data` where it holds more than ids (text to speech: the audio; avatar creation: group and look). */
+  output?: unknown;
+}
+
+/** The three batch endpoints: `POST {path}` creates, `GET {path}/{batch_id}` reads the items. */
+export type BatchKind = 'video' | 'translation' | 'lipsync';
+
+/** One item of a batch as HeyGen's batch read reports it (`video_id` holds the item's own id once created). */
+export interface BatchItemState {
+  index: number;
+  status: UpstreamStatus;
+  id: string | null;
+  failureMessage: string | null;
 }
 
 /**
@@ -53,6 +91,8 @@ export interface UpstreamJobState {
   failureCode: string | null;
   failureMessage: string | null;
   callbackId: string | null;
+  /** The output's download URL (`video_url`) when HeyGen gave one: it expires, so it is passed on, never stored. */
+  outputUrl: string | null;
 }
 
 export const AGENT_SESSION_STATUSES = [

@@ -13,6 +13,8 @@ const webhookEventSchema = z.object({
       video_id: z.string().nullish(),
       video_translate_id: z.string().nullish(),
       session_id: z.string().nullish(),
+      proofread_id: z.string().nullish(),
+      avatar_id: z.string().nullish(),
       callback_id: z.string().nullish(),
     })
     .nullish(),
@@ -60,7 +62,7 @@ const WEBHOOK_KINDS: Readonly<Record<string, HeygenWebhookEvent['kind']>> = {
   video_agent: 'agent',
 };
 
-/** Normalises a webhook body. Throws HeygenError(`malformed_webhook`) when it is not one. */
+/** Normalises a webhook body (events of other products keep kind `unknown`; their ids still make a hint). Throws HeygenError(`malformed_webhook`) when it is not one. */
 export function parseWebhookEvent(json: unknown): HeygenWebhookEvent {
   const parsed = webhookEventSchema.safeParse(json);
   if (!parsed.success) {
@@ -80,7 +82,8 @@ export function parseWebhookEvent(json: unknown): HeygenWebhookEvent {
   return {
     eventType,
     eventId: eventId || null,
-    upstreamId: data?.video_translate_id || data?.video_id || (kind === 'agent' ? sessionId : null),
+    // Proofread and avatar-training events name their proofread / avatar look (the job item's upstream id).
+    upstreamId: data?.video_translate_id || data?.video_id || (kind === 'agent' ? sessionId : null) || data?.proofread_id || data?.avatar_id || null,
     sessionId,
     callbackId: data?.callback_id || null,
     kind,

@@ -1,4 +1,17 @@
-import { readCapped } from '../streams.js';
+import { HTTPException } from 'hono/http-exception';
+import { declaredLength, readCapped } from '../streams.js';
+
+/** The body, or null when it is (declared or found while reading) larger than `limit` bytes. */
+export async function readBodyCapped(request: Request, limit: number): Promise<Buffer | null> {
+  if ((declaredLength(request.headers.get('content-length')) ?? 0) > limit) return null;
+  try {
+    const read = await readCapped(request.body, limit);
+    return read.ok ? read.bytes : null;
+  } catch {
+    // The client went away mid-body (or sent a broken chunked encoding): nothing to answer to.
+    throw new HTTPException(400, { message: 'request body could not be read' });
+  }
+}
 
 // The total size of a GraphQL answer is capped: a page-size or cost limit bounds one list, this bounds the sum.
 /** JSON answers larger than `maxBytes` are replaced by a typed RESPONSE_TOO_LARGE error; others pass unchanged. */

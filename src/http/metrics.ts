@@ -110,8 +110,50 @@ export function createMetrics(services: Services): Registry {
       for (const row of rows) this.inc({ account: row.account, project: row.project }, Number(row.overrun));
     },
   });
+  // The outbox, as every replica sees it: what waits, for how long, and what was given up.
+  const outbox = sharedPerScrape(() =>
+    queryRows<{ topic: string; pending: number; dead: number; lag: string | number }>(
+      services.db,
+      sql`select topic, count(*) filter (where status = 'PENDING')::int as pending, count(*) filter (where status = 'DEAD')::int as dead,
+                 coalesce(extract(epoch from now() - min(created_at) filter (where status = 'PENDING')), 0)::float8 as lag
+          from outbox_events where status <> 'DELIVERED' group by topic`,
+    ),
+  );
+  new Gauge({
+    name: 'gateway_outbox_pending_events',
+    help: 'Outbox events not yet delivered (waiting for their first attempt or a retry), per topic.',
+    labelNames: ['topic'],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      this.set({ topic: 'app_callback' }, 0);
+      for (const row of await outbox()) this.set({ topic: row.topic }, Number(row.pending));
+    },
+  });
+  new Gauge({
+    name: 'gateway_outbox_lag_seconds',
+    help: 'Outbox lag: how long the oldest undelivered event has waited since it was written (0 when none waits), per topic.',
+    labelNames: ['topic'],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      this.set({ topic: 'app_callback' }, 0);
+      for (const row of await outbox()) this.set({ topic: row.topic }, Math.max(0, Number(row.lag)));
+    },
+  });
+  new Gauge({
+    name: 'gateway_outbox_dead_events',
+    help: 'Outbox events given up after their last attempt, per topic.',
+    labelNames: ['topic'],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      this.set({ topic: 'app_callback' }, 0);
+      for (const row of await outbox()) this.set({ topic: row.topic }, Number(row.dead));
+    },
+  });
   const m = services.metrics;
-  const own: Metric[] = [m.admissions, m.admissionRefusals, m.heygenRequestDuration, m.httpRequestDuration, m.webhookVerificationFailures];
+  const own: Metric[] = [m.admissions, m.admissionRefusals, m.heygenRequestDuration, m.httpRequestDuration, m.webhookVerificationFailures, m.outboxDeliveries];
   for (const metric of own) registry.registerMetric(metric);
   return registry;
 }

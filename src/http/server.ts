@@ -1,4 +1,4 @@
-// The HTTP surface: /graphql, /metrics, /webhooks/heygen/:accountId[/callback], /reports/chargeback(.focus).csv, /healthz, /readyz.
+// The HTTP surface: /graphql (and GraphiQL), /console (the budget console), /v3/* (HeyGen-compatible), /metrics, /webhooks/heygen/:accountId[/callback], /reports/chargeback(.focus).csv, /healthz, /readyz.
 // Requests are parsed by @hono/node-server (a malformed URL, host or body is its 400) and routed by Hono; every
 // route runs under one error boundary (`onError`), so no request can take the process down, and every request is
 // logged, measured and traced by one middleware (src/http/observe.ts).
@@ -11,12 +11,13 @@ import { createGraphQLServer } from './yoga.js';
 import { createMetrics } from './metrics.js';
 import { handleHeygenWebhook } from './webhooks.js';
 import { handleChargebackCsv } from './reports.js';
-import { capGraphQLResponse } from './limits.js';
+import { capGraphQLResponse, readBodyCapped } from './limits.js';
 import { checkReadiness, isDatabaseUnavailable } from '../db/client.js';
 import { unavailableResponse } from './unavailable.js';
-import { declaredLength, readCapped } from '../streams.js';
 import { observeRequests, type ObservedEnv } from './observe.js';
+import { createV3Front } from './v3/front.js';
 import type { Services } from '../app.js';
+import { graphiqlSecurityHeaders, mountConsole } from './console.js';
 
 const MAX_WEBHOOK_BYTES = 1 << 20;
 
@@ -30,18 +31,6 @@ function metricsAllowed(token: string | undefined, header: string | undefined): 
 // A body refused unread leaves the connection in an unknown state: it is closed after the answer.
 const graphqlTooLarge = (c: Context) =>
   c.json({ errors: [{ message: 'request body too large', extensions: { code: 'PAYLOAD_TOO_LARGE' } }] }, 413, { connection: 'close' });
-
-/** The body, or null when it is (declared or found while reading) larger than `limit` bytes. */
-async function readBodyCapped(request: Request, limit: number): Promise<Buffer | null> {
-  if ((declaredLength(request.headers.get('content-length')) ?? 0) > limit) return null;
-  try {
-    const read = await readCapped(request.body, limit);
-    return read.ok ? read.bytes : null;
-  } catch {
-    // The client went away mid-body (or sent a broken chunked encoding): nothing to answer to.
-    throw new HTTPException(400, { message: 'request body could not be read' });
-  }
-}
 
 /** The routes, as a fetch handler (also usable without a socket: `app.request(...)`). */
 export function createHttpApp(services: Services): Hono<ObservedEnv> {
@@ -59,8 +48,17 @@ export function createHttpApp(services: Services): Hono<ObservedEnv> {
       if (!body) return graphqlTooLarge(c);
       request = new Request(request.url, { method: request.method, headers: request.headers, body: new Uint8Array(body) });
     }
-    return capGraphQLResponse(await yoga.fetch(request, { requestInfo: c.get('requestInfo') }), services.config.graphql.maxResponseBytes);
+    const response = await capGraphQLResponse(await yoga.fetch(request, { requestInfo: c.get('requestInfo') }), services.config.graphql.maxResponseBytes);
+    // GraphiQL's page (an HTML answer): same-origin only, like the console.
+    if (response.headers.get('content-type')?.startsWith('text/html')) {
+      const headers = new Headers(response.headers);
+      for (const [name, value] of Object.entries(graphiqlSecurityHeaders())) headers.set(name, value);
+      return new Response(response.body, { status: response.status, headers });
+    }
+    return response;
   });
+
+  mountConsole(app);
 
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
 
@@ -94,6 +92,9 @@ export function createHttpApp(services: Services): Hono<ObservedEnv> {
   };
   app.post('/webhooks/heygen/:accountId', webhook('endpoint'));
   app.post('/webhooks/heygen/:accountId/callback', webhook('callback'));
+
+  // The HeyGen-compatible front (src/http/v3/): its own authentication, error envelope and error boundary.
+  app.route('/', createV3Front(services) as unknown as Hono<ObservedEnv>);
 
   app.notFound((c) => c.json({ error: 'not found' }, 404));
   app.onError((error, c) => {

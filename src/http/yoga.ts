@@ -12,6 +12,7 @@ import { unavailableGraphQLError } from './unavailable.js';
 import { driverReason, isDatabaseUnavailable } from '../db/client.js';
 import { graphqlSpans, safeRequestId, type RequestInfo } from './observe.js';
 import type { Services } from '../app.js';
+import { renderGraphiQLOffline } from './console.js';
 
 /** What the HTTP layer hands Yoga with each request: the request's id and the slot for its caller's subject. */
 export interface GraphQLServerContext {
@@ -110,6 +111,8 @@ export function createGraphQLServer(services: Services): YogaServerInstance<Grap
     schema,
     graphqlEndpoint: '/graphql',
     graphiql: services.config.graphiql,
+    // Bundled GraphiQL (no CDN), with the console's token when opened from it (src/http/console.ts).
+    renderGraphiQL: renderGraphiQLOffline,
     plugins: [withoutValuesInParseAndValidation(), ...armorPlugins(services.config.graphql), graphqlSpans()],
     landingPage: false,
     // Unexpected errors are masked: their messages may carry driver details. Never turned off.

@@ -1,11 +1,17 @@
-// Admission: one transaction that checks every cap and writes the job with its hold, or writes nothing.
+// Admission: one transaction that checks every cap and writes the job with its hold, or writes nothing. It is one
+// call of the server-side function `gateway_admit` (migrations), a prepared statement: one round trip, and no lock
+// held while the gateway waits for the network. What it needs from before the transaction (the project's path and
+// account, the account's price book and time zone, hence the estimate and the periods) comes from a per-process cache
+// of rows that never change (units) or that the function checks are unchanged (accounts: it answers `stale`, and the
+// gateway reads them again and retries).
 // Lock order, shared with settlement: job row → account row → HARD budget rows (by id) → rollups (path order).
 // The audit event is the admission's last insert (it takes no lock that admissions contend on).
-import { createHash } from 'node:crypto';
-import { and, eq, inArray, sql } from 'drizzle-orm';
+import { createHash, randomUUID } from 'node:crypto';
+import { and, eq, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
-import { isDatabaseUnavailable, isUniqueViolation, queryRows, toBigInt } from '../db/client.js';
-import { accountsTable, budgetsTable, jobsTable, orgUnitsTable, type JobKind } from '../db/schema.js';
+import { isDatabaseUnavailable } from '../db/client.js';
+import { jsonRowOf, rowFromJson } from '../db/json-rows.js';
+import { accountTermsTable, accountsTable, auditEventsTable, budgetsTable, jobsTable, orgUnitsTable, type JobKind } from '../db/schema.js';
 import {
   BudgetExceededError,
   ConcurrencyLimitError,
@@ -16,17 +22,16 @@ import {
   ValidationError,
 } from '../errors.js';
 import { canReadAccountTotals, canReadCostsOf, canReadUnit, canSubmitFor, type Actor } from '../auth/actor.js';
-import { accountForPath, isUuid } from '../org/units.js';
-import { budgetsOnPath, usageOfBudgets, windowOf, type WindowBounds } from '../budgets/budgets.js';
-import { termPeriods, termsFor, type AccountTermsRow } from '../accounts/accounts.js';
+import { isUuid } from '../org/units.js';
+import { termPeriods, type AccountRow, type AccountTermsRow } from '../accounts/accounts.js';
 import { budgetRateUsdPerCs } from '../billing/terms.js';
 import { formatCents, formatCreditSeconds, MICRO_PER_CS, usdToCentsHalfUp } from '../primitives/money.js';
 import * as Q from '../primitives/rational.js';
 import { periodOf } from '../primitives/period.js';
-import { recordMovement } from '../ledger/ledger.js';
-import { recordAudit } from '../audit/audit.js';
-import { estimateJob, prepareJob, type PreparedJob } from './estimate.js';
+import { auditRow } from '../audit/audit.js';
+import { estimateJob, prepareJob } from './estimate.js';
 import type { MediaProbeLimits } from '../pricing/media.js';
+import type { CallbackPolicy } from './callback.js';
 import { IN_FLIGHT_STATUSES } from './lifecycle.js';
 
 export type JobRow = typeof jobsTable.$inferSelect;
@@ -56,6 +61,13 @@ export interface AdmissionSettings {
   maxRequestBytes: number;
   /** Deepest nesting of a request body accepted (MAX_JSON_DEPTH). */
   maxJsonDepth?: number;
+  /** Which app callback URLs a body may name (CALLBACK_ALLOW_HTTP, CALLBACK_ALLOW_PRIVATE); default https to public addresses. */
+  callbacks?: CallbackPolicy;
+  /**
+   * Group commit (ADMISSION_GROUP_COMMIT_MAX): most admissions of one account sent together in one transaction when
+   * they arrive while one of its admissions is in flight; 1 (the default here) sends each alone.
+   */
+  groupCommitMax?: number;
 }
 
 /**
@@ -92,9 +104,20 @@ export interface Admitted {
   job: JobRow;
   /** True when an earlier request with the same idempotency key created the job. */
   replayed: boolean;
+  /** A new job's account row as the admission locked it (its key still encrypted), for forwarding at once. */
+  account?: AccountRow;
 }
 
-const IDEMPOTENCY_KEY = /^[A-Za-z0-9_\-:.]{1,200}$/;
+export interface AdmitOptions {
+  /**
+   * The caller forwards the new job itself right after: its first submission attempt is counted by the admission
+   * (forwardJob's claim), so forwarding needs no statement of its own before calling HeyGen.
+   */
+  forwardNow?: boolean;
+}
+
+/** HeyGen's own rule for an Idempotency-Key, the one rule of every door (GraphQL idempotencyKey, the /v3 header). */
+export const IDEMPOTENCY_KEY = /^[A-Za-z0-9_\-:.]{1,255}$/;
 
 /** Canonical JSON (sorted keys), so that the same request always hashes the same. */
 function canonical(value: unknown): string {
@@ -119,12 +142,19 @@ function idempotencyScope(actor: Actor): string {
   return actor.subject;
 }
 
-export async function admitJob(db: Db, actor: Actor, input: SubmitJobInput, settings: AdmissionSettings, now = new Date()): Promise<Admitted> {
+export async function admitJob(
+  db: Db,
+  actor: Actor,
+  input: SubmitJobInput,
+  settings: AdmissionSettings,
+  now = new Date(),
+  opts: AdmitOptions = {},
+): Promise<Admitted> {
   const report = settings.onOutcome;
-  if (!report) return admit(db, actor, input, settings, now);
+  if (!report) return admit(db, actor, input, settings, now, opts.forwardNow ?? false);
   let admitted: Admitted;
   try {
-    admitted = await admit(db, actor, input, settings, now);
+    admitted = await admit(db, actor, input, settings, now, opts.forwardNow ?? false);
   } catch (error) {
     report(outcomeOf(error, input.projectId));
     throw error;
@@ -133,27 +163,313 @@ export async function admitJob(db: Db, actor: Actor, input: SubmitJobInput, sett
   return admitted;
 }
 
-async function admit(db: Db, actor: Actor, input: SubmitJobInput, settings: AdmissionSettings, now: Date): Promise<Admitted> {
+async function admit(db: Db, actor: Actor, input: SubmitJobInput, settings: AdmissionSettings, now: Date, claimForwarding = false): Promise<Admitted> {
   if (input.idempotencyKey !== null && !IDEMPOTENCY_KEY.test(input.idempotencyKey)) {
-    throw new ValidationError('idempotencyKey', 'idempotencyKey must be 1 to 200 characters of A-Z a-z 0-9 _ - : .');
+    throw new ValidationError('idempotencyKey', 'idempotencyKey must be 1 to 255 characters of A-Z a-z 0-9 _ - : .');
   }
   if (!isUuid(input.projectId)) throw new NotFoundError('OrgUnit', input.projectId);
   checkRequestSize(input.request, settings.maxRequestBytes);
   // Validation and media measurement are network I/O: done before the transaction, never inside it.
-  const prepared = await prepareJob(input.kind, input.request, settings.media, settings.maxJsonDepth);
+  const prepared = await prepareJob(input.kind, input.request, settings.media, settings.maxJsonDepth, settings.callbacks);
+  // App callbacks are signed with the calling service token's callback secret: only an app (a token) can name one.
+  if (prepared.callback && (actor.role !== 'SERVICE' || !actor.tokenId)) {
+    throw new ValidationError('request.callback_url', 'callback_url is for apps: submit with a SERVICE token, whose callback signing secret signs the deliveries');
+  }
   const hash = requestHash(input);
   const scope = idempotencyScope(actor);
-  try {
-    return await db.transaction((tx) => admitInTransaction(tx, actor, input, prepared, hash, scope, settings, now));
-  } catch (error) {
-    if (error instanceof BudgetExceededError) throw await describeRefusal(db, actor, error);
-    // Two identical requests on different accounts' locks can race to the unique key; the loser replays.
-    if (input.idempotencyKey !== null && isUniqueViolation(error)) {
-      const existing = await findByIdempotencyKey(db, scope, input.idempotencyKey);
-      if (existing) return replay(existing, hash);
+  const cache = metadataOf(db);
+  for (let attempt = 0; ; attempt++) {
+    const project = await cache.project(input.projectId);
+    if (!project || !canReadUnit(actor, project)) throw new NotFoundError('OrgUnit', input.projectId);
+    if (project.kind !== 'PROJECT') throw new ValidationError('projectId', 'jobs belong to a PROJECT unit');
+    if (!canSubmitFor(actor, project)) throw new ForbiddenError('this caller cannot submit jobs for this project');
+    if (!project.accountId) throw new ValidationError('projectId', 'no account is assigned to this project or any unit above it');
+    const accounts = await cache.accounts(attempt > 0 || !cache.knows(project.accountId));
+    const account = accounts.get(project.accountId);
+    if (!account) throw new NotFoundError('Account', project.accountId);
+
+    let estimate;
+    try {
+      estimate = estimateJob(prepared, input.estimatedSeconds, account.priceBook);
+    } catch (error) {
+      // An earlier request with this key was admitted: it is replayed (or conflicts) whatever this one would cost.
+      if (input.idempotencyKey !== null && error instanceof DomainError) {
+        const existing = await findByIdempotencyKey(db, scope, input.idempotencyKey);
+        if (existing) return replay(existing, hash);
+      }
+      throw error;
     }
-    throw error;
+    const requested = estimate.estimatedMicroCs;
+    const period = periodOf(now, account.timezone);
+    const jobId = randomUUID();
+    const job = jsonRowOf(jobsTable, {
+      id: jobId,
+      projectId: project.id,
+      accountId: account.id,
+      kind: input.kind,
+      status: 'RESERVED',
+      request: prepared.body,
+      requestHash: hash,
+      idempotencyScope: scope,
+      idempotencyKey: input.idempotencyKey,
+      createdBy: actor.subject,
+      product: estimate.product,
+      rateMicroCsPerSecond: estimate.rateMicroCsPerSecond,
+      estimatedSeconds: estimate.estimatedSeconds,
+      estimatedMicroCs: requested,
+      reservedMicroCs: requested,
+      holdPeriod: period,
+      holdExpiresAt: new Date(now.getTime() + settings.holdTtlHours * 3600_000),
+      nextCheckAt: new Date(now.getTime() + settings.forwardLeaseMs),
+      createdAt: now,
+      callback: prepared.callback ? { ...prepared.callback, tokenId: actor.tokenId! } : null,
+      // The caller forwards at once: its first submission attempt is counted with the admission (as forwardJob's claim would).
+      ...(claimForwarding ? { submitAttempts: 1 } : {}),
+    });
+    const audit = jsonRowOf(
+      auditEventsTable,
+      auditRow(actor, {
+        action: 'job.submit',
+        entityType: 'Job',
+        entityId: jobId,
+        before: null,
+        after: {
+          projectId: project.id,
+          accountId: account.id,
+          kind: input.kind,
+          status: 'RESERVED',
+          product: estimate.product,
+          estimatedSeconds: estimate.estimatedSeconds,
+          estimatedMicroCs: requested,
+          holdPeriod: period,
+          idempotencyKey: input.idempotencyKey,
+          requestHash: hash,
+        },
+      }),
+    );
+    const periods: Record<string, { timezone: string; period: string }> = {};
+    for (const a of accounts.values()) periods[a.id] = { timezone: a.timezone, period: a.id === account.id ? period : periodOf(now, a.timezone) };
+    const answer = await callAdmit(db, account.id, {
+      account_id: account.id,
+      project_id: project.id,
+      path: project.path,
+      period,
+      requested: requested.toString(),
+      price_book_md5: account.priceBookMd5,
+      timezone: account.timezone,
+      accounts: periods,
+      scope,
+      idempotency_key: input.idempotencyKey,
+      request_hash: hash,
+      in_flight_statuses: IN_FLIGHT_STATUSES,
+      job,
+      audit,
+    }, settings.groupCommitMax ?? 1);
+    switch (answer.outcome) {
+      case 'admitted':
+        return { job: rowFromJson(jobsTable, answer.job), replayed: false, account: rowFromJson(accountsTable, answer.account) };
+      case 'replayed':
+        return { job: rowFromJson(jobsTable, answer.job), replayed: true };
+      case 'conflict':
+        throw new IdempotencyConflictError(answer.job_id);
+      case 'concurrency':
+        throw new ConcurrencyLimitError(answer.limit, answer.in_flight, settings.concurrencyRetryAfterSeconds);
+      case 'budget': {
+        const b = rowFromJson(budgetsTable, answer.budget);
+        const refusal = new BudgetExceededError(b.id, b.orgUnitId, b.limitMicroCs, BigInt(answer.available), requested, 'BUDGET');
+        const accountRow = rowFromJson(accountsTable, answer.account);
+        const terms = answer.terms ? rowFromJson(accountTermsTable, answer.terms) : null;
+        const window = b.window === 'LIFETIME' ? 'LIFETIME' : answer.from === null ? `MONTHLY ${period}` : `${b.window} ${answer.from}..${answer.to}`;
+        throw describeRefusal(actor, refusal, { what: `the ${b.enforcement} budget of`, window, rate: budgetRateUsdPerCs(accountRow, terms) }, { id: b.orgUnitId, ...answer.unit });
+      }
+      case 'pool': {
+        const accountRow = rowFromJson(accountsTable, answer.account);
+        const terms = answer.terms ? rowFromJson(accountTermsTable, answer.terms) : null;
+        const refusal = new BudgetExceededError(answer.budget_id, answer.org_unit_id, BigInt(answer.limit), BigInt(answer.available), requested, 'POOL');
+        throw describeRefusal(actor, refusal, poolContext(accountRow, terms, period), { id: answer.org_unit_id, ...answer.unit });
+      }
+      case 'stale':
+        // The account changed since it was cached (or is not known yet): read it again and retry, a few times.
+        if (attempt >= 3) throw new Error(`account ${account.id} kept changing during admission`);
+        continue;
+    }
   }
+}
+
+type AdmitAnswer =
+  | { outcome: 'admitted'; job: Record<string, unknown>; account: Record<string, unknown> }
+  | { outcome: 'replayed'; job: Record<string, unknown> }
+  | { outcome: 'conflict'; job_id: string }
+  | { outcome: 'concurrency'; limit: number; in_flight: number }
+  | {
+      outcome: 'budget';
+      budget: Record<string, unknown>;
+      available: string;
+      from: string | null;
+      to: string | null;
+      account: Record<string, unknown>;
+      terms: Record<string, unknown> | null;
+      unit: { name: string; path: string[] };
+    }
+  | {
+      outcome: 'pool';
+      budget_id: string | null;
+      org_unit_id: string;
+      limit: string;
+      available: string;
+      account: Record<string, unknown>;
+      terms: Record<string, unknown> | null;
+      unit: { name: string; path: string[] };
+    }
+  | { outcome: 'stale' };
+
+type PreparedCall<R> = { execute(values: { p: string }): Promise<{ r: R }[]> };
+
+// Prepared statements per database handle: `gateway_admit` (migrations) does one whole admission in one call,
+// `gateway_admit_batch` several in one transaction.
+const admitStatements = new WeakMap<Db, { one: PreparedCall<AdmitAnswer>; batch: PreparedCall<(AdmitAnswer | { outcome: 'error' })[]> }>();
+
+function statementsOf(db: Db) {
+  let statements = admitStatements.get(db);
+  if (!statements) {
+    statements = {
+      one: db.select({ r: sql<AdmitAnswer>`gateway_admit(${sql.placeholder('p')}::jsonb)` }).from(sql`(select 1) as once`).prepare('gateway_admit'),
+      batch: db
+        .select({ r: sql<(AdmitAnswer | { outcome: 'error' })[]>`gateway_admit_batch(${sql.placeholder('p')}::jsonb)` })
+        .from(sql`(select 1) as once`)
+        .prepare('gateway_admit_batch'),
+    };
+    admitStatements.set(db, statements);
+  }
+  return statements;
+}
+
+const parsed = <T>(value: T | string): T => (typeof value === 'string' ? (JSON.parse(value) as T) : value);
+
+async function admitOne(db: Db, p: Record<string, unknown>): Promise<AdmitAnswer> {
+  const [row] = await statementsOf(db).one.execute({ p: JSON.stringify(p) });
+  return parsed(row!.r);
+}
+
+interface Waiting {
+  p: Record<string, unknown>;
+  resolve(answer: AdmitAnswer): void;
+  reject(error: unknown): void;
+}
+
+/** Per database handle and account: whether an admission call is in flight, and who arrived meanwhile. */
+const groups = new WeakMap<Db, Map<string, { waiting: Waiting[] }>>();
+
+/**
+ * Group commit: an admission of an account with none of its admissions in flight in this process is sent at once;
+ * those that arrive while one is in flight wait for it to end (no timer: a few ms under load) and are then sent
+ * together, in arrival order, in one transaction (gateway_admit_batch), each answered as it would be alone.
+ * Batches are of one account, so that they take the locks in the order single admissions do.
+ */
+async function callAdmit(db: Db, accountId: string, p: Record<string, unknown>, maxBatch: number): Promise<AdmitAnswer> {
+  if (maxBatch <= 1) return admitOne(db, p);
+  let byAccount = groups.get(db);
+  if (!byAccount) groups.set(db, (byAccount = new Map()));
+  const group = byAccount.get(accountId);
+  if (group) return new Promise<AdmitAnswer>((resolve, reject) => group.waiting.push({ p, resolve, reject }));
+  const mine = { waiting: [] as Waiting[] };
+  byAccount.set(accountId, mine);
+  try {
+    return await admitOne(db, p);
+  } finally {
+    void drain(db, byAccount, accountId, mine, maxBatch);
+  }
+}
+
+async function drain(db: Db, byAccount: Map<string, { waiting: Waiting[] }>, accountId: string, group: { waiting: Waiting[] }, maxBatch: number): Promise<void> {
+  while (group.waiting.length > 0) {
+    const batch = group.waiting.splice(0, maxBatch);
+    try {
+      if (batch.length === 1) {
+        batch[0]!.resolve(await admitOne(db, batch[0]!.p));
+        continue;
+      }
+      const [row] = await statementsOf(db).batch.execute({ p: JSON.stringify(batch.map((w) => w.p)) });
+      const answers = parsed(row!.r);
+      for (const [i, w] of batch.entries()) {
+        const answer = answers[i]!;
+        // Failed inside the batch (and rolled back alone): tried again on its own, so that it fails as it would alone.
+        if (answer.outcome === 'error') admitOne(db, w.p).then(w.resolve, w.reject);
+        else w.resolve(answer);
+      }
+    } catch (error) {
+      for (const w of batch) w.reject(error);
+    }
+  }
+  byAccount.delete(accountId);
+}
+
+/** What admission reads of a project: units never move, and their account assignment never changes. */
+interface ProjectMetadata {
+  id: string;
+  kind: string;
+  path: string[];
+  /** The account of the nearest unit on the path that has one. */
+  accountId: string | null;
+}
+
+/** What admission reads of an account before its transaction; the admission function checks it is still so. */
+interface AccountMetadata {
+  id: string;
+  timezone: string;
+  priceBook: (typeof accountsTable.$inferSelect)['priceBook'];
+  priceBookMd5: string;
+}
+
+const METADATA_MAX = 10_000;
+
+interface MetadataCache {
+  project(id: string): Promise<ProjectMetadata | null>;
+  knows(accountId: string): boolean;
+  accounts(refresh: boolean): Promise<Map<string, AccountMetadata>>;
+}
+
+const metadataCaches = new WeakMap<Db, MetadataCache>();
+
+function metadataOf(db: Db): MetadataCache {
+  let cache = metadataCaches.get(db);
+  if (cache) return cache;
+  const projects = new Map<string, ProjectMetadata>();
+  let accounts: Map<string, AccountMetadata> | null = null;
+  cache = {
+    async project(id) {
+      const known = projects.get(id);
+      if (known) return known;
+      const [row] = await db
+        .select({
+          id: orgUnitsTable.id,
+          kind: orgUnitsTable.kind,
+          path: orgUnitsTable.path,
+          // Correlated on the outer row by its table name (the inner one is x).
+          accountId: sql<string | null>`(select x.account_id from org_units x where x.id = any(org_units.path) and x.account_id is not null
+            order by array_position(org_units.path, x.id) desc limit 1)`,
+        })
+        .from(orgUnitsTable)
+        .where(eq(orgUnitsTable.id, id));
+      if (!row) return null;
+      if (projects.size >= METADATA_MAX) projects.delete(projects.keys().next().value!);
+      projects.set(id, row);
+      return row;
+    },
+    knows(accountId) {
+      return accounts?.has(accountId) ?? false;
+    },
+    async accounts(refresh) {
+      if (accounts && !refresh) return accounts;
+      const rows = await db
+        .select({ id: accountsTable.id, timezone: accountsTable.timezone, priceBook: accountsTable.priceBook, priceBookMd5: sql<string>`md5(${accountsTable.priceBook}::text)` })
+        .from(accountsTable);
+      accounts = new Map(rows.map((r) => [r.id, r]));
+      return accounts;
+    },
+  };
+  metadataCaches.set(db, cache);
+  return cache;
 }
 
 /**
@@ -184,172 +500,6 @@ function replay(existing: JobRow, hash: string): Admitted {
   return { job: existing, replayed: true };
 }
 
-async function admitInTransaction(
-  tx: Db,
-  actor: Actor,
-  input: SubmitJobInput,
-  prepared: PreparedJob,
-  hash: string,
-  scope: string,
-  settings: AdmissionSettings,
-  now: Date,
-): Promise<Admitted> {
-  const [project] = await tx.select().from(orgUnitsTable).where(eq(orgUnitsTable.id, input.projectId));
-  if (!project || !canReadUnit(actor, project)) throw new NotFoundError('OrgUnit', input.projectId);
-  if (project.kind !== 'PROJECT') throw new ValidationError('projectId', 'jobs belong to a PROJECT unit');
-  if (!canSubmitFor(actor, project)) throw new ForbiddenError('this caller cannot submit jobs for this project');
-  const accountId = await accountForPath(tx, project.path);
-  if (!accountId) throw new ValidationError('projectId', 'no account is assigned to this project or any unit above it');
-
-  // The account row serialises admissions of one account: the concurrency count and the pool guard
-  // read state that only holders of this lock change.
-  const [account] = await tx.select().from(accountsTable).where(eq(accountsTable.id, accountId)).for('no key update');
-  if (!account) throw new NotFoundError('Account', accountId);
-
-  if (input.idempotencyKey !== null) {
-    const existing = await findByIdempotencyKey(tx, scope, input.idempotencyKey);
-    if (existing) return replay(existing, hash);
-  }
-
-  const estimate = estimateJob(prepared, input.estimatedSeconds, account.priceBook);
-  const requested = estimate.estimatedMicroCs;
-  const period = periodOf(now, account.timezone);
-
-  const [inFlight] = await queryRows<{ n: number }>(
-    tx,
-    sql`select count(*)::int as n from jobs where account_id = ${account.id} and status in (${sql.join(
-      IN_FLIGHT_STATUSES.map((s) => sql`${s}`),
-      sql`, `,
-    )})`,
-  );
-  const inFlightCount = Number(inFlight?.n ?? 0);
-  if (inFlightCount >= account.concurrencyLimit) {
-    throw new ConcurrencyLimitError(account.concurrencyLimit, inFlightCount, settings.concurrencyRetryAfterSeconds);
-  }
-
-  const budgets = await budgetsOnPath(tx, project.path, account.id);
-  const hardIds = budgets.filter((b) => b.enforcement === 'HARD').map((b) => b.id);
-  // Lock in id order, and use the rows as locked: admissions of other accounts that share an
-  // all-accounts budget serialise here, and a concurrent setBudget is seen whole or not at all.
-  const hard = hardIds.length === 0
-    ? []
-    : await tx.select().from(budgetsTable).where(inArray(budgetsTable.id, hardIds)).orderBy(budgetsTable.id).for('update');
-  const terms = await termsFor(tx, account.id, period);
-  const windows = new Map<string, WindowBounds>();
-  for (const b of hard) windows.set(b.id, windowOf(b, b.accountId ? account : null, terms));
-  const usage = await usageOfBudgets(tx, windows, now);
-  let tightest: { refusal: BudgetExceededError; budget: (typeof hard)[number] } | null = null;
-  for (const b of hard) {
-    const u = usage.get(b.id) ?? { reservedMicroCs: 0n, settledMicroCs: 0n };
-    const available = b.limitMicroCs - u.reservedMicroCs - u.settledMicroCs;
-    if (requested > available) {
-      const refusal = new BudgetExceededError(b.id, b.orgUnitId, b.limitMicroCs, available > 0n ? available : 0n, requested, 'BUDGET');
-      if (!tightest || refusal.availableMicroCs < tightest.refusal.availableMicroCs) tightest = { refusal, budget: b };
-    }
-  }
-  if (tightest) {
-    const { refusal, budget: b } = tightest;
-    const bounds = windows.get(b.id)!;
-    const window = b.window === 'LIFETIME' ? 'LIFETIME' : 'currentMonth' in bounds ? `MONTHLY ${period}` : `${b.window} ${bounds.from}..${bounds.to}`;
-    throw withRefusalContext(refusal, { what: `the ${b.enforcement} budget of`, window, rate: budgetRateUsdPerCs(account, terms) });
-  }
-
-  await checkPool(tx, account, terms, project.path, budgets, requested, period);
-
-  const [job] = await tx
-    .insert(jobsTable)
-    .values({
-      projectId: project.id,
-      accountId: account.id,
-      kind: input.kind,
-      status: 'RESERVED',
-      request: prepared.body,
-      requestHash: hash,
-      idempotencyScope: scope,
-      idempotencyKey: input.idempotencyKey,
-      createdBy: actor.subject,
-      product: estimate.product,
-      rateMicroCsPerSecond: estimate.rateMicroCsPerSecond,
-      estimatedSeconds: estimate.estimatedSeconds,
-      estimatedMicroCs: requested,
-      reservedMicroCs: requested,
-      holdPeriod: period,
-      holdExpiresAt: new Date(now.getTime() + settings.holdTtlHours * 3600_000),
-      nextCheckAt: new Date(now.getTime() + settings.forwardLeaseMs),
-      createdAt: now,
-    })
-    .returning();
-  await recordMovement(tx, 'HOLD', {
-    jobId: job!.id,
-    accountId: account.id,
-    orgUnitId: project.id,
-    path: project.path,
-    period,
-    amountMicroCs: requested,
-  });
-  // Last write of the admission: a refusal above leaves no audit event, an admission always has one.
-  await recordAudit(tx, actor, {
-    action: 'job.submit',
-    entityType: 'Job',
-    entityId: job!.id,
-    before: null,
-    after: {
-      projectId: job!.projectId,
-      accountId: job!.accountId,
-      kind: job!.kind,
-      status: job!.status,
-      product: job!.product,
-      estimatedSeconds: job!.estimatedSeconds,
-      estimatedMicroCs: job!.estimatedMicroCs,
-      holdPeriod: job!.holdPeriod,
-      idempotencyKey: job!.idempotencyKey,
-      requestHash: job!.requestHash,
-    },
-  });
-  return { job: job!, replayed: false };
-}
-
-/**
- * The account's own pool: a credit package can never be overdrawn; a usage-based pool is only a limit for
- * units under a budget with allowOverage: false. Usage is read at the root, which every project sits under.
- */
-async function checkPool(
-  tx: Db,
-  account: typeof accountsTable.$inferSelect,
-  terms: AccountTermsRow | null,
-  path: readonly string[],
-  budgets: { allowOverage: boolean; orgUnitId: string; id: string }[],
-  requested: bigint,
-  period: string,
-): Promise<void> {
-  const noOverage = budgets.find((b) => !b.allowOverage);
-  let pool: bigint | null = null;
-  let from = period;
-  let to = period;
-  if (account.billingModel === 'CREDIT_PACKAGE') {
-    pool = terms?.poolMicroCs ?? 0n;
-    const term = termPeriods(terms);
-    if (term) ({ from, to } = term);
-    if (period < from || period > to) {
-      throw withRefusalContext(new BudgetExceededError(null, path[0]!, pool, 0n, requested, 'POOL'), poolContext(account, terms, period));
-    }
-  } else if (noOverage) {
-    pool = terms?.includedMicroCs ?? 0n;
-  }
-  if (pool === null) return;
-  const [used] = await queryRows<{ used: string }>(
-    tx,
-    // Settled in the pool's periods, plus every open hold (one from last month settles into this one).
-    sql`select (coalesce(sum(settled_micro_cs) filter (where period between ${from} and ${to}), 0) + coalesce(sum(reserved_micro_cs), 0))::text as used
-        from usage_rollups where org_unit_id = ${path[0]!} and account_id = ${account.id}`,
-  );
-  const available = pool - toBigInt(used?.used);
-  if (requested > available) {
-    const refusal = new BudgetExceededError(noOverage?.id ?? null, noOverage?.orgUnitId ?? path[0]!, pool, available > 0n ? available : 0n, requested, 'POOL');
-    throw withRefusalContext(refusal, poolContext(account, terms, period));
-  }
-}
-
 /** What a refusal's description needs besides the unit's name, taken from the rows the admission already read. */
 interface RefusalContext {
   /** `the HARD budget of`, `the account's pool (no overage allowed) for`. */
@@ -360,14 +510,7 @@ interface RefusalContext {
   rate: Q.Rational | null;
 }
 
-const refusalContexts = new WeakMap<BudgetExceededError, RefusalContext>();
-
-function withRefusalContext(refusal: BudgetExceededError, context: RefusalContext): BudgetExceededError {
-  refusalContexts.set(refusal, context);
-  return refusal;
-}
-
-function poolContext(account: typeof accountsTable.$inferSelect, terms: AccountTermsRow | null, period: string): RefusalContext {
+function poolContext(account: AccountRow, terms: AccountTermsRow | null, period: string): RefusalContext {
   const term = account.billingModel === 'CREDIT_PACKAGE' ? termPeriods(terms) : null;
   return {
     what: "the account's pool (no overage allowed) for",
@@ -377,22 +520,25 @@ function poolContext(account: typeof accountsTable.$inferSelect, terms: AccountT
 }
 
 /**
- * The refusal in words, after the admission rolled back: the unit's name (the one read a refusal adds), the
- * window, the limit, what is available and what was requested, in credit-seconds and in USD.
+ * The refusal in words: the unit's name (returned by the admission function), the window, the limit, what is
+ * available and what was requested, in credit-seconds and in USD.
  */
-async function describeRefusal(db: Db, actor: Actor, refusal: BudgetExceededError): Promise<BudgetExceededError> {
-  const context = refusalContexts.get(refusal);
-  if (!context) return refusal;
-  const [unit] = await db.select({ id: orgUnitsTable.id, name: orgUnitsTable.name, path: orgUnitsTable.path }).from(orgUnitsTable).where(eq(orgUnitsTable.id, refusal.orgUnitId));
+function describeRefusal(
+  actor: Actor,
+  refusal: BudgetExceededError,
+  context: RefusalContext,
+  unit: { id: string; name?: string; path?: string[] } | null,
+): BudgetExceededError {
   const { rate } = context;
   const amount = (micro: bigint) => {
     const cs = `${formatCreditSeconds(micro)} cs`;
     return rate ? `${cs} ($${formatCents(usdToCentsHalfUp(Q.mul(Q.rational(micro, MICRO_PER_CS), rate)))})` : cs;
   };
-  const unitName = unit?.name ?? refusal.orgUnitId;
+  const known = unit?.name !== undefined && unit.path !== undefined ? { id: unit.id, name: unit.name, path: unit.path } : null;
+  const unitName = known?.name ?? refusal.orgUnitId;
   // The limit of a budget above the caller's own subtree (or the account pool) would, with what is available,
   // tell the siblings' usage: such a caller learns only what is available (as BudgetExceededError.limitCreditSeconds).
-  const limitVisible = refusal.reason === 'POOL' ? canReadAccountTotals(actor) : !!unit && canReadCostsOf(actor, unit);
+  const limitVisible = refusal.reason === 'POOL' ? canReadAccountTotals(actor) : !!known && canReadCostsOf(actor, known);
   const message =
     `refused: the job would exceed ${context.what} "${unitName}" (${context.window}): ` +
     `${limitVisible ? `limit ${amount(refusal.limitMicroCs)}, ` : ''}available ${amount(refusal.availableMicroCs)}, requested ${amount(refusal.requestedMicroCs)}`;

@@ -18,8 +18,11 @@ import {
   type Product,
   type RequestPlan,
   type UnmeasuredSource,
+  isPerCall,
+  MAX_BATCH_ITEMS,
 } from '../pricing/model.js';
 import { MediaError, measureMediaBytes, measureMediaUrl, type MediaProbeLimits } from '../pricing/media.js';
+import { extractCallback, STRICT_CALLBACK_POLICY, type CallbackPolicy, type RequestedCallback } from './callback.js';
 
 const MICRO = 1_000_000n;
 /** No HeyGen output we forward is longer than this; a larger estimate is a mistake, not a job. */
@@ -28,38 +31,77 @@ const MAX_LANGUAGES = 50;
 /** Longest source video a translation may cut from (a day), so times stay plain decimals. */
 const MAX_SOURCE_SECONDS = 86_400;
 
-const gatewayOwned = {
-  callback_id: z.undefined({ error: 'callback_id is set by the gateway' }).optional(),
-  callback_url: z.undefined({ error: 'callback_url is set by the gateway' }).optional(),
+// An app's callback belongs to the whole job (src/jobs/callback.ts takes it from the top of the body); a batch
+// payload's callback_id names its item for the gateway, so payloads cannot carry their own.
+const payloadCallbackRefused = {
+  callback_id: z.undefined({ error: "a batch payload's callback_id is set by the gateway (it names the item): put callback_id on the batch" }).optional(),
+  callback_url: z.undefined({ error: 'a batch payload cannot have its own callback_url: give the batch one callback_url, called when the whole batch has ended' }).optional(),
 };
+
+const translationLimits = z.looseObject({
+  output_languages: z.array(z.string().min(2).max(35)).min(1).max(MAX_LANGUAGES),
+  start_time: z.number().min(0).max(MAX_SOURCE_SECONDS).optional(),
+  end_time: z.number().positive().max(MAX_SOURCE_SECONDS).optional(),
+});
+const lipsyncLimits = z.looseObject({
+  start_time: z.number().min(0).max(MAX_SOURCE_SECONDS).nullish(),
+  end_time: z.number().positive().max(MAX_SOURCE_SECONDS).nullish(),
+});
 
 // The gateway's own limits on top of the pricing model (which checks every field that decides the price).
 const schemas = {
-  AVATAR_VIDEO: z.looseObject({ ...gatewayOwned }),
+  AVATAR_VIDEO: z.looseObject({}),
   TEMPLATE_VIDEO: z.looseObject({
-    ...gatewayOwned,
     template_id: z.string().regex(/^[A-Za-z0-9_-]{1,128}$/, 'template_id must be a HeyGen template id'),
   }),
-  VIDEO_TRANSLATION: z.looseObject({
-    ...gatewayOwned,
+  VIDEO_TRANSLATION: translationLimits,
+  VIDEO_AGENT: z.looseObject({}),
+  LIPSYNC: lipsyncLimits,
+  TTS: z.looseObject({}),
+  TRANSLATION_PROOFREAD: z.looseObject({
+    // HeyGen's proofread read reports no duration: the gateway bills the length it measured, so it must be able to.
+    video: z.looseObject({ type: z.literal('url', { error: 'a proofread needs video as {type: "url", url}: HeyGen reports no length for proofreads, so the gateway bills the source length it measures, and an asset_id cannot be measured' }) }),
     output_languages: z.array(z.string().min(2).max(35)).min(1).max(MAX_LANGUAGES),
-    start_time: z.number().min(0).max(MAX_SOURCE_SECONDS).optional(),
-    end_time: z.number().positive().max(MAX_SOURCE_SECONDS).optional(),
   }),
-  VIDEO_AGENT: z.looseObject({ ...gatewayOwned }),
-} as const;
+  AVATAR_CREATION: z.looseObject({}),
+  VIDEO_BATCH: z.looseObject({ videos: z.array(z.looseObject({ ...payloadCallbackRefused })).max(MAX_BATCH_ITEMS) }),
+  VIDEO_TRANSLATION_BATCH: z.looseObject({
+    // One language per payload: HeyGen expands a multi-language payload into several items whose item_index is not
+    // documented, and money must not depend on guessing which language an index is.
+    video_translations: z
+      .array(translationLimits.extend({ ...payloadCallbackRefused, output_languages: z.array(z.string().min(2).max(35)).min(1).max(1, 'a translation batch takes one output language per payload: give each language its own payload') }))
+      .max(MAX_BATCH_ITEMS),
+  }),
+  LIPSYNC_BATCH: z.looseObject({ lipsyncs: z.array(lipsyncLimits.extend(payloadCallbackRefused)).max(MAX_BATCH_ITEMS) }),
+} as const satisfies Record<JobKind, z.ZodType>;
 
 const ENDPOINT: Record<JobKind, Endpoint> = {
   AVATAR_VIDEO: 'video',
   TEMPLATE_VIDEO: 'template',
   VIDEO_TRANSLATION: 'translation',
   VIDEO_AGENT: 'agent',
+  LIPSYNC: 'lipsync',
+  TTS: 'speech',
+  TRANSLATION_PROOFREAD: 'proofread',
+  AVATAR_CREATION: 'avatar',
+  VIDEO_BATCH: 'video_batch',
+  VIDEO_TRANSLATION_BATCH: 'translation_batch',
+  LIPSYNC_BATCH: 'lipsync_batch',
 };
+
+/** Outputs of one batch job (after a translation payload expands per language): one page of HeyGen's batch read. */
+export const MAX_BATCH_OUTPUTS = 100;
+
+/** Kinds whose whole length the gateway measures or counts: a caller's estimatedSeconds has nothing to raise. */
+const NO_CALLER_ESTIMATE: readonly JobKind[] = ['TRANSLATION_PROOFREAD', 'AVATAR_CREATION'];
 
 /** A validated job with its pricing plan and the measured length of every media file it points at. */
 export interface PreparedJob {
   kind: JobKind;
+  /** The body forwarded to HeyGen: the app's `callback_url` / `callback_id` are taken out of it (see `callback`). */
   body: Record<string, unknown>;
+  /** The app's own callback, from the body; null when it named none. */
+  callback: RequestedCallback | null;
   plan: RequestPlan;
   /** Micro-seconds per media field (MediaRef.field). */
   measured: ReadonlyMap<string, bigint>;
@@ -99,8 +141,16 @@ function requestField(field: string): string {
   return field === '' ? 'request' : `request.${field}`;
 }
 
-/** Checks the body (the gateway's limits, then the pricing model) and returns it with its plan. Sync, no I/O. */
-export function planJob(kind: JobKind, request: unknown, maxJsonDepth: number = DEFAULT_MAX_JSON_DEPTH): { body: Record<string, unknown>; plan: RequestPlan } {
+/**
+ * Checks the body (the gateway's limits, the app's callback, then the pricing model) and returns the body to forward
+ * (without the app's callback fields) with its plan and the callback. Sync, no I/O.
+ */
+export function planJob(
+  kind: JobKind,
+  request: unknown,
+  maxJsonDepth: number = DEFAULT_MAX_JSON_DEPTH,
+  callbackPolicy: CallbackPolicy = STRICT_CALLBACK_POLICY,
+): { body: Record<string, unknown>; plan: RequestPlan; callback: RequestedCallback | null } {
   if (typeof request !== 'object' || request === null || Array.isArray(request)) {
     throw new ValidationError('request', 'request must be a JSON object (the HeyGen v3 body)');
   }
@@ -110,8 +160,13 @@ export function planJob(kind: JobKind, request: unknown, maxJsonDepth: number = 
     const issue = parsed.error.issues[0]!;
     throw new ValidationError(fieldOf(issue), issue.message);
   }
+  const { body, callback } = extractCallback(request as Record<string, unknown>, callbackPolicy);
   try {
-    return { body: request as Record<string, unknown>, plan: planRequest(ENDPOINT[kind], request) };
+    const plan = planRequest(ENDPOINT[kind], body);
+    if (plan.items && plan.outputs > MAX_BATCH_OUTPUTS) {
+      throw new ValidationError('request', `the batch has ${plan.outputs} outputs (payloads × languages); at most ${MAX_BATCH_OUTPUTS} go in one batch job`);
+    }
+    return { body, plan, callback };
   } catch (error) {
     if (error instanceof PricingError) throw new ValidationError(requestField(error.field), error.message);
     throw error;
@@ -129,8 +184,14 @@ const PROBE_PARALLELISM = 4;
  * Validates a job and measures the media its length depends on. Network I/O: call it before, never inside,
  * the admission transaction. Unreachable, unparseable or oversized media is a ValidationError naming the field.
  */
-export async function prepareJob(kind: JobKind, request: unknown, limits: MediaProbeLimits, maxJsonDepth: number = DEFAULT_MAX_JSON_DEPTH): Promise<PreparedJob> {
-  const { body, plan } = planJob(kind, request, maxJsonDepth);
+export async function prepareJob(
+  kind: JobKind,
+  request: unknown,
+  limits: MediaProbeLimits,
+  maxJsonDepth: number = DEFAULT_MAX_JSON_DEPTH,
+  callbackPolicy: CallbackPolicy = STRICT_CALLBACK_POLICY,
+): Promise<PreparedJob> {
+  const { body, plan, callback } = planJob(kind, request, maxJsonDepth, callbackPolicy);
   const refs = mediaOf(plan);
   const measured = new Map<string, bigint>();
   // One deadline for the whole request: fifty slow media URLs cannot hold an admission for fifty timeouts.
@@ -157,7 +218,7 @@ export async function prepareJob(kind: JobKind, request: unknown, limits: MediaP
       }),
     );
   }
-  return { kind, body, plan, measured };
+  return { kind, body, callback, plan, measured };
 }
 
 function decodeBase64(field: string, data: string, maxBytes: number): Uint8Array {
@@ -190,6 +251,9 @@ function rateOf(product: Product, priceBook: PriceBook): bigint {
 export function estimateJob(job: PreparedJob, callerEstimatedSeconds: string | null, priceBook: PriceBook): Estimate {
   let caller: bigint | null = null;
   if (callerEstimatedSeconds !== null) {
+    if (NO_CALLER_ESTIMATE.includes(job.kind)) {
+      throw new ValidationError('estimatedSeconds', `a ${job.kind} job takes no estimatedSeconds: its length is measured (or it is billed per call)`);
+    }
     try {
       caller = secondsToMicro(callerEstimatedSeconds);
     } catch {
@@ -199,9 +263,31 @@ export function estimateJob(job: PreparedJob, callerEstimatedSeconds: string | n
       throw new ValidationError('estimatedSeconds', `estimatedSeconds must be greater than 0 and at most ${MAX_ESTIMATED_SECONDS}`);
     }
   }
+  const { product, rate } = billedProduct(job.plan, (p) => rateOf(p, priceBook), (a, b) => (a > b ? 1 : a < b ? -1 : 0));
+  const perCall = isPerCall(product);
+  // A batch is the sum of its items, each held at its own length; anything else is one item.
+  let seconds = 0n;
+  let cost = 0n;
+  for (const item of job.plan.items ?? [job.plan]) {
+    const perOutput = perCall ? 0n : outputLength(job, item, caller, priceBook);
+    const outputs = BigInt(item.outputs);
+    seconds += perOutput * outputs;
+    cost += itemCostMicroCs(product, perOutput, rate, priceBook.billingIncrementSeconds) * outputs;
+  }
+  const estimatedMicroCs = ceilDiv(cost * BigInt(priceBook.safetyMarginPercent), 100n);
+  return { product, rateMicroCsPerSecond: rate, estimatedSeconds: formatCreditSeconds(seconds) /* seconds, same 6-decimal fixed point */, estimatedMicroCs };
+}
+
+/** What HeyGen bills for one completed output: per call, its rate; else its seconds × rate. */
+export function itemCostMicroCs(product: string, microSeconds: bigint, rateMicroCsPerSecond: bigint, incrementSeconds: number): bigint {
+  return isPerCall(product as Product) ? rateMicroCsPerSecond : costMicroCs(microSeconds, rateMicroCsPerSecond, incrementSeconds);
+}
+
+/** One output's length from the pricing model, raised (never lowered) by the caller's estimate. */
+function outputLength(job: PreparedJob, plan: RequestPlan, caller: bigint | null, priceBook: PriceBook): bigint {
   let modelled: bigint;
   try {
-    modelled = outputMicro(job.plan, {
+    modelled = outputMicro(plan, {
       wordsPerMinute: priceBook.wordsPerMinute,
       minSpeechMicro: MICRO,
       media: (ref) => {
@@ -219,9 +305,5 @@ export function estimateJob(job: PreparedJob, callerEstimatedSeconds: string | n
   if (perOutput > BigInt(MAX_ESTIMATED_SECONDS) * MICRO) {
     throw new ValidationError('request', `the request implies more than ${MAX_ESTIMATED_SECONDS} seconds of output`);
   }
-  const outputs = BigInt(job.plan.outputs);
-  const { product, rate } = billedProduct(job.plan, (p) => rateOf(p, priceBook), (a, b) => (a > b ? 1 : a < b ? -1 : 0));
-  const perOutputCost = costMicroCs(perOutput, rate, priceBook.billingIncrementSeconds);
-  const estimatedMicroCs = ceilDiv(perOutputCost * outputs * BigInt(priceBook.safetyMarginPercent), 100n);
-  return { product, rateMicroCsPerSecond: rate, estimatedSeconds: formatCreditSeconds(perOutput * outputs) /* seconds, same 6-decimal fixed point */, estimatedMicroCs };
+  return perOutput;
 }

@@ -22,7 +22,7 @@ export function holdExpired(job: ClaimedJob, now: Date): boolean {
 export async function resolveExpiredHolds(deps: JobDeps, jobs: readonly ClaimedJob[], now = new Date()): Promise<void> {
   const expire = async (job: ClaimedJob, message: string) => {
     try {
-      const { job: settled, changed } = await settleJob(deps.db, job.id, { type: 'expired', reason: 'hold_expired', message }, now);
+      const { job: settled, changed } = await settleJob(deps.db, job.id, { type: 'expired', reason: 'hold_expired', message }, now, deps.appEvents);
       if (changed) {
         deps.logger.warn(
           { jobId: job.id, status: job.status, holdExpiresAt: job.holdExpiresAt.toISOString(), actualMicroCs: settled.actualMicroCs?.toString() },

@@ -2,16 +2,18 @@
 // Every step re-reads the job and checks the state it expects, so any process may run any step.
 import { and, eq, inArray, sql } from 'drizzle-orm';
 import { isDatabaseUnavailable, queryRows, type Db } from '../db/client.js';
+import { jsonRowOf, rowFromJson } from '../db/json-rows.js';
 import { accountsTable, jobItemsTable, jobsTable, type ItemStatus } from '../db/schema.js';
 import { connectionOf, type AccountRow } from '../accounts/accounts.js';
-import type { HeygenClient, UpstreamJobState, UpstreamStatus } from '../heygen/client.js';
+import { parseBatchItemId, type BatchKind, type HeygenClient, type UpstreamJobState, type UpstreamStatus } from '../heygen/client.js';
 import type { SecretBox } from '../secrets/secret-box.js';
 import type { Logger } from '../logging.js';
-import { costMicroCs } from './estimate.js';
-import { secondsToMicro } from '../primitives/money.js';
-import { isTerminal, nextStatus } from './lifecycle.js';
+import { itemCostMicroCs } from './estimate.js';
+import { formatCreditSeconds, secondsToMicro } from '../primitives/money.js';
+import { isTerminal, nextStatus, TERMINAL_STATUSES } from './lifecycle.js';
 import { settleJob } from './settlement.js';
 import type { JobRow } from './admission.js';
+import type { AppEventSettings } from './app-events.js';
 
 export interface FollowSettings {
   /** Base URL HeyGen can reach for per-job callbacks; null sends none (registered endpoints still work). */
@@ -32,6 +34,8 @@ export interface JobDeps {
   heygen: HeygenClient;
   logger: Logger;
   follow: FollowSettings;
+  /** How settlements write the app callback events (CALLBACK_MAX_ATTEMPTS); default DEFAULT_APP_EVENTS. */
+  appEvents?: AppEventSettings;
 }
 
 const TERMINAL_ITEM: readonly ItemStatus[] = ['completed', 'failed', 'not_found'];
@@ -50,17 +54,24 @@ async function loadAccount(db: Db, accountId: string): Promise<AccountRow> {
 }
 
 /** Sends a RESERVED or SUBMIT_UNKNOWN job to HeyGen with its id as Idempotency-Key and callback_id. */
-export async function forwardJob(deps: JobDeps, jobId: string): Promise<JobRow | null> {
+export async function forwardJob(deps: JobDeps, jobId: string, claimed?: ClaimedByAdmission): Promise<JobRow | null> {
   const { db, logger } = deps;
   const now = new Date();
-  // Counting the attempt before the call is what makes cancelJob safe: a job with an attempt may exist upstream.
-  const [job] = await db
-    .update(jobsTable)
-    .set({ submitAttempts: sql`${jobsTable.submitAttempts} + 1`, nextCheckAt: new Date(now.getTime() + deps.follow.leaseMs), updatedAt: now })
-    .where(and(eq(jobsTable.id, jobId), inArray(jobsTable.status, ['RESERVED', 'SUBMIT_UNKNOWN'])))
-    .returning();
-  if (!job) return null;
-  const account = await loadAccount(db, job.accountId);
+  let job: JobRow | undefined;
+  let account: AccountRow;
+  if (claimed) {
+    // The admission that just committed counted this attempt and returned the account row it locked.
+    ({ job, account } = claimed);
+  } else {
+    // Counting the attempt before the call is what makes cancelJob safe: a job with an attempt may exist upstream.
+    [job] = await db
+      .update(jobsTable)
+      .set({ submitAttempts: sql`${jobsTable.submitAttempts} + 1`, nextCheckAt: new Date(now.getTime() + deps.follow.leaseMs), updatedAt: now })
+      .where(and(eq(jobsTable.id, jobId), inArray(jobsTable.status, ['RESERVED', 'SUBMIT_UNKNOWN'])))
+      .returning();
+    if (!job) return null;
+    account = await loadAccount(db, job.accountId);
+  }
   // Per-job callbacks are not signed by HeyGen, so they have their own route (hints only, like every webhook).
   const callbackUrl = deps.follow.publicUrl ? `${deps.follow.publicUrl.replace(/\/+$/, '')}/webhooks/heygen/${account.id}/callback` : undefined;
   const outcome = await deps.heygen.submitJob(connectionOf(deps.box, account), job.kind, job.request as Record<string, unknown>, {
@@ -71,7 +82,7 @@ export async function forwardJob(deps: JobDeps, jobId: string): Promise<JobRow |
 
   if (outcome.type === 'rejected') {
     logger.info({ jobId, code: outcome.code, httpStatus: outcome.httpStatus }, 'HeyGen rejected the job; releasing its hold');
-    return (await settleJob(db, jobId, { type: 'rejected', code: outcome.code, message: outcome.message })).job;
+    return (await settleJob(db, jobId, { type: 'rejected', code: outcome.code, message: outcome.message }, new Date(), deps.appEvents)).job;
   }
   if (outcome.type === 'unknown') {
     const age = now.getTime() - job.createdAt.getTime();
@@ -79,7 +90,7 @@ export async function forwardJob(deps: JobDeps, jobId: string): Promise<JobRow |
       // A retry past HeyGen's 24 h replay window could create a second job: stop, release, and note the drift risk.
       logger.warn({ jobId, reason: outcome.reason }, 'submission still unresolved after the idempotency window; expiring the job and releasing its hold');
       const message = `HeyGen's answer stayed unknown for ${Math.round(age / 3600_000)} h (${outcome.reason}); it may still have created and billed the job`;
-      return (await settleJob(db, jobId, { type: 'expired', reason: 'submit_unresolved', message })).job;
+      return (await settleJob(db, jobId, { type: 'expired', reason: 'submit_unresolved', message }, new Date(), deps.appEvents)).job;
     }
     const delay = outcome.retryAfterMs ?? backoffMs(job.submitAttempts, deps.follow);
     logger.warn({ jobId, reason: outcome.reason, retryInMs: delay }, 'submission outcome unknown; will retry with the same Idempotency-Key');
@@ -91,29 +102,86 @@ export async function forwardJob(deps: JobDeps, jobId: string): Promise<JobRow |
     return updated ?? null;
   }
 
-  return db.transaction(async (tx) => {
-    const [current] = await tx.select().from(jobsTable).where(eq(jobsTable.id, jobId)).for('update');
-    const status = current && nextStatus(current.status, 'FORWARD_ACCEPTED');
-    if (!current || !status) {
-      logger.error({ jobId, status: current?.status }, 'HeyGen accepted a job that is no longer awaiting submission');
-      return current ?? null;
-    }
-    await tx
-      .insert(jobItemsTable)
-      .values(outcome.items.map((i) => ({ jobId, upstreamId: i.upstreamId, kind: i.kind, videoId: i.videoId ?? null, language: i.language ?? null })))
-      .onConflictDoNothing();
-    // A webhook that arrived while this call was in flight (a fast job) was kept as hinted_at: read at once.
-    const firstCheck = current.hintedAt !== null ? 0 : deps.follow.pollMinIntervalMs;
-    const [updated] = await tx
-      .update(jobsTable)
-      .set({ status, submittedAt: new Date(), checkAttempts: 0, nextCheckAt: new Date(Date.now() + firstCheck), hintedAt: null, updatedAt: new Date() })
-      .where(eq(jobsTable.id, jobId))
-      .returning();
-    return updated!;
+  // One call: lock the job, record its upstream items and the acceptance (a webhook that arrived while this call was
+  // in flight, a fast job, was kept as hinted_at: the first status read is then due at once).
+  const [row] = await markSubmitted(db).execute({
+    p: JSON.stringify({
+      job_id: jobId,
+      // Every item with the same columns (the function inserts the columns the rows name). A synchronous product
+      // (text to speech) is done in HeyGen's answer: its cost is known now.
+      items: outcome.items.map((i) =>
+        jsonRowOf(jobItemsTable, {
+          jobId,
+          upstreamId: i.upstreamId,
+          kind: i.kind,
+          videoId: i.videoId ?? null,
+          language: i.language ?? null,
+          status: i.completed ? 'completed' : 'pending',
+          durationSeconds: i.completed ? i.completed.durationSeconds : null,
+          costMicroCs: i.completed ? itemCostMicroCs(job.product, secondsToMicro(i.completed.durationSeconds), job.rateMicroCsPerSecond, account.priceBook.billingIncrementSeconds) : null,
+          createAnswer: i.output ?? null,
+        }),
+      ),
+      next: FORWARD_ACCEPTED,
+      poll_min_ms: deps.follow.pollMinIntervalMs,
+      now: new Date().toISOString(),
+    }),
   });
+  const answer = (typeof row!.r === 'string' ? JSON.parse(row!.r) : row!.r) as {
+    outcome: 'submitted' | 'not_awaiting';
+    job: Record<string, unknown> | null;
+    items?: Record<string, unknown>[];
+  };
+  const current = answer.job ? rowFromJson(jobsTable, answer.job) : null;
+  if (answer.outcome === 'not_awaiting') {
+    logger.error({ jobId, status: current?.status }, 'HeyGen accepted a job that is no longer awaiting submission');
+    return current;
+  }
+  if (current && outcome.items.length > 0 && outcome.items.every((i) => i.completed) && !isTerminal(current.status)) {
+    // Every output was in HeyGen's answer (text to speech): settled now, nothing to follow.
+    const { job: settled } = await settleJob(db, jobId, { type: 'upstream_terminal' });
+    logger.info({ jobId, status: settled.status, actualMicroCs: settled.actualMicroCs?.toString() }, 'job settled from the create answer');
+    return settled;
+  }
+  claimed?.onItems?.(answer.items!.map((i) => rowFromJson(jobItemsTable, i)));
+  return current;
+}
+
+/** A job the admission claimed for forwarding at once (its first attempt counted), with the account row it locked. */
+export interface ClaimedByAdmission {
+  job: JobRow;
+  account: AccountRow;
+  /** Told the job's upstream items once recorded (the answer of the bookkeeping call), e.g. to prime a loader. */
+  onItems?: (items: ItemRow[]) => void;
+}
+
+/** Status → status after HeyGen accepted the job, from the one lifecycle table. */
+const FORWARD_ACCEPTED = Object.fromEntries(
+  (['RESERVED', 'SUBMIT_UNKNOWN', 'SUBMITTED', 'PROCESSING', ...TERMINAL_STATUSES] as const).flatMap((s) => {
+    const next = nextStatus(s, 'FORWARD_ACCEPTED');
+    return next ? [[s, next]] : [];
+  }),
+);
+
+// `gateway_mark_submitted` (migrations), prepared once per database handle.
+const markSubmittedStatements = new WeakMap<Db, { execute(values: { p: string }): Promise<{ r: unknown }[]> }>();
+
+function markSubmitted(db: Db) {
+  let statement = markSubmittedStatements.get(db);
+  if (!statement) {
+    statement = db
+      .select({ r: sql<unknown>`gateway_mark_submitted(${sql.placeholder('p')}::jsonb)` })
+      .from(sql`(select 1) as once`)
+      .prepare('gateway_mark_submitted');
+    markSubmittedStatements.set(db, statement);
+  }
+  return statement;
 }
 
 type ItemRow = typeof jobItemsTable.$inferSelect;
+
+/** Which batch read names the items of each batch item kind. */
+const BATCH_ITEM_KINDS: Partial<Record<string, BatchKind>> = { batch_video: 'video', batch_translation: 'translation', batch_lipsync: 'lipsync' };
 
 interface ItemUpdate {
   id: string;
@@ -127,12 +195,16 @@ interface ItemUpdate {
 const followedColumns = {
   id: jobsTable.id,
   accountId: jobsTable.accountId,
+  product: jobsTable.product,
+  estimatedSeconds: jobsTable.estimatedSeconds,
+  /** Languages asked for (a proofread's outputs), read without loading the request body. */
+  languages: sql<number>`coalesce(jsonb_array_length(case when jsonb_typeof(${jobsTable.request}->'output_languages') = 'array' then ${jobsTable.request}->'output_languages' end), 1)`,
   rateMicroCsPerSecond: jobsTable.rateMicroCsPerSecond,
   checkAttempts: jobsTable.checkAttempts,
   createdAt: jobsTable.createdAt,
   submittedAt: jobsTable.submittedAt,
 };
-type FollowedJob = Pick<JobRow, keyof typeof followedColumns>;
+type FollowedJob = Pick<JobRow, Exclude<keyof typeof followedColumns, 'languages'>> & { languages: number };
 
 /**
  * Reads the upstream state of SUBMITTED / PROCESSING jobs (bulk status first, details only for items that
@@ -195,6 +267,19 @@ async function refreshAccountJobs(deps: JobDeps, account: AccountRow, jobs: Foll
     }
   }
 
+  /** A non-completed state: failed, gone (after a grace period), or in progress. */
+  const applyOther = (item: ItemRow, job: FollowedJob, state: UpstreamJobState) => {
+    if (state.status === 'failed') {
+      update({ id: item.id, status: 'failed', failureMessage: state.failureMessage ?? state.failureCode ?? 'failed' });
+    } else if (state.status === 'not_found') {
+      if (Date.now() - (job.submittedAt ?? job.createdAt).getTime() > NOT_FOUND_GRACE_MS) {
+        update({ id: item.id, status: 'not_found', failureMessage: 'HeyGen no longer knows this id' });
+      }
+    } else if (state.status === 'processing' && item.status === 'pending') {
+      update({ id: item.id, status: 'processing' });
+    }
+  };
+
   /** Bulk status first; the detail (with the duration money depends on) only for items that left pending/processing. */
   const follow = async (
     group: ItemRow[],
@@ -219,7 +304,7 @@ async function refreshAccountJobs(deps: JobDeps, account: AccountRow, jobs: Foll
           deps.logger.warn({ jobId: item.jobId, upstreamId: id }, 'HeyGen reported completed without a duration; not settling yet');
           continue;
         }
-        const cost = costMicroCs(secondsToMicro(state.durationSeconds), job.rateMicroCsPerSecond, increment);
+        const cost = itemCostMicroCs(job.product, secondsToMicro(state.durationSeconds), job.rateMicroCsPerSecond, increment);
         update({ id: item.id, status: 'completed', durationSeconds: state.durationSeconds, costMicroCs: cost });
       } else if (state.status === 'failed') {
         update({ id: item.id, status: 'failed', failureMessage: state.failureMessage ?? state.failureCode ?? 'failed' });
@@ -233,19 +318,72 @@ async function refreshAccountJobs(deps: JobDeps, account: AccountRow, jobs: Foll
     }
   };
 
-  const videoIdOf = (i: ItemRow) => (i.kind === 'video' ? i.upstreamId : i.videoId!);
+  // Batch items get their own id once HeyGen creates them; one that fails before that is failed here.
+  const batchItems = items.filter((i) => BATCH_ITEM_KINDS[i.kind] !== undefined && !i.videoId);
+  const byBatch = new Map<string, ItemRow[]>();
+  for (const item of batchItems) {
+    const ref = parseBatchItemId(item.upstreamId);
+    if (ref) byBatch.set(ref.batchId, [...(byBatch.get(ref.batchId) ?? []), item]);
+  }
+  for (const [batchId, group] of byBatch) {
+    const states = new Map((await heygen.getBatch(conn, BATCH_ITEM_KINDS[group[0]!.kind]!, batchId)).map((s) => [s.index, s]));
+    for (const item of group) {
+      const state = states.get(parseBatchItemId(item.upstreamId)!.index);
+      if (!state) continue;
+      if (state.id) {
+        item.videoId = state.id;
+        update({ id: item.id, status: item.status === 'pending' && state.status === 'pending' ? 'pending' : 'processing', videoId: state.id });
+      } else if (state.status === 'failed') {
+        update({ id: item.id, status: 'failed', failureMessage: state.failureMessage ?? 'the batch item failed' });
+      } else if (state.status === 'processing' && item.status === 'pending') {
+        update({ id: item.id, status: 'processing' });
+      }
+    }
+  }
+
+  // Items HeyGen names by their own id (upstream_id), and those named once created (video_id).
+  const idOf = (i: ItemRow) => (i.kind === 'video' || i.kind === 'translation' || i.kind === 'lipsync' ? i.upstreamId : i.videoId!);
+  const named = (kinds: readonly string[]) => (i: ItemRow) => kinds.includes(i.kind) && (i.kind === 'video' || i.kind === 'translation' || i.kind === 'lipsync' || !!i.videoId);
   await follow(
-    items.filter((i) => i.kind === 'video' || (i.kind === 'agent_session' && i.videoId)),
-    videoIdOf,
+    items.filter(named(['video', 'agent_session', 'batch_video'])),
+    idOf,
     (ids) => heygen.getVideoStatuses(conn, ids),
     (id) => heygen.getVideo(conn, id),
   );
   await follow(
-    items.filter((i) => i.kind === 'translation'),
-    (i) => i.upstreamId,
+    items.filter(named(['translation', 'batch_translation'])),
+    idOf,
     (ids) => heygen.getTranslationStatuses(conn, ids),
     (id) => heygen.getTranslation(conn, id),
   );
+  await follow(
+    items.filter(named(['lipsync', 'batch_lipsync'])),
+    idOf,
+    (ids) => heygen.getLipsyncStatuses(conn, ids),
+    (id) => heygen.getLipsync(conn, id),
+  );
+
+  // Proofreads: HeyGen reports no length, so a completed one is billed at the source length the gateway measured
+  // at admission (its estimatedSeconds: no caller estimate is taken for proofreads), per language.
+  for (const item of items.filter((i) => i.kind === 'proofread')) {
+    const state = await heygen.getProofread(conn, item.upstreamId);
+    const job = jobById.get(item.jobId)!;
+    if (state.status === 'completed') {
+      // Per language asked for: HeyGen creating fewer sessions than languages never raises what one is billed.
+      const perOutput = secondsToMicro(job.estimatedSeconds) / BigInt(Math.max(1, Number(job.languages)));
+      const cost = itemCostMicroCs(job.product, perOutput, job.rateMicroCsPerSecond, increment);
+      update({ id: item.id, status: 'completed', durationSeconds: formatCreditSeconds(perOutput), costMicroCs: cost });
+    } else applyOther(item, job, state);
+  }
+
+  // Avatar creation: billed per created avatar, once its training completes.
+  for (const item of items.filter((i) => i.kind === 'avatar_look' || i.kind === 'avatar_group')) {
+    const state = await heygen.getAvatar(conn, item.kind === 'avatar_look' ? 'look' : 'group', item.upstreamId);
+    const job = jobById.get(item.jobId)!;
+    if (state.status === 'completed') {
+      update({ id: item.id, status: 'completed', costMicroCs: itemCostMicroCs(job.product, 0n, job.rateMicroCsPerSecond, increment) });
+    } else applyOther(item, job, state);
+  }
 
   for (const job of jobs) await applyItemUpdates(deps, job, updates);
 }
@@ -278,7 +416,7 @@ async function applyItemUpdates(deps: JobDeps, job: FollowedJob, updates: Readon
     return terminal;
   });
   if (allTerminal) {
-    const { job: settled, changed } = await settleJob(db, job.id, { type: 'upstream_terminal' });
+    const { job: settled, changed } = await settleJob(db, job.id, { type: 'upstream_terminal' }, new Date(), deps.appEvents);
     if (changed) {
       deps.logger.info(
         { jobId: settled.id, status: settled.status, actualMicroCs: settled.actualMicroCs?.toString(), overrunMicroCs: settled.overrunMicroCs?.toString() },

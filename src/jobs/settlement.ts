@@ -14,6 +14,7 @@ import type { Actor } from '../auth/actor.js';
 import { isTerminal, nextStatus, type JobEvent } from './lifecycle.js';
 import type { JobRow } from './admission.js';
 import { redactAndTruncate } from '../secrets/redact.js';
+import { DEFAULT_APP_EVENTS, enqueueAppCallbackEvents, type AppEventSettings } from './app-events.js';
 
 export type SettleOutcome =
   /** Every upstream item reached a terminal state; the debit is the sum of the completed items' cost. */
@@ -43,7 +44,11 @@ function billedOutputs(completed: readonly (typeof jobItemsTable.$inferSelect)[]
   };
 }
 
-export async function settleJob(db: Db, jobId: string, outcome: SettleOutcome, now = new Date()): Promise<SettleResult> {
+/**
+ * `events`: how the app's callback events (written here, in the same transaction, when the job named a callback) are
+ * delivered.
+ */
+export async function settleJob(db: Db, jobId: string, outcome: SettleOutcome, now = new Date(), events: AppEventSettings = DEFAULT_APP_EVENTS): Promise<SettleResult> {
   return db.transaction(async (tx) => {
     const [job] = await tx.select().from(jobsTable).where(eq(jobsTable.id, jobId)).for('update');
     if (!job) throw new Error(`job ${jobId} vanished`);
@@ -153,6 +158,11 @@ export async function settleJob(db: Db, jobId: string, outcome: SettleOutcome, n
         before: { status: job.status, reservedMicroCs: job.reservedMicroCs },
         after: { status: updated!.status, reservedMicroCs: updated!.reservedMicroCs, releasedMicroCs: job.reservedMicroCs },
       });
+    }
+    // The app's news of the end, exactly when the end commits (the outbox delivers it after the commit).
+    if (updated!.callback) {
+      const items = await tx.select().from(jobItemsTable).where(eq(jobItemsTable.jobId, job.id));
+      await enqueueAppCallbackEvents(tx, updated!, items, events, now);
     }
     return { job: updated!, changed: true };
   });

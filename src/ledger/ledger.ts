@@ -1,5 +1,7 @@
 // Every movement of credit-seconds goes through here: one append-only ledger entry and, in the same
 // transaction, the rollup counters of every unit on the project's path. Counters are a cache of the ledger.
+// The one exception is an admission's HOLD, written by the server-side `gateway_admit` (migrations) with the same
+// entry and the same rollup upsert in path order, so that an admission is one round trip.
 import { sql, type SQL } from 'drizzle-orm';
 import { queryRows, type Db } from '../db/client.js';
 import { ledgerEntriesTable, type LedgerEntryType } from '../db/schema.js';

@@ -21,6 +21,8 @@ export interface GatewayMetrics {
   readonly httpRequestDuration: Histogram<'method' | 'route' | 'status'>;
   /** Webhooks to a registered endpoint refused for their signature, by reason (missing, invalid). */
   readonly webhookVerificationFailures: Counter<'reason'>;
+  /** Outbox delivery attempts by topic (app_callback, …) and outcome (delivered, failed, gave_up). */
+  readonly outboxDeliveries: Counter<'topic' | 'outcome'>;
 }
 
 /** Series that exist from the start at 0, so that rate() and increase() see their first event. */
@@ -37,6 +39,7 @@ export function createGatewayMetrics(): GatewayMetrics {
   const metrics = makeMetrics();
   for (const [outcome, reason] of INITIAL_ADMISSIONS) metrics.admissions.inc({ outcome, reason }, 0);
   for (const reason of ['missing', 'invalid']) metrics.webhookVerificationFailures.inc({ reason }, 0);
+  for (const outcome of ['delivered', 'failed', 'gave_up']) metrics.outboxDeliveries.inc({ topic: 'app_callback', outcome }, 0);
   return metrics;
 }
 
@@ -72,6 +75,12 @@ function makeMetrics(): GatewayMetrics {
       name: 'gateway_webhook_verification_failures_total',
       help: 'Webhooks to a registered endpoint refused (401) for their signature: reason missing (no signature header) or invalid.',
       labelNames: ['reason'] as const,
+      registers: [],
+    }),
+    outboxDeliveries: new Counter({
+      name: 'gateway_outbox_deliveries_total',
+      help: 'Outbox delivery attempts made by this process, by topic (app_callback) and outcome: delivered, failed (retried later) or gave_up (the last attempt, or one that cannot succeed).',
+      labelNames: ['topic', 'outcome'] as const,
       registers: [],
     }),
   };

@@ -8,8 +8,10 @@ import dns from 'node:dns';
 import net from 'node:net';
 import type { LookupFunction } from 'node:net';
 import ipaddr from 'ipaddr.js';
-import { parseBuffer, parseFromTokenizer } from 'music-metadata';
-import { tokenizer as rangeTokenizer, type IRangeRequestClient, type IRangeRequestResponse } from '@tokenizer/range';
+import type { IRangeRequestClient, IRangeRequestResponse } from '@tokenizer/range';
+
+// The parsers load on the first measurement: most processes never measure media, and they cost memory at start.
+const parsers = () => Promise.all([import('music-metadata'), import('@tokenizer/range')]);
 
 export interface MediaProbeLimits {
   /** Time allowed for one whole measurement (every request it makes). */
@@ -52,7 +54,11 @@ export function isPublicAddress(address: string): boolean {
   return parsed.range() === 'unicast';
 }
 
-function checkedLookup(allowPrivate: boolean): LookupFunction {
+/**
+ * A DNS lookup for outgoing requests that fails (code EADDRNOTALLOWED) when the name resolves to any non-public
+ * address, unless allowPrivate: the address checked is the one connected to, so DNS rebinding cannot slip past it.
+ */
+export function checkedLookup(allowPrivate: boolean): LookupFunction {
   return (hostname, options, callback) => {
     dns.lookup(hostname, { all: true, family: options.family ?? 0 }, (error, addresses) => {
       if (error) return callback(error, '', 4);
@@ -231,6 +237,7 @@ export async function measureMediaUrl(url: string, limits: MediaProbeLimits): Pr
   }
   const client = new RangeClient(parsed, limits);
   try {
+    const [{ parseFromTokenizer }, { tokenizer: rangeTokenizer }] = await parsers();
     const tokenizer = await rangeTokenizer(client, { avoidHeadRequests: true, initialChunkSize: FIRST_CHUNK, minimumChunkSize: 16 * 1024 });
     const metadata = await parseFromTokenizer(tokenizer, { duration: false, skipCovers: true, skipPostHeaders: true });
     return mediaSecondsToMicro(metadata.format.duration ?? 0);
@@ -245,6 +252,7 @@ export async function measureMediaUrl(url: string, limits: MediaProbeLimits): Pr
 export async function measureMediaBytes(bytes: Uint8Array, mediaType: string | undefined, limits: MediaProbeLimits): Promise<bigint> {
   if (bytes.length > limits.maxBytes) throw new MediaError('oversized', `inline media is larger than ${limits.maxBytes} bytes`);
   try {
+    const [{ parseBuffer }] = await parsers();
     const metadata = await parseBuffer(bytes, mediaType ? { mimeType: mediaType } : undefined, { duration: false, skipCovers: true });
     return mediaSecondsToMicro(metadata.format.duration ?? 0);
   } catch (error) {

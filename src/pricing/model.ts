@@ -15,11 +15,31 @@ export const PRODUCTS = [
   'VIDEO_AGENT',
   'TRANSLATION_SPEED',
   'TRANSLATION_PRECISION',
+  'TRANSLATION_PROOFREAD',
+  'LIPSYNC_SPEED',
+  'LIPSYNC_PRECISION',
+  'TTS',
+  'AVATAR_CREATION',
 ] as const;
 export type Product = (typeof PRODUCTS)[number];
 
+/** Products billed per call (per created output) instead of per output second: the rate is what one output costs. */
+export const PER_CALL_PRODUCTS: readonly Product[] = ['AVATAR_CREATION'];
+export const isPerCall = (product: Product): boolean => PER_CALL_PRODUCTS.includes(product);
+
 /** The HeyGen create endpoints the model prices. */
-export type Endpoint = 'video' | 'template' | 'translation' | 'agent';
+export type Endpoint =
+  | 'video'
+  | 'template'
+  | 'translation'
+  | 'agent'
+  | 'lipsync'
+  | 'speech'
+  | 'proofread'
+  | 'avatar'
+  | 'video_batch'
+  | 'translation_batch'
+  | 'lipsync_batch';
 
 /**
  * Lengths no request field and no readable media tells. `audio_asset` and `cinematic_auto` have documented
@@ -36,6 +56,20 @@ export const MAX_SCRIPT_CHARS = 5000;
 export const MAX_PROMPT_CHARS = 10_000;
 export const MAX_SCENES = 50;
 export const MAX_IMAGE_SCENE_SECONDS = 300;
+/** HeyGen's limits on POST /v3/voices/speech: text of 1–5000 characters, speed 0.5–2.0. */
+export const MAX_SPEECH_CHARS = 5000;
+export const MIN_SPEECH_SPEED = 0.5;
+export const MAX_SPEECH_SPEED = 2;
+/**
+ * The speaking rate the gateway holds text-to-speech at: characters per second at speed 1. Real speech runs at
+ * about 12–16 characters a second; 5 is a conservative floor so that the hold bounds the audio HeyGen returns
+ * (SSML markup counts as characters, which only lengthens the bound).
+ */
+export const SPEECH_HOLD_CHARS_PER_SECOND = 5;
+/** An SSML `<break>` without a `time` attribute is held as this long (SSML's strongest break is shorter). */
+export const SSML_UNTIMED_BREAK_SECONDS = 2;
+/** Items of one batch request (HeyGen's own cap). */
+export const MAX_BATCH_ITEMS = 100;
 
 const MICRO = 1_000_000n;
 
@@ -65,7 +99,11 @@ export type LengthPart =
   | { type: 'media'; field: string; media: MediaRef }
   | { type: 'unmeasured'; field: string; source: UnmeasuredSource; prompt: string | null }
   /** A translation: the source video from start to end (end capped at the source's length). */
-  | { type: 'excerpt'; field: string; video: MediaRef | { unmeasured: 'video_asset' }; startMicro: bigint; endMicro: bigint | null };
+  | { type: 'excerpt'; field: string; video: MediaRef | { unmeasured: 'video_asset' }; startMicro: bigint; endMicro: bigint | null }
+  /** Text to speech: `chars` characters read at `speed`, plus explicit pauses. */
+  | { type: 'text'; field: string; chars: number; speed: number; pauseMicro: bigint }
+  /** The longest of several lengths (a lipsync may stretch its video to its new audio). */
+  | { type: 'longest'; field: string; parts: readonly LengthPart[] };
 
 export interface RequestPlan {
   endpoint: Endpoint;
@@ -77,6 +115,12 @@ export interface RequestPlan {
   parts: readonly LengthPart[];
   /** Output languages of a translation, in request order. */
   languages: readonly string[];
+  /**
+   * A batch: one plan per submitted payload, in request order (a translation payload expands to one output per
+   * language). Every item has the same candidate products (so one rate prices them all, whatever the price
+   * book); each item's length is its own. The batch's `outputs` is the sum of its items'.
+   */
+  items?: readonly RequestPlan[];
 }
 
 /** What the caller's side supplies to turn parts into seconds. */
@@ -88,6 +132,8 @@ export interface LengthContext {
   media(ref: MediaRef): bigint;
   /** The length to assume for something unmeasurable (the gateway: its maximum; the simulator: its render). */
   unmeasured(source: UnmeasuredSource, part: { prompt: string | null }): bigint;
+  /** Characters a second text-to-speech reads at speed 1 (default: SPEECH_HOLD_CHARS_PER_SECOND, the hold's). */
+  speechCharsPerSecond?: number;
 }
 
 // ---------------------------------------------------------------- schemas (pricing fields only)
@@ -185,6 +231,40 @@ const agent = z.looseObject({
   prompt: z.string({ error: 'prompt must be 1-10000 characters' }).min(1, 'prompt must be 1-10000 characters').max(MAX_PROMPT_CHARS, 'prompt must be 1-10000 characters'),
   mode: z.enum(['generate', 'chat']).nullish(),
 });
+
+const urlOrAsset = (what: string) =>
+  z.discriminatedUnion(
+    'type',
+    [z.looseObject({ type: z.literal('url'), url: text }), z.looseObject({ type: z.literal('asset_id'), asset_id: text })],
+    { error: `${what} must be {type: "url", url} or {type: "asset_id", asset_id}` },
+  );
+const lipsync = z.looseObject({
+  video: urlOrAsset('video'),
+  audio: urlOrAsset('audio'),
+  mode: z.enum(['speed', 'precision'], { error: 'mode must be speed or precision' }).nullish(),
+  start_time: z.number().min(0, 'start_time must be ≥ 0').nullish(),
+  end_time: z.number().positive('end_time must be > 0').nullish(),
+});
+const speechRequest = z.looseObject({
+  text: z.string({ error: `text must be 1-${MAX_SPEECH_CHARS} characters` }).min(1, `text must be 1-${MAX_SPEECH_CHARS} characters`).max(MAX_SPEECH_CHARS, `text must be 1-${MAX_SPEECH_CHARS} characters`),
+  voice_id: z.string({ error: 'voice_id is required' }).min(1, 'voice_id is required'),
+  input_type: z.enum(['text', 'ssml'], { error: 'input_type must be text or ssml' }).nullish(),
+  speed: z.number({ error: 'speed must be a number' }).min(MIN_SPEECH_SPEED, 'speed must be 0.5 to 2.0').max(MAX_SPEECH_SPEED, 'speed must be 0.5 to 2.0').nullish(),
+});
+const proofread = z.looseObject({
+  video: urlOrAsset('video'),
+  output_languages: z.array(z.string().min(1), { error: 'output_languages must be an array of languages' }).min(1, 'output_languages must not be empty'),
+  mode: z.enum(['speed', 'precision'], { error: 'mode must be speed or precision' }).nullish(),
+  title: z.string({ error: 'title is required' }).min(1, 'title is required'),
+});
+const avatarCreate = z.discriminatedUnion(
+  'type',
+  [
+    z.looseObject({ type: z.literal('photo'), name: text, file: asset }),
+    z.looseObject({ type: z.literal('digital_twin'), name: text, file: asset }),
+  ],
+  { error: 'type must be photo or digital_twin (prompt-generated avatars have no published price)' },
+);
 
 function parse<T extends z.ZodType>(schema: T, body: unknown): z.infer<T> {
   const result = schema.safeParse(body);
@@ -295,6 +375,141 @@ function planTranslation(body: Record<string, unknown>): RequestPlan {
   };
 }
 
+function excerpt(video: z.infer<ReturnType<typeof urlOrAsset>>, start_time: number | null | undefined, end_time: number | null | undefined): LengthPart {
+  const start = numberToMicro(start_time ?? 0);
+  const end = end_time == null ? null : numberToMicro(end_time);
+  if (end !== null && end <= start) throw new PricingError('end_time', 'end_time must be greater than start_time');
+  const ref = video.type === 'url' ? { field: 'video.url', kind: 'video' as const, source: { url: video.url } } : { unmeasured: 'video_asset' as const };
+  return { type: 'excerpt', field: 'video', video: ref, startMicro: start, endMicro: end };
+}
+
+/** A lipsync keeps its source video (or the excerpt asked for) but may stretch it to the new audio: the longer of the two. */
+function planLipsync(body: Record<string, unknown>): RequestPlan {
+  const input = parse(lipsync, body);
+  const audio: LengthPart =
+    input.audio.type === 'url'
+      ? { type: 'media', field: 'audio.url', media: { field: 'audio.url', kind: 'audio', source: { url: input.audio.url } } }
+      : { type: 'unmeasured', field: 'audio.asset_id', source: 'audio_asset', prompt: null };
+  return {
+    endpoint: 'lipsync',
+    products: [input.mode === 'precision' ? 'LIPSYNC_PRECISION' : 'LIPSYNC_SPEED'],
+    outputs: 1,
+    parts: [{ type: 'longest', field: 'video', parts: [excerpt(input.video, input.start_time, input.end_time), audio] }],
+    languages: [],
+  };
+}
+
+const SSML_BREAK = /<break\b([^>]*)>/gi;
+const SSML_TIME = /\btime\s*=\s*["']\s*(\d{1,7}(?:\.\d{1,6})?)\s*(ms|s)\s*["']/i;
+
+/** Explicit pauses of an SSML text: each `<break time="…">` as stated, each untimed break as SSML_UNTIMED_BREAK_SECONDS. */
+export function ssmlPauseMicro(ssml: string): bigint {
+  let total = 0n;
+  for (const match of ssml.matchAll(SSML_BREAK)) {
+    const time = SSML_TIME.exec(match[1] ?? '');
+    if (!time) {
+      total += BigInt(SSML_UNTIMED_BREAK_SECONDS) * MICRO;
+      continue;
+    }
+    const micro = numberToMicro(Number(time[1]));
+    total += time[2]!.toLowerCase() === 'ms' ? (micro + 999n) / 1000n : micro;
+  }
+  return total;
+}
+
+function planSpeech(body: Record<string, unknown>): RequestPlan {
+  const input = parse(speechRequest, body);
+  const pauseMicro = input.input_type === 'ssml' ? ssmlPauseMicro(input.text) : 0n;
+  return {
+    endpoint: 'speech',
+    products: ['TTS'],
+    outputs: 1,
+    parts: [{ type: 'text', field: 'text', chars: [...input.text].length, speed: input.speed ?? 1, pauseMicro }],
+    languages: [],
+  };
+}
+
+/** A proofread session per output language, each over the whole source video. */
+function planProofread(body: Record<string, unknown>): RequestPlan {
+  const input = parse(proofread, body);
+  return {
+    endpoint: 'proofread',
+    products: ['TRANSLATION_PROOFREAD'],
+    outputs: input.output_languages.length,
+    parts: [excerpt(input.video, null, null)],
+    languages: input.output_languages,
+  };
+}
+
+/** Avatar creation is billed per call: one output of no length. */
+function planAvatar(body: Record<string, unknown>): RequestPlan {
+  if (body['type'] === 'prompt') throw new PricingError('type', 'prompt-generated avatars have no published price; only photo and digital_twin avatars can be created');
+  parse(avatarCreate, body);
+  return { endpoint: 'avatar', products: ['AVATAR_CREATION'], outputs: 1, parts: [], languages: [] };
+}
+
+function prefixPart(part: LengthPart, prefix: string): LengthPart {
+  const field = `${prefix}.${part.field}`;
+  switch (part.type) {
+    case 'media':
+      return { ...part, field, media: { ...part.media, field: `${prefix}.${part.media.field}` } };
+    case 'excerpt':
+      return { ...part, field, video: 'field' in part.video ? { ...part.video, field: `${prefix}.${part.video.field}` } : part.video };
+    case 'longest':
+      return { ...part, field, parts: part.parts.map((p) => prefixPart(p, prefix)) };
+    default:
+      return { ...part, field };
+  }
+}
+
+const BATCHES = {
+  video_batch: { key: 'videos', item: 'video' },
+  translation_batch: { key: 'video_translations', item: 'translation' },
+  lipsync_batch: { key: 'lipsyncs', item: 'lipsync' },
+} as const satisfies Partial<Record<Endpoint, { key: string; item: Endpoint }>>;
+
+/**
+ * A batch: each payload planned like its own create call (fields prefixed `videos.3.…`). The items must share
+ * their candidate products: a job has one rate, and HeyGen bills each item at its own product.
+ */
+function planBatch(endpoint: keyof typeof BATCHES, body: Record<string, unknown>): RequestPlan {
+  const { key, item } = BATCHES[endpoint];
+  const input = parse(
+    z.looseObject({
+      [key]: z.array(z.unknown(), { error: `${key} must be an array of payloads` }).min(1, `${key} must hold 1 to ${MAX_BATCH_ITEMS} payloads`).max(MAX_BATCH_ITEMS, `${key} must hold 1 to ${MAX_BATCH_ITEMS} payloads`),
+      title: z.string().nullish(),
+    }),
+    body,
+  );
+  const payloads = input[key] as unknown[];
+  const items = payloads.map((payload, i) => {
+    const prefix = `${key}.${i}`;
+    try {
+      const plan = planRequest(item, payload);
+      return { ...plan, parts: plan.parts.map((p) => prefixPart(p, prefix)) };
+    } catch (error) {
+      if (error instanceof PricingError) throw new PricingError(error.field ? `${prefix}.${error.field}` : prefix, error.message);
+      throw error;
+    }
+  });
+  const first = [...items[0]!.products].sort().join(',');
+  const other = items.findIndex((p) => [...p.products].sort().join(',') !== first);
+  if (other >= 0) {
+    throw new PricingError(
+      `${key}.${other}`,
+      `every payload of a batch must be billed at the same product (${items[0]!.products.join('/')}); this one is ${items[other]!.products.join('/')}: submit it in another batch`,
+    );
+  }
+  return {
+    endpoint,
+    products: items[0]!.products,
+    outputs: items.reduce((sum, p) => sum + p.outputs, 0),
+    parts: [],
+    languages: items.flatMap((p) => p.languages),
+    items,
+  };
+}
+
 /** Reads a create body: its products, outputs and length parts. Refuses what cannot be priced. */
 export function planRequest(endpoint: Endpoint, body: unknown): RequestPlan {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new PricingError('', 'the request body must be a JSON object');
@@ -311,12 +526,26 @@ export function planRequest(endpoint: Endpoint, body: unknown): RequestPlan {
       const input = parse(agent, record);
       return { endpoint, products: ['VIDEO_AGENT'], outputs: 1, parts: [{ type: 'unmeasured', field: 'prompt', source: 'video_agent', prompt: input.prompt }], languages: [] };
     }
+    case 'lipsync':
+      return planLipsync(record);
+    case 'speech':
+      return planSpeech(record);
+    case 'proofread':
+      return planProofread(record);
+    case 'avatar':
+      return planAvatar(record);
+    case 'video_batch':
+    case 'translation_batch':
+    case 'lipsync_batch':
+      return planBatch(endpoint, record);
   }
 }
 
 /** The media a plan's length depends on (to be measured before pricing). */
 export function mediaOf(plan: RequestPlan): MediaRef[] {
-  return plan.parts.flatMap((p) => (p.type === 'media' ? [p.media] : p.type === 'excerpt' && 'field' in p.video ? [p.video] : []));
+  const of = (p: LengthPart): MediaRef[] =>
+    p.type === 'media' ? [p.media] : p.type === 'excerpt' && 'field' in p.video ? [p.video] : p.type === 'longest' ? p.parts.flatMap(of) : [];
+  return [...plan.parts.flatMap(of), ...(plan.items ?? []).flatMap(mediaOf)];
 }
 
 function ceilDiv(a: bigint, b: bigint): bigint {
@@ -354,11 +583,24 @@ function partMicro(part: LengthPart, ctx: LengthContext): bigint {
       if (end <= part.startMicro) throw new PricingError('start_time', 'start_time is at or past the end of the source video');
       return end - part.startMicro;
     }
+    case 'text': {
+      const cps = numberToMicro(ctx.speechCharsPerSecond ?? SPEECH_HOLD_CHARS_PER_SECOND);
+      const speed = numberToMicro(part.speed);
+      if (cps <= 0n || speed <= 0n) throw new RangeError('speech rate and speed must be positive');
+      // chars / (cps × speed) seconds, in micro-seconds, rounded up
+      return ceilDiv(BigInt(part.chars) * MICRO * MICRO * MICRO, cps * speed) + part.pauseMicro;
+    }
+    case 'longest':
+      return part.parts.reduce((max, p) => {
+        const micro = partMicro(p, ctx);
+        return micro > max ? micro : max;
+      }, 0n);
   }
 }
 
 /** One output's length in micro-seconds, rounded up to a whole millisecond (HeyGen reports milliseconds). */
 export function outputMicro(plan: RequestPlan, ctx: LengthContext): bigint {
+  if (plan.items) throw new RangeError('a batch has one length per item: use outputMicro on each of plan.items');
   const total = plan.parts.reduce((sum, part) => sum + partMicro(part, ctx), 0n);
   return ceilDiv(total, 1000n) * 1000n;
 }

@@ -1,7 +1,7 @@
 // One shared build for the whole suite: tests that start real processes (gateways, CLIs, the simulator) run the
 // compiled dist/, as production does. vitest's global setup builds it once when any source is newer.
 import { execFileSync } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -10,6 +10,17 @@ export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 /** Absolute path of a compiled entry point, e.g. `dist('cli/token.js')`. */
 export function dist(entry: string): string {
   return join(ROOT, 'dist', entry);
+}
+
+/**
+ * The Node flags of `npm start` (package.json's `start` script, the one place they are written; the Dockerfile's CMD
+ * is checked against it): child gateways in tests and the start-up measurement run as production does.
+ */
+export function startFlags(): string[] {
+  const start: string = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).scripts.start;
+  const words = start.split(/\s+/);
+  if (words[0] !== 'node' || words.at(-1) !== 'dist/main.js') throw new Error(`unexpected start script: ${start}`);
+  return words.slice(1, -1);
 }
 
 function newestSource(dir: string): number {
@@ -21,7 +32,22 @@ export function distIsFresh(): boolean {
   return built > newestSource(join(ROOT, 'src'));
 }
 
+/** dist/console/ (the budget console, built by Vite) is newer than every file of src/console. */
+export function consoleIsFresh(): boolean {
+  const built = statSync(dist('console/index.html'), { throwIfNoEntry: false })?.mtimeMs ?? 0;
+  return built > newestSource(join(ROOT, 'src/console'));
+}
+
 export default function buildOnce(): void {
-  if (distIsFresh()) return;
-  execFileSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(ROOT, 'tsconfig.build.json')], { cwd: ROOT, stdio: 'inherit' });
+  if (!distIsFresh()) {
+    execFileSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(ROOT, 'tsconfig.build.json')], { cwd: ROOT, stdio: 'inherit' });
+  }
+  if (!consoleIsFresh()) {
+    execFileSync(process.execPath, [join(ROOT, 'node_modules/vite/bin/vite.js'), 'build', '--config', join(ROOT, 'src/console/vite.config.ts')], {
+      cwd: ROOT,
+      stdio: 'inherit',
+      // vitest sets NODE_ENV=test; the console is built as it ships (React's production build).
+      env: { ...process.env, NODE_ENV: 'production' },
+    });
+  }
 }

@@ -1,7 +1,7 @@
 // Real gateway child processes on their own ports, sharing one database.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { dist } from './build.js';
+import { dist, startFlags } from './build.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -13,8 +13,7 @@ export interface GatewayProcess {
 }
 
 export async function spawnGateway(env: Record<string, string>): Promise<GatewayProcess> {
-  // The flags of `npm start` (package.json).
-  const child = spawn(process.execPath, ['--max-semi-space-size=16', '--enable-source-maps', dist('main.js')], {
+  const child = spawn(process.execPath, [...startFlags(), dist('main.js')], {
     cwd: ROOT,
     env: { ...process.env, PORT: '0', HOST: '127.0.0.1', GATEWAY_PRINT_PORT: '1', LOG_LEVEL: 'warn', NODE_ENV: 'test', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -168,5 +168,19 @@ export function upstreamCall(kind: JobKind, body: Record<string, unknown>): { pa
       return { path: '/v3/video-translations', body };
     case 'VIDEO_AGENT':
       return { path: '/v3/video-agents', body };
+    case 'LIPSYNC':
+      return { path: '/v3/lipsyncs', body };
+    case 'TTS':
+      return { path: '/v3/voices/speech', body };
+    case 'TRANSLATION_PROOFREAD':
+      return { path: '/v3/video-translations/proofreads', body };
+    case 'AVATAR_CREATION':
+      return { path: '/v3/avatars', body };
+    case 'VIDEO_BATCH':
+      return { path: '/v3/videos/batches', body };
+    case 'VIDEO_TRANSLATION_BATCH':
+      return { path: '/v3/video-translations/batches', body };
+    case 'LIPSYNC_BATCH':
+      return { path: '/v3/lipsyncs/batches', body };
   }
 }

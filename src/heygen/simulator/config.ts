@@ -11,6 +11,12 @@ export const RATE_PRODUCTS = [
   'video_agent',
   'translation_speed',
   'translation_precision',
+  'translation_proofread',
+  'lipsync_speed',
+  'lipsync_precision',
+  'tts',
+  /** Credits per created avatar (billed per call, not per second). */
+  'avatar_creation',
 ] as const;
 export type RateProduct = (typeof RATE_PRODUCTS)[number];
 
@@ -49,6 +55,8 @@ export interface SimulatorConfig {
   translationSourceSeconds: number;
   /** Video Agent output length; null = derived from the prompt (see agentDurationMs). */
   agentDurationSeconds: number | null;
+  /** Characters a second text to speech reads at speed 1 (the audio's length is text ÷ this ÷ speed). */
+  speechCharsPerSecond: number;
 
   // Billing
   /** Credit-seconds per credit: HeyGen's unit is unconfirmed, 60 reads credits as credit-minutes. */
@@ -116,6 +124,11 @@ export const DEFAULT_RATES: Record<RateProduct, string> = {
   video_agent: '0.0667',
   translation_speed: '0.05',
   translation_precision: '0.1',
+  translation_proofread: '0.00833',
+  lipsync_speed: '0.05',
+  lipsync_precision: '0.1',
+  tts: '0.000333',
+  avatar_creation: '1',
 };
 
 export const DEFAULT_CONFIG: SimulatorConfig = {
@@ -135,6 +148,7 @@ export const DEFAULT_CONFIG: SimulatorConfig = {
   templateDurationSeconds: 30,
   translationSourceSeconds: 60,
   agentDurationSeconds: null,
+  speechCharsPerSecond: 14,
   creditUnitSeconds: 60,
   rates: DEFAULT_RATES,
   enforceBalance: true,
@@ -196,6 +210,7 @@ export const configPatchSchema = z.strictObject({
   templateDurationSeconds: seconds.optional(),
   translationSourceSeconds: seconds.optional(),
   agentDurationSeconds: seconds.nullable().optional(),
+  speechCharsPerSecond: seconds.optional(),
   creditUnitSeconds: z.number().int().positive().optional(),
   rates: z.partialRecord(z.enum(RATE_PRODUCTS), decimalRate).optional(),
   enforceBalance: z.boolean().optional(),

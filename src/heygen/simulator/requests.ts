@@ -224,6 +224,9 @@ function priced(endpoint: Endpoint, body: unknown): RequestPlan {
   }
 }
 
+/** Endpoints whose `video` is a source video (a translation's, lipsync's or proofread's). */
+const SOURCE_VIDEO_ENDPOINTS: readonly Endpoint[] = ['translation', 'lipsync', 'proofread'];
+
 /** The product an output is billed at: the costliest of the model's candidates at this simulator's rates. */
 export function productOf(plan: RequestPlan, config: SimulatorConfig): RateProduct {
   const chosen = billedProduct(plan, (p) => decimalToMicro(config.rates[p.toLowerCase() as RateProduct]), (a, b) => (a > b ? 1 : a < b ? -1 : 0));
@@ -238,7 +241,7 @@ function unmeasuredMs(source: UnmeasuredSource, plan: RequestPlan, prompt: strin
       ms = secondsToMs(config.audioDurationSeconds);
       break;
     case 'video_asset':
-      ms = secondsToMs(plan.endpoint === 'translation' ? config.translationSourceSeconds : config.videoClipSeconds);
+      ms = secondsToMs(SOURCE_VIDEO_ENDPOINTS.includes(plan.endpoint) ? config.translationSourceSeconds : config.videoClipSeconds);
       break;
     case 'template':
       ms = secondsToMs(config.templateDurationSeconds);
@@ -278,13 +281,14 @@ export async function renderedMs(plan: RequestPlan, config: SimulatorConfig): Pr
     }
   }
   const configuredMedia = (kind: 'audio' | 'video'): bigint =>
-    BigInt(secondsToMs(kind === 'audio' ? config.audioDurationSeconds : plan.endpoint === 'translation' ? config.translationSourceSeconds : config.videoClipSeconds)) * 1000n;
+    BigInt(secondsToMs(kind === 'audio' ? config.audioDurationSeconds : SOURCE_VIDEO_ENDPOINTS.includes(plan.endpoint) ? config.translationSourceSeconds : config.videoClipSeconds)) * 1000n;
   try {
     const micro = outputMicro(plan, {
       wordsPerMinute: config.wordsPerMinute,
       minSpeechMicro: BigInt(secondsToMs(config.minVideoSeconds)) * 1000n,
       media: (ref) => measured.get(ref.field) ?? configuredMedia(ref.kind),
       unmeasured: (source, part) => BigInt(unmeasuredMs(source, plan, part.prompt, config)) * 1000n,
+      speechCharsPerSecond: config.speechCharsPerSecond,
     });
     return Number(micro / 1000n);
   } catch (error) {
@@ -353,4 +357,86 @@ export function planAgent(body: unknown, _config?: SimulatorConfig): AgentPlan {
 export function parseWebhookEndpoint(body: unknown): WebhookEndpointInput {
   const input = parse(webhookEndpointCreate, body);
   return { url: input.url, events: input.events ?? null };
+}
+
+const urlOrAsset = z.discriminatedUnion('type', [
+  z.looseObject({ type: z.literal('url'), url: z.string().min(1) }),
+  z.looseObject({ type: z.literal('asset_id'), asset_id: z.string().min(1) }),
+]);
+
+const lipsyncCreate = z.looseObject({
+  ...callbackFields,
+  video: urlOrAsset,
+  audio: urlOrAsset,
+  mode: z.enum(['speed', 'precision']).nullish(),
+  start_time: z.number().min(0).nullish(),
+  end_time: z.number().positive().nullish(),
+});
+
+const speechCreate = z.looseObject({
+  text: z.string().min(1, 'text must be 1-5000 characters').max(5000, 'text must be 1-5000 characters'),
+  voice_id: z.string().min(1),
+  input_type: z.enum(['text', 'ssml']).nullish(),
+  speed: z.number().min(0.5).max(2).nullish(),
+  language: z.string().nullish(),
+  locale: z.string().nullish(),
+});
+
+const proofreadCreate = z.looseObject({
+  video: urlOrAsset,
+  output_languages: z.array(z.string().min(1)).min(1, 'output_languages must not be empty'),
+  mode: z.enum(['speed', 'precision']).nullish(),
+  title: z.string().min(1),
+});
+
+const avatarCreate = z.discriminatedUnion('type', [
+  z.looseObject({ type: z.literal('photo'), name: z.string().min(1), file: assetInput, avatar_group_id: z.string().nullish() }),
+  z.looseObject({ type: z.literal('digital_twin'), name: z.string().min(1), file: assetInput, avatar_group_id: z.string().nullish() }),
+  z.looseObject({ type: z.literal('prompt'), name: z.string().min(1), prompt: z.string().min(1) }),
+]);
+
+export interface LipsyncPlan extends Callback {
+  pricing: RequestPlan;
+  title: string | null;
+}
+
+/** POST /v3/lipsyncs. */
+export function planLipsync(body: unknown, _config?: SimulatorConfig): LipsyncPlan {
+  const input = parse(lipsyncCreate, body);
+  return { ...callbackOf(input), pricing: priced('lipsync', body), title: input.title ?? null };
+}
+
+/** POST /v3/voices/speech (synchronous). */
+export function planSpeech(body: unknown, _config?: SimulatorConfig): { pricing: RequestPlan; text: string } {
+  const input = parse(speechCreate, body);
+  return { pricing: priced('speech', body), text: input.text };
+}
+
+/** POST /v3/video-translations/proofreads: one session per output language. */
+export function planProofread(body: unknown, _config?: SimulatorConfig): { pricing: RequestPlan; languages: string[]; title: string } {
+  const input = parse(proofreadCreate, body);
+  return { pricing: priced('proofread', body), languages: input.output_languages, title: input.title };
+}
+
+/** POST /v3/avatars. */
+export function planAvatarCreation(body: unknown, _config?: SimulatorConfig): { pricing: RequestPlan; type: 'photo' | 'digital_twin' | 'prompt'; name: string } {
+  const input = parse(avatarCreate, body);
+  return { pricing: priced('avatar', body), type: input.type, name: input.name };
+}
+
+export type BatchEndpoint = 'video_batch' | 'translation_batch' | 'lipsync_batch';
+export const BATCH_KEYS = { video_batch: 'videos', translation_batch: 'video_translations', lipsync_batch: 'lipsyncs' } as const;
+
+const batchCreate = (key: string) =>
+  z.looseObject({
+    callback_url: httpUrl.nullish(),
+    title: z.string().nullish(),
+    [key]: z.array(z.unknown()).min(1, `${key} must hold 1 to 100 payloads`).max(100, `${key} must hold 1 to 100 payloads`),
+  });
+
+/** A batch create: the envelope is validated whole; each payload is validated on its own later (a bad one fails alone). */
+export function planBatchEnvelope(endpoint: BatchEndpoint, body: unknown): { payloads: unknown[]; callbackUrl: string | null; title: string | null } {
+  const key = BATCH_KEYS[endpoint];
+  const input = parse(batchCreate(key), body) as { callback_url?: string | null; title?: string | null } & Record<string, unknown>;
+  return { payloads: input[key] as unknown[], callbackUrl: input.callback_url ?? null, title: input.title ?? null };
 }

@@ -2,7 +2,15 @@
  * HeyGen v3 API simulator for tests, benchmarks and the demo; production never uses it.
  * It speaks the shapes documented in docs/heygen.md (v3 `{data}` envelope, `{error:{code,message,param,doc_url}}`),
  * keeps every account (api key) apart, bills completed jobs exactly in micro-credit-seconds, and
- * injects faults deterministically from config.seed.
+ * injects faults deterministically from config.seed. Besides the jobs it serves the free catalog reads (avatars and
+ * looks, voices, templates, brand kits and glossaries, translation languages, agent styles; `catalog.ts`) and the
+ * video and translation lists, paged as HeyGen pages (`limit`, `token`).
+ *
+ * v3 endpoints: videos (+ statuses, batches), templates, video translations (+ statuses, batches, proofreads),
+ * video agents, lipsyncs (+ statuses, batches), voices/speech (synchronous text to speech), avatars (creation,
+ * looks, groups), users/me and webhook endpoints. Every asynchronous generation holds a concurrency slot until it
+ * ends; batch items wait `queued` for a free slot instead of being refused. `failNextJobs` / `failJobRate` apply to
+ * every job as it starts, batch items included, so a batch can be made to fail in part.
  *
  * Control API (no api key): GET|POST /_sim/config, GET|POST /_sim/accounts, POST /_sim/reset,
  * GET /_sim/stats (with creations per Idempotency-Key), POST /_sim/usage {apiKey, creditSeconds}, GET /_sim/jobs[?api_key=],
@@ -24,9 +32,25 @@ import {
   type SimulatorConfigPatch,
 } from './config.js';
 import { ApiError, notFound, validationError } from './errors.js';
-import { decimalToMicro, divideRounded } from './money.js';
+import { decimalToMicro } from './money.js';
 import { SeededRandom } from './prng.js';
-import { parseWebhookEndpoint, planAgent, planTemplate, planTranslation, planVideo, productOf, renderedMs } from './requests.js';
+import {
+  BATCH_KEYS,
+  parseWebhookEndpoint,
+  planAgent,
+  planAvatarCreation,
+  planBatchEnvelope,
+  planLipsync,
+  planProofread,
+  planSpeech,
+  planTemplate,
+  planTranslation,
+  planVideo,
+  productOf,
+  renderedMs,
+  type BatchEndpoint,
+} from './requests.js';
+import * as C from './catalog.js';
 import { WebhookDispatcher, type WebhookCounters, type WebhookDeliveryRecord } from './webhooks.js';
 
 export type { SimAccountInput, SimBillingType } from './accounts.js';
@@ -36,7 +60,10 @@ export type { DeliveryOutcome, WebhookDeliveryRecord } from './webhooks.js';
 export { signWebhookBody } from './webhooks.js';
 export { agentDurationMs } from './requests.js';
 
-export type SimJobKind = 'video' | 'template' | 'translation' | 'agent';
+export type SimJobKind = 'video' | 'template' | 'translation' | 'agent' | 'lipsync' | 'proofread' | 'avatar' | 'speech';
+
+/** Per-call products: a completed output costs its rate in credits, whatever its length. */
+const PER_CALL: readonly RateProduct[] = ['avatar_creation'];
 export type SimJobStatus = 'pending' | 'processing' | 'completed' | 'failed';
 
 /** A read-only view of one billable job (one video, one translation language, one agent video). */
@@ -54,6 +81,9 @@ export interface SimJobSnapshot {
   callbackUrl: string | null;
   sessionId: string | null;
   outputLanguage: string | null;
+  /** The batch the job is an item of, and its item_index there. */
+  batchId: string | null;
+  batchIndex: number | null;
   createdAt: number;
   completedAt: number | null;
   failureCode: string | null;
@@ -172,6 +202,11 @@ interface Job {
   translateAudioOnly: boolean;
   sessionId: string | null;
   prompt: string | null;
+  /** Avatar creation: the group the new look belongs to, and the kind of avatar. */
+  groupId: string | null;
+  avatarType: 'photo' | 'digital_twin' | 'prompt' | null;
+  batchId: string | null;
+  batchIndex: number | null;
   createdAt: number;
   completedAt: number | null;
   /** When the auto-complete timer fires; null in manual mode. */
@@ -196,7 +231,29 @@ type JobSpec = Pick<
   | 'inputLanguage'
   | 'translateAudioOnly'
   | 'prompt'
->;
+> &
+  Partial<Pick<Job, 'avatarType' | 'batchId' | 'batchIndex'>>;
+
+/** One item of a batch: its payload's job spec (null when the payload was refused), its job once started. */
+interface BatchItem {
+  index: number;
+  spec: JobSpec | null;
+  job: Job | null;
+  error: { code: string; message: string } | null;
+}
+
+interface Batch {
+  id: string;
+  endpoint: BatchEndpoint;
+  apiKey: string;
+  title: string | null;
+  callbackUrl: string | null;
+  createdAt: number;
+  items: BatchItem[];
+  finished: boolean;
+}
+
+const BATCH_PAGE_SIZE = 100;
 
 type IdempotencyRecord =
   | { state: 'in_progress' }
@@ -251,6 +308,11 @@ function json(status: number, body: unknown, headers: Record<string, string> = {
 
 const ok = (data: unknown): Reply => json(200, { data });
 
+function found<T>(value: T | undefined, what: string): T {
+  if (value === undefined) throw notFound(what);
+  return value;
+}
+
 function errorReply(error: ApiError): Reply {
   return json(error.status, error.toBody(), error.headers);
 }
@@ -260,6 +322,7 @@ const bump = (counts: Record<string, number>, key: string, by = 1): void => {
 };
 
 const unixSeconds = (ms: number): number => Math.floor(ms / 1000);
+const ceilDiv = (a: bigint, b: bigint): bigint => (a + b - 1n) / b;
 const newId = (): string => randomUUID().replaceAll('-', '');
 
 function bigintReplacer(_key: string, value: unknown): unknown {
@@ -281,6 +344,13 @@ class HeyGenSimulator implements Simulator {
   private readonly videos = new Map<string, Job>();
   private readonly translations = new Map<string, Job>();
   private readonly sessions = new Map<string, Job>();
+  private readonly lipsyncs = new Map<string, Job>();
+  private readonly proofreads = new Map<string, Job>();
+  /** Created avatars by look id, and by group id. */
+  private readonly avatars = new Map<string, Job>();
+  private readonly avatarGroups = new Map<string, Job>();
+  private readonly speeches = new Map<string, Job>();
+  private readonly batches = new Map<string, Batch>();
   private readonly idempotency = new Map<string, IdempotencyRecord>();
   private readonly held = new Set<HeldResponse>();
   private counters = emptyStats();
@@ -307,11 +377,44 @@ class HeyGenSimulator implements Simulator {
       timeoutMs: this.cfg.webhookTimeoutMs,
     }));
     this.routes = [
+      // The free catalog reads (specific paths before parameterised ones).
+      route('GET', '/v3/avatars', (c) => json(200, C.page(C.avatarGroups(this.publicBase), c.query))),
+      route('GET', '/v3/avatars/looks', (c) => json(200, C.page(C.avatarLooks(this.publicBase).filter((l) => !c.query.get('group_id') || l.group_id === c.query.get('group_id')), c.query))),
+      // An avatar the account created (POST /v3/avatars) reads with its training status; else the public catalog's.
+      route('GET', '/v3/avatars/looks/{look_id}', (c) =>
+        ok(this.createdAvatar(this.avatars, c) ? this.avatarItemObject(this.createdAvatar(this.avatars, c)!) : found(C.avatarLooks(this.publicBase).find((l) => l.id === c.params[0]), 'Avatar look')),
+      ),
+      route('GET', '/v3/avatars/{group_id}', (c) =>
+        ok(this.createdAvatar(this.avatarGroups, c) ? this.avatarGroupObject(this.createdAvatar(this.avatarGroups, c)!) : found(C.avatarGroups(this.publicBase).find((g) => g.id === c.params[0]), 'Avatar group')),
+      ),
+      route('GET', '/v3/voices', (c) => json(200, C.page(C.voices(this.publicBase), c.query))),
+      route('GET', '/v3/voices/{voice_id}', (c) => ok(this.voiceDetail(c.params[0] ?? ''))),
+      route('GET', '/v3/templates', (c) => json(200, C.page(C.templates(this.publicBase), c.query))),
+      route('GET', '/v3/templates/{template_id}', (c) => ok(C.templateDetail(this.publicBase, c.params[0] ?? ''))),
+      route('GET', '/v3/brand-kits', (c) => json(200, C.page(C.brandKits(this.publicBase), c.query))),
+      route('GET', '/v3/brand-glossaries', (c) => json(200, C.page(C.brandGlossaries(), c.query))),
+      route('GET', '/v3/video-translations/languages', () => ok({ languages: C.TRANSLATION_LANGUAGES })),
+      route('GET', '/v3/video-agents/styles', (c) => json(200, C.page(C.agentStyles(this.publicBase), c.query))),
+      route('GET', '/v3/videos', (c) => json(200, C.page(this.ownJobs(c, this.videos).map((j) => this.videoObject(j)), c.query))),
+      route('GET', '/v3/video-translations', (c) => json(200, C.page(this.ownJobs(c, this.translations).map((j) => this.translationObject(j)), c.query))),
       route('POST', '/v3/videos', (c) => this.createVideo(c), true),
+      route('POST', '/v3/videos/batches', (c) => this.createBatch(c, 'video_batch'), true),
+      route('GET', '/v3/videos/batches/{batch_id}', (c) => this.getBatch(c, 'video_batch')),
       route('GET', '/v3/videos/statuses', (c) => this.videoStatuses(c)),
       route('GET', '/v3/videos/{video_id}', (c) => this.getVideo(c)),
       route('POST', '/v3/templates/{template_id}', (c) => this.generateTemplate(c), true),
       route('POST', '/v3/video-translations', (c) => this.createTranslation(c), true),
+      route('POST', '/v3/video-translations/batches', (c) => this.createBatch(c, 'translation_batch'), true),
+      route('GET', '/v3/video-translations/batches/{batch_id}', (c) => this.getBatch(c, 'translation_batch')),
+      route('POST', '/v3/video-translations/proofreads', (c) => this.createProofread(c), true),
+      route('GET', '/v3/video-translations/proofreads/{proofread_id}', (c) => ok(this.proofreadObject(this.owned(this.proofreads, c, 'Proofread')))),
+      route('POST', '/v3/lipsyncs', (c) => this.createLipsync(c), true),
+      route('POST', '/v3/lipsyncs/batches', (c) => this.createBatch(c, 'lipsync_batch'), true),
+      route('GET', '/v3/lipsyncs/batches/{batch_id}', (c) => this.getBatch(c, 'lipsync_batch')),
+      route('GET', '/v3/lipsyncs/statuses', (c) => this.bulkStatuses(c, this.lipsyncs, 'lipsync_ids', 'lipsync_batch')),
+      route('GET', '/v3/lipsyncs/{lipsync_id}', (c) => ok(this.lipsyncObject(this.owned(this.lipsyncs, c, 'Lipsync')))),
+      route('POST', '/v3/voices/speech', (c) => this.createSpeech(c), true),
+      route('POST', '/v3/avatars', (c) => this.createAvatar(c), true),
       route('GET', '/v3/video-translations/statuses', (c) => this.translationStatuses(c)),
       route('GET', '/v3/video-translations/{video_translation_id}', (c) => this.getTranslation(c)),
       route('POST', '/v3/video-agents', (c) => this.createAgent(c), true),
@@ -405,6 +508,8 @@ class HeyGenSimulator implements Simulator {
     this.videos.clear();
     this.translations.clear();
     this.sessions.clear();
+    for (const map of [this.lipsyncs, this.proofreads, this.avatars, this.avatarGroups, this.speeches]) map.clear();
+    this.batches.clear();
     this.idempotency.clear();
     this.webhooks.reset();
     this.counters = emptyStats();
@@ -460,7 +565,7 @@ class HeyGenSimulator implements Simulator {
   }
 
   jobs(apiKey?: string): SimJobSnapshot[] {
-    return [...this.videos.values(), ...this.translations.values()]
+    return this.allJobs()
       .filter((job) => apiKey === undefined || job.apiKey === apiKey)
       .sort((a, b) => a.createdAt - b.createdAt)
       .map(snapshot);
@@ -830,6 +935,124 @@ class HeyGenSimulator implements Simulator {
     });
   }
 
+  private async createLipsync(ctx: RequestContext): Promise<Reply> {
+    const plan = planLipsync(ctx.body, this.cfg);
+    const [job] = this.createJobs(ctx.account, [
+      {
+        kind: 'lipsync',
+        product: productOf(plan.pricing, this.cfg),
+        durationMs: await renderedMs(plan.pricing, this.cfg),
+        callbackId: plan.callbackId,
+        callbackUrl: plan.callbackUrl,
+        title: plan.title,
+        outputFormat: 'mp4',
+        outputLanguage: null,
+        inputLanguage: null,
+        translateAudioOnly: false,
+        prompt: null,
+      },
+    ]);
+    if (!job) throw new Error('no job created');
+    return ok({ lipsync_id: job.id });
+  }
+
+  /** Synchronous: the audio exists (and is billed) when the answer is sent. */
+  private async createSpeech(ctx: RequestContext): Promise<Reply> {
+    const plan = planSpeech(ctx.body, this.cfg);
+    const [job] = this.createJobs(
+      ctx.account,
+      [
+        {
+          kind: 'speech',
+          product: productOf(plan.pricing, this.cfg),
+          durationMs: await renderedMs(plan.pricing, this.cfg),
+          callbackId: null,
+          callbackUrl: null,
+          title: null,
+          outputFormat: 'mp4',
+          outputLanguage: null,
+          inputLanguage: null,
+          translateAudioOnly: false,
+          prompt: null,
+        },
+      ],
+    );
+    if (!job) throw new Error('no job created');
+    if (job.status === 'failed') throw new ApiError(500, 'internal_error', job.failureMessage ?? 'Speech synthesis failed');
+    const base = this.cfg.publicUrl ?? this.baseUrl;
+    return ok({ audio_url: `${base}/_sim/media/${job.id}.mp3`, duration: job.durationMs / 1000, request_id: job.id, word_timestamps: null });
+  }
+
+  private async createProofread(ctx: RequestContext): Promise<Reply> {
+    const plan = planProofread(ctx.body, this.cfg);
+    const product = productOf(plan.pricing, this.cfg);
+    const durationMs = await renderedMs(plan.pricing, this.cfg);
+    const jobs = this.createJobs(
+      ctx.account,
+      plan.languages.map((language) => ({
+        kind: 'proofread' as const,
+        product,
+        durationMs,
+        callbackId: null,
+        callbackUrl: null,
+        title: plan.title,
+        outputFormat: 'mp4' as const,
+        outputLanguage: language,
+        inputLanguage: null,
+        translateAudioOnly: false,
+        prompt: null,
+      })),
+    );
+    return ok({ proofread_ids: jobs.map((job) => job.id), status: 'processing' });
+  }
+
+  private createAvatar(ctx: RequestContext): Reply {
+    const plan = planAvatarCreation(ctx.body, this.cfg);
+    const [job] = this.createJobs(ctx.account, [
+      {
+        kind: 'avatar',
+        product: productOf(plan.pricing, this.cfg),
+        durationMs: 0,
+        callbackId: null,
+        callbackUrl: null,
+        title: plan.name,
+        outputFormat: 'mp4',
+        outputLanguage: null,
+        inputLanguage: null,
+        translateAudioOnly: false,
+        prompt: null,
+        avatarType: plan.type,
+      },
+    ]);
+    if (!job) throw new Error('no job created');
+    return ok({ avatar_group: this.avatarGroupObject(job), avatar_item: this.avatarItemObject(job) });
+  }
+
+  private get publicBase(): string {
+    return this.cfg.publicUrl ?? this.baseUrl;
+  }
+
+  /** The account's own jobs of a kind, newest first (HeyGen's lists). */
+  private ownJobs(ctx: RequestContext, jobs: Map<string, Job>): Job[] {
+    return [...jobs.values()].filter((j) => j.apiKey === ctx.account.apiKey).sort((a, b) => b.createdAt - a.createdAt);
+  }
+
+  private voiceDetail(id: string): Record<string, unknown> {
+    const voice = found(C.voices(this.publicBase).find((v) => v.voice_id === id), 'Voice');
+    return {
+      voice_id: voice.voice_id,
+      name: voice.name,
+      gender: voice.gender,
+      language: voice.language,
+      preview_audio_url: voice.preview_audio_url,
+      support_pause: voice.support_pause,
+      support_interactive_avatar: false,
+      status: null,
+      created_at: null,
+      failure_message: null,
+    };
+  }
+
   private getVideo(ctx: RequestContext): Reply {
     return ok(this.videoObject(this.owned(this.videos, ctx, 'Video')));
   }
@@ -844,15 +1067,15 @@ class HeyGenSimulator implements Simulator {
   }
 
   private videoStatuses(ctx: RequestContext): Reply {
-    return this.bulkStatuses(ctx, this.videos, 'video_ids');
+    return this.bulkStatuses(ctx, this.videos, 'video_ids', 'video_batch');
   }
 
   private translationStatuses(ctx: RequestContext): Reply {
-    return this.bulkStatuses(ctx, this.translations, 'video_translation_ids');
+    return this.bulkStatuses(ctx, this.translations, 'video_translation_ids', 'translation_batch');
   }
 
-  /** Bulk status (no duration, per the spec): unknown or unowned ids answer `not_found`. */
-  private bulkStatuses(ctx: RequestContext, jobs: Map<string, Job>, param: string): Reply {
+  /** Bulk status (no duration, per the spec): unknown or unowned ids answer `not_found`; a batch id expands to its items. */
+  private bulkStatuses(ctx: RequestContext, jobs: Map<string, Job>, param: string, batchEndpoint: BatchEndpoint): Reply {
     const ids = ctx.query
       .getAll(param)
       .flatMap((value) => value.split(','))
@@ -877,9 +1100,16 @@ class HeyGenSimulator implements Simulator {
       const error = job.status === 'failed' ? { code: job.failureCode, message: job.failureMessage } : null;
       return { video_id: job.id, status, error, batch_id: null, item_index: null };
     });
-    // The simulator has no batches: every batch id is unknown.
     for (const batchId of batchIds) {
-      entries.push({ video_id: null, status: 'not_found', error: null, batch_id: batchId, item_index: null });
+      const batch = this.batches.get(batchId);
+      if (!batch || batch.apiKey !== ctx.account.apiKey || batch.endpoint !== batchEndpoint) {
+        entries.push({ video_id: null, status: 'not_found', error: null, batch_id: batchId, item_index: null });
+        continue;
+      }
+      for (const item of batch.items) {
+        const view = this.batchItemObject(item);
+        entries.push({ video_id: view.video_id, status: view.status, error: view.error, batch_id: batchId, item_index: item.index });
+      }
     }
     return json(200, { data: entries, has_more: false, next_token: null });
   }
@@ -930,6 +1160,12 @@ class HeyGenSimulator implements Simulator {
     return ok({ endpoint_id: endpoint.endpointId, secret: endpoint.secret });
   }
 
+  /** An avatar this account created, by look or group id (another account's reads like the catalog's unknown ids). */
+  private createdAvatar(jobs: Map<string, Job>, ctx: RequestContext): Job | undefined {
+    const job = jobs.get(ctx.params[0] ?? '');
+    return job && job.apiKey === ctx.account.apiKey ? job : undefined;
+  }
+
   private owned(jobs: Map<string, Job>, ctx: RequestContext, what: string): Job {
     const job = jobs.get(ctx.params[0] ?? '');
     // Another account's job reads exactly like a missing one.
@@ -948,7 +1184,8 @@ class HeyGenSimulator implements Simulator {
         throw new ApiError(402, 'insufficient_credit', reason);
       }
     }
-    if (account.inFlight + specs.length > account.concurrencyLimit) {
+    const slots = specs.filter((spec) => spec.kind !== 'speech').length;
+    if (slots > 0 && account.inFlight + slots > account.concurrencyLimit) {
       this.counters.rateLimited.concurrency += 1;
       throw new ApiError(
         429,
@@ -958,10 +1195,19 @@ class HeyGenSimulator implements Simulator {
         { 'retry-after': String(this.concurrencyRetryAfter(account)) },
       );
     }
+    return specs.map((spec) => this.spawn(account, spec));
+  }
+
+  /** One job, started now: it takes a concurrency slot (unless synchronous) and renders on its timer. */
+  private spawn(account: SimAccount, spec: JobSpec): Job {
     const now = Date.now();
-    return specs.map((spec) => {
+    {
       const job: Job = {
         ...spec,
+        groupId: spec.kind === 'avatar' ? newId() : null,
+        avatarType: spec.avatarType ?? null,
+        batchId: spec.batchId ?? null,
+        batchIndex: spec.batchIndex ?? null,
         id: newId(),
         apiKey: account.apiKey,
         durationMs:
@@ -978,13 +1224,40 @@ class HeyGenSimulator implements Simulator {
         costMicroCs: 0n,
         timers: [],
       };
-      (job.kind === 'translation' ? this.translations : this.videos).set(job.id, job);
+      this.mapOf(job.kind).set(job.id, job);
       if (job.sessionId !== null) this.sessions.set(job.sessionId, job);
-      account.inFlight += 1;
+      if (job.groupId !== null) this.avatarGroups.set(job.groupId, job);
       bump(this.counters.jobsCreated, account.apiKey);
+      // Text to speech is synchronous: it is answered complete and never holds a concurrency slot.
+      if (job.kind === 'speech') {
+        this.finishJob(job, { fail: job.failOnFinish });
+        return job;
+      }
+      account.inFlight += 1;
       this.scheduleJob(job);
       return job;
-    });
+    }
+  }
+
+  private mapOf(kind: SimJobKind): Map<string, Job> {
+    switch (kind) {
+      case 'translation':
+        return this.translations;
+      case 'lipsync':
+        return this.lipsyncs;
+      case 'proofread':
+        return this.proofreads;
+      case 'avatar':
+        return this.avatars;
+      case 'speech':
+        return this.speeches;
+      default:
+        return this.videos;
+    }
+  }
+
+  private allJobs(): Job[] {
+    return [this.videos, this.translations, this.lipsyncs, this.proofreads, this.avatars, this.speeches].flatMap((m) => [...m.values()]);
   }
 
   private decideJobFailure(): boolean {
@@ -1005,10 +1278,9 @@ class HeyGenSimulator implements Simulator {
   }
 
   private *inFlightJobs(apiKey: string): Generator<Job> {
-    for (const map of [this.videos, this.translations]) {
-      for (const job of map.values()) {
-        if (job.apiKey === apiKey && (job.status === 'pending' || job.status === 'processing')) yield job;
-      }
+    // Concurrent jobs are every asynchronous generation in progress (text to speech is synchronous).
+    for (const job of this.allJobs()) {
+      if (job.apiKey === apiKey && job.kind !== 'speech' && (job.status === 'pending' || job.status === 'processing')) yield job;
     }
   }
 
@@ -1038,7 +1310,7 @@ class HeyGenSimulator implements Simulator {
     job.finishesAt = null;
     job.completedAt = Date.now();
     const account = this.accounts.get(job.apiKey);
-    if (account) account.inFlight -= 1;
+    if (account && job.kind !== 'speech') account.inFlight -= 1;
 
     if (opts.fail ?? job.failOnFinish) {
       job.status = 'failed';
@@ -1048,35 +1320,195 @@ class HeyGenSimulator implements Simulator {
     } else {
       if (opts.durationMs !== undefined) job.durationMs = opts.durationMs;
       job.status = 'completed';
-      // micro-credit-seconds = ms/1000 × (micro-credits per s) × credit-seconds per credit
-      job.costMicroCs = divideRounded(
-        BigInt(job.durationMs) * job.rateMicroCredits * BigInt(this.cfg.creditUnitSeconds),
-        1000n,
-      );
+      // micro-credit-seconds = ms/1000 × (micro-credits per s) × credit-seconds per credit, a part of a micro-credit-
+      // second rounded up (as the gateway rounds); a per-call product costs its rate whatever the length.
+      job.costMicroCs = PER_CALL.includes(job.product)
+        ? job.rateMicroCredits * BigInt(this.cfg.creditUnitSeconds)
+        : ceilDiv(BigInt(job.durationMs) * job.rateMicroCredits * BigInt(this.cfg.creditUnitSeconds), 1000n);
       if (account) account.usedMicroCs += job.costMicroCs;
       bump(this.counters.jobsCompleted, job.apiKey);
     }
     if (account) this.emitWebhooks(account, job);
+    if (account && job.batchId !== null) {
+      const batch = this.batches.get(job.batchId);
+      if (batch) this.checkBatchFinished(account, batch);
+    }
+    // A slot freed: queued batch items start in the order they were submitted.
+    if (account && job.kind !== 'speech') this.startQueued(account);
     return true;
   }
 
   private findJob(id: string): Job | undefined {
-    return this.videos.get(id) ?? this.translations.get(id) ?? this.sessions.get(id);
+    return (
+      this.videos.get(id) ??
+      this.translations.get(id) ??
+      this.sessions.get(id) ??
+      this.lipsyncs.get(id) ??
+      this.proofreads.get(id) ??
+      this.avatars.get(id) ??
+      this.avatarGroups.get(id) ??
+      this.speeches.get(id)
+    );
   }
 
   private clearJobTimers(): void {
-    for (const map of [this.videos, this.translations]) {
-      for (const job of map.values()) {
-        for (const timer of job.timers) clearTimeout(timer);
-        job.timers = [];
+    for (const job of this.allJobs()) {
+      for (const timer of job.timers) clearTimeout(timer);
+      job.timers = [];
+    }
+  }
+
+  // ---------------------------------------------------------------- batches
+
+  /** Starts queued batch items of the account while it has free concurrency slots. */
+  private startQueued(account: SimAccount): void {
+    for (const batch of this.batches.values()) {
+      if (batch.apiKey !== account.apiKey || batch.finished) continue;
+      for (const item of batch.items) {
+        if (item.spec === null || item.job !== null) continue;
+        if (account.inFlight >= account.concurrencyLimit) return;
+        item.job = this.spawn(account, item.spec);
       }
     }
+  }
+
+  private checkBatchFinished(account: SimAccount, batch: Batch): void {
+    if (batch.finished) return;
+    const done = batch.items.every((i) => i.spec === null || (i.job !== null && (i.job.status === 'completed' || i.job.status === 'failed')));
+    if (!done) return;
+    batch.finished = true;
+    const view = this.batchObject(batch, 0);
+    this.dispatchEvent(account, 'batch.finished', { batch_id: batch.id, status: view.status, total_items: view.total_items, counts_by_status: view.counts_by_status }, batch.id, batch.callbackUrl);
+  }
+
+  private batchItemObject(item: BatchItem): { item_index: number; status: string; video_id: string | null; error: { code: string | null; message: string | null } | null } {
+    const job = item.job;
+    const status = item.spec === null ? 'failed' : job === null ? 'queued' : job.status === 'pending' || job.status === 'processing' ? 'processing' : job.status;
+    const error = item.error ?? (job?.status === 'failed' ? { code: job.failureCode, message: job.failureMessage } : null);
+    return { item_index: item.index, status, video_id: job?.id ?? null, error };
+  }
+
+  private batchObject(batch: Batch, offset: number): {
+    batch_id: string;
+    title: string | null;
+    status: string;
+    total_items: number;
+    counts_by_status: Record<string, number>;
+    created_at: number;
+    items: ReturnType<HeyGenSimulator['batchItemObject']>[];
+    has_more: boolean;
+    next_token: string | null;
+  } {
+    const all = batch.items.map((i) => this.batchItemObject(i));
+    const counts: Record<string, number> = { queued: 0, processing: 0, completed: 0, failed: 0 };
+    for (const item of all) bump(counts, item.status);
+    const terminal = counts['queued'] === 0 && counts['processing'] === 0;
+    const end = offset + BATCH_PAGE_SIZE;
+    return {
+      batch_id: batch.id,
+      title: batch.title,
+      status: !terminal ? 'processing' : (counts['completed'] ?? 0) > 0 ? 'completed' : 'failed',
+      total_items: all.length,
+      counts_by_status: counts,
+      created_at: unixSeconds(batch.createdAt),
+      items: all.slice(offset, end),
+      has_more: end < all.length,
+      next_token: end < all.length ? String(end) : null,
+    };
+  }
+
+  private getBatch(ctx: RequestContext, endpoint: BatchEndpoint): Reply {
+    const batch = this.batches.get(ctx.params[0] ?? '');
+    if (!batch || batch.apiKey !== ctx.account.apiKey || batch.endpoint !== endpoint) throw notFound('Batch');
+    const token = ctx.query.get('token');
+    const offset = token !== null && /^\d{1,6}$/.test(token) ? Number(token) : 0;
+    return ok(this.batchObject(batch, offset));
+  }
+
+  /**
+   * A batch: the envelope is checked whole (and the balance), then each payload on its own: a bad one becomes a
+   * failed item, the rest are created as concurrency slots free up (queued until then). A translation payload
+   * expands to one item per language, in order.
+   */
+  private async createBatch(ctx: RequestContext, endpoint: BatchEndpoint): Promise<Reply> {
+    const envelope = planBatchEnvelope(endpoint, ctx.body);
+    if (this.cfg.enforceBalance) {
+      const reason = ctx.account.insufficientCredit(this.cfg.creditUnitSeconds);
+      if (reason !== null) {
+        this.counters.insufficientCredit += 1;
+        throw new ApiError(402, 'insufficient_credit', reason);
+      }
+    }
+    const batch: Batch = {
+      id: newId(),
+      endpoint,
+      apiKey: ctx.account.apiKey,
+      title: envelope.title,
+      callbackUrl: envelope.callbackUrl,
+      createdAt: Date.now(),
+      items: [],
+      finished: false,
+    };
+    for (const [position, payload] of envelope.payloads.entries()) {
+      let specs: JobSpec[];
+      try {
+        specs = await this.batchSpecs(endpoint, payload);
+      } catch (error) {
+        if (!(error instanceof ApiError)) throw error;
+        const param = error.param ? `${BATCH_KEYS[endpoint]}.${position}.${error.param}` : null;
+        batch.items.push({ index: batch.items.length, spec: null, job: null, error: { code: error.code, message: param ? `${param}: ${error.message}` : error.message } });
+        continue;
+      }
+      for (const spec of specs) {
+        const index = batch.items.length;
+        batch.items.push({ index, spec: { ...spec, batchId: batch.id, batchIndex: index }, job: null, error: null });
+      }
+    }
+    this.batches.set(batch.id, batch);
+    this.startQueued(ctx.account);
+    this.checkBatchFinished(ctx.account, batch);
+    const view = this.batchObject(batch, 0);
+    return json(202, { data: { batch_id: batch.id, status: view.status, total_items: view.total_items, created_at: view.created_at } });
+  }
+
+  private async batchSpecs(endpoint: BatchEndpoint, payload: unknown): Promise<JobSpec[]> {
+    const none = { inputLanguage: null, outputLanguage: null, translateAudioOnly: false, prompt: null };
+    if (endpoint === 'video_batch') {
+      const { pricing, ...plan } = planVideo(payload, this.cfg);
+      return [{ ...plan, ...none, product: productOf(pricing, this.cfg), durationMs: await renderedMs(pricing, this.cfg), kind: 'video' }];
+    }
+    if (endpoint === 'lipsync_batch') {
+      const plan = planLipsync(payload, this.cfg);
+      return [{ ...none, kind: 'lipsync', product: productOf(plan.pricing, this.cfg), durationMs: await renderedMs(plan.pricing, this.cfg), callbackId: plan.callbackId, callbackUrl: plan.callbackUrl, title: plan.title, outputFormat: 'mp4' }];
+    }
+    const plan = planTranslation(payload, this.cfg);
+    const product = productOf(plan.pricing, this.cfg);
+    const durationMs = await renderedMs(plan.pricing, this.cfg);
+    return plan.languages.map((language) => ({
+      kind: 'translation' as const,
+      product,
+      durationMs,
+      callbackId: plan.callbackId,
+      callbackUrl: plan.callbackUrl,
+      title: plan.title,
+      outputFormat: 'mp4' as const,
+      outputLanguage: language,
+      inputLanguage: plan.inputLanguage,
+      translateAudioOnly: plan.translateAudioOnly,
+      prompt: null,
+    }));
   }
 
   // ---------------------------------------------------------------- webhooks
 
   private emitWebhooks(account: SimAccount, job: Job): void {
-    const { eventType, eventData } = this.webhookEvent(job);
+    const event = this.webhookEvent(job);
+    // HeyGen lists no webhook event for lipsyncs or text to speech.
+    if (event === null) return;
+    this.dispatchEvent(account, event.eventType, event.eventData, job.id, job.callbackUrl);
+  }
+
+  private dispatchEvent(account: SimAccount, eventType: string, eventData: Record<string, unknown>, jobId: string, callbackUrl: string | null): void {
     const eventId = randomUUID();
     const body = JSON.stringify({
       event_type: eventType,
@@ -1084,7 +1516,7 @@ class HeyGenSimulator implements Simulator {
       created_at: new Date().toISOString(),
       event_data: eventData,
     });
-    const base = { eventId, eventType, jobId: job.id, body };
+    const base = { eventId, eventType, jobId, body };
     for (const endpoint of account.endpoints.values()) {
       if (endpoint.status !== 'enabled') continue;
       if (endpoint.events !== null && !endpoint.events.includes(eventType)) continue;
@@ -1097,10 +1529,10 @@ class HeyGenSimulator implements Simulator {
         lost: this.decideWebhookLoss(),
       });
     }
-    if (job.callbackUrl !== null) {
+    if (callbackUrl !== null) {
       this.webhooks.dispatch({
         ...base,
-        url: job.callbackUrl,
+        url: callbackUrl,
         target: 'callback_url',
         endpointId: null,
         secret: null,
@@ -1113,7 +1545,7 @@ class HeyGenSimulator implements Simulator {
     return this.cfg.loseWebhooks || this.random.chance(this.cfg.webhookLossRate);
   }
 
-  private webhookEvent(job: Job): { eventType: string; eventData: Record<string, unknown> } {
+  private webhookEvent(job: Job): { eventType: string; eventData: Record<string, unknown> } | null {
     const succeeded = job.status === 'completed';
     const url = succeeded ? this.mediaUrl(job) : null;
     switch (job.kind) {
@@ -1142,6 +1574,22 @@ class HeyGenSimulator implements Simulator {
         return succeeded
           ? { eventType: 'avatar_video.success', eventData: { video_id: job.id, url, callback_id: job.callbackId } }
           : { eventType: 'avatar_video.fail', eventData: { video_id: job.id, msg: job.failureMessage, callback_id: job.callbackId } };
+      case 'proofread':
+        return {
+          eventType: succeeded ? 'proofread_creation.success' : 'proofread_creation.fail',
+          eventData: { proofread_id: job.id, output_language: job.outputLanguage, ...(succeeded ? {} : { message: job.failureMessage }) },
+        };
+      case 'avatar': {
+        // The simulator's reading of HeyGen's event list: photo avatars train as photo_avatar_train, digital twins as instant_avatar.
+        const prefix = job.avatarType === 'digital_twin' ? 'instant_avatar' : 'photo_avatar_train';
+        return {
+          eventType: `${prefix}.${succeeded ? 'success' : 'fail'}`,
+          eventData: { avatar_id: job.id, avatar_group_id: job.groupId, ...(succeeded ? {} : { message: job.failureMessage }) },
+        };
+      }
+      case 'lipsync':
+      case 'speech':
+        return null;
     }
   }
 
@@ -1196,6 +1644,75 @@ class HeyGenSimulator implements Simulator {
       vtt_caption_url: null,
       callback_id: job.callbackId,
       ...this.failureFields(job),
+    };
+  }
+
+  private lipsyncObject(job: Job): Record<string, unknown> {
+    const completed = job.status === 'completed';
+    return {
+      id: job.id,
+      title: job.title,
+      status: job.status === 'processing' ? 'running' : job.status,
+      created_at: unixSeconds(job.createdAt),
+      duration: completed ? job.durationMs / 1000 : null,
+      video_url: completed ? this.mediaUrl(job) : null,
+      caption_url: null,
+      callback_id: job.callbackId,
+      ...(job.status === 'failed' ? { failure_message: job.failureMessage } : {}),
+    };
+  }
+
+  /** A proofread session: HeyGen's read has no duration. */
+  private proofreadObject(job: Job): Record<string, unknown> {
+    return {
+      id: job.id,
+      title: job.title,
+      status: job.status === 'pending' ? 'processing' : job.status,
+      created_at: unixSeconds(job.createdAt),
+      input_language: null,
+      output_language: job.outputLanguage,
+      submitted_for_review: false,
+      ...(job.status === 'failed' ? { failure_message: job.failureMessage } : {}),
+    };
+  }
+
+  private avatarStatus(job: Job): { status: string; error: { code: string; message: string } | null } {
+    const status = job.status === 'pending' ? 'processing' : job.status;
+    return { status, error: job.status === 'failed' ? { code: job.failureCode ?? 'failed', message: job.failureMessage ?? 'failed' } : null };
+  }
+
+  private avatarItemObject(job: Job): Record<string, unknown> {
+    const base = this.cfg.publicUrl ?? this.baseUrl;
+    return {
+      id: job.id,
+      name: job.title,
+      avatar_type: job.avatarType === 'digital_twin' ? 'digital_twin' : 'photo_avatar',
+      group_id: job.groupId,
+      ...this.avatarStatus(job),
+      gender: null,
+      default_voice_id: null,
+      preview_image_url: job.status === 'completed' ? `${base}/_sim/media/${job.id}.jpg` : null,
+      preview_video_url: null,
+      image_width: null,
+      image_height: null,
+      preferred_orientation: null,
+      supported_api_engines: ['avatar_iv', 'avatar_iii'],
+      tags: [],
+    };
+  }
+
+  private avatarGroupObject(job: Job): Record<string, unknown> {
+    return {
+      id: job.groupId,
+      name: job.title,
+      created_at: unixSeconds(job.createdAt),
+      looks_count: 1,
+      ...this.avatarStatus(job),
+      consent_status: null,
+      default_voice_id: null,
+      gender: null,
+      preview_image_url: null,
+      preview_video_url: null,
     };
   }
 
@@ -1337,6 +1854,8 @@ function snapshot(job: Job): SimJobSnapshot {
     callbackUrl: job.callbackUrl,
     sessionId: job.sessionId,
     outputLanguage: job.outputLanguage,
+    batchId: job.batchId,
+    batchIndex: job.batchIndex,
     createdAt: job.createdAt,
     completedAt: job.completedAt,
     failureCode: job.failureCode,

@@ -1,0 +1,96 @@
+// Recent and live jobs. While a job is still running the list is re-read every LIVE_POLL_MS (subscriptions, when
+// the API has them, replace the polling); otherwise every IDLE_POLL_MS.
+import { useEffect, useMemo, useRef, useState } from 'react';
+import type { ResultOf } from './graphql.js';
+import { JobsQuery, type JobFields } from './queries.js';
+import { usePaged, useQuery } from './api.js';
+import { cs, dateTime } from './format.js';
+
+export type JobView = ResultOf<typeof JobFields>;
+
+export const LIVE_POLL_MS = 1_000;
+export const IDLE_POLL_MS = 15_000;
+const RUNNING = new Set(['RESERVED', 'SUBMITTED', 'PROCESSING', 'SUBMIT_UNKNOWN']);
+export const isRunning = (job: JobView) => RUNNING.has(job.status);
+
+const STATUS: Record<string, string> = {
+  RESERVED: 'queued',
+  SUBMITTED: 'running',
+  PROCESSING: 'running',
+  SUBMIT_UNKNOWN: 'checking',
+  SUCCEEDED: 'done',
+  FAILED: 'failed',
+  CANCELLED: 'cancelled',
+  EXPIRED: 'expired',
+  REJECTED: 'refused',
+};
+
+export function JobsTable({ jobs, timeZone }: { jobs: JobView[]; timeZone: string }) {
+  if (jobs.length === 0) return <p className="empty">No jobs yet in this part of the organisation.</p>;
+  return (
+    <div className="table-wrap">
+      <table data-testid="jobs">
+        <caption className="sr-only">Recent jobs, newest first</caption>
+        <thead>
+          <tr>
+            <th scope="col">Created ({timeZone})</th>
+            <th scope="col">Project</th>
+            <th scope="col">Product</th>
+            <th scope="col">Status</th>
+            <th scope="col" className="num">
+              Cost
+            </th>
+            <th scope="col" className="num">
+              Overrun
+            </th>
+          </tr>
+        </thead>
+        <tbody>
+          {jobs.map((job) => (
+            <tr key={job.id} data-testid="job" data-job-id={job.id}>
+              <td>{dateTime(job.createdAt, timeZone)}</td>
+              <td>{job.project.name}</td>
+              <td>{job.product}</td>
+              <td>
+                <span className={`status s-${STATUS[job.status] ?? 'other'}`} data-testid="job-status" data-status={job.status}>
+                  {STATUS[job.status] ?? job.status.toLowerCase()}
+                </span>
+                {job.failureMessage && <div className="muted small">{job.failureMessage}</div>}
+              </td>
+              <td className="num">{job.actualCreditSeconds ? cs(job.actualCreditSeconds) : `≤ ${cs(job.reservedCreditSeconds)} held`}</td>
+              <td className="num">{job.overrunCreditSeconds && job.overrunCreditSeconds !== '0' ? cs(job.overrunCreditSeconds) : '—'}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
+  );
+}
+
+/**
+ * The account's jobs the caller may see, newest first: every page back to a week before the period (for the
+ * charts; at most MAX_JOB_PAGES pages), merged with the first page re-read every second while a job runs.
+ */
+export function useJobs(accountId: string, period: string) {
+  const since = new Date(Date.UTC(Number(period.slice(0, 4)), Number(period.slice(5, 7)) - 1, 1) - 7 * 86_400_000).toISOString();
+  const all = usePaged(JobsQuery, { accountId }, (d) => d.jobs, MAX_JOB_PAGES, (nodes) => (nodes.at(-1)?.createdAt ?? since) < since);
+  const [pollMs, setPollMs] = useState(IDLE_POLL_MS);
+  const first = useQuery(JobsQuery, { accountId, after: null }, pollMs);
+  const jobs = useMemo(() => {
+    const latest = first.data?.jobs.edges.map((e) => e.node) ?? [];
+    const seen = new Set(latest.map((j) => j.id));
+    return [...latest, ...all.nodes.filter((j) => !seen.has(j.id))];
+  }, [first.data, all.nodes]);
+  // Only the first page is re-read often, so only its jobs decide the pace; when the last of them finishes, the
+  // older pages are read again once (their totals may have moved).
+  const anyRunning = (first.data?.jobs.edges ?? []).some((e) => isRunning(e.node));
+  const wasRunning = useRef(false);
+  const refetchAll = all.refetch;
+  useEffect(() => {
+    setPollMs(anyRunning ? LIVE_POLL_MS : IDLE_POLL_MS);
+    if (wasRunning.current && !anyRunning) refetchAll();
+    wasRunning.current = anyRunning;
+  }, [anyRunning, refetchAll]);
+  return { jobs, anyRunning, error: first.error ?? all.error, loading: !first.data, truncated: all.truncated };
+}
+export const MAX_JOB_PAGES = 20;

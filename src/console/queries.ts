@@ -1,0 +1,117 @@
+import { graphql } from './graphql.js';
+
+export const ViewerQuery = graphql(`
+  query ConsoleViewer {
+    viewer { role subject orgUnit { id name kind } }
+    accounts { id name timezone billingModel }
+  }
+`);
+
+export const BudgetFields = graphql(`
+  fragment ConsoleBudget on Budget {
+    id window enforcement allowOverage alertThresholds limitUnit
+    limitCreditSeconds limitUsd reservedCreditSeconds settledCreditSeconds availableCreditSeconds updatedAt
+    account { id }
+  }
+`);
+
+export const OverviewQuery = graphql(`
+  query ConsoleOverview($period: Period) {
+    accounts {
+      id name timezone billingModel inFlightJobs
+      period(period: $period) {
+        period includedCreditSeconds usedCreditSeconds reservedCreditSeconds overageCreditSeconds
+        remainingIncludedCreditSeconds projectedInvoiceUsd
+      }
+      wallet { driftCreditSeconds driftFlagged driftThresholdCreditSeconds heygenUsedCreditSeconds gatewayUsedCreditSeconds takenAt }
+    }
+  }
+`);
+
+/** Pages of PAGE_SIZE: the API's query cost limit (GRAPHQL_MAX_COST) bounds what one request may ask. */
+export const PAGE_SIZE = 50;
+
+export const UnitsQuery = graphql(
+  `
+  query ConsoleUnits($after: String) {
+    orgUnits(first: 50, after: $after) {
+      pageInfo { hasNextPage endCursor }
+      edges { node { id name kind parent { id } budgets { ...ConsoleBudget } } }
+    }
+  }
+`,
+  [BudgetFields],
+);
+
+export const JobFields = graphql(`
+  fragment ConsoleJob on Job {
+    id status kind product createdAt submittedAt settledAt
+    estimatedCreditSeconds reservedCreditSeconds actualCreditSeconds overrunCreditSeconds
+    failureCode failureMessage upstreamIds
+    project { id name path { id } }
+  }
+`);
+
+export const JobsQuery = graphql(
+  `
+  query ConsoleJobs($accountId: ID, $after: String) {
+    jobs(first: 50, after: $after, filter: { accountId: $accountId }) {
+      pageInfo { hasNextPage endCursor }
+      edges { node { ...ConsoleJob } }
+    }
+  }
+`,
+  [JobFields],
+);
+
+export const UnitQuery = graphql(
+  `
+  query ConsoleUnit($id: ID!, $period: Period) {
+    orgUnit(id: $id) {
+      id name kind
+      path { id name kind }
+      budgets { ...ConsoleBudget }
+      usage(period: $period) { period settledCreditSeconds reservedCreditSeconds }
+    }
+  }
+`,
+  [BudgetFields],
+);
+
+export const ChargebackQuery = graphql(`
+  query ConsoleChargeback($accountId: ID!, $period: String!) {
+    chargebackReport(accountId: $accountId, period: $period) {
+      period timezone closed closedAt closedBy billingModel policy
+      invoiceTotalUsd mmcUsd overageUsd usedCreditSeconds includedCreditSeconds overageCreditSeconds remainingCreditSeconds
+      periodStart periodEnd
+      lines {
+        name kind depth orgUnit { id }
+        creditSeconds inPoolCreditSeconds overageCreditSeconds costUsd
+        ownCreditSeconds ownCostUsd
+      }
+      adjustments { id creditSeconds reason createdBy }
+    }
+  }
+`);
+
+export const SetBudgetMutation = graphql(
+  `
+  mutation ConsoleSetBudget($input: SetBudgetInput!) {
+    setBudget(input: $input) {
+      __typename
+      ... on SetBudgetPayload { budget { ...ConsoleBudget } }
+      ... on Error { code message }
+    }
+  }
+`,
+  [BudgetFields],
+);
+
+export const OverrunFlagsQuery = graphql(`
+  query ConsoleOverrunFlags($accountId: ID, $period: Period!) {
+    overrunFlags(accountId: $accountId, period: $period) {
+      jobsWithOverrun largestOverrunCreditSeconds overrunCreditSeconds
+      project { id name }
+    }
+  }
+`);

@@ -1,0 +1,261 @@
+// One unit: its path, this month's usage, a daily usage chart by product, its budgets (editable where the role
+// allows: ADMIN and FINANCE anywhere, a MANAGER below its own unit), and its recent and live jobs.
+import { useEffect, useMemo, useState, type FormEvent } from 'react';
+import { useQuery, useSession, Loading, ErrorNote, type Session } from './api.js';
+import { SetBudgetMutation, UnitQuery } from './queries.js';
+import { describeCode, describeError } from './graphql.js';
+import { cs, currentPeriod, dayIn, daysOfPeriod, toNumber } from './format.js';
+import { Chart } from './chart.js';
+import { BudgetBar, type BudgetView } from './budget-bar.js';
+import { JobsTable, isRunning, useJobs, type JobView } from './jobs.js';
+import type { AccountRef } from './overview.js';
+
+const CS_PATTERN = /^\d{1,15}(\.\d{1,6})?$/;
+const USD_PATTERN = /^\d{1,13}(\.\d{1,2})?$/;
+
+/** The same checks as the API (src/budgets): a message, or null when the input may be sent. */
+export function checkBudgetInput(limit: string, unit: 'CREDIT_SECONDS' | 'USD', thresholds: string): string | null {
+  if (unit === 'CREDIT_SECONDS' && !CS_PATTERN.test(limit.trim())) return 'The limit must be a non-negative number of credit-seconds with at most 6 decimals.';
+  if (unit === 'USD' && !USD_PATTERN.test(limit.trim())) return 'The limit must be a non-negative amount of US dollars (cents at most).';
+  const parts = thresholds.split(',').map((t) => t.trim()).filter(Boolean);
+  if (parts.length > 10 || parts.some((t) => !/^\d{1,4}$/.test(t) || Number(t) < 1 || Number(t) > 1000)) {
+    return 'Alert thresholds are up to 10 whole percentages from 1 to 1000, separated by commas.';
+  }
+  return null;
+}
+
+function canEdit(session: Session, path: { id: string }[], unitId: string): boolean {
+  if (session.role === 'ADMIN' || session.role === 'FINANCE') return true;
+  if (session.role !== 'MANAGER' || !session.unit) return false;
+  return unitId !== session.unit.id && path.some((p) => p.id === session.unit!.id);
+}
+
+function BudgetEditor({ unitId, budget, accountId, onSaved, onCancel }: {
+  unitId: string;
+  budget: BudgetView | null;
+  accountId: string;
+  onSaved(optimistic: BudgetView, commit: Promise<BudgetView | string>): void;
+  onCancel(): void;
+}) {
+  const unit = budget?.limitUnit === 'USD' ? 'USD' : 'CREDIT_SECONDS';
+  const [limit, setLimit] = useState((unit === 'USD' ? budget?.limitUsd : budget?.limitCreditSeconds) ?? '');
+  const [enforcement, setEnforcement] = useState(budget?.enforcement ?? 'HARD');
+  const [thresholds, setThresholds] = useState((budget?.alertThresholds ?? [50, 80, 100]).join(', '));
+  const [problem, setProblem] = useState<string | null>(null);
+  const session = useSession();
+  const submit = (event: FormEvent) => {
+    event.preventDefault();
+    const invalid = checkBudgetInput(limit, unit, thresholds);
+    if (invalid) return setProblem(invalid);
+    const alertThresholds = thresholds.split(',').map((t) => t.trim()).filter(Boolean).map(Number);
+    const window = budget?.window ?? 'MONTHLY';
+    const input = {
+      orgUnitId: unitId,
+      accountId: budget ? (budget.account?.id ?? null) : accountId,
+      window,
+      enforcement,
+      allowOverage: budget?.allowOverage ?? true,
+      alertThresholds,
+      ...(unit === 'USD' ? { limitUsd: limit.trim() } : { limitCreditSeconds: limit.trim() }),
+    };
+    const optimistic: BudgetView = {
+      ...(budget ?? {
+        id: `pending-${unitId}`,
+        window,
+        allowOverage: true,
+        limitUnit: 'CREDIT_SECONDS',
+        limitUsd: null,
+        reservedCreditSeconds: '0',
+        settledCreditSeconds: '0',
+        updatedAt: new Date().toISOString(),
+        account: { id: accountId },
+      }),
+      enforcement,
+      alertThresholds,
+      limitCreditSeconds: unit === 'USD' ? (budget?.limitCreditSeconds ?? null) : limit.trim(),
+      limitUsd: unit === 'USD' ? limit.trim() : null,
+      availableCreditSeconds:
+        unit === 'USD' ? (budget?.availableCreditSeconds ?? '0') : String(toNumber(limit) - toNumber(budget?.reservedCreditSeconds) - toNumber(budget?.settledCreditSeconds)),
+    } as BudgetView;
+    const commit = session.client
+      .mutation(SetBudgetMutation, { input })
+      .toPromise()
+      .then((result): BudgetView | string => {
+        if (result.error) return describeError(result.error) ?? 'The change was not saved.';
+        const payload = result.data?.setBudget;
+        if (!payload) return 'The change was not saved.';
+        if (payload.__typename === 'SetBudgetPayload') return payload.budget;
+        return describeCode(payload.code, payload.message);
+      });
+    onSaved(optimistic, commit);
+  };
+  return (
+    <form className="editor" onSubmit={submit} aria-label="Edit budget" data-testid="budget-editor">
+      <label>
+        Limit ({unit === 'USD' ? 'USD' : 'credit-seconds'})
+        <input name="limit" inputMode="decimal" value={limit} onChange={(e) => setLimit(e.target.value)} required autoFocus />
+      </label>
+      <label>
+        Enforcement
+        <select name="enforcement" value={enforcement} onChange={(e) => setEnforcement(e.target.value as 'HARD' | 'SOFT')}>
+          <option value="HARD">HARD: refuse jobs over the limit</option>
+          <option value="SOFT">SOFT: alert only</option>
+        </select>
+      </label>
+      <label>
+        Alert thresholds (%)
+        <input name="thresholds" value={thresholds} onChange={(e) => setThresholds(e.target.value)} />
+      </label>
+      {problem && (
+        <p className="error" role="alert">
+          {problem}
+        </p>
+      )}
+      <div className="actions">
+        <button type="submit">Save</button>
+        <button type="button" className="secondary" onClick={onCancel}>
+          Cancel
+        </button>
+      </div>
+    </form>
+  );
+}
+
+function Budgets({ unitId, path, budgets, accountId, onChanged }: { unitId: string; path: { id: string }[]; budgets: BudgetView[]; accountId: string; onChanged(): void }) {
+  const session = useSession();
+  const editable = canEdit(session, path, unitId);
+  // Optimistic copies by budget id; rolled back when the API answers with a typed error.
+  const [shown, setShown] = useState(budgets);
+  useEffect(() => setShown(budgets), [budgets]);
+  const [editing, setEditing] = useState<string | null>(null);
+  const [saving, setSaving] = useState(false);
+  const [message, setMessage] = useState<{ kind: 'error' | 'ok'; text: string } | null>(null);
+  const save = (before: BudgetView | null) => (optimistic: BudgetView, commit: Promise<BudgetView | string>) => {
+    const previous = shown;
+    setShown(before ? shown.map((b) => (b.id === before.id ? optimistic : b)) : [...shown, optimistic]);
+    setEditing(null);
+    setSaving(true);
+    setMessage(null);
+    void commit.then((result) => {
+      setSaving(false);
+      if (typeof result === 'string') {
+        setShown(previous);
+        setMessage({ kind: 'error', text: `Not saved: ${result}` });
+        return;
+      }
+      setShown((current) => current.map((b) => (b.id === optimistic.id ? result : b)));
+      setMessage({ kind: 'ok', text: 'Budget saved.' });
+      onChanged();
+    });
+  };
+  return (
+    <section aria-labelledby="budgets">
+      <h2 id="budgets">Budgets</h2>
+      {shown.length === 0 && <p className="empty">No budget on this unit: it draws on the budgets above it.</p>}
+      {shown.map((b) => (
+        <div key={b.id} className="budget-block">
+          {editing === b.id ? (
+            <BudgetEditor unitId={unitId} budget={b} accountId={accountId} onSaved={save(b)} onCancel={() => setEditing(null)} />
+          ) : (
+            <>
+              <BudgetBar budget={b} />
+              <div className="muted small">Alerts at {b.alertThresholds.join('%, ')}% · overage {b.allowOverage ? 'allowed' : 'refused'}</div>
+              {editable && (
+                <button type="button" className="secondary" onClick={() => setEditing(b.id)} disabled={saving}>
+                  Edit budget
+                </button>
+              )}
+            </>
+          )}
+        </div>
+      ))}
+      {editable && shown.length === 0 && (editing === 'new' ? (
+        <BudgetEditor unitId={unitId} budget={null} accountId={accountId} onSaved={save(null)} onCancel={() => setEditing(null)} />
+      ) : (
+        <button type="button" onClick={() => setEditing('new')}>Set a monthly budget</button>
+      ))}
+      {saving && <p className="muted" role="status">Saving…</p>}
+      {message && (
+        <p className={message.kind === 'error' ? 'error' : 'ok'} role={message.kind === 'error' ? 'alert' : 'status'} data-testid="budget-message">
+          {message.text}
+        </p>
+      )}
+      {!editable && <p className="muted small">Your role ({session.role}) may not change this unit's budgets.</p>}
+    </section>
+  );
+}
+
+export function dailyByProductOption(jobs: JobView[], period: string, timeZone: string) {
+  const days = daysOfPeriod(period);
+  const products = [...new Set(jobs.filter((j) => j.settledAt && j.actualCreditSeconds).map((j) => j.product))].sort();
+  const table = new Map<string, Map<string, number>>(products.map((p) => [p, new Map()]));
+  for (const job of jobs) {
+    if (!job.settledAt || !job.actualCreditSeconds) continue;
+    const day = dayIn(job.settledAt, timeZone);
+    const row = table.get(job.product)!;
+    row.set(day, (row.get(day) ?? 0) + toNumber(job.actualCreditSeconds));
+  }
+  return {
+    tooltip: { trigger: 'axis', valueFormatter: (v: unknown) => (typeof v === 'number' ? `${v.toLocaleString('en-US')} cs` : '—') },
+    legend: { top: 0 },
+    grid: { left: 8, right: 16, top: 32, bottom: 8, containLabel: true },
+    xAxis: { type: 'category', data: days.map((d) => d.slice(8)) },
+    yAxis: { type: 'value', name: 'credit-seconds' },
+    series: (products.length ? products : ['(no usage yet)']).map((p) => ({
+      name: p,
+      type: 'bar',
+      stack: 'usage',
+      data: days.map((d) => Math.round((table.get(p)?.get(d) ?? 0) * 100) / 100),
+    })),
+  };
+}
+
+export function UnitPage({ id, account }: { id: string; account: AccountRef }) {
+  const period = currentPeriod(account.timezone);
+  const unit = useQuery(UnitQuery, { id, period });
+  const jobsQuery = useJobs(account.id, period);
+  const jobs = useMemo(() => jobsQuery.jobs.filter((j) => j.project.path.some((p) => p.id === id)), [jobsQuery.jobs, id]);
+  const anyRunning = jobs.some(isRunning);
+  const option = useMemo(() => dailyByProductOption(jobs.filter((j) => j.settledAt?.length && dayIn(j.settledAt, account.timezone).startsWith(period)), period, account.timezone), [jobs, period, account.timezone]);
+
+  if (unit.error) return <ErrorNote message={unit.error} />;
+  if (!unit.data) return <Loading what="the unit" />;
+  const u = unit.data.orgUnit;
+  if (!u) return <p className="empty">This unit does not exist or is not visible to you.</p>;
+  return (
+    <>
+      <nav aria-label="Path" className="crumbs">
+        <a href="#/">Overview</a>
+        {u.path.map((p) => (
+          <span key={p.id}>
+            {' / '}
+            {p.id === u.id ? <span aria-current="page">{p.name}</span> : <a href={`#/unit/${encodeURIComponent(p.id)}`}>{p.name}</a>}
+          </span>
+        ))}
+      </nav>
+      <h1>
+        {u.name} <span className="muted small">{u.kind.toLowerCase()} · {period} ({account.timezone})</span>
+      </h1>
+      <section className="kpis" aria-label="Usage this month">
+        <div className="kpi">
+          <div className="kpi-label">Settled this month</div>
+          <div className="kpi-value" data-testid="unit-settled">{cs(u.usage.settledCreditSeconds)}</div>
+        </div>
+        <div className="kpi">
+          <div className="kpi-label">Held by running jobs</div>
+          <div className="kpi-value" data-testid="unit-reserved">{cs(u.usage.reservedCreditSeconds)}</div>
+        </div>
+      </section>
+      <section aria-labelledby="daily">
+        <h2 id="daily">Daily usage by product</h2>
+        <Chart option={option} label={`Settled credit-seconds per day in ${period}, by product`} testId="chart-daily" empty="No settled usage in this unit this month yet." />
+      </section>
+      <Budgets unitId={u.id} path={u.path} budgets={u.budgets} accountId={account.id} onChanged={unit.refetch} />
+      <section aria-labelledby="jobs">
+        <h2 id="jobs">Recent and live jobs</h2>
+        <p className="muted small">{anyRunning ? 'Live: refreshed every second while a job runs.' : 'Refreshed every 15 seconds.'}</p>
+        {jobsQuery.error ? <ErrorNote message={jobsQuery.error} /> : jobsQuery.loading ? <Loading what="jobs" /> : <JobsTable jobs={jobs.slice(0, 50)} timeZone={account.timezone} />}
+      </section>
+    </>
+  );
+}

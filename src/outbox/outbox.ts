@@ -1,0 +1,163 @@
+// The outbox: events are rows written in the transaction that causes them (so an event exists if and only if its
+// cause committed), delivered at least once by any gateway process. A process claims due rows with
+// FOR UPDATE SKIP LOCKED, counts the attempt and moves next_attempt_at past the attempt's time limit (its lease) in
+// the same statement, commits, and only then calls out: no transaction stays open during a delivery, and a process
+// that dies mid-attempt leaves a row that becomes due again when the lease runs out. Each attempt is logged
+// (outbox_deliveries). A failed attempt is retried with exponential backoff and jitter; after max_attempts the row is
+// DEAD (given up). Destinations are per topic (`app_callback` now; notification channels later), each a handler.
+import { randomUUID } from 'node:crypto';
+import { and, eq, sql } from 'drizzle-orm';
+import { queryRows, type Db } from '../db/client.js';
+import { outboxDeliveriesTable, outboxEventsTable } from '../db/schema.js';
+import { failureDelayMs } from '../background/periodic.js';
+import { redactAndTruncate } from '../secrets/redact.js';
+
+export interface OutboxEventInput {
+  /** The destination kind, e.g. `app_callback`; a handler per topic delivers it. */
+  topic: string;
+  /** The event, e.g. `avatar_video.success`. */
+  kind: string;
+  /** With the topic, unique: writing the same event twice (a re-run of its cause) writes it once. */
+  dedupeKey: string;
+  /** Builds the payload from the event's id (so the body can carry it, e.g. HeyGen's `event_id`). */
+  payload: (eventId: string) => unknown;
+  destination: Record<string, unknown>;
+  jobId?: string | null;
+  orgUnitId?: string | null;
+  maxAttempts: number;
+}
+
+/**
+ * Writes events in the caller's transaction; one already written (same topic and dedupe key) is left as it is.
+ * Returns the ids of the rows this call wrote.
+ */
+export async function enqueueEvents(tx: Db, events: readonly OutboxEventInput[], now: Date): Promise<string[]> {
+  if (events.length === 0) return [];
+  const rows = events.map((e) => {
+    const id = randomUUID();
+    return {
+      id,
+      topic: e.topic,
+      kind: e.kind,
+      dedupeKey: e.dedupeKey,
+      payload: e.payload(id),
+      destination: e.destination,
+      jobId: e.jobId ?? null,
+      orgUnitId: e.orgUnitId ?? null,
+      maxAttempts: e.maxAttempts,
+      nextAttemptAt: now,
+      createdAt: now,
+    };
+  });
+  const written = await tx.insert(outboxEventsTable).values(rows).onConflictDoNothing({ target: [outboxEventsTable.topic, outboxEventsTable.dedupeKey] }).returning({ id: outboxEventsTable.id });
+  return written.map((r) => r.id);
+}
+
+export interface ClaimedEvent {
+  id: string;
+  topic: string;
+  kind: string;
+  payload: unknown;
+  destination: Record<string, unknown>;
+  jobId: string | null;
+  orgUnitId: string | null;
+  /** This attempt's number (1 for the first). */
+  attempt: number;
+  maxAttempts: number;
+  createdAt: Date;
+}
+
+/**
+ * Claims up to `limit` due PENDING events of the given topics: counts the attempt and pushes next_attempt_at to
+ * `now + leaseMs`, so no other process takes them while this attempt may still be running.
+ */
+export async function claimDueEvents(db: Db, opts: { topics: readonly string[]; limit: number; leaseMs: number; now: Date }): Promise<ClaimedEvent[]> {
+  if (opts.topics.length === 0) return [];
+  const until = new Date(opts.now.getTime() + opts.leaseMs);
+  const rows = await queryRows<{
+    id: string;
+    topic: string;
+    kind: string;
+    payload: unknown;
+    destination: Record<string, unknown>;
+    job_id: string | null;
+    org_unit_id: string | null;
+    attempts: number;
+    max_attempts: number;
+    created_at: string | Date;
+  }>(
+    db,
+    sql`update outbox_events set attempts = attempts + 1, next_attempt_at = ${until.toISOString()}::timestamptz
+        where id in (
+          select id from outbox_events
+          where status = 'PENDING' and next_attempt_at <= ${opts.now.toISOString()}::timestamptz
+            and topic in (${sql.join(opts.topics.map((t) => sql`${t}`), sql`, `)})
+          order by next_attempt_at
+          limit ${opts.limit}
+          for update skip locked)
+        returning id, topic, kind, payload, destination, job_id, org_unit_id, attempts, max_attempts, created_at`,
+  );
+  return rows.map((r) => ({
+    id: r.id,
+    topic: r.topic,
+    kind: r.kind,
+    payload: typeof r.payload === 'string' ? JSON.parse(r.payload) : r.payload,
+    destination: typeof r.destination === 'string' ? JSON.parse(r.destination) : r.destination,
+    jobId: r.job_id,
+    orgUnitId: r.org_unit_id,
+    attempt: Number(r.attempts),
+    maxAttempts: Number(r.max_attempts),
+    createdAt: new Date(r.created_at),
+  }));
+}
+
+/** How one attempt went. `permanent`: retrying cannot help (the event is given up at once). */
+export interface AttemptResult {
+  ok: boolean;
+  httpStatus: number | null;
+  /** Why it failed, in the gateway's words (never a secret; redacted and cut anyway). */
+  error: string | null;
+  permanent?: boolean;
+  startedAt: Date;
+  durationMs: number;
+}
+
+export interface RetrySettings {
+  /** Delay before the second attempt; doubled per failed attempt, capped, with "equal jitter". */
+  retryBaseMs: number;
+  retryMaxMs: number;
+  random?: () => number;
+}
+
+export type AttemptOutcome = 'delivered' | 'failed' | 'gave_up';
+
+/** Delay before attempt `attempt + 1` after `attempt` failed ones. */
+export function retryDelayMs(attempt: number, settings: RetrySettings): number {
+  return failureDelayMs(attempt, settings.retryBaseMs, settings.retryMaxMs, settings.random);
+}
+
+/**
+ * Logs the attempt and moves the event on: DELIVERED, PENDING again after a backoff, or DEAD. The move is conditional
+ * on the event still being PENDING at this attempt (a slower process whose lease ran out changes nothing).
+ */
+export async function recordAttempt(db: Db, event: ClaimedEvent, result: AttemptResult, settings: RetrySettings): Promise<AttemptOutcome> {
+  const error = result.error === null ? null : redactAndTruncate(result.error, 500);
+  const outcome: AttemptOutcome = result.ok ? 'delivered' : result.permanent || event.attempt >= event.maxAttempts ? 'gave_up' : 'failed';
+  const finishedAt = new Date(result.startedAt.getTime() + result.durationMs);
+  await db.transaction(async (tx) => {
+    await tx
+      .insert(outboxDeliveriesTable)
+      .values({ eventId: event.id, attempt: event.attempt, outcome, httpStatus: result.httpStatus, error, startedAt: result.startedAt, durationMs: result.durationMs })
+      .onConflictDoNothing();
+    const mine = and(eq(outboxEventsTable.id, event.id), eq(outboxEventsTable.status, 'PENDING'), eq(outboxEventsTable.attempts, event.attempt));
+    if (outcome === 'delivered') {
+      await tx.update(outboxEventsTable).set({ status: 'DELIVERED', deliveredAt: finishedAt, nextAttemptAt: null, lastError: null }).where(mine);
+    } else if (outcome === 'gave_up') {
+      await tx.update(outboxEventsTable).set({ status: 'DEAD', nextAttemptAt: null, lastError: error }).where(mine);
+    } else {
+      const next = new Date(finishedAt.getTime() + retryDelayMs(event.attempt, settings));
+      await tx.update(outboxEventsTable).set({ nextAttemptAt: next, lastError: error }).where(mine);
+    }
+  });
+  return outcome;
+}

@@ -1,0 +1,330 @@
+// The budget console in a real browser (Debian's Chromium driven by playwright-core), against a gateway started
+// from dist/ on a real PostgreSQL database with a seeded organisation and jobs run through the simulator.
+// One browser for the file; one page per role, reused. Every page fails the test on a request to any host other
+// than the gateway and on any browser console error. Screenshots go to test-output/console/ (git-ignored).
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { decodeGlobalID } from '@pothos/plugin-relay';
+import { startHarness, waitFor, type Harness } from './support/harness.js';
+import { spawnGateway, type GatewayProcess } from './support/processes.js';
+import { ROOT } from './support/build.js';
+import { SUBMIT, avatarRequest, createTree, mustMutate, setBudget, type Tree } from './support/fixtures.js';
+import { generateMasterKey } from '../src/secrets/secret-box.js';
+import { cs, usd } from '../src/console/format.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const SHOTS = join(ROOT, 'test-output', 'console');
+const LAPTOP = { width: 1366, height: 768 };
+const PHONE = { width: 390, height: 844 };
+/** How long an expectation may wait for the page (a loaded 2-core machine is slow; nothing here sleeps). */
+const WAIT = { timeout: 15_000, interval: 100 };
+
+let h: Harness;
+let gateway: GatewayProcess;
+let browser: Browser;
+let tree: Tree;
+const tokens = {} as Record<'FINANCE' | 'MANAGER' | 'MEMBER', string>;
+const pages = new Map<string, Page>();
+/** Per page: requests to other hosts and console errors, checked after every test. */
+const foreign: string[] = [];
+const consoleErrors: string[] = [];
+let period = '';
+
+const rawId = (globalId: string) => decodeGlobalID(globalId).id;
+
+async function submitJob(projectId: string): Promise<string> {
+  const p = await mustMutate(h, SUBMIT, { input: { projectId, kind: 'AVATAR_VIDEO', request: avatarRequest() } }, 'submitJob');
+  return p.job.id as string;
+}
+
+async function jobStatus(id: string): Promise<string> {
+  const res = await h.gql(`query($id: ID!) { job(id: $id) { status } }`, { id });
+  return res.data.job.status as string;
+}
+
+async function apiAs<T = any>(token: string, query: string, variables: Record<string, unknown> = {}): Promise<T> {
+  const res = await fetch(`${gateway.url}/graphql`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+    body: JSON.stringify({ query, variables }),
+  });
+  const body = (await res.json()) as { data: T; errors?: unknown[] };
+  expect(body.errors).toBeUndefined();
+  return body.data;
+}
+
+function watch(context: BrowserContext, name: string): void {
+  const origin = new URL(gateway.url).origin;
+  context.on('request', (request) => {
+    const url = new URL(request.url());
+    if ((url.protocol === 'http:' || url.protocol === 'https:' || url.protocol === 'ws:' || url.protocol === 'wss:') && url.origin !== origin) {
+      foreign.push(`${name}: ${request.url()}`);
+    }
+  });
+  context.on('console', (message) => {
+    if (message.type() === 'error') consoleErrors.push(`${name}: ${message.text()}`);
+  });
+  context.on('weberror', (error) => consoleErrors.push(`${name}: ${error.error().message}`));
+}
+
+async function newContext(name: string): Promise<BrowserContext> {
+  const context = await browser.newContext({ viewport: LAPTOP, acceptDownloads: true });
+  watch(context, name);
+  // Anything not from the gateway is refused outright (and recorded by `watch`).
+  await context.route(
+    (url) => url.origin !== new URL(gateway.url).origin && url.protocol.startsWith('http'),
+    (route) => route.abort(),
+  );
+  return context;
+}
+
+async function pageFor(context: BrowserContext, name: string): Promise<Page> {
+  let page = pages.get(name);
+  if (!page) {
+    page = await context.newPage();
+    pages.set(name, page);
+  }
+  return page;
+}
+
+async function signIn(role: keyof typeof tokens): Promise<Page> {
+  const page = await pageFor(await newContext(role), role);
+  await page.goto(`${gateway.url}/console/`);
+  await page.getByLabel('Gateway token').fill(tokens[role]);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByTestId('whoami').waitFor();
+  expect(await page.getByTestId('whoami').textContent()).toContain(role);
+  return page;
+}
+
+/** A chart drawn by ECharts' SVG renderer, with data in it and marks drawn (not an empty frame). */
+async function expectChart(page: Page, testId: string): Promise<void> {
+  const chart = page.getByTestId(testId);
+  await chart.locator('svg path').first().waitFor({ state: 'attached' });
+  await expect.poll(async () => Number(await chart.getAttribute('data-points')), WAIT).toBeGreaterThan(0);
+  // Marks with an area (bars, a rising line, legend icons), beyond the flat grid lines.
+  const drawn = await chart.evaluate((el) =>
+    [...el.querySelectorAll('svg path')].filter((p) => {
+      const box = (p as SVGGraphicsElement).getBBox();
+      return box.width > 0 && box.height > 0;
+    }).length,
+  );
+  expect(drawn).toBeGreaterThan(3);
+  const box = await chart.boundingBox();
+  expect(box!.width).toBeGreaterThan(200);
+  expect(box!.height).toBeGreaterThan(100);
+}
+
+async function screenshots(page: Page, name: string, chartTestId: string | null): Promise<void> {
+  for (const [width, size] of [['laptop', LAPTOP] as const, ['phone', PHONE] as const]) {
+    await page.setViewportSize(size);
+    if (chartTestId) await expectChart(page, chartTestId);
+    // Readable at this width: the page itself does not scroll sideways (wide tables scroll in their own box).
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+    expect(overflow, `${name} at ${width} width`).toBeLessThanOrEqual(0);
+    await page.screenshot({ path: join(SHOTS, `${name}-${width}.png`), fullPage: true });
+  }
+  await page.setViewportSize(LAPTOP);
+}
+
+beforeAll(async () => {
+  mkdirSync(SHOTS, { recursive: true });
+  const masterKey = generateMasterKey();
+  h = await startHarness({ env: { GATEWAY_MASTER_KEY: masterKey } });
+  tree = await createTree(h);
+  const monthly = { accountId: tree.accountId, window: 'MONTHLY' };
+  await setBudget(h, { ...monthly, orgUnitId: tree.deptId, limitCreditSeconds: '300000' });
+  await setBudget(h, { ...monthly, orgUnitId: tree.teamId, limitCreditSeconds: '120000' });
+  await setBudget(h, { ...monthly, orgUnitId: tree.projectId, limitCreditSeconds: '1000' });
+  await setBudget(h, { ...monthly, orgUnitId: tree.otherTeamId, limitCreditSeconds: '60000', enforcement: 'SOFT' });
+  const jobs = await Promise.all([submitJob(tree.projectId), submitJob(tree.projectId), submitJob(tree.otherProjectId)]);
+  await waitFor(async () => (await Promise.all(jobs.map(jobStatus))).every((s) => s === 'SUCCEEDED'), 20_000);
+
+  const issue = h.services.tokens.issueOperatorToken;
+  tokens.FINANCE = await issue({ name: 'fiona', role: 'FINANCE' });
+  tokens.MANAGER = await issue({ name: 'maya', role: 'MANAGER', unitId: rawId(tree.teamId) });
+  tokens.MEMBER = await issue({ name: 'sam', role: 'MEMBER', unitId: rawId(tree.otherTeamId) });
+
+  // The browser talks to a gateway process built from dist/ (console included); the harness's own workers settle jobs.
+  gateway = await spawnGateway({ DATABASE_URL: h.database.url, GATEWAY_MASTER_KEY: masterKey, HEYGEN_BASE_URL: h.sim.url, WORKERS_ENABLED: 'false', RATE_LIMIT_PER_MINUTE: '0' });
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update'],
+  });
+  const account = await apiAs(tokens.FINANCE, `{ accounts { timezone period { period } } }`);
+  period = account.accounts[0].period.period;
+});
+
+afterEach(() => {
+  expect(foreign, 'requests to hosts other than the gateway').toEqual([]);
+  expect(consoleErrors, 'browser console errors').toEqual([]);
+});
+
+afterAll(async () => {
+  await browser?.close();
+  await gateway?.stop();
+  await h?.close();
+});
+
+describe('the budget console', () => {
+  it('is served with a CSP and cache headers, and needs nothing from the internet', async () => {
+    const index = await fetch(`${gateway.url}/console/`);
+    expect(index.status).toBe(200);
+    expect(index.headers.get('content-security-policy')).toContain("script-src 'self'");
+    expect(index.headers.get('cache-control')).toBe('no-cache');
+    const html = await index.text();
+    const asset = /src="(\/console\/assets\/[^"]+\.js)"/.exec(html)![1]!;
+    const js = await fetch(`${gateway.url}${asset}`, { headers: { 'accept-encoding': 'gzip' } });
+    expect(js.status).toBe(200);
+    expect(js.headers.get('cache-control')).toBe('public, max-age=31536000, immutable');
+    expect(js.headers.get('content-type')).toMatch(/javascript/);
+    expect(html).not.toMatch(/https?:\/\//);
+    expect((await fetch(`${gateway.url}/console/nope.js`)).status).toBe(404);
+    expect((await fetch(`${gateway.url}/console`, { redirect: 'manual' })).headers.get('location')).toBe('/console/');
+  });
+
+  it('refuses a wrong token in words', async () => {
+    const page = await pageFor(await newContext('stranger'), 'stranger');
+    await page.goto(`${gateway.url}/console/`);
+    await page.getByLabel('Gateway token').fill('not-a-token');
+    await page.keyboard.press('Tab');
+    await page.keyboard.press('Enter');
+    await expect.poll(() => page.getByRole('alert').textContent(), WAIT).toContain('Sign in again');
+    // The 401 answer itself is logged by Chromium as a failed resource load: that one is expected.
+    consoleErrors.splice(0, consoleErrors.length, ...consoleErrors.filter((e) => !/^stranger: Failed to load resource: .*401/.test(e)));
+  });
+
+  it('FINANCE: the overview totals equal Account.period and chargebackReport', async () => {
+    const page = await signIn('FINANCE');
+    const api = await apiAs(
+      tokens.FINANCE,
+      `query($account: ID!, $period: String!) {
+        accounts { timezone period { usedCreditSeconds overageCreditSeconds projectedInvoiceUsd remainingIncludedCreditSeconds } }
+        chargebackReport(accountId: $account, period: $period) { invoiceTotalUsd usedCreditSeconds }
+      }`,
+      { account: tree.accountId, period },
+    );
+    const p = api.accounts[0].period;
+    expect(Number(p.usedCreditSeconds)).toBeGreaterThan(0);
+    await expect.poll(() => page.getByTestId('kpi-invoice').textContent(), WAIT).toBe(usd(api.chargebackReport.invoiceTotalUsd));
+    expect(await page.getByTestId('kpi-used').textContent()).toBe(cs(p.usedCreditSeconds));
+    expect(await page.getByTestId('kpi-used').textContent()).toBe(cs(api.chargebackReport.usedCreditSeconds));
+    expect(await page.getByTestId('kpi-overage').textContent()).toBe(cs(p.overageCreditSeconds));
+    expect(await page.getByTestId('kpi-remaining').textContent()).toBe(cs(p.remainingIncludedCreditSeconds));
+    expect(await page.getByTestId('kpi-projected').textContent()).toBe(usd(p.projectedInvoiceUsd));
+    expect(await page.getByTestId('timezone').textContent()).toBe(`Time zone: ${api.accounts[0].timezone}`);
+    // The whole tree is visible to FINANCE, with the budgets as bars.
+    const units = await page.locator('[data-unit-name]').evaluateAll((els) => els.map((e) => e.getAttribute('data-unit-name')));
+    expect(units).toEqual(expect.arrayContaining(['Video', 'Onboarding', 'Social', 'Shorts']));
+    expect(await page.getByTestId('budget').count()).toBe(4);
+    await screenshots(page, 'overview-finance', 'chart-cumulative');
+  });
+
+  it('FINANCE: the chargeback table sums to the invoice and its CSV equals the API\'s', async () => {
+    const page = pages.get('FINANCE')!;
+    await page.getByRole('link', { name: 'Chargeback' }).click();
+    await page.getByTestId('chargeback').waitFor();
+    const api = await apiAs(tokens.FINANCE, `query($a: ID!, $p: String!) { chargebackReport(accountId: $a, period: $p) { invoiceTotalUsd lines { name } } }`, {
+      a: tree.accountId,
+      p: period,
+    });
+    expect(await page.getByTestId('invoice-total').textContent()).toBe(usd(api.chargebackReport.invoiceTotalUsd));
+    expect(await page.getByTestId('own-total').textContent()).toBe(usd(api.chargebackReport.invoiceTotalUsd));
+    expect(await page.locator('[data-testid=chargeback] tbody tr').count()).toBe(api.chargebackReport.lines.length);
+    for (const [button, path] of [['download-csv', 'chargeback.csv'], ['download-focus', 'chargeback.focus.csv']] as const) {
+      const [download] = await Promise.all([page.waitForEvent('download'), page.getByTestId(button).click()]);
+      const stream = await download.createReadStream();
+      const chunks: Buffer[] = [];
+      for await (const chunk of stream) chunks.push(chunk as Buffer);
+      const fromPage = Buffer.concat(chunks).toString('utf8');
+      const fromApi = await (
+        await fetch(`${gateway.url}/reports/${path}?account=${encodeURIComponent(tree.accountId)}&period=${period}`, {
+          headers: { authorization: `Bearer ${tokens.FINANCE}` },
+        })
+      ).text();
+      expect(fromPage.length).toBeGreaterThan(50);
+      expect(fromPage).toBe(fromApi);
+    }
+    await screenshots(page, 'chargeback-finance', null);
+  });
+
+  it('MANAGER: raises a budget below its unit (shown and audited); a typed error rolls the change back', async () => {
+    const page = await signIn('MANAGER');
+    await page.locator('[data-unit-name=Onboarding] > .unit-row a').click();
+    await page.getByRole('heading', { name: /Onboarding/ }).waitFor();
+    await expectChart(page, 'chart-daily');
+
+    // Refused by the API (above the largest limit it takes): the optimistic value is rolled back, the reason shown.
+    await page.getByRole('button', { name: 'Edit budget' }).click();
+    await page.getByLabel(/Limit/).fill('999999999999999');
+    await page.getByRole('button', { name: 'Save' }).click();
+    await expect.poll(() => page.getByTestId('budget-message').textContent(), WAIT).toMatch(/^Not saved: The value was refused: .*at most/);
+    expect(await page.getByTestId('budget-limit').textContent()).toContain(`limit ${cs('1000')} `);
+
+    await page.getByRole('button', { name: 'Edit budget' }).click();
+    await page.getByLabel(/Limit/).fill('2000');
+    await page.keyboard.press('Enter');
+    await expect.poll(() => page.getByTestId('budget-message').textContent(), WAIT).toBe('Budget saved.');
+    expect(await page.getByTestId('budget-limit').textContent()).toContain(`limit ${cs('2000')} `);
+
+    const after = await apiAs(tokens.MANAGER, `query($id: ID!) { orgUnit(id: $id) { budgets { id limitCreditSeconds } } }`, { id: tree.projectId });
+    expect(after.orgUnit.budgets.map((b: { limitCreditSeconds: string }) => b.limitCreditSeconds)).toEqual(['2000']);
+    const audit = await apiAs(h.adminToken, `query($id: ID!) { auditEvents(first: 10, filter: { entityId: $id }) { edges { node { action actorRole actorSubject after } } } }`, {
+      id: after.orgUnit.budgets[0].id,
+    });
+    const events = audit.auditEvents.edges.map((e: { node: any }) => e.node);
+    expect(events[0]).toMatchObject({ actorRole: 'MANAGER', actorSubject: expect.stringContaining('maya') });
+    expect(JSON.stringify(events[0].after)).toContain('2000');
+
+    // Its own unit's cap is set from above: no edit offered there.
+    await page.getByRole('link', { name: 'Video' }).click();
+    await page.getByRole('heading', { name: /Video/ }).waitFor();
+    expect(await page.getByRole('button', { name: 'Edit budget' }).count()).toBe(0);
+    await screenshots(page, 'unit-manager', 'chart-daily');
+  });
+
+  it('MANAGER: a live job moves from running to done on screen without a reload', async () => {
+    const page = pages.get('MANAGER')!;
+    await page.getByRole('link', { name: 'Overview' }).first().click();
+    await page.getByRole('heading', { name: /^Overview/ }).waitFor();
+    // Long enough to be seen running on a loaded machine; the page re-reads running jobs every second.
+    h.sim.configure({ renderMs: 6000 });
+    const jobId = await submitJob(tree.projectId).finally(() => h.sim.configure({ renderMs: 50 }));
+    await page.locator('[data-unit-name=Onboarding] > .unit-row a').click();
+    const status = page.locator(`[data-job-id="${jobId}"] [data-testid=job-status]`);
+    await expect.poll(() => status.getAttribute('data-status'), WAIT).toMatch(/^(RESERVED|SUBMITTED|PROCESSING)$/);
+    await page.evaluate(() => ((window as unknown as { noReload: boolean }).noReload = true));
+    await expect.poll(() => status.getAttribute('data-status'), { timeout: 20_000, interval: 100 }).toBe('SUCCEEDED');
+    expect(await page.evaluate(() => (window as unknown as { noReload?: boolean }).noReload)).toBe(true);
+    expect(await status.textContent()).toBe('done');
+  });
+
+  it('MEMBER: sees its own team and no other', async () => {
+    const page = await signIn('MEMBER');
+    await page.locator('[data-unit-name]').first().waitFor();
+    const units = await page.locator('[data-unit-name]').evaluateAll((els) => els.map((e) => e.getAttribute('data-unit-name')));
+    expect(units).toContain('Social');
+    expect(units).not.toContain('Video');
+    expect(units).not.toContain('Onboarding');
+    await page.getByTestId('jobs').waitFor();
+    const text = await page.locator('main').textContent();
+    expect(text).not.toContain('Onboarding');
+    expect(await page.getByRole('button', { name: 'Edit budget' }).count()).toBe(0);
+    await screenshots(page, 'overview-member', 'chart-cumulative');
+  });
+
+  it('GraphiQL is served offline and opens with the console\'s token in place', async () => {
+    const member = pages.get('MEMBER')!;
+    const context = member.context();
+    const [graphiql] = await Promise.all([context.waitForEvent('page'), member.getByRole('link', { name: 'GraphiQL' }).click()]);
+    const introspection = await graphiql.waitForRequest((r) => r.url().endsWith('/graphql') && r.method() === 'POST');
+    expect(introspection.headers().authorization).toBe(`Bearer ${tokens.MEMBER}`);
+    expect((await introspection.response())!.status()).toBe(200);
+    await graphiql.locator('.graphiql-container').first().waitFor();
+    expect(new URL(graphiql.url()).hash).toBe('');
+    await graphiql.close();
+  });
+});

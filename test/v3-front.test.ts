@@ -1,0 +1,554 @@
+// The HeyGen-compatible /v3 front, as an app moving from HeyGen sees it. The app below is written from HeyGen's
+// v3 documentation only (plain fetch, X-Api-Key, JSON): no gateway module is imported by it. It runs against the
+// gateway with a service token, and against the simulator (standing in for HeyGen) with the raw key, and both runs
+// must give the same JSON shapes. Every answer of the gateway is checked for the company's key.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { decodeGlobalID } from '@pothos/plugin-relay';
+import { startHarness, waitFor, type Harness } from './support/harness.js';
+import { SUBMIT, avatarRequest, createTree, issueServiceToken, setBudget, type Tree } from './support/fixtures.js';
+import { sql } from 'drizzle-orm';
+import { queryRows } from '../src/db/client.js';
+
+const COMPANY_KEY = 'sk_test_primary_key_0001';
+const TIGHT_KEY = 'sk_test_tight_conc_0002';
+const PACKAGE_KEY = 'sk_test_package_key_03';
+
+// ----- the app: HeyGen v3 as documented ------------------------------------------------------------------------
+
+interface Answer {
+  status: number;
+  headers: Headers;
+  text: string;
+  body: any;
+}
+
+/** Every answer the gateway gave in this file, headers and body, for the key check. */
+const gatewayAnswers: string[] = [];
+
+function heygenApp(baseUrl: string, apiKey: string, extraHeaders: Record<string, string> = {}, record = false) {
+  async function call(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<Answer> {
+    const res = await fetch(`${baseUrl}${path}`, {
+      method,
+      headers: {
+        'X-Api-Key': apiKey,
+        Accept: 'application/json',
+        ...(body !== undefined ? { 'Content-Type': 'application/json' } : {}),
+        ...extraHeaders,
+        ...headers,
+      },
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    });
+    const text = await res.text();
+    if (record) gatewayAnswers.push(`${res.status}\n${[...res.headers].map(([k, v]) => `${k}: ${v}`).join('\n')}\n\n${text}`);
+    let parsed: unknown = null;
+    try {
+      parsed = text ? JSON.parse(text) : null;
+    } catch {
+      parsed = null;
+    }
+    return { status: res.status, headers: res.headers, text, body: parsed };
+  }
+  return {
+    get: (path: string, headers?: Record<string, string>) => call('GET', path, undefined, headers),
+    post: (path: string, body: unknown, headers?: Record<string, string>) => call('POST', path, body, headers),
+    call,
+  };
+}
+type App = ReturnType<typeof heygenApp>;
+
+/** The app's whole session: what it reads and creates, each answer kept for the shape comparison. */
+async function appSession(app: App, keyPrefix: string): Promise<Record<string, unknown>> {
+  const seen: Record<string, unknown> = {};
+  const avatars = await app.get('/v3/avatars');
+  expect(avatars.status).toBe(200);
+  seen.avatars = avatars.body;
+  const looks = await app.get('/v3/avatars/looks');
+  expect(looks.status).toBe(200);
+  seen.looks = looks.body;
+  const voices = await app.get('/v3/voices');
+  expect(voices.status).toBe(200);
+  seen.voices = voices.body;
+  expect(looks.body.data.length).toBeGreaterThan(0);
+  expect(voices.body.data.length).toBeGreaterThan(0);
+
+  const created = await app.post(
+    '/v3/videos',
+    { type: 'avatar', avatar_id: looks.body.data[0].id, voice_id: voices.body.data[0].voice_id, script: 'Welcome to the team. This is a short hello from us.' },
+    { 'Idempotency-Key': `${keyPrefix}-video-1` },
+  );
+  expect(created.status).toBe(200);
+  seen.create = created.body;
+  const videoId: string = created.body.data.video_id;
+  expect(typeof videoId).toBe('string');
+
+  const done = await waitFor(async () => {
+    const v = await app.get(`/v3/videos/${videoId}`);
+    expect(v.status).toBe(200);
+    expect(['pending', 'processing', 'completed']).toContain(v.body.data.status);
+    return v.body.data.status === 'completed' ? v : null;
+  });
+  seen.video = done.body;
+  const media = await fetch(done.body.data.video_url);
+  expect(media.status).toBe(200);
+  expect((await media.arrayBuffer()).byteLength).toBeGreaterThan(0);
+
+  const statuses = await app.get(`/v3/videos/statuses?video_ids=${videoId}`);
+  expect(statuses.status).toBe(200);
+  expect(statuses.body.data[0]).toMatchObject({ video_id: videoId, status: 'completed' });
+  seen.statuses = statuses.body;
+
+  const translation = await app.post(
+    '/v3/video-translations',
+    { video: { type: 'asset_id', asset_id: 'src_onboarding' }, output_languages: ['Spanish (Spain)', 'French (France)', 'German (Germany)'] },
+    { 'Idempotency-Key': `${keyPrefix}-translation-1` },
+  );
+  expect(translation.status).toBe(200);
+  expect(translation.body.data.video_translation_ids).toHaveLength(3);
+  seen.translation = translation.body;
+  const one = await app.get(`/v3/video-translations/${translation.body.data.video_translation_ids[0]}`);
+  expect(one.status).toBe(200);
+  expect(one.body.data.output_language).toBe('Spanish (Spain)');
+  seen.translationDetail = one.body;
+
+  const templates = await app.get('/v3/templates');
+  expect(templates.status).toBe(200);
+  seen.templates = templates.body;
+  const template = await app.get(`/v3/templates/${templates.body.data[0].id}`);
+  expect(template.status).toBe(200);
+  seen.template = template.body;
+  const fromTemplate = await app.post(`/v3/templates/${templates.body.data[0].id}`, { variables: { name: { name: 'name', type: 'text', properties: { content: 'Ada' } } } });
+  expect(fromTemplate.status).toBe(200);
+  expect(fromTemplate.body.data.status).toBe('pending');
+  seen.templateVideo = fromTemplate.body;
+
+  const agent = await app.post('/v3/video-agents', { prompt: 'A 20 second intro to our onboarding programme' });
+  expect(agent.status).toBe(200);
+  seen.agent = agent.body;
+  const session = await app.get(`/v3/video-agents/${agent.body.data.session_id}`);
+  expect(session.status).toBe(200);
+  seen.session = session.body;
+
+  for (const path of ['/v3/brand-kits', '/v3/video-translations/languages', '/v3/video-agents/styles', `/v3/voices/${voices.body.data[0].voice_id}`]) {
+    const answer = await app.get(path);
+    expect(answer.status, path).toBe(200);
+    seen[path] = answer.body;
+  }
+
+  const list = await app.get('/v3/videos');
+  expect(list.status).toBe(200);
+  expect(list.body.data.map((v: { id: string }) => v.id)).toContain(videoId);
+  seen.list = list.body;
+
+  const me = await app.get('/v3/users/me');
+  expect(me.status).toBe(200);
+  seen.me = me.body;
+  return seen;
+}
+
+/** Keys and types, recursively. A null on either side matches any type (HeyGen's schema marks those nullable). */
+function expectSameShape(a: unknown, b: unknown, path = '$'): void {
+  if (a === null || b === null) return;
+  const kind = (v: unknown) => (Array.isArray(v) ? 'array' : typeof v);
+  expect(kind(a), `type at ${path}`).toBe(kind(b));
+  if (Array.isArray(a) && Array.isArray(b)) {
+    if (a.length > 0 && b.length > 0) expectSameShape(a[0], b[0], `${path}[0]`);
+    return;
+  }
+  if (a && typeof a === 'object' && b && typeof b === 'object') {
+    expect(Object.keys(a).sort(), `keys at ${path}`).toEqual(Object.keys(b).sort());
+    for (const k of Object.keys(a)) expectSameShape((a as any)[k], (b as any)[k], `${path}.${k}`);
+  }
+}
+
+describe('the shape comparison', () => {
+  it('tells different keys and different types apart (so the comparison below can fail)', () => {
+    expect(() => expectSameShape({ data: { a: 1 } }, { data: { a: 'x' } })).toThrow();
+    expect(() => expectSameShape({ data: { a: 1 } }, { data: { a: 1, b: 2 } })).toThrow();
+    expect(() => expectSameShape({ data: [{ a: 1 }] }, { data: [{ b: 1 }] })).toThrow();
+    expect(() => expectSameShape({ data: { a: null } }, { data: { a: 'x' } })).not.toThrow();
+  });
+});
+
+// ----- the gateway ---------------------------------------------------------------------------------------------
+
+let h: Harness;
+let tree: Tree;
+let tight: Tree;
+let serviceToken: string;
+let otherServiceToken: string;
+let tightToken: string;
+let gateway: App;
+
+beforeAll(async () => {
+  h = await startHarness({
+    simAccounts: [
+      { apiKey: COMPANY_KEY, concurrencyLimit: 100 },
+      { apiKey: TIGHT_KEY, concurrencyLimit: 100 },
+      { apiKey: PACKAGE_KEY, concurrencyLimit: 100 },
+    ],
+  });
+  tree = await createTree(h);
+  tight = await createTree(h, { name: 'Tight', apiKey: TIGHT_KEY, concurrencyLimit: 1 });
+  await setBudget(h, { orgUnitId: tree.projectId, window: 'MONTHLY', enforcement: 'HARD', limitCreditSeconds: '500000' });
+  serviceToken = (await issueServiceToken(h, tree.projectId)).token;
+  otherServiceToken = (await issueServiceToken(h, tree.otherProjectId)).token;
+  tightToken = (await issueServiceToken(h, tight.projectId)).token;
+  gateway = heygenApp(h.url, serviceToken, {}, true);
+});
+
+afterAll(async () => {
+  // The company key never left the gateway: no header and no body of any answer in this file carries it.
+  expect(gatewayAnswers.length).toBeGreaterThan(0);
+  for (const answer of gatewayAnswers) {
+    expect(answer).not.toContain(COMPANY_KEY);
+    expect(answer).not.toContain(TIGHT_KEY);
+  }
+  await h?.close();
+});
+
+describe('an app written for HeyGen v3, pointed at the gateway', () => {
+  it('lists avatars and voices, creates a video, polls it to completed, downloads it, translates into 3 languages, reads users/me; the same session against HeyGen itself gives the same JSON shapes', async () => {
+    const viaGateway = await appSession(gateway, 'gw');
+    const viaHeygen = await appSession(heygenApp(h.sim.url, COMPANY_KEY), 'direct');
+    for (const key of Object.keys(viaHeygen)) expectSameShape(viaGateway[key], viaHeygen[key], key);
+    // The gateway's job id (its callback_id to HeyGen) is not shown to the app.
+    expect(JSON.stringify(viaGateway.video)).not.toMatch(/"callback_id":"/);
+    // users/me is the project's own view: what it may still spend under its HARD budget, in credit-seconds and USD.
+    const me = (viaGateway.me as any).data;
+    expect(me.billing_type).toBe('usage_based');
+    expect(me.usage_based.included_credits).toBe(500000);
+    expect(me.usage_based.remaining_credits).toBeGreaterThan(0);
+    expect(me.usage_based.remaining_credits).toBeLessThan(500000);
+    expect(me.usage_based.spending_cap_usd).toBeCloseTo(500000 * 0.00833, 2);
+    expect(me.usage_based.spending_current_usd).toBeGreaterThan(0);
+    // The company's own numbers (HeyGen's answer to the raw key) are not what the project sees.
+    expect((viaHeygen.me as any).data.usage_based.included_credits).not.toBe(500000);
+  });
+
+  it('the video list shows only the caller\'s own jobs', async () => {
+    const other = heygenApp(h.url, otherServiceToken, {}, true);
+    const theirs = await other.post('/v3/videos', avatarRequest());
+    expect(theirs.status).toBe(200);
+    const mine = await gateway.get('/v3/videos?limit=100');
+    expect(mine.status).toBe(200);
+    const ids = mine.body.data.map((v: { id: string }) => v.id);
+    expect(ids.length).toBeGreaterThan(0);
+    expect(ids).not.toContain(theirs.body.data.video_id);
+    const theirList = await other.get('/v3/videos');
+    expect(theirList.body.data.map((v: { id: string }) => v.id)).toEqual([theirs.body.data.video_id]);
+  });
+
+  it('the list pages with limit and next_token, newest first, without overlap', async () => {
+    const first = await gateway.get('/v3/videos?limit=1');
+    expect(first.status).toBe(200);
+    expect(first.body.data).toHaveLength(1);
+    expect(first.body.has_more).toBe(true);
+    const second = await gateway.get(`/v3/videos?limit=1&token=${first.body.next_token}`);
+    expect(second.body.data).toHaveLength(1);
+    expect(second.body.data[0].id).not.toBe(first.body.data[0].id);
+    const bad = await gateway.get('/v3/videos?limit=1000');
+    expect(bad.status).toBe(400);
+    expect(bad.body.error).toMatchObject({ code: 'validation_error', param: 'limit' });
+  });
+
+  it("users/me shows a budget's limit only to those who may see it, as refusals do", async () => {
+    await setBudget(h, { orgUnitId: tree.teamId, window: 'MONTHLY', enforcement: 'HARD', limitCreditSeconds: '400000' });
+    const service = (await gateway.get('/v3/users/me')).body.data.usage_based;
+    expect(service.included_credits).toBeNull();
+    expect(service.spending_cap_usd).toBeNull();
+    expect(service.remaining_credits).toBeGreaterThan(0);
+    expect(service.remaining_credits).toBeLessThanOrEqual(400000);
+    const member = await h.services.tokens.issueOperatorToken({ name: 'team-lead', role: 'MEMBER', unitId: decodeGlobalID(tree.teamId).id });
+    const asMember = (await heygenApp(h.url, member, { 'X-Gateway-Project': tree.projectId }, true).get('/v3/users/me')).body.data.usage_based;
+    expect(asMember.included_credits).toBe(400000);
+    expect(asMember.remaining_credits).toBe(service.remaining_credits);
+  });
+
+  it('users/me counts the pool where it binds (a credit package): what is left, its size only for who may read the account totals', async () => {
+    const pkg = await createTree(h, {
+      name: 'Package',
+      apiKey: PACKAGE_KEY,
+      creditPackage: { totalCreditSeconds: '1000', pricePerCreditSecondUsd: '0.008', termStart: '2024-01-01', termEnd: '2030-12-31' },
+    });
+    const app = heygenApp(h.url, (await issueServiceToken(h, pkg.projectId)).token, {}, true);
+    const before = (await app.get('/v3/users/me')).body.data.usage_based;
+    expect(before).toMatchObject({ remaining_credits: 1000, included_credits: null, spending_cap_usd: null });
+    expect((await app.post('/v3/videos', avatarRequest())).status).toBe(200);
+    const after = (await app.get('/v3/users/me')).body.data.usage_based;
+    expect(after.remaining_credits).toBeCloseTo(1000 - 52.8, 6);
+    const admin = (await heygenApp(h.url, h.adminToken, { 'X-Gateway-Project': pkg.projectId }, true).get('/v3/users/me')).body.data.usage_based;
+    expect(admin).toMatchObject({ included_credits: 1000, spending_cap_usd: 8 });
+    const tooBig = await app.post('/v3/videos', avatarRequest(Array.from({ length: 800 }, () => 'word').join(' ')));
+    expect(tooBig.status).toBe(402);
+    expect(tooBig.body.error.code).toBe('budget_exceeded');
+    expect(tooBig.body.error.param).not.toMatch(/limit_credit_seconds/);
+  });
+
+  it('GraphQL Job.outputs and UpstreamItem.output show the video, thumbnail and duration, read fresh from HeyGen', async () => {
+    const created = await gateway.post('/v3/videos', avatarRequest());
+    const videoId = created.body.data.video_id as string;
+    await waitFor(async () => (await gateway.get(`/v3/videos/${videoId}`)).body.data.status === 'completed');
+    const res = await h.gql(
+      `query($p: ID!) { jobs(first: 50, filter: { projectId: $p }) { edges { node { upstreamIds outputs { upstreamId status videoUrl thumbnailUrl durationSeconds } upstreamItems { output { videoUrl } } } } } }`,
+      { p: tree.projectId },
+    );
+    expect(res.errors).toBeUndefined();
+    const job = res.data.jobs.edges.map((e: any) => e.node).find((n: any) => n.upstreamIds.includes(videoId));
+    expect(job.outputs[0]).toMatchObject({ upstreamId: videoId, status: 'completed' });
+    expect(job.outputs[0].videoUrl).toBe(h.sim.job(videoId) && `${h.sim.url}/_sim/media/${videoId}.mp4`);
+    expect(job.outputs[0].thumbnailUrl).toContain(videoId);
+    expect(Number(job.outputs[0].durationSeconds)).toBeGreaterThan(0);
+    expect(job.upstreamItems[0].output.videoUrl).toBe(job.outputs[0].videoUrl);
+  });
+});
+
+describe('refusals in HeyGen\'s envelope', () => {
+  const envelope = (a: Answer) => {
+    expect(Object.keys(a.body)).toEqual(['error']);
+    expect(Object.keys(a.body.error).sort()).toEqual(['code', 'doc_url', 'message', 'param']);
+    return a.body.error;
+  };
+
+  it('a bad or missing key is HeyGen\'s 401 unauthorized', async () => {
+    for (const app of [heygenApp(h.url, 'not-a-token', {}, true), heygenApp(h.url, COMPANY_KEY, {}, true)]) {
+      const a = await app.get('/v3/voices');
+      expect(a.status).toBe(401);
+      expect(envelope(a).code).toBe('unauthorized');
+    }
+    const res = await fetch(`${h.url}/v3/users/me`);
+    expect(res.status).toBe(401);
+    gatewayAnswers.push(await res.text());
+    // Authorization: Bearer works as X-Api-Key does.
+    const bearer = await fetch(`${h.url}/v3/users/me`, { headers: { authorization: `Bearer ${serviceToken}` } });
+    expect(bearer.status).toBe(200);
+    gatewayAnswers.push(await bearer.text());
+  });
+
+  it('validation: 400 validation_error with the field as param; a bad Idempotency-Key too; nothing is written', async () => {
+    const count = async () => (await queryRows<{ n: number }>(h.services.db, sql`select count(*)::int as n from jobs`))[0]!.n;
+    const before = await count();
+    const bad = await gateway.post('/v3/videos', { type: 'avatar', avatar_id: 'anna_office', voice_id: 'voice_en_f_1', script: 42 });
+    expect(bad.status).toBe(400);
+    expect(envelope(bad)).toMatchObject({ code: 'validation_error', param: 'script' });
+    const key = await gateway.post('/v3/videos', avatarRequest(), { 'Idempotency-Key': 'has space' });
+    expect(key.status).toBe(400);
+    expect(envelope(key)).toMatchObject({ code: 'validation_error', param: 'Idempotency-Key' });
+    const notJson = await fetch(`${h.url}/v3/videos`, { method: 'POST', headers: { 'x-api-key': serviceToken, 'content-type': 'application/json' }, body: '{"type":' });
+    const notJsonText = await notJson.text();
+    gatewayAnswers.push(notJsonText);
+    expect(notJson.status).toBe(400);
+    expect(JSON.parse(notJsonText).error.code).toBe('validation_error');
+    expect(await count()).toBe(before);
+  });
+
+  it('budget: 402 budget_exceeded with the unit, limit and available amount in message and param', async () => {
+    await setBudget(h, { orgUnitId: tree.otherProjectId, window: 'MONTHLY', enforcement: 'HARD', limitCreditSeconds: '10' });
+    const other = heygenApp(h.url, otherServiceToken, {}, true);
+    const refused = await other.post('/v3/videos', avatarRequest());
+    expect(refused.status).toBe(402);
+    const error = envelope(refused);
+    expect(error.code).toBe('budget_exceeded');
+    expect(error.message).toContain('Shorts');
+    expect(error.message).toMatch(/limit 10 cs/);
+    expect(error.message).toMatch(/available/);
+    expect(error.param).toMatch(/unit="Shorts"/);
+    expect(error.param).toMatch(/limit_credit_seconds=10\b/);
+    expect(error.param).toMatch(/available_credit_seconds=/);
+  });
+
+  it('concurrency: 429 with Retry-After; the app\'s own retry succeeds once the running job is done', async () => {
+    const app = heygenApp(h.url, tightToken, {}, true);
+    const first = await app.post('/v3/videos', avatarRequest());
+    expect(first.status).toBe(200);
+    const second = await app.post('/v3/videos', avatarRequest());
+    expect(second.status).toBe(429);
+    expect(envelope(second).code).toBe('rate_limit_exceeded');
+    expect(Number(second.headers.get('retry-after'))).toBeGreaterThan(0);
+    // The app retries, as HeyGen's own clients do on 429, until the first job is done and settled.
+    const retried = await waitFor(async () => {
+      const a = await app.post('/v3/videos', avatarRequest(), { 'Idempotency-Key': 'tight-retry-1' });
+      if (a.status === 429) return null;
+      return a;
+    }, 20_000, 100);
+    expect(retried.status).toBe(200);
+    expect(typeof retried.body.data.video_id).toBe('string');
+  });
+
+  it('another project\'s video id reads exactly like a random id: 404 not_found, the same bytes', async () => {
+    const other = heygenApp(h.url, otherServiceToken, {}, true);
+    await h.gql(`mutation($i: SetBudgetInput!) { setBudget(input: $i) { __typename } }`, {
+      i: { orgUnitId: tree.otherProjectId, window: 'MONTHLY', enforcement: 'HARD', limitCreditSeconds: '100000' },
+    });
+    const theirs = await other.post('/v3/videos', avatarRequest());
+    expect(theirs.status).toBe(200);
+    const theirId = theirs.body.data.video_id as string;
+    expect((await other.get(`/v3/videos/${theirId}`)).status).toBe(200);
+    const foreign = await gateway.get(`/v3/videos/${theirId}`);
+    const random = await gateway.get(`/v3/videos/${'f'.repeat(32)}`);
+    expect(foreign.status).toBe(404);
+    expect(envelope(foreign).code).toBe('not_found');
+    expect(foreign.text).toBe(random.text);
+    expect(foreign.headers.get('content-type')).toBe(random.headers.get('content-type'));
+    // In the bulk status read, as HeyGen answers unowned ids.
+    const bulk = await gateway.get(`/v3/videos/statuses?video_ids=${theirId}`);
+    expect(bulk.body.data).toEqual([{ video_id: theirId, status: 'not_found', error: null, batch_id: null, item_index: null }]);
+  });
+
+  it('a body larger than the /graphql limit is 413 payload_too_large, unread', async () => {
+    const big = await gateway.post('/v3/videos', { ...avatarRequest(), title: 'x'.repeat(h.config.graphql.maxBodyBytes) });
+    expect(big.status).toBe(413);
+    expect(envelope(big).code).toBe('payload_too_large');
+  });
+
+  it('an unexpected fault is a HeyGen-style 500 without its text or a stack trace', async () => {
+    const heygen = h.services.heygen as { getRaw: (...args: unknown[]) => Promise<unknown> };
+    const original = heygen.getRaw;
+    heygen.getRaw = async () => {
+      throw new TypeError('boom: internal detail at /srv/gateway/src/thing.ts:12');
+    };
+    try {
+      const answer = await gateway.get('/v3/voices?limit=3');
+      expect(answer.status).toBe(500);
+      expect(answer.body).toEqual({ error: { code: 'internal_error', message: 'Internal server error', param: null, doc_url: null } });
+      expect(answer.text).not.toMatch(/boom|thing\.ts/);
+    } finally {
+      heygen.getRaw = original;
+    }
+  });
+
+  it('what the front does not offer is never passed on: 501 for a HeyGen operation, 404 for an unknown path', async () => {
+    const simBefore = h.sim.stats().requests['DELETE /v3/videos/{video_id}'] ?? 0;
+    const del = await gateway.call('DELETE', `/v3/videos/${'a'.repeat(32)}`);
+    expect(del.status).toBe(501);
+    expect(envelope(del).code).toBe('not_implemented');
+    const unknown = await gateway.get('/v3/no-such-thing');
+    expect(unknown.status).toBe(404);
+    expect(envelope(unknown).code).toBe('not_found');
+    expect(h.sim.stats().requests['DELETE /v3/videos/{video_id}'] ?? 0).toBe(simBefore);
+  });
+
+  it('a MEMBER token must name its project with X-Gateway-Project; with it, it acts for that project', async () => {
+    const member = await h.services.tokens.issueOperatorToken({ name: 'alice', role: 'MEMBER', unitId: decodeGlobalID(tree.teamId).id });
+    const without = await heygenApp(h.url, member, {}, true).get('/v3/users/me');
+    expect(without.status).toBe(400);
+    expect(envelope(without)).toMatchObject({ code: 'validation_error', param: 'X-Gateway-Project' });
+    const withHeader = heygenApp(h.url, member, { 'X-Gateway-Project': tree.projectId }, true);
+    expect((await withHeader.get('/v3/users/me')).status).toBe(200);
+    expect((await withHeader.get('/v3/voices')).status).toBe(200);
+    // A project outside its subtree reads as not found.
+    const outside = await heygenApp(h.url, member, { 'X-Gateway-Project': tree.otherProjectId }, true).post('/v3/videos', avatarRequest());
+    expect(outside.status).toBe(404);
+  });
+});
+
+describe('Idempotency-Key as HeyGen honours it', () => {
+  it('a replay answers the same bytes; another body with the same key is 409; a key of 255 characters is accepted', async () => {
+    const key = `k${'x'.repeat(254)}`;
+    const first = await gateway.post('/v3/videos', avatarRequest(), { 'Idempotency-Key': key });
+    expect(first.status).toBe(200);
+    const again = await gateway.post('/v3/videos', avatarRequest(), { 'Idempotency-Key': key });
+    expect(again.status).toBe(200);
+    expect(again.text).toBe(first.text);
+    expect(again.headers.get('idempotent-replayed')).toBe('true');
+    const other = await gateway.post('/v3/videos', avatarRequest('A different script entirely.'), { 'Idempotency-Key': key });
+    expect(other.status).toBe(409);
+    expect(other.body.error).toMatchObject({ code: 'conflict', param: 'Idempotency-Key' });
+    // One job for the key, created once upstream (the gateway sends its job id as HeyGen's Idempotency-Key).
+    const jobs = await queryRows<{ id: string }>(h.services.db, sql`select id from jobs where idempotency_key = ${key}`);
+    expect(jobs).toHaveLength(1);
+    expect(h.sim.stats().creationsByIdempotencyKey[jobs[0]!.id]).toBe(1);
+  });
+
+  it('a duplicate while the first is still being forwarded is 409 request_in_progress', async () => {
+    h.sim.configure({ latencyMs: 1500 });
+    try {
+      const body = avatarRequest('In progress twice.');
+      // Two at once: one is admitted and forwarded (HeyGen takes 1.5 s to answer), the other finds its job in flight.
+      const answers = await Promise.all([1, 2].map(() => gateway.post('/v3/videos', body, { 'Idempotency-Key': 'in-progress-1' })));
+      const first = answers.find((a) => a.status === 200)!;
+      const second = answers.find((a) => a !== first)!;
+      expect(first).toBeDefined();
+      expect(second.status).toBe(409);
+      expect(second.body.error.code).toBe('request_in_progress');
+      expect(Number(second.headers.get('retry-after'))).toBeGreaterThan(0);
+      const third = await gateway.post('/v3/videos', body, { 'Idempotency-Key': 'in-progress-1' });
+      expect(third.text).toBe(first.text);
+    } finally {
+      h.sim.configure({ latencyMs: 0 });
+    }
+  });
+});
+
+describe('one admission path for both doors', () => {
+  it('GraphQL submitJob and POST /v3/videos, concurrently into one HARD budget: exactly the cap is admitted', async () => {
+    const g = await startHarness({ workers: false });
+    try {
+      const t = await createTree(g);
+      // 20 words → a hold of 52.8 cs each: 10 fit in 528 cs.
+      await setBudget(g, { orgUnitId: t.projectId, window: 'MONTHLY', enforcement: 'HARD', limitCreditSeconds: '528' });
+      const token = (await issueServiceToken(g, t.projectId)).token;
+      const app = heygenApp(g.url, token, {}, true);
+      const viaGraphql = Array.from({ length: 12 }, () =>
+        g.gql(SUBMIT, { input: { projectId: t.projectId, kind: 'AVATAR_VIDEO', request: avatarRequest() } }, token).then((r) => r.data.submitJob.__typename as string),
+      );
+      const viaV3 = Array.from({ length: 12 }, () => app.post('/v3/videos', avatarRequest()).then((a) => a.status));
+      const [gql, v3] = await Promise.all([Promise.all(viaGraphql), Promise.all(viaV3)]);
+      const admitted = gql.filter((t) => t === 'SubmitJobPayload').length + v3.filter((s) => s === 200).length;
+      expect(admitted).toBe(10);
+      expect(gql.filter((t) => t !== 'SubmitJobPayload').every((t) => t === 'BudgetExceededError')).toBe(true);
+      expect(v3.filter((s) => s !== 200).every((s) => s === 402)).toBe(true);
+      // Which door wins which slot is a race; what holds is the sum, and that every loser was refused by the cap.
+      const [held] = await queryRows<{ r: string; n: number }>(g.services.db, sql`select coalesce(sum(reserved_micro_cs), 0)::text as r, count(*)::int as n from jobs`);
+      expect(held).toEqual({ r: String(528_000_000), n: 10 });
+    } finally {
+      await g.close();
+    }
+  });
+});
+
+describe("HeyGen refusing the company's account", () => {
+  it("is never told to the app as its own key or wallet, nor in HeyGen's words", async () => {
+    const emptyKey = 'sk_test_empty_wallet_05';
+    h.sim.addAccount({ apiKey: emptyKey, billingType: 'wallet', walletCredits: '0', concurrencyLimit: 10 });
+    const empty = await createTree(h, { name: 'Empty wallet', apiKey: emptyKey });
+    const app = heygenApp(h.url, (await issueServiceToken(h, empty.projectId)).token, {}, true);
+    const refused = await app.post('/v3/videos', avatarRequest(), { 'Idempotency-Key': 'empty-wallet-1' });
+    expect(refused.status).toBe(402);
+    expect(refused.body.error.code).toBe('insufficient_credit');
+    expect(refused.body.error.message).toMatch(/company's HeyGen account/);
+    expect(refused.body.error.message).not.toMatch(/Wallet balance/);
+    // The key stays bound to the refusal: a replay answers the same.
+    const again = await app.post('/v3/videos', avatarRequest(), { 'Idempotency-Key': 'empty-wallet-1' });
+    expect(again.text).toBe(refused.text);
+    expect(refused.text).not.toContain(emptyKey);
+    expect(again.text).not.toContain(emptyKey);
+  });
+});
+
+describe('HeyGen away', () => {
+  it('a create HeyGen has not confirmed is an honest 503 naming the gateway job (no made-up id); the same key later gives the ids; reads are 502', async () => {
+    const app = heygenApp(h.url, serviceToken, {}, true);
+    const created = await app.post('/v3/videos', avatarRequest('Made while HeyGen was away.'));
+    expect(created.status).toBe(200);
+    await h.sim.goDown();
+    try {
+      const refused = await app.post('/v3/videos', avatarRequest('Sent while HeyGen is away.'), { 'Idempotency-Key': 'outage-1' });
+      expect(refused.status).toBe(503);
+      expect(refused.body.error.code).toBe('service_unavailable');
+      expect(refused.body.error.message).toMatch(/gateway job [0-9a-f-]{36}/);
+      expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0);
+      const read = await app.get(`/v3/videos/${created.body.data.video_id}`);
+      expect(read.status).toBe(502);
+      expect(read.body.error.code).toBe('upstream_error');
+    } finally {
+      await h.sim.comeBack();
+    }
+    // The worker forwards the job with its own key; the app's retry with the same key gets HeyGen's id.
+    const retried = await waitFor(async () => {
+      const a = await app.post('/v3/videos', avatarRequest('Sent while HeyGen is away.'), { 'Idempotency-Key': 'outage-1' });
+      return a.status === 200 ? a : null;
+    }, 20_000, 100);
+    expect(typeof retried.body.data.video_id).toBe('string');
+    expect((await app.get(`/v3/videos/${retried.body.data.video_id}`)).status).toBe(200);
+  });
+});
