@@ -2,7 +2,7 @@ import { describe, expect, it, afterAll, beforeAll } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { printedSchema, SCHEMA_FILE } from '../src/cli/print-schema.js';
 import { startHarness, type Harness } from './support/harness.js';
-import { createAccount, createUnit, setBudget } from './support/fixtures.js';
+import { avatarRequest, createAccount, createUnit, mustMutate, setBudget, SUBMIT } from './support/fixtures.js';
 
 describe('printed schema', () => {
   it('schema/schema.graphql matches the code', () => {
@@ -56,6 +56,69 @@ describe('DataLoader batching', () => {
     const small = await statementsFor(5);
     const large = await statementsFor(200);
     expect(large).toBe(small);
-    expect(large).toBeLessThanOrEqual(12);
+    // The page with its units' parents, the budgets with their counters, the units' usage, the budgets' accounts.
+    expect(large).toBeLessThanOrEqual(4);
+  });
+
+  async function statementsOf(query: string, variables: Record<string, unknown>, token?: string): Promise<{ count: number; data: any }> {
+    const statements: string[] = [];
+    h.services.database.onQuery = (text) => statements.push(text);
+    const res = await h.gql(query, variables, token);
+    h.services.database.onQuery = undefined;
+    expect(res.errors).toBeUndefined();
+    return { count: statements.length, data: res.data };
+  }
+
+  it('the balances apps poll cost the same statements for one account or many, for a unit with or without budgets', async () => {
+    const ACCOUNT_PERIOD = `query { accounts { name period { period usedCreditSeconds reservedCreditSeconds remainingIncludedCreditSeconds overageCreditSeconds projectedInvoiceUsd } } }`;
+    const one = await statementsOf(ACCOUNT_PERIOD, {});
+    for (let i = 0; i < 4; i++) await createAccount(h, { name: `Balance ${i}` });
+    await createAccount(h, { name: 'Balance package', creditPackage: { totalCreditSeconds: '100000', pricePerCreditSecondUsd: '0.01', termStart: '2026-01-01', termEnd: '2026-12-31' } });
+    const many = await statementsOf(ACCOUNT_PERIOD, {});
+    expect(many.data.accounts.length).toBe(one.data.accounts.length + 5);
+    for (const a of many.data.accounts) expect(a.period.usedCreditSeconds).toBe('0');
+    // Accounts, their terms, their usage at the root (a credit package: and its term's earlier months).
+    expect(many.count).toBeLessThanOrEqual(4);
+
+    const accountId = await createAccount(h, { name: 'Balances' });
+    const org = (await h.gql(`{ orgUnits(first: 1, kind: ORGANIZATION) { edges { node { id } } } }`)).data.orgUnits.edges[0].node.id;
+    const dept = await createUnit(h, 'DEPARTMENT', 'Balances', org, accountId);
+    const bare = await createUnit(h, 'PROJECT', 'bare', dept);
+    const capped = await createUnit(h, 'PROJECT', 'capped', dept);
+    await setBudget(h, { orgUnitId: capped, accountId, window: 'MONTHLY', limitCreditSeconds: '1000' });
+    await setBudget(h, { orgUnitId: capped, accountId, window: 'CONTRACT_TERM', limitCreditSeconds: '3000' });
+    await setBudget(h, { orgUnitId: capped, window: 'LIFETIME', limitCreditSeconds: '5000' });
+    await setBudget(h, { orgUnitId: dept, accountId, window: 'MONTHLY', limitCreditSeconds: '2000' });
+    const BALANCE = `query($id: ID!) { orgUnit(id: $id) { usage { reservedCreditSeconds settledCreditSeconds }
+      budgets { window limitCreditSeconds reservedCreditSeconds settledCreditSeconds availableCreditSeconds } } }`;
+    const counts: number[] = [];
+    for (const unit of [bare, capped]) {
+      const token = (await mustMutate(h, `mutation($input: IssueServiceTokenInput!) { issueServiceToken(input: $input) { __typename ... on IssueServiceTokenPayload { token } } }`, { input: { orgUnitId: unit, name: 'poller' } }, 'issueServiceToken')).token;
+      await h.gql(BALANCE, { id: unit }, token); // a token's first use records when it was last used
+      const read = await statementsOf(BALANCE, { id: unit }, token);
+      counts.push(read.count);
+      if (unit === capped) {
+        expect(read.data.orgUnit.budgets.map((b: any) => [b.window, b.limitCreditSeconds, b.availableCreditSeconds])).toEqual(
+          expect.arrayContaining([['MONTHLY', '1000', '1000'], ['CONTRACT_TERM', '3000', '3000'], ['LIFETIME', '5000', '5000']]),
+        );
+      }
+    }
+    expect(counts[1]).toBe(counts[0]);
+    // The token's check, the unit, the caller's account, the budgets with their counters, the usage.
+    expect(counts[1]).toBeLessThanOrEqual(5);
+
+    // Each budget counts its own unit's subtree: a hold on a sibling shows on the department's budget only.
+    const job = await mustMutate(h, SUBMIT, { input: { projectId: bare, kind: 'AVATAR_VIDEO', request: avatarRequest() } }, 'submitJob');
+    const held = job.job.reservedCreditSeconds;
+    expect(held).toBe('52.8');
+    const after = await h.gql(
+      `query($a: ID!, $b: ID!) { a: orgUnit(id: $a) { budgets { window reservedCreditSeconds } } b: orgUnit(id: $b) { budgets { window reservedCreditSeconds availableCreditSeconds } } }`,
+      { a: capped, b: dept },
+    );
+    expect(after.errors).toBeUndefined();
+    const { a: cappedAfter, b: deptAfter } = after.data;
+    expect(cappedAfter.budgets).toHaveLength(3);
+    for (const b of cappedAfter.budgets) expect(b.reservedCreditSeconds, b.window).toBe('0');
+    expect(deptAfter.budgets).toEqual([{ window: 'MONTHLY', reservedCreditSeconds: held, availableCreditSeconds: '1947.2' }]);
   });
 });

@@ -370,6 +370,20 @@ function allocateMarginal(ctx: UsageBasedContext, entries: readonly ValidEntry[]
   return { cents, overageMicroCs: overage };
 }
 
+/**
+ * MARGINAL's netting on its own: the amounts of entries already in settlement order, after each negative entry has
+ * cancelled its unit's usage (its unit's earlier entries first, latest first, then its later ones). Each unit's
+ * entries must sum to at least zero. For callers that work out the rest of MARGINAL elsewhere (in SQL).
+ */
+export function netInSettlementOrder(entries: readonly { unitId: string; microCs: bigint }[]): bigint[] {
+  const index = new Map<string, number>();
+  const valid = entries.map((e, k) => {
+    if (!index.has(e.unitId)) index.set(e.unitId, index.size);
+    return { unit: index.get(e.unitId)!, microCs: e.microCs, at: 0, seq: BigInt(k) };
+  });
+  return netAdjustments(valid, index.size);
+}
+
 /** Non-negative amounts per sorted entry, after each negative entry has cancelled its unit's usage. */
 function netAdjustments(sorted: readonly ValidEntry[], unitCount: number): bigint[] {
   const residual = sorted.map((e) => (e.microCs > 0n ? e.microCs : 0n));

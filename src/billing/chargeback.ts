@@ -22,7 +22,7 @@ import { canReadCostsOf, seesEverything, type Actor } from '../auth/actor.js';
 import { recordAudit } from '../audit/audit.js';
 import { termPeriods, termsFor, type AccountRow, type AccountTermsRow } from '../accounts/accounts.js';
 import { usageAtRoot } from './account-period.js';
-import { allocateInvoice, type ContractTerms, type Statement, type UsageEntry } from './allocation.js';
+import { allocateInvoice, netInSettlementOrder, type ContractTerms, type Statement, type UsageEntry } from './allocation.js';
 import { formatCents, formatCreditSeconds, formatDecimal, parseDecimalRational } from '../primitives/money.js';
 import { isValidPeriod, periodBounds, periodOf, previousPeriod } from '../primitives/period.js';
 import { committedSharesFor, pricePerCs } from './terms.js';
@@ -158,6 +158,67 @@ function termsData(terms: AccountTermsRow): ChargebackTermsData {
   };
 }
 
+/**
+ * MARGINAL's usage, split in SQL instead of loading the period's ledger into the process: the pool is filled in
+ * settlement order (the order allocateInvoice uses: settled at, to the millisecond, then ledger id), so with a running
+ * sum each entry's in-pool part is min(amount, max(0, included − what was settled before it)). The result is given
+ * to allocateInvoice as each unit's in-pool usage, then each unit's overage, in that order: the same pool fill, so
+ * the same statement, as the period's entries one by one.
+ *
+ * A negative adjustment cancels its unit's earlier usage first (netInSettlementOrder), which moves every later
+ * entry's place in the pool: the entries of the units that have one (few) are read and netted here, and the split is
+ * computed again with their netted amounts. A unit whose period total is negative is refused by allocateInvoice,
+ * as before, from its entries.
+ */
+async function marginalUsage(db: Db, accountId: string, period: string, included: bigint, start: Date): Promise<UsageEntry[]> {
+  const split = async (netted: Map<string, bigint>) => {
+    const ids = `{${[...netted.keys()].join(',')}}`;
+    const amounts = `{${[...netted.values()].join(',')}}`;
+    return queryRows<{ unit: string; own: string; in_pool: string; dirty: boolean }>(
+      db,
+      sql`select unit, sum(r)::text as own, sum(least(r, greatest(0, ${included.toString()}::numeric - (cum - r))))::text as in_pool, bool_or(negative) as dirty
+          from (select l.org_unit_id as unit, coalesce(n.amount, l.amount_micro_cs) as r, l.amount_micro_cs < 0 as negative,
+                       sum(coalesce(n.amount, l.amount_micro_cs)) over (order by date_trunc('milliseconds', l.created_at), l.id rows unbounded preceding) as cum
+                  from ledger_entries l
+                  left join unnest(${ids}::bigint[], ${amounts}::bigint[]) as n(id, amount) on n.id = l.id
+                 where l.account_id = ${accountId} and l.period = ${period} and l.entry_type in ('DEBIT', 'ADJUSTMENT')) as entries
+          group by unit`,
+    );
+  };
+  let rows = await split(new Map());
+  const dirty = rows.filter((r) => r.dirty).map((r) => r.unit);
+  const entriesOf = async (units: string[] | null) =>
+    (
+      await db
+        .select({ id: ledgerEntriesTable.id, unitId: ledgerEntriesTable.orgUnitId, microCs: ledgerEntriesTable.amountMicroCs, at: ledgerEntriesTable.createdAt })
+        .from(ledgerEntriesTable)
+        .where(
+          and(
+            eq(ledgerEntriesTable.accountId, accountId),
+            eq(ledgerEntriesTable.period, period),
+            inArray(ledgerEntriesTable.entryType, ['DEBIT', 'ADJUSTMENT']),
+            units ? inArray(ledgerEntriesTable.orgUnitId, units) : undefined,
+          ),
+        )
+        .orderBy(sql`date_trunc('milliseconds', ${ledgerEntriesTable.createdAt})`, asc(ledgerEntriesTable.id))
+    ).map((e) => ({ unitId: e.unitId, microCs: e.microCs, settledAt: e.at, seq: e.id }));
+  if (dirty.length > 0) {
+    if (rows.some((r) => r.dirty && toBigInt(r.own) < 0n)) return entriesOf(dirty); // refused by allocateInvoice
+    const entries = await entriesOf(dirty);
+    const netted = netInSettlementOrder(entries);
+    rows = await split(new Map(entries.map((e, k) => [e.seq.toString(), netted[k]!])));
+  }
+  const inPool: UsageEntry[] = [];
+  const overage: UsageEntry[] = [];
+  for (const r of rows) {
+    const own = toBigInt(r.own);
+    const pooled = toBigInt(r.in_pool);
+    if (pooled > 0n) inPool.push({ unitId: r.unit, microCs: pooled, settledAt: start, seq: BigInt(inPool.length) });
+    if (own > pooled) overage.push({ unitId: r.unit, microCs: own - pooled, settledAt: start, seq: BigInt(rows.length + overage.length) });
+  }
+  return [...inPool, ...overage];
+}
+
 /** The statement as it stands now (provisional while the period is open). */
 export async function computeStatement(db: Db, account: AccountRow, period: string): Promise<ChargebackStatement> {
   requirePeriod(period);
@@ -199,19 +260,7 @@ export async function computeStatement(db: Db, account: AccountRow, period: stri
 
   let usage: UsageEntry[];
   if (policy === 'MARGINAL') {
-    // Settlement order is the ledger's order of debits and adjustments.
-    const entries = await db
-      .select({ id: ledgerEntriesTable.id, unitId: ledgerEntriesTable.orgUnitId, amount: ledgerEntriesTable.amountMicroCs, at: ledgerEntriesTable.createdAt })
-      .from(ledgerEntriesTable)
-      .where(
-        and(
-          eq(ledgerEntriesTable.accountId, account.id),
-          eq(ledgerEntriesTable.period, period),
-          inArray(ledgerEntriesTable.entryType, ['DEBIT', 'ADJUSTMENT']),
-        ),
-      )
-      .orderBy(asc(ledgerEntriesTable.id));
-    usage = entries.map((e) => ({ unitId: e.unitId, microCs: e.amount, settledAt: e.at, seq: e.id }));
+    usage = await marginalUsage(db, account.id, period, terms.includedMicroCs ?? 0n, periodBounds(period, account.timezone).start);
   } else {
     const start = periodBounds(period, account.timezone).start;
     usage = [...own].filter(([, micro]) => micro !== 0n).map(([unitId, microCs], i) => ({ unitId, microCs, settledAt: start, seq: BigInt(i) }));

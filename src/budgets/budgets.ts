@@ -1,6 +1,6 @@
 // Budgets: caps on a unit's use of one account (or all accounts) over a window. Usage is keyed by
 // period in the rollups, so a new month starts from zero without any reset job.
-import { and, eq, inArray, sql } from 'drizzle-orm';
+import { and, eq, inArray, sql, type SQL } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { queryRows, toBigInt } from '../db/client.js';
 import {
@@ -183,3 +183,47 @@ export async function budgetsOnPath(db: Db, path: readonly string[], accountId: 
     .orderBy(budgetsTable.id);
 }
 
+
+/**
+ * Budgets with their usage, in one statement (for reads: the API's budget lists and balances). The window of each
+ * budget is the one windowOf gives, worked out in SQL from the rows it depends on: MONTHLY counts each account's
+ * current period in its own time zone; CONTRACT_TERM the term of the budget's account's terms in force in its current
+ * period (the lifetime when those terms have no dates, and for a budget over all accounts); LIFETIME every period.
+ * Reserved counts every open hold, as in usageOfBudgets.
+ */
+export async function budgetsWithUsage(
+  db: Db,
+  which: { unitIds: readonly string[] } | { budgetIds: readonly string[] },
+  now: Date,
+): Promise<{ budget: BudgetRow; usage: BudgetUsage }[]> {
+  const ids = 'unitIds' in which ? which.unitIds : which.budgetIds;
+  if (ids.length === 0) return [];
+  const at = now.toISOString();
+  // Written out with the table's name: drizzle leaves the columns of a one-table select unqualified, and inside the
+  // subqueries below an unqualified org_unit_id or account_id would be usage_rollups' own.
+  // The current period of an account (its calendar month in its time zone), as periodOf computes it.
+  const currentPeriodOf = (accountId: SQL) => sql`to_char((${at}::timestamptz) at time zone (select a.timezone from accounts a where a.id = ${accountId}), 'YYYY-MM')`;
+  // The term (first and last period) of the budget's account's terms in force now, or null.
+  const term = (edge: 'term_start' | 'term_end') =>
+    sql`(select case when t.term_start is not null and t.term_end is not null then substr(t.${sql.raw(edge)}, 1, 7) end
+           from account_terms t
+          where t.account_id = budgets.account_id and t.effective_from <= ${currentPeriodOf(sql`budgets.account_id`)}
+          order by t.effective_from desc limit 1)`;
+  const rows = await db
+    .select({
+      budget: budgetsTable,
+      reserved: sql<string>`(select coalesce(sum(r.reserved_micro_cs), 0) from usage_rollups r
+          where r.org_unit_id = budgets.org_unit_id and (budgets.account_id is null or r.account_id = budgets.account_id))::text`,
+      settled: sql<string>`(select coalesce(sum(r.settled_micro_cs), 0) from usage_rollups r
+          where r.org_unit_id = budgets.org_unit_id and (budgets.account_id is null or r.account_id = budgets.account_id)
+            and case budgets."window"
+                  when 'MONTHLY' then r.period = ${currentPeriodOf(sql`r.account_id`)}
+                  when 'CONTRACT_TERM' then r.period between coalesce(${term('term_start')}, '0000-01') and coalesce(${term('term_end')}, '9999-12')
+                  else true
+                end)::text`,
+    })
+    .from(budgetsTable)
+    .where('unitIds' in which ? inArray(budgetsTable.orgUnitId, [...ids]) : inArray(budgetsTable.id, [...ids]))
+    .orderBy(budgetsTable.id);
+  return rows.map((r) => ({ budget: r.budget, usage: { reservedMicroCs: toBigInt(r.reserved), settledMicroCs: toBigInt(r.settled) } }));
+}

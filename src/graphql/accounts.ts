@@ -65,7 +65,13 @@ builder.node(AccountRef, {
         "The position in a period (default: the current one). Null for callers who may not read every unit's costs (SERVICE, and MANAGER or MEMBER below the root): the account's totals minus their own usage would tell their siblings'.",
       args: { period: t.arg({ type: 'Period', required: false, description: 'YYYY-MM; default: now.' }) },
       resolve: (a, args, ctx) =>
-        accountTotalsVisible(ctx) ? accountPeriod(ctx.db, a, args.period ?? periodOf(ctx.now, a.timezone)) : null,
+        accountTotalsVisible(ctx)
+          ? accountPeriod(
+              { termsAt: ctx.loaders.termsAt, usageAtRoot: (accountId, from, to) => ctx.loaders.rootUsage.load({ accountId, from, to }) },
+              a,
+              args.period ?? periodOf(ctx.now, a.timezone),
+            )
+          : null,
     }),
     createdAt: t.field({ type: 'DateTime', description: 'When the account was added.', resolve: (a) => a.createdAt }),
   }),

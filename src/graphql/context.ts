@@ -13,12 +13,12 @@ import {
   orgUnitsTable,
 } from '../db/schema.js';
 import { latestSnapshots, type WalletSnapshotRow } from '../billing/wallet.js';
+import { usagesAtRoot, type RootUsageKey } from '../billing/account-period.js';
 import type { Actor } from '../auth/actor.js';
 import type { AccountRow, AccountTermsRow } from '../accounts/accounts.js';
 import type { OrgUnitRow } from '../org/units.js';
-import { usageOfBudgets, windowOf, type BudgetRow, type BudgetUsage, type WindowBounds } from '../budgets/budgets.js';
+import { budgetsWithUsage, type BudgetRow, type BudgetUsage } from '../budgets/budgets.js';
 import { IN_FLIGHT_STATUSES } from '../jobs/lifecycle.js';
-import { periodOf } from '../primitives/period.js';
 import type { Services } from '../app.js';
 
 export interface GraphQLContext {
@@ -90,24 +90,21 @@ export function createLoaders(db: Db, now: Date) {
     const versions = await termsByAccount.load(accountId);
     return versions.filter((t) => t.effectiveFrom <= period).at(-1) ?? null;
   };
-  // Removes the N+1 of `OrgUnit.budgets` over a list of units.
-  const budgetsByUnit = new DataLoader<string, BudgetRow[]>(async (ids) =>
-    groupBy(ids, await db.select().from(budgetsTable).where(inArray(budgetsTable.orgUnitId, [...ids])).orderBy(budgetsTable.id), (r) => r.orgUnitId),
-  );
-  // Removes the N+1 of every budget's reserved/settled counters: one statement for all budgets of a request.
+  // Removes the N+1 of every budget's reserved/settled counters: one statement for all budgets of a request, with
+  // their windows worked out in SQL (no read of accounts, terms or time zones first).
   const budgetUsage = new DataLoader<BudgetRow, BudgetUsage, string>(
     async (budgets) => {
-      const windows = new Map<string, WindowBounds>();
-      for (const b of budgets) {
-        const account = b.accountId ? await accountById.load(b.accountId) : null;
-        const terms = account ? await termsAt(account.id, periodOf(now, account.timezone)) : null;
-        windows.set(b.id, windowOf(b, account, terms));
-      }
-      const usage = await usageOfBudgets(db, windows, now);
+      const usage = new Map((await budgetsWithUsage(db, { budgetIds: budgets.map((b) => b.id) }, now)).map((r) => [r.budget.id, r.usage]));
       return budgets.map((b) => usage.get(b.id) ?? { reservedMicroCs: 0n, settledMicroCs: 0n });
     },
     { cacheKeyFn: (b) => b.id },
   );
+  // Removes the N+1 of `OrgUnit.budgets` over a list of units; the same statement reads their counters.
+  const budgetsByUnit = new DataLoader<string, BudgetRow[]>(async (ids) => {
+    const rows = await budgetsWithUsage(db, { unitIds: ids }, now);
+    for (const r of rows) budgetUsage.prime(r.budget, r.usage);
+    return groupBy(ids, rows.map((r) => r.budget), (r) => r.orgUnitId);
+  });
   // Removes the N+1 of `Job.upstreamIds` over a page of jobs.
   const itemsByJob = new DataLoader<string, (typeof jobItemsTable.$inferSelect)[]>(async (ids) =>
     groupBy(ids, await db.select().from(jobItemsTable).where(inArray(jobItemsTable.jobId, [...ids])).orderBy(jobItemsTable.createdAt), (r) => r.jobId),
@@ -168,7 +165,12 @@ export function createLoaders(db: Db, now: Date) {
       (r) => r.accountId,
     ),
   );
+  // Removes the N+1 of `Account.period` over the account list: every account's usage at the root in one statement.
+  const rootUsage = new DataLoader<RootUsageKey, { reserved: bigint; settled: bigint }, string>((keys) => usagesAtRoot(db, keys), {
+    cacheKeyFn: (k) => `${k.accountId}|${k.from}|${k.to}`,
+  });
   return {
+    rootUsage,
     unitById,
     accountById,
     termsByAccount,

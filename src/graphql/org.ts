@@ -1,5 +1,6 @@
 // The org tree, budgets and usage.
 import { and, asc, eq, gt, lt, desc, isNull } from 'drizzle-orm';
+import { alias } from 'drizzle-orm/pg-core';
 import { builder } from './builder.js';
 import { MUTATION_ERRORS } from './errors.js';
 import { decodeId, tryDecodeId } from './ids.js';
@@ -30,6 +31,7 @@ const EnforcementEnum = builder.enumType('Enforcement', {
 });
 
 export const OrgUnitRef = builder.objectRef<OrgUnitRow>('OrgUnit');
+const parentUnits = alias(orgUnitsTable, 'parent');
 export const BudgetRef = builder.objectRef<BudgetRow>('Budget');
 
 interface UsageShape {
@@ -177,9 +179,12 @@ builder.queryFields((t) => ({
         (u: OrgUnitRow) => u.id,
         async ({ before, after, limit, inverted }): Promise<OrgUnitRow[]> => {
           for (const cursor of [before, after]) if (cursor && !isUuid(cursor)) throw new ValidationError('after', 'invalid cursor');
-          return ctx.db
-            .select()
+          // The page and the parents of its units in one statement, both primed into the request's unit loader
+          // (the fields below ask for both: `parent`, and the unit of each budget).
+          const rows = await ctx.db
+            .select({ unit: orgUnitsTable, parent: parentUnits })
             .from(orgUnitsTable)
+            .leftJoin(parentUnits, eq(parentUnits.id, orgUnitsTable.parentId))
             .where(
               and(
                 visibleUnitsFilter(ctx.actor!),
@@ -190,6 +195,11 @@ builder.queryFields((t) => ({
             )
             .orderBy(inverted ? desc(orgUnitsTable.id) : asc(orgUnitsTable.id))
             .limit(limit);
+          for (const r of rows) {
+            ctx.loaders.unitById.prime(r.unit.id, r.unit);
+            if (r.parent) ctx.loaders.unitById.prime(r.parent.id, r.parent);
+          }
+          return rows.map((r) => r.unit);
         },
       ),
   }),

@@ -120,6 +120,8 @@ export interface SimulatorStats {
   faults: { fail5xx: number; timeouts: number; malformed: number; oversized: number };
   insufficientCredit: number;
   webhooks: WebhookCounters & { pending: number };
+  /** TCP connections accepted (a client that keeps its connections alive opens few). */
+  connections: number;
 }
 
 export interface Simulator {
@@ -297,6 +299,7 @@ const emptyStats = (): Omit<SimulatorStats, 'inFlight' | 'usage' | 'webhooks'> =
   rateLimited: { concurrency: 0, requestRate: 0, injected: 0 },
   faults: { fail5xx: 0, timeouts: 0, malformed: 0, oversized: 0 },
   insufficientCredit: 0,
+  connections: 0,
 });
 
 function json(status: number, body: unknown, headers: Record<string, string> = {}): Reply {
@@ -427,6 +430,9 @@ class HeyGenSimulator implements Simulator {
         const message = error instanceof Error ? error.message : String(error);
         this.write(res, json(500, { error: { code: 'internal_error', message, param: null, doc_url: null } }));
       });
+    });
+    this.server.on('connection', () => {
+      this.counters.connections += 1;
     });
   }
 

@@ -1,0 +1,109 @@
+// MARGINAL is computed in SQL (a running sum in settlement order) instead of by loading the period's ledger into the
+// process. Property: for random ledgers — entries settled out of id order, many in the same millisecond, negative
+// corrections that cancel earlier usage — the statement's split of every unit into in-pool and overage usage, and
+// its cost, are exactly those allocateInvoice gives from the raw entries one by one (the previous method).
+import fc from 'fast-check';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import pg from 'pg';
+import { startHarness, type Harness } from './support/harness.js';
+import { createUnit } from './support/fixtures.js';
+import { createBillingAccount, organization, rawId } from './support/billing.js';
+import { computeStatement } from '../src/billing/chargeback.js';
+import { allocateInvoice } from '../src/billing/allocation.js';
+import { accountsTable } from '../src/db/schema.js';
+import { eq } from 'drizzle-orm';
+import { formatCents, formatCreditSeconds } from '../src/primitives/money.js';
+
+let h: Harness;
+let client: pg.Client;
+let accountId: string;
+let projects: { id: string; path: string[] }[];
+
+beforeAll(async () => {
+  h = await startHarness({ workers: false });
+  const account = await createBillingAccount(h, { name: 'Marginal', effectiveFrom: '2020-01' });
+  accountId = rawId(account);
+  const dept = await createUnit(h, 'DEPARTMENT', 'Marginal', await organization(h), account);
+  const ids: string[] = [];
+  for (let t = 0; t < 2; t++) {
+    const team = await createUnit(h, 'TEAM', `team ${t}`, dept);
+    for (let p = 0; p < 2; p++) ids.push(rawId(await createUnit(h, 'PROJECT', `project ${p}`, team)));
+  }
+  client = new pg.Client({ connectionString: h.database.url });
+  await client.connect();
+  const rows = (await client.query<{ id: string; path: string[] }>('select id, path from org_units where id = any($1::uuid[])', [ids])).rows;
+  projects = ids.map((id) => rows.find((r) => r.id === id)!);
+  await client.query(`update account_terms set allocation_policy = 'MARGINAL' where account_id = $1`, [accountId]);
+});
+afterAll(async () => {
+  await client?.end();
+  await h?.close();
+});
+
+const entryArb = fc.record({
+  project: fc.integer({ min: 0, max: 3 }),
+  amount: fc.bigInt({ min: 1n, max: 5_000_000_000n }),
+  type: fc.constantFrom('DEBIT', 'DEBIT', 'ADJUSTMENT', 'NEGATIVE'),
+  ms: fc.integer({ min: 0, max: 4 }),
+  micros: fc.integer({ min: 0, max: 999 }),
+});
+
+let month = 0;
+
+it('splits every unit exactly as allocateInvoice does from the entries one by one', { timeout: 120_000 }, async () => {
+  await fc.assert(
+    fc.asyncProperty(fc.array(entryArb, { minLength: 1, maxLength: 40 }), fc.integer({ min: 0, max: 100 }), async (raw, poolPercent) => {
+      const period = `${2020 + Math.floor(month / 12)}-${String((month % 12) + 1).padStart(2, '0')}`;
+      month++;
+      // A negative correction takes back at most what its unit had so far, so no unit's total is negative.
+      const sofar = new Map<number, bigint>();
+      const entries = raw.map((e) => {
+        const had = sofar.get(e.project) ?? 0n;
+        const amount = e.type === 'NEGATIVE' ? -(had === 0n ? 0n : e.amount % had) : e.amount;
+        sofar.set(e.project, had + amount);
+        return { ...e, type: e.type === 'NEGATIVE' ? 'ADJUSTMENT' : e.type, amount };
+      });
+      const total = [...sofar.values()].reduce((a, b) => a + b, 0n);
+      const included = (total * BigInt(poolPercent)) / 100n;
+      await client.query('update account_terms set included_micro_cs = $2 where account_id = $1', [accountId, included.toString()]);
+      // Inserted in the generated order (ids), settled at generated instants: the two orders differ.
+      const base = Date.UTC(2020, 0, 15) + month * 86_400_000;
+      for (const e of entries) {
+        const at = new Date(base + e.ms).toISOString().replace('Z', `${String(e.micros).padStart(3, '0')}+00`);
+        await client.query(
+          `insert into ledger_entries (entry_type, account_id, org_unit_id, period, amount_micro_cs, created_at) values ($1, $2, $3, $4, $5, $6)`,
+          [e.type, accountId, projects[e.project]!.id, period, e.amount.toString(), at],
+        );
+      }
+      // The rollups the statement's units come from: settled usage of every unit on each entry's path.
+      const settled = new Map<string, bigint>();
+      for (const e of entries) for (const unit of projects[e.project]!.path) settled.set(unit, (settled.get(unit) ?? 0n) + e.amount);
+      for (const [unit, micro] of settled) {
+        await client.query(`insert into usage_rollups (org_unit_id, account_id, period, settled_micro_cs) values ($1, $2, $3, $4)`, [unit, accountId, period, micro.toString()]);
+      }
+
+      const [account] = await h.services.db.select().from(accountsTable).where(eq(accountsTable.id, accountId));
+      const statement = await computeStatement(h.services.db, account!, period);
+      expect(statement.policy).toBe('MARGINAL');
+
+      const ledger = (
+        await client.query<{ id: string; unit: string; amount: string; at: Date }>(
+          `select id, org_unit_id as unit, amount_micro_cs as amount, created_at as at from ledger_entries where account_id = $1 and period = $2 order by id`,
+          [accountId, period],
+        )
+      ).rows;
+      const oracle = allocateInvoice({
+        terms: { model: 'USAGE_BASED', mmcUsd: statement.terms.mmcUsd!, includedMicroCs: included, contractRateUsd: statement.terms.contractRateUsd!, overageRateUsd: statement.terms.overageRateUsd! },
+        policy: 'MARGINAL',
+        units: statement.lines.map((l) => ({ id: l.orgUnitId, parentId: l.parentId })),
+        costCentreUnitId: statement.costCentreUnitId,
+        usage: ledger.map((r) => ({ unitId: r.unit, microCs: BigInt(r.amount), settledAt: r.at, seq: BigInt(r.id) })),
+      });
+      const expected = oracle.lines.map((l) => [l.unitId, formatCreditSeconds(l.ownInPoolMicroCs), formatCreditSeconds(l.ownOverageMicroCs), formatCents(l.ownCents)]);
+      const actual = statement.lines.map((l) => [l.orgUnitId, l.ownInPoolCreditSeconds, l.ownOverageCreditSeconds, l.ownCostUsd]);
+      expect(actual).toEqual(expected);
+      expect(statement.invoiceTotalUsd).toBe(formatCents(oracle.invoiceCents));
+    }),
+    { numRuns: 40 },
+  );
+});
