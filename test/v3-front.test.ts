@@ -8,6 +8,7 @@ import { startHarness, waitFor, type Harness } from './support/harness.js';
 import { SUBMIT, avatarRequest, createTree, issueServiceToken, setBudget, type Tree } from './support/fixtures.js';
 import { sql } from 'drizzle-orm';
 import { queryRows } from '../src/db/client.js';
+import { mp4, startMediaServer, wav, type MediaServer } from './support/media.js';
 
 const COMPANY_KEY = 'sk_test_primary_key_0001';
 const TIGHT_KEY = 'sk_test_tight_conc_0002';
@@ -57,7 +58,7 @@ function heygenApp(baseUrl: string, apiKey: string, extraHeaders: Record<string,
 type App = ReturnType<typeof heygenApp>;
 
 /** The app's whole session: what it reads and creates, each answer kept for the shape comparison. */
-async function appSession(app: App, keyPrefix: string): Promise<Record<string, unknown>> {
+async function appSession(app: App, keyPrefix: string, mediaUrl: (path: string) => string): Promise<Record<string, unknown>> {
   const seen: Record<string, unknown> = {};
   const avatars = await app.get('/v3/avatars');
   expect(avatars.status).toBe(200);
@@ -139,6 +140,67 @@ async function appSession(app: App, keyPrefix: string): Promise<Record<string, u
   expect(list.body.data.map((v: { id: string }) => v.id)).toContain(videoId);
   seen.list = list.body;
 
+  // A lipsync, polled to completed (by its id and in the bulk status read).
+  const lipsync = await app.post(
+    '/v3/lipsyncs',
+    { video: { type: 'url', url: mediaUrl('/v.mp4') }, audio: { type: 'url', url: mediaUrl('/a.wav') } },
+    { 'Idempotency-Key': `${keyPrefix}-lipsync-1` },
+  );
+  expect(lipsync.status).toBe(200);
+  seen.lipsyncCreate = lipsync.body;
+  const lipsyncId: string = lipsync.body.data.lipsync_id;
+  expect(typeof lipsyncId).toBe('string');
+  const lipsyncDone = await waitFor(async () => {
+    const l = await app.get(`/v3/lipsyncs/${lipsyncId}`);
+    expect(l.status).toBe(200);
+    expect(['pending', 'running', 'completed']).toContain(l.body.data.status);
+    return l.body.data.status === 'completed' ? l : null;
+  });
+  seen.lipsync = lipsyncDone.body;
+  const lipsyncStatuses = await app.get(`/v3/lipsyncs/statuses?lipsync_ids=${lipsyncId}`);
+  expect(lipsyncStatuses.status).toBe(200);
+  expect(lipsyncStatuses.body.data[0]).toMatchObject({ video_id: lipsyncId, status: 'completed' });
+  seen.lipsyncStatuses = lipsyncStatuses.body;
+
+  // A batch of 5 videos (202 Accepted), followed to the end; each item is a video read by its own id.
+  const batch = await app.post(
+    '/v3/videos/batches',
+    {
+      title: 'five hellos',
+      videos: Array.from({ length: 5 }, (_, i) => ({ type: 'avatar', avatar_id: looks.body.data[0].id, voice_id: voices.body.data[0].voice_id, script: `Hello number ${i + 1} from the batch.` })),
+    },
+    { 'Idempotency-Key': `${keyPrefix}-batch-1` },
+  );
+  expect(batch.status).toBe(202);
+  expect(batch.body.data).toMatchObject({ status: 'processing', total_items: 5 });
+  seen.batchCreate = batch.body;
+  const batchId: string = batch.body.data.batch_id;
+  const batchDone = await waitFor(async () => {
+    const b = await app.get(`/v3/videos/batches/${batchId}`);
+    expect(b.status).toBe(200);
+    return b.body.data.status === 'processing' ? null : b;
+  }, 20_000);
+  expect(batchDone.body.data).toMatchObject({ batch_id: batchId, status: 'completed', total_items: 5 });
+  expect(batchDone.body.data.counts_by_status.completed).toBe(5);
+  seen.batch = batchDone.body;
+  const itemIds: string[] = batchDone.body.data.items.map((i: { video_id: string }) => i.video_id);
+  expect(itemIds).toHaveLength(5);
+  const item = await app.get(`/v3/videos/${itemIds[4]}`);
+  expect(item.status).toBe(200);
+  expect(item.body.data.status).toBe('completed');
+  seen.batchItem = item.body;
+  const batchStatuses = await app.get(`/v3/videos/statuses?batch_ids=${batchId}`);
+  expect(batchStatuses.status).toBe(200);
+  expect(batchStatuses.body.data.map((r: { video_id: string }) => r.video_id)).toEqual(itemIds);
+  seen.batchStatuses = batchStatuses.body;
+
+  // Text to speech: answered complete.
+  const speech = await app.post('/v3/voices/speech', { text: 'Hello from the team, in a synthetic voice.', voice_id: voices.body.data[0].voice_id });
+  expect(speech.status).toBe(200);
+  expect(typeof speech.body.data.audio_url).toBe('string');
+  expect(speech.body.data.duration).toBeGreaterThan(0);
+  seen.speech = speech.body;
+
   const me = await app.get('/v3/users/me');
   expect(me.status).toBe(200);
   seen.me = me.body;
@@ -178,8 +240,13 @@ let serviceToken: string;
 let otherServiceToken: string;
 let tightToken: string;
 let gateway: App;
+let media: MediaServer;
 
 beforeAll(async () => {
+  media = await startMediaServer({
+    '/v.mp4': { body: mp4(20_000), type: 'video/mp4' },
+    '/a.wav': { body: wav(5_000), type: 'audio/wav' },
+  });
   h = await startHarness({
     simAccounts: [
       { apiKey: COMPANY_KEY, concurrencyLimit: 100 },
@@ -204,15 +271,33 @@ afterAll(async () => {
     expect(answer).not.toContain(TIGHT_KEY);
   }
   await h?.close();
+  await media?.close();
 });
 
 describe('an app written for HeyGen v3, pointed at the gateway', () => {
-  it('lists avatars and voices, creates a video, polls it to completed, downloads it, translates into 3 languages, reads users/me; the same session against HeyGen itself gives the same JSON shapes', async () => {
-    const viaGateway = await appSession(gateway, 'gw');
-    const viaHeygen = await appSession(heygenApp(h.sim.url, COMPANY_KEY), 'direct');
+  it('lists avatars and voices, creates a video, polls it to completed, downloads it, translates into 3 languages, lipsyncs, creates a batch of 5 videos and follows it, TTS, reads users/me; the same session against HeyGen itself gives the same JSON shapes', async () => {
+    const viaGateway = await appSession(gateway, 'gw', media.url);
+    const viaHeygen = await appSession(heygenApp(h.sim.url, COMPANY_KEY), 'direct', media.url);
     for (const key of Object.keys(viaHeygen)) expectSameShape(viaGateway[key], viaHeygen[key], key);
     // The gateway's job id (its callback_id to HeyGen) is not shown to the app.
     expect(JSON.stringify(viaGateway.video)).not.toMatch(/"callback_id":"/);
+    // Behind the front, the batch is one job of 5 items followed to the end and settled per item; the lipsync and
+    // the speech are settled jobs too.
+    const settled = await waitFor(async () => {
+      const rows = await queryRows<{ kind: string; status: string; items: number; completed: number; actual: string }>(
+        h.services.db,
+        sql`select j.kind, j.status, count(i.id)::int as items, count(i.id) filter (where i.status = 'completed')::int as completed, j.actual_micro_cs::text as actual
+              from jobs j join job_items i on i.job_id = j.id
+             where j.kind in ('VIDEO_BATCH', 'LIPSYNC', 'TTS') group by j.id order by j.kind`,
+      );
+      return rows.length === 3 && rows.every((r) => r.status === 'SUCCEEDED') ? rows : null;
+    }, 20_000);
+    expect(settled.map((r) => [r.kind, r.items, r.completed])).toEqual([
+      ['LIPSYNC', 1, 1],
+      ['TTS', 1, 1],
+      ['VIDEO_BATCH', 5, 5],
+    ]);
+    expect(settled.every((r) => BigInt(r.actual) > 0n)).toBe(true);
     // users/me is the project's own view: what it may still spend under its HARD budget, in credit-seconds and USD.
     const me = (viaGateway.me as any).data;
     expect(me.billing_type).toBe('usage_based');

@@ -1,7 +1,7 @@
 // What a job produced, read fresh from HeyGen with the account's key: media URLs are presigned and expire, so a
 // stored one is never served. One function for both doors: GraphQL `Job.outputs` / `UpstreamItem.output` and the
 // /v3 front's reads (which pass HeyGen's detail on, cleaned by `cleanUpstreamBody`).
-import { and, eq, inArray, or, sql } from 'drizzle-orm';
+import { and, eq, inArray, isNull, or, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { accountsTable, jobItemsTable, jobsTable, orgUnitsTable, type ItemKind } from '../db/schema.js';
 import { connectionOf, type AccountRow } from '../accounts/accounts.js';
@@ -10,7 +10,7 @@ import type { HeygenClient, RawAnswer } from '../heygen/client.js';
 import type { SecretBox } from '../secrets/secret-box.js';
 import { numberToDecimal } from '../primitives/money.js';
 import { UpstreamError, ValidationError } from '../errors.js';
-import { HeygenError, parseBatchItemId } from '../heygen/client.js';
+import { batchItemId, HeygenError, parseBatchItemId } from '../heygen/client.js';
 import type { JobRow } from './admission.js';
 import type { JobItemRow } from './submit.js';
 
@@ -296,6 +296,25 @@ export async function findItems(db: Db, actor: Actor, ids: readonly string[], ma
 /** The items ids name among the jobs the caller may read, by id (findItems' `visible`). */
 export async function findVisibleItems(db: Db, actor: Actor, ids: readonly string[], matches: readonly ItemMatch[]): Promise<Map<string, VisibleItem>> {
   return (await findItems(db, actor, ids, matches)).visible;
+}
+
+/**
+ * Records the own ids HeyGen gave a batch's items (`video_id` by `item_index`), as the app just read them in
+ * HeyGen's batch answer: the app may ask for an item by that id at once, before the follower has read the batch.
+ * Only an item without an id gets one (the follower writes the same ids); statuses and money stay the follower's.
+ */
+export async function recordBatchItemIds(db: Db, kind: ItemKind, batchId: string, rows: readonly unknown[]): Promise<void> {
+  const pairs = new Map<string, string>();
+  for (const row of rows) {
+    const { item_index: index, video_id: videoId } = (row ?? {}) as { item_index?: unknown; video_id?: unknown };
+    if (Number.isSafeInteger(index) && (index as number) >= 0 && typeof videoId === 'string' && videoId.length > 0) pairs.set(batchItemId(batchId, index as number), videoId);
+  }
+  for (const [upstreamId, videoId] of pairs) {
+    await db
+      .update(jobItemsTable)
+      .set({ videoId })
+      .where(and(eq(jobItemsTable.kind, kind), eq(jobItemsTable.upstreamId, upstreamId), isNull(jobItemsTable.videoId)));
+  }
 }
 
 export async function loadAccount(db: Db, id: string): Promise<AccountRow | null> {

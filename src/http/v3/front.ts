@@ -19,7 +19,7 @@ import { BudgetExceededError, ConcurrencyLimitError, DomainError, ForbiddenError
 import { HeygenError, type RawAnswer } from '../../heygen/client.js';
 import { IDEMPOTENCY_KEY, type JobRow } from '../../jobs/admission.js';
 import { itemsOfJob, submitJob, type JobItemRow } from '../../jobs/submit.js';
-import { findItems, findVisibleItems, limiter, loadAccount, readUpstream, withAppCallbackId, type ItemMatch } from '../../jobs/outputs.js';
+import { findItems, findVisibleItems, limiter, loadAccount, readUpstream, recordBatchItemIds, withAppCallbackId, type ItemMatch } from '../../jobs/outputs.js';
 import { projectHeadroom } from '../../jobs/headroom.js';
 import { accountForPath, isUuid } from '../../org/units.js';
 import type { AccountRow } from '../../accounts/accounts.js';
@@ -390,6 +390,7 @@ export function createV3Front(services: Services): Hono<V3Env> {
         else if (typeof id === 'string' && asked.ids.includes(id)) answered.set(id, row);
       }
     }
+    for (const [batchId, rows] of batchRows) await recordBatchItemIds(services.db, entry.batchMatches[0]!.kind, batchId, rows);
     const notFoundEntry = (videoId: string | null, batchId: string | null) => ({ video_id: videoId, status: 'not_found', error: null, batch_id: batchId, item_index: null });
     const data = [...ids.map((id) => answered.get(id) ?? notFoundEntry(id, null)), ...batchIds.flatMap((b) => batchRows.get(b) ?? [notFoundEntry(null, b)])];
     return c.json({ data, has_more: false, next_token: null });
@@ -414,6 +415,9 @@ export function createV3Front(services: Services): Hono<V3Env> {
     const answer = await freshRead(account, search ? `${entry.upstream(id)}?${search}` : entry.upstream(id));
     if (answer.status === 404) throw E.notFound(entry.what);
     if (answer.status !== 200) throw new E.V3Error(502, 'upstream_error', `HeyGen answered HTTP ${answer.status}`);
+    // A batch's items: the app may now ask for each by its own id, so the gateway must know those ids too.
+    const items = (answer.body as { data?: { items?: unknown } } | null)?.data?.items;
+    if (entry.matches[0]?.by === 'batch' && Array.isArray(items)) await recordBatchItemIds(services.db, entry.matches[0].kind, id, items);
     return c.json(withAppCallbackId(answer.body, found.job.callback?.callbackId) as object);
   }
 
