@@ -833,6 +833,11 @@ describe("the app's own callback_id", () => {
       expect(read.text).not.toContain('127.0.0.1:9');
       const listed = (await gateway.get('/v3/videos?limit=100')).body.data.find((v: { id: string }) => v.id === videoId);
       expect(listed.callback_id).toBe('order-4711');
+      // A template's create answer (the creation-time video object) echoes it too.
+      const templateId = (await gateway.get('/v3/templates')).body.data[0].id as string;
+      const fromTemplate = await gateway.post(`/v3/templates/${templateId}`, { variables: {}, callback_url: 'http://127.0.0.1:9/hook', callback_id: 'tpl-1' });
+      expect(fromTemplate.status).toBe(200);
+      expect(fromTemplate.body.data.callback_id).toBe('tpl-1');
       // A job without an app callback still reads null, never the gateway's job id.
       const plain = await gateway.post('/v3/videos', avatarRequest('No callback here.'));
       const plainRead = await gateway.get(`/v3/videos/${plain.body.data.video_id}`);

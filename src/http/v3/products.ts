@@ -43,7 +43,8 @@ function videoSnapshot(job: JobRow, videoId: string): Record<string, unknown> {
     video_page_url: null,
     folder_id: null,
     output_language: null,
-    callback_id: null,
+    // HeyGen echoes the callback_id it was given: the app's own (never the gateway's job id).
+    callback_id: job.callback?.callbackId ?? null,
   };
 }
 
