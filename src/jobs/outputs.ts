@@ -11,6 +11,7 @@ import type { SecretBox } from '../secrets/secret-box.js';
 import { numberToDecimal } from '../primitives/money.js';
 import { UpstreamError, ValidationError } from '../errors.js';
 import { batchItemId, HeygenError, parseBatchItemId } from '../heygen/client.js';
+import { MAX_BATCH_ITEMS } from '../pricing/model.js';
 import type { JobRow } from './admission.js';
 import type { JobItemRow } from './submit.js';
 
@@ -243,14 +244,12 @@ function matchCondition(m: ItemMatch, list: readonly string[]) {
     case 'video':
       return and(eq(jobItemsTable.kind, m.kind), inArray(jobItemsTable.videoId, [...list]));
     case 'group':
-      return and(eq(jobItemsTable.kind, m.kind), sql`${groupOfItem} in (${sql.join(list.map((id) => sql`${id}`), sql`, `)})`);
+      // Written as the partial index job_items_avatar_group is (the kind a literal, so the planner can use it).
+      return and(sql`${jobItemsTable.kind} = ${sql.raw(`'${m.kind}'`)}`, sql`${groupOfItem} in (${sql.join(list.map((id) => sql`${id}`), sql`, `)})`);
     case 'batch':
-      // `{batch_id}#{index}`: the part before the last '#'; compared exactly (no LIKE: ids may hold % or _).
-      return and(
-        eq(jobItemsTable.kind, m.kind),
-        sql`left(${jobItemsTable.upstreamId}, length(${jobItemsTable.upstreamId}) - strpos(reverse(${jobItemsTable.upstreamId}), '#')) in (${sql.join(list.map((id) => sql`${id}`), sql`, `)})`,
-        sql`strpos(${jobItemsTable.upstreamId}, '#') > 0`,
-      );
+      // A batch's items are `{batch_id}#0` … `{batch_id}#{n-1}` (at most MAX_BATCH_ITEMS): named exactly, so the
+      // upstream-id index finds them (no prefix scan; ids may hold LIKE's % or _).
+      return and(eq(jobItemsTable.kind, m.kind), inArray(jobItemsTable.upstreamId, list.flatMap((id) => Array.from({ length: MAX_BATCH_ITEMS }, (_, i) => batchItemId(id, i)))));
   }
 }
 
