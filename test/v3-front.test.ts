@@ -762,6 +762,17 @@ describe('every billable product through the front', () => {
       expect(theirs.text).toBe(random.text);
       expect((await other.get(`${itemRead}${done.body.data.items[0].video_id}`)).status).toBe(404);
     }
+    // Lipsyncs list the project's own, batch items included; a batch's statuses expand for its project only.
+    const lsBatch = (await gateway.get(`/v3/lipsyncs/batches/${ls.body.data.batch_id}`)).body.data;
+    const lsItem = lsBatch.items[0].video_id as string;
+    const listed = await gateway.get('/v3/lipsyncs?limit=100');
+    expect(listed.status).toBe(200);
+    expect(listed.body.data.map((l: { id: string }) => l.id)).toContain(lsItem);
+    expect((await heygenApp(h.url, otherServiceToken, {}, true).get('/v3/lipsyncs?limit=100')).body.data.map((l: { id: string }) => l.id)).not.toContain(lsItem);
+    const mine = await gateway.get(`/v3/lipsyncs/statuses?batch_ids=${ls.body.data.batch_id}`);
+    expect(mine.body.data).toEqual([expect.objectContaining({ video_id: lsItem, batch_id: ls.body.data.batch_id, item_index: 0, status: 'completed' })]);
+    const theirs = await heygenApp(h.url, otherServiceToken, {}, true).get(`/v3/lipsyncs/statuses?batch_ids=${ls.body.data.batch_id}`);
+    expect(theirs.body.data).toEqual([{ video_id: null, status: 'not_found', error: null, batch_id: ls.body.data.batch_id, item_index: null }]);
   });
 });
 
