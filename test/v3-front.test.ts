@@ -8,6 +8,7 @@ import { startHarness, waitFor, type Harness } from './support/harness.js';
 import { SUBMIT, avatarRequest, createTree, issueServiceToken, setBudget, type Tree } from './support/fixtures.js';
 import { sql } from 'drizzle-orm';
 import { queryRows } from '../src/db/client.js';
+import { mp4, startMediaServer, wav, type MediaServer } from './support/media.js';
 
 const COMPANY_KEY = 'sk_test_primary_key_0001';
 const TIGHT_KEY = 'sk_test_tight_conc_0002';
@@ -57,7 +58,7 @@ function heygenApp(baseUrl: string, apiKey: string, extraHeaders: Record<string,
 type App = ReturnType<typeof heygenApp>;
 
 /** The app's whole session: what it reads and creates, each answer kept for the shape comparison. */
-async function appSession(app: App, keyPrefix: string): Promise<Record<string, unknown>> {
+async function appSession(app: App, keyPrefix: string, mediaUrl: (path: string) => string): Promise<Record<string, unknown>> {
   const seen: Record<string, unknown> = {};
   const avatars = await app.get('/v3/avatars');
   expect(avatars.status).toBe(200);
@@ -139,6 +140,67 @@ async function appSession(app: App, keyPrefix: string): Promise<Record<string, u
   expect(list.body.data.map((v: { id: string }) => v.id)).toContain(videoId);
   seen.list = list.body;
 
+  // A lipsync, polled to completed (by its id and in the bulk status read).
+  const lipsync = await app.post(
+    '/v3/lipsyncs',
+    { video: { type: 'url', url: mediaUrl('/v.mp4') }, audio: { type: 'url', url: mediaUrl('/a.wav') } },
+    { 'Idempotency-Key': `${keyPrefix}-lipsync-1` },
+  );
+  expect(lipsync.status).toBe(200);
+  seen.lipsyncCreate = lipsync.body;
+  const lipsyncId: string = lipsync.body.data.lipsync_id;
+  expect(typeof lipsyncId).toBe('string');
+  const lipsyncDone = await waitFor(async () => {
+    const l = await app.get(`/v3/lipsyncs/${lipsyncId}`);
+    expect(l.status).toBe(200);
+    expect(['pending', 'running', 'completed']).toContain(l.body.data.status);
+    return l.body.data.status === 'completed' ? l : null;
+  });
+  seen.lipsync = lipsyncDone.body;
+  const lipsyncStatuses = await app.get(`/v3/lipsyncs/statuses?lipsync_ids=${lipsyncId}`);
+  expect(lipsyncStatuses.status).toBe(200);
+  expect(lipsyncStatuses.body.data[0]).toMatchObject({ video_id: lipsyncId, status: 'completed' });
+  seen.lipsyncStatuses = lipsyncStatuses.body;
+
+  // A batch of 5 videos (202 Accepted), followed to the end; each item is a video read by its own id.
+  const batch = await app.post(
+    '/v3/videos/batches',
+    {
+      title: 'five hellos',
+      videos: Array.from({ length: 5 }, (_, i) => ({ type: 'avatar', avatar_id: looks.body.data[0].id, voice_id: voices.body.data[0].voice_id, script: `Hello number ${i + 1} from the batch.` })),
+    },
+    { 'Idempotency-Key': `${keyPrefix}-batch-1` },
+  );
+  expect(batch.status).toBe(202);
+  expect(batch.body.data).toMatchObject({ status: 'processing', total_items: 5 });
+  seen.batchCreate = batch.body;
+  const batchId: string = batch.body.data.batch_id;
+  const batchDone = await waitFor(async () => {
+    const b = await app.get(`/v3/videos/batches/${batchId}`);
+    expect(b.status).toBe(200);
+    return b.body.data.status === 'processing' ? null : b;
+  }, 20_000);
+  expect(batchDone.body.data).toMatchObject({ batch_id: batchId, status: 'completed', total_items: 5 });
+  expect(batchDone.body.data.counts_by_status.completed).toBe(5);
+  seen.batch = batchDone.body;
+  const itemIds: string[] = batchDone.body.data.items.map((i: { video_id: string }) => i.video_id);
+  expect(itemIds).toHaveLength(5);
+  const item = await app.get(`/v3/videos/${itemIds[4]}`);
+  expect(item.status).toBe(200);
+  expect(item.body.data.status).toBe('completed');
+  seen.batchItem = item.body;
+  const batchStatuses = await app.get(`/v3/videos/statuses?batch_ids=${batchId}`);
+  expect(batchStatuses.status).toBe(200);
+  expect(batchStatuses.body.data.map((r: { video_id: string }) => r.video_id)).toEqual(itemIds);
+  seen.batchStatuses = batchStatuses.body;
+
+  // Text to speech: answered complete.
+  const speech = await app.post('/v3/voices/speech', { text: 'Hello from the team, in a synthetic voice.', voice_id: voices.body.data[0].voice_id });
+  expect(speech.status).toBe(200);
+  expect(typeof speech.body.data.audio_url).toBe('string');
+  expect(speech.body.data.duration).toBeGreaterThan(0);
+  seen.speech = speech.body;
+
   const me = await app.get('/v3/users/me');
   expect(me.status).toBe(200);
   seen.me = me.body;
@@ -178,8 +240,13 @@ let serviceToken: string;
 let otherServiceToken: string;
 let tightToken: string;
 let gateway: App;
+let media: MediaServer;
 
 beforeAll(async () => {
+  media = await startMediaServer({
+    '/v.mp4': { body: mp4(20_000), type: 'video/mp4' },
+    '/a.wav': { body: wav(5_000), type: 'audio/wav' },
+  });
   h = await startHarness({
     simAccounts: [
       { apiKey: COMPANY_KEY, concurrencyLimit: 100 },
@@ -204,15 +271,33 @@ afterAll(async () => {
     expect(answer).not.toContain(TIGHT_KEY);
   }
   await h?.close();
+  await media?.close();
 });
 
 describe('an app written for HeyGen v3, pointed at the gateway', () => {
-  it('lists avatars and voices, creates a video, polls it to completed, downloads it, translates into 3 languages, reads users/me; the same session against HeyGen itself gives the same JSON shapes', async () => {
-    const viaGateway = await appSession(gateway, 'gw');
-    const viaHeygen = await appSession(heygenApp(h.sim.url, COMPANY_KEY), 'direct');
+  it('lists avatars and voices, creates a video, polls it to completed, downloads it, translates into 3 languages, lipsyncs, creates a batch of 5 videos and follows it, TTS, reads users/me; the same session against HeyGen itself gives the same JSON shapes', async () => {
+    const viaGateway = await appSession(gateway, 'gw', media.url);
+    const viaHeygen = await appSession(heygenApp(h.sim.url, COMPANY_KEY), 'direct', media.url);
     for (const key of Object.keys(viaHeygen)) expectSameShape(viaGateway[key], viaHeygen[key], key);
     // The gateway's job id (its callback_id to HeyGen) is not shown to the app.
     expect(JSON.stringify(viaGateway.video)).not.toMatch(/"callback_id":"/);
+    // Behind the front, the batch is one job of 5 items followed to the end and settled per item; the lipsync and
+    // the speech are settled jobs too.
+    const settled = await waitFor(async () => {
+      const rows = await queryRows<{ kind: string; status: string; items: number; completed: number; actual: string }>(
+        h.services.db,
+        sql`select j.kind, j.status, count(i.id)::int as items, count(i.id) filter (where i.status = 'completed')::int as completed, j.actual_micro_cs::text as actual
+              from jobs j join job_items i on i.job_id = j.id
+             where j.kind in ('VIDEO_BATCH', 'LIPSYNC', 'TTS') group by j.id order by j.kind`,
+      );
+      return rows.length === 3 && rows.every((r) => r.status === 'SUCCEEDED') ? rows : null;
+    }, 20_000);
+    expect(settled.map((r) => [r.kind, r.items, r.completed])).toEqual([
+      ['LIPSYNC', 1, 1],
+      ['TTS', 1, 1],
+      ['VIDEO_BATCH', 5, 5],
+    ]);
+    expect(settled.every((r) => BigInt(r.actual) > 0n)).toBe(true);
     // users/me is the project's own view: what it may still spend under its HARD budget, in credit-seconds and USD.
     const me = (viaGateway.me as any).data;
     expect(me.billing_type).toBe('usage_based');
@@ -550,5 +635,226 @@ describe('HeyGen away', () => {
     }, 20_000, 100);
     expect(typeof retried.body.data.video_id).toBe('string');
     expect((await app.get(`/v3/videos/${retried.body.data.video_id}`)).status).toBe(200);
+  });
+});
+
+describe('every billable product through the front', () => {
+  const MONEY_TABLES = ['jobs', 'job_items', 'ledger_entries', 'usage_rollups', 'audit_events'];
+  async function counts(): Promise<Record<string, number>> {
+    const out: Record<string, number> = {};
+    for (const t of MONEY_TABLES) out[t] = (await queryRows<{ n: number }>(h.services.db, sql.raw(`select count(*)::int as n from ${t}`)))[0]!.n;
+    return out;
+  }
+  const batchOf = (n: number, words: number) => ({
+    videos: Array.from({ length: n }, () => ({ type: 'avatar', avatar_id: 'a1', voice_id: 'v1', script: Array.from({ length: words }, (_, i) => `w${i}`).join(' ') })),
+  });
+
+  it('a batch that does not fit the budget is refused whole: 402 budget_exceeded, nothing written, nothing sent to HeyGen', async () => {
+    const key = 'sk_test_batch_budget_06';
+    h.sim.addAccount({ apiKey: key, concurrencyLimit: 100 });
+    const t = await createTree(h, { name: 'Batch budget', apiKey: key });
+    await setBudget(h, { orgUnitId: t.projectId, window: 'MONTHLY', enforcement: 'HARD', limitCreditSeconds: '100' });
+    const app = heygenApp(h.url, (await issueServiceToken(h, t.projectId)).token, {}, true);
+    const before = await counts();
+    const simBefore = h.sim.stats().requests['POST /v3/videos/batches'] ?? 0;
+    // 5 × 52.8 cs = 264 cs > 100 cs: refused whole; 2 × 52.8 = 105.6 cs still does not fit.
+    for (const n of [5, 2]) {
+      const refused = await app.post('/v3/videos/batches', batchOf(n, 20));
+      expect(refused.status).toBe(402);
+      expect(refused.body.error.code).toBe('budget_exceeded');
+      expect(refused.body.error.param).toMatch(/requested_credit_seconds=(264|105\.6)\b/);
+    }
+    expect(await counts()).toEqual(before);
+    expect(h.sim.stats().requests['POST /v3/videos/batches'] ?? 0).toBe(simBefore);
+    // One that fits is held whole and answered 202.
+    const one = await app.post('/v3/videos/batches', batchOf(1, 20));
+    expect(one.status).toBe(202);
+  });
+
+  it('a batch whose items partly fail settles only the completed items; the app reads the failed ones as HeyGen reports them', async () => {
+    h.sim.configure({ failNextJobs: 2 });
+    const created = await gateway.post('/v3/videos/batches', batchOf(5, 10), { 'Idempotency-Key': 'partial-batch-1' });
+    expect(created.status).toBe(202);
+    const batchId = created.body.data.batch_id as string;
+    const done = await waitFor(async () => {
+      const b = await gateway.get(`/v3/videos/batches/${batchId}`);
+      return b.body.data.status === 'processing' ? null : b;
+    }, 20_000);
+    expect(done.body.data.counts_by_status).toMatchObject({ completed: 3, failed: 2 });
+    const [job] = await queryRows<{ id: string }>(h.services.db, sql`select id from jobs where idempotency_key = 'partial-batch-1'`);
+    const settled = await waitFor(async () => {
+      const [row] = await queryRows<{ status: string; reserved: string; actual: string }>(
+        h.services.db,
+        sql`select status, reserved_micro_cs::text as reserved, actual_micro_cs::text as actual from jobs where id = ${job!.id}`,
+      );
+      return row && ['SUCCEEDED', 'FAILED'].includes(row.status) ? row : null;
+    }, 20_000);
+    expect(settled.status).toBe('SUCCEEDED');
+    expect(settled.reserved).toBe('0');
+    const items = await queryRows<{ video_id: string; status: string; cost: string | null }>(
+      h.services.db,
+      sql`select video_id, status, cost_micro_cs::text as cost from job_items where job_id = ${job!.id}`,
+    );
+    expect(items.map((i) => i.status).sort()).toEqual(['completed', 'completed', 'completed', 'failed', 'failed']);
+    let billed = 0n;
+    for (const item of items) {
+      if (item.status === 'failed') {
+        expect(item.cost).toBeNull();
+        continue;
+      }
+      const sim = h.sim.job(item.video_id)!;
+      expect(BigInt(item.cost!)).toBe(sim.costMicroCreditSeconds);
+      billed += sim.costMicroCreditSeconds;
+    }
+    expect(BigInt(settled.actual)).toBe(billed);
+    // The replay of the create answers the same bytes, with HeyGen's 202.
+    const again = await gateway.post('/v3/videos/batches', batchOf(5, 10), { 'Idempotency-Key': 'partial-batch-1' });
+    expect(again.status).toBe(202);
+    expect(again.text).toBe(created.text);
+  });
+
+  it('proofreads, avatar creation, translation and lipsync batches answer HeyGen\'s create shapes and read back; generating from a proofread is 501, never passed on', async () => {
+    const video = { type: 'url', url: media.url('/v.mp4') };
+    const languages = ['es', 'fr'];
+    const proofread = await gateway.post('/v3/video-translations/proofreads', { title: 'Check', video, output_languages: languages });
+    expect(proofread.status).toBe(200);
+    expect(proofread.body.data.status).toBe('processing');
+    expect(proofread.body.data.proofread_ids).toHaveLength(2);
+    const read = await gateway.get(`/v3/video-translations/proofreads/${proofread.body.data.proofread_ids[1]}`);
+    expect(read.status).toBe(200);
+    expect(read.body.data.id).toBe(proofread.body.data.proofread_ids[1]);
+    expect(h.sim.job(proofread.body.data.proofread_ids[1])?.outputLanguage).toBe('fr');
+    const foreign = await heygenApp(h.url, otherServiceToken, {}, true).get(`/v3/video-translations/proofreads/${proofread.body.data.proofread_ids[0]}`);
+    expect(foreign.status).toBe(404);
+
+    const simBefore = h.sim.stats().requests['POST /v3/video-translations/proofreads/{proofread_id}/generate'] ?? 0;
+    const generate = await gateway.post(`/v3/video-translations/proofreads/${proofread.body.data.proofread_ids[0]}/generate`, {});
+    expect(generate.status).toBe(501);
+    expect(generate.body.error.code).toBe('not_implemented');
+    expect(generate.body.error.message).toMatch(/billed by HeyGen/);
+    expect(h.sim.stats().requests['POST /v3/video-translations/proofreads/{proofread_id}/generate'] ?? 0).toBe(simBefore);
+
+    const direct = heygenApp(h.sim.url, COMPANY_KEY);
+    const avatarBody = { type: 'photo', name: 'Ava', file: { type: 'url', url: 'https://example.com/face.jpg' } };
+    const avatar = await gateway.post('/v3/avatars', avatarBody);
+    expect(avatar.status).toBe(200);
+    expectSameShape(avatar.body, (await direct.post('/v3/avatars', avatarBody)).body);
+
+    const tr = await gateway.post('/v3/video-translations/batches', { video_translations: [{ video, output_languages: ['es'] }, { video, output_languages: ['de'] }] });
+    const ls = await gateway.post('/v3/lipsyncs/batches', { lipsyncs: [{ video, audio: { type: 'url', url: media.url('/a.wav') } }] });
+    for (const [answer, read, itemRead] of [
+      [tr, '/v3/video-translations/batches/', '/v3/video-translations/'],
+      [ls, '/v3/lipsyncs/batches/', '/v3/lipsyncs/'],
+    ] as const) {
+      expect(answer.status).toBe(202);
+      expect(Object.keys(answer.body.data).sort()).toEqual(['batch_id', 'created_at', 'status', 'total_items']);
+      const done = await waitFor(async () => {
+        const b = await gateway.get(`${read}${answer.body.data.batch_id}`);
+        expect(b.status).toBe(200);
+        return b.body.data.status === 'completed' ? b : null;
+      }, 20_000);
+      for (const item of done.body.data.items) expect((await gateway.get(`${itemRead}${item.video_id}`)).status).toBe(200);
+      // Another project reads the batch like an unknown one.
+      const other = heygenApp(h.url, otherServiceToken, {}, true);
+      const theirs = await other.get(`${read}${answer.body.data.batch_id}`);
+      const random = await other.get(`${read}${'e'.repeat(32)}`);
+      expect(theirs.status).toBe(404);
+      expect(theirs.text).toBe(random.text);
+      expect((await other.get(`${itemRead}${done.body.data.items[0].video_id}`)).status).toBe(404);
+    }
+    // Lipsyncs list the project's own, batch items included; a batch's statuses expand for its project only.
+    const lsBatch = (await gateway.get(`/v3/lipsyncs/batches/${ls.body.data.batch_id}`)).body.data;
+    const lsItem = lsBatch.items[0].video_id as string;
+    const listed = await gateway.get('/v3/lipsyncs?limit=100');
+    expect(listed.status).toBe(200);
+    expect(listed.body.data.map((l: { id: string }) => l.id)).toContain(lsItem);
+    expect((await heygenApp(h.url, otherServiceToken, {}, true).get('/v3/lipsyncs?limit=100')).body.data.map((l: { id: string }) => l.id)).not.toContain(lsItem);
+    const mine = await gateway.get(`/v3/lipsyncs/statuses?batch_ids=${ls.body.data.batch_id}`);
+    expect(mine.body.data).toEqual([expect.objectContaining({ video_id: lsItem, batch_id: ls.body.data.batch_id, item_index: 0, status: 'completed' })]);
+    const theirs = await heygenApp(h.url, otherServiceToken, {}, true).get(`/v3/lipsyncs/statuses?batch_ids=${ls.body.data.batch_id}`);
+    expect(theirs.body.data).toEqual([{ video_id: null, status: 'not_found', error: null, batch_id: ls.body.data.batch_id, item_index: null }]);
+  });
+});
+
+describe('what a job created is not catalog', () => {
+  it("another project's created avatar (look and group) reads like a random id and never reaches HeyGen; lists leave it out", async () => {
+    const created = await gateway.post('/v3/avatars', { type: 'photo', name: 'Private Ava', file: { type: 'url', url: 'https://example.com/ava.jpg' } });
+    expect(created.status).toBe(200);
+    const lookId = created.body.data.avatar_item.id as string;
+    const groupId = created.body.data.avatar_group.id as string;
+    // The creating project reads both, fresh.
+    const mineLook = await gateway.get(`/v3/avatars/looks/${lookId}`);
+    expect(mineLook.status).toBe(200);
+    expect(mineLook.body.data.id).toBe(lookId);
+    const mineGroup = await gateway.get(`/v3/avatars/${groupId}`);
+    expect(mineGroup.status).toBe(200);
+    expect(mineGroup.body.data.id).toBe(groupId);
+
+    const other = heygenApp(h.url, otherServiceToken, {}, true);
+    const stats = () => [h.sim.stats().requests['GET /v3/avatars/looks/{look_id}'] ?? 0, h.sim.stats().requests['GET /v3/avatars/{group_id}'] ?? 0];
+    const before = stats();
+    const theirLook = await other.get(`/v3/avatars/looks/${lookId}`);
+    const theirGroup = await other.get(`/v3/avatars/${groupId}`);
+    expect(stats()).toEqual(before); // never passed on with the company key
+    const randomLook = await other.get(`/v3/avatars/looks/${'d'.repeat(32)}`);
+    const randomGroup = await other.get(`/v3/avatars/${'d'.repeat(32)}`);
+    expect(theirLook.status).toBe(404);
+    expect(theirLook.text).toBe(randomLook.text);
+    expect(theirLook.headers.get('content-type')).toBe(randomLook.headers.get('content-type'));
+    expect(theirGroup.status).toBe(404);
+    expect(theirGroup.text).toBe(randomGroup.text);
+    // Catalog ids still pass through.
+    const publicLook = (await other.get('/v3/avatars/looks')).body.data[0].id as string;
+    expect((await other.get(`/v3/avatars/looks/${publicLook}`)).status).toBe(200);
+
+    // HeyGen lists an account's private avatars with the public ones: another project's are left out of its lists.
+    const heygen = h.services.heygen as { getRaw: (conn: unknown, path: string) => Promise<unknown> };
+    const original = heygen.getRaw;
+    heygen.getRaw = async (conn, path) => {
+      if (path.startsWith('/v3/avatars/looks?')) return { status: 200, body: { data: [{ id: lookId, group_id: groupId }, { id: publicLook, group_id: 'public' }], has_more: false, next_token: null } };
+      if (path.startsWith('/v3/avatars?')) return { status: 200, body: { data: [{ id: groupId }, { id: 'public_group' }], has_more: false, next_token: null } };
+      return original(conn, path);
+    };
+    try {
+      const ids = (a: Answer) => a.body.data.map((e: { id: string }) => e.id);
+      expect(ids(await other.get('/v3/avatars/looks?limit=7'))).toEqual([publicLook]);
+      expect(ids(await other.get('/v3/avatars?limit=7'))).toEqual(['public_group']);
+      // The same cached answer, for the creating project: its own avatar is listed.
+      expect(ids(await gateway.get('/v3/avatars/looks?limit=7'))).toEqual([lookId, publicLook]);
+      expect(ids(await gateway.get('/v3/avatars?limit=7'))).toEqual([groupId, 'public_group']);
+    } finally {
+      heygen.getRaw = original;
+    }
+  });
+});
+
+describe("the app's own callback_id", () => {
+  it('is echoed on reads of its job where HeyGen has the field; the gateway\'s job id and callback URL never are', async () => {
+    const policy = h.services.admission.callbacks;
+    h.services.admission.callbacks = { ...policy, allowHttp: true, allowPrivate: true };
+    try {
+      const created = await gateway.post('/v3/videos', { ...avatarRequest('Echo my callback id.'), callback_url: 'http://127.0.0.1:9/hook', callback_id: 'order-4711' });
+      expect(created.status).toBe(200);
+      const videoId = created.body.data.video_id as string;
+      const [job] = await queryRows<{ id: string }>(h.services.db, sql`select job_id as id from job_items where upstream_id = ${videoId}`);
+      const read = await gateway.get(`/v3/videos/${videoId}`);
+      expect(read.status).toBe(200);
+      expect(read.body.data.callback_id).toBe('order-4711');
+      expect(read.text).not.toContain(job!.id);
+      expect(read.text).not.toContain('127.0.0.1:9');
+      const listed = (await gateway.get('/v3/videos?limit=100')).body.data.find((v: { id: string }) => v.id === videoId);
+      expect(listed.callback_id).toBe('order-4711');
+      // A template's create answer (the creation-time video object) echoes it too.
+      const templateId = (await gateway.get('/v3/templates')).body.data[0].id as string;
+      const fromTemplate = await gateway.post(`/v3/templates/${templateId}`, { variables: {}, callback_url: 'http://127.0.0.1:9/hook', callback_id: 'tpl-1' });
+      expect(fromTemplate.status).toBe(200);
+      expect(fromTemplate.body.data.callback_id).toBe('tpl-1');
+      // A job without an app callback still reads null, never the gateway's job id.
+      const plain = await gateway.post('/v3/videos', avatarRequest('No callback here.'));
+      const plainRead = await gateway.get(`/v3/videos/${plain.body.data.video_id}`);
+      expect(plainRead.body.data.callback_id).toBeNull();
+    } finally {
+      h.services.admission.callbacks = policy;
+    }
   });
 });

@@ -278,6 +278,10 @@ export const jobItemsTable = pgTable('job_items', {
   unique('job_items_job_upstream').on(t.jobId, t.upstreamId),
   index('job_items_upstream').on(t.upstreamId),
   index('job_items_video').on(t.videoId),
+  // The avatar group of a created look (HeyGen's create answer): the /v3 front finds which job created a group.
+  index('job_items_avatar_group')
+    .on(sql`(coalesce(${t.createAnswer} -> 'avatar_group' ->> 'id', ${t.createAnswer} -> 'avatar_item' ->> 'group_id'))`)
+    .where(sql`kind = 'avatar_look'`),
 ]);
 
 /**

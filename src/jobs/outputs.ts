@@ -1,7 +1,7 @@
 // What a job produced, read fresh from HeyGen with the account's key: media URLs are presigned and expire, so a
 // stored one is never served. One function for both doors: GraphQL `Job.outputs` / `UpstreamItem.output` and the
 // /v3 front's reads (which pass HeyGen's detail on, cleaned by `cleanUpstreamBody`).
-import { and, eq, inArray, or } from 'drizzle-orm';
+import { and, eq, inArray, isNull, or, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { accountsTable, jobItemsTable, jobsTable, orgUnitsTable, type ItemKind } from '../db/schema.js';
 import { connectionOf, type AccountRow } from '../accounts/accounts.js';
@@ -10,7 +10,8 @@ import type { HeygenClient, RawAnswer } from '../heygen/client.js';
 import type { SecretBox } from '../secrets/secret-box.js';
 import { numberToDecimal } from '../primitives/money.js';
 import { UpstreamError, ValidationError } from '../errors.js';
-import { HeygenError } from '../heygen/client.js';
+import { batchItemId, HeygenError, parseBatchItemId } from '../heygen/client.js';
+import { MAX_BATCH_ITEMS } from '../pricing/model.js';
 import type { JobRow } from './admission.js';
 import type { JobItemRow } from './submit.js';
 
@@ -52,6 +53,22 @@ export function cleanUpstreamBody(value: unknown): unknown {
   if (value && typeof value === 'object') {
     const out: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(value as Record<string, unknown>)) out[k] = GATEWAY_FIELDS.has(k) ? null : cleanUpstreamBody(v);
+    return out;
+  }
+  return value;
+}
+
+/**
+ * HeyGen's cleaned answer for the app whose job it is: where the answer has a `callback_id` field (blanked by
+ * `cleanUpstreamBody`), the app's own callback_id (the one it gave at creation), as HeyGen would echo it. The
+ * gateway's job id and callback URL stay hidden. Returns a new value; the answer (maybe shared) is not changed.
+ */
+export function withAppCallbackId(value: unknown, callbackId: string | null | undefined): unknown {
+  if (!callbackId) return value;
+  if (Array.isArray(value)) return value.map((v) => withAppCallbackId(v, callbackId));
+  if (value && typeof value === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value as Record<string, unknown>)) out[k] = k === 'callback_id' ? callbackId : withAppCallbackId(v, callbackId);
     return out;
   }
   return value;
@@ -187,49 +204,116 @@ export function createOutputReader(deps: OutputDeps, loadAccount: (id: string) =
 
 // ----- finding a job by the id HeyGen gave the app ----------------------------------------------------------
 
-/** Which items an app's id may name: items of `kind` whose upstream id (or, `by: 'video'`, whose video id) it is. */
+/**
+ * Which items an app's id may name: items of `kind` whose upstream id is the id (`upstream`), whose video id is
+ * (`video`: an agent session's video, a batch item's own id), whose batch is (`batch`: the `{batch_id}#{index}` items
+ * of a batch), or whose avatar group is (`group`: a created look's group, from HeyGen's create answer).
+ */
 export interface ItemMatch {
   kind: ItemKind;
-  by: 'upstream' | 'video';
+  by: 'upstream' | 'video' | 'batch' | 'group';
 }
 
 export interface VisibleItem {
   item: JobItemRow;
-  job: Pick<JobRow, 'id' | 'accountId' | 'projectId' | 'kind' | 'createdAt'>;
+  job: Pick<JobRow, 'id' | 'accountId' | 'projectId' | 'kind' | 'createdAt' | 'callback'>;
+}
+
+const groupOfItem = sql<string | null>`coalesce(${jobItemsTable.createAnswer} -> 'avatar_group' ->> 'id', ${jobItemsTable.createAnswer} -> 'avatar_item' ->> 'group_id')`;
+
+function idOf(item: JobItemRow, by: ItemMatch['by']): string | null {
+  switch (by) {
+    case 'upstream':
+      return item.upstreamId;
+    case 'video':
+      return item.videoId;
+    case 'batch':
+      return parseBatchItemId(item.upstreamId)?.batchId ?? null;
+    case 'group': {
+      const answer = item.createAnswer && typeof item.createAnswer === 'object' ? (item.createAnswer as Record<string, { id?: unknown; group_id?: unknown } | null | undefined>) : {};
+      const id = answer.avatar_group?.id ?? answer.avatar_item?.group_id;
+      return typeof id === 'string' ? id : null;
+    }
+  }
+}
+
+function matchCondition(m: ItemMatch, list: readonly string[]) {
+  switch (m.by) {
+    case 'upstream':
+      return and(eq(jobItemsTable.kind, m.kind), inArray(jobItemsTable.upstreamId, [...list]));
+    case 'video':
+      return and(eq(jobItemsTable.kind, m.kind), inArray(jobItemsTable.videoId, [...list]));
+    case 'group':
+      // Written as the partial index job_items_avatar_group is (the kind a literal, so the planner can use it).
+      return and(sql`${jobItemsTable.kind} = ${sql.raw(`'${m.kind}'`)}`, sql`${groupOfItem} in (${sql.join(list.map((id) => sql`${id}`), sql`, `)})`);
+    case 'batch':
+      // A batch's items are `{batch_id}#0` … `{batch_id}#{n-1}` (at most MAX_BATCH_ITEMS): named exactly, so the
+      // upstream-id index finds them (no prefix scan; ids may hold LIKE's % or _).
+      return and(eq(jobItemsTable.kind, m.kind), inArray(jobItemsTable.upstreamId, list.flatMap((id) => Array.from({ length: MAX_BATCH_ITEMS }, (_, i) => batchItemId(id, i)))));
+  }
+}
+
+/** What an id search found: the ids the caller may read, and every id that names some job's item at all. */
+export interface FoundItems {
+  visible: Map<string, VisibleItem>;
+  /** Ids that name an item of any job (of any project): not a catalog id, whoever asks. */
+  claimed: Set<string>;
 }
 
 /**
- * The items an upstream id names among the jobs the caller may read (canReadJobsOf), by id. Ids of other
- * projects' jobs are simply absent, exactly like ids the gateway never saw.
+ * The items ids name, among all jobs: those the caller may read (canReadJobsOf) by id, and which ids name a job's
+ * item at all. Callers answer ids of other projects' jobs exactly like ids the gateway never saw.
  */
-export async function findVisibleItems(db: Db, actor: Actor, ids: readonly string[], matches: readonly ItemMatch[]): Promise<Map<string, VisibleItem>> {
-  const found = new Map<string, VisibleItem>();
-  if (ids.length === 0 || matches.length === 0) return found;
+export async function findItems(db: Db, actor: Actor, ids: readonly string[], matches: readonly ItemMatch[]): Promise<FoundItems> {
+  const visible = new Map<string, VisibleItem>();
+  const claimed = new Set<string>();
+  if (ids.length === 0 || matches.length === 0) return { visible, claimed };
   const list = [...new Set(ids)];
   const rows = await db
     .select({
       item: jobItemsTable,
-      job: { id: jobsTable.id, accountId: jobsTable.accountId, projectId: jobsTable.projectId, kind: jobsTable.kind, createdAt: jobsTable.createdAt },
+      job: { id: jobsTable.id, accountId: jobsTable.accountId, projectId: jobsTable.projectId, kind: jobsTable.kind, createdAt: jobsTable.createdAt, callback: jobsTable.callback },
       projectPath: orgUnitsTable.path,
     })
     .from(jobItemsTable)
     .innerJoin(jobsTable, eq(jobsTable.id, jobItemsTable.jobId))
     .innerJoin(orgUnitsTable, eq(orgUnitsTable.id, jobsTable.projectId))
-    .where(
-      or(
-        ...matches.map((m) =>
-          and(eq(jobItemsTable.kind, m.kind), m.by === 'upstream' ? inArray(jobItemsTable.upstreamId, list) : inArray(jobItemsTable.videoId, list)),
-        ),
-      ),
-    );
+    .where(or(...matches.map((m) => matchCondition(m, list))))
+    .orderBy(jobItemsTable.createdAt, jobItemsTable.id);
   for (const row of rows) {
-    if (!canReadJobsOf(actor, { id: row.job.projectId, path: row.projectPath })) continue;
+    const readable = canReadJobsOf(actor, { id: row.job.projectId, path: row.projectPath });
     for (const m of matches) {
-      const id = m.by === 'upstream' ? row.item.upstreamId : row.item.videoId;
-      if (row.item.kind === m.kind && id !== null && list.includes(id) && !found.has(id)) found.set(id, { item: row.item, job: row.job });
+      const id = row.item.kind === m.kind ? idOf(row.item, m.by) : null;
+      if (id === null || !list.includes(id)) continue;
+      claimed.add(id);
+      if (readable && !visible.has(id)) visible.set(id, { item: row.item, job: row.job });
     }
   }
-  return found;
+  return { visible, claimed };
+}
+
+/** The items ids name among the jobs the caller may read, by id (findItems' `visible`). */
+export async function findVisibleItems(db: Db, actor: Actor, ids: readonly string[], matches: readonly ItemMatch[]): Promise<Map<string, VisibleItem>> {
+  return (await findItems(db, actor, ids, matches)).visible;
+}
+
+/**
+ * Records the own ids HeyGen gave a batch's items (`video_id` by `item_index`), as the app just read them in
+ * HeyGen's batch answer: the app may ask for an item by that id at once, before the follower has read the batch.
+ * Only an item without an id gets one (the follower writes the same ids); statuses and money stay the follower's.
+ */
+export async function recordBatchItemIds(db: Db, kind: ItemKind, batchId: string, rows: readonly unknown[]): Promise<void> {
+  const pairs = new Map<string, string>();
+  for (const row of rows) {
+    const { item_index: index, video_id: videoId } = (row ?? {}) as { item_index?: unknown; video_id?: unknown };
+    if (Number.isSafeInteger(index) && (index as number) >= 0 && typeof videoId === 'string' && videoId.length > 0) pairs.set(batchItemId(batchId, index as number), videoId);
+  }
+  for (const [upstreamId, videoId] of pairs) {
+    await db
+      .update(jobItemsTable)
+      .set({ videoId })
+      .where(and(eq(jobItemsTable.kind, kind), eq(jobItemsTable.upstreamId, upstreamId), isNull(jobItemsTable.videoId)));
+  }
 }
 
 export async function loadAccount(db: Db, id: string): Promise<AccountRow | null> {

@@ -3,7 +3,7 @@
 // (src/jobs/submit.ts); reads answer only for jobs the caller may read, with HeyGen's fresh answer; free catalog
 // reads pass through with the account's key, cached briefly. What the table (products.ts) does not route is
 // never passed on: 501 for HeyGen operations not offered, 404 for anything else.
-import { and, desc, eq, inArray, lt, or, sql } from 'drizzle-orm';
+import { and, desc, eq, inArray, isNotNull, lt, notInArray, or } from 'drizzle-orm';
 import { Hono, type Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import { LRUCache } from 'lru-cache';
@@ -19,7 +19,7 @@ import { BudgetExceededError, ConcurrencyLimitError, DomainError, ForbiddenError
 import { HeygenError, type RawAnswer } from '../../heygen/client.js';
 import { IDEMPOTENCY_KEY, type JobRow } from '../../jobs/admission.js';
 import { itemsOfJob, submitJob, type JobItemRow } from '../../jobs/submit.js';
-import { findVisibleItems, limiter, loadAccount, readUpstream } from '../../jobs/outputs.js';
+import { findItems, findVisibleItems, limiter, loadAccount, readUpstream, recordBatchItemIds, withAppCallbackId, type ItemMatch } from '../../jobs/outputs.js';
 import { projectHeadroom } from '../../jobs/headroom.js';
 import { accountForPath, isUuid } from '../../org/units.js';
 import type { AccountRow } from '../../accounts/accounts.js';
@@ -27,7 +27,7 @@ import { formatCreditSeconds, formatCents, MICRO_PER_CS, usdToCentsHalfUp } from
 import * as Q from '../../primitives/rational.js';
 import { tryDecodeId } from '../../graphql/ids.js';
 import { visibleJobsFilter } from '../../graphql/visibility.js';
-import { CATALOG, CREATES, LISTS, READS, STATUSES, type CreateEntry, type ListEntry, type ReadEntry, type StatusesEntry } from './products.js';
+import { CATALOG, CREATES, LISTS, READS, STATUSES, type CatalogEntry, type CreateEntry, type ListEntry, type ReadEntry, type StatusesEntry } from './products.js';
 import { HEYGEN_V3_OPERATIONS } from './operations.js';
 import * as E from './errors.js';
 
@@ -137,7 +137,7 @@ async function fromDomainError(services: Services, actor: Actor, error: DomainEr
 /** The answer of a create, from the job as it stands: HeyGen's answer, or an honest refusal (never a made-up id). */
 function createAnswer(entry: CreateEntry, job: JobRow, items: readonly JobItemRow[], replayed: boolean): Response {
   const answer = entry.respond(job, items);
-  if (answer) return Response.json(answer, { status: 200, headers: replayed ? { 'idempotent-replayed': 'true' } : {} });
+  if (answer) return Response.json(answer, { status: entry.status ?? 200, headers: replayed ? { 'idempotent-replayed': 'true' } : {} });
   const ref = `gateway job ${job.id}`;
   switch (job.status) {
     case 'RESERVED':
@@ -295,34 +295,62 @@ export function createV3Front(services: Services): Hono<V3Env> {
     });
   });
 
-  // ----- catalog reads (free): the account's key, a short cache ----------------------------------------------------
-  for (const template of CATALOG) {
-    app.get(toHono(template), async (c) => {
-      const caller = c.get('caller');
-      const project = await requireProject(services, caller);
-      const account = await accountOfProject(services, project);
-      const params = c.req.param() as Record<string, string>;
-      // A dot segment would climb out of the catalog path once the URL is normalised.
-      if (Object.values(params).some((v) => v === '' || v === '.' || v === '..')) throw new E.V3Error(404, 'not_found', 'Not found');
-      const path = catalogPath(template, params, new URL(c.req.url));
-      const cacheKey = `${account.id} ${path}`;
-      let answer = catalog.get(cacheKey);
-      if (!answer) {
-        let pending = catalogInFlight.get(cacheKey);
-        if (!pending) {
-          pending = readUpstream(services, account, path).finally(() => catalogInFlight.delete(cacheKey));
-          catalogInFlight.set(cacheKey, pending);
-        }
-        answer = await pending;
-        if (answer.status === 200) catalog.set(cacheKey, answer);
+  // ----- catalog reads (free): the account's key, a short cache; what a job created only through the job ------------
+  for (const entry of CATALOG) app.get(toHono(entry.path), (c) => catalogRead(c, entry));
+  async function catalogRead(c: V3Context, entry: CatalogEntry): Promise<Response> {
+    const caller = c.get('caller');
+    const project = await requireProject(services, caller);
+    const account = await accountOfProject(services, project);
+    const params = c.req.param() as Record<string, string>;
+    // A dot segment would climb out of the catalog path once the URL is normalised.
+    if (Object.values(params).some((v) => v === '' || v === '.' || v === '..')) throw new E.V3Error(404, 'not_found', 'Not found');
+    const url = new URL(c.req.url);
+    if (entry.owned) {
+      // An id some job created (an avatar another project trained on the same account) is no catalog id: it is read
+      // through that job, fresh, by those who may read the job; to everyone else it is exactly an unknown id.
+      const id = params[entry.owned.param] ?? '';
+      const { visible, claimed } = await findItems(services.db, caller.actor, [id], entry.owned.matches);
+      if (claimed.has(id)) {
+        const found = visible.get(id);
+        const owner = found && (await loadAccount(services.db, found.job.accountId));
+        if (!found || !owner) throw E.notFound(entry.owned.what);
+        const answer = await freshRead(owner, catalogPath(entry.path, params, url));
+        if (answer.status === 404) throw E.notFound(entry.owned.what);
+        if (answer.status !== 200) throw new E.V3Error(502, 'upstream_error', `HeyGen answered HTTP ${answer.status}`);
+        return c.json(withAppCallbackId(answer.body, found.job.callback?.callbackId) as object);
       }
-      // HeyGen refusing the account's own key is the gateway's problem, not the app's key: never a 401/403 to the app.
-      if (answer.status === 401 || answer.status === 403) {
-        services.logger.error({ accountId: account.id, status: answer.status }, '/v3: HeyGen refused the account key on a catalog read');
-        throw new E.V3Error(502, 'upstream_error', 'HeyGen refused the gateway\'s account; tell the gateway\'s operators');
+    }
+    const path = catalogPath(entry.path, params, url);
+    const cacheKey = `${account.id} ${path}`;
+    let answer = catalog.get(cacheKey);
+    if (!answer) {
+      let pending = catalogInFlight.get(cacheKey);
+      if (!pending) {
+        pending = readUpstream(services, account, path).finally(() => catalogInFlight.delete(cacheKey));
+        catalogInFlight.set(cacheKey, pending);
       }
-      return c.json(answer.body as object, answer.status as 200);
-    });
+      answer = await pending;
+      if (answer.status === 200) catalog.set(cacheKey, answer);
+    }
+    // HeyGen refusing the account's own key is the gateway's problem, not the app's key: never a 401/403 to the app.
+    if (answer.status === 401 || answer.status === 403) {
+      services.logger.error({ accountId: account.id, status: answer.status }, '/v3: HeyGen refused the account key on a catalog read');
+      throw new E.V3Error(502, 'upstream_error', 'HeyGen refused the gateway\'s account; tell the gateway\'s operators');
+    }
+    // An unknown id answers the gateway's own 404, the same bytes as a job's object the caller may not read.
+    if (entry.owned && answer.status === 404) throw E.notFound(entry.owned.what);
+    if (entry.listed && answer.status === 200) return c.json((await withoutHiddenEntries(caller.actor, answer.body, entry.listed)) as object);
+    return c.json(answer.body as object, answer.status as 200);
+  }
+
+  /** A catalog list without the entries (by `id`) that name items of jobs the caller may not read. */
+  async function withoutHiddenEntries(actor: Actor, body: unknown, matches: readonly ItemMatch[]): Promise<unknown> {
+    const data = (body as { data?: unknown } | null)?.data;
+    if (!Array.isArray(data)) return body;
+    const ids = data.map((e) => (e as { id?: unknown } | null)?.id).filter((id): id is string => typeof id === 'string');
+    const { visible, claimed } = await findItems(services.db, actor, ids, matches);
+    const hidden = (id: unknown) => typeof id === 'string' && claimed.has(id) && !visible.has(id);
+    return { ...(body as object), data: data.filter((e) => !hidden((e as { id?: unknown } | null)?.id)) };
   }
 
   // ----- bulk statuses: the visible ids asked of HeyGen, the others `not_found` as HeyGen answers unowned ids ---
@@ -335,22 +363,36 @@ export function createV3Front(services: Services): Hono<V3Env> {
     if (ids.length + batchIds.length === 0) throw E.validation(entry.param, `${entry.param} is required`);
     if (ids.length + batchIds.length > MAX_STATUS_IDS) throw E.validation(entry.param, `At most ${MAX_STATUS_IDS} ids per request`);
     const visible = await findVisibleItems(services.db, caller.actor, ids, entry.matches);
-    const byAccount = new Map<string, string[]>();
-    for (const [id, v] of visible) byAccount.set(v.job.accountId, [...(byAccount.get(v.job.accountId) ?? []), id]);
+    const visibleBatches = await findVisibleItems(services.db, caller.actor, batchIds, entry.batchMatches);
+    const byAccount = new Map<string, { ids: string[]; batchIds: string[] }>();
+    const of = (accountId: string) => {
+      let asked = byAccount.get(accountId);
+      if (!asked) byAccount.set(accountId, (asked = { ids: [], batchIds: [] }));
+      return asked;
+    };
+    for (const [id, v] of visible) of(v.job.accountId).ids.push(id);
+    for (const [id, v] of visibleBatches) of(v.job.accountId).batchIds.push(id);
     const answered = new Map<string, unknown>();
-    for (const [accountId, accountIds] of byAccount) {
+    const batchRows = new Map<string, unknown[]>();
+    for (const [accountId, asked] of byAccount) {
       const account = await loadAccount(services.db, accountId);
       if (!account) continue;
-      const answer = await freshRead(account, `${entry.upstream}?${entry.param}=${accountIds.map(encodeURIComponent).join(',')}`);
+      const query = [
+        ...(asked.ids.length ? [`${entry.param}=${asked.ids.map(encodeURIComponent).join(',')}`] : []),
+        ...(asked.batchIds.length ? [`batch_ids=${asked.batchIds.map(encodeURIComponent).join(',')}`] : []),
+      ].join('&');
+      const answer = await freshRead(account, `${entry.upstream}?${query}`);
       const data = (answer.body as { data?: unknown })?.data;
       if (answer.status !== 200 || !Array.isArray(data)) throw new E.V3Error(502, 'upstream_error', `HeyGen answered HTTP ${answer.status}`);
       for (const row of data) {
-        const id = (row as { video_id?: unknown })?.video_id;
-        if (typeof id === 'string' && accountIds.includes(id)) answered.set(id, row);
+        const { video_id: id, batch_id: batchId } = (row ?? {}) as { video_id?: unknown; batch_id?: unknown };
+        if (typeof batchId === 'string' && asked.batchIds.includes(batchId)) batchRows.set(batchId, [...(batchRows.get(batchId) ?? []), row]);
+        else if (typeof id === 'string' && asked.ids.includes(id)) answered.set(id, row);
       }
     }
+    for (const [batchId, rows] of batchRows) await recordBatchItemIds(services.db, entry.batchMatches[0]!.kind, batchId, rows);
     const notFoundEntry = (videoId: string | null, batchId: string | null) => ({ video_id: videoId, status: 'not_found', error: null, batch_id: batchId, item_index: null });
-    const data = [...ids.map((id) => answered.get(id) ?? notFoundEntry(id, null)), ...batchIds.map((b) => notFoundEntry(null, b))];
+    const data = [...ids.map((id) => answered.get(id) ?? notFoundEntry(id, null)), ...batchIds.flatMap((b) => batchRows.get(b) ?? [notFoundEntry(null, b)])];
     return c.json({ data, has_more: false, next_token: null });
   }
 
@@ -364,10 +406,19 @@ export function createV3Front(services: Services): Hono<V3Env> {
     if (!found) throw E.notFound(entry.what);
     const account = await loadAccount(services.db, found.job.accountId);
     if (!account) throw E.notFound(entry.what);
-    const answer = await freshRead(account, entry.upstream(id));
+    const query = new URLSearchParams();
+    for (const name of entry.query ?? []) {
+      const value = c.req.query(name);
+      if (value !== undefined) query.set(name, value);
+    }
+    const search = query.toString();
+    const answer = await freshRead(account, search ? `${entry.upstream(id)}?${search}` : entry.upstream(id));
     if (answer.status === 404) throw E.notFound(entry.what);
     if (answer.status !== 200) throw new E.V3Error(502, 'upstream_error', `HeyGen answered HTTP ${answer.status}`);
-    return c.json(answer.body as object);
+    // A batch's items: the app may now ask for each by its own id, so the gateway must know those ids too.
+    const items = (answer.body as { data?: { items?: unknown } } | null)?.data?.items;
+    if (entry.matches[0]?.by === 'batch' && Array.isArray(items)) await recordBatchItemIds(services.db, entry.matches[0].kind, id, items);
+    return c.json(withAppCallbackId(answer.body, found.job.callback?.callbackId) as object);
   }
 
   // ----- lists: only the caller's jobs, newest first, each read fresh -------------------------------------------------
@@ -380,7 +431,7 @@ export function createV3Front(services: Services): Hono<V3Env> {
     const after = token ? decodeToken(token) : null;
     const projectFilter = caller.actor.role === 'SERVICE' || !caller.projectId ? undefined : eq(jobsTable.projectId, caller.projectId);
     const rows = await services.db
-      .select({ item: jobItemsTable, accountId: jobsTable.accountId })
+      .select({ item: jobItemsTable, accountId: jobsTable.accountId, callback: jobsTable.callback })
       .from(jobItemsTable)
       .innerJoin(jobsTable, eq(jobsTable.id, jobItemsTable.jobId))
       .where(
@@ -388,7 +439,7 @@ export function createV3Front(services: Services): Hono<V3Env> {
           visibleJobsFilter(caller.actor),
           projectFilter,
           inArray(jobItemsTable.kind, [...entry.kinds]),
-          entry.sessionsWithVideoOnly ? or(sql`${jobItemsTable.kind} <> 'agent_session'`, sql`${jobItemsTable.videoId} is not null`) : undefined,
+          entry.withVideoOnly ? or(notInArray(jobItemsTable.kind, [...entry.withVideoOnly]), isNotNull(jobItemsTable.videoId)) : undefined,
           after ? or(lt(jobItemsTable.createdAt, after.at), and(eq(jobItemsTable.createdAt, after.at), lt(jobItemsTable.id, after.id))) : undefined,
         ),
       )
@@ -411,7 +462,7 @@ export function createV3Front(services: Services): Hono<V3Env> {
             if (!detail || !account) return null;
             const answer = await freshRead(account, detail.path);
             const item = (answer.body as { data?: unknown })?.data;
-            return answer.status === 200 && item ? item : null;
+            return answer.status === 200 && item ? withAppCallbackId(item, row.callback?.callbackId) : null;
           }),
         ),
       )
@@ -420,6 +471,15 @@ export function createV3Front(services: Services): Hono<V3Env> {
     const hasMore = rows.length > limit;
     return c.json({ data, has_more: hasMore, next_token: hasMore && last ? encodeToken(last.item.createdAt, last.item.id) : null });
   }
+
+  // ----- a billable HeyGen operation with no job kind: never passed on (its cost could not be capped) ----------------
+  app.post('/v3/video-translations/proofreads/:proofread_id/generate', () => {
+    throw new E.V3Error(
+      501,
+      'not_implemented',
+      'Generating a video from a proofread is billed by HeyGen but is not a job kind of this gateway, so no budget could cap it; it is not passed on to HeyGen. Create the translation with POST /v3/video-translations instead.',
+    );
+  });
 
   // ----- everything else: never passed on ---------------------------------------------------------------------------
   app.all('/v3/*', (c) => {

@@ -4,7 +4,8 @@
 import type { ItemKind, JobKind } from '../../db/schema.js';
 import type { JobRow } from '../../jobs/admission.js';
 import type { JobItemRow } from '../../jobs/submit.js';
-import { ITEM_DETAIL_PATH, type ItemMatch } from '../../jobs/outputs.js';
+import { ITEM_DETAIL_PATH, cleanUpstreamBody, type ItemMatch } from '../../jobs/outputs.js';
+import { parseBatchItemId } from '../../heygen/client.js';
 
 const unix = (at: Date) => Math.floor(at.getTime() / 1000);
 const requestOf = (job: JobRow) => (job.request && typeof job.request === 'object' ? (job.request as Record<string, unknown>) : {});
@@ -19,7 +20,9 @@ export interface CreateEntry {
    * HeyGen's create answer, written from the job and its items, so that a replayed Idempotency-Key answers the same
    * bytes as the first request (as HeyGen replays its creation-time answer). Null: the items are not complete.
    */
-  respond(job: JobRow, items: readonly JobItemRow[]): { data: Record<string, unknown> } | null;
+  respond(job: JobRow, items: readonly JobItemRow[]): { data: unknown } | null;
+  /** HTTP status of HeyGen's create answer (a batch: 202 Accepted); 200 when absent. */
+  status?: 200 | 202;
 }
 
 /** The creation-time snapshot of a video object (HeyGen answers one for a template video). */
@@ -40,8 +43,29 @@ function videoSnapshot(job: JobRow, videoId: string): Record<string, unknown> {
     video_page_url: null,
     folder_id: null,
     output_language: null,
-    callback_id: null,
+    // HeyGen echoes the callback_id it was given: the app's own (never the gateway's job id).
+    callback_id: job.callback?.callbackId ?? null,
   };
+}
+
+/** Items ordered as the languages were asked (HeyGen answers one id per language, in that order). */
+function inLanguageOrder(job: JobRow, items: readonly JobItemRow[]): JobItemRow[] {
+  const languages = requestOf(job).output_languages;
+  const order = Array.isArray(languages) ? languages : [];
+  const rank = (i: JobItemRow) => (i.language === null ? order.length : order.indexOf(i.language));
+  return [...items].sort((a, b) => rank(a) - rank(b));
+}
+
+/** HeyGen's create answer stored with the item (TTS, avatar creation), as the app may see it. */
+function storedAnswer(item: JobItemRow | undefined): { data: unknown } | null {
+  return item && item.createAnswer && typeof item.createAnswer === 'object' ? { data: cleanUpstreamBody(item.createAnswer) } : null;
+}
+
+/** HeyGen's 202 answer to a batch: its id (from an item's `{batch_id}#{index}`), the item count, its creation time. */
+function batchAnswer(job: JobRow, items: readonly JobItemRow[]): { data: unknown } | null {
+  const batchId = items[0] ? parseBatchItemId(items[0].upstreamId)?.batchId : undefined;
+  if (!batchId) return null;
+  return { data: { batch_id: batchId, status: 'processing', total_items: items.length, created_at: unix(job.submittedAt ?? job.createdAt) } };
 }
 
 export const CREATES: readonly CreateEntry[] = [
@@ -65,16 +89,27 @@ export const CREATES: readonly CreateEntry[] = [
     path: '/v3/video-translations',
     kind: 'VIDEO_TRANSLATION',
     request: (body) => body,
-    respond: (job, items) => {
-      if (items.length === 0) return null;
-      // HeyGen answers one id per language, in the order asked; items are ordered by that language order.
-      const languages = requestOf(job).output_languages;
-      const order = Array.isArray(languages) ? languages : [];
-      const rank = (i: JobItemRow) => (i.language === null ? order.length : order.indexOf(i.language));
-      const sorted = [...items].sort((a, b) => rank(a) - rank(b));
-      return { data: { video_translation_ids: sorted.map((i) => i.upstreamId) } };
-    },
+    respond: (job, items) => (items.length === 0 ? null : { data: { video_translation_ids: inLanguageOrder(job, items).map((i) => i.upstreamId) } }),
   },
+  {
+    path: '/v3/video-translations/proofreads',
+    kind: 'TRANSLATION_PROOFREAD',
+    request: (body) => body,
+    respond: (job, items) => (items.length === 0 ? null : { data: { proofread_ids: inLanguageOrder(job, items).map((i) => i.upstreamId), status: 'processing' } }),
+  },
+  {
+    path: '/v3/lipsyncs',
+    kind: 'LIPSYNC',
+    request: (body) => body,
+    respond: (_job, [item]) => (item ? { data: { lipsync_id: item.upstreamId } } : null),
+  },
+  // Text to speech is answered complete by HeyGen (the audio URL and its duration): forwarding settles it at once.
+  { path: '/v3/voices/speech', kind: 'TTS', request: (body) => body, respond: (_job, [item]) => storedAnswer(item) },
+  // The new avatar group and look, as HeyGen answered; they are read back through the job (CATALOG's `owned`).
+  { path: '/v3/avatars', kind: 'AVATAR_CREATION', request: (body) => body, respond: (_job, [item]) => storedAnswer(item) },
+  { path: '/v3/videos/batches', kind: 'VIDEO_BATCH', request: (body) => body, respond: batchAnswer, status: 202 },
+  { path: '/v3/video-translations/batches', kind: 'VIDEO_TRANSLATION_BATCH', request: (body) => body, respond: batchAnswer, status: 202 },
+  { path: '/v3/lipsyncs/batches', kind: 'LIPSYNC_BATCH', request: (body) => body, respond: batchAnswer, status: 202 },
   {
     path: '/v3/video-agents',
     kind: 'VIDEO_AGENT',
@@ -99,29 +134,76 @@ export interface ReadEntry {
   param: string;
   /** Which job items the id may name (only items of jobs the caller may read are found). */
   matches: readonly ItemMatch[];
-  /** Where HeyGen answers it. */
+  /** Where HeyGen answers it (with the app's query, for a paged batch read). */
   upstream: (id: string) => string;
+  /** Query parameters passed on to HeyGen (a batch's page: `token`, `limit`). */
+  query?: readonly string[];
   /** What a missing one is called in the 404 message (HeyGen's words). */
   what: string;
 }
+
+/** A video id: an avatar or template video, an agent session's video, or an item of a video batch. */
+const VIDEO_MATCHES: readonly ItemMatch[] = [
+  { kind: 'video', by: 'upstream' },
+  { kind: 'agent_session', by: 'video' },
+  { kind: 'batch_video', by: 'video' },
+];
+const TRANSLATION_MATCHES: readonly ItemMatch[] = [
+  { kind: 'translation', by: 'upstream' },
+  { kind: 'batch_translation', by: 'video' },
+];
+const LIPSYNC_MATCHES: readonly ItemMatch[] = [
+  { kind: 'lipsync', by: 'upstream' },
+  { kind: 'batch_lipsync', by: 'video' },
+];
+const BATCH_QUERY = ['token', 'limit'] as const;
 
 export const READS: readonly ReadEntry[] = [
   {
     path: '/v3/videos/:video_id',
     param: 'video_id',
-    matches: [
-      { kind: 'video', by: 'upstream' },
-      { kind: 'agent_session', by: 'video' },
-    ],
+    matches: VIDEO_MATCHES,
     upstream: ITEM_DETAIL_PATH.video,
     what: 'Video',
   },
   {
     path: '/v3/video-translations/:video_translation_id',
     param: 'video_translation_id',
-    matches: [{ kind: 'translation', by: 'upstream' }],
+    matches: TRANSLATION_MATCHES,
     upstream: ITEM_DETAIL_PATH.translation,
     what: 'Video translation',
+  },
+  {
+    path: '/v3/video-translations/proofreads/:proofread_id',
+    param: 'proofread_id',
+    matches: [{ kind: 'proofread', by: 'upstream' }],
+    upstream: ITEM_DETAIL_PATH.proofread,
+    what: 'Proofread',
+  },
+  { path: '/v3/lipsyncs/:lipsync_id', param: 'lipsync_id', matches: LIPSYNC_MATCHES, upstream: ITEM_DETAIL_PATH.lipsync, what: 'Lipsync' },
+  {
+    path: '/v3/videos/batches/:batch_id',
+    param: 'batch_id',
+    matches: [{ kind: 'batch_video', by: 'batch' }],
+    upstream: (id) => `/v3/videos/batches/${encodeURIComponent(id)}`,
+    query: BATCH_QUERY,
+    what: 'Batch',
+  },
+  {
+    path: '/v3/video-translations/batches/:batch_id',
+    param: 'batch_id',
+    matches: [{ kind: 'batch_translation', by: 'batch' }],
+    upstream: (id) => `/v3/video-translations/batches/${encodeURIComponent(id)}`,
+    query: BATCH_QUERY,
+    what: 'Batch',
+  },
+  {
+    path: '/v3/lipsyncs/batches/:batch_id',
+    param: 'batch_id',
+    matches: [{ kind: 'batch_lipsync', by: 'batch' }],
+    upstream: (id) => `/v3/lipsyncs/batches/${encodeURIComponent(id)}`,
+    query: BATCH_QUERY,
+    what: 'Batch',
   },
   {
     path: '/v3/video-agents/:session_id',
@@ -137,6 +219,8 @@ export interface StatusesEntry {
   /** The query parameter with the comma-separated ids. */
   param: string;
   matches: readonly ItemMatch[];
+  /** Which batch items a `batch_ids` entry names (HeyGen expands a batch id to its items). */
+  batchMatches: readonly ItemMatch[];
   upstream: string;
 }
 
@@ -144,17 +228,23 @@ export const STATUSES: readonly StatusesEntry[] = [
   {
     path: '/v3/videos/statuses',
     param: 'video_ids',
-    matches: [
-      { kind: 'video', by: 'upstream' },
-      { kind: 'agent_session', by: 'video' },
-    ],
+    matches: VIDEO_MATCHES,
+    batchMatches: [{ kind: 'batch_video', by: 'batch' }],
     upstream: '/v3/videos/statuses',
   },
   {
     path: '/v3/video-translations/statuses',
     param: 'video_translation_ids',
-    matches: [{ kind: 'translation', by: 'upstream' }],
+    matches: TRANSLATION_MATCHES,
+    batchMatches: [{ kind: 'batch_translation', by: 'batch' }],
     upstream: '/v3/video-translations/statuses',
+  },
+  {
+    path: '/v3/lipsyncs/statuses',
+    param: 'lipsync_ids',
+    matches: LIPSYNC_MATCHES,
+    batchMatches: [{ kind: 'batch_lipsync', by: 'batch' }],
+    upstream: '/v3/lipsyncs/statuses',
   },
 ];
 
@@ -162,43 +252,73 @@ export interface ListEntry {
   path: string;
   /** Items listed: of these kinds. */
   kinds: readonly ItemKind[];
-  /** Agent sessions are listed only once they have a video (a video list shows a session as its video). */
-  sessionsWithVideoOnly?: boolean;
+  /**
+   * Items of these kinds are listed only once they have a video id (a video list shows an agent session as its
+   * video; a batch item is listed once HeyGen created it).
+   */
+  withVideoOnly?: readonly ItemKind[];
   /** The id the app knows the item by, and where HeyGen answers its detail; null: not listed (yet). */
   detail: (item: JobItemRow) => { id: string; path: string } | null;
+}
+
+/** The id an app knows an item by: its upstream id, or (an agent session's video, a batch item) its video id. */
+function ownId(i: JobItemRow, path: (id: string) => string): { id: string; path: string } | null {
+  const id = i.kind === 'agent_session' || i.kind.startsWith('batch_') ? i.videoId : i.upstreamId;
+  return id ? { id, path: path(id) } : null;
 }
 
 export const LISTS: readonly ListEntry[] = [
   {
     path: '/v3/videos',
-    kinds: ['video', 'agent_session'],
-    sessionsWithVideoOnly: true,
-    detail: (i) =>
-      i.kind === 'video'
-        ? { id: i.upstreamId, path: ITEM_DETAIL_PATH.video(i.upstreamId) }
-        : i.videoId
-          ? { id: i.videoId, path: ITEM_DETAIL_PATH.video(i.videoId) }
-          : null,
+    kinds: ['video', 'agent_session', 'batch_video'],
+    withVideoOnly: ['agent_session', 'batch_video'],
+    detail: (i) => ownId(i, ITEM_DETAIL_PATH.video),
   },
-  { path: '/v3/video-translations', kinds: ['translation'], detail: (i) => ({ id: i.upstreamId, path: ITEM_DETAIL_PATH.translation(i.upstreamId) }) },
+  {
+    path: '/v3/video-translations',
+    kinds: ['translation', 'batch_translation'],
+    withVideoOnly: ['batch_translation'],
+    detail: (i) => ownId(i, ITEM_DETAIL_PATH.translation),
+  },
+  { path: '/v3/lipsyncs', kinds: ['lipsync', 'batch_lipsync'], withVideoOnly: ['batch_lipsync'], detail: (i) => ownId(i, ITEM_DETAIL_PATH.lipsync) },
   { path: '/v3/video-agents', kinds: ['agent_session'], detail: (i) => ({ id: i.upstreamId, path: ITEM_DETAIL_PATH.agent_session(i.upstreamId) }) },
 ];
 
+/** An avatar group: created by an AVATAR_CREATION job (its group item, or the group of its new look). */
+const AVATAR_GROUP_MATCHES: readonly ItemMatch[] = [
+  { kind: 'avatar_group', by: 'upstream' },
+  { kind: 'avatar_look', by: 'group' },
+];
+const AVATAR_LOOK_MATCHES: readonly ItemMatch[] = [{ kind: 'avatar_look', by: 'upstream' }];
+
+export interface CatalogEntry {
+  /** Path template, e.g. `/v3/avatars/{group_id}`. */
+  path: string;
+  /**
+   * An object a job may have created (an avatar). An id that names an item of any job is no catalog id: it is read
+   * through the job, fresh, only by callers who may read that job (others: the same 404 as an unknown id).
+   */
+  owned?: { param: string; matches: readonly ItemMatch[]; what: string };
+  /** A list whose entries (by `id`) may be objects jobs created: those of jobs the caller may not read are left out. */
+  listed?: readonly ItemMatch[];
+}
+
 /**
- * Reads that cost nothing and name no job: passed to HeyGen with the account's key, cached briefly. Specific
- * paths come before parameterised ones (`/v3/avatars/looks` before `/v3/avatars/{group_id}`).
+ * Reads that cost nothing: passed to HeyGen with the account's key, cached briefly, unless they name (or list)
+ * what a job created (`owned`, `listed`). Specific paths come before parameterised ones (`/v3/avatars/looks` before
+ * `/v3/avatars/{group_id}`).
  */
-export const CATALOG: readonly string[] = [
-  '/v3/avatars',
-  '/v3/avatars/looks',
-  '/v3/avatars/looks/{look_id}',
-  '/v3/avatars/{group_id}',
-  '/v3/voices',
-  '/v3/voices/{voice_id}',
-  '/v3/templates',
-  '/v3/templates/{template_id}',
-  '/v3/brand-kits',
-  '/v3/brand-glossaries',
-  '/v3/video-translations/languages',
-  '/v3/video-agents/styles',
+export const CATALOG: readonly CatalogEntry[] = [
+  { path: '/v3/avatars', listed: AVATAR_GROUP_MATCHES },
+  { path: '/v3/avatars/looks', listed: AVATAR_LOOK_MATCHES },
+  { path: '/v3/avatars/looks/{look_id}', owned: { param: 'look_id', matches: AVATAR_LOOK_MATCHES, what: 'Avatar look' } },
+  { path: '/v3/avatars/{group_id}', owned: { param: 'group_id', matches: AVATAR_GROUP_MATCHES, what: 'Avatar group' } },
+  { path: '/v3/voices' },
+  { path: '/v3/voices/{voice_id}' },
+  { path: '/v3/templates' },
+  { path: '/v3/templates/{template_id}' },
+  { path: '/v3/brand-kits' },
+  { path: '/v3/brand-glossaries' },
+  { path: '/v3/video-translations/languages' },
+  { path: '/v3/video-agents/styles' },
 ];
