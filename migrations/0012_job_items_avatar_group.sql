@@ -1,0 +1,1 @@
+CREATE INDEX "job_items_avatar_group" ON "job_items" USING btree ((coalesce("create_answer" -> 'avatar_group' ->> 'id', "create_answer" -> 'avatar_item' ->> 'group_id'))) WHERE kind = 'avatar_look';
