@@ -77,6 +77,13 @@ const envSchema = z.object({
   JWT_CLOCK_TOLERANCE_SECONDS: z.coerce.number().int().min(0).max(300).default(30),
   JWKS_CACHE_MAX_AGE_MS: z.coerce.number().int().min(1000).default(600_000),
   JWKS_COOLDOWN_MS: z.coerce.number().int().min(0).default(30_000),
+  // The console's OIDC sign-in (optional): the company IdP the console redirects to (authorization code + PKCE,
+  // public client). Its tokens must be ones the company-token verifier above accepts.
+  CONSOLE_OIDC_ISSUER: optionalString,
+  CONSOLE_OIDC_CLIENT_ID: optionalString,
+  CONSOLE_OIDC_SCOPES: z.string().default('openid profile email'),
+  /** Which token of the IdP's answer the console sends as its Bearer: the ID token (audience: the client id) or the access token. */
+  CONSOLE_OIDC_TOKEN: z.enum(['id_token', 'access_token']).default('id_token'),
   /** Claim-to-role mappings from configuration, as JSON: [{"claim":"groups","value":"finance","role":"FINANCE"}]. */
   ROLE_MAPPINGS: optionalString,
   // GraphQL hardening.
@@ -200,6 +207,8 @@ export interface Config {
   readonly metricsToken: string | undefined;
   readonly companyTokens: CompanyTokenSettings | null;
   readonly roleMappings: readonly ClaimMapping[];
+  /** The console's OIDC sign-in; null: the console offers token sign-in only. */
+  readonly consoleOidc: ConsoleOidcSettings | null;
   readonly graphql: GraphQLLimits & {
     readonly maxBodyBytes: number;
     readonly rateLimitPerMinute: number;
@@ -288,6 +297,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     metricsToken: e.METRICS_TOKEN,
     companyTokens: companyTokenSettings(e),
     roleMappings: parseRoleMappings(e.ROLE_MAPPINGS),
+    consoleOidc: consoleOidcSettings(e),
     graphql: {
       maxDepth: e.GRAPHQL_MAX_DEPTH,
       maxAliases: e.GRAPHQL_MAX_ALIASES,
@@ -346,6 +356,51 @@ function companyTokenSettings(e: Env): CompanyTokenSettings | null {
     cooldownMs: e.JWKS_COOLDOWN_MS,
     timeoutMs: 5000,
   };
+}
+
+export interface ConsoleOidcSettings {
+  /** The issuer identifier, exactly as the IdP's discovery document and tokens name it. */
+  readonly issuer: string;
+  readonly clientId: string;
+  readonly scopes: readonly string[];
+  readonly token: 'id_token' | 'access_token';
+}
+
+const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]']);
+
+function consoleOidcSettings(e: Env): ConsoleOidcSettings | null {
+  const fail = (message: string): never => {
+    throw new ConfigError(`Invalid configuration:\n  ${message}`);
+  };
+  if (!e.CONSOLE_OIDC_ISSUER) {
+    if (e.CONSOLE_OIDC_CLIENT_ID) fail('CONSOLE_OIDC_ISSUER: required with CONSOLE_OIDC_CLIENT_ID');
+    return null;
+  }
+  const issuer = e.CONSOLE_OIDC_ISSUER;
+  let url: URL;
+  try {
+    url = new URL(issuer);
+  } catch {
+    return fail('CONSOLE_OIDC_ISSUER: must be a URL');
+  }
+  // Plain http only for an IdP on this machine (development, tests): the browser talks to it directly.
+  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && LOOPBACK.has(url.hostname))) {
+    fail('CONSOLE_OIDC_ISSUER: must be https (http only on localhost)');
+  }
+  if (url.search || url.hash || url.username || url.password) fail('CONSOLE_OIDC_ISSUER: no query, fragment or credentials');
+  if (!e.CONSOLE_OIDC_CLIENT_ID) fail('CONSOLE_OIDC_CLIENT_ID: required with CONSOLE_OIDC_ISSUER');
+  const clientId = e.CONSOLE_OIDC_CLIENT_ID!;
+  // The console's sign-in is only useful when the gateway accepts what it brings back.
+  if (!e.JWT_JWKS_URL || !list(e.JWT_COMPANY_ISSUERS).includes(issuer)) {
+    fail('CONSOLE_OIDC_ISSUER: must be one of JWT_COMPANY_ISSUERS (company tokens configured with JWT_JWKS_URL)');
+  }
+  const scopes = e.CONSOLE_OIDC_SCOPES.split(/[\s,]+/).filter(Boolean);
+  if (!scopes.includes('openid')) fail('CONSOLE_OIDC_SCOPES: must include openid');
+  // An ID token's audience is the client id: the gateway must expect exactly that.
+  if (e.CONSOLE_OIDC_TOKEN === 'id_token' && (e.JWT_COMPANY_AUDIENCE ?? e.JWT_AUDIENCE) !== clientId) {
+    fail('JWT_COMPANY_AUDIENCE: must equal CONSOLE_OIDC_CLIENT_ID when CONSOLE_OIDC_TOKEN=id_token');
+  }
+  return { issuer, clientId, scopes, token: e.CONSOLE_OIDC_TOKEN };
 }
 
 const roleMappingsSchema = z.array(

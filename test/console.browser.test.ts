@@ -302,6 +302,38 @@ describe('the budget console', () => {
     expect(await status.textContent()).toBe('done');
   });
 
+  it('MANAGER: each job shows who submitted it, and its video link is read from HeyGen only when asked', async () => {
+    const page = pages.get('MANAGER')!;
+    const outputReads: string[] = [];
+    const onRequest = (request: { url(): string; postData(): string | null }) => {
+      if (request.url().endsWith('/graphql') && request.postData()?.includes('ConsoleJobOutputs')) outputReads.push(request.postData()!);
+    };
+    page.on('request', onRequest);
+    try {
+      await page.reload();
+      await page.getByTestId('jobs').waitFor(WAIT);
+      const rows = page.locator('[data-testid=jobs] [data-testid=job]');
+      await expect.poll(() => rows.count(), WAIT).toBeGreaterThan(0);
+      const jobId = (await rows.first().getAttribute('data-job-id'))!;
+      const api = await apiAs(tokens.MANAGER, `query($id: ID!) { job(id: $id) { createdBy status outputs { videoUrl } } }`, { id: jobId });
+      expect(api.job.status).toBe('SUCCEEDED');
+      expect(api.job.createdBy).toMatch(/^admin:/);
+      const row = page.locator(`[data-job-id="${jobId}"]`);
+      expect(await row.getByTestId('job-submitter').textContent()).toBe(api.job.createdBy);
+      // Nothing asked HeyGen for outputs while the page loaded and re-read its jobs.
+      expect(outputReads).toEqual([]);
+      await row.getByRole('button', { name: /^Video link/ }).click();
+      const link = row.getByTestId('job-video').getByRole('link', { name: 'Video' });
+      await link.waitFor(WAIT);
+      expect(await link.getAttribute('href')).toBe(api.job.outputs[0].videoUrl);
+      expect(await link.getAttribute('rel')).toBe('noopener noreferrer');
+      expect(outputReads).toHaveLength(1);
+      expect(outputReads[0]).toContain(jobId);
+    } finally {
+      page.off('request', onRequest);
+    }
+  });
+
   it('MEMBER: sees its own team and no other', async () => {
     const page = await signIn('MEMBER');
     await page.locator('[data-unit-name]').first().waitFor();

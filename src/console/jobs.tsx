@@ -2,8 +2,9 @@
 // the API has them, replace the polling); otherwise every IDLE_POLL_MS.
 import { useEffect, useMemo, useRef, useState } from 'react';
 import type { ResultOf } from './graphql.js';
-import { JobsQuery, type JobFields } from './queries.js';
-import { usePaged, useQuery } from './api.js';
+import { JobOutputsQuery, JobsQuery, type JobFields } from './queries.js';
+import { usePaged, useQuery, useSession } from './api.js';
+import { describeError } from './graphql.js';
 import { cs, dateTime } from './format.js';
 
 export type JobView = ResultOf<typeof JobFields>;
@@ -25,6 +26,51 @@ const STATUS: Record<string, string> = {
   REJECTED: 'refused',
 };
 
+type Outputs = { state: 'idle' } | { state: 'loading' } | { state: 'error'; message: string } | { state: 'done'; urls: string[]; note: string | null };
+
+/**
+ * The video of a finished job: its outputs are read from HeyGen (through the gateway) only when asked, one job at a
+ * time, so a page of jobs never fans out into a HeyGen read per row. HeyGen's links expire: they are not kept.
+ */
+function VideoCell({ job }: { job: JobView }) {
+  const session = useSession();
+  const [outputs, setOutputs] = useState<Outputs>({ state: 'idle' });
+  if (job.status !== 'SUCCEEDED') return <>—</>;
+  const load = async () => {
+    setOutputs({ state: 'loading' });
+    const result = await session.client.query(JobOutputsQuery, { id: job.id }).toPromise();
+    const list = result.data?.job?.outputs;
+    if (result.error || !list) return setOutputs({ state: 'error', message: describeError(result.error) ?? 'Not found, or not visible to you.' });
+    const urls = list.map((o) => o.videoUrl).filter((u): u is string => typeof u === 'string' && /^https?:\/\//.test(u));
+    const note = urls.length === 0 ? (list.find((o) => o.failureMessage)?.failureMessage ?? 'HeyGen has no video for it (any more).') : null;
+    setOutputs({ state: 'done', urls, note });
+  };
+  if (outputs.state === 'done') {
+    return (
+      <span data-testid="job-video">
+        {outputs.urls.map((url, i) => (
+          <a key={url} href={url} target="_blank" rel="noopener noreferrer">
+            {outputs.urls.length > 1 ? `Video ${i + 1}` : 'Video'}
+          </a>
+        ))}
+        {outputs.note && <span className="muted small">{outputs.note}</span>}
+      </span>
+    );
+  }
+  return (
+    <>
+      <button type="button" className="link" onClick={() => void load()} disabled={outputs.state === 'loading'} aria-label={`Video link of the job created ${job.createdAt}`}>
+        {outputs.state === 'loading' ? 'Asking HeyGen…' : 'Get link'}
+      </button>
+      {outputs.state === 'error' && (
+        <div className="error small" role="alert">
+          {outputs.message}
+        </div>
+      )}
+    </>
+  );
+}
+
 export function JobsTable({ jobs, timeZone }: { jobs: JobView[]; timeZone: string }) {
   if (jobs.length === 0) return <p className="empty">No jobs yet in this part of the organisation.</p>;
   return (
@@ -36,6 +82,7 @@ export function JobsTable({ jobs, timeZone }: { jobs: JobView[]; timeZone: strin
             <th scope="col">Created ({timeZone})</th>
             <th scope="col">Project</th>
             <th scope="col">Product</th>
+            <th scope="col">Submitted by</th>
             <th scope="col">Status</th>
             <th scope="col" className="num">
               Cost
@@ -43,6 +90,7 @@ export function JobsTable({ jobs, timeZone }: { jobs: JobView[]; timeZone: strin
             <th scope="col" className="num">
               Overrun
             </th>
+            <th scope="col">Video</th>
           </tr>
         </thead>
         <tbody>
@@ -51,6 +99,7 @@ export function JobsTable({ jobs, timeZone }: { jobs: JobView[]; timeZone: strin
               <td>{dateTime(job.createdAt, timeZone)}</td>
               <td>{job.project.name}</td>
               <td>{job.product}</td>
+              <td data-testid="job-submitter">{job.createdBy}</td>
               <td>
                 <span className={`status s-${STATUS[job.status] ?? 'other'}`} data-testid="job-status" data-status={job.status}>
                   {STATUS[job.status] ?? job.status.toLowerCase()}
@@ -59,6 +108,9 @@ export function JobsTable({ jobs, timeZone }: { jobs: JobView[]; timeZone: strin
               </td>
               <td className="num">{job.actualCreditSeconds ? cs(job.actualCreditSeconds) : `≤ ${cs(job.reservedCreditSeconds)} held`}</td>
               <td className="num">{job.overrunCreditSeconds && job.overrunCreditSeconds !== '0' ? cs(job.overrunCreditSeconds) : '—'}</td>
+              <td>
+                <VideoCell job={job} />
+              </td>
             </tr>
           ))}
         </tbody>

@@ -1,10 +1,11 @@
-// The budget console: sign-in with a gateway token, then Overview, Unit and Chargeback pages (hash routes).
+// The budget console: sign-in with the company IdP (OIDC, when the gateway offers one) or a gateway token, then Overview, Unit and Chargeback pages (hash routes).
 import { StrictMode, useCallback, useEffect, useMemo, useState, type FormEvent } from 'react';
 import { createRoot } from 'react-dom/client';
 import { createClient, describeError } from './graphql.js';
 import { ViewerQuery } from './queries.js';
 import { SessionContext, type Session } from './api.js';
 import { clearToken, graphiqlHref, readToken, saveToken } from './session.js';
+import { completeOidcSignIn, isOidcCallback, loadOidcConfig, startOidcSignIn, type OidcConfig } from './oidc.js';
 import { Overview } from './overview.js';
 import { UnitPage } from './unit.js';
 import { Chargeback } from './chargeback.js';
@@ -37,9 +38,21 @@ async function signIn(token: string, signOut: (reason?: string) => void): Promis
   return { client, token, role: viewer.role, subject: viewer.subject, unit: viewer.orgUnit, accounts, signOut };
 }
 
-function SignIn({ onToken, message }: { onToken(token: string): Promise<void>; message: string | null }) {
+function SignIn({ onToken, message, oidc }: { onToken(token: string): Promise<void>; message: string | null; oidc: OidcConfig | null }) {
   const [token, setToken] = useState('');
   const [busy, setBusy] = useState(false);
+  const [redirecting, setRedirecting] = useState(false);
+  const [oidcError, setOidcError] = useState<string | null>(null);
+  const companySignIn = async () => {
+    setRedirecting(true);
+    setOidcError(null);
+    try {
+      await startOidcSignIn(oidc!);
+    } catch (error) {
+      setRedirecting(false);
+      setOidcError(`The identity provider could not be reached (${(error as Error).message}).`);
+    }
+  };
   const submit = async (event: FormEvent) => {
     event.preventDefault();
     setBusy(true);
@@ -50,6 +63,19 @@ function SignIn({ onToken, message }: { onToken(token: string): Promise<void>; m
     <main className="signin">
       <h1>Budget console</h1>
       <p className="muted">HeyGen usage gateway: budgets, usage and chargeback for your part of the organisation.</p>
+      {oidc && (
+        <section className="oidc" aria-label="Company sign-in">
+          <button type="button" onClick={() => void companySignIn()} disabled={redirecting}>
+            {redirecting ? 'Opening your company sign-in…' : 'Sign in with your company account'}
+          </button>
+          <p className="hint">Through {new URL(oidc.issuer).host}. Or paste a gateway token below.</p>
+          {oidcError && (
+            <p className="error" role="alert">
+              {oidcError}
+            </p>
+          )}
+        </section>
+      )}
       <form onSubmit={submit} aria-label="Sign in">
         <label htmlFor="token">Gateway token</label>
         <textarea id="token" name="token" rows={4} value={token} onChange={(e) => setToken(e.target.value)} autoComplete="off" spellCheck={false} required />
@@ -132,7 +158,8 @@ function App() {
   const route = useRoute();
   const [session, setSession] = useState<Session | null>(null);
   const [message, setMessage] = useState<string | null>(null);
-  const [restoring, setRestoring] = useState(() => readToken() !== null);
+  const [restoring, setRestoring] = useState(() => readToken() !== null || isOidcCallback());
+  const [oidc, setOidc] = useState<OidcConfig | null>(null);
   const signOut = useCallback((reason?: string) => {
     clearToken();
     setSession(null);
@@ -153,11 +180,34 @@ function App() {
     [signOut],
   );
   useEffect(() => {
-    const token = readToken();
-    if (token) void acceptToken(token).finally(() => setRestoring(false));
+    let cancelled = false;
+    const callback = isOidcCallback();
+    void (async () => {
+      // The IdP's answer is used once: completeOidcSignIn drops the pending values and cleans the address first.
+      const config = await loadOidcConfig().catch(() => null);
+      if (cancelled) return;
+      setOidc(config);
+      if (callback) {
+        try {
+          if (!config) throw new Error('Company sign-in is not offered by this gateway.');
+          await acceptToken(await completeOidcSignIn(config));
+        } catch (error) {
+          clearToken();
+          setMessage((error as Error).message);
+        }
+        setRestoring(false);
+        return;
+      }
+      const token = readToken();
+      if (token) await acceptToken(token);
+      setRestoring(false);
+    })();
+    return () => {
+      cancelled = true;
+    };
   }, [acceptToken]);
   if (restoring) return <p className="muted" role="status">Signing in…</p>;
-  if (!session) return <SignIn onToken={acceptToken} message={message} />;
+  if (!session) return <SignIn onToken={acceptToken} message={message} oidc={oidc} />;
   return (
     <SessionContext.Provider value={session}>
       <Shell session={session} route={route} />

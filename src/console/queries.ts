@@ -47,7 +47,7 @@ export const JobFields = graphql(`
   fragment ConsoleJob on Job {
     id status kind product createdAt submittedAt settledAt
     estimatedCreditSeconds reservedCreditSeconds actualCreditSeconds overrunCreditSeconds
-    failureCode failureMessage upstreamIds
+    failureCode failureMessage upstreamIds createdBy
     project { id name path { id } }
   }
 `);
@@ -63,6 +63,13 @@ export const JobsQuery = graphql(
 `,
   [JobFields],
 );
+
+/** One job's outputs, read fresh from HeyGen by the gateway: asked for one job at a time, when the user wants its video. */
+export const JobOutputsQuery = graphql(`
+  query ConsoleJobOutputs($id: ID!) {
+    job(id: $id) { id outputs { upstreamId status videoUrl failureMessage } }
+  }
+`);
 
 export const UnitQuery = graphql(
   `

@@ -131,6 +131,10 @@ builder.node(JobRef, {
     }),
     failureCode: t.exposeString('failureCode', { nullable: true, description: 'Why it failed, as a code.' }),
     failureMessage: t.exposeString('failureMessage', { nullable: true, description: 'Why it failed.' }),
+    createdBy: t.exposeString('createdBy', {
+      description:
+        "Who submitted it: the subject of the submitting token (`<role>:<name>` for an operator token, `service:<token id>` for a service token, `idp:<sub>` for a company identity), as in the audit log. Shown with the job, so to those who may see the job only.",
+    }),
     createdAt: t.field({ type: 'DateTime', description: 'Admission time.', resolve: (j) => j.createdAt }),
     submittedAt: t.field({ type: 'DateTime', nullable: true, description: 'When HeyGen accepted it.', resolve: (j) => j.submittedAt }),
     settledAt: t.field({ type: 'DateTime', nullable: true, description: 'When money was settled or released.', resolve: (j) => j.settledAt }),

@@ -8,9 +8,14 @@ import type { Hono, MiddlewareHandler } from 'hono';
 import { serveStatic } from '@hono/node-server/serve-static';
 import type { GraphiQLOptions } from 'graphql-yoga';
 import type { ObservedEnv } from './observe.js';
+import type { ConsoleOidcSettings } from '../config.js';
 
 /** <root>/dist/console, from src/http (tsx) and from dist/http (compiled) alike. */
 export const CONSOLE_DIR = fileURLToPath(new URL('../../dist/console/', import.meta.url));
+
+/** The console's CSP; with OIDC sign-in, the browser may also reach the IdP's origin (discovery, token endpoint), and no other. */
+export const consoleCsp = (oidc: ConsoleOidcSettings | null): string =>
+  CONSOLE_CSP.replace("connect-src 'self'", oidc ? `connect-src 'self' ${new URL(oidc.issuer).origin}` : "connect-src 'self'");
 
 export const CONSOLE_CSP = [
   "default-src 'none'",
@@ -45,16 +50,23 @@ const securityHeaders = (csp: string): Record<string, string> => ({
   'x-frame-options': 'DENY',
 });
 
-export function mountConsole(app: Hono<ObservedEnv>): void {
+/** What the console needs to offer OIDC sign-in (public: no secret; the client is a public one, using PKCE). */
+export const consoleConfig = (oidc: ConsoleOidcSettings | null) => ({
+  oidc: oidc && { issuer: oidc.issuer, clientId: oidc.clientId, scopes: oidc.scopes, token: oidc.token },
+});
+
+export function mountConsole(app: Hono<ObservedEnv>, oidc: ConsoleOidcSettings | null): void {
+  const csp = consoleCsp(oidc);
   const headers: MiddlewareHandler<ObservedEnv> = async (c, next) => {
     await next();
-    for (const [name, value] of Object.entries(securityHeaders(CONSOLE_CSP))) c.header(name, value);
+    for (const [name, value] of Object.entries(securityHeaders(csp))) c.header(name, value);
     if (c.res.status === 200 || c.res.status === 206 || c.res.status === 304) {
       c.header('cache-control', c.req.path.startsWith('/console/assets/') ? 'public, max-age=31536000, immutable' : 'no-cache');
     }
   };
   app.get('/console', (c) => c.redirect('/console/', 308));
   app.use('/console/*', headers);
+  app.get('/console/config.json', (c) => c.json(consoleConfig(oidc)));
   if (!existsSync(CONSOLE_DIR)) {
     app.get('/console/*', (c) => c.text('The console is not built: run `npm run build`.', 503));
     return;

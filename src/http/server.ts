@@ -58,7 +58,7 @@ export function createHttpApp(services: Services): Hono<ObservedEnv> {
     return response;
   });
 
-  mountConsole(app);
+  mountConsole(app, services.config.consoleOidc);
 
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
 
