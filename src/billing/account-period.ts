@@ -6,10 +6,11 @@ import { queryRows, toBigInt } from '../db/client.js';
 import { orgUnitsTable } from '../db/schema.js';
 import { add, mul, rational, type Rational } from '../primitives/rational.js';
 import { formatCents, MICRO_PER_CS, parseUsd, usdToCentsHalfUp } from '../primitives/money.js';
-import { termPeriods, termsFor, type AccountRow } from '../accounts/accounts.js';
+import { termPeriods, termsFor, type AccountRow, type AccountTermsRow } from '../accounts/accounts.js';
 import { pricePerCs } from './terms.js';
 
 export interface AccountPeriodSummary {
+  accountId: string;
   period: string;
   includedMicroCs: bigint;
   usedMicroCs: bigint;
@@ -36,6 +37,21 @@ export async function usageAtRoot(db: Db, accountId: string, from: string, to: s
   return { reserved: toBigInt(row?.reserved), settled: toBigInt(row?.settled) };
 }
 
+/** The period's invoice for `settled` usage: MMC + overage × overage rate, or used × price per credit-second. */
+export function invoiceOf(account: AccountRow, terms: AccountTermsRow | null, settled: bigint, included: bigint): Rational {
+  const microToCs = (micro: bigint) => rational(micro, MICRO_PER_CS);
+  if (account.billingModel === 'USAGE_BASED') {
+    const overage = settled > included ? settled - included : 0n;
+    return add(parseUsd(terms?.mmcUsd ?? '0'), mul(microToCs(overage), parseUsd(terms?.overageRateUsd ?? '0')));
+  }
+  return mul(microToCs(settled), pricePerCs(terms));
+}
+
+/** The invoice in US dollars, rounded half up to the cent. */
+export function invoiceUsdOf(account: AccountRow, terms: AccountTermsRow | null, settled: bigint, included: bigint): string {
+  return formatCents(usdToCentsHalfUp(invoiceOf(account, terms, settled, included)));
+}
+
 /**
  * Usage-based: included = the monthly pool; invoice = MMC + overage × overage rate.
  * Credit package: included = what is left of the term's pool at the start of the period; invoice for the
@@ -44,21 +60,18 @@ export async function usageAtRoot(db: Db, accountId: string, from: string, to: s
 export async function accountPeriod(db: Db, account: AccountRow, period: string): Promise<AccountPeriodSummary> {
   const terms = await termsFor(db, account.id, period);
   const { reserved, settled } = await usageAtRoot(db, account.id, period, period);
-  const microToCs = (micro: bigint) => rational(micro, MICRO_PER_CS);
   let included: bigint;
-  let invoice: Rational;
   if (account.billingModel === 'USAGE_BASED') {
     included = terms?.includedMicroCs ?? 0n;
-    const overage = settled > included ? settled - included : 0n;
-    invoice = add(parseUsd(terms?.mmcUsd ?? '0'), mul(microToCs(overage), parseUsd(terms?.overageRateUsd ?? '0')));
   } else {
     const pool = terms?.poolMicroCs ?? 0n;
     const term = termPeriods(terms);
     const before = term && term.from < period ? (await usageAtRoot(db, account.id, term.from, previousPeriod(period))).settled : 0n;
     included = pool > before ? pool - before : 0n;
-    invoice = mul(microToCs(settled), pricePerCs(terms));
   }
+  const invoice = invoiceOf(account, terms, settled, included);
   return {
+    accountId: account.id,
     period,
     includedMicroCs: included,
     usedMicroCs: settled,

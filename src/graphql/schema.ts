@@ -13,5 +13,6 @@ import './identity.js';
 import './overruns.js';
 import './callbacks.js';
 import './live.js';
+import './forecasts.js';
 
 export const schema = builder.toSchema({ sortSchema: true });
