@@ -6,7 +6,7 @@ import { decodeGlobalID } from '@pothos/plugin-relay';
 import { startHarness, waitFor, type Harness } from './support/harness.js';
 import { avatarRequest, createTree, setBudget, SUBMIT, type Tree } from './support/fixtures.js';
 import { subscribe } from './support/sse.js';
-import { createLiveHub, parseLiveSignal } from '../src/live/hub.js';
+import { createLiveHub, parseLiveSignal, publishLive, unitTopic } from '../src/live/hub.js';
 
 const JOB_UPDATED = `subscription($id: ID!) { jobUpdated(id: $id) { id status actualCreditSeconds reservedCreditSeconds settledAt } }`;
 const JOBS_UPDATED = `subscription($projectId: ID!) { jobsUpdated(projectId: $projectId) { id status } }`;
@@ -138,6 +138,22 @@ describe('subscriptions across processes', () => {
     const again = await subscribe(b.url, BUDGET_UPDATED, { orgUnitId: tree.teamId }, tokens.limited!);
     expect((await again.next()).errors).toBeUndefined();
     for (const s of [...open.slice(1), again]) s.close();
+  });
+
+  it('the generic hook: publishLive in a transaction on A reaches a subscriber on B on commit, and a rollback publishes nothing', async () => {
+    const unit = raw(tree.teamId);
+    const stream = b.services.live.subscribe(unitTopic('money', unit), 'test');
+    const rolledBack = '00000000-0000-4000-8000-00000000000a';
+    const committed = '00000000-0000-4000-8000-00000000000b';
+    await expect(
+      a.services.db.transaction(async (tx) => {
+        await publishLive(tx, 'money', rolledBack, [unit]);
+        throw new Error('rolled back');
+      }),
+    ).rejects.toThrow('rolled back');
+    await a.services.db.transaction((tx) => publishLive(tx, 'money', committed, [unit]));
+    expect(await stream.next()).toEqual({ done: false, value: committed });
+    await stream.return();
   });
 
   it('streams end cleanly (complete) when the process shuts its subscriptions down', async () => {
