@@ -19,6 +19,7 @@ import { observeHeygenCalls } from './observability/upstream.js';
 import { startOutboxWorker, type OutboxDeps, type OutboxHandler } from './outbox/worker.js';
 import { APP_CALLBACK_TOPIC, appCallbackHandler } from './outbox/app-callback.js';
 import { withFreshOutputUrl } from './jobs/app-events.js';
+import { createLiveHub, LIVE_CHANNEL, parseLiveSignal, type LiveHub } from './live/hub.js';
 
 export interface Services {
   readonly config: Config;
@@ -28,6 +29,8 @@ export interface Services {
   readonly tokens: TokenService;
   /** LISTEN/NOTIFY on a dedicated connection (PostgreSQL only): revocations reach this process's caches. */
   readonly notifications: Notifications | null;
+  /** This process's live-update subscribers (GraphQL subscriptions), fed by the `gateway_live` channel. */
+  readonly live: LiveHub;
   readonly heygen: HeygenClient;
   readonly logger: Logger;
   readonly admission: AdmissionSettings;
@@ -73,15 +76,24 @@ export async function createServices(config: Config, overrides: { logger?: Logge
     const company = config.companyTokens
       ? { verifier: createCompanyTokenVerifier(config.companyTokens), configMappings: config.roleMappings }
       : null;
+    const live = createLiveHub({ maxPerOwner: config.graphql.maxSubscriptionsPerCaller });
     notifications = config.databaseUrl
       ? listenForNotifications({
           databaseUrl: config.databaseUrl,
-          channels: [REVOCATION_CHANNEL, REVOCATION_ACK_CHANNEL],
+          channels: [REVOCATION_CHANNEL, REVOCATION_ACK_CHANNEL, LIVE_CHANNEL],
           heartbeatMs: config.notifyHeartbeatMs,
+          // Changes announced while the listener was away are lost: every subscriber re-reads its entity.
+          onLive: () => live.resync(),
           onLost: (error) => logger.warn({ err: error ? { message: error.message } : undefined }, 'revocation listener lost; tokens are read from the database until it reconnects'),
           onHandlerError: (error) => logger.error({ err: { message: (error as Error).message } }, 'notification handler failed'),
         })
       : null;
+    const onLiveSignal = (payload: string) => {
+      const signal = parseLiveSignal(payload);
+      if (signal) live.dispatch(signal);
+    };
+    if (notifications) notifications.on(LIVE_CHANNEL, onLiveSignal);
+    else await database.listen?.(LIVE_CHANNEL, onLiveSignal);
     const tokens = await createTokenService(database.db, box, {
       issuer: config.jwt.issuer,
       audience: config.jwt.audience,
@@ -174,6 +186,7 @@ export async function createServices(config: Config, overrides: { logger?: Logge
       box,
       tokens,
       notifications,
+      live,
       heygen,
       logger,
       admission,
@@ -205,6 +218,7 @@ export function startBackgroundWork(services: Services): void {
 }
 
 export async function stopServices(services: Services): Promise<void> {
+  services.live.close();
   await services.worker?.stop();
   services.worker = null;
   await services.walletSync?.stop();

@@ -95,6 +95,7 @@ const envSchema = z.object({
   GRAPHQL_MAX_COST: z.coerce.number().int().min(100).default(20_000),
   GRAPHQL_MAX_BODY_BYTES: z.coerce.number().int().min(1024).default(256 * 1024),
   /** Largest `first`/`last` of a connection; larger pages are refused (VALIDATION_FAILED). */
+  GRAPHQL_MAX_SUBSCRIPTIONS_PER_CALLER: z.coerce.number().int().min(0).max(10_000).default(20),
   GRAPHQL_MAX_PAGE_SIZE: z.coerce.number().int().min(1).max(10_000).default(500),
   /** Largest GraphQL answer in bytes; a larger one is replaced by a RESPONSE_TOO_LARGE error. */
   GRAPHQL_MAX_RESPONSE_BYTES: z.coerce.number().int().min(64 * 1024).default(8 * 1024 * 1024),
@@ -215,6 +216,8 @@ export interface Config {
     readonly maxPageSize: number;
     readonly maxResponseBytes: number;
     readonly maxJsonDepth: number;
+    /** Open subscriptions (SSE streams) one caller may hold on one process; 0 turns subscriptions off. */
+    readonly maxSubscriptionsPerCaller: number;
   };
   readonly mediaProbe: { readonly timeoutMs: number; readonly maxBytes: number; readonly allowPrivate: boolean };
   /** App callbacks: which URLs a job may name, and how deliveries are made and retried. */
@@ -310,6 +313,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       maxPageSize: e.GRAPHQL_MAX_PAGE_SIZE,
       maxResponseBytes: e.GRAPHQL_MAX_RESPONSE_BYTES,
       maxJsonDepth: e.MAX_JSON_DEPTH,
+      maxSubscriptionsPerCaller: e.GRAPHQL_MAX_SUBSCRIPTIONS_PER_CALLER,
     },
     mediaProbe: { timeoutMs: e.MEDIA_PROBE_TIMEOUT_MS, maxBytes: e.MEDIA_PROBE_MAX_BYTES, allowPrivate: e.MEDIA_PROBE_ALLOW_PRIVATE },
     callbacks: {

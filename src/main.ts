@@ -23,6 +23,8 @@ await runCli('gateway', async () => {
     if (stopping) return;
     stopping = true;
     services.logger.info({ signal }, 'shutting down: finishing in-flight requests');
+    // Open subscriptions (SSE streams) end first, cleanly (`complete`): the server then closes once the rest is answered.
+    services.live.close();
     await closeServer(server);
     await stopServices(services);
     // The last spans (this shutdown's requests included) are exported before the process ends.

@@ -3,7 +3,8 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
-import { ROOT, startFlags } from './support/build.js';
+import { execFileSync } from 'node:child_process';
+import { dist, ROOT, startFlags } from './support/build.js';
 import { createTestDatabase, type TestDatabase } from './support/db.js';
 import { spawnGateway, type GatewayProcess } from './support/processes.js';
 import { startSimulator, type Simulator } from '../src/heygen/simulator/server.js';
@@ -12,6 +13,7 @@ import { generateMasterKey } from '../src/secrets/secret-box.js';
 let database: TestDatabase;
 let sim: Simulator;
 const gateways: GatewayProcess[] = [];
+let gatewayEnv: Record<string, string>;
 
 beforeAll(async () => {
   database = await createTestDatabase();
@@ -25,6 +27,7 @@ afterAll(async () => {
 
 it('two replicas starting together on an empty database migrate once and both become ready', async () => {
   const env = { DATABASE_URL: database.url, GATEWAY_MASTER_KEY: generateMasterKey(), HEYGEN_BASE_URL: sim.url, WORKERS_ENABLED: 'false' };
+  gatewayEnv = env;
   gateways.push(...(await Promise.all([spawnGateway(env), spawnGateway(env)])));
   for (const g of gateways) {
     expect((await fetch(`${g.url}/healthz`)).status).toBe(200);
@@ -41,8 +44,24 @@ it('two replicas starting together on an empty database migrate once and both be
   expect(keys.rows[0].n).toBe(1); // one signing key shared by both replicas
 });
 
-it('SIGTERM lets an in-flight request finish, then the process exits cleanly', async () => {
+it('SIGTERM lets an in-flight request finish, ends open subscriptions (complete), then the process exits cleanly', async () => {
   const g = gateways[0]!;
+  // An open subscription (an SSE stream that would never end by itself) ends cleanly: `complete`, then the end.
+  const token = execFileSync(process.execPath, [dist('cli/token.js'), '--admin'], { env: { ...process.env, ...gatewayEnv, LOG_LEVEL: 'error' } }).toString().trim().split('\n').at(-1)!;
+  const auth = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
+  const created = await fetch(`${g.url}/graphql`, {
+    method: 'POST',
+    headers: auth,
+    body: JSON.stringify({ query: `mutation { createOrgUnit(input: { kind: ORGANIZATION, name: "Acme" }) { ... on CreateOrgUnitPayload { orgUnit { id } } } }` }),
+  });
+  const unitId = ((await created.json()) as any).data.createOrgUnit.orgUnit.id;
+  const stream = await fetch(`${g.url}/graphql`, {
+    method: 'POST',
+    headers: { ...auth, accept: 'text/event-stream' },
+    body: JSON.stringify({ query: `subscription($u: ID!) { budgetUpdated(orgUnitId: $u) { id } }`, variables: { u: unitId } }),
+  });
+  expect(stream.headers.get('content-type')).toMatch(/^text\/event-stream/);
+  const streamText = stream.text();
   // A request whose body arrives slowly is still in flight when the signal lands.
   const body = JSON.stringify({ query: '{ __typename }' });
   const inFlight = fetch(`${g.url}/graphql`, {
@@ -63,6 +82,8 @@ it('SIGTERM lets an in-flight request finish, then the process exits cleanly', a
   g.child.kill('SIGTERM');
   const res = await inFlight;
   expect(res.status).toBe(401); // answered (no token), not cut off
+  const events = [...(await streamText).matchAll(/^event: (\w+)$/gm)].map((m) => m[1]);
+  expect(events).toEqual(['next', 'complete']);
   expect(await exited).toBe(0);
   // A new connection is refused once the server has closed.
   await expect(fetch(`${g.url}/healthz`)).rejects.toThrow();

@@ -34,6 +34,7 @@ const MATRIX: [operation: string, ...cells: Outcome[]][] = [
   ['query orgUnits',                       'ok',        'ok',        'hidden',    'ok',        'ok',        'hidden',    'ok',        '401'],
   ['query job',                            'ok',        'ok',        'hidden',    'ok',        'ok',        'hidden',    'ok',        '401'],
   ['query jobs',                           'ok',        'ok',        'hidden',    'ok',        'ok',        'hidden',    'ok',        '401'],
+  ['query usageSeries (team)',             'ok',        'ok',        'notfound',  'ok',        'ok',        'notfound',  'forbidden', '401'],
   ['query chargebackReport',               'ok',        'ok',        'notfound',  'ok',        'ok',        'notfound',  'ok',        '401'],
   ['query serviceTokens',                  'ok',        'ok',        'hidden',    'ok',        'forbidden', 'forbidden', 'forbidden', '401'],
   ['query auditEvents',                    'ok',        'ok',        'forbidden', 'forbidden', 'forbidden', 'forbidden', 'forbidden', '401'],
@@ -172,6 +173,16 @@ const OPERATIONS: Record<string, { field: string; run: Run }> = {
   'query jobs': {
     field: 'jobs',
     run: (t) => queryOutcome(`{ jobs(first: 500) { edges { node { id } } } }`, {}, t, (d) => edgesOf(d.jobs).includes(ids.job)),
+  },
+  'query usageSeries (team)': {
+    field: 'usageSeries',
+    run: (t) =>
+      queryOutcome(
+        `query($u: ID!) { usageSeries(orgUnitId: $u, from: "2026-01-01", to: "2026-01-31", granularity: DAY) { day } }`,
+        { u: ids.team },
+        t,
+        (d) => d.usageSeries.length === 31,
+      ),
   },
   'query chargebackReport': {
     field: 'chargebackReport',

@@ -10,6 +10,7 @@ import { termPeriods, termsFor, type AccountRow, type AccountTermsRow } from '..
 import { pricePerCs } from './terms.js';
 
 export interface AccountPeriodSummary {
+  accountId: string;
   period: string;
   includedMicroCs: bigint;
   usedMicroCs: bigint;
@@ -71,6 +72,21 @@ function direct(db: Db): AccountPeriodSources {
   return { termsAt: (accountId, period) => termsFor(db, accountId, period), usageAtRoot: (accountId, from, to) => usageAtRoot(db, accountId, from, to) };
 }
 
+/** The period's invoice for `settled` usage: MMC + overage × overage rate, or used × price per credit-second. */
+export function invoiceOf(account: AccountRow, terms: AccountTermsRow | null, settled: bigint, included: bigint): Rational {
+  const microToCs = (micro: bigint) => rational(micro, MICRO_PER_CS);
+  if (account.billingModel === 'USAGE_BASED') {
+    const overage = settled > included ? settled - included : 0n;
+    return add(parseUsd(terms?.mmcUsd ?? '0'), mul(microToCs(overage), parseUsd(terms?.overageRateUsd ?? '0')));
+  }
+  return mul(microToCs(settled), pricePerCs(terms));
+}
+
+/** The invoice in US dollars, rounded half up to the cent. */
+export function invoiceUsdOf(account: AccountRow, terms: AccountTermsRow | null, settled: bigint, included: bigint): string {
+  return formatCents(usdToCentsHalfUp(invoiceOf(account, terms, settled, included)));
+}
+
 /**
  * Usage-based: included = the monthly pool; invoice = MMC + overage × overage rate.
  * Credit package: included = what is left of the term's pool at the start of the period; invoice for the
@@ -79,21 +95,18 @@ function direct(db: Db): AccountPeriodSources {
 export async function accountPeriod(db: Db | AccountPeriodSources, account: AccountRow, period: string): Promise<AccountPeriodSummary> {
   const sources = 'termsAt' in db ? db : direct(db);
   const [terms, { reserved, settled }] = await Promise.all([sources.termsAt(account.id, period), sources.usageAtRoot(account.id, period, period)]);
-  const microToCs = (micro: bigint) => rational(micro, MICRO_PER_CS);
   let included: bigint;
-  let invoice: Rational;
   if (account.billingModel === 'USAGE_BASED') {
     included = terms?.includedMicroCs ?? 0n;
-    const overage = settled > included ? settled - included : 0n;
-    invoice = add(parseUsd(terms?.mmcUsd ?? '0'), mul(microToCs(overage), parseUsd(terms?.overageRateUsd ?? '0')));
   } else {
     const pool = terms?.poolMicroCs ?? 0n;
     const term = termPeriods(terms);
     const before = term && term.from < period ? (await sources.usageAtRoot(account.id, term.from, previousPeriod(period))).settled : 0n;
     included = pool > before ? pool - before : 0n;
-    invoice = mul(microToCs(settled), pricePerCs(terms));
   }
+  const invoice = invoiceOf(account, terms, settled, included);
   return {
+    accountId: account.id,
     period,
     includedMicroCs: included,
     usedMicroCs: settled,

@@ -9,7 +9,7 @@ import { recordAudit } from '../audit/audit.js';
 import { recordMovement } from '../ledger/ledger.js';
 import { openPeriodFrom } from './closed-periods.js';
 import { formatCreditSeconds, parseCreditSeconds } from '../primitives/money.js';
-import { isValidPeriod } from '../primitives/period.js';
+import { dayInPeriod, isValidPeriod } from '../primitives/period.js';
 
 export interface UsageAdjustmentInput {
   orgUnitId: string;
@@ -79,6 +79,7 @@ export async function recordUsageAdjustment(db: Db, actor: Actor, input: UsageAd
       orgUnitId: unit.id,
       path: unit.path,
       period,
+      day: dayInPeriod(new Date(), period, account.timezone),
       amountMicroCs: amount,
       note,
     });

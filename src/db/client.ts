@@ -20,6 +20,11 @@ export interface Database {
   close(): Promise<void>;
   /** Called with every SQL statement text; tests count statements with it. */
   onQuery?: (text: string) => void;
+  /**
+   * Embedded PGlite only (one process, one connection): LISTEN on the database's own connection. With PostgreSQL,
+   * notifications are heard on the dedicated listener connection (src/db/notifications.ts).
+   */
+  listen?: (channel: string, handler: (payload: string) => void) => Promise<void>;
 }
 
 export const MIGRATIONS_FOLDER = fileURLToPath(new URL('../../migrations', import.meta.url));
@@ -77,6 +82,10 @@ export async function openDatabase(opts: OpenDatabaseOptions): Promise<Database>
   }
   database.db = drizzlePglite(client, { schema, logger }) as unknown as Db;
   database.driver = 'pglite';
+  const pglite = client;
+  database.listen = async (channel, handler) => {
+    await pglite.listen(channel, handler);
+  };
   database.close = async () => {
     await client.close();
     await release();

@@ -32,6 +32,8 @@ export interface NotificationOptions {
   channels: readonly string[];
   /** Told when a live connection is lost (the log line); the listener reconnects by itself. */
   onLost?: (error: Error | undefined) => void;
+  /** Told each time the connection is up and listening (again): notifications sent while it was down are gone. */
+  onLive?: () => void;
   /** Told when a notification handler throws (it must not; the others still run). */
   onHandlerError?: (error: unknown) => void;
   /** A `select 1` on the connection this often; a connection that does not answer within it is dropped. */
@@ -123,6 +125,7 @@ export function listenForNotifications(opts: NotificationOptions): Notifications
     failures = 0;
     epoch++;
     live = true;
+    opts.onLive?.();
     heartbeatTimer = setInterval(() => {
       const beat = c.query('select 1');
       const timer = setTimeout(() => lose(c, new Error('heartbeat timed out')), heartbeatMs);

@@ -6,6 +6,7 @@ import {
   bigserial,
   boolean,
   check,
+  date,
   index,
   integer,
   jsonb,
@@ -201,6 +202,24 @@ export const usageRollupsTable = pgTable('usage_rollups', {
 ]);
 
 /**
+ * Daily counters per (unit, account, product, day), the day in the account's time zone (computed by the gateway,
+ * never by PostgreSQL): one row for every unit on the path, moved by a trigger on ledger_entries in the same
+ * transaction (migration 0014). `reserved` sits on the day the hold was placed (a release takes it back from
+ * there), `settled` on the day of the settlement. Sum over days = usage_rollups. Product: the price-book product
+ * of the job; ADJUSTMENT for adjustments.
+ */
+export const usageDailyTable = pgTable('usage_daily', {
+  orgUnitId: uuid('org_unit_id').notNull().references(() => orgUnitsTable.id),
+  accountId: uuid('account_id').notNull().references(() => accountsTable.id),
+  product: text('product').notNull(),
+  day: date('day', { mode: 'string' }).notNull(),
+  reservedMicroCs: micro('reserved_micro_cs').notNull().default(sql`0`),
+  settledMicroCs: micro('settled_micro_cs').notNull().default(sql`0`),
+}, (t) => [
+  primaryKey({ columns: [t.orgUnitId, t.accountId, t.day, t.product] }),
+]);
+
+/**
  * Where an app asked to be told that its job ended: its URL, the `callback_id` it wants echoed, and the service
  * token whose callback signing secret signs the deliveries.
  */
@@ -228,6 +247,8 @@ export const jobsTable = pgTable('jobs', {
   /** The hold still open on this job (0 once settled or released). */
   reservedMicroCs: micro('reserved_micro_cs').notNull(),
   holdPeriod: text('hold_period').notNull(),
+  /** The day (account's time zone) the hold was placed: its daily rollup row (null only for jobs older than it). */
+  holdDay: date('hold_day', { mode: 'string' }),
   actualSeconds: numeric('actual_seconds'),
   actualMicroCs: micro('actual_micro_cs'),
   overrunMicroCs: micro('overrun_micro_cs'),
@@ -295,6 +316,8 @@ export const ledgerEntriesTable = pgTable('ledger_entries', {
   accountId: uuid('account_id').notNull().references(() => accountsTable.id),
   orgUnitId: uuid('org_unit_id').notNull().references(() => orgUnitsTable.id),
   period: text('period').notNull(),
+  /** The day (account's time zone) the movement counts on in usage_daily; a HOLD takes its job's hold_day. */
+  day: date('day', { mode: 'string' }),
   amountMicroCs: micro('amount_micro_cs').notNull(),
   note: text('note'),
   createdAt: createdAt(),

@@ -19,7 +19,7 @@ export const BillingModelEnum = builder.enumType('BillingModel', {
 
 export const AccountRef = builder.objectRef<AccountRow>('Account');
 
-const AccountPeriodRef = builder.objectRef<AccountPeriodSummary>('AccountPeriod').implement({
+export const AccountPeriodRef = builder.objectRef<AccountPeriodSummary>('AccountPeriod').implement({
   description: "An account's position in one period, live (provisional until the period is closed).",
   fields: (t) => ({
     period: t.field({ type: 'Period', description: 'The period.', resolve: (p) => p.period }),

@@ -42,13 +42,15 @@ const JobOutputRef = builder.objectRef<ItemOutput>('JobOutput').implement({
   }),
 });
 
-// One reader per request: each item read once, the request's reads bounded (src/jobs/outputs.ts).
-const outputReaders = new WeakMap<GraphQLContext, ReturnType<typeof createOutputReader>>();
+// One reader per request (per loaders: a subscription gets new ones per event): each item read once, the
+// request's reads bounded (src/jobs/outputs.ts).
+const outputReaders = new WeakMap<object, ReturnType<typeof createOutputReader>>();
 function outputReader(ctx: GraphQLContext) {
-  let reader = outputReaders.get(ctx);
+  let reader = outputReaders.get(ctx.loaders);
   if (!reader) {
-    reader = createOutputReader(ctx.services, (id) => ctx.loaders.accountById.load(id));
-    outputReaders.set(ctx, reader);
+    const loaders = ctx.loaders;
+    reader = createOutputReader(ctx.services, (id) => loaders.accountById.load(id));
+    outputReaders.set(ctx.loaders, reader);
   }
   return reader;
 }

@@ -12,5 +12,7 @@ import './custody.js';
 import './identity.js';
 import './overruns.js';
 import './callbacks.js';
+import './live.js';
+import './forecasts.js';
 
 export const schema = builder.toSchema({ sortSchema: true });

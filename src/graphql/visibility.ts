@@ -35,15 +35,15 @@ export function visibleUnitsFilter(actor: Actor): SQL | undefined {
   return sql`(${orgUnitsTable.path} @> ${uuidArray([actor.unitId])} or ${orgUnitsTable.id} = any(${uuidArray(actor.unitPath)}))`;
 }
 
-// One lookup of the caller's accounts per request, however many fields ask.
-const accountsOfRequest = new WeakMap<GraphQLContext, Promise<string[] | 'all'>>();
+// One lookup of the caller's accounts per request (per loaders: a subscription gets new ones per event), however many fields ask.
+const accountsOfRequest = new WeakMap<object, Promise<string[] | 'all'>>();
 
 /** Accounts the caller may see: all for ADMIN and FINANCE, else the one its unit draws on. */
 export function visibleAccountIds(ctx: GraphQLContext): Promise<string[] | 'all'> {
-  let ids = accountsOfRequest.get(ctx);
+  let ids = accountsOfRequest.get(ctx.loaders);
   if (!ids) {
     ids = accountsVisibleTo(ctx.db, ctx.actor);
-    accountsOfRequest.set(ctx, ids);
+    accountsOfRequest.set(ctx.loaders, ids);
   }
   return ids;
 }

@@ -27,7 +27,7 @@ import { termPeriods, type AccountRow, type AccountTermsRow } from '../accounts/
 import { budgetRateUsdPerCs } from '../billing/terms.js';
 import { formatCents, formatCreditSeconds, MICRO_PER_CS, usdToCentsHalfUp } from '../primitives/money.js';
 import * as Q from '../primitives/rational.js';
-import { periodOf } from '../primitives/period.js';
+import { dayOf, periodOf } from '../primitives/period.js';
 import { auditRow } from '../audit/audit.js';
 import { estimateJob, prepareJob } from './estimate.js';
 import type { MediaProbeLimits } from '../pricing/media.js';
@@ -219,6 +219,7 @@ async function admit(db: Db, actor: Actor, input: SubmitJobInput, settings: Admi
       estimatedMicroCs: requested,
       reservedMicroCs: requested,
       holdPeriod: period,
+      holdDay: dayOf(now, account.timezone),
       holdExpiresAt: new Date(now.getTime() + settings.holdTtlHours * 3600_000),
       nextCheckAt: new Date(now.getTime() + settings.forwardLeaseMs),
       createdAt: now,

@@ -3,7 +3,7 @@
 import { eq } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { accountsTable, driftNotesTable, jobItemsTable, jobsTable, orgUnitsTable } from '../db/schema.js';
-import { periodOf } from '../primitives/period.js';
+import { dayInPeriod, periodOf } from '../primitives/period.js';
 import { formatDecimal, parseDecimalRational } from '../primitives/money.js';
 import * as Q from '../primitives/rational.js';
 import { openPeriodFrom } from '../billing/closed-periods.js';
@@ -103,9 +103,14 @@ export async function settleJob(db: Db, jobId: string, outcome: SettleOutcome, n
     const settledPeriod = actual > 0n ? await openPeriodFrom(tx, account!.id, nowPeriod) : nowPeriod;
     const base = { jobId: job.id, accountId: job.accountId, orgUnitId: job.projectId, path: project!.path };
     if (job.reservedMicroCs > 0n) {
-      await recordMovement(tx, 'RELEASE', { ...base, period: job.holdPeriod, amountMicroCs: job.reservedMicroCs });
+      // Taken back from the day the hold sits on (jobs older than daily rollups: the first day of its period).
+      const holdDay = job.holdDay ?? `${job.holdPeriod}-01`;
+      await recordMovement(tx, 'RELEASE', { ...base, period: job.holdPeriod, day: holdDay, amountMicroCs: job.reservedMicroCs });
     }
-    if (actual > 0n) await recordMovement(tx, 'DEBIT', { ...base, period: settledPeriod, amountMicroCs: actual });
+    if (actual > 0n) {
+      const day = dayInPeriod(now, settledPeriod, account!.timezone);
+      await recordMovement(tx, 'DEBIT', { ...base, period: settledPeriod, day, amountMicroCs: actual });
+    }
     const overrun = actual > job.estimatedMicroCs ? actual - job.estimatedMicroCs : 0n;
     const [updated] = await tx
       .update(jobsTable)

@@ -19,6 +19,11 @@ export interface Movement {
   /** Root … orgUnitId: every unit whose rollup moves. */
   path: readonly string[];
   period: string;
+  /**
+   * The day (`YYYY-MM-DD`, account's time zone, computed by the caller) it counts on in the daily rollups
+   * (usage_daily, moved by a trigger on the entry): for a RELEASE, the day of the hold it releases.
+   */
+  day: string;
   amountMicroCs: bigint;
   note?: string;
 }
@@ -42,6 +47,7 @@ export async function recordMovement(tx: Db, type: LedgerEntryType, m: Movement)
     accountId: m.accountId,
     orgUnitId: m.orgUnitId,
     period: m.period,
+    day: m.day,
     amountMicroCs: m.amountMicroCs,
     note: m.note ?? null,
   }).returning({ id: ledgerEntriesTable.id });

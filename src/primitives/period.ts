@@ -43,6 +43,34 @@ export function periodOf(instant: Date, timeZone: string): string {
   return formatYearMonth({ year: wall.year, month: wall.month });
 }
 
+/** The calendar day (`YYYY-MM-DD`) an instant falls on, seen from `timeZone` (the runtime's tz database). */
+export function dayOf(instant: Date, timeZone: string): string {
+  if (!(instant instanceof Date) || Number.isNaN(instant.getTime())) {
+    throw new BillingValidationError('INVALID_PERIOD', 'instant', 'the instant is not a valid Date');
+  }
+  const wall = wallClock(requireTimeZone(timeZone), instant.getTime());
+  return `${formatYearMonth({ year: wall.year, month: wall.month })}-${String(wall.day).padStart(2, '0')}`;
+}
+
+/** The part (0..1) of the local day that has gone by at `instant`, seen from `timeZone`. */
+export function elapsedOfDay(instant: Date, timeZone: string): number {
+  const wall = wallClock(requireTimeZone(timeZone), instant.getTime());
+  return Math.min(1, ((wall.hour % 24) * 3600 + wall.minute * 60 + wall.second) / 86_400);
+}
+
+/** The last day (`YYYY-MM-DD`) of a period. */
+export function lastDayOf(period: string): string {
+  const ym = requirePeriod(period);
+  const days = new Date(Date.UTC(ym.year, ym.month, 0)).getUTCDate();
+  return `${period}-${String(days).padStart(2, '0')}`;
+}
+
+/** The day a movement of `period` counts on: the day of `now` when it falls in that period, else its first day. */
+export function dayInPeriod(now: Date, period: string, timeZone: string): string {
+  requirePeriod(period);
+  return periodOf(now, timeZone) === period ? dayOf(now, timeZone) : `${period}-01`;
+}
+
 /** [start, end) of a period in `timeZone`, each the instant of local midnight on the 1st. */
 export function periodBounds(period: string, timeZone: string): PeriodBounds {
   const ym = requirePeriod(period);

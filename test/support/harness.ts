@@ -95,6 +95,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
       return { status: res.status, data: body.data, errors: body.errors };
     },
     async close() {
+      services.live.close();
       await closeServer(server);
       await stopServices(services);
       await sim.close();

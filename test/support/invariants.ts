@@ -23,6 +23,26 @@ export async function expectCountersEqualLedger(db: Db): Promise<void> {
         where coalesce(e.reserved, 0) <> coalesce(r.reserved_micro_cs, 0) or coalesce(e.settled, 0) <> coalesce(r.settled_micro_cs, 0)`,
   );
   expect(mismatches).toEqual([]);
+  // The daily rollups (usage_daily) are the same ledger per (unit on the path, account, product, day).
+  const daily = await queryRows<Record<string, string>>(
+    db,
+    sql`with expected as (
+          select anc.id as org_unit_id, l.account_id, coalesce(j.product, 'ADJUSTMENT') as product, l.day,
+            sum(case l.entry_type when 'HOLD' then l.amount_micro_cs when 'RELEASE' then -l.amount_micro_cs else 0 end) as reserved,
+            sum(case when l.entry_type in ('DEBIT', 'ADJUSTMENT') then l.amount_micro_cs else 0 end) as settled
+          from ledger_entries l
+          left join jobs j on j.id = l.job_id
+          join org_units u on u.id = l.org_unit_id
+          join org_units anc on anc.id = any(u.path)
+          group by 1, 2, 3, 4)
+        select coalesce(e.org_unit_id, d.org_unit_id)::text as unit, coalesce(e.day, d.day)::text as day, e.reserved::text as e_res,
+               d.reserved_micro_cs::text as d_res, e.settled::text as e_set, d.settled_micro_cs::text as d_set
+        from expected e full outer join usage_daily d
+          on d.org_unit_id = e.org_unit_id and d.account_id = e.account_id and d.product = e.product and d.day = e.day
+        where coalesce(e.reserved, 0) <> coalesce(d.reserved_micro_cs, 0) or coalesce(e.settled, 0) <> coalesce(d.settled_micro_cs, 0)
+           or d.reserved_micro_cs < 0 or e.day is null`,
+  );
+  expect(daily).toEqual([]);
   // Every job's open hold is its HOLD minus its RELEASE.
   const jobs = await queryRows<Record<string, string>>(
     db,

@@ -1,0 +1,115 @@
+// Subscriptions (Server-Sent Events: POST or GET /graphql with `Accept: text/event-stream`). Each is authorised
+// exactly like the query it mirrors: an id the caller may not see is the same NOT_FOUND as one that does not exist,
+// and every event re-reads its entity under the caller's visibility (fresh loaders) before anything is sent.
+// What wakes them: src/live/hub.ts (PostgreSQL NOTIFY from the writing transaction, heard by every process).
+import { builder } from './builder.js';
+import { decodeId } from './ids.js';
+import { JobRef } from './jobs.js';
+import { BudgetRef } from './org.js';
+import { requireVisibleUnit, visibleBudgets, visibleJob } from './visibility.js';
+import { createLoaders, type GraphQLContext } from './context.js';
+import { NotFoundError, ValidationError } from '../errors.js';
+import { canReadJobsOf } from '../auth/actor.js';
+import { entityTopic, TooManySubscriptionsError, unitTopic, type LiveStream } from '../live/hub.js';
+import { encodeGlobalID } from '@pothos/plugin-relay';
+import { isTerminal } from '../jobs/lifecycle.js';
+
+builder.subscriptionType({
+  description:
+    'Live updates over Server-Sent Events (`Accept: text/event-stream`). Each event carries the object as it stands when sent, read with the caller\'s own visibility; changes close together may arrive as one event. At most GRAPHQL_MAX_SUBSCRIPTIONS_PER_CALLER open per caller and process.',
+});
+
+/** A stream on `topic` for the caller, starting with `initial`; the per-caller limit is a VALIDATION_FAILED error. */
+function open(ctx: GraphQLContext, topic: string, initial: string[]): LiveStream {
+  try {
+    return ctx.services.live.subscribe(topic, ctx.actor!.subject, initial);
+  } catch (error) {
+    if (error instanceof TooManySubscriptionsError) throw new ValidationError('subscription', error.message);
+    throw error;
+  }
+}
+
+/**
+ * Each event is read afresh: new loaders (and their per-request caches) and a new `now`. graphql-js resolves a
+ * stream's events one at a time with the subscription's one context, so it is renewed in place.
+ */
+function renew(ctx: GraphQLContext): GraphQLContext {
+  const now = new Date();
+  Object.assign(ctx, { now, loaders: createLoaders(ctx.db, now) });
+  return ctx;
+}
+
+// Subscriptions whose last event has been resolved (a job at its end): the stream then completes.
+const finished = new WeakSet<GraphQLContext>();
+
+/** The stream, ending cleanly (`complete`) once the event resolved last was the last one. */
+function untilFinished(ctx: GraphQLContext, stream: LiveStream): AsyncIterableIterator<string> {
+  const wrapped: AsyncIterableIterator<string> = {
+    async next() {
+      if (finished.has(ctx)) {
+        await stream.return();
+        return { done: true, value: undefined };
+      }
+      return stream.next();
+    },
+    return: () => stream.return(),
+    [Symbol.asyncIterator]: () => wrapped,
+  };
+  return wrapped;
+}
+
+builder.subscriptionFields((t) => ({
+  jobUpdated: t.field({
+    type: JobRef,
+    authScopes: { authenticated: true },
+    description: "One job: first as it stands, then each time its status changes; the stream completes after the event of its end status. NOT_FOUND when the job does not exist or the caller may not see it (the `job` query's rule).",
+    args: { id: t.arg.id({ required: true, description: 'Global id of the job.' }) },
+    subscribe: async (_root, args, ctx) => {
+      const id = decodeId(String(args.id), 'Job');
+      if (!(await visibleJob(ctx, id))) throw new NotFoundError('Job', String(args.id));
+      return untilFinished(ctx, open(ctx, entityTopic('job', id), [id]));
+    },
+    resolve: async (id, args, ctx) => {
+      const job = await visibleJob(renew(ctx), id as string);
+      if (!job) throw new NotFoundError('Job', String(args.id));
+      if (isTerminal(job.status)) finished.add(ctx);
+      return job;
+    },
+  }),
+  jobsUpdated: t.field({
+    type: JobRef,
+    authScopes: { authenticated: true },
+    description:
+      "Jobs of one project, each time one is created or changes status. NOT_FOUND when the project does not exist or the caller may not read its jobs (the `jobs` query's rule).",
+    args: { projectId: t.arg.id({ required: true, description: 'Global id of the project (an OrgUnit).' }) },
+    subscribe: async (_root, args, ctx) => {
+      const projectId = decodeId(String(args.projectId), 'OrgUnit');
+      const unit = await requireVisibleUnit(ctx, projectId);
+      if (unit.kind !== 'PROJECT' || !canReadJobsOf(ctx.actor!, unit)) throw new NotFoundError('OrgUnit', String(args.projectId));
+      return open(ctx, unitTopic('job', projectId), []);
+    },
+    resolve: async (id, _args, ctx) => {
+      const job = await visibleJob(renew(ctx), id as string);
+      // The caller lost sight of it since subscribing (e.g. its token's unit changed): nothing is told.
+      if (!job) throw new NotFoundError('Job', encodeGlobalID('Job', id as string));
+      return job;
+    },
+  }),
+  budgetUpdated: t.field({
+    type: [BudgetRef],
+    authScopes: { authenticated: true },
+    description:
+      "The budgets set on one unit (those OrgUnit.budgets shows): first as they stand, then each time one of them or the unit's usage changes. NOT_FOUND when the unit does not exist or the caller may not see it.",
+    args: { orgUnitId: t.arg.id({ required: true, description: 'Global id of the unit.' }) },
+    subscribe: async (_root, args, ctx) => {
+      const unitId = decodeId(String(args.orgUnitId), 'OrgUnit');
+      await requireVisibleUnit(ctx, unitId);
+      return open(ctx, entityTopic('budget', unitId), [unitId]);
+    },
+    resolve: async (unitId, args, ctx) => {
+      renew(ctx);
+      await requireVisibleUnit(ctx, unitId as string);
+      return visibleBudgets(ctx, await ctx.loaders.budgetsByUnit.load(unitId as string));
+    },
+  }),
+}));
