@@ -19,6 +19,7 @@ import { observeHeygenCalls } from './observability/upstream.js';
 import { startOutboxWorker, type OutboxDeps, type OutboxHandler } from './outbox/worker.js';
 import { APP_CALLBACK_TOPIC, appCallbackHandler } from './outbox/app-callback.js';
 import { withFreshOutputUrl } from './jobs/app-events.js';
+import { notificationHandlers } from './notifications/delivery.js';
 
 export interface Services {
   readonly config: Config;
@@ -142,6 +143,16 @@ export async function createServices(config: Config, overrides: { logger?: Logge
           bodyOf: (event) => withFreshOutputUrl({ db: database.db, box, heygen, logger }, event),
         }),
       ],
+      ...notificationHandlers({
+        db: database.db,
+        box,
+        settings: {
+          timeoutMs: config.callbacks.timeoutMs,
+          maxResponseBytes: config.callbacks.maxResponseBytes,
+          allowPrivate: config.callbacks.allowPrivate,
+          maxAttempts: config.notifications.maxAttempts,
+        },
+      }),
     ]);
     const outboxDeps: OutboxDeps = {
       db: database.db,
