@@ -12,5 +12,6 @@ import './custody.js';
 import './identity.js';
 import './overruns.js';
 import './callbacks.js';
+import './notifications.js';
 
 export const schema = builder.toSchema({ sortSchema: true });
