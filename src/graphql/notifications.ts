@@ -30,7 +30,9 @@ import {
   type ChannelConfigInput,
   type ChannelRow,
   type RuleRow,
+  type UrlCheck,
 } from '../notifications/channels.js';
+import { checkCallbackUrl } from '../jobs/callback.js';
 import { CHANNEL_TOPICS } from '../notifications/delivery.js';
 import { MONEY_EVENT_KINDS } from '../notifications/events.js';
 import type { OrgUnitRow } from '../org/units.js';
@@ -218,6 +220,11 @@ const ChannelPayload = builder.simpleObject('NotificationChannelPayload', {
   }),
 });
 
+/** Channel URLs follow the app-callback rules and the operator's CALLBACK_ALLOW_HTTP / CALLBACK_ALLOW_PRIVATE. */
+function channelUrlCheck(ctx: GraphQLContext): UrlCheck {
+  return (value, field) => checkCallbackUrl(value, ctx.services.config.callbacks, field);
+}
+
 function configOf(input: { url?: string | null; smtpUrl?: string | null; from?: string | null; to?: readonly string[] | null } | null | undefined): ChannelConfigInput | null {
   return input ? { url: input.url ?? null, smtpUrl: input.smtpUrl ?? null, from: input.from ?? null, to: input.to ?? null } : null;
 }
@@ -238,7 +245,7 @@ builder.mutationFields((t) => ({
       const unit = await managedUnit(ctx, decodeId(String(input.orgUnitId), 'OrgUnit'), String(input.orgUnitId));
       const kind = checkChannelKind(input.kind);
       return ctx.db.transaction(async (tx) => {
-        const { channel, signingSecret } = await createChannel(tx, ctx.services.box, { orgUnitId: unit.id, kind, name: input.name, config: configOf(input.config)! }, ctx.services.config.callbacks, ctx.now);
+        const { channel, signingSecret } = await createChannel(tx, ctx.services.box, { orgUnitId: unit.id, kind, name: input.name, config: configOf(input.config)! }, channelUrlCheck(ctx), ctx.now);
         await recordAudit(tx, ctx.actor!, { action: 'notificationChannel.create', entityType: 'NotificationChannel', entityId: channel.id, before: null, after: auditedChannel(channel) });
         return { channel, signingSecret };
       });
@@ -266,7 +273,7 @@ builder.mutationFields((t) => ({
           ctx.services.box,
           locked,
           { name: input.name, enabled: input.enabled, config: configOf(input.config), rotateSigningSecret: input.rotateSigningSecret },
-          ctx.services.config.callbacks,
+          channelUrlCheck(ctx),
           ctx.now,
         );
         await recordAudit(tx, ctx.actor!, {

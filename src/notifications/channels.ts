@@ -9,7 +9,6 @@ import { and, eq } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { notificationChannelsTable, notificationRulesTable, NOTIFICATION_CHANNEL_KINDS, type NotificationChannelKind } from '../db/schema.js';
 import type { SecretBox } from '../secrets/secret-box.js';
-import { checkCallbackUrl, type CallbackPolicy } from '../jobs/callback.js';
 import { ValidationError } from '../errors.js';
 import { MONEY_EVENT_KINDS, type MoneyEventKind } from './events.js';
 
@@ -33,6 +32,12 @@ export interface ChannelConfigInput {
   to?: readonly string[] | null;
 }
 
+/**
+ * Checks a URL a channel is to call (the app-callback rules: src/jobs/callback.ts, given by the caller) and returns
+ * it normalised; throws a ValidationError naming `field`. `http://` and private hosts only where the operator allows.
+ */
+export type UrlCheck = (value: unknown, field: string) => string;
+
 export function channelSecretContext(channelId: string): string {
   return `notification_channel:${channelId}`;
 }
@@ -55,7 +60,7 @@ function checkEmail(value: unknown, field: string): string {
 }
 
 /** An SMTP URL: smtp: or smtps:, a host that passes the same address rules as webhook URLs. */
-function checkSmtpUrl(value: unknown, policy: CallbackPolicy): string {
+function checkSmtpUrl(value: unknown, checkUrl: UrlCheck): string {
   const field = 'input.smtpUrl';
   if (typeof value !== 'string' || value.length === 0 || value.length > 2048 || /[\u0000-\u0020\u007f]/.test(value)) {
     throw new ValidationError(field, 'smtpUrl must be smtp://[user:password@]host[:port] or smtps://…');
@@ -68,14 +73,14 @@ function checkSmtpUrl(value: unknown, policy: CallbackPolicy): string {
   }
   if (url.protocol !== 'smtp:' && url.protocol !== 'smtps:') throw new ValidationError(field, 'smtpUrl must start with smtp:// or smtps://');
   // The host passes the webhook rules (public addresses only, unless the operator allows private ones).
-  checkCallbackUrl(`https://${url.host}/`, { allowHttp: true, allowPrivate: policy.allowPrivate }, field);
+  checkUrl(`https://${url.host}/`, field);
   return value;
 }
 
 /** Validates a channel's configuration for its kind: the secret to store and what may be shown of it. */
-export function channelSecretOf(kind: NotificationChannelKind, input: ChannelConfigInput, policy: CallbackPolicy, signingSecret: string | null): { secret: ChannelSecret; display: string } {
+export function channelSecretOf(kind: NotificationChannelKind, input: ChannelConfigInput, checkUrl: UrlCheck, signingSecret: string | null): { secret: ChannelSecret; display: string } {
   if (kind === 'EMAIL') {
-    const smtpUrl = checkSmtpUrl(input.smtpUrl, policy);
+    const smtpUrl = checkSmtpUrl(input.smtpUrl, checkUrl);
     const from = checkEmail(input.from, 'input.from');
     const to = input.to ?? [];
     if (to.length === 0 || to.length > 20) throw new ValidationError('input.to', 'name 1 to 20 recipients');
@@ -83,7 +88,7 @@ export function channelSecretOf(kind: NotificationChannelKind, input: ChannelCon
     return { secret: { kind, smtpUrl, from, to: recipients }, display: `e-mail to ${recipients.join(', ')} via ${new URL(smtpUrl).hostname}` };
   }
   if (input.url === undefined || input.url === null) throw new ValidationError('input.url', `a ${kind} channel needs a url`);
-  const url = checkCallbackUrl(input.url, policy, 'input.url');
+  const url = checkUrl(input.url, 'input.url');
   const host = new URL(url).host;
   if (kind === 'WEBHOOK') return { secret: { kind, url, signingSecret: signingSecret ?? generateChannelSigningSecret() }, display: `webhook to ${host}` };
   return { secret: { kind, url }, display: `${kind === 'SLACK' ? 'Slack' : 'Teams'} webhook at ${host}` };
@@ -115,11 +120,11 @@ export async function createChannel(
   tx: Db,
   box: SecretBox,
   input: { orgUnitId: string; kind: NotificationChannelKind; name: string; config: ChannelConfigInput },
-  policy: CallbackPolicy,
+  checkUrl: UrlCheck,
   now: Date,
 ): Promise<{ channel: ChannelRow; signingSecret: string | null }> {
   const name = checkChannelName(input.name);
-  const { secret, display } = channelSecretOf(input.kind, input.config, policy, null);
+  const { secret, display } = channelSecretOf(input.kind, input.config, checkUrl, null);
   const id = crypto.randomUUID();
   const [existing] = await tx
     .select({ id: notificationChannelsTable.id })
@@ -142,7 +147,7 @@ export async function updateChannel(
   box: SecretBox,
   channel: ChannelRow,
   input: { name?: string | null; enabled?: boolean | null; config?: ChannelConfigInput | null; rotateSigningSecret?: boolean | null },
-  policy: CallbackPolicy,
+  checkUrl: UrlCheck,
   now: Date,
 ): Promise<{ channel: ChannelRow; signingSecret: string | null }> {
   const set: Partial<typeof notificationChannelsTable.$inferInsert> = { updatedAt: now };
@@ -154,7 +159,7 @@ export async function updateChannel(
     if (input.rotateSigningSecret && channel.kind !== 'WEBHOOK') throw new ValidationError('input.rotateSigningSecret', 'only a WEBHOOK channel has a signing secret');
     const keep = current.kind === 'WEBHOOK' && !input.rotateSigningSecret ? current.signingSecret : null;
     const config: ChannelConfigInput = input.config ?? (current.kind === 'EMAIL' ? current : { url: current.url });
-    const { secret, display } = channelSecretOf(channel.kind, config, policy, keep);
+    const { secret, display } = channelSecretOf(channel.kind, config, checkUrl, keep);
     set.secretCiphertext = box.encrypt(JSON.stringify(secret), channelSecretContext(channel.id));
     set.display = display;
     if (secret.kind === 'WEBHOOK' && input.rotateSigningSecret) signingSecret = secret.signingSecret;
