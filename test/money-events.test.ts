@@ -12,6 +12,7 @@ import { avatarRequest, createTree, setBudget, type Tree } from './support/fixtu
 import { queryRows } from '../src/db/client.js';
 import { admitJob } from '../src/jobs/admission.js';
 import { recordMovement } from '../src/ledger/ledger.js';
+import { settleJob } from '../src/jobs/settlement.js';
 import { formatCreditSeconds } from '../src/primitives/money.js';
 import type { Actor } from '../src/auth/actor.js';
 import { BudgetExceededError } from '../src/errors.js';
@@ -158,5 +159,36 @@ describe('the included pool', () => {
     expect(crossed[0]!.payload.data).toMatchObject({ period: NOW_PERIOD, includedMicroCs: '600000000000', settledMicroCs: '700000000000' });
     const [root] = await queryRows<{ id: string }>(h.services.db, sql`select id from org_units where parent_id is null`);
     expect(crossed[0]!.payload.orgUnitId).toBe(root!.id);
+  }, 60_000);
+});
+
+describe('job events from settlements', () => {
+  it('job.finished once per job, however often the settlement runs; hold.overdue for a job that expired after it was sent; none from a rolled-back settlement', async () => {
+    const t = await createTree(h, { name: 'Settlements' });
+    const { job } = await admit(t.projectId, JAN);
+    await Promise.all([1, 2, 3].map(() => settleJob(h.services.db, job.id, { type: 'cancelled', by: actor })));
+    const finished = (await events('job.finished')).filter((e) => e.payload.data.jobId === job.id);
+    expect(finished).toHaveLength(1);
+    expect(finished[0]!.payload).toMatchObject({ orgUnitId: job.projectId, data: { status: 'CANCELLED', actualMicroCs: '0', projectId: job.projectId } });
+
+    // A job sent to HeyGen whose hold runs out: EXPIRED, released, and overdue (HeyGen may still bill it).
+    const { job: sent } = await admit(t.projectId, JAN);
+    await h.services.db.execute(sql`update jobs set submit_attempts = 1 where id = ${sent.id}`);
+    // First a settlement that fails before its commit: neither event.
+    await h.services.db.execute(sql.raw(`
+      create function fail_settlement() returns trigger language plpgsql as $$
+      begin raise exception 'simulated crash inside the settlement'; end $$;
+      create trigger fail_settlement after insert on drift_notes for each row
+        when (new.job_id = '${sent.id}') execute function fail_settlement();`));
+    await expect(settleJob(h.services.db, sent.id, { type: 'expired', reason: 'hold_expired', message: 'hold expired' })).rejects.toThrow();
+    const ofSent = async (kind: string) => (await events(kind)).filter((e) => e.payload.data.jobId === sent.id);
+    expect(await ofSent('job.finished')).toHaveLength(0);
+    expect(await ofSent('hold.overdue')).toHaveLength(0);
+    await h.services.db.execute(sql.raw(`drop trigger fail_settlement on drift_notes; drop function fail_settlement();`));
+    await settleJob(h.services.db, sent.id, { type: 'expired', reason: 'hold_expired', message: 'hold expired' });
+    expect(await ofSent('job.finished')).toHaveLength(1);
+    const overdue = await ofSent('hold.overdue');
+    expect(overdue).toHaveLength(1);
+    expect(overdue[0]!.payload.data).toMatchObject({ status: 'EXPIRED', reason: 'hold_expired', releasedMicroCs: sent.reservedMicroCs.toString() });
   }, 60_000);
 });
