@@ -33,7 +33,6 @@ import { estimateJob, prepareJob } from './estimate.js';
 import type { MediaProbeLimits } from '../pricing/media.js';
 import type { CallbackPolicy } from './callback.js';
 import { IN_FLIGHT_STATUSES } from './lifecycle.js';
-import { createRefusalRecorder } from '../notifications/events.js';
 
 export type JobRow = typeof jobsTable.$inferSelect;
 
@@ -164,14 +163,6 @@ export async function admitJob(
   return admitted;
 }
 
-// One `budget.refused` writer per database handle (it remembers this hour's keys).
-const refusalRecorders = new WeakMap<Db, ReturnType<typeof createRefusalRecorder>>();
-function refusalRecorderOf(db: Db): ReturnType<typeof createRefusalRecorder> {
-  let recorder = refusalRecorders.get(db);
-  if (!recorder) refusalRecorders.set(db, (recorder = createRefusalRecorder(db)));
-  return recorder;
-}
-
 async function admit(db: Db, actor: Actor, input: SubmitJobInput, settings: AdmissionSettings, now: Date, claimForwarding = false): Promise<Admitted> {
   if (input.idempotencyKey !== null && !IDEMPOTENCY_KEY.test(input.idempotencyKey)) {
     throw new ValidationError('idempotencyKey', 'idempotencyKey must be 1 to 255 characters of A-Z a-z 0-9 _ - : .');
@@ -289,14 +280,12 @@ async function admit(db: Db, actor: Actor, input: SubmitJobInput, settings: Admi
         const accountRow = rowFromJson(accountsTable, answer.account);
         const terms = answer.terms ? rowFromJson(accountTermsTable, answer.terms) : null;
         const window = b.window === 'LIFETIME' ? 'LIFETIME' : answer.from === null ? `MONTHLY ${period}` : `${b.window} ${answer.from}..${answer.to}`;
-        await refusalRecorderOf(db)({ budgetId: b.id, orgUnitId: b.orgUnitId, accountId: account.id, reason: 'BUDGET', requestedMicroCs: requested, availableMicroCs: refusal.availableMicroCs, limitMicroCs: b.limitMicroCs }, now);
         throw describeRefusal(actor, refusal, { what: `the ${b.enforcement} budget of`, window, rate: budgetRateUsdPerCs(accountRow, terms) }, { id: b.orgUnitId, ...answer.unit });
       }
       case 'pool': {
         const accountRow = rowFromJson(accountsTable, answer.account);
         const terms = answer.terms ? rowFromJson(accountTermsTable, answer.terms) : null;
         const refusal = new BudgetExceededError(answer.budget_id, answer.org_unit_id, BigInt(answer.limit), BigInt(answer.available), requested, 'POOL');
-        await refusalRecorderOf(db)({ budgetId: answer.budget_id, orgUnitId: answer.org_unit_id, accountId: account.id, reason: 'POOL', requestedMicroCs: requested, availableMicroCs: refusal.availableMicroCs, limitMicroCs: refusal.limitMicroCs }, now);
         throw describeRefusal(actor, refusal, poolContext(accountRow, terms, period), { id: answer.org_unit_id, ...answer.unit });
       }
       case 'stale':
@@ -337,16 +326,17 @@ type AdmitAnswer =
 type PreparedCall<R> = { execute(values: { p: string }): Promise<{ r: R }[]> };
 
 // Prepared statements per database handle: `gateway_admit` (migrations) does one whole admission in one call,
-// `gateway_admit_batch` several in one transaction.
+// `gateway_admit_batch` several in one transaction; their `_noted` wrappers also write a refusal's `budget.refused`
+// money event (once per budget and hour, docs/notifications.md) in the same statement.
 const admitStatements = new WeakMap<Db, { one: PreparedCall<AdmitAnswer>; batch: PreparedCall<(AdmitAnswer | { outcome: 'error' })[]> }>();
 
 function statementsOf(db: Db) {
   let statements = admitStatements.get(db);
   if (!statements) {
     statements = {
-      one: db.select({ r: sql<AdmitAnswer>`gateway_admit(${sql.placeholder('p')}::jsonb)` }).from(sql`(select 1) as once`).prepare('gateway_admit'),
+      one: db.select({ r: sql<AdmitAnswer>`gateway_admit_noted(${sql.placeholder('p')}::jsonb)` }).from(sql`(select 1) as once`).prepare('gateway_admit'),
       batch: db
-        .select({ r: sql<(AdmitAnswer | { outcome: 'error' })[]>`gateway_admit_batch(${sql.placeholder('p')}::jsonb)` })
+        .select({ r: sql<(AdmitAnswer | { outcome: 'error' })[]>`gateway_admit_batch_noted(${sql.placeholder('p')}::jsonb)` })
         .from(sql`(select 1) as once`)
         .prepare('gateway_admit_batch'),
     };

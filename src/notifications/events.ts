@@ -3,7 +3,8 @@
 // "money_event_triggers"): the database's own triggers call it where usage or a budget changes (threshold crossings
 // and their resolution, the included pool's crossing), and the gateway calls it from TypeScript for the rest. A
 // unique key per event makes a re-run of the cause write nothing. The outbox worker fans each event out to the
-// channels whose rules match it (src/notifications/delivery.ts); at commit, `NOTIFY gateway_money_event` carries
+// channels whose rules match it (src/notifications/delivery.ts). `budget.refused` is written by the admission
+// statement that refused (`gateway_admit_noted`); at commit, `NOTIFY gateway_money_event` carries
 // the event's id for live listeners (`readMoneyEvent`).
 import { and, eq, sql } from 'drizzle-orm';
 import { queryRows, type Db } from '../db/client.js';
@@ -50,51 +51,6 @@ export async function recordMoneyEvent(tx: Db, event: MoneyEventInput): Promise<
   await tx.execute(
     sql`select gateway_money_event(${event.kind}, ${`${event.kind}:${event.dedupeKey}`}, ${event.orgUnitId}::uuid, ${JSON.stringify(event.data)}::jsonb)`,
   );
-}
-
-/** The hour a refusal is counted in (`budget.refused` is written once per budget and hour). */
-export function refusalHour(now: Date): string {
-  return now.toISOString().slice(0, 13);
-}
-
-/**
- * Writes `budget.refused` for a refusal the admission just answered (its own statement: the refusal wrote nothing
- * else). A process remembers the keys it wrote this hour, so a burst of refusals costs one insert per budget and
- * hour, and the unique key makes it one per budget and hour across processes. Never throws: a refusal is answered
- * whether or not its event could be written.
- */
-export function createRefusalRecorder(db: Db): (refusal: { budgetId: string | null; orgUnitId: string; accountId: string; reason: 'BUDGET' | 'POOL'; requestedMicroCs: bigint; availableMicroCs: bigint; limitMicroCs: bigint }, now: Date) => Promise<void> {
-  let hour = '';
-  const written = new Set<string>();
-  return async (refusal, now) => {
-    const h = refusalHour(now);
-    if (h !== hour) {
-      hour = h;
-      written.clear();
-    }
-    const key = `${refusal.budgetId ?? `pool:${refusal.accountId}`}:${h}`;
-    if (written.has(key)) return;
-    try {
-      await recordMoneyEvent(db, {
-        kind: 'budget.refused',
-        dedupeKey: key,
-        orgUnitId: refusal.orgUnitId,
-        data: {
-          budgetId: refusal.budgetId,
-          orgUnitId: refusal.orgUnitId,
-          accountId: refusal.accountId,
-          reason: refusal.reason,
-          hour: `${h}:00:00Z`,
-          firstRequestedMicroCs: refusal.requestedMicroCs.toString(),
-          availableMicroCs: refusal.availableMicroCs.toString(),
-          limitMicroCs: refusal.limitMicroCs.toString(),
-        },
-      });
-      written.add(key);
-    } catch {
-      // The database refused the write (it is down or overloaded): the next refusal tries again.
-    }
-  };
 }
 
 /** A committed money event by id (what a live listener reads after `NOTIFY gateway_money_event`), or null. */
