@@ -4,7 +4,7 @@
 // and their resolution, the included pool's crossing), and the gateway calls it from TypeScript for the rest. A
 // unique key per event makes a re-run of the cause write nothing. The outbox worker fans each event out to the
 // channels whose rules match it (src/notifications/delivery.ts). `budget.refused` is written by the admission
-// statement that refused (`gateway_admit_noted`); at commit, `NOTIFY gateway_money_event` carries
+// statement that refused (`gateway_noted_admission`); at commit, `NOTIFY gateway_money_event` carries
 // the event's id for live listeners (`readMoneyEvent`).
 import { and, eq, sql } from 'drizzle-orm';
 import { queryRows, type Db } from '../db/client.js';
