@@ -20,6 +20,7 @@ import { startOutboxWorker, type OutboxDeps, type OutboxHandler } from './outbox
 import { APP_CALLBACK_TOPIC, appCallbackHandler } from './outbox/app-callback.js';
 import { withFreshOutputUrl } from './jobs/app-events.js';
 import { createLiveHub, LIVE_CHANNEL, parseLiveSignal, type LiveHub } from './live/hub.js';
+import { notificationHandlers } from './notifications/delivery.js';
 
 export interface Services {
   readonly config: Config;
@@ -154,6 +155,16 @@ export async function createServices(config: Config, overrides: { logger?: Logge
           bodyOf: (event) => withFreshOutputUrl({ db: database.db, box, heygen, logger }, event),
         }),
       ],
+      ...notificationHandlers({
+        db: database.db,
+        box,
+        settings: {
+          timeoutMs: config.callbacks.timeoutMs,
+          maxResponseBytes: config.callbacks.maxResponseBytes,
+          allowPrivate: config.callbacks.allowPrivate,
+          maxAttempts: config.notifications.maxAttempts,
+        },
+      }),
     ]);
     const outboxDeps: OutboxDeps = {
       db: database.db,

@@ -143,6 +143,8 @@ const envSchema = z.object({
   CALLBACK_RETRY_MAX_MS: z.coerce.number().int().min(10).default(3_600_000),
   /** Bytes of a receiver's answer read at most. */
   CALLBACK_MAX_RESPONSE_BYTES: z.coerce.number().int().min(0).max(1024 * 1024).default(64 * 1024),
+  /** Attempts per notification-channel delivery before it is given up (DEAD); URLs follow the CALLBACK_* rules. */
+  NOTIFY_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(12),
   /** How often each process looks for due outbox events. */
   OUTBOX_INTERVAL_MS: z.coerce.number().int().min(10).default(1000),
   /** Events claimed per pass, and deliveries in flight at once per process. */
@@ -230,6 +232,8 @@ export interface Config {
     readonly retryMaxMs: number;
     readonly maxResponseBytes: number;
   };
+  /** Notification channels (docs/notifications.md): URLs, time limits and retries follow `callbacks`. */
+  readonly notifications: { readonly maxAttempts: number };
   /** The outbox delivery loop (runs where the workers run: WORKERS_ENABLED). */
   readonly outbox: { readonly intervalMs: number; readonly batchSize: number; readonly concurrency: number };
   /** OpenTelemetry tracing (docs/observability.md); off unless an OTLP endpoint is set. */
@@ -325,6 +329,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       retryMaxMs: Math.max(e.CALLBACK_RETRY_MAX_MS, e.CALLBACK_RETRY_BASE_MS),
       maxResponseBytes: e.CALLBACK_MAX_RESPONSE_BYTES,
     },
+    notifications: { maxAttempts: e.NOTIFY_MAX_ATTEMPTS },
     outbox: { intervalMs: e.OUTBOX_INTERVAL_MS, batchSize: e.OUTBOX_BATCH_SIZE, concurrency: e.OUTBOX_CONCURRENCY },
     tracing: {
       enabled: !e.OTEL_SDK_DISABLED && !!(e.OTEL_EXPORTER_OTLP_ENDPOINT ?? e.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT),

@@ -294,6 +294,60 @@ describe('every mutation writes exactly one audit event, with the caller and the
       check: (row) => expect([row.before.apiKeyHint, row.after.apiKeyHint]).toEqual(['…6789', '…9999']),
     },
     {
+      field: 'createNotificationChannel',
+      inputType: 'CreateNotificationChannelInput',
+      caller: 'manager',
+      input: () => ({ orgUnitId: o.team, kind: 'SLACK', name: 'audited slack', config: { url: 'https://hooks.example.com/services/T0SECRETPATH/B0/audited' } }),
+      select: '... on NotificationChannelPayload { signingSecret channel { id } }',
+      action: 'notificationChannel.create',
+      entity: (p) => {
+        secrets.push('T0SECRETPATH');
+        return (s.channel = p.channel.id);
+      },
+      check: (row) => expect(row.after).toMatchObject({ kind: 'SLACK', name: 'audited slack', display: expect.stringMatching(/^Slack webhook at /), enabled: true }),
+    },
+    {
+      field: 'updateNotificationChannel',
+      inputType: 'UpdateNotificationChannelInput',
+      caller: 'manager',
+      input: () => ({ id: s.channel, enabled: false }),
+      select: '... on NotificationChannelPayload { channel { id } }',
+      action: 'notificationChannel.update',
+      entity: (p) => p.channel.id,
+      check: (row) => {
+        expect(row.before).toMatchObject({ enabled: true });
+        expect(row.after).toMatchObject({ enabled: false });
+      },
+    },
+    {
+      field: 'createNotificationRule',
+      inputType: 'CreateNotificationRuleInput',
+      caller: 'manager',
+      input: () => ({ orgUnitId: o.team, channelId: s.channel, eventKinds: ['BUDGET_THRESHOLD_CROSSED'] }),
+      select: '... on CreateNotificationRulePayload { rule { id } }',
+      action: 'notificationRule.create',
+      entity: (p) => (s.rule = p.rule.id),
+      check: (row) => expect(row.after).toMatchObject({ orgUnitId: rawId(o.team), eventKinds: ['budget.threshold_crossed'] }),
+    },
+    {
+      field: 'deleteNotificationRule',
+      inputType: 'DeleteNotificationRuleInput',
+      caller: 'manager',
+      input: () => ({ id: s.rule }),
+      select: '... on DeleteNotificationRulePayload { deletedId }',
+      action: 'notificationRule.delete',
+      entity: (p) => p.deletedId,
+    },
+    {
+      field: 'deleteNotificationChannel',
+      inputType: 'DeleteNotificationChannelInput',
+      caller: 'manager',
+      input: () => ({ id: s.channel }),
+      select: '... on DeleteNotificationChannelPayload { deletedId }',
+      action: 'notificationChannel.delete',
+      entity: (p) => p.deletedId,
+    },
+    {
       field: 'createRoleMapping',
       inputType: 'CreateRoleMappingInput',
       caller: 'admin',

@@ -58,6 +58,14 @@ const MATRIX: [operation: string, ...cells: Outcome[]][] = [
   ['mutation rotateAccountApiKey',         'ok',        'forbidden', 'forbidden', 'forbidden', 'forbidden', 'forbidden', 'forbidden', '401'],
   ['mutation createRoleMapping',           'ok',        'forbidden', 'forbidden', 'forbidden', 'forbidden', 'forbidden', 'forbidden', '401'],
   ['mutation deleteRoleMapping',           'ok',        'forbidden', 'forbidden', 'forbidden', 'forbidden', 'forbidden', 'forbidden', '401'],
+  ['query notificationChannels',           'ok',        'ok',        'hidden',    'ok',        'hidden',    'hidden',    'hidden',    '401'],
+  ['query notificationRules',              'ok',        'ok',        'hidden',    'ok',        'hidden',    'hidden',    'hidden',    '401'],
+  ['query notificationDeliveries',         'ok',        'ok',        'notfound',  'ok',        'notfound',  'notfound',  'notfound',  '401'],
+  ['mutation createNotificationChannel',   'ok',        'ok',        'notfound',  'ok',        'forbidden', 'notfound',  'forbidden', '401'],
+  ['mutation updateNotificationChannel',   'ok',        'ok',        'notfound',  'ok',        'notfound',  'notfound',  'notfound',  '401'],
+  ['mutation deleteNotificationChannel',   'ok',        'ok',        'notfound',  'ok',        'notfound',  'notfound',  'notfound',  '401'],
+  ['mutation createNotificationRule',      'ok',        'ok',        'notfound',  'ok',        'forbidden', 'notfound',  'forbidden', '401'],
+  ['mutation deleteNotificationRule',      'ok',        'ok',        'notfound',  'ok',        'notfound',  'notfound',  'notfound',  '401'],
 ];
 
 const SIM_KEY = 'sk_test_primary_key_0001';
@@ -151,6 +159,34 @@ async function reservedJob(): Promise<string> {
     h.services.admission,
   );
   return encodeGlobalID('Job', job.id);
+}
+
+const teamChannels = new Map<string, string>();
+/** A webhook channel on the team (made once per name, by the ADMIN). */
+async function teamChannel(name = 'team-hook'): Promise<string> {
+  if (!teamChannels.has(name)) {
+    const p = await mustMutate(
+      h,
+      `mutation($input: CreateNotificationChannelInput!) { createNotificationChannel(input: $input) { __typename ... on NotificationChannelPayload { channel { id } } ... on Error { message } } }`,
+      { input: { orgUnitId: ids.team, kind: 'WEBHOOK', name, config: { url: 'https://hooks.example.com/gateway' } } },
+      'createNotificationChannel',
+    );
+    teamChannels.set(name, p.channel.id);
+  }
+  return teamChannels.get(name)!;
+}
+let sharedRule: string | null = null;
+/** A rule on the team to the team's channel (a fresh one when `fresh`). */
+async function teamRule(fresh = false): Promise<string> {
+  if (sharedRule && !fresh) return sharedRule;
+  const p = await mustMutate(
+    h,
+    `mutation($input: CreateNotificationRuleInput!) { createNotificationRule(input: $input) { __typename ... on CreateNotificationRulePayload { rule { id } } ... on Error { message } } }`,
+    { input: { orgUnitId: ids.team, channelId: await teamChannel(), eventKinds: ['JOB_FINISHED'] } },
+    'createNotificationRule',
+  );
+  if (!fresh) sharedRule = p.rule.id;
+  return p.rule.id;
 }
 
 type Run = (token: string | null) => Promise<string>;
@@ -291,6 +327,46 @@ const OPERATIONS: Record<string, { field: string; run: Run }> = {
   'mutation createRoleMapping': {
     field: 'createRoleMapping',
     run: (t) => mutationOutcome('createRoleMapping', 'CreateRoleMappingInput', { claim: 'groups', value: unique('matrix-group'), role: 'FINANCE' }, t),
+  },
+  'query notificationChannels': {
+    field: 'notificationChannels',
+    run: async (t) => {
+      const channel = await teamChannel();
+      return queryOutcome(`{ notificationChannels { id display } }`, {}, t, (d) => d.notificationChannels.some((c: any) => c.id === channel));
+    },
+  },
+  'query notificationRules': {
+    field: 'notificationRules',
+    run: async (t) => {
+      const rule = await teamRule();
+      return queryOutcome(`{ notificationRules { id } }`, {}, t, (d) => d.notificationRules.some((r: any) => r.id === rule));
+    },
+  },
+  'query notificationDeliveries': {
+    field: 'notificationDeliveries',
+    run: async (t) => queryOutcome(`query($c: ID!) { notificationDeliveries(channelId: $c) { deliveryId } }`, { c: await teamChannel() }, t, (d) => Array.isArray(d.notificationDeliveries)),
+  },
+  'mutation createNotificationChannel': {
+    field: 'createNotificationChannel',
+    run: (t) =>
+      mutationOutcome('createNotificationChannel', 'CreateNotificationChannelInput', { orgUnitId: ids.team, kind: 'SLACK', name: unique('slack'), config: { url: 'https://hooks.example.com/services/T0/B0/x' } }, t),
+  },
+  'mutation updateNotificationChannel': {
+    field: 'updateNotificationChannel',
+    run: async (t) => mutationOutcome('updateNotificationChannel', 'UpdateNotificationChannelInput', { id: await teamChannel(), enabled: true }, t),
+  },
+  'mutation deleteNotificationChannel': {
+    field: 'deleteNotificationChannel',
+    run: async (t) => mutationOutcome('deleteNotificationChannel', 'DeleteNotificationChannelInput', { id: await teamChannel(unique('doomed')) }, t),
+  },
+  'mutation createNotificationRule': {
+    field: 'createNotificationRule',
+    run: async (t) =>
+      mutationOutcome('createNotificationRule', 'CreateNotificationRuleInput', { orgUnitId: ids.team, channelId: await teamChannel(), eventKinds: ['BUDGET_THRESHOLD_CROSSED'] }, t),
+  },
+  'mutation deleteNotificationRule': {
+    field: 'deleteNotificationRule',
+    run: async (t) => mutationOutcome('deleteNotificationRule', 'DeleteNotificationRuleInput', { id: await teamRule(true) }, t),
   },
   'mutation deleteRoleMapping': {
     field: 'deleteRoleMapping',

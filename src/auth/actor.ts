@@ -119,3 +119,11 @@ export function canRunBilling(actor: Actor): boolean {
 export function canReadAuditLog(actor: Actor): boolean {
   return actor.role === 'ADMIN' || actor.role === 'FINANCE';
 }
+
+/**
+ * Whether the caller manages notification channels and rules on this unit (events of its subtree): ADMIN and
+ * FINANCE everywhere, a MANAGER in its own subtree.
+ */
+export function canManageNotificationsOn(actor: Actor, unit: UnitPath): boolean {
+  return seesEverything(actor) || (actor.role === 'MANAGER' && !!actor.unitId && unit.path.includes(actor.unitId));
+}

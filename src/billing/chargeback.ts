@@ -4,7 +4,8 @@
 //
 // Usage per unit is read from the rollups (own usage = the unit's rollup − its children's), so a report's cost
 // grows with the number of units, not of jobs; MARGINAL alone needs the settlement order, from the ledger.
-import { and, asc, eq, inArray, sql } from 'drizzle-orm';
+import { recordMoneyEvent } from '../notifications/events.js';
+import { and, asc, eq, inArray, isNull, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { queryRows, toBigInt } from '../db/client.js';
 import {
@@ -419,6 +420,15 @@ export async function closePeriod(tx: Db, actor: Actor, accountId: string, perio
     before: { period, closed: false },
     after: { period, closed: true, invoiceTotalUsd: statement.invoiceTotalUsd },
   });
+  const [root] = await tx.select({ id: orgUnitsTable.id }).from(orgUnitsTable).where(isNull(orgUnitsTable.parentId));
+  if (root) {
+    await recordMoneyEvent(tx, {
+      kind: 'period.closed',
+      dedupeKey: `${account.id}:${period}`,
+      orgUnitId: root.id,
+      data: { accountId: account.id, period, invoiceTotalUsd: statement.invoiceTotalUsd, closedBy: actor.subject },
+    });
+  }
   return statement;
 }
 

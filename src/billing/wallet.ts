@@ -3,10 +3,11 @@
 // a wrong price book, or jobs finished upstream and not settled yet; past a threshold it is flagged.
 // Due accounts are claimed from a Postgres queue with FOR UPDATE SKIP LOCKED, so any number of gateway
 // processes can run the sync side by side.
-import { desc, eq, sql } from 'drizzle-orm';
+import { recordMoneyEvent } from '../notifications/events.js';
+import { desc, eq, isNull, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { isDatabaseUnavailable, queryRows } from '../db/client.js';
-import { accountsTable, walletSnapshotsTable, walletSyncStateTable } from '../db/schema.js';
+import { accountsTable, orgUnitsTable, walletSnapshotsTable, walletSyncStateTable } from '../db/schema.js';
 import { connectionOf, termPeriods, termsFor, type AccountRow } from '../accounts/accounts.js';
 import { usageAtRoot } from './account-period.js';
 import type { HeygenClient } from '../heygen/client.js';
@@ -121,6 +122,21 @@ export async function syncWallet(deps: WalletSyncDeps, accountId: string, now = 
       .update(walletSyncStateTable)
       .set({ lastError: null, failures: 0 })
       .where(eq(walletSyncStateTable.accountId, account.id));
+    if (flagged) {
+      const [root] = await tx.select({ id: orgUnitsTable.id }).from(orgUnitsTable).where(isNull(orgUnitsTable.parentId));
+      if (root) {
+        await recordMoneyEvent(tx, {
+          kind: 'wallet.drift_flagged',
+          dedupeKey: String(row!.id),
+          orgUnitId: root.id,
+          data: {
+            accountId: account.id, snapshotId: String(row!.id), comparedFrom: compared.from, comparedTo: compared.to,
+            driftMicroCs: drift!.toString(), thresholdMicroCs: threshold.toString(),
+            heygenUsedMicroCs: compared.heygenUsedMicroCs?.toString() ?? null, gatewayUsedMicroCs: gateway.toString(),
+          },
+        });
+      }
+    }
     if (by) {
       const { id, accountId: _a, ...after } = row!;
       await recordAudit(tx, by, { action: 'account.syncWallet', entityType: 'Account', entityId: account.id, before: null, after: { snapshotId: id, ...after } });

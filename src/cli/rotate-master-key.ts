@@ -15,7 +15,7 @@ await runCli('rotate-master-key', async () => {
   try {
     await runMigrations({ databaseUrl: config.databaseUrl, database });
     const report = await rotateMasterKey(database.db, createSecretBox(config.masterKey!, config.previousMasterKeys));
-    console.log(`re-encrypted ${report.apiKeys} API keys, ${report.webhookSecrets} webhook secrets, ${report.signingKeys} signing keys, ${report.callbackSecrets} callback signing secrets`);
+    console.log(`re-encrypted ${report.apiKeys} API keys, ${report.webhookSecrets} webhook secrets, ${report.signingKeys} signing keys, ${report.callbackSecrets} callback signing secrets, ${report.notificationChannels} notification channels`);
   } finally {
     await database.close();
   }

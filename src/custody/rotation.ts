@@ -2,7 +2,8 @@
 // written again under the current key, in one transaction. Afterwards the old key decrypts nothing.
 import { eq } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
-import { accountsTable, serviceTokensTable, signingKeysTable } from '../db/schema.js';
+import { accountsTable, notificationChannelsTable, serviceTokensTable, signingKeysTable } from '../db/schema.js';
+import { channelSecretContext } from '../notifications/channels.js';
 import { apiKeyContext, webhookSecretContext } from '../accounts/accounts.js';
 import { signingKeyContext } from '../auth/tokens.js';
 import { callbackSecretContext } from '../auth/callback-secrets.js';
@@ -13,11 +14,12 @@ export interface RotationReport {
   webhookSecrets: number;
   signingKeys: number;
   callbackSecrets: number;
+  notificationChannels: number;
 }
 
 export async function rotateMasterKey(db: Db, box: SecretBox): Promise<RotationReport> {
   return db.transaction(async (tx) => {
-    const report: RotationReport = { apiKeys: 0, webhookSecrets: 0, signingKeys: 0, callbackSecrets: 0 };
+    const report: RotationReport = { apiKeys: 0, webhookSecrets: 0, signingKeys: 0, callbackSecrets: 0, notificationChannels: 0 };
     const reencrypt = (ciphertext: string, context: string) => box.encrypt(box.decrypt(ciphertext, context), context);
     const stale = (ciphertext: string) => box.keyIdOf(ciphertext) !== box.currentKeyId;
     for (const account of await tx.select().from(accountsTable).for('update')) {
@@ -47,6 +49,14 @@ export async function rotateMasterKey(db: Db, box: SecretBox): Promise<RotationR
         .set({ callbackSecretCiphertext: reencrypt(token.ciphertext, callbackSecretContext(token.id)) })
         .where(eq(serviceTokensTable.id, token.id));
       report.callbackSecrets++;
+    }
+    for (const channel of await tx.select({ id: notificationChannelsTable.id, ciphertext: notificationChannelsTable.secretCiphertext }).from(notificationChannelsTable).for('update')) {
+      if (!stale(channel.ciphertext)) continue;
+      await tx
+        .update(notificationChannelsTable)
+        .set({ secretCiphertext: reencrypt(channel.ciphertext, channelSecretContext(channel.id)) })
+        .where(eq(notificationChannelsTable.id, channel.id));
+      report.notificationChannels++;
     }
     return report;
   });

@@ -537,3 +537,53 @@ export const outboxDeliveriesTable = pgTable('outbox_deliveries', {
   startedAt: timestamp('started_at', { withTimezone: true }).notNull(),
   durationMs: integer('duration_ms').notNull(),
 }, (t) => [unique('outbox_deliveries_event_attempt').on(t.eventId, t.attempt)]);
+
+export const NOTIFICATION_CHANNEL_KINDS = ['WEBHOOK', 'SLACK', 'TEAMS', 'EMAIL'] as const;
+export type NotificationChannelKind = (typeof NOTIFICATION_CHANNEL_KINDS)[number];
+
+/**
+ * Where money events go: a signed webhook, a Slack or Teams incoming webhook, or an e-mail address over SMTP. The
+ * channel's secret part (the URL, which for Slack and Teams is the credential itself, the webhook's signing secret,
+ * the SMTP URL with its password) is one JSON object encrypted under the master key (bound to the channel's id);
+ * `display` holds what may be shown (a host, a recipient).
+ */
+export const notificationChannelsTable = pgTable('notification_channels', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  /** The unit whose managers manage the channel (a subtree root). */
+  orgUnitId: uuid('org_unit_id').notNull().references(() => orgUnitsTable.id),
+  kind: text('kind').$type<NotificationChannelKind>().notNull(),
+  name: text('name').notNull(),
+  secretCiphertext: text('secret_ciphertext').notNull(),
+  display: text('display').notNull(),
+  enabled: boolean('enabled').notNull().default(true),
+  createdAt: createdAt(),
+  updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+}, (t) => [
+  unique('notification_channels_unit_name').on(t.orgUnitId, t.name),
+  check('notification_channels_kind', sql`${t.kind} in ('WEBHOOK', 'SLACK', 'TEAMS', 'EMAIL')`),
+]);
+
+/** Routes money events of a subtree (and of these kinds) to a channel. */
+export const notificationRulesTable = pgTable('notification_rules', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  /** Events of this unit and every unit below it. */
+  orgUnitId: uuid('org_unit_id').notNull().references(() => orgUnitsTable.id),
+  channelId: uuid('channel_id').notNull().references(() => notificationChannelsTable.id, { onDelete: 'cascade' }),
+  eventKinds: text('event_kinds').array().notNull(),
+  createdAt: createdAt(),
+}, (t) => [index('notification_rules_unit').on(t.orgUnitId), index('notification_rules_channel').on(t.channelId)]);
+
+/**
+ * Which alert thresholds of a budget are crossed in a window (`window_from`..`window_to`, YYYY-MM): a row flips to
+ * crossed once (the one `budget.threshold_crossed`), and back when a raise brings usage under (`resolved`);
+ * `generation` counts the flips, so each crossing has its own event key. Maintained by the database triggers.
+ */
+export const budgetAlertStatesTable = pgTable('budget_alert_states', {
+  budgetId: uuid('budget_id').notNull().references(() => budgetsTable.id, { onDelete: 'cascade' }),
+  windowFrom: text('window_from').notNull(),
+  windowTo: text('window_to').notNull(),
+  threshold: integer('threshold').notNull(),
+  crossed: boolean('crossed').notNull(),
+  generation: integer('generation').notNull().default(1),
+  changedAt: timestamp('changed_at', { withTimezone: true }).notNull().defaultNow(),
+}, (t) => [primaryKey({ columns: [t.budgetId, t.windowFrom, t.windowTo, t.threshold] })]);

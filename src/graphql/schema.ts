@@ -14,5 +14,6 @@ import './overruns.js';
 import './callbacks.js';
 import './live.js';
 import './forecasts.js';
+import './notifications.js';
 
 export const schema = builder.toSchema({ sortSchema: true });

@@ -327,17 +327,22 @@ type AdmitAnswer =
 type PreparedCall<R> = { execute(values: { p: string }): Promise<{ r: R }[]> };
 
 // Prepared statements per database handle: `gateway_admit` (migrations) does one whole admission in one call,
-// `gateway_admit_batch` several in one transaction.
+// `gateway_admit_batch` several in one transaction; their answers pass through `gateway_noted_admission(s)`, which
+// writes a refusal's `budget.refused` money event (once per budget and hour, docs/notifications.md) in the same
+// statement.
 const admitStatements = new WeakMap<Db, { one: PreparedCall<AdmitAnswer>; batch: PreparedCall<(AdmitAnswer | { outcome: 'error' })[]> }>();
 
 function statementsOf(db: Db) {
   let statements = admitStatements.get(db);
   if (!statements) {
     statements = {
-      one: db.select({ r: sql<AdmitAnswer>`gateway_admit(${sql.placeholder('p')}::jsonb)` }).from(sql`(select 1) as once`).prepare('gateway_admit'),
+      one: db
+        .select({ r: sql<AdmitAnswer>`gateway_noted_admission(q.p, gateway_admit(q.p))` })
+        .from(sql`(select ${sql.placeholder('p')}::jsonb as p) as q`)
+        .prepare('gateway_admit'),
       batch: db
-        .select({ r: sql<(AdmitAnswer | { outcome: 'error' })[]>`gateway_admit_batch(${sql.placeholder('p')}::jsonb)` })
-        .from(sql`(select 1) as once`)
+        .select({ r: sql<(AdmitAnswer | { outcome: 'error' })[]>`gateway_noted_admissions(q.p, gateway_admit_batch(q.p))` })
+        .from(sql`(select ${sql.placeholder('p')}::jsonb as p) as q`)
         .prepare('gateway_admit_batch'),
     };
     admitStatements.set(db, statements);

@@ -1,5 +1,6 @@
 // Settlement: one transaction that turns a job's hold into a debit of what HeyGen reported, or releases it.
 // Idempotent: a job that is already terminal moves nothing.
+import { recordMoneyEvent } from '../notifications/events.js';
 import { eq } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { accountsTable, driftNotesTable, jobItemsTable, jobsTable, orgUnitsTable } from '../db/schema.js';
@@ -162,6 +163,24 @@ export async function settleJob(db: Db, jobId: string, outcome: SettleOutcome, n
         entityId: job.id,
         before: { status: job.status, reservedMicroCs: job.reservedMicroCs },
         after: { status: updated!.status, reservedMicroCs: updated!.reservedMicroCs, releasedMicroCs: job.reservedMicroCs },
+      });
+    }
+    // Money events of the end, in the same transaction (docs/notifications.md): the job's end, an overrun, a hold
+    // that ran out while HeyGen may still bill.
+    const jobData = {
+      jobId: job.id, projectId: job.projectId, accountId: job.accountId, kind: job.kind, status: updated!.status,
+      estimatedMicroCs: job.estimatedMicroCs.toString(), actualMicroCs: actual.toString(), settledPeriod: actual > 0n ? settledPeriod : null,
+    };
+    await recordMoneyEvent(tx, { kind: 'job.finished', dedupeKey: job.id, orgUnitId: job.projectId, data: jobData });
+    if (overrun > 0n) {
+      await recordMoneyEvent(tx, { kind: 'job.overrun', dedupeKey: job.id, orgUnitId: job.projectId, data: { ...jobData, overrunMicroCs: overrun.toString() } });
+    }
+    if (outcome.type === 'expired' && job.submitAttempts > 0) {
+      await recordMoneyEvent(tx, {
+        kind: 'hold.overdue',
+        dedupeKey: job.id,
+        orgUnitId: job.projectId,
+        data: { ...jobData, releasedMicroCs: job.reservedMicroCs.toString(), holdExpiresAt: job.holdExpiresAt?.toISOString() ?? null, reason: outcome.reason },
       });
     }
     // The app's news of the end, exactly when the end commits (the outbox delivers it after the commit).

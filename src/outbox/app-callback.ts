@@ -61,13 +61,13 @@ export function verifyCallbackSignature(secret: string, header: string | null | 
   return (parts.get('v1') ?? []).some((v) => /^[0-9a-f]{64}$/.test(v) && timingSafeEqual(Buffer.from(v, 'hex'), expected));
 }
 
-interface PostResult {
+export interface PostResult {
   status: number | null;
   error: string | null;
 }
 
-/** One POST, never redirected, with a time limit and a bounded read of the answer. */
-function post(url: URL, headers: Record<string, string>, body: string, settings: AppCallbackSettings): Promise<PostResult> {
+/** One POST, never redirected, with a time limit and a bounded read of the answer (notification channels use it too). */
+export function post(url: URL, headers: Record<string, string>, body: string, settings: AppCallbackSettings): Promise<PostResult> {
   if (url.protocol !== 'http:' && url.protocol !== 'https:') return Promise.resolve({ status: null, error: 'the callback URL is not http(s)' });
   const transport = url.protocol === 'https:' ? https : http;
   const controller = new AbortController();

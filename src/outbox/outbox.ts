@@ -4,7 +4,7 @@
 // the same statement, commits, and only then calls out: no transaction stays open during a delivery, and a process
 // that dies mid-attempt leaves a row that becomes due again when the lease runs out. Each attempt is logged
 // (outbox_deliveries). A failed attempt is retried with exponential backoff and jitter; after max_attempts the row is
-// DEAD (given up). Destinations are per topic (`app_callback` now; notification channels later), each a handler.
+// DEAD (given up). Destinations are per topic (`app_callback`, `money_event` and the notification channels, `notify.*`), each a handler.
 import { randomUUID } from 'node:crypto';
 import { and, eq, sql } from 'drizzle-orm';
 import { queryRows, type Db } from '../db/client.js';
