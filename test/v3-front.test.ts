@@ -804,6 +804,15 @@ describe('what a job created is not catalog', () => {
     expect(mineGroup.status).toBe(200);
     expect(mineGroup.body.data.id).toBe(groupId);
 
+    // The gateway follows the creation by reading the look; once the job is settled nothing reads it any more, so the
+    // counts below see only what the other project's requests cause.
+    await waitFor(async () => {
+      const [job] = await queryRows<{ settled: boolean }>(
+        h.services.db,
+        sql`select j.settled_at is not null as settled from jobs j join job_items i on i.job_id = j.id where i.upstream_id = ${lookId}`,
+      );
+      return job?.settled === true;
+    }, 30_000);
     const other = heygenApp(h.url, otherServiceToken, {}, true);
     const stats = () => [h.sim.stats().requests['GET /v3/avatars/looks/{look_id}'] ?? 0, h.sim.stats().requests['GET /v3/avatars/{group_id}'] ?? 0];
     const before = stats();
