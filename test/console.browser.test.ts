@@ -12,7 +12,7 @@ import { spawnGateway, type GatewayProcess } from './support/processes.js';
 import { ROOT } from './support/build.js';
 import { SUBMIT, avatarRequest, createTree, mustMutate, setBudget, type Tree } from './support/fixtures.js';
 import { generateMasterKey } from '../src/secrets/secret-box.js';
-import { BAND_COLOR, cs, dayInWords, usd } from '../src/console/format.js';
+import { BAND_COLOR, cs, dayInWords, toMicros, usd } from '../src/console/format.js';
 import { addDays } from '../src/billing/forecast.js';
 import { dayOf } from '../src/primitives/period.js';
 import { recordMovement } from '../src/ledger/ledger.js';
@@ -248,13 +248,21 @@ describe('the budget console', () => {
     const after = (await apiAs(tokens.FINANCE, FORECAST)).accounts[0].period.forecast;
     expect(after.usage.historyDays).toBeGreaterThanOrEqual(14);
     expect(Number(after.usage.highCreditSeconds)).toBeGreaterThan(Number(after.usage.lowCreditSeconds));
-    const either = (pick: (f: typeof after) => string, format: (v: string) => string) => [format(pick(before)), format(pick(after))];
-    expect(either((f) => f.usage.projectedCreditSeconds, cs)).toContain(shown['forecast-usage']);
-    expect(either((f) => f.usage.lowCreditSeconds, cs)).toContain(shown['forecast-usage-low']);
-    expect(either((f) => f.usage.highCreditSeconds, cs)).toContain(shown['forecast-usage-high']);
-    expect(either((f) => f.projectedInvoiceUsd, usd)).toContain(shown['forecast-invoice']);
-    expect(either((f) => f.lowInvoiceUsd, usd)).toContain(shown['forecast-invoice-low']);
-    expect(either((f) => f.highInvoiceUsd, usd)).toContain(shown['forecast-invoice-high']);
+    // Each figure shown lies between the two reads, as the API rounds and the console formats it (a figure the
+    // page made up, or took from elsewhere, would not).
+    const figure = (text: string | null) => toMicros(text!.replace(/[$,]|\s?cs$/g, ''));
+    const between = (pick: (f: typeof after) => string, format: (v: string) => string, shownText: string | null) => {
+      const [a, b] = [figure(format(pick(before))), figure(format(pick(after)))];
+      const shownValue = figure(shownText);
+      expect(shownValue, `${shownText} between ${format(pick(before))} and ${format(pick(after))}`).toBeGreaterThanOrEqual(a < b ? a : b);
+      expect(shownValue, `${shownText} between ${format(pick(before))} and ${format(pick(after))}`).toBeLessThanOrEqual(a < b ? b : a);
+    };
+    between((f) => f.usage.projectedCreditSeconds, cs, shown['forecast-usage']!);
+    between((f) => f.usage.lowCreditSeconds, cs, shown['forecast-usage-low']!);
+    between((f) => f.usage.highCreditSeconds, cs, shown['forecast-usage-high']!);
+    between((f) => f.projectedInvoiceUsd, usd, shown['forecast-invoice']!);
+    between((f) => f.lowInvoiceUsd, usd, shown['forecast-invoice-low']!);
+    between((f) => f.highInvoiceUsd, usd, shown['forecast-invoice-high']!);
     expect([before.poolRunsOutOn ?? '', after.poolRunsOutOn ?? '']).toContain(runsOutOn);
     expect(await page.getByTestId('forecast-pool').textContent()).toBe(runsOutOn ? `Runs out on ${dayInWords(runsOutOn)}` : `Lasts to ${dayInWords(after.poolHorizon)}`);
     // The chart draws the band: an area in the band's colour over the rest of the month (on the month's last day
