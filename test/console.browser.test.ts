@@ -364,7 +364,13 @@ describe('the budget console', () => {
     const page = pages.get('MANAGER')!;
     await page.getByRole('link', { name: 'Overview' }).first().click();
     await page.getByRole('heading', { name: /^Overview/ }).waitFor();
-    // Long enough to be seen running on a loaded machine; the page re-reads running jobs every second.
+    // The page follows the projects of its jobs by `jobsUpdated` over Server-Sent Events (polling is the fallback).
+    const streams: string[] = [];
+    const onStream = (request: { url(): string; headers(): Record<string, string>; postData(): string | null }) => {
+      if (request.url().endsWith('/graphql') && request.headers().accept?.includes('text/event-stream')) streams.push(request.postData() ?? '');
+    };
+    page.on('request', onStream);
+    // Long enough to be seen running on a loaded machine.
     h.sim.configure({ renderMs: 6000 });
     const jobId = await submitJob(tree.projectId).finally(() => h.sim.configure({ renderMs: 50 }));
     await page.locator('[data-unit-name=Onboarding] > .unit-row a').click();
@@ -374,6 +380,8 @@ describe('the budget console', () => {
     await expect.poll(() => status.getAttribute('data-status'), { timeout: 20_000, interval: 100 }).toBe('SUCCEEDED');
     expect(await page.evaluate(() => (window as unknown as { noReload?: boolean }).noReload)).toBe(true);
     expect(await status.textContent()).toBe('done');
+    page.off('request', onStream);
+    expect(streams.some((body) => body.includes('ConsoleJobsUpdated') && body.includes(tree.projectId))).toBe(true);
   });
 
   it('MANAGER: each job shows who submitted it, and its video link is read from HeyGen only when asked', async () => {

@@ -96,6 +96,16 @@ export const JobsQuery = graphql(
   [JobFields],
 );
 
+/** One project's jobs as they are created or change status (the live list's updates; polling is the fallback). */
+export const JobsUpdatedSubscription = graphql(
+  `
+  subscription ConsoleJobsUpdated($projectId: ID!) {
+    jobsUpdated(projectId: $projectId) { ...ConsoleJob }
+  }
+`,
+  [JobFields],
+);
+
 /** One job's outputs, read fresh from HeyGen by the gateway: asked for one job at a time, when the user wants its video. */
 export const JobOutputsQuery = graphql(`
   query ConsoleJobOutputs($id: ID!) {
