@@ -12,7 +12,10 @@ import { spawnGateway, type GatewayProcess } from './support/processes.js';
 import { ROOT } from './support/build.js';
 import { SUBMIT, avatarRequest, createTree, mustMutate, setBudget, type Tree } from './support/fixtures.js';
 import { generateMasterKey } from '../src/secrets/secret-box.js';
-import { cs, usd } from '../src/console/format.js';
+import { BAND_COLOR, cs, dayInWords, toMicros, usd } from '../src/console/format.js';
+import { addDays } from '../src/billing/forecast.js';
+import { dayOf } from '../src/primitives/period.js';
+import { recordMovement } from '../src/ledger/ledger.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const SHOTS = join(ROOT, 'test-output', 'console');
@@ -139,6 +142,18 @@ beforeAll(async () => {
   await setBudget(h, { ...monthly, orgUnitId: tree.teamId, limitCreditSeconds: '120000' });
   await setBudget(h, { ...monthly, orgUnitId: tree.projectId, limitCreditSeconds: '1000' });
   await setBudget(h, { ...monthly, orgUnitId: tree.otherTeamId, limitCreditSeconds: '60000', enforcement: 'SOFT' });
+  // Usage on each of the 20 days before today (in the Social team's project, away from the capped one; at most
+  // 160,000 cs in the period, under the department's cap), uneven so that the forecast has a burn and a band: settled adjustments on those days, written like any ledger movement.
+  const accountRow = (await h.services.db.query.accountsTable.findMany({ where: (a, { eq }) => eq(a.id, rawId(tree.accountId)) }))[0]!;
+  const today = dayOf(new Date(), accountRow.timezone);
+  const path = [tree.orgId, tree.deptId, tree.otherTeamId, tree.otherProjectId].map(rawId);
+  await h.services.db.transaction(async (tx) => {
+    for (let i = 1; i <= 20; i++) {
+      const day = addDays(today, -i);
+      const amountMicroCs = BigInt(4000 + (i % 3) * 4000) * 1_000_000n;
+      await recordMovement(tx, 'ADJUSTMENT', { jobId: null, accountId: rawId(tree.accountId), orgUnitId: path[3]!, path, period: day.slice(0, 7), day, amountMicroCs });
+    }
+  });
   const jobs = await Promise.all([submitJob(tree.projectId), submitJob(tree.projectId), submitJob(tree.otherProjectId)]);
   await waitFor(async () => (await Promise.all(jobs.map(jobStatus))).every((s) => s === 'SUCCEEDED'), 20_000);
 
@@ -198,6 +213,12 @@ describe('the budget console', () => {
   });
 
   it('FINANCE: the overview totals equal Account.period and chargebackReport', async () => {
+    const FORECAST = `{ accounts { period { forecast {
+      projectedInvoiceUsd lowInvoiceUsd highInvoiceUsd poolRunsOutOn poolHorizon
+      usage { projectedCreditSeconds lowCreditSeconds highCreditSeconds historyDays asOfDay periodLastDay }
+    } } } }`;
+    // The forecast moves with the clock (the rest of today shrinks): read before and after the page reads it.
+    const before = (await apiAs(tokens.FINANCE, FORECAST)).accounts[0].period.forecast;
     const page = await signIn('FINANCE');
     const api = await apiAs(
       tokens.FINANCE,
@@ -216,10 +237,63 @@ describe('the budget console', () => {
     expect(await page.getByTestId('kpi-remaining').textContent()).toBe(cs(p.remainingIncludedCreditSeconds));
     expect(await page.getByTestId('kpi-projected').textContent()).toBe(usd(p.projectedInvoiceUsd));
     expect(await page.getByTestId('timezone').textContent()).toBe(`Time zone: ${api.accounts[0].timezone}`);
+
+    // The forecast on screen is AccountPeriod.forecast's.
+    await page.getByTestId('forecast-usage').waitFor(WAIT);
+    const shown = {} as Record<string, string | null>;
+    for (const id of ['forecast-usage', 'forecast-usage-low', 'forecast-usage-high', 'forecast-invoice', 'forecast-invoice-low', 'forecast-invoice-high']) {
+      shown[id] = await page.getByTestId(id).textContent();
+    }
+    const runsOutOn = await page.getByTestId('forecast-pool').getAttribute('data-runs-out-on');
+    const after = (await apiAs(tokens.FINANCE, FORECAST)).accounts[0].period.forecast;
+    expect(after.usage.historyDays).toBeGreaterThanOrEqual(14);
+    expect(Number(after.usage.highCreditSeconds)).toBeGreaterThan(Number(after.usage.lowCreditSeconds));
+    // Each figure shown lies between the two reads, as the API rounds and the console formats it (a figure the
+    // page made up, or took from elsewhere, would not).
+    const figure = (text: string | null) => toMicros(text!.replace(/[$,]|\s?cs$/g, ''));
+    const between = (pick: (f: typeof after) => string, format: (v: string) => string, shownText: string | null) => {
+      const [a, b] = [figure(format(pick(before))), figure(format(pick(after)))];
+      const shownValue = figure(shownText);
+      expect(shownValue, `${shownText} between ${format(pick(before))} and ${format(pick(after))}`).toBeGreaterThanOrEqual(a < b ? a : b);
+      expect(shownValue, `${shownText} between ${format(pick(before))} and ${format(pick(after))}`).toBeLessThanOrEqual(a < b ? b : a);
+    };
+    between((f) => f.usage.projectedCreditSeconds, cs, shown['forecast-usage']!);
+    between((f) => f.usage.lowCreditSeconds, cs, shown['forecast-usage-low']!);
+    between((f) => f.usage.highCreditSeconds, cs, shown['forecast-usage-high']!);
+    between((f) => f.projectedInvoiceUsd, usd, shown['forecast-invoice']!);
+    between((f) => f.lowInvoiceUsd, usd, shown['forecast-invoice-low']!);
+    between((f) => f.highInvoiceUsd, usd, shown['forecast-invoice-high']!);
+    expect([before.poolRunsOutOn ?? '', after.poolRunsOutOn ?? '']).toContain(runsOutOn);
+    expect(await page.getByTestId('forecast-pool').textContent()).toBe(runsOutOn ? `Runs out on ${dayInWords(runsOutOn)}` : `Lasts to ${dayInWords(after.poolHorizon)}`);
+    // The chart draws the band: an area in the band's colour over the rest of the month (on the month's last day
+    // there is no rest to draw it over).
+    const chart = page.getByTestId('chart-cumulative');
+    const bandDays = Math.round((Date.parse(after.usage.periodLastDay) - Date.parse(after.usage.asOfDay)) / 86_400_000);
+    if (bandDays > 0) await expect
+      .poll(
+        () =>
+          chart.evaluate(
+            (el, color) =>
+              [...el.querySelectorAll('svg path')].filter((p) => {
+                const box = (p as SVGGraphicsElement).getBBox();
+                return p.getAttribute('fill')?.toLowerCase() === color && box.width > 0 && box.height > 1;
+              }).length,
+            BAND_COLOR,
+          ),
+        WAIT,
+      )
+      .toBeGreaterThan(0);
     // The whole tree is visible to FINANCE, with the budgets as bars.
     const units = await page.locator('[data-unit-name]').evaluateAll((els) => els.map((e) => e.getAttribute('data-unit-name')));
     expect(units).toEqual(expect.arrayContaining(['Video', 'Onboarding', 'Social', 'Shorts']));
     expect(await page.getByTestId('budget').count()).toBe(4);
+    // HARD budgets show the API's exhaustsOn (a day, or none when the budget lasts its window at the current burn).
+    const budgets = await apiAs(tokens.FINANCE, `{ orgUnits(first: 50) { edges { node { budgets { id enforcement exhaustsOn } } } } }`);
+    const hard = budgets.orgUnits.edges.flatMap((e: { node: { budgets: { id: string; enforcement: string; exhaustsOn: string | null }[] } }) => e.node.budgets).filter((b: { enforcement: string }) => b.enforcement === 'HARD');
+    expect(hard.length).toBe(3);
+    for (const b of hard) {
+      expect(await page.locator(`[data-budget-id="${b.id}"] [data-testid=budget-exhausts]`).getAttribute('data-exhausts-on')).toBe(b.exhaustsOn ?? '');
+    }
     await screenshots(page, 'overview-finance', 'chart-cumulative');
   });
 
@@ -290,7 +364,13 @@ describe('the budget console', () => {
     const page = pages.get('MANAGER')!;
     await page.getByRole('link', { name: 'Overview' }).first().click();
     await page.getByRole('heading', { name: /^Overview/ }).waitFor();
-    // Long enough to be seen running on a loaded machine; the page re-reads running jobs every second.
+    // The page follows the projects of its jobs by `jobsUpdated` over Server-Sent Events (polling is the fallback).
+    const streams: string[] = [];
+    const onStream = (request: { url(): string; headers(): Record<string, string>; postData(): string | null }) => {
+      if (request.url().endsWith('/graphql') && request.headers().accept?.includes('text/event-stream')) streams.push(request.postData() ?? '');
+    };
+    page.on('request', onStream);
+    // Long enough to be seen running on a loaded machine.
     h.sim.configure({ renderMs: 6000 });
     const jobId = await submitJob(tree.projectId).finally(() => h.sim.configure({ renderMs: 50 }));
     await page.locator('[data-unit-name=Onboarding] > .unit-row a').click();
@@ -300,6 +380,8 @@ describe('the budget console', () => {
     await expect.poll(() => status.getAttribute('data-status'), { timeout: 20_000, interval: 100 }).toBe('SUCCEEDED');
     expect(await page.evaluate(() => (window as unknown as { noReload?: boolean }).noReload)).toBe(true);
     expect(await status.textContent()).toBe('done');
+    page.off('request', onStream);
+    expect(streams.some((body) => body.includes('ConsoleJobsUpdated') && body.includes(tree.projectId))).toBe(true);
   });
 
   it('MANAGER: each job shows who submitted it, and its video link is read from HeyGen only when asked', async () => {

@@ -171,8 +171,8 @@ it('the console (src/console) imports nothing from the gateway: it speaks only t
       const path = join(dir, name);
       return statSync(path).isDirectory() ? sources(path) : /\.(ts|tsx)$/.test(name) ? [path] : [];
     });
-  // Front-end libraries only (oauth4webapi: the OIDC sign-in with the company IdP, src/console/oidc.ts).
-  const allowed = /^(react|react-dom|react\/jsx-runtime|react-dom\/client|@urql\/core|gql\.tada|echarts(\/.*)?|oauth4webapi|vite|@vitejs\/plugin-react|node:(fs|path|url|zlib))$/;
+  // Front-end libraries only (oauth4webapi: the OIDC sign-in with the company IdP, src/console/oidc.ts; graphql-sse: subscriptions over SSE).
+  const allowed = /^(react|react-dom|react\/jsx-runtime|react-dom\/client|@urql\/core|gql\.tada|echarts(\/.*)?|oauth4webapi|graphql-sse|vite|@vitejs\/plugin-react|node:(fs|path|url|zlib))$/;
   const offenders = sources(CONSOLE).flatMap((file) =>
     [...readFileSync(file, 'utf8').matchAll(/^\s*import\b[^;'"()=]*?['"]([^'"]+)['"]|^\s*export\b[^;'"()=]*?\bfrom\s*['"]([^'"]+)['"]|\bimport\s*\(\s*['"]([^'"]+)['"]/gm)]
       .map((m) => (m[1] ?? m[2] ?? m[3])!)

@@ -1,7 +1,7 @@
 // One budget as a bar: used (settled), held (reserved), available; HARD or SOFT; its window.
 import type { ResultOf } from './graphql.js';
 import type { BudgetFields } from './queries.js';
-import { cs, percent, usd } from './format.js';
+import { cs, dayInWords, percent, usd } from './format.js';
 
 export type BudgetView = ResultOf<typeof BudgetFields>;
 
@@ -43,6 +43,13 @@ export function BudgetBar({ budget }: { budget: BudgetView }) {
         </span>
         <span>available {cs(budget.availableCreditSeconds)}</span>
       </div>
+      {budget.enforcement === 'HARD' && budget.settledCreditSeconds !== null && (
+        <div className="muted small" data-testid="budget-exhausts" data-exhausts-on={budget.exhaustsOn ?? ''}>
+          {budget.exhaustsOn
+            ? `At the current burn, jobs are refused from ${dayInWords(budget.exhaustsOn)}.`
+            : 'At the current burn, it lasts to the end of its window.'}
+        </div>
+      )}
     </div>
   );
 }

@@ -72,3 +72,11 @@ export function daysOfPeriod(period: string): string[] {
   const count = new Date(Date.UTC(y, m, 0)).getUTCDate();
   return Array.from({ length: count }, (_, i) => `${period}-${String(i + 1).padStart(2, '0')}`);
 }
+
+/** "21 December 2026" from "2026-12-21" (a calendar day: no time zone applies). */
+export function dayInWords(day: string): string {
+  return new Intl.DateTimeFormat('en-GB', { timeZone: 'UTC', day: 'numeric', month: 'long', year: 'numeric' }).format(new Date(`${day}T00:00:00Z`));
+}
+
+/** The forecast band's colour on charts (the browser test finds the band's marks by it). */
+export const BAND_COLOR = '#e8a33d';

@@ -1,8 +1,9 @@
-// Recent and live jobs. While a job is still running the list is re-read every LIVE_POLL_MS (subscriptions, when
-// the API has them, replace the polling); otherwise every IDLE_POLL_MS.
+// Recent and live jobs. The projects' `jobsUpdated` subscriptions (Server-Sent Events) bring each change as it
+// happens; polling is the fallback: while a job is still running and a project of it has no open stream, the list
+// is re-read every LIVE_POLL_MS; otherwise every IDLE_POLL_MS (which also catches a project's first job).
 import { useEffect, useMemo, useRef, useState } from 'react';
 import type { ResultOf } from './graphql.js';
-import { JobOutputsQuery, JobsQuery, type JobFields } from './queries.js';
+import { JobOutputsQuery, JobsQuery, JobsUpdatedSubscription, type JobFields } from './queries.js';
 import { usePaged, useQuery, useSession } from './api.js';
 import { describeError } from './graphql.js';
 import { cs, dateTime } from './format.js';
@@ -11,6 +12,8 @@ export type JobView = ResultOf<typeof JobFields>;
 
 export const LIVE_POLL_MS = 1_000;
 export const IDLE_POLL_MS = 15_000;
+/** Projects followed by subscription at most (the API caps a caller's open streams, GRAPHQL_MAX_SUBSCRIPTIONS_PER_CALLER, 20 by default). */
+export const MAX_STREAMS = 8;
 const RUNNING = new Set(['RESERVED', 'SUBMITTED', 'PROCESSING', 'SUBMIT_UNKNOWN']);
 export const isRunning = (job: JobView) => RUNNING.has(job.status);
 
@@ -128,21 +131,65 @@ export function useJobs(accountId: string, period: string) {
   const all = usePaged(JobsQuery, { accountId }, (d) => d.jobs, MAX_JOB_PAGES, (nodes) => (nodes.at(-1)?.createdAt ?? since) < since);
   const [pollMs, setPollMs] = useState(IDLE_POLL_MS);
   const first = useQuery(JobsQuery, { accountId, after: null }, pollMs);
+  const pushed = usePushedJobs(first.data?.jobs.edges.map((e) => e.node) ?? []);
   const jobs = useMemo(() => {
     const latest = first.data?.jobs.edges.map((e) => e.node) ?? [];
-    const seen = new Set(latest.map((j) => j.id));
-    return [...latest, ...all.nodes.filter((j) => !seen.has(j.id))];
-  }, [first.data, all.nodes]);
-  // Only the first page is re-read often, so only its jobs decide the pace; when the last of them finishes, the
-  // older pages are read again once (their totals may have moved).
-  const anyRunning = (first.data?.jobs.edges ?? []).some((e) => isRunning(e.node));
+    const byId = new Map([...latest, ...all.nodes.filter((j) => !latest.some((l) => l.id === j.id))].map((j) => [j.id, j]));
+    // A pushed version replaces the polled one when it is newer (a later status) or the job is new to the list.
+    const fresh: JobView[] = [];
+    for (const job of pushed.jobs.values()) {
+      const known = byId.get(job.id);
+      if (!known) fresh.push(job);
+      else if (isRunning(known) && job.status !== known.status) byId.set(job.id, job);
+    }
+    fresh.sort((a, b) => b.createdAt.localeCompare(a.createdAt));
+    return [...fresh, ...byId.values()];
+  }, [first.data, all.nodes, pushed.jobs]);
+  // Only the first page is re-read often, so only its jobs decide the pace: fast while one runs in a project without
+  // an open stream; when the last of them finishes, the older pages are read again once (their totals may have moved).
+  const running = jobs.filter(isRunning);
+  const anyRunning = running.length > 0;
+  const unstreamed = running.some((j) => !pushed.live.has(j.project.id));
   const wasRunning = useRef(false);
   const refetchAll = all.refetch;
   useEffect(() => {
-    setPollMs(anyRunning ? LIVE_POLL_MS : IDLE_POLL_MS);
+    setPollMs(unstreamed ? LIVE_POLL_MS : IDLE_POLL_MS);
     if (wasRunning.current && !anyRunning) refetchAll();
     wasRunning.current = anyRunning;
-  }, [anyRunning, refetchAll]);
+  }, [anyRunning, unstreamed, refetchAll]);
   return { jobs, anyRunning, error: first.error ?? all.error, loading: !first.data, truncated: all.truncated };
 }
 export const MAX_JOB_PAGES = 20;
+
+/**
+ * `jobsUpdated` for the projects of the latest jobs (at most MAX_STREAMS): each event is the job as it stands. A
+ * project whose stream failed or ended is dropped from `live`, so polling covers it again.
+ */
+function usePushedJobs(latest: JobView[]) {
+  const session = useSession();
+  const projects = [...new Set(latest.map((j) => j.project.id))].sort().slice(0, MAX_STREAMS);
+  const key = projects.join(',');
+  const [state, setState] = useState<{ jobs: Map<string, JobView>; live: Set<string> }>({ jobs: new Map(), live: new Set() });
+  useEffect(() => {
+    if (!key) return;
+    const subscriptions = key.split(',').map((projectId) =>
+      session.client.subscription(JobsUpdatedSubscription, { projectId }).subscribe((result) => {
+        const job = result.data?.jobsUpdated;
+        setState((s) => {
+          const live = new Set(s.live);
+          if (result.error || !job) {
+            live.delete(projectId);
+            return { jobs: s.jobs, live };
+          }
+          live.add(projectId);
+          return { jobs: new Map(s.jobs).set(job.id, job), live };
+        });
+      }),
+    );
+    return () => {
+      for (const s of subscriptions) s.unsubscribe();
+      setState((s) => ({ jobs: s.jobs, live: new Set() }));
+    };
+  }, [session, key]);
+  return state;
+}

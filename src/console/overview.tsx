@@ -2,11 +2,12 @@
 // wallet drift, a cumulative chart, and the org tree with each unit's budgets as bars.
 import { useMemo } from 'react';
 import { useQuery, usePaged, Loading, ErrorNote, useSession } from './api.js';
-import { ChargebackQuery, OverrunFlagsQuery, OverviewQuery, UnitsQuery } from './queries.js';
-import { cs, currentPeriod, dayIn, daysOfPeriod, toNumber, usd } from './format.js';
+import { ChargebackQuery, OverrunFlagsQuery, OverviewQuery, UnitsQuery, UsageSeriesQuery, type UsageForecastFields } from './queries.js';
+import type { ResultOf } from './graphql.js';
+import { BAND_COLOR, cs, currentPeriod, dayInWords, daysOfPeriod, toNumber, usd } from './format.js';
 import { Chart } from './chart.js';
 import { BudgetBar, type BudgetView } from './budget-bar.js';
-import { JobsTable, useJobs, type JobView } from './jobs.js';
+import { JobsTable, useJobs } from './jobs.js';
 
 export interface AccountRef {
   id: string;
@@ -53,21 +54,35 @@ function Tree({ nodes, accountId }: { nodes: UnitNode[]; accountId: string }) {
   );
 }
 
-/** Cumulative settled usage per day (from the jobs the caller may see) against the included pool. */
-export function cumulativeOption(jobs: JobView[], period: string, timeZone: string, included: string | null) {
+export type UsageForecastView = ResultOf<typeof UsageForecastFields>;
+
+/** `from` + (`to` − `from`) × the share of the way from day `i0` to day `i1` at day `i` (the band between today and the period's end). */
+function along(from: number, to: number, i: number, i0: number, i1: number): number {
+  const share = i1 === i0 ? 1 : (i - i0) / (i1 - i0);
+  return Math.round((from + (to - from) * share) * 100) / 100;
+}
+
+/**
+ * Cumulative settled usage per day (the API's exact daily series) against the included pool, and the forecast for
+ * the rest of the period: the projection and its band, from today's cumulative usage to the projected, low and high
+ * figures at the period's end (drawn straight between the two: the API gives the end points).
+ */
+export function cumulativeOption(series: { day: string; settledCreditSeconds: string }[], period: string, included: string | null, forecast: UsageForecastView | null) {
   const days = daysOfPeriod(period);
-  const perDay = new Map<string, number>();
-  for (const job of jobs) {
-    if (!job.settledAt || !job.actualCreditSeconds) continue;
-    const day = dayIn(job.settledAt, timeZone);
-    if (day.startsWith(period)) perDay.set(day, (perDay.get(day) ?? 0) + toNumber(job.actualCreditSeconds));
-  }
-  const today = dayIn(new Date().toISOString(), timeZone);
+  const perDay = new Map(series.map((p) => [p.day, toNumber(p.settledCreditSeconds)]));
+  const today = forecast?.asOfDay ?? series.at(-1)?.day ?? days[0]!;
   let total = 0;
   const cumulative = days.map((d) => {
     total += perDay.get(d) ?? 0;
     return d <= today ? Math.round(total * 100) / 100 : null;
   });
+  const i0 = days.indexOf(today);
+  const i1 = days.length - 1;
+  const start = i0 >= 0 ? (cumulative[i0] ?? 0) : 0;
+  const projected = forecast && i0 >= 0 && forecast.historyDays > 0;
+  const line = (end: string) => days.map((_, i) => (projected && i >= i0 ? along(start, toNumber(end), i, i0, i1) : null));
+  const low = projected ? line(forecast.lowCreditSeconds) : [];
+  const high = projected ? line(forecast.highCreditSeconds) : [];
   return {
     tooltip: { trigger: 'axis', valueFormatter: (v: unknown) => (typeof v === 'number' ? `${v.toLocaleString('en-US')} cs` : '—') },
     legend: { top: 0 },
@@ -76,6 +91,24 @@ export function cumulativeOption(jobs: JobView[], period: string, timeZone: stri
     yAxis: { type: 'value', name: 'credit-seconds' },
     series: [
       { name: 'Settled (cumulative)', type: 'line', data: cumulative, areaStyle: { opacity: 0.15 }, showSymbol: false },
+      ...(projected
+        ? [
+            // The band: its low edge (not drawn) with high − low stacked on it as an area.
+            { name: 'Forecast low', type: 'line', stack: 'band', data: low, lineStyle: { opacity: 0 }, showSymbol: false, silent: true, tooltip: { show: false } },
+            {
+              name: 'Forecast band (90 %)',
+              type: 'line',
+              stack: 'band',
+              data: high.map((v, i) => (v === null ? null : Math.round((v - (low[i] ?? 0)) * 100) / 100)),
+              lineStyle: { opacity: 0 },
+              areaStyle: { color: BAND_COLOR, opacity: 0.3 },
+              itemStyle: { color: BAND_COLOR },
+              showSymbol: false,
+              tooltip: { show: false },
+            },
+            { name: 'Forecast', type: 'line', data: line(forecast.projectedCreditSeconds), lineStyle: { type: 'dotted' }, showSymbol: false },
+          ]
+        : []),
       ...(included ? [{ name: 'Included pool', type: 'line', data: days.map(() => toNumber(included)), lineStyle: { type: 'dashed' }, showSymbol: false }] : []),
     ],
   };
@@ -103,7 +136,17 @@ export function Overview({ account }: { account: AccountRef }) {
     }
     return roots;
   }, [unitsPaged.nodes]);
-  const option = useMemo(() => cumulativeOption(jobs, period, account.timezone, acc?.period?.includedCreditSeconds ?? null), [jobs, period, account.timezone, acc]);
+  // The chart's subtree: the caller's unit, or (ADMIN, FINANCE: the whole tree) the organization at its root.
+  const chartUnit = session.unit?.id ?? tree[0]?.id ?? null;
+  const days = daysOfPeriod(period);
+  const seriesQuery = useQuery(UsageSeriesQuery, { unit: chartUnit ?? '', accountId: account.id, from: days[0]!, to: days.at(-1)! }, null, chartUnit === null);
+  const forecast = acc?.period?.forecast ?? null;
+  // The whole account's forecast when the chart shows the whole tree; the caller's subtree's otherwise.
+  const chartForecast = session.unit ? (seriesQuery.data?.orgUnit?.forecast ?? null) : (forecast?.usage ?? null);
+  const option = useMemo(
+    () => cumulativeOption(seriesQuery.data?.usageSeries ?? [], period, acc?.period?.includedCreditSeconds ?? null, chartForecast),
+    [seriesQuery.data, period, acc, chartForecast],
+  );
 
   if (overview.error) return <ErrorNote message={overview.error} />;
   if (!overview.data) return <Loading what="the overview" />;
@@ -135,16 +178,47 @@ export function Overview({ account }: { account: AccountRef }) {
             />
           )}
         </section>
-      ) : (
+      ) : null}
+      {p && forecast && (
+        <section className="kpis" aria-label="Forecast for this month">
+          <div className="kpi">
+            <div className="kpi-label">Forecast usage at month end</div>
+            <div className="kpi-value" data-testid="forecast-usage">{cs(forecast.usage.projectedCreditSeconds)}</div>
+            <div className="kpi-sub muted">
+              90 % band <span data-testid="forecast-usage-low">{cs(forecast.usage.lowCreditSeconds)}</span> to <span data-testid="forecast-usage-high">{cs(forecast.usage.highCreditSeconds)}</span>
+            </div>
+          </div>
+          <div className="kpi">
+            <div className="kpi-label">Forecast invoice</div>
+            <div className="kpi-value" data-testid="forecast-invoice">{usd(forecast.projectedInvoiceUsd)}</div>
+            <div className="kpi-sub muted">
+              <span data-testid="forecast-invoice-low">{usd(forecast.lowInvoiceUsd)}</span> to <span data-testid="forecast-invoice-high">{usd(forecast.highInvoiceUsd)}</span>
+            </div>
+          </div>
+          <div className="kpi">
+            <div className="kpi-label">Included pool</div>
+            <div className="kpi-value kpi-words" data-testid="forecast-pool" data-runs-out-on={forecast.poolRunsOutOn ?? ''}>
+              {forecast.poolRunsOutOn ? `Runs out on ${dayInWords(forecast.poolRunsOutOn)}` : `Lasts to ${dayInWords(forecast.poolHorizon)}`}
+            </div>
+            <div className="kpi-sub muted">
+              at the current burn of {cs(forecast.usage.dailyBurnCreditSeconds)} a day ({forecast.usage.historyDays} days measured), open holds counted
+            </div>
+          </div>
+        </section>
+      )}
+      {p ? null : (
         <p className="empty">The account has no terms for {period} yet.</p>
       )}
       <section aria-labelledby="burn">
         <h2 id="burn">Spend this month</h2>
         <Chart option={option} label={`Cumulative settled credit-seconds in ${period} against the included pool`} testId="chart-cumulative" />
         <p className="muted small">
-          {live.truncated ? 'Only the most recent jobs are charted. ' : ''}Settled jobs by day ({account.timezone}). A forecast band is not drawn: the API has no forecast yet; the projected invoice above is
-          its <code>projectedInvoiceUsd</code>.
+          Settled usage by day ({account.timezone}){session.unit ? ` of ${session.unit.name}` : ''}, from the API&apos;s daily series.{' '}
+          {chartForecast && chartForecast.historyDays > 0
+            ? 'The forecast and its 90 % band run straight from today to the projected, low and high usage at the month’s end.'
+            : 'No forecast is drawn until a complete day with usage exists.'}
         </p>
+        {seriesQuery.error && <ErrorNote message={seriesQuery.error} />}
       </section>
       <section aria-labelledby="org">
         <h2 id="org">Organisation and budgets</h2>

@@ -10,23 +10,55 @@ export const ViewerQuery = graphql(`
 export const BudgetFields = graphql(`
   fragment ConsoleBudget on Budget {
     id window enforcement allowOverage alertThresholds limitUnit
-    limitCreditSeconds limitUsd reservedCreditSeconds settledCreditSeconds availableCreditSeconds updatedAt
+    limitCreditSeconds limitUsd reservedCreditSeconds settledCreditSeconds availableCreditSeconds exhaustsOn updatedAt
     account { id }
   }
 `);
 
-export const OverviewQuery = graphql(`
+export const UsageForecastFields = graphql(`
+  fragment ConsoleUsageForecast on UsageForecast {
+    asOfDay periodLastDay historyDays seasonal dailyBurnCreditSeconds
+    settledSoFarCreditSeconds openHoldsCreditSeconds projectedCreditSeconds lowCreditSeconds highCreditSeconds
+  }
+`);
+
+export const AccountForecastFields = graphql(
+  `
+  fragment ConsoleAccountForecast on AccountForecast {
+    projectedInvoiceUsd lowInvoiceUsd highInvoiceUsd poolHorizon poolRunsOutOn
+    usage { ...ConsoleUsageForecast }
+  }
+`,
+  [UsageForecastFields],
+);
+
+/** Daily settled usage of a unit's subtree (exact, from the API's daily rollups) and the subtree's forecast. */
+export const UsageSeriesQuery = graphql(
+  `
+  query ConsoleUsageSeries($unit: ID!, $accountId: ID!, $from: String!, $to: String!) {
+    usageSeries(orgUnitId: $unit, accountId: $accountId, from: $from, to: $to, granularity: DAY) { day settledCreditSeconds reservedCreditSeconds }
+    orgUnit(id: $unit) { id forecast(accountId: $accountId) { ...ConsoleUsageForecast } }
+  }
+`,
+  [UsageForecastFields],
+);
+
+export const OverviewQuery = graphql(
+  `
   query ConsoleOverview($period: Period) {
     accounts {
       id name timezone billingModel inFlightJobs
       period(period: $period) {
         period includedCreditSeconds usedCreditSeconds reservedCreditSeconds overageCreditSeconds
         remainingIncludedCreditSeconds projectedInvoiceUsd
+        forecast { ...ConsoleAccountForecast }
       }
       wallet { driftCreditSeconds driftFlagged driftThresholdCreditSeconds heygenUsedCreditSeconds gatewayUsedCreditSeconds takenAt }
     }
   }
-`);
+`,
+  [AccountForecastFields],
+);
 
 /** Pages of PAGE_SIZE: the API's query cost limit (GRAPHQL_MAX_COST) bounds what one request may ask. */
 export const PAGE_SIZE = 50;
@@ -59,6 +91,16 @@ export const JobsQuery = graphql(
       pageInfo { hasNextPage endCursor }
       edges { node { ...ConsoleJob } }
     }
+  }
+`,
+  [JobFields],
+);
+
+/** One project's jobs as they are created or change status (the live list's updates; polling is the fallback). */
+export const JobsUpdatedSubscription = graphql(
+  `
+  subscription ConsoleJobsUpdated($projectId: ID!) {
+    jobsUpdated(projectId: $projectId) { ...ConsoleJob }
   }
 `,
   [JobFields],
