@@ -550,17 +550,19 @@ UPDATE usage_rollups SET reserved_micro_cs = reserved_micro_cs + :amount
       let seeded = 0;
       for (const jobs of sizes.chargebackJobs) {
         log(`chargeback: seeding ${jobs} jobs`);
-        for (let from = seeded; from < jobs; from += 100_000) {
-          const to = Math.min(jobs, from + 100_000) - 1;
+        // In transactions of 10,000 jobs spread over 28 days: the ledger's triggers keep the daily rollups, and one
+        // transaction updating the same rollup row hundreds of thousands of times cannot prune its dead versions.
+        for (let from = seeded; from < jobs; from += 10_000) {
+          const to = Math.min(jobs, from + 10_000) - 1;
           // Settled jobs with their HOLD, RELEASE and DEBIT (what settlement writes), in settlement order.
           await raw.query(
             `with j as (
                insert into jobs (project_id, account_id, kind, status, request, request_hash, idempotency_scope, created_by, product,
                                  rate_micro_cs_per_second, estimated_seconds, estimated_micro_cs, reserved_micro_cs, hold_period,
-                                 actual_seconds, actual_micro_cs, settled_period, hold_expires_at, created_at, submitted_at, settled_at)
+                                 actual_seconds, actual_micro_cs, settled_period, hold_expires_at, created_at, submitted_at, settled_at, hold_day)
                select p.id, $1, 'AVATAR_VIDEO', 'SUCCEEDED', '{"type":"avatar"}'::jsonb, md5(g::text), 'bench', 'bench', 'avatar_iv',
                       6000000, 60, 396000000, 0, $2, 5 + g % 50, (5 + g % 50) * 6000000::bigint, $2,
-                      now() + interval '48 hours', now(), now(), now()
+                      now() + interval '48 hours', now(), now(), now(), ($2 || '-' || lpad((1 + g % 28)::text, 2, '0'))::date
                  from generate_series($3::int, $4::int) g join bench_cb_projects p on p.n = g % $5
                returning id, project_id, estimated_micro_cs, actual_micro_cs)
              insert into ledger_entries (job_id, entry_type, account_id, org_unit_id, period, amount_micro_cs)
