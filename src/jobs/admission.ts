@@ -19,7 +19,10 @@ import {
   ForbiddenError,
   IdempotencyConflictError,
   NotFoundError,
+  PolicyViolationError,
+  RateLimitedError,
   ValidationError,
+  type PolicyRule,
 } from '../errors.js';
 import { canReadAccountTotals, canReadCostsOf, canReadUnit, canSubmitFor, type Actor } from '../auth/actor.js';
 import { isUuid } from '../org/units.js';
@@ -29,7 +32,7 @@ import { formatCents, formatCreditSeconds, MICRO_PER_CS, usdToCentsHalfUp } from
 import * as Q from '../primitives/rational.js';
 import { dayOf, periodOf } from '../primitives/period.js';
 import { auditRow } from '../audit/audit.js';
-import { estimateJob, prepareJob } from './estimate.js';
+import { estimateJob, governedFacts, prepareJob } from './estimate.js';
 import type { MediaProbeLimits } from '../pricing/media.js';
 import type { CallbackPolicy } from './callback.js';
 import { IN_FLIGHT_STATUSES } from './lifecycle.js';
@@ -265,6 +268,10 @@ async function admit(db: Db, actor: Actor, input: SubmitJobInput, settings: Admi
       in_flight_statuses: IN_FLIGHT_STATUSES,
       job,
       audit,
+      // Unit policies and rate limits (gateway_check_governance): the gateway's clock, the calling token, the job's facts.
+      now: now.toISOString(),
+      token_id: actor.role === 'SERVICE' && actor.tokenId && isUuid(actor.tokenId) ? actor.tokenId : null,
+      policy: policyFactsOf(governedFacts(prepared, estimate)),
     }, settings.groupCommitMax ?? 1);
     switch (answer.outcome) {
       case 'admitted':
@@ -288,6 +295,15 @@ async function admit(db: Db, actor: Actor, input: SubmitJobInput, settings: Admi
         const terms = answer.terms ? rowFromJson(accountTermsTable, answer.terms) : null;
         const refusal = new BudgetExceededError(answer.budget_id, answer.org_unit_id, BigInt(answer.limit), BigInt(answer.available), requested, 'POOL');
         throw describeRefusal(actor, refusal, poolContext(accountRow, terms, period), { id: answer.org_unit_id, ...answer.unit });
+      }
+      case 'policy':
+        throw policyViolation(answer.rule, answer.org_unit_id, answer.token_id, answer.unit?.name ?? null, answer.limit, answer.actual);
+      case 'rate_limited': {
+        const unitName = answer.unit?.name ?? null;
+        const limit = answer.rule === 'JOBS_PER_MINUTE' ? `${answer.limit} jobs per minute` : `${formatCreditSeconds(BigInt(answer.limit))} credit-seconds per hour`;
+        const who = answer.token_id ? 'this service token' : `"${unitName ?? answer.org_unit_id}"`;
+        throw new RateLimitedError(answer.rule, answer.org_unit_id, unitName, limit, answer.retry_after_seconds,
+          `refused: the rate limit of ${who} (${limit}) is reached; retry in ${answer.retry_after_seconds} s`, answer.token_id);
       }
       case 'stale':
         // The account changed since it was cached (or is not known yet): read it again and retry, a few times.
@@ -322,7 +338,43 @@ type AdmitAnswer =
       terms: Record<string, unknown> | null;
       unit: { name: string; path: string[] };
     }
+  | { outcome: 'policy'; rule: PolicyRule; org_unit_id: string; token_id: string | null; limit: string | string[]; actual: string; unit: { name: string; path: string[] } | null }
+  | {
+      outcome: 'rate_limited';
+      rule: 'JOBS_PER_MINUTE' | 'CREDIT_SECONDS_PER_HOUR';
+      org_unit_id: string;
+      token_id: string | null;
+      limit: string;
+      retry_after_seconds: number;
+      unit: { name: string; path: string[] } | null;
+    }
   | { outcome: 'stale' };
+
+function policyFactsOf(facts: ReturnType<typeof governedFacts>) {
+  return {
+    kind: facts.kind,
+    products: facts.products,
+    resolution: facts.resolution,
+    length_micro: facts.longestOutputMicroSeconds.toString(),
+    languages: facts.languages,
+  };
+}
+
+/** A rule's value in words: lists joined, seconds and credit-seconds from their micro-units. */
+function ruleValue(rule: PolicyRule, value: string | string[]): string {
+  if (Array.isArray(value)) return value.join(', ');
+  if (rule === 'MAX_LENGTH_SECONDS') return `${formatCreditSeconds(BigInt(value))} s`;
+  if (rule === 'MAX_COST_CREDIT_SECONDS' || rule === 'CREDIT_SECONDS_PER_HOUR') return `${formatCreditSeconds(BigInt(value))} cs`;
+  return value;
+}
+
+/** The refusal of a job by a policy rule, in words. */
+function policyViolation(rule: PolicyRule, orgUnitId: string, tokenId: string | null, unitName: string | null, limit: string | string[], actual: string): PolicyViolationError {
+  const who = tokenId ? "this service token's rate limit" : `the policy of "${unitName ?? orgUnitId}"`;
+  const limitText = ruleValue(rule, limit);
+  const actualText = ruleValue(rule, actual);
+  return new PolicyViolationError(rule, orgUnitId, unitName, limitText, actualText, `refused by ${who}: ${rule} is ${limitText}; the job has ${actualText}`, tokenId);
+}
 
 type PreparedCall<R> = { execute(values: { p: string }): Promise<{ r: R }[]> };
 
