@@ -159,6 +159,23 @@ describe('rate limits', () => {
     await expectCountersEqualLedger(h.services.db);
   });
 
+  it('concurrent admissions, sent together by group commit, count exactly', async () => {
+    const tree = await createTree(h, { name: 'Batched' });
+    await mustMutate(h, SET_POLICY, { input: { orgUnitId: tree.deptId, jobsPerMinute: 7 } }, 'setUnitPolicy');
+    const at = new Date('2026-03-02T10:00:00Z');
+    const outcomes = await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        admitAt(tree, new Date(at.getTime() + i)).then(
+          () => 'admitted',
+          (e: unknown) => (e instanceof RateLimitedError ? 'limited' : String(e)),
+        ),
+      ),
+    );
+    expect(outcomes.filter((o) => o === 'admitted')).toHaveLength(7);
+    expect(outcomes.filter((o) => o === 'limited')).toHaveLength(13);
+    expect((await written(tree.projectId)).jobs).toBe(7);
+  });
+
   it('credit-seconds per hour, per unit and per service token; a job larger than the hourly limit is a policy violation', async () => {
     const tree = await createTree(h, { name: 'Hourly' });
     // 52.8 cs a job: 2 fit in 110 cs.
@@ -195,5 +212,30 @@ describe('rate limits', () => {
     // Other callers of the project are not bound by the token's limit.
     expect((await submit(tree.projectId, 'AVATAR_VIDEO', avatarRequest())).__typename).toBe('SubmitJobPayload');
     await expectCountersEqualLedger(h.services.db);
+  });
+});
+
+describe('the /v3 front', () => {
+  it('answers a policy refusal with 403 policy_violation and a rate limit with 429 and Retry-After, writing nothing', async () => {
+    const tree = await createTree(h, { name: 'Front' });
+    const app = await issueServiceToken(h, tree.projectId);
+    await mustMutate(h, SET_POLICY, { input: { orgUnitId: tree.teamId, maxResolution: 'R720P', jobsPerMinute: 1 } }, 'setUnitPolicy');
+    const create = (body: Record<string, unknown>) =>
+      fetch(`${h.url}/v3/videos`, { method: 'POST', headers: { 'x-api-key': app.token, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+
+    const refused = await create({ ...avatarRequest(), resolution: '1080p' });
+    expect(refused.status).toBe(403);
+    const envelope = ((await refused.json()) as { error: Record<string, unknown> }).error;
+    expect(envelope).toMatchObject({ code: 'policy_violation', param: 'rule=MAX_RESOLUTION unit="Video" limit="720p" actual="1080p"' });
+    expect(await written(tree.projectId)).toMatchObject({ jobs: 0, entries: 0, audits: 0 });
+
+    expect((await create({ ...avatarRequest(), resolution: '720p' })).status).toBe(200);
+    const limited = await create({ ...avatarRequest(), resolution: '720p' });
+    expect(limited.status).toBe(429);
+    expect(((await limited.json()) as { error: { code: string } }).error.code).toBe('rate_limit_exceeded');
+    const retryAfter = Number(limited.headers.get('retry-after'));
+    expect(retryAfter).toBeGreaterThanOrEqual(1);
+    expect(retryAfter).toBeLessThanOrEqual(60);
+    expect(await written(tree.projectId)).toMatchObject({ jobs: 1, entries: 1, audits: 1 });
   });
 });
