@@ -237,5 +237,11 @@ describe('the /v3 front', () => {
     expect(retryAfter).toBeGreaterThanOrEqual(1);
     expect(retryAfter).toBeLessThanOrEqual(60);
     expect(await written(tree.projectId)).toMatchObject({ jobs: 1, entries: 1, audits: 1 });
+
+    // Both refusals are counted, by the unit that refused.
+    const metrics = await (await fetch(`${h.url}/metrics`)).text();
+    for (const reason of ['policy', 'rate_limit']) {
+      expect(metrics).toContain(`gateway_admission_refusals_total{project="${raw(tree.projectId)}",unit="${raw(tree.teamId)}",reason="${reason}"} 1`);
+    }
   });
 });

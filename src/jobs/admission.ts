@@ -77,7 +77,7 @@ export interface AdmissionSettings {
 /**
  * How an admission ended. `admitted`: a new job and its hold (`new`) or the job of an earlier request with the same
  * idempotency key (`replayed`). `refused`: a cap said no (`budget`: a HARD budget, `pool`: the account pool,
- * `concurrency`: the account's concurrency limit). `rejected`: the request itself was refused, whatever the caps:
+ * `concurrency`: the account's concurrency limit, `policy`: a unit policy, `rate_limit`: a rate limit). `rejected`: the request itself was refused, whatever the caps:
  * `validation` (a ValidationError), else the code of its typed error in lower case (`not_found`,
  * `forbidden`, `idempotency_conflict`, `upstream_error`), `unavailable` (the database is away) or `error` (a bug).
  */
@@ -85,8 +85,8 @@ export type AdmissionOutcome =
   | { readonly outcome: 'admitted'; readonly reason: 'new' | 'replayed' }
   | {
       readonly outcome: 'refused';
-      readonly reason: 'budget' | 'pool' | 'concurrency';
-      readonly refusal: BudgetExceededError | ConcurrencyLimitError;
+      readonly reason: 'budget' | 'pool' | 'concurrency' | 'policy' | 'rate_limit';
+      readonly refusal: BudgetExceededError | ConcurrencyLimitError | PolicyViolationError | RateLimitedError;
       readonly projectId: string;
     }
   | { readonly outcome: 'rejected'; readonly reason: string };
@@ -100,6 +100,8 @@ const REJECTED_BY_ERROR: AdmissionOutcome = { outcome: 'rejected', reason: 'erro
 function outcomeOf(error: unknown, projectId: string): AdmissionOutcome {
   if (error instanceof BudgetExceededError) return { outcome: 'refused', reason: error.reason === 'POOL' ? 'pool' : 'budget', refusal: error, projectId };
   if (error instanceof ConcurrencyLimitError) return { outcome: 'refused', reason: 'concurrency', refusal: error, projectId };
+  if (error instanceof PolicyViolationError) return { outcome: 'refused', reason: 'policy', refusal: error, projectId };
+  if (error instanceof RateLimitedError) return { outcome: 'refused', reason: 'rate_limit', refusal: error, projectId };
   if (error instanceof DomainError) return error.code === 'VALIDATION_FAILED' ? REJECTED_BY_VALIDATION : { outcome: 'rejected', reason: error.code.toLowerCase() };
   return isDatabaseUnavailable(error) ? REJECTED_UNAVAILABLE : REJECTED_BY_ERROR;
 }
