@@ -120,6 +120,9 @@ function ruleText(rule: MaxRule, value: string | number | bigint): string {
   return String(value);
 }
 
+/** Languages one policy may list (HeyGen translates into a few hundred). */
+const MAX_LANGUAGES = 500;
+
 function validate(input: UnitPolicyInput): void {
   const positive = (field: string, value: number | bigint | null) => {
     if (value !== null && value <= 0) throw new ValidationError(field, `${field} must be greater than 0 (omit it to set no such rule)`);
@@ -133,6 +136,7 @@ function validate(input: UnitPolicyInput): void {
     throw new ValidationError('allowedProducts', `allowedProducts must be among ${PRODUCTS.join(', ')}`);
   }
   if (input.maxResolution !== null && !RESOLUTIONS.includes(input.maxResolution)) throw new ValidationError('maxResolution', `maxResolution must be one of ${RESOLUTIONS.join(', ')}`);
+  if ((input.allowedLanguages?.length ?? 0) > MAX_LANGUAGES) throw new ValidationError('allowedLanguages', `at most ${MAX_LANGUAGES} languages`);
   for (const language of input.allowedLanguages ?? []) {
     if (!/^[\p{L}\p{N} ()_.-]{2,64}$/u.test(language)) throw new ValidationError('allowedLanguages', 'a language is 2 to 64 letters, digits, spaces or ( ) _ . -');
   }
