@@ -587,3 +587,54 @@ export const budgetAlertStatesTable = pgTable('budget_alert_states', {
   generation: integer('generation').notNull().default(1),
   changedAt: timestamp('changed_at', { withTimezone: true }).notNull().defaultNow(),
 }, (t) => [primaryKey({ columns: [t.budgetId, t.windowFrom, t.windowTo, t.threshold] })]);
+
+/** Output resolutions a policy can cap, lowest first (the order `maxResolution` compares in). */
+export const RESOLUTIONS = ['720p', '1080p', '4k'] as const;
+export type Resolution = (typeof RESOLUTIONS)[number];
+
+/**
+ * A unit's own job policy and rate limits (docs/governance.md). Every column is one rule; null: this unit sets none.
+ * A job must satisfy the rules of every unit on its path (checked by `gateway_check_governance` in the admission
+ * transaction), so the effective policy is the intersection (sets) or minimum (maxima) along the path. The rate
+ * limit columns count jobs (and their holds) of the whole subtree; an admission locks the rows that carry one.
+ */
+export const unitPoliciesTable = pgTable('unit_policies', {
+  orgUnitId: uuid('org_unit_id').primaryKey().references(() => orgUnitsTable.id),
+  allowedKinds: jobKindEnum('allowed_kinds').array(),
+  /** Pricing-model products (AVATAR_IV, TRANSLATION_PRECISION, …): every candidate product of a job must be in it. */
+  allowedProducts: text('allowed_products').array(),
+  maxResolution: text('max_resolution'),
+  /** Longest single output, in whole seconds, as the hold estimates it. */
+  maxLengthSeconds: integer('max_length_seconds'),
+  /** Largest hold of one job. */
+  maxCostMicroCs: micro('max_cost_micro_cs'),
+  /** Target languages of translations (compared without case). */
+  allowedLanguages: text('allowed_languages').array(),
+  jobsPerMinute: integer('jobs_per_minute'),
+  creditMicroCsPerHour: micro('credit_micro_cs_per_hour'),
+  updatedBy: text('updated_by').notNull(),
+  updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+}, (t) => [
+  check('unit_policies_resolution', sql`${t.maxResolution} in ('720p', '1080p', '4k')`),
+  check('unit_policies_positive', sql`${t.maxLengthSeconds} > 0 and ${t.maxCostMicroCs} > 0 and ${t.jobsPerMinute} > 0 and ${t.creditMicroCsPerHour} > 0`),
+]);
+
+/** Rate limits of one service token (its own submissions), on top of its project's path. */
+export const serviceTokenRateLimitsTable = pgTable('service_token_rate_limits', {
+  tokenId: uuid('token_id').primaryKey().references(() => serviceTokensTable.id),
+  jobsPerMinute: integer('jobs_per_minute'),
+  creditMicroCsPerHour: micro('credit_micro_cs_per_hour'),
+  updatedBy: text('updated_by').notNull(),
+  updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+}, (t) => [check('service_token_rate_limits_positive', sql`${t.jobsPerMinute} > 0 and ${t.creditMicroCsPerHour} > 0`)]);
+
+/**
+ * Sliding-window rate counters: what was admitted under one limit (`scope`: `unit:<id>/jobs`, `unit:<id>/cs`,
+ * `token:<id>/jobs`, `token:<id>/cs`) in one bucket (1 s for jobs per minute, 60 s for credit-seconds per hour).
+ * Written only by admissions holding the lock of the limit's row; buckets past the window are deleted then.
+ */
+export const rateBucketsTable = pgTable('rate_buckets', {
+  scope: text('scope').notNull(),
+  bucketStart: timestamp('bucket_start', { withTimezone: true }).notNull(),
+  amount: bigint('amount', { mode: 'bigint' }).notNull(),
+}, (t) => [primaryKey({ columns: [t.scope, t.bucketStart] })]);
