@@ -1,6 +1,6 @@
 // Budgets: caps on a unit's use of one account (or all accounts) over a window. Usage is keyed by period in the
 // rollups and by day in the daily rollups, so a new window starts from zero without any reset job.
-import { and, eq, inArray, sql } from 'drizzle-orm';
+import { and, eq, inArray, sql, type SQL } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { queryRows, toBigInt } from '../db/client.js';
 import {
@@ -12,7 +12,7 @@ import {
 } from '../db/schema.js';
 import { NotFoundError, ValidationError } from '../errors.js';
 import { MAX_INPUT_MICRO_CS } from '../validation.js';
-import { dayOf, nextPeriod, periodOf } from '../primitives/period.js';
+import { nextPeriod, periodOf } from '../primitives/period.js';
 import { termsFor } from '../accounts/accounts.js';
 import { budgetRateUsdPerCs } from '../billing/terms.js';
 import { MICRO_PER_CS, parseUsd, secondsToMicro } from '../primitives/money.js';
@@ -41,15 +41,6 @@ export interface BudgetUsage {
 /** The limit in force: the budget's own, plus a MONTHLY budget's rollover. */
 export function effectiveLimit(budget: BudgetRow, usage: BudgetUsage): bigint {
   return budget.limitMicroCs + usage.carriedMicroCs;
-}
-
-/**
- * Every account's current period and day in its own time zone, as the admission passes them to gateway_admit
- * (`p.accounts`): the database derives every window from these (never from its own time-zone data).
- */
-export async function accountsNow(db: Db, now: Date): Promise<Record<string, { period: string; day: string }>> {
-  const accounts = await db.select({ id: accountsTable.id, timezone: accountsTable.timezone }).from(accountsTable);
-  return Object.fromEntries(accounts.map((a) => [a.id, { period: periodOf(now, a.timezone), day: dayOf(now, a.timezone) }]));
 }
 
 export interface SetBudgetInput {
@@ -229,8 +220,9 @@ export async function budgetsOnPath(db: Db, path: readonly string[], accountId: 
 
 /**
  * Budgets with their usage, in one statement (for reads: the API's budget lists and balances, a project's headroom),
- * computed by the functions the admission uses (gateway_budget_usage, gateway_budget_bounds) from every account's
- * current period and day (accountsNow).
+ * computed by the functions the admission uses (gateway_budget_usage, gateway_budget_bounds). The accounts' current
+ * periods and days are worked out in the same statement, with PostgreSQL's time-zone data: a read must not cost a
+ * statement more; the admission, which enforces, uses the gateway's (they may disagree near some boundaries).
  */
 export async function budgetsWithUsage(
   db: Db,
@@ -239,16 +231,20 @@ export async function budgetsWithUsage(
 ): Promise<{ budget: BudgetRow; usage: BudgetUsage }[]> {
   const ids = 'unitIds' in which ? which.unitIds : which.budgetIds;
   if (ids.length === 0) return [];
-  const cur = JSON.stringify(await accountsNow(db, now));
-  const utc = JSON.stringify({ period: periodOf(now, 'UTC'), day: dayOf(now, 'UTC') });
-  // Written out with the table's name (drizzle leaves the columns of a one-table select unqualified); the numbers
-  // come back as text through gateway_json_row (bigint would lose precision as JSON numbers).
-  const at = sql`coalesce(${cur}::jsonb -> budgets.account_id::text, ${utc}::jsonb)`;
+  const at = now.toISOString();
+  const local = (tz: SQL, format: string) => sql`to_char((${at}::timestamptz) at time zone ${tz}, ${format})`;
+  const nowOf = (tz: SQL) => sql`jsonb_build_object('period', ${local(tz, 'YYYY-MM')}, 'day', ${local(tz, 'YYYY-MM-DD')})`;
+  // Every account's {period, day}, as the admission's `p.accounts`.
+  const cur = sql`(select coalesce(jsonb_object_agg(a.id, ${nowOf(sql`a.timezone`)}), '{}'::jsonb) from accounts a)`;
+  // The window shown: the budget's account's, UTC's for a budget over all accounts. Written out with the table's
+  // name (drizzle leaves the columns of a one-table select unqualified).
+  const shown = sql`coalesce(${cur} -> budgets.account_id::text, ${nowOf(sql`'UTC'`)})`;
   const rows = await db
     .select({
       budget: budgetsTable,
-      usage: sql<Record<string, string>>`gateway_json_row(to_jsonb(gateway_budget_usage(budgets, ${cur}::jsonb)))`,
-      bounds: sql<Record<string, string>>`to_jsonb(gateway_budget_bounds(budgets, ${at} ->> 'period', (${at} ->> 'day')::date))`,
+      // Numbers as text (gateway_json_row): bigint would lose precision as JSON numbers.
+      usage: sql<Record<string, string>>`gateway_json_row(to_jsonb(gateway_budget_usage(budgets, ${cur})))`,
+      bounds: sql<Record<string, string>>`to_jsonb(gateway_budget_bounds(budgets, ${shown} ->> 'period', (${shown} ->> 'day')::date))`,
     })
     .from(budgetsTable)
     .where('unitIds' in which ? inArray(budgetsTable.orgUnitId, [...ids]) : inArray(budgetsTable.id, [...ids]))
