@@ -27,7 +27,7 @@ export const BILLING_MODELS = ['USAGE_BASED', 'CREDIT_PACKAGE'] as const;
 export type BillingModel = (typeof BILLING_MODELS)[number];
 export const ALLOCATION_POLICIES = ['PROPORTIONAL', 'MARGINAL', 'COMMITTED_SHARES'] as const;
 export type AllocationPolicy = (typeof ALLOCATION_POLICIES)[number];
-export const BUDGET_WINDOWS = ['MONTHLY', 'CONTRACT_TERM', 'LIFETIME'] as const;
+export const BUDGET_WINDOWS = ['MONTHLY', 'CONTRACT_TERM', 'LIFETIME', 'DAILY', 'WEEKLY', 'QUARTERLY', 'CUSTOM'] as const;
 export type BudgetWindow = (typeof BUDGET_WINDOWS)[number];
 export const ENFORCEMENTS = ['HARD', 'SOFT'] as const;
 export type Enforcement = (typeof ENFORCEMENTS)[number];
@@ -179,11 +179,27 @@ export const budgetsTable = pgTable('budgets', {
   enforcement: enforcementEnum('enforcement').notNull().default('HARD'),
   allowOverage: boolean('allow_overage').notNull().default(true),
   alertThresholds: integer('alert_thresholds').array().notNull().default(sql`'{50,80,100}'::integer[]`),
+  /** CUSTOM only: the first day (inclusive) and the end day (exclusive) of the window, account-local dates. */
+  windowFrom: date('window_from', { mode: 'string' }),
+  windowTo: date('window_to', { mode: 'string' }),
+  /** MONTHLY only: at most this much of last month's unused limit is added to this month's (see budgets.ts). */
+  rolloverCapMicroCs: micro('rollover_cap_micro_cs'),
+  /** Set with the cap: the first period (YYYY-MM) whose unused limit carries into the next one. */
+  rolloverFrom: text('rollover_from'),
   createdAt: createdAt(),
   updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
 }, (t) => [
   unique('budgets_unit_account_window').on(t.orgUnitId, t.accountId, t.window).nullsNotDistinct(),
   check('budgets_limit_non_negative', sql`${t.limitMicroCs} >= 0`),
+  // Compared as text: a new enum value may not be used as a constant in the transaction that adds it.
+  check(
+    'budgets_custom_dates',
+    sql`(${t.window}::text = 'CUSTOM') = (${t.windowFrom} is not null and ${t.windowTo} is not null) and (${t.windowFrom} is null or ${t.windowFrom} < ${t.windowTo})`,
+  ),
+  check(
+    'budgets_rollover_monthly',
+    sql`(${t.rolloverCapMicroCs} is null or (${t.window}::text = 'MONTHLY' and ${t.rolloverCapMicroCs} >= 0 and ${t.rolloverFrom} is not null))`,
+  ),
 ]);
 
 /**
@@ -574,7 +590,8 @@ export const notificationRulesTable = pgTable('notification_rules', {
 }, (t) => [index('notification_rules_unit').on(t.orgUnitId), index('notification_rules_channel').on(t.channelId)]);
 
 /**
- * Which alert thresholds of a budget are crossed in a window (`window_from`..`window_to`, YYYY-MM): a row flips to
+ * Which alert thresholds of a budget are crossed in a window (`window_from`..`window_to`, inclusive: YYYY-MM, or
+ * YYYY-MM-DD for DAILY, WEEKLY and CUSTOM budgets): a row flips to
  * crossed once (the one `budget.threshold_crossed`), and back when a raise brings usage under (`resolved`);
  * `generation` counts the flips, so each crossing has its own event key. Maintained by the database triggers.
  */

@@ -207,6 +207,7 @@ async function admit(db: Db, actor: Actor, input: SubmitJobInput, settings: Admi
     }
     const requested = estimate.estimatedMicroCs;
     const period = periodOf(now, account.timezone);
+    const day = dayOf(now, account.timezone);
     const jobId = randomUUID();
     const job = jsonRowOf(jobsTable, {
       id: jobId,
@@ -225,7 +226,7 @@ async function admit(db: Db, actor: Actor, input: SubmitJobInput, settings: Admi
       estimatedMicroCs: requested,
       reservedMicroCs: requested,
       holdPeriod: period,
-      holdDay: dayOf(now, account.timezone),
+      holdDay: day,
       holdExpiresAt: new Date(now.getTime() + settings.holdTtlHours * 3600_000),
       nextCheckAt: new Date(now.getTime() + settings.forwardLeaseMs),
       createdAt: now,
@@ -254,13 +255,15 @@ async function admit(db: Db, actor: Actor, input: SubmitJobInput, settings: Admi
         },
       }),
     );
-    const periods: Record<string, { timezone: string; period: string }> = {};
-    for (const a of accounts.values()) periods[a.id] = { timezone: a.timezone, period: a.id === account.id ? period : periodOf(now, a.timezone) };
+    // Every account's current period and day (budgets over all accounts count each account's own window).
+    const periods: Record<string, { timezone: string; period: string; day: string }> = {};
+    for (const a of accounts.values()) periods[a.id] = { timezone: a.timezone, period: periodOf(now, a.timezone), day: dayOf(now, a.timezone) };
     const answer = await callAdmit(db, account.id, {
       account_id: account.id,
       project_id: project.id,
       path: project.path,
       period,
+      day,
       requested: requested.toString(),
       price_book_md5: account.priceBookMd5,
       timezone: account.timezone,
@@ -287,10 +290,11 @@ async function admit(db: Db, actor: Actor, input: SubmitJobInput, settings: Admi
         throw new ConcurrencyLimitError(answer.limit, answer.in_flight, settings.concurrencyRetryAfterSeconds);
       case 'budget': {
         const b = rowFromJson(budgetsTable, answer.budget);
-        const refusal = new BudgetExceededError(b.id, b.orgUnitId, b.limitMicroCs, BigInt(answer.available), requested, 'BUDGET');
+        // The limit in force: with a MONTHLY budget's rollover, more than its own.
+        const refusal = new BudgetExceededError(b.id, b.orgUnitId, BigInt(answer.limit), BigInt(answer.available), requested, 'BUDGET');
         const accountRow = rowFromJson(accountsTable, answer.account);
         const terms = answer.terms ? rowFromJson(accountTermsTable, answer.terms) : null;
-        const window = b.window === 'LIFETIME' ? 'LIFETIME' : answer.from === null ? `MONTHLY ${period}` : `${b.window} ${answer.from}..${answer.to}`;
+        const window = b.window === 'LIFETIME' ? 'LIFETIME' : `${b.window} ${answer.from === answer.to ? answer.from : `${answer.from}..${answer.to}`}`;
         throw describeRefusal(actor, refusal, { what: `the ${b.enforcement} budget of`, window, rate: budgetRateUsdPerCs(accountRow, terms) }, { id: b.orgUnitId, ...answer.unit });
       }
       case 'pool': {
@@ -324,9 +328,11 @@ type AdmitAnswer =
   | {
       outcome: 'budget';
       budget: Record<string, unknown>;
+      limit: string;
       available: string;
-      from: string | null;
-      to: string | null;
+      /** The window's bounds, inclusive: periods, or days for DAILY, WEEKLY and CUSTOM (gateway_budget_bounds). */
+      from: string;
+      to: string;
       account: Record<string, unknown>;
       terms: Record<string, unknown> | null;
       unit: { name: string; path: string[] };
