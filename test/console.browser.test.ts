@@ -26,6 +26,7 @@ const WAIT = { timeout: 15_000, interval: 100 };
 
 let h: Harness;
 let gateway: GatewayProcess;
+let gatewayEnv: Record<string, string>;
 let browser: Browser;
 let tree: Tree;
 const tokens = {} as Record<'FINANCE' | 'MANAGER' | 'MEMBER', string>;
@@ -163,7 +164,8 @@ beforeAll(async () => {
   tokens.MEMBER = await issue({ name: 'sam', role: 'MEMBER', unitId: rawId(tree.otherTeamId) });
 
   // The browser talks to a gateway process built from dist/ (console included); the harness's own workers settle jobs.
-  gateway = await spawnGateway({ DATABASE_URL: h.database.url, GATEWAY_MASTER_KEY: masterKey, HEYGEN_BASE_URL: h.sim.url, WORKERS_ENABLED: 'false', RATE_LIMIT_PER_MINUTE: '0' });
+  gatewayEnv = { DATABASE_URL: h.database.url, GATEWAY_MASTER_KEY: masterKey, HEYGEN_BASE_URL: h.sim.url, WORKERS_ENABLED: 'false', RATE_LIMIT_PER_MINUTE: '0' };
+  gateway = await spawnGateway(gatewayEnv);
   browser = await chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
@@ -330,6 +332,16 @@ describe('the budget console', () => {
     await page.locator('[data-unit-name=Onboarding] > .unit-row a').click();
     await page.getByRole('heading', { name: /Onboarding/ }).waitFor();
     await expectChart(page, 'chart-daily');
+    // The daily chart is the API's usageSeries split by product: each product with usage this month is a series.
+    const series = await apiAs(tokens.MANAGER, `query($u: ID!, $a: ID!, $from: String!, $to: String!) { usageSeries(orgUnitId: $u, accountId: $a, from: $from, to: $to) { byProduct { product } } }`, {
+      u: tree.projectId,
+      a: tree.accountId,
+      from: `${period}-01`,
+      to: `${period}-${String(new Date(Date.UTC(Number(period.slice(0, 4)), Number(period.slice(5, 7)), 0)).getUTCDate())}`,
+    });
+    const products = [...new Set(series.usageSeries.flatMap((p: { byProduct: { product: string }[] }) => p.byProduct.map((b) => b.product)))];
+    expect(products.length).toBeGreaterThan(0);
+    for (const product of products) await page.getByTestId('chart-daily').locator('svg text', { hasText: product as string }).first().waitFor(WAIT);
 
     // Refused by the API (above the largest limit it takes): the optimistic value is rolled back, the reason shown.
     await page.getByRole('button', { name: 'Edit budget' }).click();
@@ -440,5 +452,45 @@ describe('the budget console', () => {
     await graphiql.locator('.graphiql-container').first().waitFor();
     expect(new URL(graphiql.url()).hash).toBe('');
     await graphiql.close();
+  });
+
+  it('MANAGER: after the gateway restarts, the streams open again and a live job still reaches done on screen', async () => {
+    const page = pages.get('MANAGER')!;
+    await page.goto(`${gateway.url}/console/#/unit/${encodeURIComponent(tree.projectId)}`);
+    await page.getByRole('heading', { name: /Onboarding/ }).waitFor(WAIT);
+    const note = page.getByTestId('live-note');
+    await expect.poll(() => note.getAttribute('data-streams-down'), WAIT).toBe('0');
+    const streams: { at: number; body: string }[] = [];
+    const onStream = (request: { url(): string; headers(): Record<string, string>; postData(): string | null }) => {
+      if (request.url().endsWith('/graphql') && request.headers().accept?.includes('text/event-stream')) streams.push({ at: Date.now(), body: request.postData() ?? '' });
+    };
+    page.on('request', onStream);
+    try {
+      h.sim.configure({ renderMs: 8000 });
+      const jobId = await submitJob(tree.projectId).finally(() => h.sim.configure({ renderMs: 50 }));
+      const status = page.locator(`[data-job-id="${jobId}"] [data-testid=job-status]`);
+      await expect.poll(() => status.getAttribute('data-status'), WAIT).toMatch(/^(RESERVED|SUBMITTED|PROCESSING)$/);
+      await page.evaluate(() => ((window as unknown as { noReload: boolean }).noReload = true));
+      // The gateway process stops (its streams end) and starts again on the same address; the harness's workers
+      // settle the job meanwhile.
+      const port = new URL(gateway.url).port;
+      await gateway.stop();
+      const restartedAt = Date.now();
+      await expect.poll(() => note.getAttribute('data-streams-down'), WAIT).not.toBe('0');
+      gateway = await spawnGateway({ ...gatewayEnv, PORT: port });
+      await expect.poll(() => status.getAttribute('data-status'), { timeout: 30_000, interval: 100 }).toBe('SUCCEEDED');
+      expect(await status.textContent()).toBe('done');
+      // The page's stream for the project was opened again (after a delay: nothing hammers the restarting gateway).
+      await expect.poll(() => note.getAttribute('data-streams-down'), { timeout: 45_000, interval: 200 }).toBe('0');
+      expect(streams.some((s) => s.at > restartedAt && s.body.includes('ConsoleJobsUpdated') && s.body.includes(tree.projectId))).toBe(true);
+      expect(await page.evaluate(() => (window as unknown as { noReload?: boolean }).noReload)).toBe(true);
+      // And it carries events again: the next job of the project arrives on it.
+      const next = await submitJob(tree.projectId);
+      await expect.poll(() => page.locator(`[data-job-id="${next}"] [data-testid=job-status]`).getAttribute('data-status'), WAIT).toBe('SUCCEEDED');
+    } finally {
+      page.off('request', onStream);
+      // While the gateway was down, every open page's requests failed at the network level: expected here only.
+      consoleErrors.splice(0, consoleErrors.length, ...consoleErrors.filter((e) => !/Failed to load resource: net::ERR_(CONNECTION_REFUSED|CONNECTION_RESET|EMPTY_RESPONSE)/.test(e)));
+    }
   });
 });

@@ -7,7 +7,7 @@ import type { ResultOf } from './graphql.js';
 import { BAND_COLOR, cs, currentPeriod, dayInWords, daysOfPeriod, toNumber, usd } from './format.js';
 import { Chart } from './chart.js';
 import { BudgetBar, type BudgetView } from './budget-bar.js';
-import { JobsTable, useJobs } from './jobs.js';
+import { JobsTable, LiveNote, useJobs } from './jobs.js';
 
 export interface AccountRef {
   id: string;
@@ -255,7 +255,9 @@ export function Overview({ account }: { account: AccountRef }) {
       )}
       <section aria-labelledby="recent">
         <h2 id="recent">Recent jobs</h2>
-        {live.error ? <ErrorNote message={live.error} /> : live.loading ? <Loading what="jobs" /> : <JobsTable jobs={jobs.slice(0, 20)} timeZone={account.timezone} />}
+        <LiveNote anyRunning={live.anyRunning} streamsDown={live.streamsDown} />
+        {live.error && <ErrorNote message={live.error} />}
+        {live.loading ? !live.error && <Loading what="jobs" /> : <JobsTable jobs={jobs.slice(0, 20)} timeZone={account.timezone} />}
       </section>
       {session.role === 'MEMBER' && <p className="muted small">As a MEMBER you see your own unit only.</p>}
     </>

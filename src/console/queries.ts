@@ -43,6 +43,13 @@ export const UsageSeriesQuery = graphql(
   [UsageForecastFields],
 );
 
+/** A unit's settled usage per day, split by product (the API's daily rollups). */
+export const UnitSeriesQuery = graphql(`
+  query ConsoleUnitSeries($unit: ID!, $accountId: ID!, $from: String!, $to: String!) {
+    usageSeries(orgUnitId: $unit, accountId: $accountId, from: $from, to: $to, granularity: DAY) { day byProduct { product settledCreditSeconds } }
+  }
+`);
+
 export const OverviewQuery = graphql(
   `
   query ConsoleOverview($period: Period) {

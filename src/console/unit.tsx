@@ -1,13 +1,13 @@
 // One unit: its path, this month's usage, a daily usage chart by product, its budgets (editable where the role
 // allows: ADMIN and FINANCE anywhere, a MANAGER below its own unit), and its recent and live jobs.
-import { useEffect, useMemo, useState, type FormEvent } from 'react';
+import { useEffect, useMemo, useRef, useState, type FormEvent } from 'react';
 import { useQuery, useSession, Loading, ErrorNote, type Session } from './api.js';
-import { SetBudgetMutation, UnitQuery } from './queries.js';
-import { describeCode, describeError } from './graphql.js';
-import { cs, currentPeriod, dayIn, daysOfPeriod, toNumber } from './format.js';
+import { SetBudgetMutation, UnitQuery, UnitSeriesQuery } from './queries.js';
+import { describeCode, describeError, type ResultOf } from './graphql.js';
+import { cs, currentPeriod, daysOfPeriod, toNumber } from './format.js';
 import { Chart } from './chart.js';
 import { BudgetBar, type BudgetView } from './budget-bar.js';
-import { JobsTable, isRunning, useJobs, type JobView } from './jobs.js';
+import { JobsTable, LiveNote, isRunning, useJobs } from './jobs.js';
 import type { AccountRef } from './overview.js';
 
 const CS_PATTERN = /^\d{1,15}(\.\d{1,6})?$/;
@@ -185,19 +185,21 @@ function Budgets({ unitId, path, budgets, accountId, onChanged }: { unitId: stri
   );
 }
 
-export function dailyByProductOption(jobs: JobView[], period: string, timeZone: string) {
+/** Settled usage per day of the period, stacked by product (the API's daily rollups, split by product). */
+export function dailyByProductOption(series: ResultOf<typeof UnitSeriesQuery>['usageSeries'], period: string) {
   const days = daysOfPeriod(period);
-  const products = [...new Set(jobs.filter((j) => j.settledAt && j.actualCreditSeconds).map((j) => j.product))].sort();
-  const table = new Map<string, Map<string, number>>(products.map((p) => [p, new Map()]));
-  for (const job of jobs) {
-    if (!job.settledAt || !job.actualCreditSeconds) continue;
-    const day = dayIn(job.settledAt, timeZone);
-    const row = table.get(job.product)!;
-    row.set(day, (row.get(day) ?? 0) + toNumber(job.actualCreditSeconds));
+  const table = new Map<string, Map<string, number>>();
+  for (const point of series) {
+    for (const part of point.byProduct) {
+      if (toNumber(part.settledCreditSeconds) === 0) continue;
+      if (!table.has(part.product)) table.set(part.product, new Map());
+      table.get(part.product)!.set(point.day, toNumber(part.settledCreditSeconds));
+    }
   }
+  const products = [...table.keys()].sort();
   return {
     tooltip: { trigger: 'axis', valueFormatter: (v: unknown) => (typeof v === 'number' ? `${v.toLocaleString('en-US')} cs` : '—') },
-    legend: { top: 0 },
+    legend: { top: 0, type: 'scroll' },
     grid: { left: 8, right: 16, top: 32, bottom: 8, containLabel: true },
     xAxis: { type: 'category', data: days.map((d) => d.slice(8)) },
     yAxis: { type: 'value', name: 'credit-seconds' },
@@ -216,7 +218,20 @@ export function UnitPage({ id, account }: { id: string; account: AccountRef }) {
   const jobsQuery = useJobs(account.id, period);
   const jobs = useMemo(() => jobsQuery.jobs.filter((j) => j.project.path.some((p) => p.id === id)), [jobsQuery.jobs, id]);
   const anyRunning = jobs.some(isRunning);
-  const option = useMemo(() => dailyByProductOption(jobs.filter((j) => j.settledAt?.length && dayIn(j.settledAt, account.timezone).startsWith(period)), period, account.timezone), [jobs, period, account.timezone]);
+  const days = daysOfPeriod(period);
+  const series = useQuery(UnitSeriesQuery, { unit: id, accountId: account.id, from: days[0]!, to: days.at(-1)! });
+  const option = useMemo(() => dailyByProductOption(series.data?.usageSeries ?? [], period), [series.data, period]);
+  // A job of this unit that settles (seen live or polled) moves its usage: read the unit and its series again.
+  const settled = jobs.filter((j) => j.settledAt).length;
+  const refetchUnit = unit.refetch;
+  const refetchSeries = series.refetch;
+  const seen = useRef(settled);
+  useEffect(() => {
+    if (seen.current === settled) return;
+    seen.current = settled;
+    refetchUnit();
+    refetchSeries();
+  }, [settled, refetchUnit, refetchSeries]);
 
   if (unit.error) return <ErrorNote message={unit.error} />;
   if (!unit.data) return <Loading what="the unit" />;
@@ -248,13 +263,20 @@ export function UnitPage({ id, account }: { id: string; account: AccountRef }) {
       </section>
       <section aria-labelledby="daily">
         <h2 id="daily">Daily usage by product</h2>
-        <Chart option={option} label={`Settled credit-seconds per day in ${period}, by product`} testId="chart-daily" empty="No settled usage in this unit this month yet." />
+        {series.error ? (
+          <ErrorNote message={series.error} />
+        ) : !series.data ? (
+          <Loading what="the daily usage" />
+        ) : (
+          <Chart option={option} label={`Settled credit-seconds per day in ${period}, by product`} testId="chart-daily" empty="No settled usage in this unit this month yet." />
+        )}
       </section>
       <Budgets unitId={u.id} path={u.path} budgets={u.budgets} accountId={account.id} onChanged={unit.refetch} />
       <section aria-labelledby="jobs">
         <h2 id="jobs">Recent and live jobs</h2>
-        <p className="muted small">{anyRunning ? 'Live: refreshed every second while a job runs.' : 'Refreshed every 15 seconds.'}</p>
-        {jobsQuery.error ? <ErrorNote message={jobsQuery.error} /> : jobsQuery.loading ? <Loading what="jobs" /> : <JobsTable jobs={jobs.slice(0, 50)} timeZone={account.timezone} />}
+        <LiveNote anyRunning={anyRunning} streamsDown={jobsQuery.streamsDown} />
+        {jobsQuery.error && <ErrorNote message={jobsQuery.error} />}
+        {jobsQuery.loading ? !jobsQuery.error && <Loading what="jobs" /> : <JobsTable jobs={jobs.slice(0, 50)} timeZone={account.timezone} />}
       </section>
     </>
   );
