@@ -10,7 +10,7 @@ import { decodeGlobalID } from '@pothos/plugin-relay';
 import { startHarness, waitFor, type Harness } from './support/harness.js';
 import { spawnGateway, type GatewayProcess } from './support/processes.js';
 import { ROOT } from './support/build.js';
-import { SUBMIT, avatarRequest, createTree, mustMutate, setBudget, type Tree } from './support/fixtures.js';
+import { SUBMIT, TIER_5K, avatarRequest, createTree, mustMutate, setBudget, type Tree } from './support/fixtures.js';
 import { generateMasterKey } from '../src/secrets/secret-box.js';
 import { BAND_COLOR, cs, dayInWords, toMicros, usd } from '../src/console/format.js';
 import { addDays } from '../src/billing/forecast.js';
@@ -35,6 +35,9 @@ const pages = new Map<string, Page>();
 const foreign: string[] = [];
 const consoleErrors: string[] = [];
 let period = '';
+let overrunJobId = '';
+/** Last month: closed by the chargeback test. */
+let previous = '';
 
 const rawId = (globalId: string) => decodeGlobalID(globalId).id;
 
@@ -121,6 +124,15 @@ async function expectChart(page: Page, testId: string): Promise<void> {
   expect(box!.height).toBeGreaterThan(100);
 }
 
+/** Presses Tab (at most 40 times) until the focused element matches `selector`: the page is reached by keyboard alone. */
+async function tabTo(page: Page, selector: string): Promise<void> {
+  for (let i = 0; i < 40; i++) {
+    await page.keyboard.press('Tab');
+    if (await page.evaluate((sel) => document.activeElement?.matches(sel) ?? false, selector)) return;
+  }
+  throw new Error(`not reached by Tab: ${selector}`);
+}
+
 async function screenshots(page: Page, name: string, chartTestId: string | null): Promise<void> {
   for (const [width, size] of [['laptop', LAPTOP] as const, ['phone', PHONE] as const]) {
     await page.setViewportSize(size);
@@ -148,6 +160,14 @@ beforeAll(async () => {
   const accountRow = (await h.services.db.query.accountsTable.findMany({ where: (a, { eq }) => eq(a.id, rawId(tree.accountId)) }))[0]!;
   const today = dayOf(new Date(), accountRow.timezone);
   const path = [tree.orgId, tree.deptId, tree.otherTeamId, tree.otherProjectId].map(rawId);
+  // The same terms since last month, so that last month has a statement to close.
+  previous = addDays(`${today.slice(0, 7)}-01`, -1).slice(0, 7);
+  await mustMutate(
+    h,
+    `mutation($input: SetAccountTermsInput!) { setAccountTerms(input: $input) { __typename ... on Error { message code } } }`,
+    { input: { accountId: tree.accountId, effectiveFrom: previous, usageBased: TIER_5K } },
+    'setAccountTerms',
+  );
   await h.services.db.transaction(async (tx) => {
     for (let i = 1; i <= 20; i++) {
       const day = addDays(today, -i);
@@ -157,6 +177,10 @@ beforeAll(async () => {
   });
   const jobs = await Promise.all([submitJob(tree.projectId), submitJob(tree.projectId), submitJob(tree.otherProjectId)]);
   await waitFor(async () => (await Promise.all(jobs.map(jobStatus))).every((s) => s === 'SUCCEEDED'), 20_000);
+  // One job in Shorts renders 12 s of video where its hold assumed 8 s: it overruns its hold.
+  h.sim.configure({ fixedDurationSeconds: 12 });
+  overrunJobId = await submitJob(tree.otherProjectId);
+  await waitFor(async () => (await jobStatus(overrunJobId)) === 'SUCCEEDED', 20_000).finally(() => h.sim.configure({ fixedDurationSeconds: null }));
 
   const issue = h.services.tokens.issueOperatorToken;
   tokens.FINANCE = await issue({ name: 'fiona', role: 'FINANCE' });
@@ -301,7 +325,10 @@ describe('the budget console', () => {
 
   it('FINANCE: the chargeback table sums to the invoice and its CSV equals the API\'s', async () => {
     const page = pages.get('FINANCE')!;
-    await page.getByRole('link', { name: 'Chargeback' }).click();
+    // By keyboard: Tab to the header's Chargeback link (its focus ring drawn) and follow it with Enter.
+    await tabTo(page, 'header a[href="#/chargeback"]');
+    expect(await page.evaluate(() => getComputedStyle(document.activeElement!).outlineStyle)).not.toBe('none');
+    await page.keyboard.press('Enter');
     await page.getByTestId('chargeback').waitFor();
     const api = await apiAs(tokens.FINANCE, `query($a: ID!, $p: String!) { chargebackReport(accountId: $a, period: $p) { invoiceTotalUsd lines { name } } }`, {
       a: tree.accountId,
@@ -325,6 +352,27 @@ describe('the budget console', () => {
       expect(fromPage).toBe(fromApi);
     }
     await screenshots(page, 'chargeback-finance', null);
+
+    // Last month, closed by FINANCE through the API: picked on the page, it is marked closed, and its CSV (asked for
+    // with the keyboard) is the API's.
+    const close = await apiAs(tokens.FINANCE, `mutation($input: ClosePeriodInput!) { closePeriod(input: $input) { __typename ... on Error { message } } }`, {
+      input: { accountId: tree.accountId, period: previous },
+    });
+    expect(close.closePeriod).toEqual({ __typename: 'ClosePeriodPayload' });
+    await page.getByTestId('period').fill(previous);
+    await expect.poll(() => page.getByTestId('statement-state').textContent(), WAIT).toMatch(/^Closed statement · .* by .*fiona/);
+    const closed = await apiAs(tokens.FINANCE, `query($a: ID!, $p: String!) { chargebackReport(accountId: $a, period: $p) { closed invoiceTotalUsd } }`, { a: tree.accountId, p: previous });
+    expect(closed.chargebackReport.closed).toBe(true);
+    expect(await page.getByTestId('invoice-total').textContent()).toBe(usd(closed.chargebackReport.invoiceTotalUsd));
+    await tabTo(page, '[data-testid=download-csv]');
+    const [download] = await Promise.all([page.waitForEvent('download'), page.keyboard.press('Enter')]);
+    const chunks: Buffer[] = [];
+    for await (const chunk of await download.createReadStream()) chunks.push(chunk as Buffer);
+    const fromApi = await (
+      await fetch(`${gateway.url}/reports/chargeback.csv?account=${encodeURIComponent(tree.accountId)}&period=${previous}`, { headers: { authorization: `Bearer ${tokens.FINANCE}` } })
+    ).text();
+    expect(Buffer.concat(chunks).toString('utf8')).toBe(fromApi);
+    await screenshots(page, 'chargeback-closed-finance', null);
   });
 
   it('MANAGER: raises a budget below its unit (shown and audited); a typed error rolls the change back', async () => {
@@ -440,6 +488,14 @@ describe('the budget console', () => {
     expect(text).not.toContain('Onboarding');
     expect(await page.getByRole('button', { name: 'Edit budget' }).count()).toBe(0);
     await screenshots(page, 'overview-member', 'chart-cumulative');
+    // Its project's page: the daily chart by product, and the job that cost more than its hold.
+    await page.locator('[data-unit-name=Shorts] > .unit-row a').click();
+    await page.getByRole('heading', { name: /Shorts/ }).waitFor(WAIT);
+    const api = await apiAs(tokens.MEMBER, `query($id: ID!) { job(id: $id) { overrunCreditSeconds } }`, { id: overrunJobId });
+    expect(Number(api.job.overrunCreditSeconds)).toBeGreaterThan(0);
+    await page.locator(`[data-testid=overruns] [data-job-id="${overrunJobId}"]`).waitFor(WAIT);
+    expect(await page.getByTestId('overrun-summary').textContent()).toContain(`1 job cost ${cs(api.job.overrunCreditSeconds)} more than its hold`);
+    await screenshots(page, 'unit-member', 'chart-daily');
   });
 
   it('GraphiQL is served offline and opens with the console\'s token in place', async () => {

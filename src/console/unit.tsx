@@ -4,10 +4,10 @@ import { useEffect, useMemo, useRef, useState, type FormEvent } from 'react';
 import { useQuery, useSession, Loading, ErrorNote, type Session } from './api.js';
 import { SetBudgetMutation, UnitQuery, UnitSeriesQuery } from './queries.js';
 import { describeCode, describeError, type ResultOf } from './graphql.js';
-import { cs, currentPeriod, daysOfPeriod, toNumber } from './format.js';
+import { cs, currentPeriod, dateTime, dayIn, daysOfPeriod, fromMicros, sumMicros, toMicros, toNumber } from './format.js';
 import { Chart } from './chart.js';
 import { BudgetBar, type BudgetView } from './budget-bar.js';
-import { JobsTable, LiveNote, isRunning, useJobs } from './jobs.js';
+import { JobsTable, LiveNote, isRunning, useJobs, type JobView } from './jobs.js';
 import type { AccountRef } from './overview.js';
 
 const CS_PATTERN = /^\d{1,15}(\.\d{1,6})?$/;
@@ -212,6 +212,55 @@ export function dailyByProductOption(series: ResultOf<typeof UnitSeriesQuery>['u
   };
 }
 
+/** This month's jobs of the unit that cost more than their hold (every overrun is billed; the estimate needs fixing). */
+function Overruns({ jobs, period, timeZone, truncated }: { jobs: JobView[]; period: string; timeZone: string; truncated: boolean }) {
+  const over = jobs.filter((j) => j.settledAt && toMicros(j.overrunCreditSeconds) > 0n && dayIn(j.settledAt, timeZone).startsWith(period));
+  const total = sumMicros(over.map((j) => j.overrunCreditSeconds));
+  return (
+    <section aria-labelledby="overruns">
+      <h2 id="overruns">Overruns this month</h2>
+      {over.length === 0 ? (
+        <p className="empty">No job of this unit cost more than its hold this month.</p>
+      ) : (
+        <>
+          <p data-testid="overrun-summary">
+            {over.length} job{over.length === 1 ? '' : 's'} cost {cs(fromMicros(total, 6))} more than {over.length === 1 ? 'its hold' : 'their holds'}: already billed,
+            but the estimates need fixing.
+          </p>
+          <div className="table-wrap">
+            <table data-testid="overruns">
+              <caption className="sr-only">Jobs that cost more than their hold in {period}</caption>
+              <thead>
+                <tr>
+                  <th scope="col">Settled ({timeZone})</th>
+                  <th scope="col">Project</th>
+                  <th scope="col">Product</th>
+                  <th scope="col">Submitted by</th>
+                  <th scope="col" className="num">Cost</th>
+                  <th scope="col" className="num">Overrun</th>
+                </tr>
+              </thead>
+              <tbody>
+                {over.map((j) => (
+                  <tr key={j.id} data-job-id={j.id}>
+                    <td>{dateTime(j.settledAt, timeZone)}</td>
+                    <td>{j.project.name}</td>
+                    <td>{j.product}</td>
+                    <td>{j.createdBy}</td>
+                    <td className="num">{cs(j.actualCreditSeconds)}</td>
+                    <td className="num">{cs(j.overrunCreditSeconds)}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
+        </>
+      )}
+      {truncated && <p className="muted small">Only the latest jobs were read: older overruns of the month may be missing here (the chargeback has them all).</p>}
+    </section>
+  );
+}
+
 export function UnitPage({ id, account }: { id: string; account: AccountRef }) {
   const period = currentPeriod(account.timezone);
   const unit = useQuery(UnitQuery, { id, period });
@@ -272,6 +321,7 @@ export function UnitPage({ id, account }: { id: string; account: AccountRef }) {
         )}
       </section>
       <Budgets unitId={u.id} path={u.path} budgets={u.budgets} accountId={account.id} onChanged={unit.refetch} />
+      <Overruns jobs={jobs} period={period} timeZone={account.timezone} truncated={jobsQuery.truncated} />
       <section aria-labelledby="jobs">
         <h2 id="jobs">Recent and live jobs</h2>
         <LiveNote anyRunning={anyRunning} streamsDown={jobsQuery.streamsDown} />
