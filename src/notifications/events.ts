@@ -7,7 +7,7 @@
 // statement that refused (`gateway_noted_admission`); at commit, `NOTIFY gateway_money_event` carries
 // the event's id for live listeners (`readMoneyEvent`).
 import { and, eq, sql } from 'drizzle-orm';
-import { queryRows, type Db } from '../db/client.js';
+import type { Db } from '../db/client.js';
 import { outboxEventsTable } from '../db/schema.js';
 
 export const MONEY_EVENT_TOPIC = 'money_event';
@@ -65,15 +65,4 @@ export async function readMoneyEvent(db: Db, id: string): Promise<MoneyEvent | n
 export function moneyEventOf(payload: unknown): MoneyEvent {
   const p = (typeof payload === 'string' ? JSON.parse(payload) : payload) as MoneyEvent;
   return { id: p.id, kind: p.kind, orgUnitId: p.orgUnitId, occurredAt: p.occurredAt, data: p.data ?? {} };
-}
-
-/** The money events of one unit's subtree (the unit and every unit below it), newest first. */
-export async function moneyEventsOfSubtree(db: Db, rootUnitId: string, limit: number): Promise<MoneyEvent[]> {
-  const rows = await queryRows<{ payload: unknown }>(
-    db,
-    sql`select e.payload from outbox_events e join org_units u on u.id = e.org_unit_id
-        where e.topic = ${MONEY_EVENT_TOPIC} and u.path @> array[${rootUnitId}::uuid]
-        order by e.created_at desc, e.id limit ${limit}`,
-  );
-  return rows.map((r) => moneyEventOf(r.payload));
 }
