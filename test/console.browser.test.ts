@@ -476,6 +476,26 @@ describe('the budget console', () => {
     }
   });
 
+  it('MANAGER: a refused submission shows on the unit page as it happens', async () => {
+    const page = pages.get('MANAGER')!;
+    await page.goto(`${gateway.url}/console/#/unit/${encodeURIComponent(tree.projectId)}`);
+    const section = page.getByTestId('refusals-section');
+    await section.getByText('No job was refused here.').waitFor(WAIT);
+    await expect.poll(() => section.getAttribute('data-live'), WAIT).toBe('open');
+    // 1,000 s of video: a hold far above what the project's HARD budget has left.
+    const refused = await h.gql(SUBMIT, { input: { projectId: tree.projectId, kind: 'AVATAR_VIDEO', request: avatarRequest(), estimatedSeconds: '1000' } });
+    expect(refused.data.submitJob.__typename).toBe('BudgetExceededError');
+    const api = await apiAs(tokens.MANAGER, `query($u: ID!) { moneyEvents(orgUnitId: $u, kinds: [BUDGET_REFUSED], first: 5) { edges { node { id data } } } }`, { u: tree.projectId });
+    expect(api.moneyEvents.edges).toHaveLength(1);
+    const event = api.moneyEvents.edges[0].node;
+    const row = page.locator(`[data-testid=refusal][data-event-id="${event.id}"]`);
+    await row.waitFor(WAIT);
+    const text = await row.textContent();
+    expect(text).toContain('the budget of Onboarding');
+    expect(text).toContain(cs('2000'));
+    expect(text).toContain(cs(String(Number(event.data.firstRequestedMicroCs) / 1e6)));
+  });
+
   it('MEMBER: sees its own team and no other', async () => {
     const page = await signIn('MEMBER');
     await page.locator('[data-unit-name]').first().waitFor();
@@ -510,7 +530,7 @@ describe('the budget console', () => {
     await graphiql.close();
   });
 
-  it('MANAGER: after the gateway restarts, the streams open again and a live job still reaches done on screen', async () => {
+  it('MANAGER: after the gateway restarts, the streams open again and a live job still reaches done on screen', { timeout: 120_000 }, async () => {
     const page = pages.get('MANAGER')!;
     await page.goto(`${gateway.url}/console/#/unit/${encodeURIComponent(tree.projectId)}`);
     await page.getByRole('heading', { name: /Onboarding/ }).waitFor(WAIT);
@@ -527,8 +547,8 @@ describe('the budget console', () => {
       const status = page.locator(`[data-job-id="${jobId}"] [data-testid=job-status]`);
       await expect.poll(() => status.getAttribute('data-status'), WAIT).toMatch(/^(RESERVED|SUBMITTED|PROCESSING)$/);
       await page.evaluate(() => ((window as unknown as { noReload: boolean }).noReload = true));
-      // The gateway process stops (its streams end) and starts again on the same address; the harness's workers
-      // settle the job meanwhile.
+      // The gateway process stops (its streams end) and starts again on the same address (a start takes up to ~20 s
+      // on a loaded machine, hence this test's timeout); the harness's workers settle the job meanwhile.
       const port = new URL(gateway.url).port;
       await gateway.stop();
       const restartedAt = Date.now();

@@ -2,7 +2,8 @@
 // allows: ADMIN and FINANCE anywhere, a MANAGER below its own unit), and its recent and live jobs.
 import { useEffect, useMemo, useRef, useState, type FormEvent } from 'react';
 import { useQuery, useSession, Loading, ErrorNote, type Session } from './api.js';
-import { SetBudgetMutation, UnitQuery, UnitSeriesQuery } from './queries.js';
+import { RefusalsQuery, RefusalsSubscription, SetBudgetMutation, UnitQuery, UnitSeriesQuery, type RefusalFields } from './queries.js';
+import { follow } from './live.js';
 import { describeCode, describeError, type ResultOf } from './graphql.js';
 import { cs, currentPeriod, dateTime, dayIn, daysOfPeriod, fromMicros, sumMicros, toMicros, toNumber } from './format.js';
 import { Chart } from './chart.js';
@@ -261,6 +262,85 @@ function Overruns({ jobs, period, timeZone, truncated }: { jobs: JobView[]; peri
   );
 }
 
+type Refusal = ResultOf<typeof RefusalFields>;
+
+interface RefusalData {
+  reason?: string;
+  firstRequestedMicroCs?: string | null;
+  availableMicroCs?: string | null;
+  limitMicroCs?: string | null;
+}
+
+/** Micro-credit-seconds (an integer string, as money events carry them) in credit-seconds with the unit. */
+const microCs = (value: string | null | undefined) => (value && /^-?\d+$/.test(value) ? cs(fromMicros(BigInt(value), 6)) : '—');
+
+/**
+ * Admissions refused by this unit's budgets and those below it: the API's `budget.refused` money events (the first
+ * refusal of each budget in each hour), followed live by the `moneyEvents` subscription and re-read when it reopens.
+ */
+function RefusedAdmissions({ unitId, timeZone }: { unitId: string; timeZone: string }) {
+  const session = useSession();
+  const read = useQuery(RefusalsQuery, { unit: unitId });
+  const [pushed, setPushed] = useState<Refusal[]>([]);
+  const [streaming, setStreaming] = useState(false);
+  const refetch = read.refetch;
+  useEffect(
+    () =>
+      follow(session.live, RefusalsSubscription, { unit: unitId }, {
+        data: ({ moneyEvents: event }) => setPushed((list) => [event, ...list.filter((e) => e.id !== event.id)]),
+        open: (reopened) => {
+          setStreaming(true);
+          if (reopened) refetch();
+        },
+        closed: () => setStreaming(false),
+      }),
+    [session, unitId, refetch],
+  );
+  const listed = read.data?.moneyEvents.edges.map((e) => e.node) ?? [];
+  const events = [...pushed.filter((p) => !listed.some((l) => l.id === p.id)), ...listed];
+  return (
+    <section aria-labelledby="refusals" data-testid="refusals-section" data-live={streaming ? 'open' : 'closed'}>
+      <h2 id="refusals">Refused admissions</h2>
+      <p className="muted small">Jobs a HARD budget of this unit or below it (or the account's pool) refused: the first refusal of each budget in each hour.</p>
+      {read.error && <ErrorNote message={read.error} />}
+      {!read.data ? (
+        !read.error && <Loading what="refusals" />
+      ) : events.length === 0 ? (
+        <p className="empty">No job was refused here.</p>
+      ) : (
+        <div className="table-wrap">
+          <table data-testid="refusals">
+            <caption className="sr-only">Refused admissions, newest first</caption>
+            <thead>
+              <tr>
+                <th scope="col">When ({timeZone})</th>
+                <th scope="col">Refused by</th>
+                <th scope="col" className="num">Asked</th>
+                <th scope="col" className="num">Available</th>
+                <th scope="col" className="num">Limit</th>
+              </tr>
+            </thead>
+            <tbody>
+              {events.map((e) => {
+                const d = (e.data ?? {}) as RefusalData;
+                return (
+                  <tr key={e.id} data-testid="refusal" data-event-id={e.id}>
+                    <td>{dateTime(e.occurredAt, timeZone)}</td>
+                    <td>{d.reason === 'POOL' ? "the account's included pool" : `the budget of ${e.orgUnit.name}`}</td>
+                    <td className="num">{microCs(d.firstRequestedMicroCs)}</td>
+                    <td className="num">{microCs(d.availableMicroCs)}</td>
+                    <td className="num">{microCs(d.limitMicroCs)}</td>
+                  </tr>
+                );
+              })}
+            </tbody>
+          </table>
+        </div>
+      )}
+    </section>
+  );
+}
+
 export function UnitPage({ id, account }: { id: string; account: AccountRef }) {
   const period = currentPeriod(account.timezone);
   const unit = useQuery(UnitQuery, { id, period });
@@ -321,6 +401,7 @@ export function UnitPage({ id, account }: { id: string; account: AccountRef }) {
         )}
       </section>
       <Budgets unitId={u.id} path={u.path} budgets={u.budgets} accountId={account.id} onChanged={unit.refetch} />
+      <RefusedAdmissions unitId={u.id} timeZone={account.timezone} />
       <Overruns jobs={jobs} period={period} timeZone={account.timezone} truncated={jobsQuery.truncated} />
       <section aria-labelledby="jobs">
         <h2 id="jobs">Recent and live jobs</h2>
