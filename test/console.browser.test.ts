@@ -507,6 +507,10 @@ describe('the budget console', () => {
     const text = await page.locator('main').textContent();
     expect(text).not.toContain('Onboarding');
     expect(await page.getByRole('button', { name: 'Edit budget' }).count()).toBe(0);
+    // Not the account's totals (they would tell the other team's usage): its own team's, as the API gives them.
+    const own = await apiAs(tokens.MEMBER, `query($u: ID!) { orgUnit(id: $u) { usage { settledCreditSeconds } } }`, { u: tree.otherTeamId });
+    await expect.poll(() => page.getByTestId('kpi-subtree-settled').textContent(), WAIT).toBe(cs(own.orgUnit.usage.settledCreditSeconds));
+    expect(await page.getByTestId('kpi-used').count()).toBe(0);
     await screenshots(page, 'overview-member', 'chart-cumulative');
     // Its project's page: the daily chart by product, and the job that cost more than its hold.
     await page.locator('[data-unit-name=Shorts] > .unit-row a').click();

@@ -206,8 +206,23 @@ export function Overview({ account }: { account: AccountRef }) {
           </div>
         </section>
       )}
-      {p ? null : (
+      {p ? null : session.role === 'ADMIN' || session.role === 'FINANCE' || !session.unit ? (
         <p className="empty">The account has no terms for {period} yet.</p>
+      ) : (
+        // The account's totals are for ADMIN and FINANCE (they would tell a sibling's usage): the caller's subtree's.
+        <section className="kpis" aria-label={`${session.unit.name} this month`}>
+          <Kpi label={`${session.unit.name}: settled this month`} value={chartForecast ? cs(chartForecast.settledSoFarCreditSeconds) : '…'} testId="kpi-subtree-settled" />
+          <Kpi label="Held by running jobs" value={chartForecast ? cs(chartForecast.openHoldsCreditSeconds) : '…'} testId="kpi-subtree-held" />
+          {chartForecast && chartForecast.historyDays > 0 && (
+            <Kpi
+              label="Projected for the month"
+              value={cs(chartForecast.projectedCreditSeconds)}
+              sub={`90 % between ${cs(chartForecast.lowCreditSeconds)} and ${cs(chartForecast.highCreditSeconds)}`}
+              testId="kpi-subtree-projected"
+            />
+          )}
+          <p className="muted small">The account's totals and invoice are shown to ADMIN and FINANCE.</p>
+        </section>
       )}
       <section aria-labelledby="burn">
         <h2 id="burn">Spend this month</h2>
