@@ -85,8 +85,8 @@ export function cumulativeOption(series: { day: string; settledCreditSeconds: st
   const high = projected ? line(forecast.highCreditSeconds) : [];
   return {
     tooltip: { trigger: 'axis', valueFormatter: (v: unknown) => (typeof v === 'number' ? `${v.toLocaleString('en-US')} cs` : '—') },
-    legend: { top: 0 },
-    grid: { left: 8, right: 16, top: 32, bottom: 8, containLabel: true },
+    legend: { top: 0, type: 'scroll' },
+    grid: { left: 8, right: 16, top: 48, bottom: 8, containLabel: true },
     xAxis: { type: 'category', data: days.map((d) => d.slice(8)) },
     yAxis: { type: 'value', name: 'credit-seconds' },
     series: [

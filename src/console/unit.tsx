@@ -201,7 +201,7 @@ export function dailyByProductOption(series: ResultOf<typeof UnitSeriesQuery>['u
   return {
     tooltip: { trigger: 'axis', valueFormatter: (v: unknown) => (typeof v === 'number' ? `${v.toLocaleString('en-US')} cs` : '—') },
     legend: { top: 0, type: 'scroll' },
-    grid: { left: 8, right: 16, top: 32, bottom: 8, containLabel: true },
+    grid: { left: 8, right: 16, top: 48, bottom: 8, containLabel: true },
     xAxis: { type: 'category', data: days.map((d) => d.slice(8)) },
     yAxis: { type: 'value', name: 'credit-seconds' },
     series: (products.length ? products : ['(no usage yet)']).map((p) => ({
