@@ -12,6 +12,7 @@ import { TIER_5K, avatarRequest, createUnit, issueServiceToken, mustMutate } fro
 import { queryRows } from '../src/db/client.js';
 import { schema } from '../src/graphql/schema.js';
 import { admitJob } from '../src/jobs/admission.js';
+import { recordMoneyEvent } from '../src/notifications/events.js';
 import type { Actor } from '../src/auth/actor.js';
 
 const ROLES = ['ADMIN', 'FINANCE', 'MANAGER_OTHER', 'MANAGER_THIS', 'MEMBER', 'SERVICE_OTHER', 'SERVICE_THIS', 'ANONYMOUS'] as const;
@@ -40,6 +41,7 @@ const MATRIX: [operation: string, ...cells: Outcome[]][] = [
   ['query auditEvents',                    'ok',        'ok',        'forbidden', 'forbidden', 'forbidden', 'forbidden', 'forbidden', '401'],
   ['query roleMappings',                   'ok',        'forbidden', 'forbidden', 'forbidden', 'forbidden', 'forbidden', 'forbidden', '401'],
   ['query overrunFlags',                   'ok',        'ok',        'forbidden', 'forbidden', 'forbidden', 'forbidden', 'forbidden', '401'],
+  ['query moneyEvents (team)',             'ok',        'ok',        'notfound',  'ok',        'ok',        'notfound',  'ok',        '401'],
   ['query driftNotes',                     'ok',        'ok',        'forbidden', 'forbidden', 'forbidden', 'forbidden', 'forbidden', '401'],
   ['mutation createAccount',               'ok',        'forbidden', 'forbidden', 'forbidden', 'forbidden', 'forbidden', 'forbidden', '401'],
   ['mutation createOrgUnit (under team)',  'ok',        'forbidden', 'notfound',  'ok',        'forbidden', 'notfound',  'forbidden', '401'],
@@ -88,6 +90,7 @@ const ids = {} as {
   projectB: string;
   job: string;
   serviceToken: string;
+  moneyEvent: string;
 };
 
 const rawId = (globalId: string) => decodeGlobalID(globalId).id;
@@ -163,6 +166,14 @@ async function reservedJob(): Promise<string> {
     h.services.admission,
   );
   return encodeGlobalID('Job', job.id);
+}
+
+/** A money event of the project (the team's subtree), written as its cause would write it. */
+async function projectMoneyEvent(): Promise<string> {
+  const data = { jobId: rawId(ids.job), projectId: rawId(ids.project), accountId: rawId(ids.accountA) };
+  await h.services.db.transaction((tx) => recordMoneyEvent(tx, { kind: 'job.finished', dedupeKey: 'matrix', orgUnitId: rawId(ids.project), data }));
+  const [row] = await queryRows<{ id: string }>(h.services.db, sql`select id from outbox_events where topic = 'money_event' and dedupe_key = 'job.finished:matrix'`);
+  return row!.id;
 }
 
 const teamChannels = new Map<string, string>();
@@ -247,6 +258,16 @@ const OPERATIONS: Record<string, { field: string; run: Run }> = {
   'query auditEvents': { field: 'auditEvents', run: (t) => queryOutcome(`{ auditEvents(first: 5) { edges { node { id action } } } }`, {}, t, (d) => d.auditEvents.edges.length > 0) },
   'query roleMappings': { field: 'roleMappings', run: (t) => queryOutcome(`{ roleMappings { id } }`, {}, t, (d) => Array.isArray(d.roleMappings)) },
   'query overrunFlags': { field: 'overrunFlags', run: (t) => queryOutcome(`query($p: Period!) { overrunFlags(period: $p) { jobsWithOverrun } }`, { p: PERIOD_NOW }, t, (d) => Array.isArray(d.overrunFlags)) },
+  'query moneyEvents (team)': {
+    field: 'moneyEvents',
+    run: (t) =>
+      queryOutcome(
+        `query($u: ID!) { moneyEvents(orgUnitId: $u, first: 100) { edges { node { id } } } }`,
+        { u: ids.team },
+        t,
+        (d) => edgesOf(d.moneyEvents).includes(ids.moneyEvent),
+      ),
+  },
   'query driftNotes': {
     field: 'driftNotes',
     run: (t) => queryOutcome(`query($a: ID!, $p: Period!) { driftNotes(accountId: $a, period: $p) { reason } }`, { a: ids.accountA, p: PERIOD_NOW }, t, (d) => Array.isArray(d.driftNotes)),
@@ -444,6 +465,7 @@ beforeAll(async () => {
   tokens.ANONYMOUS = null;
   ids.serviceToken = own.id;
   ids.job = await reservedJob();
+  ids.moneyEvent = await projectMoneyEvent();
 });
 afterAll(async () => h?.close());
 

@@ -16,5 +16,6 @@ import './callbacks.js';
 import './live.js';
 import './forecasts.js';
 import './notifications.js';
+import './money-events.js';
 
 export const schema = builder.toSchema({ sortSchema: true });

@@ -2,7 +2,7 @@
 // not exist (null, NotFoundError, or absent from a list). Each helper applies one rule of src/auth/actor.ts;
 // each SQL filter mirrors one of those rules, so that lists and connections agree with `node`.
 import { encodeGlobalID } from '@pothos/plugin-relay';
-import { eq, inArray, sql, type SQL } from 'drizzle-orm';
+import { eq, inArray, sql, type AnyColumn, type SQL } from 'drizzle-orm';
 import type { GraphQLContext } from './context.js';
 import { jobsTable, orgUnitsTable, serviceTokensTable } from '../db/schema.js';
 import { canListServiceTokens, canReadAccountTotals, canReadCostsOf, canReadJobsOf, canReadUnit, seesEverything, type Actor } from '../auth/actor.js';
@@ -111,6 +111,14 @@ export function visibleJobsFilter(actor: Actor): SQL | undefined {
     jobsTable.projectId,
     sql`(select ${orgUnitsTable.id} from ${orgUnitsTable} where ${orgUnitsTable.path} @> ${uuidArray([actor.unitId])})`,
   );
+}
+
+/** SQL filter on a column of unit ids: units whose costs the caller may read (mirrors canReadCostsOf). */
+export function visibleCostsFilter(actor: Actor, unitColumn: AnyColumn): SQL | undefined {
+  if (seesEverything(actor)) return undefined;
+  if (!actor.unitId) return sql`false`;
+  if (actor.role === 'SERVICE') return eq(unitColumn, actor.unitId);
+  return inArray(unitColumn, sql`(select ${orgUnitsTable.id} from ${orgUnitsTable} where ${orgUnitsTable.path} @> ${uuidArray([actor.unitId])})`);
 }
 
 /** SQL filter on service_tokens: records the caller may see (mirrors canListServiceTokensOf). */
