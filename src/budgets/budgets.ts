@@ -30,6 +30,18 @@ export type WindowBounds = { from: string; to: string } | { currentMonth: true }
 export interface BudgetUsage {
   reservedMicroCs: bigint;
   settledMicroCs: bigint;
+  /** What approved temporary raises (budget_grants whose `until` has not passed) add to the limit now. */
+  grantedMicroCs: bigint;
+}
+
+/** What the units under a budget could still spend: limit + active grants − reserved − settled (as the admission counts). */
+export function availableOf(budget: Pick<BudgetRow, 'limitMicroCs'>, usage: BudgetUsage): bigint {
+  return budget.limitMicroCs + usage.grantedMicroCs - usage.reservedMicroCs - usage.settledMicroCs;
+}
+
+/** The active grants of a budget at an instant, as SQL (the same rule as the admission's gateway_budget_granted). */
+function grantedSql(budgetId: SQL, at: string): SQL {
+  return sql`(select coalesce(sum(g.amount_micro_cs), 0) from budget_grants g where g.budget_id = ${budgetId} and g.until > ${at}::timestamptz)`;
 }
 
 const LIFETIME: WindowBounds = { from: '0000-01', to: '9999-12' };
@@ -60,9 +72,10 @@ export async function usageOfBudgets(db: Db, windows: ReadonlyMap<string, Window
   const current = accounts.length
     ? sql.join(accounts.map((a) => sql`(${a.id}::uuid, ${periodOf(now, a.timezone)})`), sql`, `)
     : sql`(null::uuid, '')`;
-  const rows = await queryRows<{ id: string; reserved: string; settled: string }>(
+  const rows = await queryRows<{ id: string; reserved: string; settled: string; granted: string }>(
     db,
     sql`select w.budget_id as id,
+          ${grantedSql(sql`w.budget_id`, now.toISOString())}::text as granted,
           coalesce(sum(r.reserved_micro_cs), 0)::text as reserved,
           coalesce(sum(r.settled_micro_cs) filter (
             where (w.monthly and r.period = cur.period) or (not w.monthly and r.period between w.from_period and w.to_period)), 0)::text as settled
@@ -73,7 +86,9 @@ export async function usageOfBudgets(db: Db, windows: ReadonlyMap<string, Window
         left join (values ${current}) as cur(account_id, period) on cur.account_id = r.account_id
         group by w.budget_id`,
   );
-  for (const row of rows) result.set(row.id, { reservedMicroCs: toBigInt(row.reserved), settledMicroCs: toBigInt(row.settled) });
+  for (const row of rows) {
+    result.set(row.id, { reservedMicroCs: toBigInt(row.reserved), settledMicroCs: toBigInt(row.settled), grantedMicroCs: toBigInt(row.granted) });
+  }
   return result;
 }
 
@@ -189,7 +204,7 @@ export async function budgetsOnPath(db: Db, path: readonly string[], accountId: 
  * budget is the one windowOf gives, worked out in SQL from the rows it depends on: MONTHLY counts each account's
  * current period in its own time zone; CONTRACT_TERM the term of the budget's account's terms in force in its current
  * period (the lifetime when those terms have no dates, and for a budget over all accounts); LIFETIME every period.
- * Reserved counts every open hold, as in usageOfBudgets.
+ * Reserved counts every open hold, as in usageOfBudgets; granted the grants active at `now`.
  */
 export async function budgetsWithUsage(
   db: Db,
@@ -212,6 +227,7 @@ export async function budgetsWithUsage(
   const rows = await db
     .select({
       budget: budgetsTable,
+      granted: sql<string>`${grantedSql(sql`budgets.id`, at)}::text`,
       reserved: sql<string>`(select coalesce(sum(r.reserved_micro_cs), 0) from usage_rollups r
           where r.org_unit_id = budgets.org_unit_id and (budgets.account_id is null or r.account_id = budgets.account_id))::text`,
       settled: sql<string>`(select coalesce(sum(r.settled_micro_cs), 0) from usage_rollups r
@@ -225,5 +241,8 @@ export async function budgetsWithUsage(
     .from(budgetsTable)
     .where('unitIds' in which ? inArray(budgetsTable.orgUnitId, [...ids]) : inArray(budgetsTable.id, [...ids]))
     .orderBy(budgetsTable.id);
-  return rows.map((r) => ({ budget: r.budget, usage: { reservedMicroCs: toBigInt(r.reserved), settledMicroCs: toBigInt(r.settled) } }));
+  return rows.map((r) => ({
+    budget: r.budget,
+    usage: { reservedMicroCs: toBigInt(r.reserved), settledMicroCs: toBigInt(r.settled), grantedMicroCs: toBigInt(r.granted) },
+  }));
 }

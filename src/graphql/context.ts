@@ -95,7 +95,7 @@ export function createLoaders(db: Db, now: Date) {
   const budgetUsage = new DataLoader<BudgetRow, BudgetUsage, string>(
     async (budgets) => {
       const usage = new Map((await budgetsWithUsage(db, { budgetIds: budgets.map((b) => b.id) }, now)).map((r) => [r.budget.id, r.usage]));
-      return budgets.map((b) => usage.get(b.id) ?? { reservedMicroCs: 0n, settledMicroCs: 0n });
+      return budgets.map((b) => usage.get(b.id) ?? { reservedMicroCs: 0n, settledMicroCs: 0n, grantedMicroCs: 0n });
     },
     { cacheKeyFn: (b) => b.id },
   );

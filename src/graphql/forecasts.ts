@@ -15,6 +15,7 @@ import { dayOf, lastDayOf, periodOf } from '../primitives/period.js';
 import { termPeriods, termsFor } from '../accounts/accounts.js';
 import { accountForecast, dailyUsage, exhaustionDay, unitForecast, type AccountForecast, type UsageForecast } from '../billing/usage-forecast.js';
 import { addDays, burnModel, HISTORY_DAYS } from '../billing/forecast.js';
+import { availableOf } from '../budgets/budgets.js';
 
 const DAY = /^(\d{4})-(\d{2})-(\d{2})$/;
 const MAX_SERIES_DAYS = 366;
@@ -124,7 +125,7 @@ builder.objectField(BudgetRef, 'exhaustsOn', (t) =>
       const tz = account?.timezone ?? 'UTC';
       const today = dayOf(ctx.now, tz);
       const usage = await ctx.loaders.budgetUsage.load(b);
-      const available = b.limitMicroCs - usage.reservedMicroCs - usage.settledMicroCs;
+      const available = availableOf(b, usage);
       let lastDay = addDays(today, 366);
       if (b.window === 'MONTHLY') lastDay = lastDayOf(periodOf(ctx.now, tz));
       else if (b.window === 'CONTRACT_TERM' && account) {

@@ -9,7 +9,7 @@ import { accountsTable, orgUnitsTable } from '../db/schema.js';
 import { canReadAccountTotals, canReadCostsOf, type Actor } from '../auth/actor.js';
 import { accountPeriod } from '../billing/account-period.js';
 import { accountForPath } from '../org/units.js';
-import { budgetsOnPath, usageOfBudgets, windowOf, type WindowBounds } from '../budgets/budgets.js';
+import { availableOf, budgetsOnPath, usageOfBudgets, windowOf, type WindowBounds } from '../budgets/budgets.js';
 import { termsFor } from '../accounts/accounts.js';
 import { budgetRateUsdPerCs } from '../billing/terms.js';
 import { periodOf } from '../primitives/period.js';
@@ -56,10 +56,11 @@ export async function projectHeadroom(db: Db, actor: Actor, projectId: string, n
 
   let binding: (Binding & { orgUnitId: string | null }) | null = null;
   for (const b of hard) {
-    const u = usage.get(b.id) ?? { reservedMicroCs: 0n, settledMicroCs: 0n };
-    const left = b.limitMicroCs - u.reservedMicroCs - u.settledMicroCs;
+    const u = usage.get(b.id) ?? { reservedMicroCs: 0n, settledMicroCs: 0n, grantedMicroCs: 0n };
+    const left = availableOf(b, u);
     const available = left > 0n ? left : 0n;
-    if (!binding || available < binding.available) binding = { available, limit: b.limitMicroCs, limitVisible: false, orgUnitId: b.orgUnitId };
+    // The limit as the admission applies it: with the temporary raises in force.
+    if (!binding || available < binding.available) binding = { available, limit: b.limitMicroCs + u.grantedMicroCs, limitVisible: false, orgUnitId: b.orgUnitId };
   }
   if (binding?.orgUnitId) {
     const [unit] = await db.select({ id: orgUnitsTable.id, path: orgUnitsTable.path }).from(orgUnitsTable).where(eq(orgUnitsTable.id, binding.orgUnitId));
