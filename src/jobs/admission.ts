@@ -529,7 +529,7 @@ function poolContext(account: AccountRow, terms: AccountTermsRow | null, period:
  * How to ask for more under a refusing budget: the mutation and the budget's GraphQL global id (base64 of
  * `Budget:<uuid>`, as src/graphql/ids.ts decodes it), so that an app can pass the message on to a person.
  */
-export function askForMore(budgetId: string): string {
+function askForMore(budgetId: string): string {
   return `ask for more with requestBudgetIncrease(budgetId: "${Buffer.from(`Budget:${budgetId}`).toString('base64')}")`;
 }
 
