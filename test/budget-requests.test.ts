@@ -12,6 +12,7 @@ import { queryRows } from '../src/db/client.js';
 import { admitJob } from '../src/jobs/admission.js';
 import { budgetsWithUsage } from '../src/budgets/budgets.js';
 import { decideBudgetRequest } from '../src/budgets/requests.js';
+import { describeEvent, moneyEventFanOut } from '../src/notifications/delivery.js';
 import { BudgetExceededError, ForbiddenError } from '../src/errors.js';
 import type { Actor } from '../src/auth/actor.js';
 
@@ -30,6 +31,8 @@ const REJECT = `mutation($input: RejectBudgetRequestInput!) { rejectBudgetReques
   __typename ... on BudgetRequestDecisionPayload { request { id status } } ... on Error { message code } } }`;
 const TRANSFER = `mutation($input: TransferBudgetInput!) { transferBudget(input: $input) {
   __typename ... on TransferBudgetPayload { from { id limitCreditSeconds } to { id limitCreditSeconds } } ... on ValidationError { message field } ... on Error { message code } } }`;
+const CHANNEL = `mutation($input: CreateNotificationChannelInput!) { createNotificationChannel(input: $input) { __typename ... on NotificationChannelPayload { channel { id } } ... on Error { message } } }`;
+const RULE = `mutation($input: CreateNotificationRuleInput!) { createNotificationRule(input: $input) { __typename ... on Error { message } } }`;
 const BUDGET = `query($id: ID!) { node(id: $id) { ... on Budget { limitCreditSeconds temporaryCreditSeconds reservedCreditSeconds settledCreditSeconds availableCreditSeconds } } }`;
 
 async function call(token: string, query: string, variables: Record<string, unknown>) {
@@ -87,10 +90,21 @@ describe('requests', () => {
     expect(await pending(tokens.member)).not.toContain(requestId);
     expect(await pending(tokens.managerTeam, true)).not.toContain(requestId);
 
-    // The money event is written with the request, on the budget's unit (the rules of its subtree route it).
+    // The money event is written with the request, on the budget's unit; a rule of the approvers' department routes it.
     const [requested] = await moneyEvents('budget.increase_requested', raw(requestId));
     expect(requested!.org_unit_id).toBe(raw(tree.projectId));
     expect(requested!.payload.data).toMatchObject({ amountMicroCs: '52800000', reason: 'the launch video needs one more render', status: 'PENDING' });
+    const channel = (await call(tokens.managerDept, CHANNEL, { input: { orgUnitId: tree.deptId, kind: 'WEBHOOK', name: 'approvers', config: { url: 'https://hooks.example.com/approvers' } } })).createNotificationChannel.channel.id;
+    const rule = (await call(tokens.managerDept, RULE, { input: { orgUnitId: tree.deptId, channelId: channel, eventKinds: ['BUDGET_INCREASE_REQUESTED', 'BUDGET_INCREASE_DECIDED'] } })).createNotificationRule;
+    expect(rule.__typename).toBe('CreateNotificationRulePayload');
+    const [event] = await queryRows<{ id: string; payload: unknown }>(h.services.db, sql`select id, payload from outbox_events where topic = 'money_event' and kind = 'budget.increase_requested' and payload->'data'->>'requestId' = ${raw(requestId)}`);
+    await moneyEventFanOut(h.services.db, { maxAttempts: 3 })(
+      { id: event!.id, topic: 'money_event', kind: 'budget.increase_requested', payload: event!.payload, destination: {}, jobId: null, orgUnitId: raw(tree.projectId), attempt: 1, maxAttempts: 3, createdAt: new Date() },
+      new Date(),
+    );
+    const routed = await queryRows<{ payload: any }>(h.services.db, sql`select payload from outbox_events where topic = 'notify.webhook' and destination->>'channelId' = ${raw(channel)}`);
+    expect(routed.map((r) => r.payload.kind)).toEqual(['budget.increase_requested']);
+    expect(describeEvent(routed[0]!.payload).title).toMatch(/^Onboarding: service:\S+ asks for 52\.8 credit-seconds more$/);
 
     const approved = (await call(tokens.managerTeam, APPROVE, { input: { requestId, note: 'go' } })).approveBudgetRequest;
     expect(approved).toMatchObject({ __typename: 'BudgetRequestDecisionPayload', request: { status: 'APPROVED', decisionNote: 'go' }, budget: { limitCreditSeconds: '152.8', temporaryCreditSeconds: '0' } });
