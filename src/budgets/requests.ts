@@ -7,15 +7,13 @@
 import { and, eq, inArray, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { queryRows, toBigInt } from '../db/client.js';
-import { accountsTable, budgetGrantsTable, budgetRequestsTable, budgetsTable, orgUnitsTable } from '../db/schema.js';
+import { budgetGrantsTable, budgetRequestsTable, budgetsTable, orgUnitsTable } from '../db/schema.js';
 import { ForbiddenError, NotFoundError, ValidationError } from '../errors.js';
 import { MAX_INPUT_MICRO_CS } from '../validation.js';
 import { formatCreditSeconds, MICRO_PER_CS, secondsToMicro } from '../primitives/money.js';
-import { periodOf } from '../primitives/period.js';
-import { termsFor } from '../accounts/accounts.js';
 import { recordAudit, type AuditActor } from '../audit/audit.js';
 import { recordMoneyEvent } from '../notifications/events.js';
-import { setBudget, usageOfBudgets, windowOf, type BudgetRow, type BudgetUsage } from './budgets.js';
+import { budgetsWithUsage, setBudget, type BudgetRow } from './budgets.js';
 
 export type BudgetRequestRow = typeof budgetRequestsTable.$inferSelect;
 export type BudgetGrantRow = typeof budgetGrantsTable.$inferSelect;
@@ -100,6 +98,26 @@ export async function requestBudgetIncrease(tx: Db, actor: AuditActor, input: Re
   return request!;
 }
 
+/** The budget with a new standing limit, everything else as it is (window, dates, rollover), through setBudget's validation. */
+function withLimit(tx: Db, b: BudgetRow, limit: bigint, now: Date): Promise<BudgetRow> {
+  return setBudget(
+    tx,
+    {
+      orgUnitId: b.orgUnitId,
+      accountId: b.accountId,
+      window: b.window,
+      limitCreditSeconds: formatCreditSeconds(limit),
+      enforcement: b.enforcement,
+      allowOverage: b.allowOverage,
+      alertThresholds: b.alertThresholds,
+      windowFrom: b.windowFrom,
+      windowTo: b.windowTo,
+      rolloverCapCreditSeconds: b.rolloverCapMicroCs === null ? null : formatCreditSeconds(b.rolloverCapMicroCs),
+    },
+    now,
+  );
+}
+
 /** What a decision changed: the request, and on approval the budget (a permanent raise) or the grant (a temporary one). */
 export interface Decision {
   request: BudgetRequestRow;
@@ -133,24 +151,12 @@ export async function decideBudgetRequest(
   let grant: BudgetGrantRow | null = null;
   if (decision === 'APPROVED') {
     if (pending.until === null) {
-      after = await setBudget(
-        tx,
-        {
-          orgUnitId: budget.orgUnitId,
-          accountId: budget.accountId,
-          window: budget.window,
-          limitCreditSeconds: formatCreditSeconds(budget.limitMicroCs + pending.amountMicroCs),
-          enforcement: budget.enforcement,
-          allowOverage: budget.allowOverage,
-          alertThresholds: budget.alertThresholds,
-        },
-        now,
-      );
+      after = await withLimit(tx, budget, budget.limitMicroCs + pending.amountMicroCs, now);
     } else {
       if (pending.until.getTime() <= now.getTime()) throw new ValidationError('requestId', 'the raise was asked until an instant that has passed');
       const [{ granted } = { granted: '0' }] = await queryRows<{ granted: string }>(
         tx,
-        sql`select coalesce(sum(amount_micro_cs), 0)::text as granted from budget_grants where budget_id = ${budget.id} and until > ${now.toISOString()}::timestamptz`,
+        sql`select gateway_budget_granted(${budget.id}::uuid, ${now.toISOString()}::timestamptz)::text as granted`,
       );
       if (budget.limitMicroCs + toBigInt(granted) + pending.amountMicroCs > MAX_INPUT_MICRO_CS) {
         throw new ValidationError('requestId', `the limit with its raises must be at most ${MAX_INPUT_MICRO_CS / MICRO_PER_CS} credit-seconds`);
@@ -160,8 +166,13 @@ export async function decideBudgetRequest(
         .values({ budgetId: budget.id, requestId: pending.id, amountMicroCs: pending.amountMicroCs, until: pending.until, createdAt: now })
         .returning();
       grant = inserted!;
-      // The budget row changes too, so that live subscribers of the unit re-read its budgets.
-      const [touched] = await tx.update(budgetsTable).set({ updatedAt: now }).where(eq(budgetsTable.id, budget.id)).returning();
+      // The budget row changes too, so that live subscribers of the unit re-read its budgets; naming its limit (the
+      // same) makes budgets_money_events judge its thresholds again with the raise, resolving those it lifts.
+      const [touched] = await tx
+        .update(budgetsTable)
+        .set({ limitMicroCs: budget.limitMicroCs, updatedAt: now })
+        .where(eq(budgetsTable.id, budget.id))
+        .returning();
       after = touched!;
     }
   }
@@ -186,18 +197,6 @@ export async function decideBudgetRequest(
   return { request: request!, budget: after, grant };
 }
 
-/** A budget's usage in its current window, as the admission counts it (settled in the window + every open hold). */
-async function usageOf(tx: Db, budget: BudgetRow, now: Date): Promise<BudgetUsage> {
-  let account = null;
-  let terms = null;
-  if (budget.accountId) {
-    [account] = await tx.select().from(accountsTable).where(eq(accountsTable.id, budget.accountId));
-    if (account) terms = await termsFor(tx, account.id, periodOf(now, account.timezone));
-  }
-  const usage = await usageOfBudgets(tx, new Map([[budget.id, windowOf(budget, account ?? null, terms)]]), now);
-  return usage.get(budget.id) ?? { reservedMicroCs: 0n, settledMicroCs: 0n, grantedMicroCs: 0n };
-}
-
 export interface Transfer {
   from: BudgetRow;
   to: BudgetRow;
@@ -207,8 +206,9 @@ export interface Transfer {
  * Moves `amount` of standing limit from one budget to another (same window, same account or both over all accounts,
  * units under a common parent, neither above the other). Both rows are locked in id order (the admission's order),
  * so an admission into the source either committed before (its hold is in the usage read here) or runs after with
- * the lowered limit. The source keeps at least its usage: settled in its window plus every open hold; temporary
- * raises do not count towards that, since they end on their own.
+ * the lowered limit. The source keeps at least its usage as the admission counts it (gateway_budget_usage: settled
+ * in its current window plus every open hold) in its standing limit: temporary raises do not count towards that,
+ * since they end on their own, nor does a MONTHLY budget's rollover, which is carried from the standing limit.
  */
 export async function transferBudget(tx: Db, actor: AuditActor, fromId: string, toId: string, amountCreditSeconds: string, reason: string, now: Date): Promise<Transfer> {
   const amount = positiveAmount(amountCreditSeconds, 'amountCreditSeconds');
@@ -229,8 +229,8 @@ export async function transferBudget(tx: Db, actor: AuditActor, fromId: string, 
   if (fromUnit.path.includes(toUnit.id) || toUnit.path.includes(fromUnit.id)) {
     throw new ValidationError('toBudgetId', 'the two units must be on different branches (neither above the other)');
   }
-  const usage = await usageOf(tx, from, now);
-  const used = usage.settledMicroCs + usage.reservedMicroCs;
+  const [source] = await budgetsWithUsage(tx, { budgetIds: [from.id] }, now);
+  const used = source!.usage.settledMicroCs + source!.usage.reservedMicroCs;
   const remaining = from.limitMicroCs - amount;
   if (remaining < 0n || remaining < used) {
     const movable = from.limitMicroCs - (used > 0n ? used : 0n);
@@ -240,22 +240,8 @@ export async function transferBudget(tx: Db, actor: AuditActor, fromId: string, 
     );
   }
   if (to.limitMicroCs + amount > MAX_INPUT_MICRO_CS) throw new ValidationError('amountCreditSeconds', `the limit must be at most ${MAX_INPUT_MICRO_CS / MICRO_PER_CS} credit-seconds`);
-  const reset = (b: BudgetRow, limit: bigint) =>
-    setBudget(
-      tx,
-      {
-        orgUnitId: b.orgUnitId,
-        accountId: b.accountId,
-        window: b.window,
-        limitCreditSeconds: formatCreditSeconds(limit),
-        enforcement: b.enforcement,
-        allowOverage: b.allowOverage,
-        alertThresholds: b.alertThresholds,
-      },
-      now,
-    );
-  const fromAfter = await reset(from, remaining);
-  const toAfter = await reset(to, to.limitMicroCs + amount);
+  const fromAfter = await withLimit(tx, from, remaining, now);
+  const toAfter = await withLimit(tx, to, to.limitMicroCs + amount, now);
   await recordAudit(tx, actor, {
     action: 'budget.transfer',
     entityType: 'Budget',

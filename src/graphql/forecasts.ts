@@ -12,10 +12,9 @@ import { orgUnitsTable } from '../db/schema.js';
 import { accountForPath } from '../org/units.js';
 import { ForbiddenError, ValidationError } from '../errors.js';
 import { dayOf, lastDayOf, periodOf } from '../primitives/period.js';
-import { termPeriods, termsFor } from '../accounts/accounts.js';
+import { availableOf } from '../budgets/budgets.js';
 import { accountForecast, dailyUsage, exhaustionDay, unitForecast, type AccountForecast, type UsageForecast } from '../billing/usage-forecast.js';
 import { addDays, burnModel, HISTORY_DAYS } from '../billing/forecast.js';
-import { availableOf } from '../budgets/budgets.js';
 
 const DAY = /^(\d{4})-(\d{2})-(\d{2})$/;
 const MAX_SERIES_DAYS = 366;
@@ -126,12 +125,9 @@ builder.objectField(BudgetRef, 'exhaustsOn', (t) =>
       const today = dayOf(ctx.now, tz);
       const usage = await ctx.loaders.budgetUsage.load(b);
       const available = availableOf(b, usage);
-      let lastDay = addDays(today, 366);
-      if (b.window === 'MONTHLY') lastDay = lastDayOf(periodOf(ctx.now, tz));
-      else if (b.window === 'CONTRACT_TERM' && account) {
-        const term = termPeriods(await termsFor(ctx.db, account.id, periodOf(ctx.now, tz)));
-        if (term) lastDay = lastDayOf(term.to);
-      }
+      // The window's last day (its bounds are days or periods); a year ahead at most.
+      const end = usage.windowTo.length === 10 ? usage.windowTo : lastDayOf(usage.windowTo);
+      const lastDay = end < addDays(today, 366) ? end : addDays(today, 366);
       const history = await dailyUsage(ctx.db, b.orgUnitId, b.accountId ? [b.accountId] : null, addDays(today, -HISTORY_DAYS), addDays(today, -1));
       return exhaustionDay(burnModel(today, history), ctx.now, tz, available, lastDay);
     },
