@@ -290,3 +290,59 @@ describe('transfers', () => {
     await expectCountersEqualLedger(h.services.db);
   });
 });
+
+describe('with budget windows', () => {
+  it('the limit in force is limit + rollover + temporary raises, in reads and in the admission; raises and transfers keep the rollover and CUSTOM dates', async () => {
+    const own = await createTree(h, { name: 'Windows', concurrencyLimit: 200 });
+    const svc = (await issueServiceToken(h, own.projectId, 'windows-app')).token;
+    const budget = (await setBudget(h, { orgUnitId: own.projectId, accountId: own.accountId, window: 'MONTHLY', limitCreditSeconds: '50', rolloverCapCreditSeconds: '20' })).budget;
+    // The rollover starts the month after it is set: start it long ago, when nothing settled, so 20 carries now.
+    await h.services.db.execute(sql`update budgets set rollover_from = '2000-01' where id = ${raw(budget.id)}`);
+    const READ = `query($id: ID!) { node(id: $id) { ... on Budget { limitCreditSeconds rolloverCapCreditSeconds carriedOverCreditSeconds temporaryCreditSeconds effectiveLimitCreditSeconds availableCreditSeconds } } }`;
+    const ask = async (amount: string, until: Date | null) => {
+      const asked = (await call(svc, REQUEST, { input: { budgetId: budget.id, amountCreditSeconds: amount, until: until?.toISOString() ?? null, reason: 'launch' } })).requestBudgetIncrease;
+      expect((await call(tokens.finance, APPROVE, { input: { requestId: asked.request.id } })).approveBudgetRequest.__typename).toBe('BudgetRequestDecisionPayload');
+    };
+
+    await ask('60', new Date(Date.now() + 3_600_000));
+    expect((await call(h.adminToken, READ, { id: budget.id })).node).toEqual({
+      limitCreditSeconds: '50', rolloverCapCreditSeconds: '20', carriedOverCreditSeconds: '20', temporaryCreditSeconds: '60', effectiveLimitCreditSeconds: '130', availableCreditSeconds: '130',
+    });
+    // A permanent raise goes through setBudget with everything else kept: the rollover cap (and its start) stay.
+    await ask('10', null);
+    expect((await call(h.adminToken, READ, { id: budget.id })).node).toEqual({
+      limitCreditSeconds: '60', rolloverCapCreditSeconds: '20', carriedOverCreditSeconds: '20', temporaryCreditSeconds: '60', effectiveLimitCreditSeconds: '140', availableCreditSeconds: '140',
+    });
+
+    // The admission counts the same 140: two 52.8 cs jobs fit, the third is refused naming that limit.
+    const admin: Actor = { subject: 'admin:test', role: 'ADMIN', unitId: null, unitPath: [], tokenId: null };
+    const admit = () =>
+      admitJob(
+        h.services.db,
+        admin,
+        { projectId: raw(own.projectId), kind: 'AVATAR_VIDEO', request: avatarRequest(), estimatedSeconds: null, idempotencyKey: null },
+        h.services.admission,
+      ).catch((e: unknown) => e);
+    expect(await admit()).not.toBeInstanceOf(Error);
+    expect(await admit()).not.toBeInstanceOf(Error);
+    const refusal = await admit();
+    expect(refusal).toBeInstanceOf(BudgetExceededError);
+    expect((refusal as BudgetExceededError).limitMicroCs).toBe(140_000_000n);
+    expect((await call(h.adminToken, READ, { id: budget.id })).node.availableCreditSeconds).toBe((140 - 2 * 52.8).toFixed(1));
+
+    // A transfer between CUSTOM budgets keeps their dates. The source's usage is gateway_budget_usage's: nothing
+    // settled in its (past) window, but the two open holds of its project count, whatever their day.
+    const window = { window: 'CUSTOM', accountId: own.accountId, windowFrom: '2020-01-01', windowTo: '2020-02-01' };
+    const from = (await setBudget(h, { ...window, orgUnitId: own.teamId, limitCreditSeconds: '200' })).budget;
+    const to = (await setBudget(h, { ...window, orgUnitId: own.otherTeamId, limitCreditSeconds: '100' })).budget;
+    const transfer = (amount: string) => call(tokens.finance, TRANSFER, { input: { fromBudgetId: from.id, toBudgetId: to.id, amountCreditSeconds: amount, reason: 'rebalance' } });
+    expect((await transfer('94.5')).transferBudget).toMatchObject({ __typename: 'ValidationError', field: 'amountCreditSeconds' });
+    const moved = (await transfer('94.4')).transferBudget;
+    expect(moved).toMatchObject({ __typename: 'TransferBudgetPayload', from: { limitCreditSeconds: '105.6' }, to: { limitCreditSeconds: '194.4' } });
+    const dates = await queryRows<{ window_from: string; window_to: string }>(h.services.db, sql`select window_from::text, window_to::text from budgets where id in (${raw(from.id)}, ${raw(to.id)})`);
+    expect(dates).toEqual([
+      { window_from: '2020-01-01', window_to: '2020-02-01' },
+      { window_from: '2020-01-01', window_to: '2020-02-01' },
+    ]);
+  });
+});
