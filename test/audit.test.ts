@@ -200,6 +200,45 @@ describe('every mutation writes exactly one audit event, with the caller and the
       },
     },
     {
+      field: 'setServiceTokenRateLimit',
+      inputType: 'SetServiceTokenRateLimitInput',
+      caller: 'manager',
+      input: () => ({ serviceTokenId: s.token, jobsPerMinute: 30 }),
+      select: '... on SetServiceTokenRateLimitPayload { serviceToken { id } }',
+      action: 'serviceToken.rateLimit',
+      entity: (p) => p.serviceToken.id,
+      check: (row) => {
+        expect(row.before).toBeNull();
+        expect(row.after).toMatchObject({ jobsPerMinute: 30 });
+      },
+    },
+    {
+      field: 'setUnitPolicy',
+      inputType: 'SetUnitPolicyInput',
+      caller: 'manager',
+      input: () => ({ orgUnitId: s.unit, maxLengthSeconds: 3600 }),
+      select: '... on SetUnitPolicyPayload { orgUnit { id } }',
+      action: 'unitPolicy.set',
+      entity: (p) => p.orgUnit.id,
+      check: (row) => {
+        expect(row.before).toBeNull();
+        expect(row.after).toMatchObject({ maxLengthSeconds: 3600 });
+      },
+    },
+    {
+      field: 'clearUnitPolicy',
+      inputType: 'ClearUnitPolicyInput',
+      caller: 'manager',
+      input: () => ({ orgUnitId: s.unit }),
+      select: '... on ClearUnitPolicyPayload { orgUnit { id } }',
+      action: 'unitPolicy.clear',
+      entity: (p) => p.orgUnit.id,
+      check: (row) => {
+        expect(row.before).toMatchObject({ maxLengthSeconds: 3600 });
+        expect(row.after).toBeNull();
+      },
+    },
+    {
       field: 'revokeServiceToken',
       inputType: 'RevokeServiceTokenInput',
       caller: 'manager',
