@@ -72,6 +72,13 @@ const MATRIX: [operation: string, ...cells: Outcome[]][] = [
   ['mutation deleteNotificationChannel',   'ok',        'ok',        'notfound',  'ok',        'notfound',  'notfound',  'notfound',  '401'],
   ['mutation createNotificationRule',      'ok',        'ok',        'notfound',  'ok',        'forbidden', 'notfound',  'forbidden', '401'],
   ['mutation deleteNotificationRule',      'ok',        'ok',        'notfound',  'ok',        'notfound',  'notfound',  'notfound',  '401'],
+  // Budget requests on the project's budget, asked by SVC this (docs/budgets.md, Requests and transfers): a caller the
+  // budget binds asks, who may set the budget decides (never the requester), who may set both budgets transfers.
+  ['query budgetRequests',                 'ok',        'ok',        'hidden',    'ok',        'hidden',    'hidden',    'ok',        '401'],
+  ['mutation requestBudgetIncrease',       'forbidden', 'forbidden', 'notfound',  'forbidden', 'ok',        'notfound',  'ok',        '401'],
+  ['mutation approveBudgetRequest',        'ok',        'ok',        'notfound',  'ok',        'notfound',  'notfound',  'forbidden', '401'],
+  ['mutation rejectBudgetRequest',         'ok',        'ok',        'notfound',  'ok',        'notfound',  'notfound',  'forbidden', '401'],
+  ['mutation transferBudget (projects)',   'ok',        'ok',        'notfound',  'ok',        'forbidden', 'notfound',  'notfound',  '401'],
 ];
 
 const SIM_KEY = 'sk_test_primary_key_0001';
@@ -202,6 +209,41 @@ async function teamRule(fresh = false): Promise<string> {
   );
   if (!fresh) sharedRule = p.rule.id;
   return p.rule.id;
+}
+
+const setBudgetMutation = `mutation($input: SetBudgetInput!) { setBudget(input: $input) { __typename ... on SetBudgetPayload { budget { id } } ... on Error { message } } }`;
+let projectBudgetId: string | null = null;
+/** The project's MONTHLY budget on account A (the setBudget rows set the same one). */
+async function projectBudget(): Promise<string> {
+  if (!projectBudgetId) {
+    const input = { orgUnitId: ids.project, accountId: ids.accountA, window: 'MONTHLY', limitCreditSeconds: '1000000' };
+    projectBudgetId = (await mustMutate(h, setBudgetMutation, { input }, 'setBudget')).budget.id;
+  }
+  return projectBudgetId!;
+}
+let siblingBudgetId: string | null = null;
+/** A MONTHLY budget on account A of a second project of the team. */
+async function siblingProjectBudget(): Promise<string> {
+  if (!siblingBudgetId) {
+    const sibling = await createUnit(h, 'PROJECT', 'Onboarding 2', ids.team);
+    const input = { orgUnitId: sibling, accountId: ids.accountA, window: 'MONTHLY', limitCreditSeconds: '1000' };
+    siblingBudgetId = (await mustMutate(h, setBudgetMutation, { input }, 'setBudget')).budget.id;
+  }
+  return siblingBudgetId!;
+}
+let sharedRequest: string | null = null;
+/** A PENDING request of SVC this for the project's budget (a fresh one when `fresh`). */
+async function budgetRequestOfServiceThis(fresh = false): Promise<string> {
+  if (sharedRequest && !fresh) return sharedRequest;
+  const p = await mustMutate(
+    h,
+    `mutation($input: RequestBudgetIncreaseInput!) { requestBudgetIncrease(input: $input) { __typename ... on RequestBudgetIncreasePayload { request { id } } ... on Error { message } } }`,
+    { input: { budgetId: await projectBudget(), amountCreditSeconds: '10', reason: 'refused at the launch' } },
+    'requestBudgetIncrease',
+    tokens.SERVICE_THIS!,
+  );
+  if (!fresh) sharedRequest = p.request.id;
+  return p.request.id;
 }
 
 type Run = (token: string | null) => Promise<string>;
@@ -416,6 +458,36 @@ const OPERATIONS: Record<string, { field: string; run: Run }> = {
   'mutation deleteNotificationRule': {
     field: 'deleteNotificationRule',
     run: async (t) => mutationOutcome('deleteNotificationRule', 'DeleteNotificationRuleInput', { id: await teamRule(true) }, t),
+  },
+  'query budgetRequests': {
+    field: 'budgetRequests',
+    run: async (t) => {
+      const request = await budgetRequestOfServiceThis();
+      return queryOutcome(`{ budgetRequests(first: 500) { id } }`, {}, t, (d) => d.budgetRequests.some((r: any) => r.id === request));
+    },
+  },
+  'mutation requestBudgetIncrease': {
+    field: 'requestBudgetIncrease',
+    run: async (t) =>
+      mutationOutcome('requestBudgetIncrease', 'RequestBudgetIncreaseInput', { budgetId: await projectBudget(), amountCreditSeconds: '100', reason: 'matrix' }, t),
+  },
+  'mutation approveBudgetRequest': {
+    field: 'approveBudgetRequest',
+    run: async (t) => mutationOutcome('approveBudgetRequest', 'ApproveBudgetRequestInput', { requestId: await budgetRequestOfServiceThis(true) }, t),
+  },
+  'mutation rejectBudgetRequest': {
+    field: 'rejectBudgetRequest',
+    run: async (t) => mutationOutcome('rejectBudgetRequest', 'RejectBudgetRequestInput', { requestId: await budgetRequestOfServiceThis(true), note: 'matrix' }, t),
+  },
+  'mutation transferBudget (projects)': {
+    field: 'transferBudget',
+    run: async (t) =>
+      mutationOutcome(
+        'transferBudget',
+        'TransferBudgetInput',
+        { fromBudgetId: await projectBudget(), toBudgetId: await siblingProjectBudget(), amountCreditSeconds: '1', reason: 'matrix' },
+        t,
+      ),
   },
   'mutation deleteRoleMapping': {
     field: 'deleteRoleMapping',

@@ -12,7 +12,7 @@ import { orgUnitsTable } from '../db/schema.js';
 import { accountForPath } from '../org/units.js';
 import { ForbiddenError, ValidationError } from '../errors.js';
 import { dayOf, lastDayOf, periodOf } from '../primitives/period.js';
-import { effectiveLimit } from '../budgets/budgets.js';
+import { availableOf } from '../budgets/budgets.js';
 import { accountForecast, dailyUsage, dailyUsageByProduct, exhaustionDay, unitForecast, type AccountForecast, type ProductDailyUsage, type UsageForecast } from '../billing/usage-forecast.js';
 import { addDays, burnModel, HISTORY_DAYS } from '../billing/forecast.js';
 
@@ -139,7 +139,7 @@ builder.objectField(BudgetRef, 'exhaustsOn', (t) =>
       const tz = account?.timezone ?? 'UTC';
       const today = dayOf(ctx.now, tz);
       const usage = await ctx.loaders.budgetUsage.load(b);
-      const available = effectiveLimit(b, usage) - usage.reservedMicroCs - usage.settledMicroCs;
+      const available = availableOf(b, usage);
       // The window's last day (its bounds are days or periods); a year ahead at most.
       const end = usage.windowTo.length === 10 ? usage.windowTo : lastDayOf(usage.windowTo);
       const lastDay = end < addDays(today, 366) ? end : addDays(today, 366);

@@ -17,5 +17,6 @@ import './live.js';
 import './forecasts.js';
 import './notifications.js';
 import './money-events.js';
+import './budget-requests.js';
 
 export const schema = builder.toSchema({ sortSchema: true });

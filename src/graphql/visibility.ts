@@ -4,7 +4,7 @@
 import { encodeGlobalID } from '@pothos/plugin-relay';
 import { eq, inArray, sql, type AnyColumn, type SQL } from 'drizzle-orm';
 import type { GraphQLContext } from './context.js';
-import { jobsTable, orgUnitsTable, serviceTokensTable } from '../db/schema.js';
+import { budgetRequestsTable, jobsTable, orgUnitsTable, serviceTokensTable } from '../db/schema.js';
 import { canListServiceTokens, canReadAccountTotals, canReadCostsOf, canReadJobsOf, canReadUnit, seesEverything, type Actor } from '../auth/actor.js';
 import { accountsVisibleTo, type AccountRow } from '../accounts/accounts.js';
 import type { OrgUnitRow } from '../org/units.js';
@@ -131,4 +131,16 @@ export function visibleServiceTokensFilter(actor: Actor): SQL | undefined {
     serviceTokensTable.orgUnitId,
     sql`(select ${orgUnitsTable.id} from ${orgUnitsTable} where ${orgUnitsTable.path} @> ${uuidArray([actor.unitId])})`,
   );
+}
+
+/**
+ * SQL filter on budget_requests: requests the caller may read (mirrors canReadBudgetRequest): its own, and for
+ * ADMIN and FINANCE every one, for a MANAGER those of units strictly below its own (canSetBudgetOn).
+ */
+export function visibleBudgetRequestsFilter(actor: Actor): SQL | undefined {
+  if (actor.role === 'ADMIN' || actor.role === 'FINANCE') return undefined;
+  const own = eq(budgetRequestsTable.requestedBySubject, actor.subject);
+  if (actor.role !== 'MANAGER' || !actor.unitId) return own;
+  return sql`(${own} or ${budgetRequestsTable.orgUnitId} in (select ${orgUnitsTable.id} from ${orgUnitsTable}
+    where ${orgUnitsTable.path} @> ${uuidArray([actor.unitId])} and ${orgUnitsTable.id} <> ${actor.unitId}))`;
 }

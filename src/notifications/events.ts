@@ -24,6 +24,8 @@ export const MONEY_EVENT_KINDS = [
   'job.overrun',
   'period.closed',
   'job.finished',
+  'budget.increase_requested',
+  'budget.increase_decided',
 ] as const;
 export type MoneyEventKind = (typeof MONEY_EVENT_KINDS)[number];
 
