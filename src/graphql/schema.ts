@@ -15,5 +15,6 @@ import './callbacks.js';
 import './live.js';
 import './forecasts.js';
 import './notifications.js';
+import './tags.js';
 
 export const schema = builder.toSchema({ sortSchema: true });
