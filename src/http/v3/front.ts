@@ -146,6 +146,7 @@ async function fromDomainError(services: Services, actor: Actor, error: DomainEr
     }
     const parts = [
       `unit=${JSON.stringify(error.details?.unitName ?? '')}`,
+      ...(error.group ? ['person' in error.group ? `person=${JSON.stringify(error.group.person)}` : `tag=${JSON.stringify(`${error.group.tagKey}=${error.group.tagValue}`)}`] : []),
       ...(error.details ? [`window=${JSON.stringify(error.details.window)}`] : []),
       ...(limitVisible ? [`limit_credit_seconds=${cs(error.limitMicroCs)}`] : []),
       `available_credit_seconds=${cs(error.availableMicroCs)}`,
