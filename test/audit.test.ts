@@ -171,6 +171,32 @@ describe('every mutation writes exactly one audit event, with the caller and the
       },
     },
     {
+      field: 'setTagKeys',
+      inputType: 'SetTagKeysInput',
+      caller: 'finance',
+      input: () => ({ keys: ['client', 'campaign'] }),
+      select: '... on SetTagKeysPayload { keys }',
+      action: 'tagKeys.set',
+      entity: () => o.org,
+      check: (row) => {
+        expect(row.before).toEqual({ keys: [] });
+        expect(row.after).toEqual({ keys: ['campaign', 'client'] });
+      },
+    },
+    {
+      field: 'setGroupBudget',
+      inputType: 'SetGroupBudgetInput',
+      caller: 'manager',
+      input: () => ({ orgUnitId: s.unit, accountId: o.account, window: 'MONTHLY', tagKey: 'campaign', tagValue: 'spring', limitCreditSeconds: '500' }),
+      select: '... on SetGroupBudgetPayload { budget { id } }',
+      action: 'groupBudget.set',
+      entity: (p) => p.budget.id,
+      check: (row) => {
+        expect(row.before).toBeNull();
+        expect(row.after).toMatchObject({ tagKey: 'campaign', tagValue: 'spring', limitMicroCs: '500000000' });
+      },
+    },
+    {
       field: 'issueServiceToken',
       inputType: 'IssueServiceTokenInput',
       caller: 'manager',

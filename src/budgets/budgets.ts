@@ -36,7 +36,7 @@ const LIFETIME: WindowBounds = { from: '0000-01', to: '9999-12' };
 const CURRENT_MONTH: WindowBounds = { currentMonth: true };
 
 /** The window a budget covers: MONTHLY the current month; CONTRACT_TERM the account's term (else the lifetime). */
-export function windowOf(budget: BudgetRow, account: AccountRow | null, terms: AccountTermsRow | null): WindowBounds {
+export function windowOf(budget: Pick<BudgetRow, 'window'>, account: AccountRow | null, terms: AccountTermsRow | null): WindowBounds {
   if (budget.window === 'LIFETIME') return LIFETIME;
   if (budget.window === 'MONTHLY') return CURRENT_MONTH;
   return (account && termPeriods(terms)) || LIFETIME;

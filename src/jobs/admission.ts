@@ -4,7 +4,8 @@
 // account, the account's price book and time zone, hence the estimate and the periods) comes from a per-process cache
 // of rows that never change (units) or that the function checks are unchanged (accounts: it answers `stale`, and the
 // gateway reads them again and retries).
-// Lock order, shared with settlement: job row → account row → HARD budget rows (by id) → rollups (path order).
+// Lock order, shared with settlement: job row → account row → HARD budget rows (by id) → group budget rows (budgets on
+// a tag value or a person, by id: gateway_check_group_budgets) → rollups (path order).
 // The audit event is the admission's last insert (it takes no lock that admissions contend on).
 import { createHash, randomUUID } from 'node:crypto';
 import { and, eq, sql } from 'drizzle-orm';

@@ -135,7 +135,7 @@ export async function groupBudgetUsage(db: Db, budget: GroupBudgetRow, now: Date
   const accounts = await db.select().from(accountsTable);
   const account = budget.accountId ? accounts.find((a) => a.id === budget.accountId) ?? null : null;
   const terms = account ? await termsFor(db, account.id, periodOf(now, account.timezone)) : null;
-  const window = windowOf({ ...budget, limitUsd: null, enforcement: 'HARD', allowOverage: true, alertThresholds: [] }, account, terms);
+  const window = windowOf(budget, account, terms);
   const current = accounts.length ? sql.join(accounts.map((a) => sql`(${a.id}::uuid, ${periodOf(now, a.timezone)})`), sql`, `) : sql`(null::uuid, '')`;
   const inWindow = 'currentMonth' in window ? sql`r.period = cur.period` : sql`r.period between ${window.from} and ${window.to}`;
   const rows =
