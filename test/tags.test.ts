@@ -121,10 +121,36 @@ describe('budgets on a tag value and on a person', () => {
     const refusal = results.find((r) => r.data.submitJob.__typename === 'BudgetExceededError')!.data.submitJob;
     expect(refusal).toMatchObject({ code: 'BUDGET_EXCEEDED', reason: 'TAG', tagKey: 'campaign', tagValue: 'launch', person: null, budgetId: set.budget.id, availableCreditSeconds: '20' });
     expect(refusal.message).toMatch(/budget of tag campaign=launch/);
+    // The refusals are noted as the money event `budget.refused` (one per budget and hour: a burst gives one).
+    const noted = await queryRows<{ data: Record<string, unknown> }>(
+      h.services.db,
+      sql`select payload->'data' as data from outbox_events where topic = 'money_event' and kind = 'budget.refused'
+            and payload->'data'->>'budgetId' = ${rawId(set.budget.id)}`,
+    );
+    expect(noted.length).toBeGreaterThanOrEqual(1);
+    expect(noted[0]!.data).toMatchObject({ reason: 'TAG', tagKey: 'campaign', tagValue: 'launch', accountId: rawId(tree.accountId), availableMicroCs: '20000000' });
     const used = await h.gql(`query($id: ID!) { node(id: $id) { ... on OrgUnit { groupBudgets { usedCreditSeconds limitCreditSeconds } } } }`, { id: tree.orgId });
     expect(used.data.node.groupBudgets).toEqual([{ usedCreditSeconds: String(37 * HOLD_CS), limitCreditSeconds: String(37 * HOLD_CS + 20) }]);
     // Jobs of other campaigns are not bound by it.
     expect((await submit({ tags: [{ key: 'campaign', value: 'other' }] })).data.submitJob.__typename).toBe('SubmitJobPayload');
+    await expectCountersEqualLedger(h.services.db);
+  });
+
+  it('a group budget counts periods: DAILY, WEEKLY and CUSTOM are refused, QUARTERLY counts the quarter', async () => {
+    for (const window of ['DAILY', 'WEEKLY', 'CUSTOM']) {
+      const res = await h.gql(SET_GROUP_BUDGET, { input: { orgUnitId: tree.orgId, window, tagKey: 'campaign', tagValue: 'daily', limitCreditSeconds: '100' } });
+      expect(res.data.setGroupBudget).toMatchObject({ __typename: 'ValidationError', field: 'window' });
+    }
+    const set = await mustMutate(
+      h,
+      SET_GROUP_BUDGET,
+      { input: { orgUnitId: tree.orgId, accountId: tree.accountId, window: 'QUARTERLY', tagKey: 'campaign', tagValue: 'quarter', limitCreditSeconds: String(HOLD_CS) } },
+      'setGroupBudget',
+    );
+    expect((await submit({ tags: [{ key: 'campaign', value: 'quarter' }] })).data.submitJob.__typename).toBe('SubmitJobPayload');
+    const refused = (await submit({ tags: [{ key: 'campaign', value: 'quarter' }] })).data.submitJob;
+    expect(refused).toMatchObject({ __typename: 'BudgetExceededError', reason: 'TAG', budgetId: set.budget.id, availableCreditSeconds: '0' });
+    expect(refused.message).toMatch(/\(QUARTERLY \d{4}-\d{2}\.\.\d{4}-\d{2}\)/);
     await expectCountersEqualLedger(h.services.db);
   });
 

@@ -91,7 +91,7 @@ builder.mutationFields((t) => ({
     input: {
       orgUnitId: t.input.id({ required: true, description: 'Global id of the unit (the organization: the whole company).' }),
       accountId: t.input.id({ required: false, description: 'Global id of the account; omitted: all accounts.' }),
-      window: t.input.field({ type: BudgetWindowEnum, required: true, description: 'Window.' }),
+      window: t.input.field({ type: BudgetWindowEnum, required: true, description: 'Window: MONTHLY, QUARTERLY, CONTRACT_TERM or LIFETIME (the tag and person rollups count periods; a day window is a ValidationError).' }),
       tagKey: t.input.string({ required: false, description: "A tag budget: the key (in the organization's allowlist)." }),
       tagValue: t.input.string({ required: false, description: 'A tag budget: the value.' }),
       person: t.input.string({ required: false, description: 'A person budget (instead of a tag): `user:<end user>`, or a subject such as `idp:<sub>`.' }),

@@ -8,12 +8,16 @@ import { accountsTable, groupBudgetsTable, orgUnitsTable, tagKeysTable, type Bud
 import { NotFoundError, ValidationError } from '../errors.js';
 import { recordAudit, type AuditActor } from '../audit/audit.js';
 import { MAX_INPUT_MICRO_CS, requireLabel, requireTagKey } from '../validation.js';
-import { usdLimitToMicroCs, windowOf, type BudgetUsage } from '../budgets/budgets.js';
-import { termsFor } from '../accounts/accounts.js';
+import { accountsNow, usdLimitToMicroCs, type BudgetUsage } from '../budgets/budgets.js';
 import { MICRO_PER_CS, secondsToMicro } from '../primitives/money.js';
-import { periodOf } from '../primitives/period.js';
 
 export type GroupBudgetRow = typeof groupBudgetsTable.$inferSelect;
+
+/**
+ * The windows a group budget may have: those counted in periods. Its usage comes from the tag and person rollups,
+ * which are per period, so a day window (DAILY, WEEKLY, CUSTOM) could not be counted.
+ */
+export const GROUP_BUDGET_WINDOWS: readonly BudgetWindow[] = ['MONTHLY', 'QUARTERLY', 'CONTRACT_TERM', 'LIFETIME'];
 
 /** Most keys an organization may allow. */
 export const MAX_TAG_KEYS = 100;
@@ -68,6 +72,9 @@ export async function setGroupBudget(tx: Db, actor: AuditActor, input: SetGroupB
   if (input.accountId) {
     const [account] = await tx.select({ id: accountsTable.id }).from(accountsTable).where(eq(accountsTable.id, input.accountId));
     if (!account) throw new NotFoundError('Account', input.accountId);
+  }
+  if (!GROUP_BUDGET_WINDOWS.includes(input.window)) {
+    throw new ValidationError('window', `a budget on a tag value or a person counts periods: its window is one of ${GROUP_BUDGET_WINDOWS.join(', ')}`);
   }
   const group = input.group;
   if ('tagKey' in group) {
@@ -128,26 +135,25 @@ export async function groupBudgetsOn(db: Db, unitIds: readonly string[]): Promis
 }
 
 /**
- * A group budget's usage now, counted as the admission counts it: every open hold of the group within the unit, plus
- * what settled in the window (MONTHLY: each account's current period in its own time zone).
+ * A group budget's usage now, computed by the function the admission uses (gateway_group_budget_usage): every open
+ * hold of the group within the unit, plus what settled in each account's window (gateway_budget_bounds). The window
+ * shown is the budget's account's (UTC's for a budget over all accounts). Group budgets have no rollover.
  */
 export async function groupBudgetUsage(db: Db, budget: GroupBudgetRow, now: Date): Promise<BudgetUsage> {
-  const accounts = await db.select().from(accountsTable);
-  const account = budget.accountId ? accounts.find((a) => a.id === budget.accountId) ?? null : null;
-  const terms = account ? await termsFor(db, account.id, periodOf(now, account.timezone)) : null;
-  const window = windowOf(budget, account, terms);
-  const current = accounts.length ? sql.join(accounts.map((a) => sql`(${a.id}::uuid, ${periodOf(now, a.timezone)})`), sql`, `) : sql`(null::uuid, '')`;
-  const inWindow = 'currentMonth' in window ? sql`r.period = cur.period` : sql`r.period between ${window.from} and ${window.to}`;
-  const rows =
-    budget.person !== null
-      ? sql`select * from usage_person_rollups x where x.person = ${budget.person}`
-      : sql`select * from usage_tag_rollups x where x.tags @> jsonb_build_object(${budget.tagKey}::text, ${budget.tagValue}::text)`;
-  const [row] = await queryRows<{ reserved: string; settled: string }>(
+  const { cur, shownFor } = accountsNow(now);
+  const shown = shownFor(sql`g.account_id`);
+  const [row] = await queryRows<{ usage: Record<string, string>; bounds: Record<string, string> }>(
     db,
-    sql`select coalesce(sum(r.reserved_micro_cs), 0)::text as reserved,
-               coalesce(sum(r.settled_micro_cs) filter (where ${inWindow}), 0)::text as settled
-          from (${rows} and x.org_unit_id = ${budget.orgUnitId} and (${budget.accountId}::uuid is null or x.account_id = ${budget.accountId}::uuid)) r
-          left join (values ${current}) as cur(account_id, period) on cur.account_id = r.account_id`,
+    sql`select gateway_json_row(to_jsonb(gateway_group_budget_usage(g, ${cur}))) as usage,
+               to_jsonb(gateway_budget_bounds(gateway_group_budget_as_budget(g), ${shown} ->> 'period', (${shown} ->> 'day')::date)) as bounds
+          from group_budgets g where g.id = ${budget.id}`,
   );
-  return { reservedMicroCs: toBigInt(row!.reserved), settledMicroCs: toBigInt(row!.settled) };
+  if (!row) throw new NotFoundError('GroupBudget', budget.id);
+  return {
+    reservedMicroCs: toBigInt(row.usage['reserved']!),
+    settledMicroCs: toBigInt(row.usage['settled']!),
+    carriedMicroCs: 0n,
+    windowFrom: row.bounds['w_from']!,
+    windowTo: row.bounds['w_to']!,
+  };
 }
