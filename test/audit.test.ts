@@ -197,6 +197,32 @@ describe('every mutation writes exactly one audit event, with the caller and the
       },
     },
     {
+      field: 'setUnitPolicy',
+      inputType: 'SetUnitPolicyInput',
+      caller: 'manager',
+      input: () => ({ orgUnitId: s.unit, maxLengthSeconds: 3600, jobsPerMinute: 30 }),
+      select: '... on SetUnitPolicyPayload { orgUnit { id } }',
+      action: 'unitPolicy.set',
+      entity: (p) => p.orgUnit.id,
+      check: (row) => {
+        expect(row.before).toBeNull();
+        expect(row.after).toMatchObject({ maxLengthSeconds: 3600, jobsPerMinute: 30 });
+      },
+    },
+    {
+      field: 'clearUnitPolicy',
+      inputType: 'ClearUnitPolicyInput',
+      caller: 'finance',
+      input: () => ({ orgUnitId: s.unit }),
+      select: '... on ClearUnitPolicyPayload { orgUnit { id } }',
+      action: 'unitPolicy.clear',
+      entity: (p) => p.orgUnit.id,
+      check: (row) => {
+        expect(row.before).toMatchObject({ maxLengthSeconds: 3600 });
+        expect(row.after).toBeNull();
+      },
+    },
+    {
       field: 'issueServiceToken',
       inputType: 'IssueServiceTokenInput',
       caller: 'manager',
@@ -223,6 +249,19 @@ describe('every mutation writes exactly one audit event, with the caller and the
       check: (row) => {
         expect(typeof row.before.callbackSecretRotatedAt).toBe('string');
         expect(row.after.callbackSecretRotatedAt > row.before.callbackSecretRotatedAt).toBe(true);
+      },
+    },
+    {
+      field: 'setServiceTokenRateLimit',
+      inputType: 'SetServiceTokenRateLimitInput',
+      caller: 'manager',
+      input: () => ({ serviceTokenId: s.token, jobsPerMinute: 10 }),
+      select: '... on SetServiceTokenRateLimitPayload { serviceToken { id } }',
+      action: 'serviceToken.rateLimit',
+      entity: (p) => p.serviceToken.id,
+      check: (row) => {
+        expect(row.before).toBeNull();
+        expect(row.after).toMatchObject({ jobsPerMinute: 10 });
       },
     },
     {
