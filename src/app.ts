@@ -146,6 +146,7 @@ export async function createServices(config: Config, overrides: { logger?: Logge
       },
       media: config.mediaProbe,
       maxRequestBytes: config.jobRequestMaxBytes,
+      maxTags: config.jobMaxTags,
       maxJsonDepth: config.graphql.maxJsonDepth,
       callbacks: { allowHttp: config.callbacks.allowHttp, allowPrivate: config.callbacks.allowPrivate },
       groupCommitMax: config.admissionGroupCommitMax,

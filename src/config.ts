@@ -42,6 +42,8 @@ const envSchema = z.object({
   HEYGEN_MAX_RESPONSE_BYTES: z.coerce.number().int().min(1024).max(1024 * 1024 * 1024).default(4 * 1024 * 1024),
   /** Largest stored `request` body of a job (its JSON, UTF-8); larger ones are refused at submitJob. */
   JOB_REQUEST_MAX_BYTES: z.coerce.number().int().min(1024).max(16 * 1024 * 1024).default(64 * 1024),
+  /** Most key/value tags one job may carry (docs/governance.md). */
+  JOB_MAX_TAGS: z.coerce.number().int().min(0).max(100).default(10),
   /** Shortest time between two status reads of one job, whatever asks for them (webhooks, callbacks, the poller); default POLL_MIN_INTERVAL_MS. */
   STATUS_READ_MIN_INTERVAL_MS: z.preprocess((v) => (v === '' ? undefined : v), z.coerce.number().int().min(10).optional()),
   HOLD_TTL_HOURS: z.coerce.number().int().min(1).default(48),
@@ -196,6 +198,7 @@ export interface Config {
   };
   /** Largest job `request` body stored, in bytes of JSON. */
   readonly jobRequestMaxBytes: number;
+  readonly jobMaxTags: number;
   readonly walletSync: { readonly enabled: boolean; readonly intervalMs: number; readonly driftThresholdMicroCs: bigint };
   readonly holdTtlHours: number;
   /** Overruns of one project in one period above this are flagged to ADMIN and FINANCE (`overrunFlags`). */
@@ -287,6 +290,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       maxResponseBytes: e.HEYGEN_MAX_RESPONSE_BYTES,
     },
     jobRequestMaxBytes: e.JOB_REQUEST_MAX_BYTES,
+    jobMaxTags: e.JOB_MAX_TAGS,
     walletSync: {
       enabled: e.WALLET_SYNC_ENABLED,
       intervalMs: e.WALLET_SYNC_INTERVAL_MS,

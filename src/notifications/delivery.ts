@@ -89,7 +89,14 @@ export function describeEvent(e: ChannelEvent): { title: string; facts: Array<[s
       facts.push(['Used', cs(d.usedMicroCs)], ['Limit', cs(d.limitMicroCs)], ['Window', window === '0000-01..9999-12' ? 'lifetime' : window]);
       break;
     case 'budget.refused':
-      title = d.reason === 'POOL' ? `${unit}: jobs refused, the account's pool is used up` : `${unit}: jobs refused by its HARD budget`;
+      title =
+        d.reason === 'POOL'
+          ? `${unit}: jobs refused, the account's pool is used up`
+          : d.reason === 'TAG'
+            ? `${unit}: jobs refused by the budget of tag ${d.tagKey}=${d.tagValue}`
+            : d.reason === 'PERSON'
+              ? `${unit}: jobs refused by the budget of person ${d.person}`
+              : `${unit}: jobs refused by its HARD budget`;
       facts.push(['Hour', String(d.hour)], ['Available', cs(d.availableMicroCs)], ['Limit', cs(d.limitMicroCs)]);
       break;
     case 'pool.crossed':
