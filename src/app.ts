@@ -114,6 +114,8 @@ export async function createServices(config: Config, overrides: { logger?: Logge
     if (notifications) {
       notifications.on(LIVE_CHANNEL, onLiveSignal);
       notifications.on(MONEY_EVENT_CHANNEL, onMoneyEvent);
+      // A revoked service token's open streams end at once, on every process.
+      notifications.on(REVOCATION_CHANNEL, (tokenId) => live.revoke(tokenId));
     } else {
       await database.listen?.(LIVE_CHANNEL, onLiveSignal);
       await database.listen?.(MONEY_EVENT_CHANNEL, onMoneyEvent);
