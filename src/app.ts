@@ -22,7 +22,7 @@ import { withFreshOutputUrl } from './jobs/app-events.js';
 import { createLiveHub, LIVE_CHANNEL, parseLiveSignal, type LiveHub } from './live/hub.js';
 import { notificationHandlers } from './notifications/delivery.js';
 import { MONEY_EVENT_CHANNEL, moneyEventSignal } from './notifications/events.js';
-import { startPoolRunOutChecks } from './notifications/run-out.js';
+import { startPoolRunOutChecks } from './billing/pool-run-out.js';
 
 export interface Services {
   readonly config: Config;

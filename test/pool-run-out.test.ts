@@ -8,7 +8,7 @@ import { addDays } from '../src/billing/forecast.js';
 import { accountForecast } from '../src/billing/usage-forecast.js';
 import { queryRows } from '../src/db/client.js';
 import { recordMovement } from '../src/ledger/ledger.js';
-import { checkPoolRunOuts } from '../src/notifications/run-out.js';
+import { checkPoolRunOuts } from '../src/billing/pool-run-out.js';
 import { startHarness, type Harness } from './support/harness.js';
 import { createBillingAccount, organization, rawId, TIER_5K_TERMS } from './support/billing.js';
 import { createUnit } from './support/fixtures.js';

@@ -10,10 +10,10 @@ import { isNull, sql } from 'drizzle-orm';
 import { queryRows, type Db } from '../db/client.js';
 import { accountsTable, orgUnitsTable } from '../db/schema.js';
 import { termPeriods, termsFor, type AccountRow } from '../accounts/accounts.js';
-import { accountForecast, type AccountForecast } from '../billing/usage-forecast.js';
+import { accountForecast, type AccountForecast } from './usage-forecast.js';
 import { runPeriodically, type Periodic } from '../background/periodic.js';
 import type { Logger } from '../logging.js';
-import { MONEY_EVENT_TOPIC, recordMoneyEvent } from './events.js';
+import { MONEY_EVENT_TOPIC, recordMoneyEvent } from '../notifications/events.js';
 
 const KIND = 'pool.run_out_forecast';
 /** A projected day that moved by less than this (earlier or later) since the last event is not told again. */
