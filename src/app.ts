@@ -22,6 +22,7 @@ import { withFreshOutputUrl } from './jobs/app-events.js';
 import { createLiveHub, LIVE_CHANNEL, parseLiveSignal, type LiveHub } from './live/hub.js';
 import { notificationHandlers } from './notifications/delivery.js';
 import { MONEY_EVENT_CHANNEL, moneyEventSignal } from './notifications/events.js';
+import { startPoolRunOutChecks } from './billing/pool-run-out.js';
 
 export interface Services {
   readonly config: Config;
@@ -45,6 +46,8 @@ export interface Services {
   worker: Periodic | null;
   walletSync: Periodic | null;
   outboxWorker: Periodic | null;
+  /** The pool run-out forecast checks (pool.run_out_forecast). */
+  poolRunOut: Periodic | null;
 }
 
 /** With the embedded database, a missing master key is generated into the data folder (with a warning). */
@@ -111,6 +114,8 @@ export async function createServices(config: Config, overrides: { logger?: Logge
     if (notifications) {
       notifications.on(LIVE_CHANNEL, onLiveSignal);
       notifications.on(MONEY_EVENT_CHANNEL, onMoneyEvent);
+      // A revoked service token's open streams end at once, on every process.
+      notifications.on(REVOCATION_CHANNEL, (tokenId) => live.revoke(tokenId));
     } else {
       await database.listen?.(LIVE_CHANNEL, onLiveSignal);
       await database.listen?.(MONEY_EVENT_CHANNEL, onMoneyEvent);
@@ -229,6 +234,7 @@ export async function createServices(config: Config, overrides: { logger?: Logge
       worker: null,
       walletSync: null,
       outboxWorker: null,
+      poolRunOut: null,
     };
   } catch (error) {
     await notifications?.close();
@@ -247,6 +253,9 @@ export function startBackgroundWork(services: Services): void {
   if (services.config.workers.enabled && services.config.walletSync.enabled && !services.walletSync) {
     services.walletSync = startWalletSync(services.walletDeps, { backoffMaxMs: services.config.workers.backoffMaxMs });
   }
+  if (services.config.workers.enabled && services.config.forecastAlertIntervalMs > 0 && !services.poolRunOut) {
+    services.poolRunOut = startPoolRunOutChecks(services.db, services.config.forecastAlertIntervalMs, services.logger, services.config.workers.backoffMaxMs);
+  }
 }
 
 export async function stopServices(services: Services): Promise<void> {
@@ -257,6 +266,8 @@ export async function stopServices(services: Services): Promise<void> {
   services.walletSync = null;
   await services.outboxWorker?.stop();
   services.outboxWorker = null;
+  await services.poolRunOut?.stop();
+  services.poolRunOut = null;
   services.tokens.close();
   await services.notifications?.close();
   await services.database.close();

@@ -147,6 +147,8 @@ const envSchema = z.object({
   CALLBACK_MAX_RESPONSE_BYTES: z.coerce.number().int().min(0).max(1024 * 1024).default(64 * 1024),
   /** Attempts per notification-channel delivery before it is given up (DEAD); URLs follow the CALLBACK_* rules. */
   NOTIFY_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(12),
+  /** How often each process checks the accounts' pool run-out forecasts (pool.run_out_forecast; 0: never). */
+  FORECAST_ALERT_INTERVAL_MS: z.coerce.number().int().min(0).default(900_000),
   /** How often each process looks for due outbox events. */
   OUTBOX_INTERVAL_MS: z.coerce.number().int().min(10).default(1000),
   /** Events claimed per pass, and deliveries in flight at once per process. */
@@ -239,6 +241,8 @@ export interface Config {
   readonly notifications: { readonly maxAttempts: number };
   /** The outbox delivery loop (runs where the workers run: WORKERS_ENABLED). */
   readonly outbox: { readonly intervalMs: number; readonly batchSize: number; readonly concurrency: number };
+  /** How often pool run-out forecasts are checked (0: never). */
+  readonly forecastAlertIntervalMs: number;
   /** OpenTelemetry tracing (docs/observability.md); off unless an OTLP endpoint is set. */
   readonly tracing: TracingSettings;
 }
@@ -335,6 +339,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     },
     notifications: { maxAttempts: e.NOTIFY_MAX_ATTEMPTS },
     outbox: { intervalMs: e.OUTBOX_INTERVAL_MS, batchSize: e.OUTBOX_BATCH_SIZE, concurrency: e.OUTBOX_CONCURRENCY },
+    forecastAlertIntervalMs: e.FORECAST_ALERT_INTERVAL_MS,
     tracing: {
       enabled: !e.OTEL_SDK_DISABLED && !!(e.OTEL_EXPORTER_OTLP_ENDPOINT ?? e.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT),
       serviceName: e.OTEL_SERVICE_NAME,

@@ -542,6 +542,8 @@ export const outboxEventsTable = pgTable('outbox_events', {
   // The metrics' read (pending, lag, given up per topic) stays small however many events were delivered.
   index('outbox_events_undelivered').on(t.topic, t.createdAt).where(sql`status <> 'DELIVERED'`),
   index('outbox_events_job').on(t.jobId),
+  // The money-event feed of a subtree, newest first (moneyEvents), and an account's last run-out forecast.
+  index('outbox_events_money_unit').on(t.orgUnitId, t.createdAt).where(sql`topic = 'money_event'`),
   check('outbox_events_status', sql`${t.status} in ('PENDING', 'DELIVERED', 'DEAD')`),
 ]);
 

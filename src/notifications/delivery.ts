@@ -103,6 +103,10 @@ export function describeEvent(e: ChannelEvent): { title: string; facts: Array<[s
       title = `Included pool used up for ${d.period}: overage has begun`;
       facts.push(['Period', String(d.period)], ['Included', cs(d.includedMicroCs)], ['Settled', cs(d.settledMicroCs)]);
       break;
+    case 'pool.run_out_forecast':
+      title = `Included pool projected to run out on ${d.runsOutOn}, before ${d.horizon}`;
+      facts.push(['Runs out on', String(d.runsOutOn)], ['Previously told', d.previousRunsOutOn ? String(d.previousRunsOutOn) : '—'], ['Pool', String(d.window)], ['Daily burn', cs(d.dailyBurnMicroCs)]);
+      break;
     case 'wallet.drift_flagged':
       title = "HeyGen's usage and the gateway's ledger disagree";
       facts.push(['Drift', cs(d.driftMicroCs)], ['Threshold', cs(d.thresholdMicroCs)], ['Compared', `${d.comparedFrom}..${d.comparedTo}`]);
