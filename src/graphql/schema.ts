@@ -5,6 +5,7 @@ import './errors.js';
 import './accounts.js';
 import './org.js';
 import './jobs.js';
+import './queue.js';
 import './auth.js';
 import './billing.js';
 import './audit.js';

@@ -42,6 +42,11 @@ export interface SubmitJobInput {
   request: unknown;
   estimatedSeconds: string | null;
   idempotencyKey: string | null;
+  /**
+   * True: when the account has no free concurrency slot (or jobs already wait for one), the job is admitted QUEUED
+   * with its hold and started by the dispatcher (src/jobs/queue.ts); false or absent: refused (ConcurrencyLimitError).
+   */
+  queue?: boolean;
 }
 
 export interface AdmissionSettings {
@@ -263,6 +268,7 @@ async function admit(db: Db, actor: Actor, input: SubmitJobInput, settings: Admi
       idempotency_key: input.idempotencyKey,
       request_hash: hash,
       in_flight_statuses: IN_FLIGHT_STATUSES,
+      queue: input.queue ?? false,
       job,
       audit,
     }, settings.groupCommitMax ?? 1);

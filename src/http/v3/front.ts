@@ -19,6 +19,7 @@ import { BudgetExceededError, ConcurrencyLimitError, DomainError, ForbiddenError
 import { HeygenError, type RawAnswer } from '../../heygen/client.js';
 import { IDEMPOTENCY_KEY, type JobRow } from '../../jobs/admission.js';
 import { itemsOfJob, submitJob, type JobItemRow } from '../../jobs/submit.js';
+import { queueStanding } from '../../jobs/queue.js';
 import { findItems, findVisibleItems, limiter, loadAccount, readUpstream, recordBatchItemIds, withAppCallbackId, type ItemMatch } from '../../jobs/outputs.js';
 import { projectHeadroom } from '../../jobs/headroom.js';
 import { accountForPath, isUuid } from '../../org/units.js';
@@ -132,6 +133,28 @@ async function fromDomainError(services: Services, actor: Actor, error: DomainEr
   if (error instanceof NotFoundError) return E.notFound(error.entity === 'OrgUnit' ? 'Project' : error.entity);
   if (error instanceof ForbiddenError) return new E.V3Error(403, 'forbidden', error.message);
   return new E.V3Error(502, 'upstream_error', error.message);
+}
+
+/**
+ * A create whose job waits for a concurrency slot (docs/heygen-front.md): 202 with HeyGen's `pending` status, no
+ * upstream id yet (HeyGen has not seen the job), where it stands, and Retry-After; the same Idempotency-Key later
+ * answers HeyGen's create answer once the job was forwarded.
+ */
+async function queuedAnswer(services: Services, job: JobRow, replayed: boolean): Promise<Response> {
+  const standing = await queueStanding(services.db, job, services.config.queue);
+  const retryAfter = standing?.retryAfterSeconds ?? 1;
+  return Response.json(
+    {
+      data: {
+        status: 'pending',
+        gateway_job_id: job.id,
+        queue_position: standing?.position ?? null,
+        estimated_start_at: standing?.estimatedStartAt.toISOString() ?? null,
+        retry_after_seconds: retryAfter,
+      },
+    },
+    { status: 202, headers: { 'retry-after': String(retryAfter), ...(replayed ? { 'idempotent-replayed': 'true' } : {}) } },
+  );
 }
 
 /** The answer of a create, from the job as it stands: HeyGen's answer, or an honest refusal (never a made-up id). */
@@ -263,7 +286,9 @@ export function createV3Front(services: Services): Hono<V3Env> {
         request: entry.request(body, c.req.param() as Record<string, string>),
         estimatedSeconds: null,
         idempotencyKey: key ?? null,
+        queue: c.req.header('x-gateway-queue')?.trim().toLowerCase() !== 'false',
       });
+      if (job.status === 'QUEUED') return queuedAnswer(services, job, replayed);
       return createAnswer(entry, job, await itemsOfJob(services.db, job.id), replayed);
     });
   }
