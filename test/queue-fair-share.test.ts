@@ -128,12 +128,13 @@ it('A floods, a process is killed, B arrives: B starts within a render slot, A:B
   const jobsA = byStart(all.filter((j) => j.project_id === projectA));
   const jobsB = byStart(all.filter((j) => j.project_id === projectB));
   const firstB = jobsB[0]!;
-  // B's first job took the first slot that freed after its admission: at most one A job (one being dispatched as it
-  // came) started in between, and it started within one render (plus reading HeyGen's answers, and a margin for a
-  // loaded machine).
+  // B's first job took the first slot that freed after its admission: it started within one render (plus reading
+  // HeyGen's answers, and a margin for a loaded machine), and the A jobs whose start is recorded in between are only
+  // the one or two already claimed when it came (a start is recorded when HeyGen's answer is, after the claim), not
+  // a round of the 6 slots.
   const bAdmitted = new Date(Math.min(...jobsB.map((j) => j.created_at.getTime())));
   const aBeforeB = jobsA.filter((j) => j.submitted_at! > bAdmitted && j.submitted_at! < firstB.submitted_at!).length;
-  expect(aBeforeB).toBeLessThanOrEqual(1);
+  expect(aBeforeB).toBeLessThanOrEqual(2);
   expect(firstB.submitted_at!.getTime() - bAdmitted.getTime()).toBeLessThan(RENDER_MS + 200 + 2000);
 
   // The busy period: from B holding its 2 slots (its second start) to its last start, with A waiting throughout.
