@@ -196,3 +196,22 @@ describe('concurrency shares', () => {
     await expectCountersEqualLedger(h.services.db);
   });
 });
+
+describe('on the embedded PGlite of the demo', () => {
+  let e: Harness;
+  beforeAll(async () => {
+    e = await startHarness({ embedded: true, sim: { autoComplete: false }, env: { QUEUE_INTERVAL_MS: '50' } });
+  });
+  afterAll(async () => e?.close());
+
+  it('a queued job starts when the running one ends', async () => {
+    const tree = await createTree(e, { name: 'Embedded', concurrencyLimit: 1 });
+    const send = async () => (await e.gql(SUBMIT, { input: { projectId: tree.projectId, kind: 'AVATAR_VIDEO', request: avatarRequest() } })).data.submitJob;
+    const first = await send();
+    const second = await send();
+    expect([first.job.status, second.job.status]).toEqual(['SUBMITTED', 'QUEUED']);
+    expect(e.sim.completeNow(first.job.upstreamIds[0])).toBe(true);
+    await waitFor(async () => (await e.gql(QUEUED_JOB, { id: second.job.id })).data.job.status === 'SUBMITTED', 20_000);
+    await expectCountersEqualLedger(e.services.db);
+  });
+});
