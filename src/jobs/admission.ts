@@ -76,14 +76,14 @@ export interface AdmissionSettings {
 }
 
 /**
- * How an admission ended. `admitted`: a new job and its hold (`new`) or the job of an earlier request with the same
- * idempotency key (`replayed`). `refused`: a cap said no (`budget`: a HARD budget, `pool`: the account pool,
+ * How an admission ended. `admitted`: a new job and its hold (`new`; `queued` when it waits for a concurrency slot)
+ * or the job of an earlier request with the same idempotency key (`replayed`). `refused`: a cap said no (`budget`: a HARD budget, `pool`: the account pool,
  * `concurrency`: the account's concurrency limit). `rejected`: the request itself was refused, whatever the caps:
  * `validation` (a ValidationError), else the code of its typed error in lower case (`not_found`,
  * `forbidden`, `idempotency_conflict`, `upstream_error`), `unavailable` (the database is away) or `error` (a bug).
  */
 export type AdmissionOutcome =
-  | { readonly outcome: 'admitted'; readonly reason: 'new' | 'replayed' }
+  | { readonly outcome: 'admitted'; readonly reason: 'new' | 'queued' | 'replayed' }
   | {
       readonly outcome: 'refused';
       readonly reason: 'budget' | 'pool' | 'concurrency';
@@ -94,6 +94,7 @@ export type AdmissionOutcome =
 
 const ADMITTED_NEW: AdmissionOutcome = { outcome: 'admitted', reason: 'new' };
 const ADMITTED_REPLAYED: AdmissionOutcome = { outcome: 'admitted', reason: 'replayed' };
+const ADMITTED_QUEUED: AdmissionOutcome = { outcome: 'admitted', reason: 'queued' };
 const REJECTED_BY_VALIDATION: AdmissionOutcome = { outcome: 'rejected', reason: 'validation' };
 const REJECTED_UNAVAILABLE: AdmissionOutcome = { outcome: 'rejected', reason: 'unavailable' };
 const REJECTED_BY_ERROR: AdmissionOutcome = { outcome: 'rejected', reason: 'error' };
@@ -164,7 +165,7 @@ export async function admitJob(
     report(outcomeOf(error, input.projectId));
     throw error;
   }
-  report(admitted.replayed ? ADMITTED_REPLAYED : ADMITTED_NEW);
+  report(admitted.replayed ? ADMITTED_REPLAYED : admitted.job.status === 'QUEUED' ? ADMITTED_QUEUED : ADMITTED_NEW);
   return admitted;
 }
 
