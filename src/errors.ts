@@ -97,3 +97,56 @@ export class UpstreamError extends DomainError {
     this.name = 'UpstreamError';
   }
 }
+
+/** The rules a unit policy can set (docs/governance.md); CREDIT_SECONDS_PER_HOUR: one job larger than an hourly rate limit. */
+export const POLICY_RULES = [
+  'ALLOWED_KINDS',
+  'ALLOWED_PRODUCTS',
+  'MAX_RESOLUTION',
+  'MAX_LENGTH_SECONDS',
+  'MAX_COST_CREDIT_SECONDS',
+  'ALLOWED_LANGUAGES',
+  'JOBS_PER_MINUTE',
+  'CREDIT_SECONDS_PER_HOUR',
+] as const;
+export type PolicyRule = (typeof POLICY_RULES)[number];
+
+/**
+ * A unit policy refuses the job (or a policy change would loosen an ancestor's rule): the rule, the unit that set it
+ * (a service token's own limit: the token and its project), the limit and the job's (or the new policy's) value, as text.
+ */
+export class PolicyViolationError extends DomainError {
+  readonly code = 'POLICY_VIOLATION';
+  constructor(
+    readonly rule: PolicyRule,
+    readonly orgUnitId: string,
+    readonly unitName: string | null,
+    readonly limit: string,
+    readonly actual: string,
+    message: string,
+    readonly serviceTokenId: string | null = null,
+  ) {
+    super(message);
+    this.name = 'PolicyViolationError';
+  }
+}
+
+/**
+ * A rate limit of a unit on the path (or of the calling service token: the token and its project) is reached: retry
+ * after the given wait.
+ */
+export class RateLimitedError extends DomainError {
+  readonly code = 'RATE_LIMITED';
+  constructor(
+    readonly rule: 'JOBS_PER_MINUTE' | 'CREDIT_SECONDS_PER_HOUR',
+    readonly orgUnitId: string,
+    readonly unitName: string | null,
+    readonly limit: string,
+    readonly retryAfterSeconds: number,
+    message: string,
+    readonly serviceTokenId: string | null = null,
+  ) {
+    super(message);
+    this.name = 'RateLimitedError';
+  }
+}

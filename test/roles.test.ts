@@ -45,6 +45,10 @@ const MATRIX: [operation: string, ...cells: Outcome[]][] = [
   ['mutation createOrgUnit (under team)',  'ok',        'forbidden', 'notfound',  'ok',        'forbidden', 'notfound',  'forbidden', '401'],
   ['mutation setBudget (project)',         'ok',        'ok',        'notfound',  'ok',        'forbidden', 'notfound',  'forbidden', '401'],
   ['mutation setBudget (manager\'s unit)', 'ok',        'ok',        'notfound',  'forbidden', 'forbidden', 'notfound',  'forbidden', '401'],
+  ['mutation setUnitPolicy (project)',    'ok',        'ok',        'notfound',  'ok',        'forbidden', 'notfound',  'forbidden', '401'],
+  ['mutation setUnitPolicy (manager\'s unit)', 'ok',     'ok',        'notfound',  'forbidden', 'forbidden', 'notfound',  'forbidden', '401'],
+  ['mutation clearUnitPolicy (project)',  'ok',        'ok',        'notfound',  'ok',        'forbidden', 'notfound',  'forbidden', '401'],
+  ['mutation setServiceTokenRateLimit',    'ok',        'forbidden', 'notfound',  'ok',        'forbidden', 'notfound',  'forbidden', '401'],
   ['mutation issueServiceToken',           'ok',        'forbidden', 'notfound',  'ok',        'forbidden', 'notfound',  'forbidden', '401'],
   ['mutation revokeServiceToken',          'ok',        'forbidden', 'notfound',  'ok',        'forbidden', 'notfound',  'forbidden', '401'],
   ['mutation rotateCallbackSecret (SVC this)', 'ok',      'forbidden', 'notfound',  'ok',        'forbidden', 'notfound',  'ok',        '401'],
@@ -271,6 +275,30 @@ const OPERATIONS: Record<string, { field: string; run: Run }> = {
   "mutation setBudget (manager's unit)": {
     field: 'setBudget',
     run: (t) => mutationOutcome('setBudget', 'SetBudgetInput', { orgUnitId: ids.team, accountId: ids.accountA, window: 'MONTHLY', limitCreditSeconds: '2000000' }, t),
+  },
+  'mutation setUnitPolicy (project)': {
+    field: 'setUnitPolicy',
+    run: (t) => mutationOutcome('setUnitPolicy', 'SetUnitPolicyInput', { orgUnitId: ids.project, maxLengthSeconds: 3600 }, t),
+  },
+  "mutation setUnitPolicy (manager's unit)": {
+    field: 'setUnitPolicy',
+    run: (t) => mutationOutcome('setUnitPolicy', 'SetUnitPolicyInput', { orgUnitId: ids.team, maxLengthSeconds: 7200 }, t),
+  },
+  'mutation clearUnitPolicy (project)': {
+    field: 'clearUnitPolicy',
+    run: async (t) => {
+      // A policy to clear (set outside the cell's request: its audit event is not the cell's).
+      const set = await post(`mutation($input: SetUnitPolicyInput!) { setUnitPolicy(input: $input) { __typename } }`, { input: { orgUnitId: ids.project, maxLengthSeconds: 3600 } }, h.adminToken, `matrix-${randomUUID()}`);
+      expect(set.body.data.setUnitPolicy.__typename).toBe('SetUnitPolicyPayload');
+      return mutationOutcome('clearUnitPolicy', 'ClearUnitPolicyInput', { orgUnitId: ids.project }, t);
+    },
+  },
+  'mutation setServiceTokenRateLimit': {
+    field: 'setServiceTokenRateLimit',
+    run: async (t) => {
+      const { id } = await issueServiceToken(h, ids.project, unique('rate limited'));
+      return mutationOutcome('setServiceTokenRateLimit', 'SetServiceTokenRateLimitInput', { serviceTokenId: id, jobsPerMinute: 100 }, t);
+    },
   },
   'mutation issueServiceToken': {
     field: 'issueServiceToken',

@@ -450,7 +450,7 @@ describe('input the schema itself refuses: a client error, never an internal one
     await expectSchemaRefusal('malformed budget limit', SET_BUDGET, { orgUnitId: tree.teamId, window: 'MONTHLY', limitCreditSeconds: 'lots' });
     await expectSchemaRefusal('budget limit in exponent form', SET_BUDGET, { orgUnitId: tree.teamId, window: 'MONTHLY', limitCreditSeconds: '1e9' });
     await expectSchemaRefusal('budget limit with 7 decimals', SET_BUDGET, { orgUnitId: tree.teamId, window: 'MONTHLY', limitCreditSeconds: '1.0000001' });
-    await expectSchemaRefusal('unknown window', SET_BUDGET, { orgUnitId: tree.teamId, window: 'WEEKLY', limitCreditSeconds: '10' });
+    await expectSchemaRefusal('unknown window', SET_BUDGET, { orgUnitId: tree.teamId, window: 'HOURLY', limitCreditSeconds: '10' });
     await expectSchemaRefusal('malformed MMC', CREATE_ACCOUNT, {
       name: 'Bad MMC',
       billingModel: 'USAGE_BASED',

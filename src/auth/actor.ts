@@ -92,6 +92,12 @@ export function canSetBudgetOn(actor: Actor, unit: UnitPath): boolean {
   return actor.role === 'MANAGER' && !!actor.unitId && unit.id !== actor.unitId && unit.path.includes(actor.unitId);
 }
 
+/**
+ * Whether the caller may set or clear the policy of this unit (docs/governance.md): the same rule as budgets, so that
+ * a manager cannot clear the rules set on its own unit from above.
+ */
+export const canSetPolicyOn = canSetBudgetOn;
+
 /** Whether the caller may list service tokens at all (ADMIN, FINANCE, MANAGER); which ones: canListServiceTokensOf. */
 export function canListServiceTokens(actor: Actor): boolean {
   return actor.role === 'ADMIN' || actor.role === 'FINANCE' || actor.role === 'MANAGER';

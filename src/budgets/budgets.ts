@@ -1,5 +1,5 @@
-// Budgets: caps on a unit's use of one account (or all accounts) over a window. Usage is keyed by
-// period in the rollups, so a new month starts from zero without any reset job.
+// Budgets: caps on a unit's use of one account (or all accounts) over a window. Usage is keyed by period in the
+// rollups and by day in the daily rollups, so a new window starts from zero without any reset job.
 import { and, eq, inArray, sql, type SQL } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { queryRows, toBigInt } from '../db/client.js';
@@ -12,8 +12,8 @@ import {
 } from '../db/schema.js';
 import { NotFoundError, ValidationError } from '../errors.js';
 import { MAX_INPUT_MICRO_CS } from '../validation.js';
-import { periodOf } from '../primitives/period.js';
-import { termPeriods, termsFor, type AccountRow, type AccountTermsRow } from '../accounts/accounts.js';
+import { nextPeriod, periodOf } from '../primitives/period.js';
+import { termsFor } from '../accounts/accounts.js';
 import { budgetRateUsdPerCs } from '../billing/terms.js';
 import { MICRO_PER_CS, parseUsd, secondsToMicro } from '../primitives/money.js';
 import * as Q from '../primitives/rational.js';
@@ -21,60 +21,26 @@ import * as Q from '../primitives/rational.js';
 export type BudgetRow = typeof budgetsTable.$inferSelect;
 
 /**
- * The periods whose settled usage a budget counts: a fixed inclusive range (YYYY-MM), or `currentMonth`, the
- * current period of each account in its own time zone (usage is booked in the account's periods, so an
- * all-accounts monthly budget adds up every account's own current month).
+ * A budget's usage in its current window. `reserved` is every open hold, whatever window it was admitted in (a hold
+ * from yesterday or last month settles into the current window, so a new one must not forget it); `settled` what
+ * settled in the window; `carried` what a MONTHLY budget's rollover adds to its limit this month.
  */
-export type WindowBounds = { from: string; to: string } | { currentMonth: true };
-
 export interface BudgetUsage {
   reservedMicroCs: bigint;
   settledMicroCs: bigint;
+  carriedMicroCs: bigint;
+  /**
+   * The window's bounds, inclusive (gateway_budget_bounds): days `YYYY-MM-DD` for DAILY, WEEKLY and CUSTOM, periods
+   * `YYYY-MM` for the others; in the budget's account's time zone, UTC for a budget over all accounts (whose usage
+   * is counted in each account's own window).
+   */
+  windowFrom: string;
+  windowTo: string;
 }
 
-const LIFETIME: WindowBounds = { from: '0000-01', to: '9999-12' };
-const CURRENT_MONTH: WindowBounds = { currentMonth: true };
-
-/** The window a budget covers: MONTHLY the current month; CONTRACT_TERM the account's term (else the lifetime). */
-export function windowOf(budget: BudgetRow, account: AccountRow | null, terms: AccountTermsRow | null): WindowBounds {
-  if (budget.window === 'LIFETIME') return LIFETIME;
-  if (budget.window === 'MONTHLY') return CURRENT_MONTH;
-  return (account && termPeriods(terms)) || LIFETIME;
-}
-
-/**
- * Reserved and settled usage of each budget, in one statement for any number of budgets (plus one read of the
- * accounts' time zones). Settled counts the window's periods; reserved counts every open hold, whatever period
- * it was admitted in: a hold from last month will settle into this one, so a new month must not forget it.
- */
-export async function usageOfBudgets(db: Db, windows: ReadonlyMap<string, WindowBounds>, now: Date): Promise<Map<string, BudgetUsage>> {
-  const result = new Map<string, BudgetUsage>();
-  if (windows.size === 0) return result;
-  const values = sql.join(
-    [...windows].map(([id, w]) =>
-      'currentMonth' in w ? sql`(${id}::uuid, true, '', '')` : sql`(${id}::uuid, false, ${w.from}, ${w.to})`,
-    ),
-    sql`, `,
-  );
-  const accounts = await db.select({ id: accountsTable.id, timezone: accountsTable.timezone }).from(accountsTable);
-  const current = accounts.length
-    ? sql.join(accounts.map((a) => sql`(${a.id}::uuid, ${periodOf(now, a.timezone)})`), sql`, `)
-    : sql`(null::uuid, '')`;
-  const rows = await queryRows<{ id: string; reserved: string; settled: string }>(
-    db,
-    sql`select w.budget_id as id,
-          coalesce(sum(r.reserved_micro_cs), 0)::text as reserved,
-          coalesce(sum(r.settled_micro_cs) filter (
-            where (w.monthly and r.period = cur.period) or (not w.monthly and r.period between w.from_period and w.to_period)), 0)::text as settled
-        from (values ${values}) as w(budget_id, monthly, from_period, to_period)
-        join budgets b on b.id = w.budget_id
-        left join usage_rollups r on r.org_unit_id = b.org_unit_id
-          and (b.account_id is null or r.account_id = b.account_id)
-        left join (values ${current}) as cur(account_id, period) on cur.account_id = r.account_id
-        group by w.budget_id`,
-  );
-  for (const row of rows) result.set(row.id, { reservedMicroCs: toBigInt(row.reserved), settledMicroCs: toBigInt(row.settled) });
-  return result;
+/** The limit in force: the budget's own, plus a MONTHLY budget's rollover. */
+export function effectiveLimit(budget: BudgetRow, usage: BudgetUsage): bigint {
+  return budget.limitMicroCs + usage.carriedMicroCs;
 }
 
 export interface SetBudgetInput {
@@ -87,6 +53,52 @@ export interface SetBudgetInput {
   enforcement: Enforcement;
   allowOverage: boolean;
   alertThresholds: number[] | null;
+  /** CUSTOM only: the first day (inclusive) and the end day (exclusive), `YYYY-MM-DD`, account-local. */
+  windowFrom?: string | null;
+  windowTo?: string | null;
+  /** MONTHLY only: the most of last month's unused limit carried into this month, like the limit (exclusive). */
+  rolloverCapCreditSeconds?: string | null;
+  rolloverCapUsd?: string | null;
+}
+
+const DAY_PATTERN = /^(\d{4})-(\d{2})-(\d{2})$/;
+
+function parseDay(field: string, value: string): string {
+  const m = DAY_PATTERN.exec(value.trim());
+  const date = m ? new Date(Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]))) : null;
+  if (!m || !date || Number(m[1]) < 1000 || date.toISOString().slice(0, 10) !== m[0]) {
+    throw new ValidationError(field, `${field} must be a calendar day YYYY-MM-DD`);
+  }
+  return m[0];
+}
+
+/** An amount given in credit-seconds or (exclusive) in USD, as a budget's limit is; null when neither is given. */
+async function amountOf(
+  tx: Db,
+  accountId: string | null,
+  fields: { cs: string; usd: string },
+  cs: string | null | undefined,
+  usd: string | null | undefined,
+  now: Date,
+): Promise<bigint | null> {
+  const hasCs = cs !== undefined && cs !== null;
+  const hasUsd = usd !== undefined && usd !== null;
+  if (hasCs && hasUsd) throw new ValidationError(fields.cs, `give at most one of ${fields.cs} and ${fields.usd}`);
+  if (!hasCs && !hasUsd) return null;
+  let amount: bigint;
+  if (hasUsd) amount = await usdLimitToMicroCs(tx, accountId, usd, now, fields.usd);
+  else {
+    try {
+      if (!/^\d{1,15}(\.\d{1,6})?$/.test(cs!.trim())) throw new Error('format');
+      amount = secondsToMicro(cs!);
+    } catch {
+      throw new ValidationError(fields.cs, `${fields.cs} must be a non-negative decimal with at most 6 decimals`);
+    }
+  }
+  if (amount > MAX_INPUT_MICRO_CS) {
+    throw new ValidationError(hasUsd ? fields.usd : fields.cs, `${hasUsd ? fields.usd : fields.cs} must be at most ${MAX_INPUT_MICRO_CS / MICRO_PER_CS} credit-seconds`);
+  }
+  return amount;
 }
 
 /**
@@ -95,18 +107,18 @@ export interface SetBudgetInput {
  * The rate is the one of the terms in force when the budget is set. A budget over all accounts has no single
  * rate and cannot be given in USD.
  */
-export async function usdLimitToMicroCs(tx: Db, accountId: string | null, limitUsd: string, now: Date): Promise<bigint> {
+export async function usdLimitToMicroCs(tx: Db, accountId: string | null, limitUsd: string, now: Date, field = 'limitUsd'): Promise<bigint> {
   let usd;
   try {
     usd = parseUsd(limitUsd.trim());
   } catch {
-    throw new ValidationError('limitUsd', 'limitUsd must be a non-negative decimal amount of US dollars');
+    throw new ValidationError(field, `${field} must be a non-negative decimal amount of US dollars`);
   }
-  if (!accountId) throw new ValidationError('limitUsd', 'a budget over all accounts has no single price: give limitCreditSeconds, or one budget per account in USD');
+  if (!accountId) throw new ValidationError(field, 'a budget over all accounts has no single price: give credit-seconds, or one budget per account in USD');
   const [account] = await tx.select().from(accountsTable).where(eq(accountsTable.id, accountId));
   if (!account) throw new NotFoundError('Account', accountId);
   const rate = budgetRateUsdPerCs(account, await termsFor(tx, account.id, periodOf(now, account.timezone)));
-  if (!rate) throw new ValidationError('limitUsd', 'the account has no positive overage rate or price in force to convert USD with');
+  if (!rate) throw new ValidationError(field, 'the account has no positive overage rate or price in force to convert USD with');
   return Q.floor(Q.div(Q.mul(usd, Q.fromBigInt(MICRO_PER_CS)), rate));
 }
 
@@ -117,24 +129,38 @@ export async function setBudget(tx: Db, input: SetBudgetInput, now = new Date())
     const [account] = await tx.select({ id: accountsTable.id }).from(accountsTable).where(eq(accountsTable.id, input.accountId));
     if (!account) throw new NotFoundError('Account', input.accountId);
   }
-  const hasCs = input.limitCreditSeconds !== undefined && input.limitCreditSeconds !== null;
-  const hasUsd = input.limitUsd !== undefined && input.limitUsd !== null;
-  if (hasCs === hasUsd) throw new ValidationError('limitCreditSeconds', 'give exactly one of limitCreditSeconds and limitUsd');
-  let limit: bigint;
-  let limitUsd: string | null = null;
-  if (hasUsd) {
-    limit = await usdLimitToMicroCs(tx, input.accountId, input.limitUsd!, now);
-    limitUsd = input.limitUsd!.trim();
-  } else {
-    try {
-      if (!/^\d{1,15}(\.\d{1,6})?$/.test(input.limitCreditSeconds!.trim())) throw new Error('format');
-      limit = secondsToMicro(input.limitCreditSeconds!);
-    } catch {
-      throw new ValidationError('limitCreditSeconds', 'limitCreditSeconds must be a non-negative decimal with at most 6 decimals');
-    }
+  const limit = await amountOf(tx, input.accountId, { cs: 'limitCreditSeconds', usd: 'limitUsd' }, input.limitCreditSeconds, input.limitUsd, now);
+  if (limit === null) throw new ValidationError('limitCreditSeconds', 'give exactly one of limitCreditSeconds and limitUsd');
+  const limitUsd = input.limitUsd != null ? input.limitUsd.trim() : null;
+  const custom = input.window === 'CUSTOM';
+  if (custom && (input.windowFrom == null || input.windowTo == null)) {
+    throw new ValidationError(input.windowFrom == null ? 'windowFrom' : 'windowTo', 'a CUSTOM budget needs windowFrom and windowTo');
   }
-  if (limit > MAX_INPUT_MICRO_CS) {
-    throw new ValidationError(hasUsd ? 'limitUsd' : 'limitCreditSeconds', `the limit must be at most ${MAX_INPUT_MICRO_CS / MICRO_PER_CS} credit-seconds`);
+  if (!custom && (input.windowFrom != null || input.windowTo != null)) {
+    throw new ValidationError(input.windowFrom != null ? 'windowFrom' : 'windowTo', 'windowFrom and windowTo are for CUSTOM budgets only');
+  }
+  const windowFrom = custom ? parseDay('windowFrom', input.windowFrom!) : null;
+  const windowTo = custom ? parseDay('windowTo', input.windowTo!) : null;
+  if (windowFrom !== null && windowTo! <= windowFrom) throw new ValidationError('windowTo', 'windowTo (exclusive) must be after windowFrom');
+  const rolloverCap = await amountOf(
+    tx,
+    input.accountId,
+    { cs: 'rolloverCapCreditSeconds', usd: 'rolloverCapUsd' },
+    input.rolloverCapCreditSeconds,
+    input.rolloverCapUsd,
+    now,
+  );
+  if (rolloverCap !== null && input.window !== 'MONTHLY') {
+    throw new ValidationError(input.rolloverCapCreditSeconds != null ? 'rolloverCapCreditSeconds' : 'rolloverCapUsd', 'only MONTHLY budgets roll over');
+  }
+  // The month a rollover starts: unused limit carries from the first whole month with the option on, the next one
+  // (in the account's time zone; UTC for a budget over all accounts). A budget that had it keeps its start.
+  let rolloverFrom: string | null = null;
+  if (rolloverCap !== null) {
+    const [account] = input.accountId
+      ? await tx.select({ timezone: accountsTable.timezone }).from(accountsTable).where(eq(accountsTable.id, input.accountId))
+      : [{ timezone: 'UTC' }];
+    rolloverFrom = nextPeriod(periodOf(now, account!.timezone));
   }
   const thresholds = input.alertThresholds ?? [50, 80, 100];
   if (thresholds.length > 10 || thresholds.some((t) => !Number.isInteger(t) || t < 1 || t > 1000)) {
@@ -149,6 +175,10 @@ export async function setBudget(tx: Db, input: SetBudgetInput, now = new Date())
     enforcement: input.enforcement,
     allowOverage: input.allowOverage,
     alertThresholds: [...new Set(thresholds)].sort((a, b) => a - b),
+    windowFrom,
+    windowTo,
+    rolloverCapMicroCs: rolloverCap,
+    rolloverFrom,
     updatedAt: new Date(),
   };
   const [row] = await tx
@@ -162,6 +192,10 @@ export async function setBudget(tx: Db, input: SetBudgetInput, now = new Date())
         enforcement: values.enforcement,
         allowOverage: values.allowOverage,
         alertThresholds: values.alertThresholds,
+        windowFrom: values.windowFrom,
+        windowTo: values.windowTo,
+        rolloverCapMicroCs: values.rolloverCapMicroCs,
+        rolloverFrom: rolloverCap === null ? null : sql`coalesce(${budgetsTable.rolloverFrom}, excluded.rollover_from)`,
         updatedAt: values.updatedAt,
       },
     })
@@ -185,11 +219,10 @@ export async function budgetsOnPath(db: Db, path: readonly string[], accountId: 
 
 
 /**
- * Budgets with their usage, in one statement (for reads: the API's budget lists and balances). The window of each
- * budget is the one windowOf gives, worked out in SQL from the rows it depends on: MONTHLY counts each account's
- * current period in its own time zone; CONTRACT_TERM the term of the budget's account's terms in force in its current
- * period (the lifetime when those terms have no dates, and for a budget over all accounts); LIFETIME every period.
- * Reserved counts every open hold, as in usageOfBudgets.
+ * Budgets with their usage, in one statement (for reads: the API's budget lists and balances, a project's headroom),
+ * computed by the functions the admission uses (gateway_budget_usage, gateway_budget_bounds). The accounts' current
+ * periods and days are worked out in the same statement, with PostgreSQL's time-zone data: a read must not cost a
+ * statement more; the admission, which enforces, uses the gateway's (they may disagree near some boundaries).
  */
 export async function budgetsWithUsage(
   db: Db,
@@ -199,31 +232,31 @@ export async function budgetsWithUsage(
   const ids = 'unitIds' in which ? which.unitIds : which.budgetIds;
   if (ids.length === 0) return [];
   const at = now.toISOString();
-  // Written out with the table's name: drizzle leaves the columns of a one-table select unqualified, and inside the
-  // subqueries below an unqualified org_unit_id or account_id would be usage_rollups' own.
-  // The current period of an account (its calendar month in its time zone), as periodOf computes it.
-  const currentPeriodOf = (accountId: SQL) => sql`to_char((${at}::timestamptz) at time zone (select a.timezone from accounts a where a.id = ${accountId}), 'YYYY-MM')`;
-  // The term (first and last period) of the budget's account's terms in force now, or null.
-  const term = (edge: 'term_start' | 'term_end') =>
-    sql`(select case when t.term_start is not null and t.term_end is not null then substr(t.${sql.raw(edge)}, 1, 7) end
-           from account_terms t
-          where t.account_id = budgets.account_id and t.effective_from <= ${currentPeriodOf(sql`budgets.account_id`)}
-          order by t.effective_from desc limit 1)`;
+  const local = (tz: SQL, format: string) => sql`to_char((${at}::timestamptz) at time zone ${tz}, ${format})`;
+  const nowOf = (tz: SQL) => sql`jsonb_build_object('period', ${local(tz, 'YYYY-MM')}, 'day', ${local(tz, 'YYYY-MM-DD')})`;
+  // Every account's {period, day}, as the admission's `p.accounts`.
+  const cur = sql`(select coalesce(jsonb_object_agg(a.id, ${nowOf(sql`a.timezone`)}), '{}'::jsonb) from accounts a)`;
+  // The window shown: the budget's account's, UTC's for a budget over all accounts. Written out with the table's
+  // name (drizzle leaves the columns of a one-table select unqualified).
+  const shown = sql`coalesce(${cur} -> budgets.account_id::text, ${nowOf(sql`'UTC'`)})`;
   const rows = await db
     .select({
       budget: budgetsTable,
-      reserved: sql<string>`(select coalesce(sum(r.reserved_micro_cs), 0) from usage_rollups r
-          where r.org_unit_id = budgets.org_unit_id and (budgets.account_id is null or r.account_id = budgets.account_id))::text`,
-      settled: sql<string>`(select coalesce(sum(r.settled_micro_cs), 0) from usage_rollups r
-          where r.org_unit_id = budgets.org_unit_id and (budgets.account_id is null or r.account_id = budgets.account_id)
-            and case budgets."window"
-                  when 'MONTHLY' then r.period = ${currentPeriodOf(sql`r.account_id`)}
-                  when 'CONTRACT_TERM' then r.period between coalesce(${term('term_start')}, '0000-01') and coalesce(${term('term_end')}, '9999-12')
-                  else true
-                end)::text`,
+      // Numbers as text (gateway_json_row): bigint would lose precision as JSON numbers.
+      usage: sql<Record<string, string>>`gateway_json_row(to_jsonb(gateway_budget_usage(budgets, ${cur})))`,
+      bounds: sql<Record<string, string>>`to_jsonb(gateway_budget_bounds(budgets, ${shown} ->> 'period', (${shown} ->> 'day')::date))`,
     })
     .from(budgetsTable)
     .where('unitIds' in which ? inArray(budgetsTable.orgUnitId, [...ids]) : inArray(budgetsTable.id, [...ids]))
     .orderBy(budgetsTable.id);
-  return rows.map((r) => ({ budget: r.budget, usage: { reservedMicroCs: toBigInt(r.reserved), settledMicroCs: toBigInt(r.settled) } }));
+  return rows.map((r) => ({
+    budget: r.budget,
+    usage: {
+      reservedMicroCs: toBigInt(r.usage['reserved']!),
+      settledMicroCs: toBigInt(r.usage['settled']!),
+      carriedMicroCs: toBigInt(r.usage['carried']!),
+      windowFrom: r.bounds['w_from']!,
+      windowTo: r.bounds['w_to']!,
+    },
+  }));
 }

@@ -27,7 +27,7 @@ export const BILLING_MODELS = ['USAGE_BASED', 'CREDIT_PACKAGE'] as const;
 export type BillingModel = (typeof BILLING_MODELS)[number];
 export const ALLOCATION_POLICIES = ['PROPORTIONAL', 'MARGINAL', 'COMMITTED_SHARES'] as const;
 export type AllocationPolicy = (typeof ALLOCATION_POLICIES)[number];
-export const BUDGET_WINDOWS = ['MONTHLY', 'CONTRACT_TERM', 'LIFETIME'] as const;
+export const BUDGET_WINDOWS = ['MONTHLY', 'CONTRACT_TERM', 'LIFETIME', 'DAILY', 'WEEKLY', 'QUARTERLY', 'CUSTOM'] as const;
 export type BudgetWindow = (typeof BUDGET_WINDOWS)[number];
 export const ENFORCEMENTS = ['HARD', 'SOFT'] as const;
 export type Enforcement = (typeof ENFORCEMENTS)[number];
@@ -181,11 +181,27 @@ export const budgetsTable = pgTable('budgets', {
   enforcement: enforcementEnum('enforcement').notNull().default('HARD'),
   allowOverage: boolean('allow_overage').notNull().default(true),
   alertThresholds: integer('alert_thresholds').array().notNull().default(sql`'{50,80,100}'::integer[]`),
+  /** CUSTOM only: the first day (inclusive) and the end day (exclusive) of the window, account-local dates. */
+  windowFrom: date('window_from', { mode: 'string' }),
+  windowTo: date('window_to', { mode: 'string' }),
+  /** MONTHLY only: at most this much of last month's unused limit is added to this month's (see budgets.ts). */
+  rolloverCapMicroCs: micro('rollover_cap_micro_cs'),
+  /** Set with the cap: the first period (YYYY-MM) whose unused limit carries into the next one. */
+  rolloverFrom: text('rollover_from'),
   createdAt: createdAt(),
   updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
 }, (t) => [
   unique('budgets_unit_account_window').on(t.orgUnitId, t.accountId, t.window).nullsNotDistinct(),
   check('budgets_limit_non_negative', sql`${t.limitMicroCs} >= 0`),
+  // Compared as text: a new enum value may not be used as a constant in the transaction that adds it.
+  check(
+    'budgets_custom_dates',
+    sql`(${t.window}::text = 'CUSTOM') = (${t.windowFrom} is not null and ${t.windowTo} is not null) and (${t.windowFrom} is null or ${t.windowFrom} < ${t.windowTo})`,
+  ),
+  check(
+    'budgets_rollover_monthly',
+    sql`(${t.rolloverCapMicroCs} is null or (${t.window}::text = 'MONTHLY' and ${t.rolloverCapMicroCs} >= 0 and ${t.rolloverFrom} is not null))`,
+  ),
 ]);
 
 /**
@@ -604,7 +620,8 @@ export const notificationRulesTable = pgTable('notification_rules', {
 }, (t) => [index('notification_rules_unit').on(t.orgUnitId), index('notification_rules_channel').on(t.channelId)]);
 
 /**
- * Which alert thresholds of a budget are crossed in a window (`window_from`..`window_to`, YYYY-MM): a row flips to
+ * Which alert thresholds of a budget are crossed in a window (`window_from`..`window_to`, inclusive: YYYY-MM, or
+ * YYYY-MM-DD for DAILY, WEEKLY and CUSTOM budgets): a row flips to
  * crossed once (the one `budget.threshold_crossed`), and back when a raise brings usage under (`resolved`);
  * `generation` counts the flips, so each crossing has its own event key. Maintained by the database triggers.
  */
@@ -617,3 +634,54 @@ export const budgetAlertStatesTable = pgTable('budget_alert_states', {
   generation: integer('generation').notNull().default(1),
   changedAt: timestamp('changed_at', { withTimezone: true }).notNull().defaultNow(),
 }, (t) => [primaryKey({ columns: [t.budgetId, t.windowFrom, t.windowTo, t.threshold] })]);
+
+/** Output resolutions a policy can cap, lowest first (the order `maxResolution` compares in). */
+export const RESOLUTIONS = ['720p', '1080p', '4k'] as const;
+export type Resolution = (typeof RESOLUTIONS)[number];
+
+/**
+ * A unit's own job policy and rate limits (docs/governance.md). Every column is one rule; null: this unit sets none.
+ * A job must satisfy the rules of every unit on its path (checked by `gateway_check_governance` in the admission
+ * transaction), so the effective policy is the intersection (sets) or minimum (maxima) along the path. The rate
+ * limit columns count jobs (and their holds) of the whole subtree; an admission locks the rows that carry one.
+ */
+export const unitPoliciesTable = pgTable('unit_policies', {
+  orgUnitId: uuid('org_unit_id').primaryKey().references(() => orgUnitsTable.id),
+  allowedKinds: jobKindEnum('allowed_kinds').array(),
+  /** Pricing-model products (AVATAR_IV, TRANSLATION_PRECISION, …): every candidate product of a job must be in it. */
+  allowedProducts: text('allowed_products').array(),
+  maxResolution: text('max_resolution'),
+  /** Longest single output, in whole seconds, as the hold estimates it. */
+  maxLengthSeconds: integer('max_length_seconds'),
+  /** Largest hold of one job. */
+  maxCostMicroCs: micro('max_cost_micro_cs'),
+  /** Target languages of translations (compared without case). */
+  allowedLanguages: text('allowed_languages').array(),
+  jobsPerMinute: integer('jobs_per_minute'),
+  creditMicroCsPerHour: micro('credit_micro_cs_per_hour'),
+  updatedBy: text('updated_by').notNull(),
+  updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+}, (t) => [
+  check('unit_policies_resolution', sql`${t.maxResolution} in ('720p', '1080p', '4k')`),
+  check('unit_policies_positive', sql`${t.maxLengthSeconds} > 0 and ${t.maxCostMicroCs} > 0 and ${t.jobsPerMinute} > 0 and ${t.creditMicroCsPerHour} > 0`),
+]);
+
+/** Rate limits of one service token (its own submissions), on top of its project's path. */
+export const serviceTokenRateLimitsTable = pgTable('service_token_rate_limits', {
+  tokenId: uuid('token_id').primaryKey().references(() => serviceTokensTable.id),
+  jobsPerMinute: integer('jobs_per_minute'),
+  creditMicroCsPerHour: micro('credit_micro_cs_per_hour'),
+  updatedBy: text('updated_by').notNull(),
+  updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+}, (t) => [check('service_token_rate_limits_positive', sql`${t.jobsPerMinute} > 0 and ${t.creditMicroCsPerHour} > 0`)]);
+
+/**
+ * Sliding-window rate counters: what was admitted under one limit (`scope`: `unit:<id>/jobs`, `unit:<id>/cs`,
+ * `token:<id>/jobs`, `token:<id>/cs`) in one bucket (1 s for jobs per minute, 60 s for credit-seconds per hour).
+ * Written only by admissions holding the lock of the limit's row; buckets past the window are deleted then.
+ */
+export const rateBucketsTable = pgTable('rate_buckets', {
+  scope: text('scope').notNull(),
+  bucketStart: timestamp('bucket_start', { withTimezone: true }).notNull(),
+  amount: bigint('amount', { mode: 'bigint' }).notNull(),
+}, (t) => [primaryKey({ columns: [t.scope, t.bucketStart] })]);

@@ -18,6 +18,7 @@ import type { Actor } from '../auth/actor.js';
 import type { AccountRow, AccountTermsRow } from '../accounts/accounts.js';
 import type { OrgUnitRow } from '../org/units.js';
 import { budgetsWithUsage, type BudgetRow, type BudgetUsage } from '../budgets/budgets.js';
+import { NotFoundError } from '../errors.js';
 import { IN_FLIGHT_STATUSES } from '../jobs/lifecycle.js';
 import type { Services } from '../app.js';
 
@@ -95,7 +96,7 @@ export function createLoaders(db: Db, now: Date) {
   const budgetUsage = new DataLoader<BudgetRow, BudgetUsage, string>(
     async (budgets) => {
       const usage = new Map((await budgetsWithUsage(db, { budgetIds: budgets.map((b) => b.id) }, now)).map((r) => [r.budget.id, r.usage]));
-      return budgets.map((b) => usage.get(b.id) ?? { reservedMicroCs: 0n, settledMicroCs: 0n });
+      return budgets.map((b) => usage.get(b.id) ?? new NotFoundError('Budget', b.id));
     },
     { cacheKeyFn: (b) => b.id },
   );

@@ -7,6 +7,9 @@ import {
   ForbiddenError,
   IdempotencyConflictError,
   NotFoundError,
+  PolicyViolationError,
+  POLICY_RULES,
+  RateLimitedError,
   UpstreamError,
   ValidationError,
 } from '../errors.js';
@@ -99,5 +102,60 @@ builder.objectType(UpstreamError, {
   fields: (t) => ({ upstreamCode: t.exposeString('upstreamCode', { description: "HeyGen's error code." }) }),
 });
 
+export const PolicyRuleEnum = builder.enumType('PolicyRule', {
+  description: 'A rule of a unit policy (docs/governance.md).',
+  values: POLICY_RULES,
+});
+
+builder.objectType(PolicyViolationError, {
+  name: 'PolicyViolationError',
+  description: "A unit policy on the project's path refuses the job (nothing was written), or a policy change would loosen an ancestor's rule.",
+  interfaces: [ErrorInterface],
+  fields: (t) => ({
+    rule: t.field({ type: PolicyRuleEnum, description: 'The rule.', resolve: (e) => e.rule }),
+    orgUnitId: t.id({
+      description: "Global id of the unit that set the rule (a service token's own rate limit: the token's project).",
+      resolve: (e) => encodeGlobalID('OrgUnit', e.orgUnitId),
+    }),
+    serviceTokenId: t.id({
+      nullable: true,
+      description: "Global id of the calling service token when the rule is the token's own rate limit.",
+      resolve: (e) => (e.serviceTokenId ? encodeGlobalID('ServiceToken', e.serviceTokenId) : null),
+    }),
+    orgUnitName: t.string({ nullable: true, description: 'Name of that unit.', resolve: (e) => e.unitName }),
+    limit: t.exposeString('limit', { description: 'What the rule allows, in words: `AVATAR_VIDEO, TTS`, `1080p`, `120 s`, `500 cs`.' }),
+    actual: t.exposeString('actual', { description: 'What the job (or the new policy) asked for, in the same words.' }),
+  }),
+});
+
+builder.objectType(RateLimitedError, {
+  name: 'RateLimitedError',
+  description: 'A rate limit of a unit on the path (or of the calling service token) is reached; nothing was written. Retry after retryAfterSeconds.',
+  interfaces: [ErrorInterface],
+  fields: (t) => ({
+    rule: t.field({ type: PolicyRuleEnum, description: 'JOBS_PER_MINUTE or CREDIT_SECONDS_PER_HOUR.', resolve: (e) => e.rule }),
+    orgUnitId: t.id({
+      description: "Global id of the unit whose limit is reached (a service token's own limit: the token's project).",
+      resolve: (e) => encodeGlobalID('OrgUnit', e.orgUnitId),
+    }),
+    serviceTokenId: t.id({
+      nullable: true,
+      description: "Global id of the calling service token when the limit is the token's own.",
+      resolve: (e) => (e.serviceTokenId ? encodeGlobalID('ServiceToken', e.serviceTokenId) : null),
+    }),
+    orgUnitName: t.string({ nullable: true, description: 'Name of that unit.', resolve: (e) => e.unitName }),
+    limit: t.exposeString('limit', { description: 'The limit in words: `60 jobs per minute`, `500 credit-seconds per hour`.' }),
+    retryAfterSeconds: t.exposeInt('retryAfterSeconds', { description: 'Seconds until the window has room for this job, computed from the window.' }),
+  }),
+});
+
 export const MUTATION_ERRORS = [ValidationError, NotFoundError, ForbiddenError];
-export const SUBMIT_ERRORS = [...MUTATION_ERRORS, BudgetExceededError, ConcurrencyLimitError, IdempotencyConflictError, UpstreamError];
+export const SUBMIT_ERRORS = [
+  ...MUTATION_ERRORS,
+  BudgetExceededError,
+  ConcurrencyLimitError,
+  IdempotencyConflictError,
+  UpstreamError,
+  PolicyViolationError,
+  RateLimitedError,
+];

@@ -12,7 +12,7 @@ import { orgUnitsTable } from '../db/schema.js';
 import { accountForPath } from '../org/units.js';
 import { ForbiddenError, ValidationError } from '../errors.js';
 import { dayOf, lastDayOf, periodOf } from '../primitives/period.js';
-import { termPeriods, termsFor } from '../accounts/accounts.js';
+import { effectiveLimit } from '../budgets/budgets.js';
 import { accountForecast, dailyUsage, exhaustionDay, unitForecast, type AccountForecast, type UsageForecast } from '../billing/usage-forecast.js';
 import { addDays, burnModel, HISTORY_DAYS } from '../billing/forecast.js';
 
@@ -124,13 +124,10 @@ builder.objectField(BudgetRef, 'exhaustsOn', (t) =>
       const tz = account?.timezone ?? 'UTC';
       const today = dayOf(ctx.now, tz);
       const usage = await ctx.loaders.budgetUsage.load(b);
-      const available = b.limitMicroCs - usage.reservedMicroCs - usage.settledMicroCs;
-      let lastDay = addDays(today, 366);
-      if (b.window === 'MONTHLY') lastDay = lastDayOf(periodOf(ctx.now, tz));
-      else if (b.window === 'CONTRACT_TERM' && account) {
-        const term = termPeriods(await termsFor(ctx.db, account.id, periodOf(ctx.now, tz)));
-        if (term) lastDay = lastDayOf(term.to);
-      }
+      const available = effectiveLimit(b, usage) - usage.reservedMicroCs - usage.settledMicroCs;
+      // The window's last day (its bounds are days or periods); a year ahead at most.
+      const end = usage.windowTo.length === 10 ? usage.windowTo : lastDayOf(usage.windowTo);
+      const lastDay = end < addDays(today, 366) ? end : addDays(today, 366);
       const history = await dailyUsage(ctx.db, b.orgUnitId, b.accountId ? [b.accountId] : null, addDays(today, -HISTORY_DAYS), addDays(today, -1));
       return exhaustionDay(burnModel(today, history), ctx.now, tz, available, lastDay);
     },

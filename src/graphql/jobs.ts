@@ -19,7 +19,7 @@ import { cursorPage } from './pagination.js';
 
 
 
-const JobKindEnum = builder.enumType('JobKind', { description: 'The HeyGen product a job uses.', values: JOB_KINDS });
+export const JobKindEnum = builder.enumType('JobKind', { description: 'The HeyGen product a job uses.', values: JOB_KINDS });
 const JobStatusEnum = builder.enumType('JobStatus', {
   description:
     '(QUEUED →) RESERVED → SUBMITTED → PROCESSING → SUCCEEDED | FAILED | CANCELLED; QUEUED while admitted (its hold taken) but waiting for a concurrency slot (see Job.queue; it expires after QUEUE_TTL_SECONDS, and goes back to it when HeyGen answers 429); SUBMIT_UNKNOWN while a submission outcome is unclear (retried with the same Idempotency-Key); REJECTED at admission; EXPIRED when the hold outlived HOLD_TTL_HOURS (or the submission stayed unresolved past HeyGen\'s 24 h idempotency window): completed outputs debited, the rest released, and a drift note written when HeyGen may still bill it.',

@@ -9,7 +9,7 @@ import { requireVisibleAccount, requireVisibleUnit, visibleAccount, visibleAccou
 import { canReadCostsOf } from '../auth/actor.js';
 import { BUDGET_WINDOWS, ENFORCEMENTS, ORG_UNIT_KINDS, budgetsTable, orgUnitsTable } from '../db/schema.js';
 import { createOrgUnit, isUuid, type OrgUnitRow } from '../org/units.js';
-import { setBudget, type BudgetRow } from '../budgets/budgets.js';
+import { effectiveLimit, setBudget, type BudgetRow } from '../budgets/budgets.js';
 import { recordAudit } from '../audit/audit.js';
 import { ForbiddenError, ValidationError } from '../errors.js';
 import { periodOf } from '../primitives/period.js';
@@ -22,7 +22,8 @@ export const OrgUnitKindEnum = builder.enumType('OrgUnitKind', {
   values: ORG_UNIT_KINDS,
 });
 const BudgetWindowEnum = builder.enumType('BudgetWindow', {
-  description: 'MONTHLY: the current period; CONTRACT_TERM: the account term (lifetime when the terms have no dates); LIFETIME: all time.',
+  description:
+    "The window usage is counted over, in the account's time zone (a budget over all accounts: each account's own): DAILY the current day; WEEKLY the current ISO week (Monday to Sunday); MONTHLY the current period; QUARTERLY the current calendar quarter; CUSTOM the budget's windowFrom (inclusive) to windowTo (exclusive), admitting nothing outside it; CONTRACT_TERM the account term (lifetime when the terms have no dates); LIFETIME all time.",
   values: BUDGET_WINDOWS,
 });
 const EnforcementEnum = builder.enumType('Enforcement', {
@@ -148,11 +149,39 @@ builder.node(BudgetRef, {
     availableCreditSeconds: t.field({
       type: 'CreditSeconds',
       description:
-        'limit − reserved − settled (negative after an overrun): what the units under the budget, the caller among them, could still spend. Shown to every caller that may read the budget.',
+        'effectiveLimit − reserved − settled (negative after an overrun): what the units under the budget, the caller among them, could still spend. Shown to every caller that may read the budget.',
       resolve: async (b, _a, ctx) => {
         const u = await ctx.loaders.budgetUsage.load(b);
-        return b.limitMicroCs - u.reservedMicroCs - u.settledMicroCs;
+        return effectiveLimit(b, u) - u.reservedMicroCs - u.settledMicroCs;
       },
+    }),
+    windowFrom: t.string({
+      description:
+        "First day (YYYY-MM-DD: DAILY, WEEKLY, CUSTOM) or period (YYYY-MM: the others) of the current window, inclusive, in the account's time zone (UTC for a budget over all accounts, whose accounts each count their own).",
+      resolve: async (b, _a, ctx) => (await ctx.loaders.budgetUsage.load(b)).windowFrom,
+    }),
+    windowTo: t.string({
+      description: 'Last day or period of the current window, inclusive (for CUSTOM: the day before the windowTo it was set with).',
+      resolve: async (b, _a, ctx) => (await ctx.loaders.budgetUsage.load(b)).windowTo,
+    }),
+    rolloverCapCreditSeconds: t.field({
+      type: 'CreditSeconds',
+      nullable: true,
+      description: "MONTHLY budgets: the most of last month's unused limit carried into this month; null: no rollover.",
+      resolve: (b) => b.rolloverCapMicroCs,
+    }),
+    carriedOverCreditSeconds: t.field({
+      type: 'CreditSeconds',
+      nullable: true,
+      description:
+        "What this month's limit carries over from last month: min(rolloverCap, limit − last month's settled usage, never below 0); 0 in the month the rollover was set. Null for a budget above the caller's own subtree.",
+      resolve: async (b, _a, ctx) => ((await budgetCountersVisible(ctx, b)) ? (await ctx.loaders.budgetUsage.load(b)).carriedMicroCs : null),
+    }),
+    effectiveLimitCreditSeconds: t.field({
+      type: 'CreditSeconds',
+      nullable: true,
+      description: "The limit in force in the current window: limit + carriedOver. Null for a budget above the caller's own subtree.",
+      resolve: async (b, _a, ctx) => ((await budgetCountersVisible(ctx, b)) ? effectiveLimit(b, await ctx.loaders.budgetUsage.load(b)) : null),
     }),
     updatedAt: t.field({ type: 'DateTime', description: 'Last change.', resolve: (b) => b.updatedAt }),
   }),
@@ -258,6 +287,18 @@ builder.mutationFields((t) => ({
       enforcement: t.input.field({ type: EnforcementEnum, required: false, defaultValue: 'HARD', description: 'HARD (default) or SOFT.' }),
       allowOverage: t.input.boolean({ required: false, defaultValue: true, description: "false: refuse once the account's included pool is used." }),
       alertThresholds: t.input.intList({ required: false, description: 'Percentages of the limit (default 50, 80, 100).' }),
+      windowFrom: t.input.string({ required: false, description: "CUSTOM only (and required): the first day of the window, YYYY-MM-DD in the account's time zone, inclusive." }),
+      windowTo: t.input.string({ required: false, description: 'CUSTOM only (and required): the day the window ends, YYYY-MM-DD, exclusive (after windowFrom).' }),
+      rolloverCapCreditSeconds: t.input.field({
+        type: 'CreditSeconds',
+        required: false,
+        description: "MONTHLY only: carry last month's unused limit into this month, up to this cap (or give rolloverCapUsd); omitted: no rollover.",
+      }),
+      rolloverCapUsd: t.input.field({
+        type: 'Usd',
+        required: false,
+        description: 'The rollover cap in US dollars, exclusive with rolloverCapCreditSeconds: converted as limitUsd is, when the budget is set.',
+      }),
     },
     resolve: async (_r, { input }, ctx) => {
       const actor = ctx.actor!;
@@ -286,6 +327,10 @@ builder.mutationFields((t) => ({
             enforcement: input.enforcement ?? 'HARD',
             allowOverage: input.allowOverage ?? true,
             alertThresholds: input.alertThresholds ?? null,
+            windowFrom: input.windowFrom ?? null,
+            windowTo: input.windowTo ?? null,
+            rolloverCapCreditSeconds: input.rolloverCapCreditSeconds ?? null,
+            rolloverCapUsd: input.rolloverCapUsd ?? null,
           },
           ctx.now,
         );

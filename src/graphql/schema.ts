@@ -4,6 +4,7 @@ import './scalars.js';
 import './errors.js';
 import './accounts.js';
 import './org.js';
+import './policies.js';
 import './jobs.js';
 import './queue.js';
 import './auth.js';

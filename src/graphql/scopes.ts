@@ -11,6 +11,7 @@ import {
   canReadAuditLog,
   canRunBilling,
   canSetBudgetOn,
+  canSetPolicyOn,
   canSubmitFor,
   type Actor,
   type UnitPath,
@@ -31,6 +32,8 @@ export interface AuthScopes {
   canManage: string;
   /** canSetBudgetOn the org unit with this (raw) id. */
   canSetBudget: string;
+  /** canSetPolicyOn the org unit with this (raw) id. */
+  canSetPolicy: string;
   /** canSubmitFor the project with this (raw) id. */
   canSubmitFor: string;
 }
@@ -52,6 +55,7 @@ export function authScopesFor(ctx: GraphQLContext): ScopeLoaders {
     tokenLister: role(canListServiceTokens),
     canManage: onUnit(canManageUnit),
     canSetBudget: onUnit(canSetBudgetOn),
+    canSetPolicy: onUnit(canSetPolicyOn),
     canSubmitFor: onUnit(canSubmitFor),
   };
 }
@@ -64,6 +68,7 @@ const REFUSALS: Record<keyof AuthScopes, string> = {
   tokenLister: 'only ADMIN, FINANCE and MANAGER callers list service tokens',
   canManage: 'only an ADMIN, or a MANAGER of this unit or of one above it, may do this',
   canSetBudget: 'only ADMIN, FINANCE, or a MANAGER of a unit above this one, may set its budgets',
+  canSetPolicy: 'only ADMIN, FINANCE, or a MANAGER of a unit above this one, may set its policy',
   canSubmitFor: 'this caller cannot submit or cancel jobs for this project',
 };
 

@@ -4,7 +4,8 @@
 // account, the account's price book and time zone, hence the estimate and the periods) comes from a per-process cache
 // of rows that never change (units) or that the function checks are unchanged (accounts: it answers `stale`, and the
 // gateway reads them again and retries).
-// Lock order, shared with settlement: job row → account row → HARD budget rows (by id) → rollups (path order).
+// Lock order, shared with settlement: job row → account row → rate-limit rows (unit policies on the path by id, then
+// the calling token's; admission only, docs/governance.md) → HARD budget rows (by id) → rollups (path order).
 // The audit event is the admission's last insert (it takes no lock that admissions contend on).
 import { createHash, randomUUID } from 'node:crypto';
 import { and, eq, sql } from 'drizzle-orm';
@@ -19,7 +20,10 @@ import {
   ForbiddenError,
   IdempotencyConflictError,
   NotFoundError,
+  PolicyViolationError,
+  RateLimitedError,
   ValidationError,
+  type PolicyRule,
 } from '../errors.js';
 import { canReadAccountTotals, canReadCostsOf, canReadUnit, canSubmitFor, type Actor } from '../auth/actor.js';
 import { isUuid } from '../org/units.js';
@@ -29,7 +33,7 @@ import { formatCents, formatCreditSeconds, MICRO_PER_CS, usdToCentsHalfUp } from
 import * as Q from '../primitives/rational.js';
 import { dayOf, periodOf } from '../primitives/period.js';
 import { auditRow } from '../audit/audit.js';
-import { estimateJob, prepareJob } from './estimate.js';
+import { estimateJob, governedFacts, prepareJob } from './estimate.js';
 import type { MediaProbeLimits } from '../pricing/media.js';
 import type { CallbackPolicy } from './callback.js';
 import { IN_FLIGHT_STATUSES } from './lifecycle.js';
@@ -78,7 +82,7 @@ export interface AdmissionSettings {
 /**
  * How an admission ended. `admitted`: a new job and its hold (`new`; `queued` when it waits for a concurrency slot)
  * or the job of an earlier request with the same idempotency key (`replayed`). `refused`: a cap said no (`budget`: a HARD budget, `pool`: the account pool,
- * `concurrency`: the account's concurrency limit). `rejected`: the request itself was refused, whatever the caps:
+ * `concurrency`: the account's concurrency limit, `policy`: a unit policy, `rate_limit`: a rate limit). `rejected`: the request itself was refused, whatever the caps:
  * `validation` (a ValidationError), else the code of its typed error in lower case (`not_found`,
  * `forbidden`, `idempotency_conflict`, `upstream_error`), `unavailable` (the database is away) or `error` (a bug).
  */
@@ -86,8 +90,8 @@ export type AdmissionOutcome =
   | { readonly outcome: 'admitted'; readonly reason: 'new' | 'queued' | 'replayed' }
   | {
       readonly outcome: 'refused';
-      readonly reason: 'budget' | 'pool' | 'concurrency';
-      readonly refusal: BudgetExceededError | ConcurrencyLimitError;
+      readonly reason: 'budget' | 'pool' | 'concurrency' | 'policy' | 'rate_limit';
+      readonly refusal: BudgetExceededError | ConcurrencyLimitError | PolicyViolationError | RateLimitedError;
       readonly projectId: string;
     }
   | { readonly outcome: 'rejected'; readonly reason: string };
@@ -102,6 +106,8 @@ const REJECTED_BY_ERROR: AdmissionOutcome = { outcome: 'rejected', reason: 'erro
 function outcomeOf(error: unknown, projectId: string): AdmissionOutcome {
   if (error instanceof BudgetExceededError) return { outcome: 'refused', reason: error.reason === 'POOL' ? 'pool' : 'budget', refusal: error, projectId };
   if (error instanceof ConcurrencyLimitError) return { outcome: 'refused', reason: 'concurrency', refusal: error, projectId };
+  if (error instanceof PolicyViolationError) return { outcome: 'refused', reason: 'policy', refusal: error, projectId };
+  if (error instanceof RateLimitedError) return { outcome: 'refused', reason: 'rate_limit', refusal: error, projectId };
   if (error instanceof DomainError) return error.code === 'VALIDATION_FAILED' ? REJECTED_BY_VALIDATION : { outcome: 'rejected', reason: error.code.toLowerCase() };
   return isDatabaseUnavailable(error) ? REJECTED_UNAVAILABLE : REJECTED_BY_ERROR;
 }
@@ -207,6 +213,7 @@ async function admit(db: Db, actor: Actor, input: SubmitJobInput, settings: Admi
     }
     const requested = estimate.estimatedMicroCs;
     const period = periodOf(now, account.timezone);
+    const day = dayOf(now, account.timezone);
     const jobId = randomUUID();
     const job = jsonRowOf(jobsTable, {
       id: jobId,
@@ -225,7 +232,7 @@ async function admit(db: Db, actor: Actor, input: SubmitJobInput, settings: Admi
       estimatedMicroCs: requested,
       reservedMicroCs: requested,
       holdPeriod: period,
-      holdDay: dayOf(now, account.timezone),
+      holdDay: day,
       holdExpiresAt: new Date(now.getTime() + settings.holdTtlHours * 3600_000),
       nextCheckAt: new Date(now.getTime() + settings.forwardLeaseMs),
       createdAt: now,
@@ -254,13 +261,15 @@ async function admit(db: Db, actor: Actor, input: SubmitJobInput, settings: Admi
         },
       }),
     );
-    const periods: Record<string, { timezone: string; period: string }> = {};
-    for (const a of accounts.values()) periods[a.id] = { timezone: a.timezone, period: a.id === account.id ? period : periodOf(now, a.timezone) };
+    // Every account's current period and day (budgets over all accounts count each account's own window).
+    const periods: Record<string, { timezone: string; period: string; day: string }> = {};
+    for (const a of accounts.values()) periods[a.id] = { timezone: a.timezone, period: periodOf(now, a.timezone), day: dayOf(now, a.timezone) };
     const answer = await callAdmit(db, account.id, {
       account_id: account.id,
       project_id: project.id,
       path: project.path,
       period,
+      day,
       requested: requested.toString(),
       price_book_md5: account.priceBookMd5,
       timezone: account.timezone,
@@ -272,6 +281,10 @@ async function admit(db: Db, actor: Actor, input: SubmitJobInput, settings: Admi
       queue: input.queue ?? false,
       job,
       audit,
+      // Unit policies and rate limits (gateway_check_governance): the gateway's clock, the calling token, the job's facts.
+      now: now.toISOString(),
+      token_id: actor.role === 'SERVICE' && actor.tokenId && isUuid(actor.tokenId) ? actor.tokenId : null,
+      policy: policyFactsOf(governedFacts(prepared, estimate)),
     }, settings.groupCommitMax ?? 1);
     switch (answer.outcome) {
       case 'admitted':
@@ -284,10 +297,11 @@ async function admit(db: Db, actor: Actor, input: SubmitJobInput, settings: Admi
         throw new ConcurrencyLimitError(answer.limit, answer.in_flight, settings.concurrencyRetryAfterSeconds);
       case 'budget': {
         const b = rowFromJson(budgetsTable, answer.budget);
-        const refusal = new BudgetExceededError(b.id, b.orgUnitId, b.limitMicroCs, BigInt(answer.available), requested, 'BUDGET');
+        // The limit in force: with a MONTHLY budget's rollover, more than its own.
+        const refusal = new BudgetExceededError(b.id, b.orgUnitId, BigInt(answer.limit), BigInt(answer.available), requested, 'BUDGET');
         const accountRow = rowFromJson(accountsTable, answer.account);
         const terms = answer.terms ? rowFromJson(accountTermsTable, answer.terms) : null;
-        const window = b.window === 'LIFETIME' ? 'LIFETIME' : answer.from === null ? `MONTHLY ${period}` : `${b.window} ${answer.from}..${answer.to}`;
+        const window = b.window === 'LIFETIME' ? 'LIFETIME' : `${b.window} ${answer.from === answer.to ? answer.from : `${answer.from}..${answer.to}`}`;
         throw describeRefusal(actor, refusal, { what: `the ${b.enforcement} budget of`, window, rate: budgetRateUsdPerCs(accountRow, terms) }, { id: b.orgUnitId, ...answer.unit });
       }
       case 'pool': {
@@ -295,6 +309,15 @@ async function admit(db: Db, actor: Actor, input: SubmitJobInput, settings: Admi
         const terms = answer.terms ? rowFromJson(accountTermsTable, answer.terms) : null;
         const refusal = new BudgetExceededError(answer.budget_id, answer.org_unit_id, BigInt(answer.limit), BigInt(answer.available), requested, 'POOL');
         throw describeRefusal(actor, refusal, poolContext(accountRow, terms, period), { id: answer.org_unit_id, ...answer.unit });
+      }
+      case 'policy':
+        throw policyViolation(answer.rule, answer.org_unit_id, answer.token_id, answer.unit?.name ?? null, answer.limit, answer.actual);
+      case 'rate_limited': {
+        const unitName = answer.unit?.name ?? null;
+        const limit = answer.rule === 'JOBS_PER_MINUTE' ? `${answer.limit} jobs per minute` : `${formatCreditSeconds(BigInt(answer.limit))} credit-seconds per hour`;
+        const who = answer.token_id ? 'this service token' : `"${unitName ?? answer.org_unit_id}"`;
+        throw new RateLimitedError(answer.rule, answer.org_unit_id, unitName, limit, answer.retry_after_seconds,
+          `refused: the rate limit of ${who} (${limit}) is reached; retry in ${answer.retry_after_seconds} s`, answer.token_id);
       }
       case 'stale':
         // The account changed since it was cached (or is not known yet): read it again and retry, a few times.
@@ -312,9 +335,11 @@ type AdmitAnswer =
   | {
       outcome: 'budget';
       budget: Record<string, unknown>;
+      limit: string;
       available: string;
-      from: string | null;
-      to: string | null;
+      /** The window's bounds, inclusive: periods, or days for DAILY, WEEKLY and CUSTOM (gateway_budget_bounds). */
+      from: string;
+      to: string;
       account: Record<string, unknown>;
       terms: Record<string, unknown> | null;
       unit: { name: string; path: string[] };
@@ -329,7 +354,43 @@ type AdmitAnswer =
       terms: Record<string, unknown> | null;
       unit: { name: string; path: string[] };
     }
+  | { outcome: 'policy'; rule: PolicyRule; org_unit_id: string; token_id: string | null; limit: string | string[]; actual: string; unit: { name: string; path: string[] } | null }
+  | {
+      outcome: 'rate_limited';
+      rule: 'JOBS_PER_MINUTE' | 'CREDIT_SECONDS_PER_HOUR';
+      org_unit_id: string;
+      token_id: string | null;
+      limit: string;
+      retry_after_seconds: number;
+      unit: { name: string; path: string[] } | null;
+    }
   | { outcome: 'stale' };
+
+function policyFactsOf(facts: ReturnType<typeof governedFacts>) {
+  return {
+    kind: facts.kind,
+    products: facts.products,
+    resolution: facts.resolution,
+    length_micro: facts.longestOutputMicroSeconds.toString(),
+    languages: facts.languages,
+  };
+}
+
+/** A rule's value in words: lists joined, seconds and credit-seconds from their micro-units. */
+function ruleValue(rule: PolicyRule, value: string | string[]): string {
+  if (Array.isArray(value)) return value.join(', ');
+  if (rule === 'MAX_LENGTH_SECONDS') return `${formatCreditSeconds(BigInt(value))} s`;
+  if (rule === 'MAX_COST_CREDIT_SECONDS' || rule === 'CREDIT_SECONDS_PER_HOUR') return `${formatCreditSeconds(BigInt(value))} cs`;
+  return value;
+}
+
+/** The refusal of a job by a policy rule, in words. */
+function policyViolation(rule: PolicyRule, orgUnitId: string, tokenId: string | null, unitName: string | null, limit: string | string[], actual: string): PolicyViolationError {
+  const who = tokenId ? "this service token's rate limit" : `the policy of "${unitName ?? orgUnitId}"`;
+  const limitText = ruleValue(rule, limit);
+  const actualText = ruleValue(rule, actual);
+  return new PolicyViolationError(rule, orgUnitId, unitName, limitText, actualText, `refused by ${who}: ${rule} is ${limitText}; the job has ${actualText}`, tokenId);
+}
 
 type PreparedCall<R> = { execute(values: { p: string }): Promise<{ r: R }[]> };
 

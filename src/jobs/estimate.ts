@@ -2,7 +2,7 @@
 // micro-credit-seconds with the shared pricing model (src/pricing) before anything is reserved.
 // A job that cannot be priced is refused: nothing is ever forwarded unreserved.
 import { z } from 'zod';
-import type { JobKind, PriceBook } from '../db/schema.js';
+import { RESOLUTIONS, type JobKind, type PriceBook, type Resolution } from '../db/schema.js';
 import { ValidationError } from '../errors.js';
 import { DEFAULT_MAX_JSON_DEPTH, requireStorableValue } from '../validation.js';
 import { formatCreditSeconds, secondsToMicro } from '../primitives/money.js';
@@ -114,6 +114,8 @@ export interface Estimate {
   estimatedSeconds: string;
   /** The hold: seconds × rate × margin, rounded up to a whole micro-credit-second. */
   estimatedMicroCs: bigint;
+  /** The longest single output, in micro-seconds (0 for a product billed per call). */
+  longestOutputMicroSeconds: bigint;
 }
 
 
@@ -268,14 +270,52 @@ export function estimateJob(job: PreparedJob, callerEstimatedSeconds: string | n
   // A batch is the sum of its items, each held at its own length; anything else is one item.
   let seconds = 0n;
   let cost = 0n;
+  let longest = 0n;
   for (const item of job.plan.items ?? [job.plan]) {
     const perOutput = perCall ? 0n : outputLength(job, item, caller, priceBook);
+    if (perOutput > longest) longest = perOutput;
     const outputs = BigInt(item.outputs);
     seconds += perOutput * outputs;
     cost += itemCostMicroCs(product, perOutput, rate, priceBook.billingIncrementSeconds) * outputs;
   }
   const estimatedMicroCs = ceilDiv(cost * BigInt(priceBook.safetyMarginPercent), 100n);
-  return { product, rateMicroCsPerSecond: rate, estimatedSeconds: formatCreditSeconds(seconds) /* seconds, same 6-decimal fixed point */, estimatedMicroCs };
+  return {
+    product,
+    rateMicroCsPerSecond: rate,
+    estimatedSeconds: formatCreditSeconds(seconds) /* seconds, same 6-decimal fixed point */,
+    estimatedMicroCs,
+    longestOutputMicroSeconds: longest,
+  };
+}
+
+/** The resolution HeyGen renders a video at when its body names none. */
+export const DEFAULT_RESOLUTION: Resolution = '1080p';
+
+/** What unit policies judge a job by (docs/governance.md); the hold itself is the job's cost. */
+export interface GovernedFacts {
+  kind: JobKind;
+  /** Every product an output of the job may be billed at. */
+  products: Product[];
+  /** The highest resolution it asks for; null for kinds that render no avatar video. */
+  resolution: Resolution | null;
+  longestOutputMicroSeconds: bigint;
+  /** Target languages of a translation (or proofread), in request order. */
+  languages: string[];
+}
+
+export function governedFacts(job: PreparedJob, estimate: Estimate): GovernedFacts {
+  const plans = [job.plan, ...(job.plan.items ?? [])];
+  const products = [...new Set(plans.flatMap((p) => p.products))];
+  const languages = [...new Set(plans.flatMap((p) => p.languages))];
+  let resolution: Resolution | null = null;
+  if (job.kind === 'AVATAR_VIDEO' || job.kind === 'VIDEO_BATCH') {
+    const bodies = job.kind === 'VIDEO_BATCH' ? ((job.body.videos as Record<string, unknown>[] | undefined) ?? []) : [job.body];
+    for (const body of bodies) {
+      const asked = RESOLUTIONS.includes(body.resolution as Resolution) ? (body.resolution as Resolution) : DEFAULT_RESOLUTION;
+      if (resolution === null || RESOLUTIONS.indexOf(asked) > RESOLUTIONS.indexOf(resolution)) resolution = asked;
+    }
+  }
+  return { kind: job.kind, products, resolution, longestOutputMicroSeconds: estimate.longestOutputMicroSeconds, languages };
 }
 
 /** What HeyGen bills for one completed output: per call, its rate; else its seconds × rate. */

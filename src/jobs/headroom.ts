@@ -9,10 +9,10 @@ import { accountsTable, orgUnitsTable } from '../db/schema.js';
 import { canReadAccountTotals, canReadCostsOf, type Actor } from '../auth/actor.js';
 import { accountPeriod } from '../billing/account-period.js';
 import { accountForPath } from '../org/units.js';
-import { budgetsOnPath, usageOfBudgets, windowOf, type WindowBounds } from '../budgets/budgets.js';
+import { budgetsOnPath, budgetsWithUsage, effectiveLimit } from '../budgets/budgets.js';
 import { termsFor } from '../accounts/accounts.js';
 import { budgetRateUsdPerCs } from '../billing/terms.js';
-import { periodOf } from '../primitives/period.js';
+import { dayOf, periodOf } from '../primitives/period.js';
 import type { Rational } from '../primitives/money.js';
 import { NotFoundError } from '../errors.js';
 
@@ -49,17 +49,16 @@ export async function projectHeadroom(db: Db, actor: Actor, projectId: string, n
   const period = periodOf(now, account.timezone);
   const terms = await termsFor(db, account.id, period);
   const onPath = await budgetsOnPath(db, project.path, account.id);
-  const hard = onPath.filter((b) => b.enforcement === 'HARD');
-  const windows = new Map<string, WindowBounds>();
-  for (const b of hard) windows.set(b.id, windowOf(b, b.accountId ? account : null, terms));
-  const usage = await usageOfBudgets(db, windows, now);
+  const hard = await budgetsWithUsage(db, { budgetIds: onPath.filter((b) => b.enforcement === 'HARD').map((b) => b.id) }, now);
 
   let binding: (Binding & { orgUnitId: string | null }) | null = null;
-  for (const b of hard) {
-    const u = usage.get(b.id) ?? { reservedMicroCs: 0n, settledMicroCs: 0n };
-    const left = b.limitMicroCs - u.reservedMicroCs - u.settledMicroCs;
+  for (const { budget: b, usage: u } of hard) {
+    const limit = effectiveLimit(b, u);
+    // As the admission judges it: a CUSTOM budget admits nothing outside its window.
+    const outside = b.window === 'CUSTOM' && (dayOf(now, account.timezone) < u.windowFrom || dayOf(now, account.timezone) > u.windowTo);
+    const left = outside ? 0n : limit - u.reservedMicroCs - u.settledMicroCs;
     const available = left > 0n ? left : 0n;
-    if (!binding || available < binding.available) binding = { available, limit: b.limitMicroCs, limitVisible: false, orgUnitId: b.orgUnitId };
+    if (!binding || available < binding.available) binding = { available, limit, limitVisible: false, orgUnitId: b.orgUnitId };
   }
   if (binding?.orgUnitId) {
     const [unit] = await db.select({ id: orgUnitsTable.id, path: orgUnitsTable.path }).from(orgUnitsTable).where(eq(orgUnitsTable.id, binding.orgUnitId));

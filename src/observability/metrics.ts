@@ -48,13 +48,13 @@ function makeMetrics(): GatewayMetrics {
   return {
     admissions: new Counter({
       name: 'gateway_admissions_total',
-      help: 'submitJob admissions by outcome and reason: admitted (new, replayed, queued), refused by a cap (budget, pool, concurrency), rejected (validation, not_found, forbidden, idempotency_conflict, upstream_error, unavailable, error).',
+      help: 'submitJob admissions by outcome and reason: admitted (new, replayed, queued), refused by a cap (budget, pool, concurrency, policy, rate_limit), rejected (validation, not_found, forbidden, idempotency_conflict, upstream_error, unavailable, error).',
       labelNames: ['outcome', 'reason'] as const,
       registers: [],
     }),
     admissionRefusals: new Counter({
       name: 'gateway_admission_refusals_total',
-      help: 'Admissions refused by a cap: reason budget (a HARD budget), pool (the account pool) or concurrency; unit is the refusing unit id.',
+      help: 'Admissions refused by a cap: reason budget (a HARD budget), pool (the account pool), concurrency, policy (a unit policy) or rate_limit; unit is the refusing unit id.',
       labelNames: ['project', 'unit', 'reason'] as const,
       registers: [],
     }),

@@ -15,7 +15,17 @@ import { AuthenticationError } from '../../auth/tokens.js';
 import { canReadAccountTotals, canReadCostsOf, canReadUnit, type Actor } from '../../auth/actor.js';
 import { isDatabaseUnavailable } from '../../db/client.js';
 import { jobItemsTable, jobsTable, orgUnitsTable } from '../../db/schema.js';
-import { BudgetExceededError, ConcurrencyLimitError, DomainError, ForbiddenError, IdempotencyConflictError, NotFoundError, ValidationError } from '../../errors.js';
+import {
+  BudgetExceededError,
+  ConcurrencyLimitError,
+  DomainError,
+  ForbiddenError,
+  IdempotencyConflictError,
+  NotFoundError,
+  PolicyViolationError,
+  RateLimitedError,
+  ValidationError,
+} from '../../errors.js';
 import { HeygenError, type RawAnswer } from '../../heygen/client.js';
 import { IDEMPOTENCY_KEY, type JobRow } from '../../jobs/admission.js';
 import { itemsOfJob, submitJob, type JobItemRow } from '../../jobs/submit.js';
@@ -131,6 +141,14 @@ async function fromDomainError(services: Services, actor: Actor, error: DomainEr
     return new E.V3Error(409, 'conflict', 'This Idempotency-Key was already used with a different request', 'Idempotency-Key');
   }
   if (error instanceof NotFoundError) return E.notFound(error.entity === 'OrgUnit' ? 'Project' : error.entity);
+  // A unit policy: 403 with the rule and its unit in `param` (docs/governance.md); a rate limit: 429 with Retry-After.
+  if (error instanceof PolicyViolationError) {
+    const parts = [`rule=${error.rule}`, ...(error.unitName !== null ? [`unit=${JSON.stringify(error.unitName)}`] : []), `limit=${JSON.stringify(error.limit)}`, `actual=${JSON.stringify(error.actual)}`];
+    return new E.V3Error(403, 'policy_violation', error.message, parts.join(' '));
+  }
+  if (error instanceof RateLimitedError) {
+    return new E.V3Error(429, 'rate_limit_exceeded', error.message, null, { 'retry-after': String(error.retryAfterSeconds) });
+  }
   if (error instanceof ForbiddenError) return new E.V3Error(403, 'forbidden', error.message);
   return new E.V3Error(502, 'upstream_error', error.message);
 }
