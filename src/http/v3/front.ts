@@ -304,7 +304,8 @@ export function createV3Front(services: Services): Hono<V3Env> {
         request: entry.request(body, c.req.param() as Record<string, string>),
         estimatedSeconds: null,
         idempotencyKey: key ?? null,
-        queue: c.req.header('x-gateway-queue')?.trim().toLowerCase() !== 'false',
+        // HeyGen's clients know a 429 with Retry-After, not a 202 without a video id: waiting is the app's opt-in.
+        queue: c.req.header('x-gateway-queue')?.trim().toLowerCase() === 'true',
       });
       if (job.status === 'QUEUED') return queuedAnswer(services, job, replayed);
       return createAnswer(entry, job, await itemsOfJob(services.db, job.id), replayed);
