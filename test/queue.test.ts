@@ -86,6 +86,27 @@ describe('the queue', () => {
     await expectCountersEqualLedger(h.services.db);
   });
 
+  it('a queued job counts against a rate limit once, at its admission: its dispatch counts nothing again', async () => {
+    const tree = await createTree(h, { name: 'Rated', concurrencyLimit: 1 });
+    const policy = await h.gql(`mutation($input: SetUnitPolicyInput!) { setUnitPolicy(input: $input) { __typename } }`, {
+      input: { orgUnitId: tree.teamId, jobsPerMinute: 2 },
+    });
+    expect(policy.data.setUnitPolicy.__typename).toBe('SetUnitPolicyPayload');
+    const running = await submit(tree);
+    const queued = await submit(tree);
+    expect(queued.job.status).toBe('QUEUED');
+    // The queued job was admitted: it took the second of the 2 jobs per minute.
+    expect((await submit(tree)).__typename).toBe('RateLimitedError');
+    expect(h.sim.completeNow(running.job.upstreamIds[0])).toBe(true);
+    await waitFor(async () => (await statusOf(queued.job.id)) === 'SUBMITTED', 20_000);
+    const [counted] = await queryRows<{ n: number }>(
+      h.services.db,
+      sql`select coalesce(sum(amount), 0)::int as n from rate_buckets where scope = ${`unit:${decodeGlobalID(tree.teamId).id}/jobs`}`,
+    );
+    expect(Number(counted!.n)).toBe(2);
+    await expectCountersEqualLedger(h.services.db);
+  });
+
   it('a queued job can be cancelled: its hold is released and its end is announced like any other', async () => {
     const tree = await createTree(h, { name: 'Cancel', concurrencyLimit: 1 });
     await submit(tree);
