@@ -22,6 +22,7 @@ import { APP_CALLBACK_TOPIC, appCallbackHandler } from './outbox/app-callback.js
 import { withFreshOutputUrl } from './jobs/app-events.js';
 import { createLiveHub, LIVE_CHANNEL, parseLiveSignal, type LiveHub } from './live/hub.js';
 import { notificationHandlers } from './notifications/delivery.js';
+import { MONEY_EVENT_CHANNEL, moneyEventSignal } from './notifications/events.js';
 
 export interface Services {
   readonly config: Config;
@@ -84,7 +85,7 @@ export async function createServices(config: Config, overrides: { logger?: Logge
     notifications = config.databaseUrl
       ? listenForNotifications({
           databaseUrl: config.databaseUrl,
-          channels: [REVOCATION_CHANNEL, REVOCATION_ACK_CHANNEL, LIVE_CHANNEL, QUEUE_CHANNEL],
+          channels: [REVOCATION_CHANNEL, REVOCATION_ACK_CHANNEL, LIVE_CHANNEL, MONEY_EVENT_CHANNEL, QUEUE_CHANNEL],
           heartbeatMs: config.notifyHeartbeatMs,
           // Changes announced while the listener was away are lost: every subscriber re-reads its entity.
           onLive: () => live.resync(),
@@ -96,8 +97,27 @@ export async function createServices(config: Config, overrides: { logger?: Logge
       const signal = parseLiveSignal(payload);
       if (signal) live.dispatch(signal);
     };
-    if (notifications) notifications.on(LIVE_CHANNEL, onLiveSignal);
-    else await database.listen?.(LIVE_CHANNEL, onLiveSignal);
+    // A money event is read (its unit's path) only while someone here subscribes to money events; one read after
+    // the other, so that subscribers get events in commit order.
+    let moneyEventReads = Promise.resolve();
+    const onMoneyEvent = (id: string) => {
+      if (!live.wants('money')) return;
+      moneyEventReads = moneyEventReads.then(() =>
+        moneyEventSignal(database.db, id).then(
+          (signal) => {
+            if (signal) live.dispatch(signal);
+          },
+          (error: Error) => logger.warn({ err: { message: error.message }, eventId: id }, 'money event not read for live subscribers'),
+        ),
+      );
+    };
+    if (notifications) {
+      notifications.on(LIVE_CHANNEL, onLiveSignal);
+      notifications.on(MONEY_EVENT_CHANNEL, onMoneyEvent);
+    } else {
+      await database.listen?.(LIVE_CHANNEL, onLiveSignal);
+      await database.listen?.(MONEY_EVENT_CHANNEL, onMoneyEvent);
+    }
     const tokens = await createTokenService(database.db, box, {
       issuer: config.jwt.issuer,
       audience: config.jwt.audience,

@@ -200,6 +200,45 @@ describe('every mutation writes exactly one audit event, with the caller and the
       },
     },
     {
+      field: 'setServiceTokenRateLimit',
+      inputType: 'SetServiceTokenRateLimitInput',
+      caller: 'manager',
+      input: () => ({ serviceTokenId: s.token, jobsPerMinute: 30 }),
+      select: '... on SetServiceTokenRateLimitPayload { serviceToken { id } }',
+      action: 'serviceToken.rateLimit',
+      entity: (p) => p.serviceToken.id,
+      check: (row) => {
+        expect(row.before).toBeNull();
+        expect(row.after).toMatchObject({ jobsPerMinute: 30 });
+      },
+    },
+    {
+      field: 'setUnitPolicy',
+      inputType: 'SetUnitPolicyInput',
+      caller: 'manager',
+      input: () => ({ orgUnitId: s.unit, maxLengthSeconds: 3600 }),
+      select: '... on SetUnitPolicyPayload { orgUnit { id } }',
+      action: 'unitPolicy.set',
+      entity: (p) => p.orgUnit.id,
+      check: (row) => {
+        expect(row.before).toBeNull();
+        expect(row.after).toMatchObject({ maxLengthSeconds: 3600 });
+      },
+    },
+    {
+      field: 'clearUnitPolicy',
+      inputType: 'ClearUnitPolicyInput',
+      caller: 'manager',
+      input: () => ({ orgUnitId: s.unit }),
+      select: '... on ClearUnitPolicyPayload { orgUnit { id } }',
+      action: 'unitPolicy.clear',
+      entity: (p) => p.orgUnit.id,
+      check: (row) => {
+        expect(row.before).toMatchObject({ maxLengthSeconds: 3600 });
+        expect(row.after).toBeNull();
+      },
+    },
+    {
       field: 'revokeServiceToken',
       inputType: 'RevokeServiceTokenInput',
       caller: 'manager',
@@ -358,6 +397,74 @@ describe('every mutation writes exactly one audit event, with the caller and the
       entity: (p) => p.deletedId,
     },
     {
+      field: 'requestBudgetIncrease',
+      inputType: 'RequestBudgetIncreaseInput',
+      caller: 'member',
+      input: () => ({ budgetId: s.budget, amountCreditSeconds: '100', reason: 'audited raise' }),
+      select: '... on RequestBudgetIncreasePayload { request { id } }',
+      action: 'budgetRequest.create',
+      entity: (p) => (s.request = p.request.id),
+      check: (row) => {
+        expect(row.before).toBeNull();
+        expect(row.after).toMatchObject({ amountMicroCs: '100000000', status: 'PENDING', reason: 'audited raise', requestedBySubject: callers.member.subject });
+      },
+    },
+    {
+      field: 'approveBudgetRequest',
+      inputType: 'ApproveBudgetRequestInput',
+      caller: 'manager',
+      input: () => ({ requestId: s.request, note: 'granted' }),
+      select: '... on BudgetRequestDecisionPayload { request { id } }',
+      action: 'budgetRequest.approve',
+      entity: (p) => p.request.id,
+      check: (row) => {
+        // The budget's change is in the same event: before and after.
+        expect(row.before).toMatchObject({ request: { status: 'PENDING' }, budget: { limitMicroCs: '2500000000' } });
+        expect(row.after).toMatchObject({ request: { status: 'APPROVED', decisionNote: 'granted' }, budget: { limitMicroCs: '2600000000' }, grant: null });
+      },
+    },
+    {
+      field: 'requestBudgetIncrease',
+      inputType: 'RequestBudgetIncreaseInput',
+      caller: 'member',
+      input: () => ({ budgetId: s.budget, amountCreditSeconds: '5', until: new Date(Date.now() + 3_600_000).toISOString(), reason: 'for a day' }),
+      select: '... on RequestBudgetIncreasePayload { request { id } }',
+      action: 'budgetRequest.create',
+      entity: (p) => (s.request = p.request.id),
+    },
+    {
+      field: 'rejectBudgetRequest',
+      inputType: 'RejectBudgetRequestInput',
+      caller: 'finance',
+      input: () => ({ requestId: s.request }),
+      select: '... on BudgetRequestDecisionPayload { request { id } }',
+      action: 'budgetRequest.reject',
+      entity: (p) => p.request.id,
+      check: (row) => expect(row.after).toMatchObject({ request: { status: 'REJECTED' }, budget: { limitMicroCs: '2600000000' }, grant: null }),
+    },
+    {
+      field: 'transferBudget',
+      inputType: 'TransferBudgetInput',
+      caller: 'finance',
+      input: async () => {
+        const sibling = await mustMutate(
+          h,
+          `mutation($input: SetBudgetInput!) { setBudget(input: $input) { __typename ... on SetBudgetPayload { budget { id } } ... on Error { message } } }`,
+          // SOFT: the project's jobs below are not to be refused by it.
+          { input: { orgUnitId: o.project, accountId: o.account, window: 'MONTHLY', limitCreditSeconds: '10', enforcement: 'SOFT' } },
+          'setBudget',
+        );
+        return { fromBudgetId: s.budget, toBudgetId: sibling.budget.id, amountCreditSeconds: '100', reason: 'audited move' };
+      },
+      select: '... on TransferBudgetPayload { from { id } }',
+      action: 'budget.transfer',
+      entity: (p) => p.from.id,
+      check: (row) => {
+        expect(row.before).toMatchObject({ from: { limitMicroCs: '2600000000' }, to: { limitMicroCs: '10000000' }, amountMicroCs: '100000000', reason: 'audited move' });
+        expect(row.after).toMatchObject({ from: { limitMicroCs: '2500000000' }, to: { limitMicroCs: '110000000' } });
+      },
+    },
+    {
       field: 'createRoleMapping',
       inputType: 'CreateRoleMappingInput',
       caller: 'admin',
@@ -444,6 +551,10 @@ describe('refused and no-op mutations write nothing', () => {
       ['closePeriod', 'ClosePeriodInput', { accountId: o.account, period: '2099-01' }, 'finance', 'ValidationError'],
       ['recordUsageAdjustment', 'RecordUsageAdjustmentInput', { orgUnitId: o.project, accountId: o.account, period: PERIOD_NOW, creditSeconds: '1', reason: 'x' }, 'manager', 'ForbiddenError'],
       ['deleteRoleMapping', 'DeleteRoleMappingInput', { roleMappingId: encodeGlobalID('RoleMapping', randomUUID()) }, 'admin', 'NotFoundError'],
+      ['requestBudgetIncrease', 'RequestBudgetIncreaseInput', { budgetId: budget.budget.id, amountCreditSeconds: '0', reason: 'x' }, 'member', 'ValidationError'],
+      ['requestBudgetIncrease', 'RequestBudgetIncreaseInput', { budgetId: budget.budget.id, amountCreditSeconds: '1', reason: 'x' }, 'finance', 'ForbiddenError'],
+      ['transferBudget', 'TransferBudgetInput', { fromBudgetId: budget.budget.id, toBudgetId: budget.budget.id, amountCreditSeconds: '1', reason: 'x' }, 'admin', 'ValidationError'],
+      ['approveBudgetRequest', 'ApproveBudgetRequestInput', { requestId: encodeGlobalID('BudgetRequest', randomUUID()) }, 'admin', 'NotFoundError'],
     ];
     for (const [field, type, input, caller, typename] of refused) {
       const r = await mutate(field, type, input, caller);

@@ -1,6 +1,7 @@
 // The console's amounts: exact decimal strings from the API shown in USD and credit-seconds without floating point.
 import { expect, it } from 'vitest';
 import { cs, currentPeriod, daysOfPeriod, fromMicros, sumMicros, toMicros, usd } from '../src/console/format.js';
+import { retryDelay, RETRY_FIRST_MS, RETRY_MAX_MS } from '../src/console/live.js';
 
 it('shows US dollars to the cent, rounding half up, with thousands separators and a real minus sign', () => {
   expect(usd('5000')).toBe('$5,000.00');
@@ -30,4 +31,10 @@ it('months and days in the account time zone', () => {
   expect(currentPeriod('UTC', new Date('2026-01-31T23:30:00Z'))).toBe('2026-01');
   expect(currentPeriod('Asia/Tokyo', new Date('2026-01-31T23:30:00Z'))).toBe('2026-02');
   expect(daysOfPeriod('2028-02')).toHaveLength(29);
+});
+
+it('reopens dropped streams after a doubling, jittered delay, capped', () => {
+  expect([retryDelay(0, () => 0), retryDelay(0, () => 1)]).toEqual([RETRY_FIRST_MS / 2, RETRY_FIRST_MS]);
+  expect([retryDelay(3, () => 0), retryDelay(3, () => 1)]).toEqual([4 * RETRY_FIRST_MS, 8 * RETRY_FIRST_MS]);
+  expect([retryDelay(20, () => 0), retryDelay(20, () => 1)]).toEqual([RETRY_MAX_MS / 2, RETRY_MAX_MS]);
 });

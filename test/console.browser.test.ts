@@ -10,7 +10,7 @@ import { decodeGlobalID } from '@pothos/plugin-relay';
 import { startHarness, waitFor, type Harness } from './support/harness.js';
 import { spawnGateway, type GatewayProcess } from './support/processes.js';
 import { ROOT } from './support/build.js';
-import { SUBMIT, avatarRequest, createTree, mustMutate, setBudget, type Tree } from './support/fixtures.js';
+import { SUBMIT, TIER_5K, avatarRequest, createTree, mustMutate, setBudget, type Tree } from './support/fixtures.js';
 import { generateMasterKey } from '../src/secrets/secret-box.js';
 import { BAND_COLOR, cs, dayInWords, toMicros, usd } from '../src/console/format.js';
 import { addDays } from '../src/billing/forecast.js';
@@ -26,6 +26,7 @@ const WAIT = { timeout: 15_000, interval: 100 };
 
 let h: Harness;
 let gateway: GatewayProcess;
+let gatewayEnv: Record<string, string>;
 let browser: Browser;
 let tree: Tree;
 const tokens = {} as Record<'FINANCE' | 'MANAGER' | 'MEMBER', string>;
@@ -34,6 +35,9 @@ const pages = new Map<string, Page>();
 const foreign: string[] = [];
 const consoleErrors: string[] = [];
 let period = '';
+let overrunJobId = '';
+/** Last month: closed by the chargeback test. */
+let previous = '';
 
 const rawId = (globalId: string) => decodeGlobalID(globalId).id;
 
@@ -120,6 +124,15 @@ async function expectChart(page: Page, testId: string): Promise<void> {
   expect(box!.height).toBeGreaterThan(100);
 }
 
+/** Presses Tab (at most 40 times) until the focused element matches `selector`: the page is reached by keyboard alone. */
+async function tabTo(page: Page, selector: string): Promise<void> {
+  for (let i = 0; i < 40; i++) {
+    await page.keyboard.press('Tab');
+    if (await page.evaluate((sel) => document.activeElement?.matches(sel) ?? false, selector)) return;
+  }
+  throw new Error(`not reached by Tab: ${selector}`);
+}
+
 async function screenshots(page: Page, name: string, chartTestId: string | null): Promise<void> {
   for (const [width, size] of [['laptop', LAPTOP] as const, ['phone', PHONE] as const]) {
     await page.setViewportSize(size);
@@ -147,6 +160,14 @@ beforeAll(async () => {
   const accountRow = (await h.services.db.query.accountsTable.findMany({ where: (a, { eq }) => eq(a.id, rawId(tree.accountId)) }))[0]!;
   const today = dayOf(new Date(), accountRow.timezone);
   const path = [tree.orgId, tree.deptId, tree.otherTeamId, tree.otherProjectId].map(rawId);
+  // The same terms since last month, so that last month has a statement to close.
+  previous = addDays(`${today.slice(0, 7)}-01`, -1).slice(0, 7);
+  await mustMutate(
+    h,
+    `mutation($input: SetAccountTermsInput!) { setAccountTerms(input: $input) { __typename ... on Error { message code } } }`,
+    { input: { accountId: tree.accountId, effectiveFrom: previous, usageBased: TIER_5K } },
+    'setAccountTerms',
+  );
   await h.services.db.transaction(async (tx) => {
     for (let i = 1; i <= 20; i++) {
       const day = addDays(today, -i);
@@ -156,6 +177,10 @@ beforeAll(async () => {
   });
   const jobs = await Promise.all([submitJob(tree.projectId), submitJob(tree.projectId), submitJob(tree.otherProjectId)]);
   await waitFor(async () => (await Promise.all(jobs.map(jobStatus))).every((s) => s === 'SUCCEEDED'), 20_000);
+  // One job in Shorts renders 12 s of video where its hold assumed 8 s: it overruns its hold.
+  h.sim.configure({ fixedDurationSeconds: 12 });
+  overrunJobId = await submitJob(tree.otherProjectId);
+  await waitFor(async () => (await jobStatus(overrunJobId)) === 'SUCCEEDED', 20_000).finally(() => h.sim.configure({ fixedDurationSeconds: null }));
 
   const issue = h.services.tokens.issueOperatorToken;
   tokens.FINANCE = await issue({ name: 'fiona', role: 'FINANCE' });
@@ -163,7 +188,8 @@ beforeAll(async () => {
   tokens.MEMBER = await issue({ name: 'sam', role: 'MEMBER', unitId: rawId(tree.otherTeamId) });
 
   // The browser talks to a gateway process built from dist/ (console included); the harness's own workers settle jobs.
-  gateway = await spawnGateway({ DATABASE_URL: h.database.url, GATEWAY_MASTER_KEY: masterKey, HEYGEN_BASE_URL: h.sim.url, WORKERS_ENABLED: 'false', RATE_LIMIT_PER_MINUTE: '0' });
+  gatewayEnv = { DATABASE_URL: h.database.url, GATEWAY_MASTER_KEY: masterKey, HEYGEN_BASE_URL: h.sim.url, WORKERS_ENABLED: 'false', RATE_LIMIT_PER_MINUTE: '0' };
+  gateway = await spawnGateway(gatewayEnv);
   browser = await chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
@@ -299,7 +325,10 @@ describe('the budget console', () => {
 
   it('FINANCE: the chargeback table sums to the invoice and its CSV equals the API\'s', async () => {
     const page = pages.get('FINANCE')!;
-    await page.getByRole('link', { name: 'Chargeback' }).click();
+    // By keyboard: Tab to the header's Chargeback link (its focus ring drawn) and follow it with Enter.
+    await tabTo(page, 'header a[href="#/chargeback"]');
+    expect(await page.evaluate(() => getComputedStyle(document.activeElement!).outlineStyle)).not.toBe('none');
+    await page.keyboard.press('Enter');
     await page.getByTestId('chargeback').waitFor();
     const api = await apiAs(tokens.FINANCE, `query($a: ID!, $p: String!) { chargebackReport(accountId: $a, period: $p) { invoiceTotalUsd lines { name } } }`, {
       a: tree.accountId,
@@ -323,6 +352,27 @@ describe('the budget console', () => {
       expect(fromPage).toBe(fromApi);
     }
     await screenshots(page, 'chargeback-finance', null);
+
+    // Last month, closed by FINANCE through the API: picked on the page, it is marked closed, and its CSV (asked for
+    // with the keyboard) is the API's.
+    const close = await apiAs(tokens.FINANCE, `mutation($input: ClosePeriodInput!) { closePeriod(input: $input) { __typename ... on Error { message } } }`, {
+      input: { accountId: tree.accountId, period: previous },
+    });
+    expect(close.closePeriod).toEqual({ __typename: 'ClosePeriodPayload' });
+    await page.getByTestId('period').fill(previous);
+    await expect.poll(() => page.getByTestId('statement-state').textContent(), WAIT).toMatch(/^Closed statement · .* by .*fiona/);
+    const closed = await apiAs(tokens.FINANCE, `query($a: ID!, $p: String!) { chargebackReport(accountId: $a, period: $p) { closed invoiceTotalUsd } }`, { a: tree.accountId, p: previous });
+    expect(closed.chargebackReport.closed).toBe(true);
+    expect(await page.getByTestId('invoice-total').textContent()).toBe(usd(closed.chargebackReport.invoiceTotalUsd));
+    await tabTo(page, '[data-testid=download-csv]');
+    const [download] = await Promise.all([page.waitForEvent('download'), page.keyboard.press('Enter')]);
+    const chunks: Buffer[] = [];
+    for await (const chunk of await download.createReadStream()) chunks.push(chunk as Buffer);
+    const fromApi = await (
+      await fetch(`${gateway.url}/reports/chargeback.csv?account=${encodeURIComponent(tree.accountId)}&period=${previous}`, { headers: { authorization: `Bearer ${tokens.FINANCE}` } })
+    ).text();
+    expect(Buffer.concat(chunks).toString('utf8')).toBe(fromApi);
+    await screenshots(page, 'chargeback-closed-finance', null);
   });
 
   it('MANAGER: raises a budget below its unit (shown and audited); a typed error rolls the change back', async () => {
@@ -330,6 +380,16 @@ describe('the budget console', () => {
     await page.locator('[data-unit-name=Onboarding] > .unit-row a').click();
     await page.getByRole('heading', { name: /Onboarding/ }).waitFor();
     await expectChart(page, 'chart-daily');
+    // The daily chart is the API's usageSeries split by product: each product with usage this month is a series.
+    const series = await apiAs(tokens.MANAGER, `query($u: ID!, $a: ID!, $from: String!, $to: String!) { usageSeries(orgUnitId: $u, accountId: $a, from: $from, to: $to) { byProduct { product } } }`, {
+      u: tree.projectId,
+      a: tree.accountId,
+      from: `${period}-01`,
+      to: `${period}-${String(new Date(Date.UTC(Number(period.slice(0, 4)), Number(period.slice(5, 7)), 0)).getUTCDate())}`,
+    });
+    const products = [...new Set(series.usageSeries.flatMap((p: { byProduct: { product: string }[] }) => p.byProduct.map((b) => b.product)))];
+    expect(products.length).toBeGreaterThan(0);
+    for (const product of products) await page.getByTestId('chart-daily').locator('svg text', { hasText: product as string }).first().waitFor(WAIT);
 
     // Refused by the API (above the largest limit it takes): the optimistic value is rolled back, the reason shown.
     await page.getByRole('button', { name: 'Edit budget' }).click();
@@ -416,6 +476,26 @@ describe('the budget console', () => {
     }
   });
 
+  it('MANAGER: a refused submission shows on the unit page as it happens', async () => {
+    const page = pages.get('MANAGER')!;
+    await page.goto(`${gateway.url}/console/#/unit/${encodeURIComponent(tree.projectId)}`);
+    const section = page.getByTestId('refusals-section');
+    await section.getByText('No job was refused here.').waitFor(WAIT);
+    await expect.poll(() => section.getAttribute('data-live'), WAIT).toBe('open');
+    // 1,000 s of video: a hold far above what the project's HARD budget has left.
+    const refused = await h.gql(SUBMIT, { input: { projectId: tree.projectId, kind: 'AVATAR_VIDEO', request: avatarRequest(), estimatedSeconds: '1000' } });
+    expect(refused.data.submitJob.__typename).toBe('BudgetExceededError');
+    const api = await apiAs(tokens.MANAGER, `query($u: ID!) { moneyEvents(orgUnitId: $u, kinds: [BUDGET_REFUSED], first: 5) { edges { node { id data } } } }`, { u: tree.projectId });
+    expect(api.moneyEvents.edges).toHaveLength(1);
+    const event = api.moneyEvents.edges[0].node;
+    const row = page.locator(`[data-testid=refusal][data-event-id="${event.id}"]`);
+    await row.waitFor(WAIT);
+    const text = await row.textContent();
+    expect(text).toContain('the budget of Onboarding');
+    expect(text).toContain(cs('2000'));
+    expect(text).toContain(cs(String(Number(event.data.firstRequestedMicroCs) / 1e6)));
+  });
+
   it('MEMBER: sees its own team and no other', async () => {
     const page = await signIn('MEMBER');
     await page.locator('[data-unit-name]').first().waitFor();
@@ -427,7 +507,19 @@ describe('the budget console', () => {
     const text = await page.locator('main').textContent();
     expect(text).not.toContain('Onboarding');
     expect(await page.getByRole('button', { name: 'Edit budget' }).count()).toBe(0);
+    // Not the account's totals (they would tell the other team's usage): its own team's, as the API gives them.
+    const own = await apiAs(tokens.MEMBER, `query($u: ID!) { orgUnit(id: $u) { usage { settledCreditSeconds } } }`, { u: tree.otherTeamId });
+    await expect.poll(() => page.getByTestId('kpi-subtree-settled').textContent(), WAIT).toBe(cs(own.orgUnit.usage.settledCreditSeconds));
+    expect(await page.getByTestId('kpi-used').count()).toBe(0);
     await screenshots(page, 'overview-member', 'chart-cumulative');
+    // Its project's page: the daily chart by product, and the job that cost more than its hold.
+    await page.locator('[data-unit-name=Shorts] > .unit-row a').click();
+    await page.getByRole('heading', { name: /Shorts/ }).waitFor(WAIT);
+    const api = await apiAs(tokens.MEMBER, `query($id: ID!) { job(id: $id) { overrunCreditSeconds } }`, { id: overrunJobId });
+    expect(Number(api.job.overrunCreditSeconds)).toBeGreaterThan(0);
+    await page.locator(`[data-testid=overruns] [data-job-id="${overrunJobId}"]`).waitFor(WAIT);
+    expect(await page.getByTestId('overrun-summary').textContent()).toContain(`1 job cost ${cs(api.job.overrunCreditSeconds)} more than its hold`);
+    await screenshots(page, 'unit-member', 'chart-daily');
   });
 
   it('GraphiQL is served offline and opens with the console\'s token in place', async () => {
@@ -440,5 +532,45 @@ describe('the budget console', () => {
     await graphiql.locator('.graphiql-container').first().waitFor();
     expect(new URL(graphiql.url()).hash).toBe('');
     await graphiql.close();
+  });
+
+  it('MANAGER: after the gateway restarts, the streams open again and a live job still reaches done on screen', { timeout: 120_000 }, async () => {
+    const page = pages.get('MANAGER')!;
+    await page.goto(`${gateway.url}/console/#/unit/${encodeURIComponent(tree.projectId)}`);
+    await page.getByRole('heading', { name: /Onboarding/ }).waitFor(WAIT);
+    const note = page.getByTestId('live-note');
+    await expect.poll(() => note.getAttribute('data-streams-down'), WAIT).toBe('0');
+    const streams: { at: number; body: string }[] = [];
+    const onStream = (request: { url(): string; headers(): Record<string, string>; postData(): string | null }) => {
+      if (request.url().endsWith('/graphql') && request.headers().accept?.includes('text/event-stream')) streams.push({ at: Date.now(), body: request.postData() ?? '' });
+    };
+    page.on('request', onStream);
+    try {
+      h.sim.configure({ renderMs: 8000 });
+      const jobId = await submitJob(tree.projectId).finally(() => h.sim.configure({ renderMs: 50 }));
+      const status = page.locator(`[data-job-id="${jobId}"] [data-testid=job-status]`);
+      await expect.poll(() => status.getAttribute('data-status'), WAIT).toMatch(/^(RESERVED|SUBMITTED|PROCESSING)$/);
+      await page.evaluate(() => ((window as unknown as { noReload: boolean }).noReload = true));
+      // The gateway process stops (its streams end) and starts again on the same address (a start takes up to ~20 s
+      // on a loaded machine, hence this test's timeout); the harness's workers settle the job meanwhile.
+      const port = new URL(gateway.url).port;
+      await gateway.stop();
+      const restartedAt = Date.now();
+      await expect.poll(() => note.getAttribute('data-streams-down'), WAIT).not.toBe('0');
+      gateway = await spawnGateway({ ...gatewayEnv, PORT: port });
+      await expect.poll(() => status.getAttribute('data-status'), { timeout: 30_000, interval: 100 }).toBe('SUCCEEDED');
+      expect(await status.textContent()).toBe('done');
+      // The page's stream for the project was opened again (after a delay: nothing hammers the restarting gateway).
+      await expect.poll(() => note.getAttribute('data-streams-down'), { timeout: 45_000, interval: 200 }).toBe('0');
+      expect(streams.some((s) => s.at > restartedAt && s.body.includes('ConsoleJobsUpdated') && s.body.includes(tree.projectId))).toBe(true);
+      expect(await page.evaluate(() => (window as unknown as { noReload?: boolean }).noReload)).toBe(true);
+      // And it carries events again: the next job of the project arrives on it.
+      const next = await submitJob(tree.projectId);
+      await expect.poll(() => page.locator(`[data-job-id="${next}"] [data-testid=job-status]`).getAttribute('data-status'), WAIT).toBe('SUCCEEDED');
+    } finally {
+      page.off('request', onStream);
+      // While the gateway was down, every open page's requests failed at the network level: expected here only.
+      consoleErrors.splice(0, consoleErrors.length, ...consoleErrors.filter((e) => !/Failed to load resource: net::ERR_(CONNECTION_REFUSED|CONNECTION_RESET|EMPTY_RESPONSE)/.test(e)));
+    }
   });
 });

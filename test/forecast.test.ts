@@ -5,9 +5,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addDays, burnModel, forecastPeriod, runOutDay, type DailyPoint } from '../src/billing/forecast.js';
 import { accountForecast, unitForecast } from '../src/billing/usage-forecast.js';
 import { recordMovement } from '../src/ledger/ledger.js';
-import { startHarness, type Harness } from './support/harness.js';
+import { startHarness, waitFor, type Harness } from './support/harness.js';
 import { createBillingAccount, organization, rawId, TIER_5K_TERMS } from './support/billing.js';
-import { createUnit, setBudget } from './support/fixtures.js';
+import { avatarRequest, createTree, createUnit, mustMutate, setBudget, SUBMIT } from './support/fixtures.js';
+import { dayOf } from '../src/primitives/period.js';
 import { expectCountersEqualLedger } from './support/invariants.js';
 
 const CS = 1_000_000n;
@@ -217,6 +218,73 @@ describe('end to end through the database', () => {
     // The member of the sibling team may not read the team's forecast (like its usage).
     const hidden = await h.gql(`query($t: ID!) { orgUnit(id: $t) { forecast { projectedCreditSeconds } } }`, { t: team }, member);
     expect(hidden.data?.orgUnit ?? null).toBeNull();
+    await expectCountersEqualLedger(h.services.db);
+  });
+});
+
+describe('usageSeries by product', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness();
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  it("splits each day by product: the parts sum to the unit's day, and each product's total is its settled jobs'", async () => {
+    const tree = await createTree(h);
+    const path = [tree.orgId, tree.deptId, tree.teamId, tree.projectId].map(rawId);
+    const submit = async (projectId: string, kind: string, request: Record<string, unknown>) =>
+      (await mustMutate(h, SUBMIT, { input: { projectId, kind, request } }, 'submitJob')).job.id as string;
+    const ids = await Promise.all([
+      submit(tree.projectId, 'AVATAR_VIDEO', avatarRequest()),
+      submit(tree.projectId, 'AVATAR_VIDEO', avatarRequest()),
+      submit(tree.projectId, 'VIDEO_AGENT', { prompt: 'A short product intro' }),
+      submit(tree.otherProjectId, 'VIDEO_AGENT', { prompt: 'Another intro' }),
+    ]);
+    const JOBS = `query($p: ID!) { jobs(first: 50, filter: { projectId: $p }) { edges { node { id status product settledAt actualCreditSeconds } } } }`;
+    const settled = async (projectId: string) => (await h.gql(JOBS, { p: projectId })).data.jobs.edges.map((e: any) => e.node);
+    await waitFor(async () => [...(await settled(tree.projectId)), ...(await settled(tree.otherProjectId))].filter((j: any) => ids.includes(j.id) && j.actualCreditSeconds).length === 4, 20_000);
+    const account = await h.gql(`query($a: ID!) { node(id: $a) { ... on Account { timezone } } }`, { a: tree.accountId });
+    const today = dayOf(new Date(), account.data.node.timezone);
+    // Yesterday's adjustment in the project: its own product, ADJUSTMENT.
+    await h.services.db.transaction((tx) =>
+      recordMovement(tx, 'ADJUSTMENT', { jobId: null, accountId: rawId(tree.accountId), orgUnitId: path[3]!, path, period: addDays(today, -1).slice(0, 7), day: addDays(today, -1), amountMicroCs: 7n * CS }),
+    );
+
+    const SERIES = `query($u: ID!, $a: ID!, $from: String!, $to: String!) {
+      usageSeries(orgUnitId: $u, accountId: $a, from: $from, to: $to) { day settledCreditSeconds reservedCreditSeconds byProduct { product settledCreditSeconds reservedCreditSeconds } }
+    }`;
+    const read = async (unit: string) => {
+      const res = await h.gql(SERIES, { u: unit, a: tree.accountId, from: addDays(today, -2), to: today });
+      expect(res.errors).toBeUndefined();
+      return res.data.usageSeries as { day: string; settledCreditSeconds: string; reservedCreditSeconds: string; byProduct: { product: string; settledCreditSeconds: string; reservedCreditSeconds: string }[] }[];
+    };
+    const micro = (v: string) => BigInt(Math.round(Number(v) * 1e6));
+    const sumOf = (values: string[]) => values.reduce((s, v) => s + micro(v), 0n);
+    for (const unit of [tree.projectId, tree.teamId, tree.deptId]) {
+      const series = await read(unit);
+      expect(series.map((p) => p.day)).toEqual([addDays(today, -2), addDays(today, -1), today]);
+      for (const point of series) {
+        expect(sumOf(point.byProduct.map((p) => p.settledCreditSeconds))).toBe(micro(point.settledCreditSeconds));
+        expect(sumOf(point.byProduct.map((p) => p.reservedCreditSeconds))).toBe(micro(point.reservedCreditSeconds));
+        expect(point.byProduct.map((p) => p.product)).toEqual([...point.byProduct.map((p) => p.product)].sort());
+      }
+    }
+    // The project: the jobs' products today and the adjustment yesterday, each equal to what its jobs settled.
+    const project = await read(tree.projectId);
+    const jobs = (await settled(tree.projectId)).filter((j: any) => ids.includes(j.id));
+    const productsToday = Object.fromEntries(project[2]!.byProduct.map((p) => [p.product, micro(p.settledCreditSeconds)]));
+    const expected: Record<string, bigint> = {};
+    for (const j of jobs) expected[j.product] = (expected[j.product] ?? 0n) + micro(j.actualCreditSeconds);
+    expect(Object.keys(expected).length).toBe(2);
+    expect(productsToday).toEqual(expected);
+    expect(project[1]!.byProduct).toEqual([{ product: 'ADJUSTMENT', settledCreditSeconds: '7', reservedCreditSeconds: '0' }]);
+    // The department adds the other team's job; its days sum to its settled usage of the month.
+    const dept = await read(tree.deptId);
+    const unitUsage = await h.gql(`query($u: ID!) { orgUnit(id: $u) { usage { settledCreditSeconds } } }`, { u: tree.deptId });
+    const inPeriod = dept.filter((p) => p.day.slice(0, 7) === today.slice(0, 7));
+    expect(sumOf(inPeriod.flatMap((p) => p.byProduct.map((b) => b.settledCreditSeconds)))).toBe(micro(unitUsage.data.orgUnit.usage.settledCreditSeconds));
     await expectCountersEqualLedger(h.services.db);
   });
 });

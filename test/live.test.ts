@@ -184,6 +184,7 @@ describe('the hub', () => {
     const project = hub.subscribe('job@p1', 'me');
     expect(() => hub.subscribe('job@p1', 'me')).toThrow(/at most 2/);
     expect(hub.subscribe('job@p1', 'you')).toBeDefined();
+    expect([hub.wants('job'), hub.wants('money')]).toEqual([true, false]);
     expect(await job.next()).toEqual({ done: false, value: 'j1' });
     for (let i = 0; i < 3; i++) hub.dispatch({ kind: 'job', id: 'j1', units: ['p1'] });
     hub.dispatch({ kind: 'job', id: 'j2', units: ['p1'] });

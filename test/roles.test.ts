@@ -12,6 +12,7 @@ import { TIER_5K, avatarRequest, createUnit, issueServiceToken, mustMutate } fro
 import { queryRows } from '../src/db/client.js';
 import { schema } from '../src/graphql/schema.js';
 import { admitJob } from '../src/jobs/admission.js';
+import { recordMoneyEvent } from '../src/notifications/events.js';
 import type { Actor } from '../src/auth/actor.js';
 
 const ROLES = ['ADMIN', 'FINANCE', 'MANAGER_OTHER', 'MANAGER_THIS', 'MEMBER', 'SERVICE_OTHER', 'SERVICE_THIS', 'ANONYMOUS'] as const;
@@ -40,6 +41,7 @@ const MATRIX: [operation: string, ...cells: Outcome[]][] = [
   ['query auditEvents',                    'ok',        'ok',        'forbidden', 'forbidden', 'forbidden', 'forbidden', 'forbidden', '401'],
   ['query roleMappings',                   'ok',        'forbidden', 'forbidden', 'forbidden', 'forbidden', 'forbidden', 'forbidden', '401'],
   ['query overrunFlags',                   'ok',        'ok',        'forbidden', 'forbidden', 'forbidden', 'forbidden', 'forbidden', '401'],
+  ['query moneyEvents (team)',             'ok',        'ok',        'notfound',  'ok',        'ok',        'notfound',  'ok',        '401'],
   ['query driftNotes',                     'ok',        'ok',        'forbidden', 'forbidden', 'forbidden', 'forbidden', 'forbidden', '401'],
   ['mutation createAccount',               'ok',        'forbidden', 'forbidden', 'forbidden', 'forbidden', 'forbidden', 'forbidden', '401'],
   ['mutation createOrgUnit (under team)',  'ok',        'forbidden', 'notfound',  'ok',        'forbidden', 'notfound',  'forbidden', '401'],
@@ -71,6 +73,13 @@ const MATRIX: [operation: string, ...cells: Outcome[]][] = [
   ['mutation deleteNotificationChannel',   'ok',        'ok',        'notfound',  'ok',        'notfound',  'notfound',  'notfound',  '401'],
   ['mutation createNotificationRule',      'ok',        'ok',        'notfound',  'ok',        'forbidden', 'notfound',  'forbidden', '401'],
   ['mutation deleteNotificationRule',      'ok',        'ok',        'notfound',  'ok',        'notfound',  'notfound',  'notfound',  '401'],
+  // Budget requests on the project's budget, asked by SVC this (docs/budgets.md, Requests and transfers): a caller the
+  // budget binds asks, who may set the budget decides (never the requester), who may set both budgets transfers.
+  ['query budgetRequests',                 'ok',        'ok',        'hidden',    'ok',        'hidden',    'hidden',    'ok',        '401'],
+  ['mutation requestBudgetIncrease',       'forbidden', 'forbidden', 'notfound',  'forbidden', 'ok',        'notfound',  'ok',        '401'],
+  ['mutation approveBudgetRequest',        'ok',        'ok',        'notfound',  'ok',        'notfound',  'notfound',  'forbidden', '401'],
+  ['mutation rejectBudgetRequest',         'ok',        'ok',        'notfound',  'ok',        'notfound',  'notfound',  'forbidden', '401'],
+  ['mutation transferBudget (projects)',   'ok',        'ok',        'notfound',  'ok',        'forbidden', 'notfound',  'notfound',  '401'],
 ];
 
 const SIM_KEY = 'sk_test_primary_key_0001';
@@ -89,6 +98,7 @@ const ids = {} as {
   projectB: string;
   job: string;
   serviceToken: string;
+  moneyEvent: string;
 };
 
 const rawId = (globalId: string) => decodeGlobalID(globalId).id;
@@ -166,6 +176,14 @@ async function reservedJob(): Promise<string> {
   return encodeGlobalID('Job', job.id);
 }
 
+/** A money event of the project (the team's subtree), written as its cause would write it. */
+async function projectMoneyEvent(): Promise<string> {
+  const data = { jobId: rawId(ids.job), projectId: rawId(ids.project), accountId: rawId(ids.accountA) };
+  await h.services.db.transaction((tx) => recordMoneyEvent(tx, { kind: 'job.finished', dedupeKey: 'matrix', orgUnitId: rawId(ids.project), data }));
+  const [row] = await queryRows<{ id: string }>(h.services.db, sql`select id from outbox_events where topic = 'money_event' and dedupe_key = 'job.finished:matrix'`);
+  return row!.id;
+}
+
 const teamChannels = new Map<string, string>();
 /** A webhook channel on the team (made once per name, by the ADMIN). */
 async function teamChannel(name = 'team-hook'): Promise<string> {
@@ -192,6 +210,41 @@ async function teamRule(fresh = false): Promise<string> {
   );
   if (!fresh) sharedRule = p.rule.id;
   return p.rule.id;
+}
+
+const setBudgetMutation = `mutation($input: SetBudgetInput!) { setBudget(input: $input) { __typename ... on SetBudgetPayload { budget { id } } ... on Error { message } } }`;
+let projectBudgetId: string | null = null;
+/** The project's MONTHLY budget on account A (the setBudget rows set the same one). */
+async function projectBudget(): Promise<string> {
+  if (!projectBudgetId) {
+    const input = { orgUnitId: ids.project, accountId: ids.accountA, window: 'MONTHLY', limitCreditSeconds: '1000000' };
+    projectBudgetId = (await mustMutate(h, setBudgetMutation, { input }, 'setBudget')).budget.id;
+  }
+  return projectBudgetId!;
+}
+let siblingBudgetId: string | null = null;
+/** A MONTHLY budget on account A of a second project of the team. */
+async function siblingProjectBudget(): Promise<string> {
+  if (!siblingBudgetId) {
+    const sibling = await createUnit(h, 'PROJECT', 'Onboarding 2', ids.team);
+    const input = { orgUnitId: sibling, accountId: ids.accountA, window: 'MONTHLY', limitCreditSeconds: '1000' };
+    siblingBudgetId = (await mustMutate(h, setBudgetMutation, { input }, 'setBudget')).budget.id;
+  }
+  return siblingBudgetId!;
+}
+let sharedRequest: string | null = null;
+/** A PENDING request of SVC this for the project's budget (a fresh one when `fresh`). */
+async function budgetRequestOfServiceThis(fresh = false): Promise<string> {
+  if (sharedRequest && !fresh) return sharedRequest;
+  const p = await mustMutate(
+    h,
+    `mutation($input: RequestBudgetIncreaseInput!) { requestBudgetIncrease(input: $input) { __typename ... on RequestBudgetIncreasePayload { request { id } } ... on Error { message } } }`,
+    { input: { budgetId: await projectBudget(), amountCreditSeconds: '10', reason: 'refused at the launch' } },
+    'requestBudgetIncrease',
+    tokens.SERVICE_THIS!,
+  );
+  if (!fresh) sharedRequest = p.request.id;
+  return p.request.id;
 }
 
 type Run = (token: string | null) => Promise<string>;
@@ -248,6 +301,16 @@ const OPERATIONS: Record<string, { field: string; run: Run }> = {
   'query auditEvents': { field: 'auditEvents', run: (t) => queryOutcome(`{ auditEvents(first: 5) { edges { node { id action } } } }`, {}, t, (d) => d.auditEvents.edges.length > 0) },
   'query roleMappings': { field: 'roleMappings', run: (t) => queryOutcome(`{ roleMappings { id } }`, {}, t, (d) => Array.isArray(d.roleMappings)) },
   'query overrunFlags': { field: 'overrunFlags', run: (t) => queryOutcome(`query($p: Period!) { overrunFlags(period: $p) { jobsWithOverrun } }`, { p: PERIOD_NOW }, t, (d) => Array.isArray(d.overrunFlags)) },
+  'query moneyEvents (team)': {
+    field: 'moneyEvents',
+    run: (t) =>
+      queryOutcome(
+        `query($u: ID!) { moneyEvents(orgUnitId: $u, first: 100) { edges { node { id } } } }`,
+        { u: ids.team },
+        t,
+        (d) => edgesOf(d.moneyEvents).includes(ids.moneyEvent),
+      ),
+  },
   'query driftNotes': {
     field: 'driftNotes',
     run: (t) => queryOutcome(`query($a: ID!, $p: Period!) { driftNotes(accountId: $a, period: $p) { reason } }`, { a: ids.accountA, p: PERIOD_NOW }, t, (d) => Array.isArray(d.driftNotes)),
@@ -401,6 +464,36 @@ const OPERATIONS: Record<string, { field: string; run: Run }> = {
     field: 'deleteNotificationRule',
     run: async (t) => mutationOutcome('deleteNotificationRule', 'DeleteNotificationRuleInput', { id: await teamRule(true) }, t),
   },
+  'query budgetRequests': {
+    field: 'budgetRequests',
+    run: async (t) => {
+      const request = await budgetRequestOfServiceThis();
+      return queryOutcome(`{ budgetRequests(first: 500) { id } }`, {}, t, (d) => d.budgetRequests.some((r: any) => r.id === request));
+    },
+  },
+  'mutation requestBudgetIncrease': {
+    field: 'requestBudgetIncrease',
+    run: async (t) =>
+      mutationOutcome('requestBudgetIncrease', 'RequestBudgetIncreaseInput', { budgetId: await projectBudget(), amountCreditSeconds: '100', reason: 'matrix' }, t),
+  },
+  'mutation approveBudgetRequest': {
+    field: 'approveBudgetRequest',
+    run: async (t) => mutationOutcome('approveBudgetRequest', 'ApproveBudgetRequestInput', { requestId: await budgetRequestOfServiceThis(true) }, t),
+  },
+  'mutation rejectBudgetRequest': {
+    field: 'rejectBudgetRequest',
+    run: async (t) => mutationOutcome('rejectBudgetRequest', 'RejectBudgetRequestInput', { requestId: await budgetRequestOfServiceThis(true), note: 'matrix' }, t),
+  },
+  'mutation transferBudget (projects)': {
+    field: 'transferBudget',
+    run: async (t) =>
+      mutationOutcome(
+        'transferBudget',
+        'TransferBudgetInput',
+        { fromBudgetId: await projectBudget(), toBudgetId: await siblingProjectBudget(), amountCreditSeconds: '1', reason: 'matrix' },
+        t,
+      ),
+  },
   'mutation deleteRoleMapping': {
     field: 'deleteRoleMapping',
     run: async (t) => {
@@ -449,6 +542,7 @@ beforeAll(async () => {
   tokens.ANONYMOUS = null;
   ids.serviceToken = own.id;
   ids.job = await reservedJob();
+  ids.moneyEvent = await projectMoneyEvent();
 });
 afterAll(async () => h?.close());
 

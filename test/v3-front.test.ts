@@ -433,7 +433,7 @@ describe('refusals in HeyGen\'s envelope', () => {
   });
 
   it('budget: 402 budget_exceeded with the unit, limit and available amount in message and param', async () => {
-    await setBudget(h, { orgUnitId: tree.otherProjectId, window: 'MONTHLY', enforcement: 'HARD', limitCreditSeconds: '10' });
+    const { budget } = await setBudget(h, { orgUnitId: tree.otherProjectId, window: 'MONTHLY', enforcement: 'HARD', limitCreditSeconds: '10' });
     const other = heygenApp(h.url, otherServiceToken, {}, true);
     const refused = await other.post('/v3/videos', avatarRequest());
     expect(refused.status).toBe(402);
@@ -442,6 +442,8 @@ describe('refusals in HeyGen\'s envelope', () => {
     expect(error.message).toContain('Shorts');
     expect(error.message).toMatch(/limit 10 cs/);
     expect(error.message).toMatch(/available/);
+    // How to ask for more: the mutation and the refusing budget's global id.
+    expect(error.message).toContain(`ask for more with requestBudgetIncrease(budgetId: "${budget.id}")`);
     expect(error.param).toMatch(/unit="Shorts"/);
     expect(error.param).toMatch(/limit_credit_seconds=10\b/);
     expect(error.param).toMatch(/available_credit_seconds=/);

@@ -133,3 +133,29 @@ export function canReadAuditLog(actor: Actor): boolean {
 export function canManageNotificationsOn(actor: Actor, unit: UnitPath): boolean {
   return seesEverything(actor) || (actor.role === 'MANAGER' && !!actor.unitId && unit.path.includes(actor.unitId));
 }
+
+/**
+ * Whether the caller may ask for a raise of a budget on this unit: a caller the budget binds that cannot set it
+ * itself. A SERVICE token of a project under the unit, a MEMBER whose subtree holds or lies under the unit, a
+ * MANAGER of the unit or of one under it (a MANAGER above the unit, FINANCE and ADMIN set budgets directly).
+ */
+export function canRequestBudgetIncreaseOn(actor: Actor, unit: UnitPath): boolean {
+  if (actor.role !== 'SERVICE' && actor.role !== 'MEMBER' && actor.role !== 'MANAGER') return false;
+  return canReadUnit(actor, unit) && !canSetBudgetOn(actor, unit);
+}
+
+/** Whether the caller may approve or reject requests for a budget on this unit: who may set it (canSetBudgetOn). */
+export const canDecideBudgetRequestOn = canSetBudgetOn;
+
+/**
+ * Whether the caller may move limit between budgets of these two units: who may set both, which for a MANAGER means
+ * its unit is a common ancestor strictly above both (the caps on its own unit are set from above).
+ */
+export function canTransferBudgetBetween(actor: Actor, from: UnitPath, to: UnitPath): boolean {
+  return canSetBudgetOn(actor, from) && canSetBudgetOn(actor, to);
+}
+
+/** Whether the caller may read a budget request: the one who asked, and who may decide it. */
+export function canReadBudgetRequest(actor: Actor, request: { readonly requestedBySubject: string }, unit: UnitPath): boolean {
+  return request.requestedBySubject === actor.subject || canDecideBudgetRequestOn(actor, unit);
+}

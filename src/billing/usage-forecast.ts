@@ -37,6 +37,36 @@ export async function dailyUsage(db: Db, unitId: string, accountIds: readonly st
   return rows.map((r) => ({ day: r.day, reservedMicroCs: toBigInt(r.reserved), settledMicroCs: toBigInt(r.settled) }));
 }
 
+export interface ProductDailyUsage extends DailyUsage {
+  /** The price-book product of the jobs; ADJUSTMENT for usage adjustments. */
+  product: string;
+}
+
+/** dailyUsage split by product: one row per day and product with usage (rows that netted to zero are left out). */
+export async function dailyUsageByProduct(db: Db, unitId: string, accountIds: readonly string[] | null, from: string, to: string): Promise<ProductDailyUsage[]> {
+  if (accountIds && accountIds.length === 0) return [];
+  const rows = await db
+    .select({
+      day: usageDailyTable.day,
+      product: usageDailyTable.product,
+      reserved: sql<string>`sum(${usageDailyTable.reservedMicroCs})::text`,
+      settled: sql<string>`sum(${usageDailyTable.settledMicroCs})::text`,
+    })
+    .from(usageDailyTable)
+    .where(
+      and(
+        eq(usageDailyTable.orgUnitId, unitId),
+        accountIds ? inArray(usageDailyTable.accountId, [...accountIds]) : undefined,
+        between(usageDailyTable.day, from, to),
+      ),
+    )
+    .groupBy(usageDailyTable.day, usageDailyTable.product)
+    .orderBy(usageDailyTable.day, usageDailyTable.product);
+  return rows
+    .map((r) => ({ day: r.day, product: r.product, reservedMicroCs: toBigInt(r.reserved), settledMicroCs: toBigInt(r.settled) }))
+    .filter((r) => r.reservedMicroCs !== 0n || r.settledMicroCs !== 0n);
+}
+
 export interface UsageForecast extends Forecast {
   accountId: string;
   period: string;

@@ -36,11 +36,21 @@ export interface BudgetUsage {
    */
   windowFrom: string;
   windowTo: string;
+  /** What approved temporary raises (budget_grants whose `until` has not passed) add to the limit now. */
+  grantedMicroCs: bigint;
 }
 
-/** The limit in force: the budget's own, plus a MONTHLY budget's rollover. */
+/**
+ * The limit in force, as the admission applies it: the budget's own, plus a MONTHLY budget's rollover, plus the
+ * temporary raises in force. The rollover is carried from the standing limit only: a grant never rolls over.
+ */
 export function effectiveLimit(budget: BudgetRow, usage: BudgetUsage): bigint {
-  return budget.limitMicroCs + usage.carriedMicroCs;
+  return budget.limitMicroCs + usage.carriedMicroCs + usage.grantedMicroCs;
+}
+
+/** What the units under a budget could still spend (negative after an overrun): effective limit − reserved − settled. */
+export function availableOf(budget: BudgetRow, usage: BudgetUsage): bigint {
+  return effectiveLimit(budget, usage) - usage.reservedMicroCs - usage.settledMicroCs;
 }
 
 export interface SetBudgetInput {
@@ -219,10 +229,11 @@ export async function budgetsOnPath(db: Db, path: readonly string[], accountId: 
 
 
 /**
- * Budgets with their usage, in one statement (for reads: the API's budget lists and balances, a project's headroom),
- * computed by the functions the admission uses (gateway_budget_usage, gateway_budget_bounds). The accounts' current
- * periods and days are worked out in the same statement, with PostgreSQL's time-zone data: a read must not cost a
- * statement more; the admission, which enforces, uses the gateway's (they may disagree near some boundaries).
+ * Budgets with their usage, in one statement (for reads: the API's budget lists and balances, a project's headroom,
+ * a transfer's check), computed by the functions the admission uses (gateway_budget_usage, gateway_budget_bounds,
+ * gateway_budget_granted). The accounts' current periods and days are worked out in the same statement, with
+ * PostgreSQL's time-zone data: a read must not cost a statement more; the admission, which enforces, uses the
+ * gateway's (they may disagree near some boundaries).
  */
 export async function budgetsWithUsage(
   db: Db,
@@ -245,6 +256,7 @@ export async function budgetsWithUsage(
       // Numbers as text (gateway_json_row): bigint would lose precision as JSON numbers.
       usage: sql<Record<string, string>>`gateway_json_row(to_jsonb(gateway_budget_usage(budgets, ${cur})))`,
       bounds: sql<Record<string, string>>`to_jsonb(gateway_budget_bounds(budgets, ${shown} ->> 'period', (${shown} ->> 'day')::date))`,
+      granted: sql<string>`gateway_budget_granted(budgets.id, ${at}::timestamptz)::text`,
     })
     .from(budgetsTable)
     .where('unitIds' in which ? inArray(budgetsTable.orgUnitId, [...ids]) : inArray(budgetsTable.id, [...ids]))
@@ -257,6 +269,7 @@ export async function budgetsWithUsage(
       carriedMicroCs: toBigInt(r.usage['carried']!),
       windowFrom: r.bounds['w_from']!,
       windowTo: r.bounds['w_to']!,
+      grantedMicroCs: toBigInt(r.granted),
     },
   }));
 }

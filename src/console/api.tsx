@@ -2,9 +2,12 @@
 import { createContext, useCallback, useContext, useEffect, useRef, useState } from 'react';
 import type { Client, AnyVariables, TypedDocumentNode } from '@urql/core';
 import { describeError, isUnauthenticated } from './graphql.js';
+import type { SseClient } from './live.js';
 
 export interface Session {
   client: Client;
+  /** Subscriptions (Server-Sent Events). */
+  live: SseClient;
   token: string;
   role: 'ADMIN' | 'FINANCE' | 'MANAGER' | 'MEMBER' | 'SERVICE';
   subject: string;
@@ -43,7 +46,8 @@ export function useQuery<T, V extends AnyVariables>(query: TypedDocumentNode<T, 
       .then((result) => {
         if (mine !== seq.current) return;
         if (isUnauthenticated(result.error)) return session.signOut(describeError(result.error) ?? undefined);
-        setState({ data: result.data ?? undefined, error: describeError(result.error), loading: false });
+        // A failed re-read keeps what was shown (with the error beside it): a dropped connection does not blank the page.
+        setState((s) => ({ data: result.data ?? (result.error ? s.data : undefined), error: describeError(result.error), loading: false }));
       });
   }, [session, query, key, skip]);
   useEffect(() => {

@@ -1,11 +1,13 @@
 // Recent and live jobs. The projects' `jobsUpdated` subscriptions (Server-Sent Events) bring each change as it
-// happens; polling is the fallback: while a job is still running and a project of it has no open stream, the list
-// is re-read every LIVE_POLL_MS; otherwise every IDLE_POLL_MS (which also catches a project's first job).
+// happens; polling is the fallback: while a job is still running and a project of it has no open stream (not yet
+// opened, dropped and waiting to be opened again, refused, or beyond MAX_STREAMS), the list is re-read every
+// LIVE_POLL_MS; otherwise every IDLE_POLL_MS (which also catches a project's first job).
 import { useEffect, useMemo, useRef, useState } from 'react';
 import type { ResultOf } from './graphql.js';
 import { JobOutputsQuery, JobsQuery, JobsUpdatedSubscription, type JobFields } from './queries.js';
 import { usePaged, useQuery, useSession } from './api.js';
 import { describeError } from './graphql.js';
+import { follow } from './live.js';
 import { cs, dateTime } from './format.js';
 
 export type JobView = ResultOf<typeof JobFields>;
@@ -74,6 +76,19 @@ function VideoCell({ job }: { job: JobView }) {
   );
 }
 
+/** How current the list is, in words. */
+export function LiveNote({ anyRunning, streamsDown }: { anyRunning: boolean; streamsDown: number }) {
+  const text =
+    streamsDown > 0
+      ? `Live updates: ${streamsDown === 1 ? 'a stream is' : `${streamsDown} streams are`} (re)connecting; ${anyRunning ? 'the list is re-read every second meanwhile' : 'the list is re-read every 15 seconds meanwhile'}.`
+      : 'Live: jobs change on screen as they start, finish or fail.';
+  return (
+    <p className="muted small" data-testid="live-note" data-streams-down={streamsDown}>
+      {text}
+    </p>
+  );
+}
+
 export function JobsTable({ jobs, timeZone }: { jobs: JobView[]; timeZone: string }) {
   if (jobs.length === 0) return <p className="empty">No jobs yet in this part of the organisation.</p>;
   return (
@@ -123,15 +138,16 @@ export function JobsTable({ jobs, timeZone }: { jobs: JobView[]; timeZone: strin
 }
 
 /**
- * The account's jobs the caller may see, newest first: every page back to a week before the period (for the
- * charts; at most MAX_JOB_PAGES pages), merged with the first page re-read every second while a job runs.
+ * The account's jobs the caller may see, newest first: every page back to a week before the period (so that a unit's
+ * page finds its own jobs among the account's; at most MAX_JOB_PAGES pages), merged with the first page re-read
+ * every second while a job runs.
  */
 export function useJobs(accountId: string, period: string) {
   const since = new Date(Date.UTC(Number(period.slice(0, 4)), Number(period.slice(5, 7)) - 1, 1) - 7 * 86_400_000).toISOString();
   const all = usePaged(JobsQuery, { accountId }, (d) => d.jobs, MAX_JOB_PAGES, (nodes) => (nodes.at(-1)?.createdAt ?? since) < since);
   const [pollMs, setPollMs] = useState(IDLE_POLL_MS);
   const first = useQuery(JobsQuery, { accountId, after: null }, pollMs);
-  const pushed = usePushedJobs(first.data?.jobs.edges.map((e) => e.node) ?? []);
+  const pushed = usePushedJobs(first.data?.jobs.edges.map((e) => e.node) ?? [], first.refetch);
   const jobs = useMemo(() => {
     const latest = first.data?.jobs.edges.map((e) => e.node) ?? [];
     const byId = new Map([...latest, ...all.nodes.filter((j) => !latest.some((l) => l.id === j.id))].map((j) => [j.id, j]));
@@ -157,39 +173,48 @@ export function useJobs(accountId: string, period: string) {
     if (wasRunning.current && !anyRunning) refetchAll();
     wasRunning.current = anyRunning;
   }, [anyRunning, unstreamed, refetchAll]);
-  return { jobs, anyRunning, error: first.error ?? all.error, loading: !first.data, truncated: all.truncated };
+  // Streams followed but not open (connecting, or dropped and waiting to be opened again).
+  const streamsDown = pushed.followed.filter((p) => !pushed.live.has(p)).length;
+  return { jobs, anyRunning, streamsDown, error: first.error ?? all.error, loading: !first.data, truncated: all.truncated };
 }
 export const MAX_JOB_PAGES = 20;
 
 /**
  * `jobsUpdated` for the projects of the latest jobs (at most MAX_STREAMS): each event is the job as it stands. A
- * project whose stream failed or ended is dropped from `live`, so polling covers it again.
+ * project is in `live` while its stream is open; one that drops is left out (so polling covers it) and opened again
+ * after a growing delay (live.ts); `reopened` is called when it is back, as events may have been missed meanwhile.
  */
-function usePushedJobs(latest: JobView[]) {
+function usePushedJobs(latest: JobView[], reopened: () => void) {
   const session = useSession();
   const projects = [...new Set(latest.map((j) => j.project.id))].sort().slice(0, MAX_STREAMS);
   const key = projects.join(',');
   const [state, setState] = useState<{ jobs: Map<string, JobView>; live: Set<string> }>({ jobs: new Map(), live: new Set() });
+  const onReopen = useRef(reopened);
+  onReopen.current = reopened;
   useEffect(() => {
     if (!key) return;
-    const subscriptions = key.split(',').map((projectId) =>
-      session.client.subscription(JobsUpdatedSubscription, { projectId }).subscribe((result) => {
-        const job = result.data?.jobsUpdated;
-        setState((s) => {
-          const live = new Set(s.live);
-          if (result.error || !job) {
-            live.delete(projectId);
-            return { jobs: s.jobs, live };
-          }
-          live.add(projectId);
-          return { jobs: new Map(s.jobs).set(job.id, job), live };
-        });
+    const setLive = (projectId: string, open: boolean) =>
+      setState((s) => {
+        if (s.live.has(projectId) === open) return s;
+        const live = new Set(s.live);
+        if (open) live.add(projectId);
+        else live.delete(projectId);
+        return { jobs: s.jobs, live };
+      });
+    const stops = key.split(',').map((projectId) =>
+      follow(session.live, JobsUpdatedSubscription, { projectId }, {
+        data: ({ jobsUpdated: job }) => setState((s) => ({ jobs: new Map(s.jobs).set(job.id, job), live: s.live.has(projectId) ? s.live : new Set(s.live).add(projectId) })),
+        open: (again) => {
+          setLive(projectId, true);
+          if (again) onReopen.current();
+        },
+        closed: () => setLive(projectId, false),
       }),
     );
     return () => {
-      for (const s of subscriptions) s.unsubscribe();
+      for (const stop of stops) stop();
       setState((s) => ({ jobs: s.jobs, live: new Set() }));
     };
   }, [session, key]);
-  return state;
+  return { ...state, followed: projects };
 }

@@ -2,6 +2,7 @@
 import { StrictMode, useCallback, useEffect, useMemo, useState, type FormEvent } from 'react';
 import { createRoot } from 'react-dom/client';
 import { createClient, describeError } from './graphql.js';
+import { createLiveClient } from './live.js';
 import { ViewerQuery } from './queries.js';
 import { SessionContext, type Session } from './api.js';
 import { clearToken, graphiqlHref, readToken, saveToken } from './session.js';
@@ -35,7 +36,7 @@ async function signIn(token: string, signOut: (reason?: string) => void): Promis
   const result = await client.query(ViewerQuery, {}).toPromise();
   if (result.error || !result.data) return describeError(result.error) ?? 'The gateway did not answer.';
   const { viewer, accounts } = result.data;
-  return { client, token, role: viewer.role, subject: viewer.subject, unit: viewer.orgUnit, accounts, signOut };
+  return { client, live: createLiveClient(token), token, role: viewer.role, subject: viewer.subject, unit: viewer.orgUnit, accounts, signOut };
 }
 
 function SignIn({ onToken, message, oidc }: { onToken(token: string): Promise<void>; message: string | null; oidc: OidcConfig | null }) {

@@ -7,7 +7,7 @@ import type { ResultOf } from './graphql.js';
 import { BAND_COLOR, cs, currentPeriod, dayInWords, daysOfPeriod, toNumber, usd } from './format.js';
 import { Chart } from './chart.js';
 import { BudgetBar, type BudgetView } from './budget-bar.js';
-import { JobsTable, useJobs } from './jobs.js';
+import { JobsTable, LiveNote, useJobs } from './jobs.js';
 
 export interface AccountRef {
   id: string;
@@ -85,8 +85,8 @@ export function cumulativeOption(series: { day: string; settledCreditSeconds: st
   const high = projected ? line(forecast.highCreditSeconds) : [];
   return {
     tooltip: { trigger: 'axis', valueFormatter: (v: unknown) => (typeof v === 'number' ? `${v.toLocaleString('en-US')} cs` : '—') },
-    legend: { top: 0 },
-    grid: { left: 8, right: 16, top: 32, bottom: 8, containLabel: true },
+    legend: { top: 0, type: 'scroll' },
+    grid: { left: 8, right: 16, top: 48, bottom: 8, containLabel: true },
     xAxis: { type: 'category', data: days.map((d) => d.slice(8)) },
     yAxis: { type: 'value', name: 'credit-seconds' },
     series: [
@@ -206,8 +206,23 @@ export function Overview({ account }: { account: AccountRef }) {
           </div>
         </section>
       )}
-      {p ? null : (
+      {p ? null : session.role === 'ADMIN' || session.role === 'FINANCE' || !session.unit ? (
         <p className="empty">The account has no terms for {period} yet.</p>
+      ) : (
+        // The account's totals are for ADMIN and FINANCE (they would tell a sibling's usage): the caller's subtree's.
+        <section className="kpis" aria-label={`${session.unit.name} this month`}>
+          <Kpi label={`${session.unit.name}: settled this month`} value={chartForecast ? cs(chartForecast.settledSoFarCreditSeconds) : '…'} testId="kpi-subtree-settled" />
+          <Kpi label="Held by running jobs" value={chartForecast ? cs(chartForecast.openHoldsCreditSeconds) : '…'} testId="kpi-subtree-held" />
+          {chartForecast && chartForecast.historyDays > 0 && (
+            <Kpi
+              label="Projected for the month"
+              value={cs(chartForecast.projectedCreditSeconds)}
+              sub={`90 % between ${cs(chartForecast.lowCreditSeconds)} and ${cs(chartForecast.highCreditSeconds)}`}
+              testId="kpi-subtree-projected"
+            />
+          )}
+          <p className="muted small">The account's totals and invoice are shown to ADMIN and FINANCE.</p>
+        </section>
       )}
       <section aria-labelledby="burn">
         <h2 id="burn">Spend this month</h2>
@@ -255,7 +270,9 @@ export function Overview({ account }: { account: AccountRef }) {
       )}
       <section aria-labelledby="recent">
         <h2 id="recent">Recent jobs</h2>
-        {live.error ? <ErrorNote message={live.error} /> : live.loading ? <Loading what="jobs" /> : <JobsTable jobs={jobs.slice(0, 20)} timeZone={account.timezone} />}
+        <LiveNote anyRunning={live.anyRunning} streamsDown={live.streamsDown} />
+        {live.error && <ErrorNote message={live.error} />}
+        {live.loading ? !live.error && <Loading what="jobs" /> : <JobsTable jobs={jobs.slice(0, 20)} timeZone={account.timezone} />}
       </section>
       {session.role === 'MEMBER' && <p className="muted small">As a MEMBER you see your own unit only.</p>}
     </>

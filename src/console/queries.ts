@@ -43,6 +43,13 @@ export const UsageSeriesQuery = graphql(
   [UsageForecastFields],
 );
 
+/** A unit's settled usage per day, split by product (the API's daily rollups). */
+export const UnitSeriesQuery = graphql(`
+  query ConsoleUnitSeries($unit: ID!, $accountId: ID!, $from: String!, $to: String!) {
+    usageSeries(orgUnitId: $unit, accountId: $accountId, from: $from, to: $to, granularity: DAY) { day byProduct { product settledCreditSeconds } }
+  }
+`);
+
 export const OverviewQuery = graphql(
   `
   query ConsoleOverview($period: Period) {
@@ -164,3 +171,28 @@ export const OverrunFlagsQuery = graphql(`
     }
   }
 `);
+
+export const RefusalFields = graphql(`
+  fragment ConsoleRefusal on MoneyEvent {
+    id occurredAt data orgUnit { id name }
+  }
+`);
+
+/** Admissions refused by the budgets of a unit's subtree (money events `budget.refused`: the first of each budget and hour). */
+export const RefusalsQuery = graphql(
+  `
+  query ConsoleRefusals($unit: ID!) {
+    moneyEvents(orgUnitId: $unit, kinds: [BUDGET_REFUSED], first: 20) { edges { node { ...ConsoleRefusal } } }
+  }
+`,
+  [RefusalFields],
+);
+
+export const RefusalsSubscription = graphql(
+  `
+  subscription ConsoleRefusalsLive($unit: ID!) {
+    moneyEvents(orgUnitId: $unit, kinds: [BUDGET_REFUSED]) { ...ConsoleRefusal }
+  }
+`,
+  [RefusalFields],
+);

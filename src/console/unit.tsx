@@ -1,13 +1,14 @@
 // One unit: its path, this month's usage, a daily usage chart by product, its budgets (editable where the role
 // allows: ADMIN and FINANCE anywhere, a MANAGER below its own unit), and its recent and live jobs.
-import { useEffect, useMemo, useState, type FormEvent } from 'react';
+import { useEffect, useMemo, useRef, useState, type FormEvent } from 'react';
 import { useQuery, useSession, Loading, ErrorNote, type Session } from './api.js';
-import { SetBudgetMutation, UnitQuery } from './queries.js';
-import { describeCode, describeError } from './graphql.js';
-import { cs, currentPeriod, dayIn, daysOfPeriod, toNumber } from './format.js';
+import { RefusalsQuery, RefusalsSubscription, SetBudgetMutation, UnitQuery, UnitSeriesQuery, type RefusalFields } from './queries.js';
+import { follow } from './live.js';
+import { describeCode, describeError, type ResultOf } from './graphql.js';
+import { cs, currentPeriod, dateTime, dayIn, daysOfPeriod, fromMicros, sumMicros, toMicros, toNumber } from './format.js';
 import { Chart } from './chart.js';
 import { BudgetBar, type BudgetView } from './budget-bar.js';
-import { JobsTable, isRunning, useJobs, type JobView } from './jobs.js';
+import { JobsTable, LiveNote, isRunning, useJobs, type JobView } from './jobs.js';
 import type { AccountRef } from './overview.js';
 
 const CS_PATTERN = /^\d{1,15}(\.\d{1,6})?$/;
@@ -185,20 +186,22 @@ function Budgets({ unitId, path, budgets, accountId, onChanged }: { unitId: stri
   );
 }
 
-export function dailyByProductOption(jobs: JobView[], period: string, timeZone: string) {
+/** Settled usage per day of the period, stacked by product (the API's daily rollups, split by product). */
+export function dailyByProductOption(series: ResultOf<typeof UnitSeriesQuery>['usageSeries'], period: string) {
   const days = daysOfPeriod(period);
-  const products = [...new Set(jobs.filter((j) => j.settledAt && j.actualCreditSeconds).map((j) => j.product))].sort();
-  const table = new Map<string, Map<string, number>>(products.map((p) => [p, new Map()]));
-  for (const job of jobs) {
-    if (!job.settledAt || !job.actualCreditSeconds) continue;
-    const day = dayIn(job.settledAt, timeZone);
-    const row = table.get(job.product)!;
-    row.set(day, (row.get(day) ?? 0) + toNumber(job.actualCreditSeconds));
+  const table = new Map<string, Map<string, number>>();
+  for (const point of series) {
+    for (const part of point.byProduct) {
+      if (toNumber(part.settledCreditSeconds) === 0) continue;
+      if (!table.has(part.product)) table.set(part.product, new Map());
+      table.get(part.product)!.set(point.day, toNumber(part.settledCreditSeconds));
+    }
   }
+  const products = [...table.keys()].sort();
   return {
     tooltip: { trigger: 'axis', valueFormatter: (v: unknown) => (typeof v === 'number' ? `${v.toLocaleString('en-US')} cs` : '—') },
-    legend: { top: 0 },
-    grid: { left: 8, right: 16, top: 32, bottom: 8, containLabel: true },
+    legend: { top: 0, type: 'scroll' },
+    grid: { left: 8, right: 16, top: 48, bottom: 8, containLabel: true },
     xAxis: { type: 'category', data: days.map((d) => d.slice(8)) },
     yAxis: { type: 'value', name: 'credit-seconds' },
     series: (products.length ? products : ['(no usage yet)']).map((p) => ({
@@ -210,13 +213,154 @@ export function dailyByProductOption(jobs: JobView[], period: string, timeZone: 
   };
 }
 
+/** This month's jobs of the unit that cost more than their hold (every overrun is billed; the estimate needs fixing). */
+function Overruns({ jobs, period, timeZone, truncated }: { jobs: JobView[]; period: string; timeZone: string; truncated: boolean }) {
+  const over = jobs.filter((j) => j.settledAt && toMicros(j.overrunCreditSeconds) > 0n && dayIn(j.settledAt, timeZone).startsWith(period));
+  const total = sumMicros(over.map((j) => j.overrunCreditSeconds));
+  return (
+    <section aria-labelledby="overruns">
+      <h2 id="overruns">Overruns this month</h2>
+      {over.length === 0 ? (
+        <p className="empty">No job of this unit cost more than its hold this month.</p>
+      ) : (
+        <>
+          <p data-testid="overrun-summary">
+            {over.length} job{over.length === 1 ? '' : 's'} cost {cs(fromMicros(total, 6))} more than {over.length === 1 ? 'its hold' : 'their holds'}: already billed,
+            but the estimates need fixing.
+          </p>
+          <div className="table-wrap">
+            <table data-testid="overruns">
+              <caption className="sr-only">Jobs that cost more than their hold in {period}</caption>
+              <thead>
+                <tr>
+                  <th scope="col">Settled ({timeZone})</th>
+                  <th scope="col">Project</th>
+                  <th scope="col">Product</th>
+                  <th scope="col">Submitted by</th>
+                  <th scope="col" className="num">Cost</th>
+                  <th scope="col" className="num">Overrun</th>
+                </tr>
+              </thead>
+              <tbody>
+                {over.map((j) => (
+                  <tr key={j.id} data-job-id={j.id}>
+                    <td>{dateTime(j.settledAt, timeZone)}</td>
+                    <td>{j.project.name}</td>
+                    <td>{j.product}</td>
+                    <td>{j.createdBy}</td>
+                    <td className="num">{cs(j.actualCreditSeconds)}</td>
+                    <td className="num">{cs(j.overrunCreditSeconds)}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
+        </>
+      )}
+      {truncated && <p className="muted small">Only the latest jobs were read: older overruns of the month may be missing here (the chargeback has them all).</p>}
+    </section>
+  );
+}
+
+type Refusal = ResultOf<typeof RefusalFields>;
+
+interface RefusalData {
+  reason?: string;
+  firstRequestedMicroCs?: string | null;
+  availableMicroCs?: string | null;
+  limitMicroCs?: string | null;
+}
+
+/** Micro-credit-seconds (an integer string, as money events carry them) in credit-seconds with the unit. */
+const microCs = (value: string | null | undefined) => (value && /^-?\d+$/.test(value) ? cs(fromMicros(BigInt(value), 6)) : '—');
+
+/**
+ * Admissions refused by this unit's budgets and those below it: the API's `budget.refused` money events (the first
+ * refusal of each budget in each hour), followed live by the `moneyEvents` subscription and re-read when it reopens.
+ */
+function RefusedAdmissions({ unitId, timeZone }: { unitId: string; timeZone: string }) {
+  const session = useSession();
+  const read = useQuery(RefusalsQuery, { unit: unitId });
+  const [pushed, setPushed] = useState<Refusal[]>([]);
+  const [streaming, setStreaming] = useState(false);
+  const refetch = read.refetch;
+  useEffect(
+    () =>
+      follow(session.live, RefusalsSubscription, { unit: unitId }, {
+        data: ({ moneyEvents: event }) => setPushed((list) => [event, ...list.filter((e) => e.id !== event.id)]),
+        open: (reopened) => {
+          setStreaming(true);
+          if (reopened) refetch();
+        },
+        closed: () => setStreaming(false),
+      }),
+    [session, unitId, refetch],
+  );
+  const listed = read.data?.moneyEvents.edges.map((e) => e.node) ?? [];
+  const events = [...pushed.filter((p) => !listed.some((l) => l.id === p.id)), ...listed];
+  return (
+    <section aria-labelledby="refusals" data-testid="refusals-section" data-live={streaming ? 'open' : 'closed'}>
+      <h2 id="refusals">Refused admissions</h2>
+      <p className="muted small">Jobs a HARD budget of this unit or below it (or the account's pool) refused: the first refusal of each budget in each hour.</p>
+      {read.error && <ErrorNote message={read.error} />}
+      {!read.data ? (
+        !read.error && <Loading what="refusals" />
+      ) : events.length === 0 ? (
+        <p className="empty">No job was refused here.</p>
+      ) : (
+        <div className="table-wrap">
+          <table data-testid="refusals">
+            <caption className="sr-only">Refused admissions, newest first</caption>
+            <thead>
+              <tr>
+                <th scope="col">When ({timeZone})</th>
+                <th scope="col">Refused by</th>
+                <th scope="col" className="num">Asked</th>
+                <th scope="col" className="num">Available</th>
+                <th scope="col" className="num">Limit</th>
+              </tr>
+            </thead>
+            <tbody>
+              {events.map((e) => {
+                const d = (e.data ?? {}) as RefusalData;
+                return (
+                  <tr key={e.id} data-testid="refusal" data-event-id={e.id}>
+                    <td>{dateTime(e.occurredAt, timeZone)}</td>
+                    <td>{d.reason === 'POOL' ? "the account's included pool" : `the budget of ${e.orgUnit.name}`}</td>
+                    <td className="num">{microCs(d.firstRequestedMicroCs)}</td>
+                    <td className="num">{microCs(d.availableMicroCs)}</td>
+                    <td className="num">{microCs(d.limitMicroCs)}</td>
+                  </tr>
+                );
+              })}
+            </tbody>
+          </table>
+        </div>
+      )}
+    </section>
+  );
+}
+
 export function UnitPage({ id, account }: { id: string; account: AccountRef }) {
   const period = currentPeriod(account.timezone);
   const unit = useQuery(UnitQuery, { id, period });
   const jobsQuery = useJobs(account.id, period);
   const jobs = useMemo(() => jobsQuery.jobs.filter((j) => j.project.path.some((p) => p.id === id)), [jobsQuery.jobs, id]);
   const anyRunning = jobs.some(isRunning);
-  const option = useMemo(() => dailyByProductOption(jobs.filter((j) => j.settledAt?.length && dayIn(j.settledAt, account.timezone).startsWith(period)), period, account.timezone), [jobs, period, account.timezone]);
+  const days = daysOfPeriod(period);
+  const series = useQuery(UnitSeriesQuery, { unit: id, accountId: account.id, from: days[0]!, to: days.at(-1)! });
+  const option = useMemo(() => dailyByProductOption(series.data?.usageSeries ?? [], period), [series.data, period]);
+  // A job of this unit that settles (seen live or polled) moves its usage: read the unit and its series again.
+  const settled = jobs.filter((j) => j.settledAt).length;
+  const refetchUnit = unit.refetch;
+  const refetchSeries = series.refetch;
+  const seen = useRef(settled);
+  useEffect(() => {
+    if (seen.current === settled) return;
+    seen.current = settled;
+    refetchUnit();
+    refetchSeries();
+  }, [settled, refetchUnit, refetchSeries]);
 
   if (unit.error) return <ErrorNote message={unit.error} />;
   if (!unit.data) return <Loading what="the unit" />;
@@ -248,13 +392,22 @@ export function UnitPage({ id, account }: { id: string; account: AccountRef }) {
       </section>
       <section aria-labelledby="daily">
         <h2 id="daily">Daily usage by product</h2>
-        <Chart option={option} label={`Settled credit-seconds per day in ${period}, by product`} testId="chart-daily" empty="No settled usage in this unit this month yet." />
+        {series.error ? (
+          <ErrorNote message={series.error} />
+        ) : !series.data ? (
+          <Loading what="the daily usage" />
+        ) : (
+          <Chart option={option} label={`Settled credit-seconds per day in ${period}, by product`} testId="chart-daily" empty="No settled usage in this unit this month yet." />
+        )}
       </section>
       <Budgets unitId={u.id} path={u.path} budgets={u.budgets} accountId={account.id} onChanged={unit.refetch} />
+      <RefusedAdmissions unitId={u.id} timeZone={account.timezone} />
+      <Overruns jobs={jobs} period={period} timeZone={account.timezone} truncated={jobsQuery.truncated} />
       <section aria-labelledby="jobs">
         <h2 id="jobs">Recent and live jobs</h2>
-        <p className="muted small">{anyRunning ? 'Live: refreshed every second while a job runs.' : 'Refreshed every 15 seconds.'}</p>
-        {jobsQuery.error ? <ErrorNote message={jobsQuery.error} /> : jobsQuery.loading ? <Loading what="jobs" /> : <JobsTable jobs={jobs.slice(0, 50)} timeZone={account.timezone} />}
+        <LiveNote anyRunning={anyRunning} streamsDown={jobsQuery.streamsDown} />
+        {jobsQuery.error && <ErrorNote message={jobsQuery.error} />}
+        {jobsQuery.loading ? !jobsQuery.error && <Loading what="jobs" /> : <JobsTable jobs={jobs.slice(0, 50)} timeZone={account.timezone} />}
       </section>
     </>
   );

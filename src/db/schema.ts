@@ -685,3 +685,53 @@ export const rateBucketsTable = pgTable('rate_buckets', {
   bucketStart: timestamp('bucket_start', { withTimezone: true }).notNull(),
   amount: bigint('amount', { mode: 'bigint' }).notNull(),
 }, (t) => [primaryKey({ columns: [t.scope, t.bucketStart] })]);
+
+export const BUDGET_REQUEST_STATUSES = ['PENDING', 'APPROVED', 'REJECTED'] as const;
+export type BudgetRequestStatus = (typeof BUDGET_REQUEST_STATUSES)[number];
+
+/**
+ * A request to raise a budget's limit, by a caller the budget binds (docs/budgets.md, Requests and transfers), and
+ * its one decision: PENDING until an approver (a MANAGER above the unit, FINANCE, ADMIN) approves or rejects it.
+ */
+export const budgetRequestsTable = pgTable('budget_requests', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  budgetId: uuid('budget_id').notNull().references(() => budgetsTable.id),
+  /** The budget's unit (budgets never move), so that the approvers' subtree filter reads one table. */
+  orgUnitId: uuid('org_unit_id').notNull().references(() => orgUnitsTable.id),
+  amountMicroCs: micro('amount_micro_cs').notNull(),
+  /** null: a permanent raise; else the raise is a grant that ends at this instant. */
+  until: timestamp('until', { withTimezone: true }),
+  reason: text('reason').notNull(),
+  status: text('status').$type<BudgetRequestStatus>().notNull().default('PENDING'),
+  requestedBySubject: text('requested_by_subject').notNull(),
+  requestedByRole: text('requested_by_role').notNull(),
+  requestedByTokenId: text('requested_by_token_id'),
+  createdAt: createdAt(),
+  decidedBySubject: text('decided_by_subject'),
+  decidedByRole: text('decided_by_role'),
+  decidedAt: timestamp('decided_at', { withTimezone: true }),
+  decisionNote: text('decision_note'),
+}, (t) => [
+  index('budget_requests_unit_status').on(t.orgUnitId, t.status, t.createdAt),
+  index('budget_requests_requester').on(t.requestedBySubject, t.createdAt),
+  check('budget_requests_status', sql`${t.status} in ('PENDING', 'APPROVED', 'REJECTED')`),
+  check('budget_requests_amount_positive', sql`${t.amountMicroCs} > 0`),
+]);
+
+/**
+ * A temporary raise of a budget's limit: while `until` has not passed it adds to the limit wherever the limit is
+ * checked (the admission's `gateway_budget_granted`, the budgets' reads), and afterwards it simply stops counting,
+ * so no job lowers the limit again. Written by the approval of a request with an `until`.
+ */
+export const budgetGrantsTable = pgTable('budget_grants', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  budgetId: uuid('budget_id').notNull().references(() => budgetsTable.id, { onDelete: 'cascade' }),
+  requestId: uuid('request_id').notNull().references(() => budgetRequestsTable.id),
+  amountMicroCs: micro('amount_micro_cs').notNull(),
+  until: timestamp('until', { withTimezone: true }).notNull(),
+  createdAt: createdAt(),
+}, (t) => [
+  unique('budget_grants_request').on(t.requestId),
+  index('budget_grants_budget_until').on(t.budgetId, t.until),
+  check('budget_grants_amount_positive', sql`${t.amountMicroCs} > 0`),
+]);

@@ -12,8 +12,8 @@ import { orgUnitsTable } from '../db/schema.js';
 import { accountForPath } from '../org/units.js';
 import { ForbiddenError, ValidationError } from '../errors.js';
 import { dayOf, lastDayOf, periodOf } from '../primitives/period.js';
-import { effectiveLimit } from '../budgets/budgets.js';
-import { accountForecast, dailyUsage, exhaustionDay, unitForecast, type AccountForecast, type UsageForecast } from '../billing/usage-forecast.js';
+import { availableOf } from '../budgets/budgets.js';
+import { accountForecast, dailyUsage, dailyUsageByProduct, exhaustionDay, unitForecast, type AccountForecast, type ProductDailyUsage, type UsageForecast } from '../billing/usage-forecast.js';
 import { addDays, burnModel, HISTORY_DAYS } from '../billing/forecast.js';
 
 const DAY = /^(\d{4})-(\d{2})-(\d{2})$/;
@@ -28,10 +28,20 @@ function parseDay(field: string, value: string): string {
 
 const Granularity = builder.enumType('UsageGranularity', { description: 'Bucket size of a usage series.', values: { DAY: { description: "One point per day in the account's time zone." } } });
 
+const ProductUsageRef = builder.objectRef<ProductDailyUsage>('ProductUsage').implement({
+  description: "One product's share of a bucket of a usage series.",
+  fields: (t) => ({
+    product: t.exposeString('product', { description: 'The price-book product of the jobs (Job.product); ADJUSTMENT for usage adjustments.' }),
+    settledCreditSeconds: t.field({ type: 'CreditSeconds', description: 'Usage of this product settled in the bucket.', resolve: (p) => p.settledMicroCs }),
+    reservedCreditSeconds: t.field({ type: 'CreditSeconds', description: "This product's holds placed in the bucket and still open.", resolve: (p) => p.reservedMicroCs }),
+  }),
+});
+
 interface UsagePoint {
   day: string;
   reservedMicroCs: bigint;
   settledMicroCs: bigint;
+  byProduct: ProductDailyUsage[];
 }
 
 const UsagePointRef = builder.objectRef<UsagePoint>('UsagePoint').implement({
@@ -40,6 +50,11 @@ const UsagePointRef = builder.objectRef<UsagePoint>('UsagePoint').implement({
     day: t.exposeString('day', { description: "The day (YYYY-MM-DD, the account's time zone)." }),
     settledCreditSeconds: t.field({ type: 'CreditSeconds', description: 'Usage settled on that day.', resolve: (p) => p.settledMicroCs }),
     reservedCreditSeconds: t.field({ type: 'CreditSeconds', description: 'Holds placed that day and still open.', resolve: (p) => p.reservedMicroCs }),
+    byProduct: t.field({
+      type: [ProductUsageRef],
+      description: 'The same usage split by product (by product name; products without usage in the bucket are left out): the parts sum to the bucket.',
+      resolve: (p) => p.byProduct,
+    }),
   }),
 });
 
@@ -124,7 +139,7 @@ builder.objectField(BudgetRef, 'exhaustsOn', (t) =>
       const tz = account?.timezone ?? 'UTC';
       const today = dayOf(ctx.now, tz);
       const usage = await ctx.loaders.budgetUsage.load(b);
-      const available = effectiveLimit(b, usage) - usage.reservedMicroCs - usage.settledMicroCs;
+      const available = availableOf(b, usage);
       // The window's last day (its bounds are days or periods); a year ahead at most.
       const end = usage.windowTo.length === 10 ? usage.windowTo : lastDayOf(usage.windowTo);
       const lastDay = end < addDays(today, 366) ? end : addDays(today, 366);
@@ -139,7 +154,7 @@ builder.queryField('usageSeries', (t) =>
     type: [UsagePointRef],
     authScopes: { authenticated: true },
     description:
-      "Daily usage of a unit's subtree over an inclusive range of days (at most 366), one point per day (zeros included), for one account or all the caller may see. Readable like OrgUnit.usage.",
+      "Daily usage of a unit's subtree over an inclusive range of days (at most 366), one point per day (zeros included), each split by product (UsagePoint.byProduct), for one account or all the caller may see. Readable like OrgUnit.usage.",
     args: {
       orgUnitId: t.arg.id({ required: true, description: 'Global id of the unit.' }),
       from: t.arg.string({ required: true, description: 'First day, YYYY-MM-DD.' }),
@@ -161,10 +176,15 @@ builder.queryField('usageSeries', (t) =>
         const visible = await visibleAccountIds(ctx);
         accounts = visible === 'all' ? null : visible;
       }
-      const rows = new Map((await dailyUsage(ctx.db, unit.id, accounts, from, to)).map((r) => [r.day, r]));
-      const points: UsagePoint[] = [];
-      for (let day = from; day <= to; day = addDays(day, 1)) points.push(rows.get(day) ?? { day, reservedMicroCs: 0n, settledMicroCs: 0n });
-      return points;
+      const points = new Map<string, UsagePoint>();
+      for (let day = from; day <= to; day = addDays(day, 1)) points.set(day, { day, reservedMicroCs: 0n, settledMicroCs: 0n, byProduct: [] });
+      for (const row of await dailyUsageByProduct(ctx.db, unit.id, accounts, from, to)) {
+        const point = points.get(row.day)!;
+        point.reservedMicroCs += row.reservedMicroCs;
+        point.settledMicroCs += row.settledMicroCs;
+        point.byProduct.push(row);
+      }
+      return [...points.values()];
     },
   }),
 );

@@ -13,6 +13,11 @@ import { canReadJobsOf } from '../auth/actor.js';
 import { entityTopic, TooManySubscriptionsError, unitTopic, type LiveStream } from '../live/hub.js';
 import { encodeGlobalID } from '@pothos/plugin-relay';
 import { isTerminal } from '../jobs/lifecycle.js';
+import { MoneyEventKindEnum } from './notifications.js';
+import { MoneyEventRef, visibleMoneyEventsFilter } from './money-events.js';
+import { outboxEventsTable } from '../db/schema.js';
+import { moneyEventOf, type MoneyEvent } from '../notifications/events.js';
+import { and, eq } from 'drizzle-orm';
 
 builder.subscriptionType({
   description:
@@ -58,7 +63,48 @@ function untilFinished(ctx: GraphQLContext, stream: LiveStream): AsyncIterableIt
   return wrapped;
 }
 
+/**
+ * The money events a stream of event ids names that the caller may see (the `moneyEvents` query's filter, kinds
+ * included), each read afresh; the others are passed over without a word.
+ */
+function visibleMoneyEvents(ctx: GraphQLContext, stream: LiveStream, rootUnitId: string, kinds: readonly string[] | null | undefined): AsyncIterableIterator<MoneyEvent> {
+  const events: AsyncIterableIterator<MoneyEvent> = {
+    async next() {
+      for (;;) {
+        const signal = await stream.next();
+        if (signal.done) return { done: true, value: undefined };
+        const [row] = await renew(ctx)
+          .db.select({ payload: outboxEventsTable.payload })
+          .from(outboxEventsTable)
+          .where(and(eq(outboxEventsTable.id, signal.value), visibleMoneyEventsFilter(ctx, rootUnitId, kinds)));
+        if (row) return { done: false, value: moneyEventOf(row.payload) };
+      }
+    },
+    return: async () => {
+      await stream.return();
+      return { done: true, value: undefined };
+    },
+    [Symbol.asyncIterator]: () => events,
+  };
+  return events;
+}
+
 builder.subscriptionFields((t) => ({
+  moneyEvents: t.field({
+    type: MoneyEventRef,
+    authScopes: { authenticated: true },
+    description:
+      "Money events of a unit and every unit below it as they commit, optionally of some kinds only, shown to the same callers as by the `moneyEvents` query (events of units whose costs the caller may read). NOT_FOUND when the unit does not exist or the caller may not see it. Events committed while a process's listener was reconnecting are not replayed: read the `moneyEvents` query to catch up.",
+    args: {
+      orgUnitId: t.arg.id({ required: true, description: 'Global id of the subtree root.' }),
+      kinds: t.arg({ type: [MoneyEventKindEnum], required: false, description: 'Only these kinds (all when omitted or empty).' }),
+    },
+    subscribe: async (_root, args, ctx) => {
+      const unit = await requireVisibleUnit(ctx, decodeId(String(args.orgUnitId), 'OrgUnit'));
+      return visibleMoneyEvents(ctx, open(ctx, unitTopic('money', unit.id), []), unit.id, args.kinds as string[] | null | undefined);
+    },
+    resolve: (event) => event as MoneyEvent,
+  }),
   jobUpdated: t.field({
     type: JobRef,
     authScopes: { authenticated: true },

@@ -45,7 +45,7 @@ const ChannelKindEnum = builder.enumType('NotificationChannelKind', {
   values: NOTIFICATION_CHANNEL_KINDS,
 });
 
-const MoneyEventKindEnum = builder.enumType('MoneyEventKind', {
+export const MoneyEventKindEnum = builder.enumType('MoneyEventKind', {
   description: 'The kinds of money events (docs/notifications.md), e.g. BUDGET_THRESHOLD_CROSSED for budget.threshold_crossed.',
   values: Object.fromEntries(MONEY_EVENT_KINDS.map((k) => [k.toUpperCase().replace(/\./g, '_'), { value: k, description: k }])),
 });

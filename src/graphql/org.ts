@@ -9,7 +9,7 @@ import { requireVisibleAccount, requireVisibleUnit, visibleAccount, visibleAccou
 import { canReadCostsOf } from '../auth/actor.js';
 import { BUDGET_WINDOWS, ENFORCEMENTS, ORG_UNIT_KINDS, budgetsTable, orgUnitsTable } from '../db/schema.js';
 import { createOrgUnit, isUuid, type OrgUnitRow } from '../org/units.js';
-import { effectiveLimit, setBudget, type BudgetRow } from '../budgets/budgets.js';
+import { availableOf, effectiveLimit, setBudget, type BudgetRow } from '../budgets/budgets.js';
 import { recordAudit } from '../audit/audit.js';
 import { ForbiddenError, ValidationError } from '../errors.js';
 import { periodOf } from '../primitives/period.js';
@@ -146,14 +146,18 @@ builder.node(BudgetRef, {
       description: "Settled usage in the current window. Null for a budget above the caller's own subtree.",
       resolve: async (b, _a, ctx) => ((await budgetCountersVisible(ctx, b)) ? (await ctx.loaders.budgetUsage.load(b)).settledMicroCs : null),
     }),
+    temporaryCreditSeconds: t.field({
+      type: 'CreditSeconds',
+      nullable: true,
+      description:
+        "What approved temporary raises add to the limit now (each ends at its `until`; see requestBudgetIncrease). Null for a budget above the caller's own subtree.",
+      resolve: async (b, _a, ctx) => ((await budgetCountersVisible(ctx, b)) ? (await ctx.loaders.budgetUsage.load(b)).grantedMicroCs : null),
+    }),
     availableCreditSeconds: t.field({
       type: 'CreditSeconds',
       description:
         'effectiveLimit − reserved − settled (negative after an overrun): what the units under the budget, the caller among them, could still spend. Shown to every caller that may read the budget.',
-      resolve: async (b, _a, ctx) => {
-        const u = await ctx.loaders.budgetUsage.load(b);
-        return effectiveLimit(b, u) - u.reservedMicroCs - u.settledMicroCs;
-      },
+      resolve: async (b, _a, ctx) => availableOf(b, await ctx.loaders.budgetUsage.load(b)),
     }),
     windowFrom: t.string({
       description:
@@ -180,7 +184,7 @@ builder.node(BudgetRef, {
     effectiveLimitCreditSeconds: t.field({
       type: 'CreditSeconds',
       nullable: true,
-      description: "The limit in force in the current window: limit + carriedOver. Null for a budget above the caller's own subtree.",
+      description: "The limit in force in the current window: limit + carriedOver + temporary (what the admission checks). Null for a budget above the caller's own subtree.",
       resolve: async (b, _a, ctx) => ((await budgetCountersVisible(ctx, b)) ? effectiveLimit(b, await ctx.loaders.budgetUsage.load(b)) : null),
     }),
     updatedAt: t.field({ type: 'DateTime', description: 'Last change.', resolve: (b) => b.updatedAt }),

@@ -17,5 +17,7 @@ import './callbacks.js';
 import './live.js';
 import './forecasts.js';
 import './notifications.js';
+import './money-events.js';
+import './budget-requests.js';
 
 export const schema = builder.toSchema({ sortSchema: true });

@@ -2,9 +2,9 @@
 // not exist (null, NotFoundError, or absent from a list). Each helper applies one rule of src/auth/actor.ts;
 // each SQL filter mirrors one of those rules, so that lists and connections agree with `node`.
 import { encodeGlobalID } from '@pothos/plugin-relay';
-import { eq, inArray, sql, type SQL } from 'drizzle-orm';
+import { eq, inArray, sql, type AnyColumn, type SQL } from 'drizzle-orm';
 import type { GraphQLContext } from './context.js';
-import { jobsTable, orgUnitsTable, serviceTokensTable } from '../db/schema.js';
+import { budgetRequestsTable, jobsTable, orgUnitsTable, serviceTokensTable } from '../db/schema.js';
 import { canListServiceTokens, canReadAccountTotals, canReadCostsOf, canReadJobsOf, canReadUnit, seesEverything, type Actor } from '../auth/actor.js';
 import { accountsVisibleTo, type AccountRow } from '../accounts/accounts.js';
 import type { OrgUnitRow } from '../org/units.js';
@@ -113,6 +113,14 @@ export function visibleJobsFilter(actor: Actor): SQL | undefined {
   );
 }
 
+/** SQL filter on a column of unit ids: units whose costs the caller may read (mirrors canReadCostsOf). */
+export function visibleCostsFilter(actor: Actor, unitColumn: AnyColumn): SQL | undefined {
+  if (seesEverything(actor)) return undefined;
+  if (!actor.unitId) return sql`false`;
+  if (actor.role === 'SERVICE') return eq(unitColumn, actor.unitId);
+  return inArray(unitColumn, sql`(select ${orgUnitsTable.id} from ${orgUnitsTable} where ${orgUnitsTable.path} @> ${uuidArray([actor.unitId])})`);
+}
+
 /** SQL filter on service_tokens: records the caller may see (mirrors canListServiceTokensOf). */
 export function visibleServiceTokensFilter(actor: Actor): SQL | undefined {
   if (!canListServiceTokens(actor)) return sql`false`;
@@ -123,4 +131,16 @@ export function visibleServiceTokensFilter(actor: Actor): SQL | undefined {
     serviceTokensTable.orgUnitId,
     sql`(select ${orgUnitsTable.id} from ${orgUnitsTable} where ${orgUnitsTable.path} @> ${uuidArray([actor.unitId])})`,
   );
+}
+
+/**
+ * SQL filter on budget_requests: requests the caller may read (mirrors canReadBudgetRequest): its own, and for
+ * ADMIN and FINANCE every one, for a MANAGER those of units strictly below its own (canSetBudgetOn).
+ */
+export function visibleBudgetRequestsFilter(actor: Actor): SQL | undefined {
+  if (actor.role === 'ADMIN' || actor.role === 'FINANCE') return undefined;
+  const own = eq(budgetRequestsTable.requestedBySubject, actor.subject);
+  if (actor.role !== 'MANAGER' || !actor.unitId) return own;
+  return sql`(${own} or ${budgetRequestsTable.orgUnitId} in (select ${orgUnitsTable.id} from ${orgUnitsTable}
+    where ${orgUnitsTable.path} @> ${uuidArray([actor.unitId])} and ${orgUnitsTable.id} <> ${actor.unitId}))`;
 }

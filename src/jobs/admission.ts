@@ -594,8 +594,16 @@ function poolContext(account: AccountRow, terms: AccountTermsRow | null, period:
 }
 
 /**
+ * How to ask for more under a refusing budget: the mutation and the budget's GraphQL global id (base64 of
+ * `Budget:<uuid>`, as src/graphql/ids.ts decodes it), so that an app can pass the message on to a person.
+ */
+function askForMore(budgetId: string): string {
+  return `ask for more with requestBudgetIncrease(budgetId: "${Buffer.from(`Budget:${budgetId}`).toString('base64')}")`;
+}
+
+/**
  * The refusal in words: the unit's name (returned by the admission function), the window, the limit, what is
- * available and what was requested, in credit-seconds and in USD.
+ * available and what was requested, in credit-seconds and in USD, and how to ask for more.
  */
 function describeRefusal(
   actor: Actor,
@@ -615,6 +623,7 @@ function describeRefusal(
   const limitVisible = refusal.reason === 'POOL' ? canReadAccountTotals(actor) : !!known && canReadCostsOf(actor, known);
   const message =
     `refused: the job would exceed ${context.what} "${unitName}" (${context.window}): ` +
-    `${limitVisible ? `limit ${amount(refusal.limitMicroCs)}, ` : ''}available ${amount(refusal.availableMicroCs)}, requested ${amount(refusal.requestedMicroCs)}`;
+    `${limitVisible ? `limit ${amount(refusal.limitMicroCs)}, ` : ''}available ${amount(refusal.availableMicroCs)}, requested ${amount(refusal.requestedMicroCs)}` +
+    (refusal.reason === 'BUDGET' && refusal.budgetId ? `; ${askForMore(refusal.budgetId)}` : '');
   return refusal.withDetails({ unitName, window: context.window, message });
 }

@@ -9,7 +9,7 @@ import { accountsTable, orgUnitsTable } from '../db/schema.js';
 import { canReadAccountTotals, canReadCostsOf, type Actor } from '../auth/actor.js';
 import { accountPeriod } from '../billing/account-period.js';
 import { accountForPath } from '../org/units.js';
-import { budgetsOnPath, budgetsWithUsage, effectiveLimit } from '../budgets/budgets.js';
+import { availableOf, budgetsOnPath, budgetsWithUsage, effectiveLimit } from '../budgets/budgets.js';
 import { termsFor } from '../accounts/accounts.js';
 import { budgetRateUsdPerCs } from '../billing/terms.js';
 import { dayOf, periodOf } from '../primitives/period.js';
@@ -56,7 +56,7 @@ export async function projectHeadroom(db: Db, actor: Actor, projectId: string, n
     const limit = effectiveLimit(b, u);
     // As the admission judges it: a CUSTOM budget admits nothing outside its window.
     const outside = b.window === 'CUSTOM' && (dayOf(now, account.timezone) < u.windowFrom || dayOf(now, account.timezone) > u.windowTo);
-    const left = outside ? 0n : limit - u.reservedMicroCs - u.settledMicroCs;
+    const left = outside ? 0n : availableOf(b, u);
     const available = left > 0n ? left : 0n;
     if (!binding || available < binding.available) binding = { available, limit, limitVisible: false, orgUnitId: b.orgUnitId };
   }

@@ -7,7 +7,9 @@
 // Topics: `<kind>:<id>` (one entity: `job:<job id>`, `budget:<unit id>`) and `<kind>@<unit id>` (every entity of
 // that kind a signal lists the unit for: `job@<project id>`). A new kind (e.g. `money`, the money events of an
 // outbox row) needs no change here: one `select gateway_live_publish('money', <event id>, <units>)` in the
-// transaction that writes it, and a subscription field on `money@<unit id>`.
+// transaction that writes it, and a subscription field on `money@<unit id>`. Money events have their own channel
+// (`gateway_money_event`, the event's id): each process turns them into `money` signals for the units of the
+// event's unit's path (src/notifications/events.ts, moneyEventSignal).
 import { sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { uuidArray } from '../ledger/ledger.js';
@@ -67,6 +69,8 @@ export interface LiveHub {
    * entity again, re-read now.
    */
   resync(): void;
+  /** Whether any stream of this process listens on a topic of `kind` (a signal that costs a read can be skipped). */
+  wants(kind: string): boolean;
   /** Open streams, per owner and in all. */
   count(owner?: string): number;
   /** Ends every stream (they complete cleanly) and refuses new ones: the process is shutting down. */
@@ -158,6 +162,10 @@ export function createLiveHub(opts: { maxPerOwner: number }): LiveHub {
         const id = topic.slice(colon + 1);
         for (const s of set) push(s, id);
       }
+    },
+    wants(kind) {
+      for (const topic of byTopic.keys()) if (topic.startsWith(`${kind}:`) || topic.startsWith(`${kind}@`)) return true;
+      return false;
     },
     count(owner) {
       if (owner !== undefined) return perOwner.get(owner) ?? 0;

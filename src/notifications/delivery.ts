@@ -116,6 +116,14 @@ export function describeEvent(e: ChannelEvent): { title: string; facts: Array<[s
       title = `${unit}: job ${d.status}`;
       facts.push(['Job', String(d.jobId)], ['Kind', String(d.kind)], ['Cost', cs(d.actualMicroCs)]);
       break;
+    case 'budget.increase_requested':
+      title = `${unit}: ${d.requestedBy} asks for ${cs(d.amountMicroCs)} more${d.until ? ` until ${d.until}` : ''}`;
+      facts.push(['Reason', String(d.reason)], ['Limit', cs(d.limitMicroCs)], ['Request', String(d.requestId)]);
+      break;
+    case 'budget.increase_decided':
+      title = `${unit}: ${d.decidedBy} ${String(d.status).toLowerCase()} the request for ${cs(d.amountMicroCs)} more${d.until ? ` until ${d.until}` : ''}`;
+      facts.push(['Requested by', String(d.requestedBy)], ['Limit', cs(d.limitMicroCs)], ['Note', String(d.decisionNote ?? '')], ['Request', String(d.requestId)]);
+      break;
     default:
       title = `${unit}: ${e.kind}`;
   }

@@ -5,10 +5,10 @@
 // unique key per event makes a re-run of the cause write nothing. The outbox worker fans each event out to the
 // channels whose rules match it (src/notifications/delivery.ts). `budget.refused` is written by the admission
 // statement that refused (`gateway_noted_admission`); at commit, `NOTIFY gateway_money_event` carries
-// the event's id for live listeners (`readMoneyEvent`).
-import { and, eq, sql } from 'drizzle-orm';
+// the event's id for live listeners (`moneyEventSignal`, the `moneyEvents` subscription).
+import { sql } from 'drizzle-orm';
 import { queryRows, type Db } from '../db/client.js';
-import { outboxEventsTable } from '../db/schema.js';
+import type { LiveSignal } from '../live/hub.js';
 
 export const MONEY_EVENT_TOPIC = 'money_event';
 /** The channel `NOTIFY` carries a committed money event's id on (for subscriptions on every process). */
@@ -24,6 +24,8 @@ export const MONEY_EVENT_KINDS = [
   'job.overrun',
   'period.closed',
   'job.finished',
+  'budget.increase_requested',
+  'budget.increase_decided',
 ] as const;
 export type MoneyEventKind = (typeof MONEY_EVENT_KINDS)[number];
 
@@ -53,27 +55,20 @@ export async function recordMoneyEvent(tx: Db, event: MoneyEventInput): Promise<
   );
 }
 
-/** A committed money event by id (what a live listener reads after `NOTIFY gateway_money_event`), or null. */
-export async function readMoneyEvent(db: Db, id: string): Promise<MoneyEvent | null> {
-  const [row] = await db
-    .select({ payload: outboxEventsTable.payload })
-    .from(outboxEventsTable)
-    .where(and(eq(outboxEventsTable.id, id), eq(outboxEventsTable.topic, MONEY_EVENT_TOPIC)));
-  return row ? moneyEventOf(row.payload) : null;
-}
-
 export function moneyEventOf(payload: unknown): MoneyEvent {
   const p = (typeof payload === 'string' ? JSON.parse(payload) : payload) as MoneyEvent;
   return { id: p.id, kind: p.kind, orgUnitId: p.orgUnitId, occurredAt: p.occurredAt, data: p.data ?? {} };
 }
 
-/** The money events of one unit's subtree (the unit and every unit below it), newest first. */
-export async function moneyEventsOfSubtree(db: Db, rootUnitId: string, limit: number): Promise<MoneyEvent[]> {
-  const rows = await queryRows<{ payload: unknown }>(
+/**
+ * The live signal of a committed money event (heard on `gateway_money_event`): kind `money`, for the event's unit
+ * and every unit above it, so that a subscriber of any subtree holding it wakes; null when it is not a money event.
+ */
+export async function moneyEventSignal(db: Db, id: string): Promise<LiveSignal | null> {
+  if (!/^[0-9a-f-]{36}$/i.test(id)) return null;
+  const [row] = await queryRows<{ path: string[] }>(
     db,
-    sql`select e.payload from outbox_events e join org_units u on u.id = e.org_unit_id
-        where e.topic = ${MONEY_EVENT_TOPIC} and u.path @> array[${rootUnitId}::uuid]
-        order by e.created_at desc, e.id limit ${limit}`,
+    sql`select u.path from outbox_events e join org_units u on u.id = e.org_unit_id where e.id = ${id}::uuid and e.topic = ${MONEY_EVENT_TOPIC}`,
   );
-  return rows.map((r) => moneyEventOf(r.payload));
+  return row ? { kind: 'money', id, units: row.path } : null;
 }
