@@ -23,6 +23,7 @@ import { withFreshOutputUrl } from './jobs/app-events.js';
 import { createLiveHub, LIVE_CHANNEL, parseLiveSignal, type LiveHub } from './live/hub.js';
 import { notificationHandlers } from './notifications/delivery.js';
 import { MONEY_EVENT_CHANNEL, moneyEventSignal } from './notifications/events.js';
+import { startPoolRunOutChecks } from './billing/pool-run-out.js';
 
 export interface Services {
   readonly config: Config;
@@ -48,6 +49,8 @@ export interface Services {
   dispatcher: Dispatcher | null;
   walletSync: Periodic | null;
   outboxWorker: Periodic | null;
+  /** The pool run-out forecast checks (pool.run_out_forecast). */
+  poolRunOut: Periodic | null;
 }
 
 /** With the embedded database, a missing master key is generated into the data folder (with a warning). */
@@ -114,6 +117,8 @@ export async function createServices(config: Config, overrides: { logger?: Logge
     if (notifications) {
       notifications.on(LIVE_CHANNEL, onLiveSignal);
       notifications.on(MONEY_EVENT_CHANNEL, onMoneyEvent);
+      // A revoked service token's open streams end at once, on every process.
+      notifications.on(REVOCATION_CHANNEL, (tokenId) => live.revoke(tokenId));
     } else {
       await database.listen?.(LIVE_CHANNEL, onLiveSignal);
       await database.listen?.(MONEY_EVENT_CHANNEL, onMoneyEvent);
@@ -149,6 +154,7 @@ export async function createServices(config: Config, overrides: { logger?: Logge
       },
       media: config.mediaProbe,
       maxRequestBytes: config.jobRequestMaxBytes,
+      maxTags: config.jobMaxTags,
       maxJsonDepth: config.graphql.maxJsonDepth,
       callbacks: { allowHttp: config.callbacks.allowHttp, allowPrivate: config.callbacks.allowPrivate },
       groupCommitMax: config.admissionGroupCommitMax,
@@ -232,6 +238,7 @@ export async function createServices(config: Config, overrides: { logger?: Logge
       dispatcher: null,
       walletSync: null,
       outboxWorker: null,
+      poolRunOut: null,
     };
   } catch (error) {
     await notifications?.close();
@@ -256,6 +263,9 @@ export function startBackgroundWork(services: Services): void {
   if (services.config.workers.enabled && services.config.walletSync.enabled && !services.walletSync) {
     services.walletSync = startWalletSync(services.walletDeps, { backoffMaxMs: services.config.workers.backoffMaxMs });
   }
+  if (services.config.workers.enabled && services.config.forecastAlertIntervalMs > 0 && !services.poolRunOut) {
+    services.poolRunOut = startPoolRunOutChecks(services.db, services.config.forecastAlertIntervalMs, services.logger, services.config.workers.backoffMaxMs);
+  }
 }
 
 export async function stopServices(services: Services): Promise<void> {
@@ -268,6 +278,8 @@ export async function stopServices(services: Services): Promise<void> {
   services.walletSync = null;
   await services.outboxWorker?.stop();
   services.outboxWorker = null;
+  await services.poolRunOut?.stop();
+  services.poolRunOut = null;
   services.tokens.close();
   await services.notifications?.close();
   await services.database.close();

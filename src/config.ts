@@ -43,6 +43,8 @@ const envSchema = z.object({
   HEYGEN_MAX_RESPONSE_BYTES: z.coerce.number().int().min(1024).max(1024 * 1024 * 1024).default(4 * 1024 * 1024),
   /** Largest stored `request` body of a job (its JSON, UTF-8); larger ones are refused at submitJob. */
   JOB_REQUEST_MAX_BYTES: z.coerce.number().int().min(1024).max(16 * 1024 * 1024).default(64 * 1024),
+  /** Most key/value tags one job may carry (docs/governance.md). */
+  JOB_MAX_TAGS: z.coerce.number().int().min(0).max(100).default(10),
   /** Shortest time between two status reads of one job, whatever asks for them (webhooks, callbacks, the poller); default POLL_MIN_INTERVAL_MS. */
   STATUS_READ_MIN_INTERVAL_MS: z.preprocess((v) => (v === '' ? undefined : v), z.coerce.number().int().min(10).optional()),
   HOLD_TTL_HOURS: z.coerce.number().int().min(1).default(48),
@@ -152,6 +154,8 @@ const envSchema = z.object({
   CALLBACK_MAX_RESPONSE_BYTES: z.coerce.number().int().min(0).max(1024 * 1024).default(64 * 1024),
   /** Attempts per notification-channel delivery before it is given up (DEAD); URLs follow the CALLBACK_* rules. */
   NOTIFY_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(12),
+  /** How often each process checks the accounts' pool run-out forecasts (pool.run_out_forecast; 0: never). */
+  FORECAST_ALERT_INTERVAL_MS: z.coerce.number().int().min(0).default(900_000),
   /** How often each process looks for due outbox events. */
   OUTBOX_INTERVAL_MS: z.coerce.number().int().min(10).default(1000),
   /** Events claimed per pass, and deliveries in flight at once per process. */
@@ -203,6 +207,7 @@ export interface Config {
   };
   /** Largest job `request` body stored, in bytes of JSON. */
   readonly jobRequestMaxBytes: number;
+  readonly jobMaxTags: number;
   readonly walletSync: { readonly enabled: boolean; readonly intervalMs: number; readonly driftThresholdMicroCs: bigint };
   readonly holdTtlHours: number;
   /** The fair job queue in front of each account's concurrency limit (src/jobs/queue.ts). */
@@ -245,6 +250,8 @@ export interface Config {
   readonly notifications: { readonly maxAttempts: number };
   /** The outbox delivery loop (runs where the workers run: WORKERS_ENABLED). */
   readonly outbox: { readonly intervalMs: number; readonly batchSize: number; readonly concurrency: number };
+  /** How often pool run-out forecasts are checked (0: never). */
+  readonly forecastAlertIntervalMs: number;
   /** OpenTelemetry tracing (docs/observability.md); off unless an OTLP endpoint is set. */
   readonly tracing: TracingSettings;
 }
@@ -296,6 +303,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       maxResponseBytes: e.HEYGEN_MAX_RESPONSE_BYTES,
     },
     jobRequestMaxBytes: e.JOB_REQUEST_MAX_BYTES,
+    jobMaxTags: e.JOB_MAX_TAGS,
     walletSync: {
       enabled: e.WALLET_SYNC_ENABLED,
       intervalMs: e.WALLET_SYNC_INTERVAL_MS,
@@ -341,6 +349,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     },
     notifications: { maxAttempts: e.NOTIFY_MAX_ATTEMPTS },
     outbox: { intervalMs: e.OUTBOX_INTERVAL_MS, batchSize: e.OUTBOX_BATCH_SIZE, concurrency: e.OUTBOX_CONCURRENCY },
+    forecastAlertIntervalMs: e.FORECAST_ALERT_INTERVAL_MS,
     tracing: {
       enabled: !e.OTEL_SDK_DISABLED && !!(e.OTEL_EXPORTER_OTLP_ENDPOINT ?? e.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT),
       serviceName: e.OTEL_SERVICE_NAME,

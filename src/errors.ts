@@ -41,6 +41,22 @@ export interface RefusalDetails {
   readonly message: string;
 }
 
+/**
+ * BUDGET: a HARD budget of a unit; POOL: the account pool; TAG: a budget on a tag value (a campaign) within a unit;
+ * PERSON: a budget on a person within a unit.
+ */
+export type RefusalReason = 'BUDGET' | 'POOL' | 'TAG' | 'PERSON';
+
+/** The group a TAG or PERSON budget covers. */
+export type BudgetGroup = { readonly tagKey: string; readonly tagValue: string } | { readonly person: string };
+
+const REFUSALS: Record<RefusalReason, string> = {
+  BUDGET: 'the job would exceed a HARD budget on the project path',
+  POOL: "the job would exceed the account's pool, and a budget on the path does not allow overage",
+  TAG: 'the job would exceed a budget on one of its tag values',
+  PERSON: 'the job would exceed a budget on its person',
+};
+
 export class BudgetExceededError extends DomainError {
   readonly code = 'BUDGET_EXCEEDED';
   constructor(
@@ -49,21 +65,18 @@ export class BudgetExceededError extends DomainError {
     readonly limitMicroCs: bigint,
     readonly availableMicroCs: bigint,
     readonly requestedMicroCs: bigint,
-    readonly reason: 'BUDGET' | 'POOL',
+    readonly reason: RefusalReason,
     readonly details: RefusalDetails | null = null,
+    /** TAG and PERSON refusals: the tag value or the person whose budget refused. */
+    readonly group: BudgetGroup | null = null,
   ) {
-    super(
-      details?.message ??
-        (reason === 'BUDGET'
-          ? 'the job would exceed a HARD budget on the project path'
-          : "the job would exceed the account's pool, and a budget on the path does not allow overage"),
-    );
+    super(details?.message ?? REFUSALS[reason]);
     this.name = 'BudgetExceededError';
   }
 
   /** The same refusal, described. */
   withDetails(details: RefusalDetails): BudgetExceededError {
-    return new BudgetExceededError(this.budgetId, this.orgUnitId, this.limitMicroCs, this.availableMicroCs, this.requestedMicroCs, this.reason, details);
+    return new BudgetExceededError(this.budgetId, this.orgUnitId, this.limitMicroCs, this.availableMicroCs, this.requestedMicroCs, this.reason, details, this.group);
   }
 }
 

@@ -91,3 +91,21 @@ export const MAX_INPUT_MICRO_CS = 10n ** 18n;
 export function isStorableBigintText(value: string): boolean {
   return /^\d{1,19}$/.test(value) && BigInt(value) <= 9223372036854775807n;
 }
+
+/** Tag keys: a lower-case letter, then up to 63 of a-z 0-9 _ - . : (docs/governance.md). */
+const TAG_KEY = /^[a-z][a-z0-9_.:-]{0,63}$/;
+const LABEL_MAX = 256;
+const CONTROL_CHARACTER = /[\u0000-\u001f\u007f]/;
+
+export function requireTagKey(key: string, field: string): string {
+  if (!TAG_KEY.test(key)) throw new ValidationError(field, `tag key "${key.slice(0, 64)}" must be a lower-case letter, then up to 63 of a-z 0-9 _ - . :`);
+  return key;
+}
+
+/** A tag value, an end user or a person: 1 to 256 characters, storable, without control characters or surrounding spaces. */
+export function requireLabel(value: string, field: string): string {
+  if (value.length === 0 || value.length > LABEL_MAX || CONTROL_CHARACTER.test(value) || !isWellFormedText(value) || value.trim() !== value) {
+    throw new ValidationError(field, `${field} must be 1 to ${LABEL_MAX} characters, without control characters or surrounding spaces`);
+  }
+  return value;
+}

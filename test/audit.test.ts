@@ -171,6 +171,58 @@ describe('every mutation writes exactly one audit event, with the caller and the
       },
     },
     {
+      field: 'setTagKeys',
+      inputType: 'SetTagKeysInput',
+      caller: 'finance',
+      input: () => ({ keys: ['client', 'campaign'] }),
+      select: '... on SetTagKeysPayload { keys }',
+      action: 'tagKeys.set',
+      entity: () => o.org,
+      check: (row) => {
+        expect(row.before).toEqual({ keys: [] });
+        expect(row.after).toEqual({ keys: ['campaign', 'client'] });
+      },
+    },
+    {
+      field: 'setGroupBudget',
+      inputType: 'SetGroupBudgetInput',
+      caller: 'manager',
+      input: () => ({ orgUnitId: s.unit, accountId: o.account, window: 'MONTHLY', tagKey: 'campaign', tagValue: 'spring', limitCreditSeconds: '500' }),
+      select: '... on SetGroupBudgetPayload { budget { id } }',
+      action: 'groupBudget.set',
+      entity: (p) => p.budget.id,
+      check: (row) => {
+        expect(row.before).toBeNull();
+        expect(row.after).toMatchObject({ tagKey: 'campaign', tagValue: 'spring', limitMicroCs: '500000000' });
+      },
+    },
+    {
+      field: 'setUnitPolicy',
+      inputType: 'SetUnitPolicyInput',
+      caller: 'manager',
+      input: () => ({ orgUnitId: s.unit, maxLengthSeconds: 3600, jobsPerMinute: 30 }),
+      select: '... on SetUnitPolicyPayload { orgUnit { id } }',
+      action: 'unitPolicy.set',
+      entity: (p) => p.orgUnit.id,
+      check: (row) => {
+        expect(row.before).toBeNull();
+        expect(row.after).toMatchObject({ maxLengthSeconds: 3600, jobsPerMinute: 30 });
+      },
+    },
+    {
+      field: 'clearUnitPolicy',
+      inputType: 'ClearUnitPolicyInput',
+      caller: 'finance',
+      input: () => ({ orgUnitId: s.unit }),
+      select: '... on ClearUnitPolicyPayload { orgUnit { id } }',
+      action: 'unitPolicy.clear',
+      entity: (p) => p.orgUnit.id,
+      check: (row) => {
+        expect(row.before).toMatchObject({ maxLengthSeconds: 3600 });
+        expect(row.after).toBeNull();
+      },
+    },
+    {
       field: 'issueServiceToken',
       inputType: 'IssueServiceTokenInput',
       caller: 'manager',
@@ -210,32 +262,6 @@ describe('every mutation writes exactly one audit event, with the caller and the
       check: (row) => {
         expect(row.before).toBeNull();
         expect(row.after).toMatchObject({ jobsPerMinute: 30 });
-      },
-    },
-    {
-      field: 'setUnitPolicy',
-      inputType: 'SetUnitPolicyInput',
-      caller: 'manager',
-      input: () => ({ orgUnitId: s.unit, maxLengthSeconds: 3600 }),
-      select: '... on SetUnitPolicyPayload { orgUnit { id } }',
-      action: 'unitPolicy.set',
-      entity: (p) => p.orgUnit.id,
-      check: (row) => {
-        expect(row.before).toBeNull();
-        expect(row.after).toMatchObject({ maxLengthSeconds: 3600 });
-      },
-    },
-    {
-      field: 'clearUnitPolicy',
-      inputType: 'ClearUnitPolicyInput',
-      caller: 'manager',
-      input: () => ({ orgUnitId: s.unit }),
-      select: '... on ClearUnitPolicyPayload { orgUnit { id } }',
-      action: 'unitPolicy.clear',
-      entity: (p) => p.orgUnit.id,
-      check: (row) => {
-        expect(row.before).toMatchObject({ maxLengthSeconds: 3600 });
-        expect(row.after).toBeNull();
       },
     },
     {

@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeGlobalID } from '@pothos/plugin-relay';
 import { startHarness, waitFor, type Harness } from './support/harness.js';
-import { avatarRequest, createTree, SUBMIT, type Tree } from './support/fixtures.js';
+import { avatarRequest, createTree, issueServiceToken, mustMutate, SUBMIT, type Tree } from './support/fixtures.js';
 import { subscribe, type Subscription } from './support/sse.js';
 import { recordMoneyEvent, type MoneyEventKind } from '../src/notifications/events.js';
 
@@ -73,5 +73,21 @@ describe('moneyEvents subscription', () => {
       expect(event.errors.map((e: any) => e.extensions?.code)).toEqual(['NOT_FOUND']);
       expect(sub.events.map((e) => e.event)).toEqual(['next', 'complete']);
     }
+  });
+
+  it("a service token's streams end when it is revoked through the other process", async () => {
+    const app = await issueServiceToken(a, tree.projectId, 'live-app');
+    const sub = await subscribe(b.url, MONEY_EVENTS, { u: tree.projectId }, app.token);
+    await waitFor(async () => b.services.live.count() >= 1);
+    await mark('job.finished', tree.projectId, 'before-revocation');
+    expect(await nextEvent(sub)).toMatchObject({ data: { marker: 'before-revocation' } });
+    await mustMutate(
+      a,
+      `mutation($input: RevokeServiceTokenInput!) { revokeServiceToken(input: $input) { __typename ... on Error { message code } } }`,
+      { input: { serviceTokenId: app.id } },
+      'revokeServiceToken',
+    );
+    await sub.ended;
+    expect(sub.events.map((e) => e.event)).toEqual(['next', 'complete']);
   });
 });

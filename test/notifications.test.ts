@@ -3,6 +3,8 @@
 // - a team's budget crossing 50 and 100 % reaches the team manager's signed webhook (checked with the receiver's
 //   snippet from the docs), after two failed attempts (retried with backoff, the log readable in GraphQL); Slack and
 //   Teams receivers get their own message formats; an e-mail arrives at the SMTP server;
+// - 50, 80 and 100 % of a budget filled by jobs submitted through GraphQL and forwarded to the simulator reach a signed
+//   webhook, Slack and e-mail exactly once each;
 // - another subtree's rule never receives the team's events; a MANAGER cannot create a rule for another subtree
 //   (NotFoundError) or above its own (ForbiddenError);
 // - URLs and secrets never appear in GraphQL answers, logs or the audit trail; master-key rotation re-encrypts them.
@@ -13,12 +15,12 @@ import { decodeGlobalID } from '@pothos/plugin-relay';
 import { sql } from 'drizzle-orm';
 import { SMTPServer } from 'smtp-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startHarness, type Harness } from './support/harness.js';
-import { avatarRequest, createTree, mustMutate, setBudget, type Tree } from './support/fixtures.js';
+import { startHarness, waitFor, type Harness } from './support/harness.js';
+import { avatarRequest, createTree, mustMutate, setBudget, SUBMIT, type Tree } from './support/fixtures.js';
 import { queryRows } from '../src/db/client.js';
 import { admitJob } from '../src/jobs/admission.js';
 import { runOutboxOnce } from '../src/outbox/worker.js';
-import { formatCreditSeconds } from '../src/primitives/money.js';
+import { formatCreditSeconds, parseCreditSeconds } from '../src/primitives/money.js';
 import { createSecretBox, generateMasterKey } from '../src/secrets/secret-box.js';
 import { rotateMasterKey } from '../src/custody/rotation.js';
 import { decryptChannelSecret } from '../src/notifications/channels.js';
@@ -286,6 +288,43 @@ describe('channels and rules', () => {
     const [rules] = await queryRows<{ n: number }>(h.services.db, sql`select count(*)::int as n from notification_rules where channel_id = ${raw(channels.other.id)}`);
     expect(rules!.n).toBe(0);
   }, 30_000);
+});
+
+// Before the secrets suite: its master-key rotation leaves this process unable to read the account's API key.
+describe('thresholds filled by jobs through the simulator', () => {
+  it('50, 80 and 100 % each reach a signed webhook, Slack and e-mail exactly once', async () => {
+    // A team of its own (nothing else counts in its budget); the organization's Slack, Teams and e-mail rules route
+    // its crossings too.
+    const team = (await mustMutate(h, `mutation($input: CreateOrgUnitInput!) { createOrgUnit(input: $input) { __typename ... on CreateOrgUnitPayload { orgUnit { id } } ... on Error { message } } }`, { input: { kind: 'TEAM', name: 'Fresh crew', parentId: tree.deptId } }, 'createOrgUnit')).orgUnit.id as string;
+    const project = (await mustMutate(h, `mutation($input: CreateOrgUnitInput!) { createOrgUnit(input: $input) { __typename ... on CreateOrgUnitPayload { orgUnit { id } } ... on Error { message } } }`, { input: { kind: 'PROJECT', name: 'Fresh', parentId: team } }, 'createOrgUnit')).orgUnit.id as string;
+    const hook = await mustMutate(h, CREATE_CHANNEL, { input: { orgUnitId: team, kind: 'WEBHOOK', name: 'fresh hook', config: { url: `${receiver.url}/fresh` } } }, 'createNotificationChannel');
+    await mustMutate(h, CREATE_RULE, { input: { orgUnitId: team, channelId: hook.channel.id, eventKinds: ['BUDGET_THRESHOLD_CROSSED'] } }, 'createNotificationRule');
+    // Jobs submitted through GraphQL, each forwarded to the simulator (by the submitting request) before the next;
+    // each holds the same estimate (one fifth of the limit).
+    const submit = async () => {
+      const res = await mustMutate(h, SUBMIT, { input: { projectId: project, kind: 'AVATAR_VIDEO', request: avatarRequest() } }, 'submitJob');
+      await waitFor(async () => (await queryRows<{ n: number }>(h.services.db, sql`select count(*)::int as n from job_items where job_id = ${raw(res.job.id)}`))[0]!.n === 1, 15_000);
+      return res.job;
+    };
+    const first = await submit();
+    const hold = parseCreditSeconds(first.reservedCreditSeconds);
+    const budget = await setBudget(h, { orgUnitId: team, window: 'MONTHLY', limitCreditSeconds: formatCreditSeconds(hold * 5n), enforcement: 'SOFT', alertThresholds: [50, 80, 100] });
+    for (let i = 0; i < 4; i++) await submit(); // 40, 60 (50 crossed), 80 (80 crossed), 100 % (100 crossed)
+    const mailsBefore = mails.length;
+    await drain(new Date());
+    await drain(new Date(Date.now() + 3_600_000));
+
+    const hooked = receiver.on('/fresh');
+    expect(hooked.map((r) => JSON.parse(r.body).data.threshold).sort()).toEqual([100, 50, 80]);
+    for (const r of hooked) {
+      expect(verifyGatewaySignature(hook.signingSecret, r.headers['x-gateway-signature'] as string, r.body)).toBe(true);
+      expect(JSON.parse(r.body).data.budgetId).toBe(raw(budget.budget.id));
+    }
+    const slack = receiver.on('/slack/T000/B000/XXXX').map((r) => JSON.parse(r.body).text as string).filter((t) => t.startsWith('Fresh crew:'));
+    expect(slack.sort()).toEqual(['Fresh crew: 100% of its SOFT MONTHLY budget used', 'Fresh crew: 50% of its SOFT MONTHLY budget used', 'Fresh crew: 80% of its SOFT MONTHLY budget used']);
+    const mailed = mails.slice(mailsBefore).map((m) => /Subject: \[HeyGen gateway\] Fresh crew: (\d+)%/.exec(m.data)?.[1]);
+    expect(mailed.sort()).toEqual(['100', '50', '80']);
+  }, 60_000);
 });
 
 describe('secrets', () => {

@@ -80,6 +80,9 @@ const MATRIX: [operation: string, ...cells: Outcome[]][] = [
   ['mutation approveBudgetRequest',        'ok',        'ok',        'notfound',  'ok',        'notfound',  'notfound',  'forbidden', '401'],
   ['mutation rejectBudgetRequest',         'ok',        'ok',        'notfound',  'ok',        'notfound',  'notfound',  'forbidden', '401'],
   ['mutation transferBudget (projects)',   'ok',        'ok',        'notfound',  'ok',        'forbidden', 'notfound',  'notfound',  '401'],
+  ['query tagKeys',                        'ok',        'ok',        'ok',        'ok',        'ok',        'ok',        'ok',        '401'],
+  ['mutation setTagKeys',                  'ok',        'ok',        'forbidden', 'forbidden', 'forbidden', 'forbidden', 'forbidden', '401'],
+  ['mutation setGroupBudget (project)',    'ok',        'ok',        'notfound',  'ok',        'forbidden', 'notfound',  'forbidden', '401'],
 ];
 
 const SIM_KEY = 'sk_test_primary_key_0001';
@@ -329,6 +332,12 @@ const OPERATIONS: Record<string, { field: string; run: Run }> = {
   'mutation createOrgUnit (under team)': {
     field: 'createOrgUnit',
     run: (t) => mutationOutcome('createOrgUnit', 'CreateOrgUnitInput', { parentId: ids.team, kind: 'PROJECT', name: unique('Matrix project') }, t),
+  },
+  'query tagKeys': { field: 'tagKeys', run: (t) => queryOutcome(`{ tagKeys }`, {}, t, (d) => Array.isArray(d.tagKeys)) },
+  'mutation setTagKeys': { field: 'setTagKeys', run: (t) => mutationOutcome('setTagKeys', 'SetTagKeysInput', { keys: ['campaign'] }, t) },
+  'mutation setGroupBudget (project)': {
+    field: 'setGroupBudget',
+    run: (t) => mutationOutcome('setGroupBudget', 'SetGroupBudgetInput', { orgUnitId: ids.project, window: 'MONTHLY', person: 'member:mel', limitCreditSeconds: '1000' }, t),
   },
   'mutation setBudget (project)': {
     field: 'setBudget',

@@ -3,7 +3,8 @@
 // RFC 4180: CRLF line ends, fields quoted when they hold a comma, quote or line break; formula-like text neutralised.
 import type { ChargebackLineData, ChargebackStatement } from './chargeback.js';
 import { linePathNames } from './chargeback.js';
-import { formatCents, parseUsd, usdToCentsHalfUp } from '../primitives/money.js';
+import { formatCents, formatCreditSeconds, parseUsd, usdToCentsHalfUp } from '../primitives/money.js';
+import type { GroupPart } from './groups.js';
 
 /** Text a spreadsheet would run as a formula (=, +, @, a tab or CR, or - not starting a number). */
 const FORMULA = /^(?:[=+@\t\r]|-(?![\d.]))/;
@@ -96,6 +97,12 @@ export const FOCUS_CSV_COLUMNS = [
   'Tags',
 ] as const;
 
+/** A tag set as stored (jsonb text), keys sorted. */
+function sortedTags(json: string): Record<string, string> {
+  const tags = JSON.parse(json) as Record<string, string>;
+  return Object.fromEntries(Object.keys(tags).sort().map((k) => [k, tags[k]!]));
+}
+
 const cents = (usd: string) => usdToCentsHalfUp(parseUsd(usd, { allowNegative: true }));
 
 /**
@@ -103,13 +110,17 @@ const cents = (usd: string) => usdToCentsHalfUp(parseUsd(usd, { allowNegative: t
  * so that the rows add up to the invoice without double counting). Usage-based: BilledCost = EffectiveCost.
  * Credit package: the credits were billed when the package was bought, so BilledCost is 0 and EffectiveCost
  * carries the drawdown; credits forfeited at the end of the term are their own row on the cost centre.
+ *
+ * With `tagSets` (groupStatement by TAG_SET), a unit whose jobs carry tags has one row per tag set, the job tags in
+ * `Tags` as FOCUS has them (user tags as they are, the gateway's own keys prefixed `x-gateway/`), and one row for the
+ * rest (`x-gateway/untagged`): its own cost split by largest remainder, so that its rows still sum to its charge.
  */
-export function focusCsv(statement: ChargebackStatement, lines: readonly ChargebackLineData[]): string {
+export function focusCsv(statement: ChargebackStatement, lines: readonly ChargebackLineData[], tagSets?: ReadonlyMap<string, readonly GroupPart[]>): string {
   const paths = linePathNames(statement);
   const prepaid = statement.billingModel === 'CREDIT_PACKAGE';
   const forfeitedCents = cents(statement.forfeitedUsd);
   const rows: (string | null)[][] = [];
-  const row = (l: ChargebackLineData, cost: bigint, quantity: string, description: string, status: string | null, tags: Record<string, string>) => {
+  const row = (l: ChargebackLineData, cost: bigint, quantity: string, description: string, status: string | null, tags: Record<string, string>, split = false) => {
     rows.push([
       statement.accountId,
       statement.accountName,
@@ -136,8 +147,10 @@ export function focusCsv(statement: ChargebackStatement, lines: readonly Chargeb
         'x-gateway/period': statement.period,
         'x-gateway/billing-model': statement.billingModel,
         ...(statement.policy ? { 'x-gateway/policy': statement.policy } : {}),
-        'x-gateway/in-pool-credit-seconds': l.ownInPoolCreditSeconds,
-        'x-gateway/overage-credit-seconds': l.ownOverageCreditSeconds,
+        // The unit's in-pool and overage split is not kept per tag set: only a unit's whole row carries it.
+        ...(split
+          ? {}
+          : { 'x-gateway/in-pool-credit-seconds': l.ownInPoolCreditSeconds, 'x-gateway/overage-credit-seconds': l.ownOverageCreditSeconds }),
         ...tags,
       }),
     ]);
@@ -156,7 +169,17 @@ export function focusCsv(statement: ChargebackStatement, lines: readonly Chargeb
     const description = isCostCentre
       ? 'HeyGen usage charged back, with the commitment no unit used (cost centre)'
       : 'HeyGen usage charged back';
-    row(l, own, l.ownCreditSeconds, description, null, isCostCentre ? { 'x-gateway/cost-centre': 'true' } : {});
+    const centre: Record<string, string> = isCostCentre ? { 'x-gateway/cost-centre': 'true' } : {};
+    const parts = (tagSets?.get(l.orgUnitId) ?? []).filter((p) => p.ownMicroCs !== 0n || p.ownCents !== 0n);
+    // A cost centre's forfeited credits are their own row above: its split (of the whole own cost) is not used.
+    if (!parts.some((p) => p.value !== null) || (isCostCentre && forfeitedCents > 0n)) {
+      row(l, own, l.ownCreditSeconds, description, null, centre);
+      continue;
+    }
+    for (const p of parts) {
+      const tags: Record<string, string> = p.value === null ? { ...centre, 'x-gateway/untagged': 'true' } : { ...centre, ...sortedTags(p.value) };
+      row(l, p.ownCents, formatCreditSeconds(p.ownMicroCs), description, null, tags, true);
+    }
   }
   return csv(FOCUS_CSV_COLUMNS, rows);
 }

@@ -108,6 +108,8 @@ export interface AccountForecast extends UsageForecast {
   poolRunsOutOn: string | null;
   /** Until when the pool lasts: the period's last day (usage-based), the term's last day (credit package). */
   poolHorizon: string;
+  /** The pool at the period's start: the period's included usage (usage-based), what was left of the term's (credit package). */
+  includedMicroCs: bigint;
 }
 
 /** The current period's forecast of an account (its root unit's), with the invoice and the pool's run-out day. */
@@ -126,6 +128,7 @@ export async function accountForecast(db: Db, rootId: string, account: AccountRo
     highInvoiceUsd: invoice(f.highMicroCs),
     poolRunsOutOn: summary.includedMicroCs > 0n ? runOutDay(f.model, f.today, f.elapsedOfToday, left, poolHorizon) : null,
     poolHorizon,
+    includedMicroCs: summary.includedMicroCs,
   };
 }
 

@@ -227,6 +227,18 @@ export async function budgetsOnPath(db: Db, path: readonly string[], accountId: 
     .orderBy(budgetsTable.id);
 }
 
+/**
+ * "Now" for budget windows, computed in the statement that reads them: `cur`, every account's {period, day} (as the
+ * admission's `p.accounts`), and `shownFor(accountId)`, the window shown for a budget: its account's, UTC's for a
+ * budget over all accounts.
+ */
+export function accountsNow(now: Date): { cur: SQL; shownFor: (accountId: SQL) => SQL } {
+  const at = now.toISOString();
+  const local = (tz: SQL, format: string) => sql`to_char((${at}::timestamptz) at time zone ${tz}, ${format})`;
+  const nowOf = (tz: SQL) => sql`jsonb_build_object('period', ${local(tz, 'YYYY-MM')}, 'day', ${local(tz, 'YYYY-MM-DD')})`;
+  const cur = sql`(select coalesce(jsonb_object_agg(a.id, ${nowOf(sql`a.timezone`)}), '{}'::jsonb) from accounts a)`;
+  return { cur, shownFor: (accountId) => sql`coalesce(${cur} -> ${accountId}::text, ${nowOf(sql`'UTC'`)})` };
+}
 
 /**
  * Budgets with their usage, in one statement (for reads: the API's budget lists and balances, a project's headroom,
@@ -243,13 +255,9 @@ export async function budgetsWithUsage(
   const ids = 'unitIds' in which ? which.unitIds : which.budgetIds;
   if (ids.length === 0) return [];
   const at = now.toISOString();
-  const local = (tz: SQL, format: string) => sql`to_char((${at}::timestamptz) at time zone ${tz}, ${format})`;
-  const nowOf = (tz: SQL) => sql`jsonb_build_object('period', ${local(tz, 'YYYY-MM')}, 'day', ${local(tz, 'YYYY-MM-DD')})`;
-  // Every account's {period, day}, as the admission's `p.accounts`.
-  const cur = sql`(select coalesce(jsonb_object_agg(a.id, ${nowOf(sql`a.timezone`)}), '{}'::jsonb) from accounts a)`;
-  // The window shown: the budget's account's, UTC's for a budget over all accounts. Written out with the table's
-  // name (drizzle leaves the columns of a one-table select unqualified).
-  const shown = sql`coalesce(${cur} -> budgets.account_id::text, ${nowOf(sql`'UTC'`)})`;
+  const { cur, shownFor } = accountsNow(now);
+  // Written out with the table's name (drizzle leaves the columns of a one-table select unqualified).
+  const shown = shownFor(sql`budgets.account_id`);
   const rows = await db
     .select({
       budget: budgetsTable,

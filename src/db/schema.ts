@@ -258,6 +258,10 @@ export const jobsTable = pgTable('jobs', {
   idempotencyScope: text('idempotency_scope').notNull(),
   idempotencyKey: text('idempotency_key'),
   createdBy: text('created_by').notNull(),
+  /** The person an app named as the one it acts for (SERVICE tokens only); the job's person is then `user:<end_user>`, else created_by. */
+  endUser: text('end_user'),
+  /** Key/value tags (keys from the organization's allowlist, tag_keys): chargeback and budgets by tag value. */
+  tags: jsonb('tags').$type<Record<string, string>>().notNull().default(sql`'{}'::jsonb`),
   product: text('product').notNull(),
   rateMicroCsPerSecond: micro('rate_micro_cs_per_second').notNull(),
   estimatedSeconds: numeric('estimated_seconds').notNull(),
@@ -568,6 +572,8 @@ export const outboxEventsTable = pgTable('outbox_events', {
   // The metrics' read (pending, lag, given up per topic) stays small however many events were delivered.
   index('outbox_events_undelivered').on(t.topic, t.createdAt).where(sql`status <> 'DELIVERED'`),
   index('outbox_events_job').on(t.jobId),
+  // The money-event feed of a subtree, newest first (moneyEvents), and an account's last run-out forecast.
+  index('outbox_events_money_unit').on(t.orgUnitId, t.createdAt).where(sql`topic = 'money_event'`),
   check('outbox_events_status', sql`${t.status} in ('PENDING', 'DELIVERED', 'DEAD')`),
 ]);
 
@@ -634,6 +640,72 @@ export const budgetAlertStatesTable = pgTable('budget_alert_states', {
   generation: integer('generation').notNull().default(1),
   changedAt: timestamp('changed_at', { withTimezone: true }).notNull().defaultNow(),
 }, (t) => [primaryKey({ columns: [t.budgetId, t.windowFrom, t.windowTo, t.threshold] })]);
+
+/** The tag keys jobs may carry, per organization (the root unit): set by ADMIN or FINANCE (setTagKeys). */
+export const tagKeysTable = pgTable('tag_keys', {
+  organizationId: uuid('organization_id').notNull().references(() => orgUnitsTable.id),
+  key: text('key').notNull(),
+  createdBy: text('created_by').notNull(),
+  createdAt: createdAt(),
+}, (t) => [primaryKey({ columns: [t.organizationId, t.key] })]);
+
+/**
+ * Usage per tag set: (unit, account, period, the job's whole tag set), one row for every unit on the job's path,
+ * moved by a trigger on ledger_entries in the same transaction. Jobs without tags (and adjustments) have no row:
+ * they are the unit's usage (usage_rollups) minus these. Grouping by one key sums the sets that carry it.
+ */
+export const usageTagRollupsTable = pgTable('usage_tag_rollups', {
+  orgUnitId: uuid('org_unit_id').notNull().references(() => orgUnitsTable.id),
+  accountId: uuid('account_id').notNull().references(() => accountsTable.id),
+  period: text('period').notNull(),
+  tags: jsonb('tags').$type<Record<string, string>>().notNull(),
+  reservedMicroCs: micro('reserved_micro_cs').notNull().default(sql`0`),
+  settledMicroCs: micro('settled_micro_cs').notNull().default(sql`0`),
+}, (t) => [
+  primaryKey({ columns: [t.orgUnitId, t.accountId, t.period, t.tags] }),
+  check('usage_tag_rollups_reserved_non_negative', sql`${t.reservedMicroCs} >= 0`),
+]);
+
+/**
+ * Usage per person: (unit, account, period, person), the person being the job's end user (`user:<name>`) or its
+ * submitting subject (jobs.created_by); maintained like usage_tag_rollups. Adjustments have no person.
+ */
+export const usagePersonRollupsTable = pgTable('usage_person_rollups', {
+  orgUnitId: uuid('org_unit_id').notNull().references(() => orgUnitsTable.id),
+  accountId: uuid('account_id').notNull().references(() => accountsTable.id),
+  period: text('period').notNull(),
+  person: text('person').notNull(),
+  reservedMicroCs: micro('reserved_micro_cs').notNull().default(sql`0`),
+  settledMicroCs: micro('settled_micro_cs').notNull().default(sql`0`),
+}, (t) => [
+  primaryKey({ columns: [t.orgUnitId, t.accountId, t.period, t.person] }),
+  check('usage_person_rollups_reserved_non_negative', sql`${t.reservedMicroCs} >= 0`),
+]);
+
+/**
+ * HARD caps on a group of jobs within a unit's subtree: those carrying one tag value (a campaign), or those of one
+ * person. Checked by the admission function (gateway_check_group_budgets) with the unit budgets' guarantees.
+ */
+export const groupBudgetsTable = pgTable('group_budgets', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  orgUnitId: uuid('org_unit_id').notNull().references(() => orgUnitsTable.id),
+  /** null: the budget covers every account. */
+  accountId: uuid('account_id').references(() => accountsTable.id),
+  window: budgetWindowEnum('window').notNull(),
+  limitMicroCs: micro('limit_micro_cs').notNull(),
+  tagKey: text('tag_key'),
+  tagValue: text('tag_value'),
+  person: text('person'),
+  createdAt: createdAt(),
+  updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+}, (t) => [
+  unique('group_budgets_scope').on(t.orgUnitId, t.accountId, t.window, t.tagKey, t.tagValue, t.person).nullsNotDistinct(),
+  check('group_budgets_limit_non_negative', sql`${t.limitMicroCs} >= 0`),
+  check('group_budgets_one_group', sql`(${t.tagKey} is not null and ${t.tagValue} is not null and ${t.person} is null) or (${t.tagKey} is null and ${t.tagValue} is null and ${t.person} is not null)`),
+  // The windows counted in periods (GROUP_BUDGET_WINDOWS): the tag and person rollups have no days. As text: a new
+  // enum value may not be used as a constant in the transaction that adds it.
+  check('group_budgets_period_window', sql`${t.window}::text in ('MONTHLY', 'QUARTERLY', 'CONTRACT_TERM', 'LIFETIME')`),
+]);
 
 /** Output resolutions a policy can cap, lowest first (the order `maxResolution` compares in). */
 export const RESOLUTIONS = ['720p', '1080p', '4k'] as const;

@@ -25,12 +25,14 @@ import {
   type ChargebackStatement,
   type ChargebackTermsData,
 } from '../billing/chargeback.js';
-import { formatDecimalForDisplay, parseCreditSeconds, parseUsd, MICRO_PER_CS } from '../primitives/money.js';
+import { formatCents, formatDecimalForDisplay, parseCreditSeconds, parseUsd, MICRO_PER_CS } from '../primitives/money.js';
 import { isValidPeriod, periodOf } from '../primitives/period.js';
 import * as Q from '../primitives/rational.js';
 import { budgetRateUsdPerCs, PRESET_TIERS, pricePerCs, setAccountTerms, setCommittedShares } from '../billing/terms.js';
 import { syncWallet, type WalletSnapshotRow } from '../billing/wallet.js';
 import { accountTotalsVisible, budgetCountersVisible } from './visibility.js';
+import { GroupByInput, groupByOf, personVisible } from './groups.js';
+import { groupStatement, type GroupBy, type GroupPart } from '../billing/groups.js';
 
 const AllocationPolicyEnum = builder.enumType('AllocationPolicy', {
   description:
@@ -212,17 +214,52 @@ builder.objectFields(BudgetRef, (t) => ({
 
 // ——— chargeback ———
 
+interface GroupView {
+  group: GroupBy;
+  part: GroupPart;
+}
+
+/** A line with its groups when the report was asked for a grouping (null otherwise). */
+type LineShape = ChargebackLineData & { groups: GroupView[] | null };
+
 interface ReportShape {
   statement: ChargebackStatement;
-  lines: ChargebackLineData[];
+  lines: LineShape[];
   adjustments: ChargebackAdjustmentData[];
 }
 
-function reportFor(actor: Actor, statement: ChargebackStatement): ReportShape {
-  return { statement, lines: visibleLines(actor, statement), adjustments: visibleAdjustments(actor, statement) };
+async function reportFor(db: GraphQLContext['db'], actor: Actor, statement: ChargebackStatement, group: GroupBy | null): Promise<ReportShape> {
+  const groups = group ? await groupStatement(db, statement, group) : null;
+  const lines = visibleLines(actor, statement).map((l) => ({
+    ...l,
+    groups: groups
+      ? groups
+          .get(l.orgUnitId)!
+          .filter((part) => group!.by !== 'PERSON' || personVisible(actor, part.value))
+          .map((part) => ({ group: group!, part }))
+      : null,
+  }));
+  return { statement, lines, adjustments: visibleAdjustments(actor, statement) };
 }
 
-const ChargebackLineRef = builder.objectRef<ChargebackLineData>('ChargebackLine').implement({
+const ChargebackGroupRef = builder.objectRef<GroupView>('ChargebackGroup').implement({
+  description:
+    "One group of a chargeback line: a tag value or a person, or the rest (value null: jobs without the tag, or usage with no person: adjustments). A line's groups add up to it to the cent (docs/billing.md); a MEMBER or SERVICE caller sees only its own person.",
+  fields: (t) => ({
+    tagKey: t.string({ nullable: true, description: 'TAG grouping: the key.', resolve: (g) => (g.group.by === 'TAG' ? g.group.tagKey : null) }),
+    value: t.string({ nullable: true, description: 'The tag value or the person; null for the rest.', resolve: (g) => g.part.value }),
+    label: t.string({
+      description: 'The value, or `untagged` / `no person` for the rest.',
+      resolve: (g) => g.part.value ?? (g.group.by === 'PERSON' ? 'no person' : 'untagged'),
+    }),
+    creditSeconds: t.field({ type: 'CreditSeconds', description: "Settled usage of the group in the line's subtree.", resolve: (g) => g.part.microCs }),
+    ownCreditSeconds: t.field({ type: 'CreditSeconds', description: 'Settled usage of the group on the unit itself.', resolve: (g) => g.part.ownMicroCs }),
+    costUsd: t.field({ type: 'Usd', description: "The group's part of the line's costUsd.", resolve: (g) => formatCents(g.part.cents) }),
+    ownCostUsd: t.field({ type: 'Usd', description: "The group's part of the line's ownCostUsd.", resolve: (g) => formatCents(g.part.ownCents) }),
+  }),
+});
+
+const ChargebackLineRef = builder.objectRef<LineShape>('ChargebackLine').implement({
   description:
     "One unit's part of the invoice. Subtree fields (creditSeconds, inPool…, overage…, costUsd) include everything under the unit, so a line equals its own part plus its children's lines.",
   fields: (t) => ({
@@ -249,6 +286,12 @@ const ChargebackLineRef = builder.objectRef<ChargebackLineData>('ChargebackLine'
       type: 'Usd',
       description: 'Charged to this unit itself; on the cost centre this includes unallocated commitment and forfeited credits.',
       resolve: (l) => l.ownCostUsd,
+    }),
+    groups: t.field({
+      type: [ChargebackGroupRef],
+      nullable: true,
+      description: "The line split by the report's groupBy (null without one): values in order, the rest last.",
+      resolve: (l) => l.groups,
     }),
   }),
 });
@@ -363,11 +406,13 @@ builder.queryFields((t) => ({
     args: {
       accountId: t.arg.id({ required: true, description: 'Global id of the account.' }),
       period: t.arg.string({ required: true, description: 'Period as YYYY-MM (a calendar month in the account time zone).' }),
+      groupBy: t.arg({ type: GroupByInput, required: false, description: 'Split every line by tag value or by person (ChargebackLine.groups).' }),
     },
     resolve: async (_r, args, ctx) => {
       const account = await requireAccount(ctx, String(args.accountId));
+      const group = args.groupBy ? groupByOf(args.groupBy) : null;
       const statement = await chargebackStatement(ctx.db, account.id, requirePeriodArg(args.period));
-      return reportFor(ctx.actor!, statement);
+      return reportFor(ctx.db, ctx.actor!, statement, group);
     },
   }),
 }));
@@ -530,7 +575,7 @@ builder.mutationFields((t) => ({
       const actor = ctx.actor!;
       const account = await requireAccount(ctx, String(input.accountId));
       const statement = await ctx.db.transaction((tx) => closePeriod(tx, actor, account.id, input.period, ctx.now));
-      return { report: reportFor(actor, statement) };
+      return { report: await reportFor(ctx.db, actor, statement, null) };
     },
   }),
   syncWallet: t.fieldWithInput({

@@ -52,10 +52,15 @@ builder.objectType(BudgetExceededError, {
     orgUnitId: t.id({ description: 'Global id of the unit whose budget refused the job.', resolve: (e) => encodeGlobalID('OrgUnit', e.orgUnitId) }),
     budgetId: t.id({
       nullable: true,
-      description: 'Global id of the refusing budget (null for a credit package pool).',
-      resolve: (e) => (e.budgetId ? encodeGlobalID('Budget', e.budgetId) : null),
+      description: 'Global id of the refusing budget: a Budget, or a GroupBudget for reason TAG or PERSON (null for a credit package pool).',
+      resolve: (e) => (e.budgetId ? encodeGlobalID(e.group ? 'GroupBudget' : 'Budget', e.budgetId) : null),
     }),
-    reason: t.exposeString('reason', { description: 'BUDGET: a HARD budget; POOL: the account pool.' }),
+    reason: t.exposeString('reason', {
+      description: "BUDGET: a unit's HARD budget; POOL: the account pool; TAG: the budget of one of the job's tag values; PERSON: the budget of the job's person.",
+    }),
+    tagKey: t.string({ nullable: true, description: 'Reason TAG: the key of the tag value whose budget refused.', resolve: (e) => (e.group && 'tagKey' in e.group ? e.group.tagKey : null) }),
+    tagValue: t.string({ nullable: true, description: 'Reason TAG: the tag value whose budget refused.', resolve: (e) => (e.group && 'tagKey' in e.group ? e.group.tagValue : null) }),
+    person: t.string({ nullable: true, description: 'Reason PERSON: the person whose budget refused.', resolve: (e) => (e.group && 'person' in e.group ? e.group.person : null) }),
     orgUnitName: t.string({ nullable: true, description: 'Name of the unit whose budget (or whose account pool) refused the job.', resolve: (e) => e.details?.unitName ?? null }),
     window: t.string({
       nullable: true,

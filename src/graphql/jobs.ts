@@ -7,7 +7,7 @@ import { OrgUnitRef } from './org.js';
 import { AccountRef } from './accounts.js';
 import { visibleAccount, visibleJob, visibleJobsFilter } from './visibility.js';
 import { JOB_KINDS, JOB_STATUSES, jobsTable } from '../db/schema.js';
-import type { JobRow } from '../jobs/admission.js';
+import { personOf, type JobRow } from '../jobs/admission.js';
 import { submitJob, type JobItemRow } from '../jobs/submit.js';
 import { createOutputReader, type ItemOutput } from '../jobs/outputs.js';
 import type { GraphQLContext } from './context.js';
@@ -25,6 +25,32 @@ const JobStatusEnum = builder.enumType('JobStatus', {
     '(QUEUED →) RESERVED → SUBMITTED → PROCESSING → SUCCEEDED | FAILED | CANCELLED; QUEUED while admitted (its hold taken) but waiting for a concurrency slot (see Job.queue; it expires after QUEUE_TTL_SECONDS, and goes back to it when HeyGen answers 429); SUBMIT_UNKNOWN while a submission outcome is unclear (retried with the same Idempotency-Key); REJECTED at admission; EXPIRED when the hold outlived HOLD_TTL_HOURS (or the submission stayed unresolved past HeyGen\'s 24 h idempotency window): completed outputs debited, the rest released, and a drift note written when HeyGen may still bill it.',
   values: JOB_STATUSES,
 });
+
+const JobTagRef = builder.objectRef<{ key: string; value: string }>('JobTag').implement({
+  description: 'One key/value tag of a job.',
+  fields: (t) => ({
+    key: t.exposeString('key', { description: "The key (from the organization's allowlist)." }),
+    value: t.exposeString('value', { description: 'The value.' }),
+  }),
+});
+
+const JobTagInput = builder.inputType('JobTagInput', {
+  description: "One key/value tag: the key from the organization's allowlist (setTagKeys).",
+  fields: (f) => ({
+    key: f.string({ required: true, description: 'The key: a lower-case letter, then up to 63 of a-z 0-9 _ - . :' }),
+    value: f.string({ required: true, description: '1 to 256 characters.' }),
+  }),
+});
+
+/** A list of tags as the map jobs store; a key given twice is refused. */
+function tagsOf(list: readonly { key: string; value: string }[] | null | undefined): Record<string, string> {
+  const tags: Record<string, string> = {};
+  for (const { key, value } of list ?? []) {
+    if (Object.hasOwn(tags, key)) throw new ValidationError('tags', `tag key "${key.slice(0, 64)}" is given twice`);
+    tags[key] = value;
+  }
+  return tags;
+}
 
 const JobOutputRef = builder.objectRef<ItemOutput>('JobOutput').implement({
   description:
@@ -137,6 +163,16 @@ builder.node(JobRef, {
       description:
         "Who submitted it: the subject of the submitting token (`<role>:<name>` for an operator token, `service:<token id>` for a service token, `idp:<sub>` for a company identity), as in the audit log. Shown with the job, so to those who may see the job only.",
     }),
+    endUser: t.exposeString('endUser', { nullable: true, description: 'The person the submitting app named (submitJob endUser, or the X-Gateway-End-User header of the /v3 front).' }),
+    person: t.string({
+      description: 'Whom usage by person counts the job for: `user:<endUser>` when the app named one, else createdBy (docs/governance.md).',
+      resolve: (j) => personOf(j),
+    }),
+    tags: t.field({
+      type: [JobTagRef],
+      description: 'The key/value tags the job was submitted with, by key.',
+      resolve: (j) => Object.entries(j.tags).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([key, value]) => ({ key, value })),
+    }),
     createdAt: t.field({ type: 'DateTime', description: 'Admission time.', resolve: (j) => j.createdAt }),
     submittedAt: t.field({ type: 'DateTime', nullable: true, description: 'When HeyGen accepted it.', resolve: (j) => j.submittedAt }),
     settledAt: t.field({ type: 'DateTime', nullable: true, description: 'When money was settled or released.', resolve: (j) => j.settledAt }),
@@ -236,6 +272,15 @@ builder.mutationFields((t) => ({
         description:
           "true (default): when the account has no free concurrency slot, the job is admitted QUEUED (its hold taken) and started when a slot is its turn (Job.queue tells where it stands); false: refused with ConcurrencyLimitError instead.",
       }),
+      tags: t.input.field({
+        type: [JobTagInput],
+        required: false,
+        description: "Key/value tags (at most JOB_MAX_TAGS, keys from the organization's allowlist): usage and chargeback by tag value, budgets on a tag value (docs/governance.md).",
+      }),
+      endUser: t.input.string({
+        required: false,
+        description: 'SERVICE tokens only: the person the app submits for; usage by person then counts the job for `user:<endUser>`.',
+      }),
     },
     resolve: async (_r, { input }, ctx) => {
       const projectId = decodeId(String(input.projectId), 'OrgUnit');
@@ -247,6 +292,8 @@ builder.mutationFields((t) => ({
         estimatedSeconds: input.estimatedSeconds ?? null,
         idempotencyKey: input.idempotencyKey ?? null,
         queue: input.queue ?? true,
+        tags: tagsOf(input.tags),
+        endUser: input.endUser ?? null,
       }, (jobId, items) => ctx.loaders.itemsByJob.prime(jobId, items));
     },
   }),

@@ -21,13 +21,13 @@ import { and, eq } from 'drizzle-orm';
 
 builder.subscriptionType({
   description:
-    'Live updates over Server-Sent Events (`Accept: text/event-stream`). Each event carries the object as it stands when sent, read with the caller\'s own visibility; changes close together may arrive as one event. At most GRAPHQL_MAX_SUBSCRIPTIONS_PER_CALLER open per caller and process.',
+    'Live updates over Server-Sent Events (`Accept: text/event-stream`). Each event carries the object as it stands when sent, read with the caller\'s own visibility; changes close together may arrive as one event. At most GRAPHQL_MAX_SUBSCRIPTIONS_PER_CALLER open per caller and process. A service token\'s streams end (complete) when it is revoked.',
 });
 
 /** A stream on `topic` for the caller, starting with `initial`; the per-caller limit is a VALIDATION_FAILED error. */
 function open(ctx: GraphQLContext, topic: string, initial: string[]): LiveStream {
   try {
-    return ctx.services.live.subscribe(topic, ctx.actor!.subject, initial);
+    return ctx.services.live.subscribe(topic, ctx.actor!.subject, initial, ctx.actor!.tokenId);
   } catch (error) {
     if (error instanceof TooManySubscriptionsError) throw new ValidationError('subscription', error.message);
     throw error;

@@ -2,6 +2,8 @@
 import { and, asc, eq, gt, lt, desc, isNull } from 'drizzle-orm';
 import { alias } from 'drizzle-orm/pg-core';
 import { builder } from './builder.js';
+import { GroupByInput, groupByOf, personVisible } from './groups.js';
+import { usageByGroup, type UsageGroup } from '../billing/groups.js';
 import { MUTATION_ERRORS } from './errors.js';
 import { decodeId, tryDecodeId } from './ids.js';
 import { AccountRef } from './accounts.js';
@@ -21,7 +23,7 @@ export const OrgUnitKindEnum = builder.enumType('OrgUnitKind', {
   description: 'Level of a unit in the org tree.',
   values: ORG_UNIT_KINDS,
 });
-const BudgetWindowEnum = builder.enumType('BudgetWindow', {
+export const BudgetWindowEnum = builder.enumType('BudgetWindow', {
   description:
     "The window usage is counted over, in the account's time zone (a budget over all accounts: each account's own): DAILY the current day; WEEKLY the current ISO week (Monday to Sunday); MONTHLY the current period; QUARTERLY the current calendar quarter; CUSTOM the budget's windowFrom (inclusive) to windowTo (exclusive), admitting nothing outside it; CONTRACT_TERM the account term (lifetime when the terms have no dates); LIFETIME all time.",
   values: BUDGET_WINDOWS,
@@ -36,17 +38,43 @@ const parentUnits = alias(orgUnitsTable, 'parent');
 export const BudgetRef = builder.objectRef<BudgetRow>('Budget');
 
 interface UsageShape {
+  unitId: string;
   period: string;
   accountId: string | null;
+  /** The accounts summed (null: all). */
+  accountIds: string[] | null;
   reservedMicroCs: bigint;
   settledMicroCs: bigint;
 }
+
+const UsageGroupRef = builder.objectRef<UsageGroup & { person: boolean }>('UsageGroup').implement({
+  description: 'One group of a usage: a tag value or a person, or the rest (value null: jobs without the tag, adjustments).',
+  fields: (t) => ({
+    value: t.string({ nullable: true, description: 'The tag value or the person; null for the rest.', resolve: (g) => g.value }),
+    label: t.string({ description: 'The value, or `untagged` / `no person` for the rest.', resolve: (g) => g.value ?? (g.person ? 'no person' : 'untagged') }),
+    reservedCreditSeconds: t.field({ type: 'CreditSeconds', description: 'Open holds of jobs in flight.', resolve: (g) => g.reservedMicroCs }),
+    settledCreditSeconds: t.field({ type: 'CreditSeconds', description: 'Settled usage.', resolve: (g) => g.settledMicroCs }),
+  }),
+});
+
 const UsageRef = builder.objectRef<UsageShape>('Usage').implement({
   description: "A unit's usage (its whole subtree) in one period.",
   fields: (t) => ({
     period: t.field({ type: 'Period', description: 'The period.', resolve: (u) => u.period }),
     reservedCreditSeconds: t.field({ type: 'CreditSeconds', description: 'Open holds of jobs in flight.', resolve: (u) => u.reservedMicroCs }),
     settledCreditSeconds: t.field({ type: 'CreditSeconds', description: 'Settled usage (debits and adjustments).', resolve: (u) => u.settledMicroCs }),
+    groups: t.field({
+      type: [UsageGroupRef],
+      description:
+        'The usage by tag value or by person, from the rollups: values in order, the rest last; they add up to this usage exactly. A MEMBER or SERVICE caller sees only its own person (docs/governance.md).',
+      args: { groupBy: t.arg({ type: GroupByInput, required: true, description: 'The grouping.' }) },
+      resolve: async (u, args, ctx) => {
+        const group = groupByOf(args.groupBy);
+        const groups = await usageByGroup(ctx.db, u.unitId, u.accountIds, u.period, group);
+        const person = group.by === 'PERSON';
+        return groups.filter((g) => !person || personVisible(ctx.actor!, g.value)).map((g) => ({ ...g, person }));
+      },
+    }),
   }),
 });
 
@@ -98,8 +126,10 @@ builder.node(OrgUnitRef, {
         const scopes = visible === 'all' ? [null] : visible;
         const parts = await Promise.all(scopes.map((scope) => ctx.loaders.unitUsage.load({ unitId: u.id, accountId: scope, period })));
         return {
+          unitId: u.id,
           period,
           accountId,
+          accountIds: visible === 'all' ? null : visible,
           reservedMicroCs: parts.reduce((sum, p) => sum + p.reservedMicroCs, 0n),
           settledMicroCs: parts.reduce((sum, p) => sum + p.settledMicroCs, 0n),
         };

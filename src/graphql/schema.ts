@@ -19,5 +19,6 @@ import './forecasts.js';
 import './notifications.js';
 import './money-events.js';
 import './budget-requests.js';
+import './tags.js';
 
 export const schema = builder.toSchema({ sortSchema: true });

@@ -7,6 +7,7 @@ import { accountsVisibleTo } from '../accounts/accounts.js';
 import { AuthenticationError } from '../auth/tokens.js';
 import { chargebackStatement, visibleLines } from '../billing/chargeback.js';
 import { chargebackCsv, focusCsv } from '../billing/csv.js';
+import { groupStatement } from '../billing/groups.js';
 import { isValidPeriod } from '../primitives/period.js';
 import { DomainError } from '../errors.js';
 import { isUuid } from '../org/units.js';
@@ -69,7 +70,7 @@ export async function handleChargebackCsv(
     throw error;
   }
   const lines = visibleLines(actor, statement);
-  const body = focus ? focusCsv(statement, lines) : chargebackCsv(statement, lines);
+  const body = focus ? focusCsv(statement, lines, await groupStatement(services.db, statement, { by: 'TAG_SET' })) : chargebackCsv(statement, lines);
   const name = `chargeback-${period}${focus ? '-focus' : ''}.csv`;
   return {
     status: 200,

@@ -5,14 +5,15 @@
 // of rows that never change (units) or that the function checks are unchanged (accounts: it answers `stale`, and the
 // gateway reads them again and retries).
 // Lock order, shared with settlement: job row → account row → rate-limit rows (unit policies on the path by id, then
-// the calling token's; admission only, docs/governance.md) → HARD budget rows (by id) → rollups (path order).
+// the calling token's; admission only, docs/governance.md) → HARD budget rows (by id) → group budget rows (budgets on
+// a tag value or a person, by id: gateway_check_group_budgets) → rollups (path order).
 // The audit event is the admission's last insert (it takes no lock that admissions contend on).
 import { createHash, randomUUID } from 'node:crypto';
 import { and, eq, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { isDatabaseUnavailable } from '../db/client.js';
 import { jsonRowOf, rowFromJson } from '../db/json-rows.js';
-import { accountTermsTable, accountsTable, auditEventsTable, budgetsTable, jobsTable, orgUnitsTable, type JobKind } from '../db/schema.js';
+import { accountTermsTable, accountsTable, auditEventsTable, budgetsTable, groupBudgetsTable, jobsTable, orgUnitsTable, type JobKind } from '../db/schema.js';
 import {
   BudgetExceededError,
   ConcurrencyLimitError,
@@ -27,6 +28,7 @@ import {
 } from '../errors.js';
 import { canReadAccountTotals, canReadCostsOf, canReadUnit, canSubmitFor, type Actor } from '../auth/actor.js';
 import { isUuid } from '../org/units.js';
+import { requireLabel, requireTagKey } from '../validation.js';
 import { termPeriods, type AccountRow, type AccountTermsRow } from '../accounts/accounts.js';
 import { budgetRateUsdPerCs } from '../billing/terms.js';
 import { formatCents, formatCreditSeconds, MICRO_PER_CS, usdToCentsHalfUp } from '../primitives/money.js';
@@ -51,6 +53,10 @@ export interface SubmitJobInput {
    * with its hold and started by the dispatcher (src/jobs/queue.ts); false or absent: refused (ConcurrencyLimitError).
    */
   queue?: boolean;
+  /** Key/value tags (keys from the organization's allowlist); none by default. */
+  tags?: Readonly<Record<string, string>>;
+  /** The person an app acts for (SERVICE tokens only): the job's person becomes `user:<endUser>`. */
+  endUser?: string | null;
 }
 
 export interface AdmissionSettings {
@@ -68,6 +74,8 @@ export interface AdmissionSettings {
   media: MediaProbeLimits;
   /** Largest `request` stored, in bytes of JSON (JOB_REQUEST_MAX_BYTES). */
   maxRequestBytes: number;
+  /** Most tags a job may carry (JOB_MAX_TAGS; default 10). */
+  maxTags?: number;
   /** Deepest nesting of a request body accepted (MAX_JSON_DEPTH). */
   maxJsonDepth?: number;
   /** Which app callback URLs a body may name (CALLBACK_ALLOW_HTTP, CALLBACK_ALLOW_PRIVATE); default https to public addresses. */
@@ -144,9 +152,32 @@ function canonical(value: unknown): string {
 }
 
 export function requestHash(input: SubmitJobInput): string {
+  // Tags and the end user count only when given, so that the hash of a request without them is what it always was.
+  const tags = input.tags && Object.keys(input.tags).length > 0 ? input.tags : undefined;
   return createHash('sha256')
-    .update(canonical({ projectId: input.projectId, kind: input.kind, request: input.request, estimatedSeconds: input.estimatedSeconds }))
+    .update(canonical({ projectId: input.projectId, kind: input.kind, request: input.request, estimatedSeconds: input.estimatedSeconds, tags, endUser: input.endUser ?? undefined }))
     .digest('hex');
+}
+
+const DEFAULT_MAX_TAGS = 10;
+
+/** A job's person: the end user an app named, else the subject that submitted it (as the rollups key it). */
+export function personOf(job: { createdBy: string; endUser: string | null }): string {
+  return job.endUser !== null ? `user:${job.endUser}` : job.createdBy;
+}
+
+/** The syntax of tags and of an end user; the allowlist of keys is checked by the admission function. */
+function checkTagsAndEndUser(actor: Actor, input: SubmitJobInput, maxTags: number): void {
+  const entries = Object.entries(input.tags ?? {});
+  if (entries.length > maxTags) throw new ValidationError('tags', `a job carries at most ${maxTags} tags; ${entries.length} were given`);
+  for (const [key, value] of entries) {
+    requireTagKey(key, 'tags');
+    requireLabel(value, `tags.${key}`);
+  }
+  if (input.endUser === undefined || input.endUser === null) return;
+  // Only an app names the person it acts for; a person's own token is its person already.
+  if (actor.role !== 'SERVICE') throw new ValidationError('endUser', 'endUser is for apps: a SERVICE token names the person it submits for');
+  requireLabel(input.endUser, 'endUser');
 }
 
 /** The scope an idempotency key lives in: the calling identity (a service token is its own scope). */
@@ -181,6 +212,7 @@ async function admit(db: Db, actor: Actor, input: SubmitJobInput, settings: Admi
   }
   if (!isUuid(input.projectId)) throw new NotFoundError('OrgUnit', input.projectId);
   checkRequestSize(input.request, settings.maxRequestBytes);
+  checkTagsAndEndUser(actor, input, settings.maxTags ?? DEFAULT_MAX_TAGS);
   // Validation and media measurement are network I/O: done before the transaction, never inside it.
   const prepared = await prepareJob(input.kind, input.request, settings.media, settings.maxJsonDepth, settings.callbacks);
   // App callbacks are signed with the calling service token's callback secret: only an app (a token) can name one.
@@ -226,6 +258,8 @@ async function admit(db: Db, actor: Actor, input: SubmitJobInput, settings: Admi
       idempotencyScope: scope,
       idempotencyKey: input.idempotencyKey,
       createdBy: actor.subject,
+      endUser: input.endUser ?? null,
+      tags: input.tags ?? {},
       product: estimate.product,
       rateMicroCsPerSecond: estimate.rateMicroCsPerSecond,
       estimatedSeconds: estimate.estimatedSeconds,
@@ -258,6 +292,8 @@ async function admit(db: Db, actor: Actor, input: SubmitJobInput, settings: Admi
           holdPeriod: period,
           idempotencyKey: input.idempotencyKey,
           requestHash: hash,
+          ...(input.tags && Object.keys(input.tags).length > 0 ? { tags: input.tags } : {}),
+          ...(input.endUser ? { endUser: input.endUser } : {}),
         },
       }),
     );
@@ -303,6 +339,18 @@ async function admit(db: Db, actor: Actor, input: SubmitJobInput, settings: Admi
         const terms = answer.terms ? rowFromJson(accountTermsTable, answer.terms) : null;
         const window = b.window === 'LIFETIME' ? 'LIFETIME' : `${b.window} ${answer.from === answer.to ? answer.from : `${answer.from}..${answer.to}`}`;
         throw describeRefusal(actor, refusal, { what: `the ${b.enforcement} budget of`, window, rate: budgetRateUsdPerCs(accountRow, terms) }, { id: b.orgUnitId, ...answer.unit });
+      }
+      case 'tag_key':
+        throw new ValidationError(`tags.${answer.key}`, `tag key "${answer.key}" is not in the organization's allowlist (setTagKeys)`);
+      case 'group_budget': {
+        const b = rowFromJson(groupBudgetsTable, answer.budget);
+        const accountRow = rowFromJson(accountsTable, answer.account);
+        const terms = answer.terms ? rowFromJson(accountTermsTable, answer.terms) : null;
+        const group = b.person !== null ? { person: b.person } : { tagKey: b.tagKey!, tagValue: b.tagValue! };
+        const refusal = new BudgetExceededError(b.id, b.orgUnitId, b.limitMicroCs, BigInt(answer.available), requested, b.person !== null ? 'PERSON' : 'TAG', null, group);
+        const window = b.window === 'LIFETIME' ? 'LIFETIME' : `${b.window} ${answer.from === answer.to ? answer.from : `${answer.from}..${answer.to}`}`;
+        const what = 'person' in group ? `the budget of person "${group.person}" in` : `the budget of tag ${group.tagKey}=${group.tagValue} in`;
+        throw describeRefusal(actor, refusal, { what, window, rate: budgetRateUsdPerCs(accountRow, terms) }, { id: b.orgUnitId, ...answer.unit });
       }
       case 'pool': {
         const accountRow = rowFromJson(accountsTable, answer.account);
@@ -363,6 +411,17 @@ type AdmitAnswer =
       limit: string;
       retry_after_seconds: number;
       unit: { name: string; path: string[] } | null;
+    }
+  | { outcome: 'tag_key'; key: string }
+  | {
+      outcome: 'group_budget';
+      budget: Record<string, unknown>;
+      available: string;
+      from: string;
+      to: string;
+      account: Record<string, unknown>;
+      terms: Record<string, unknown> | null;
+      unit: { name: string; path: string[] };
     }
   | { outcome: 'stale' };
 

@@ -59,9 +59,12 @@ export interface LiveStream extends AsyncIterableIterator<string> {
 export interface LiveHub {
   /**
    * A stream of ids announced on `topic`, counted against `owner`'s limit (throws TooManySubscriptionsError past it).
-   * `initial` ids are yielded first (the entity as it stands when the subscription starts).
+   * `initial` ids are yielded first (the entity as it stands when the subscription starts). `tokenId`: the token
+   * the caller subscribed with, whose revocation ends the stream.
    */
-  subscribe(topic: string, owner: string, initial?: readonly string[]): LiveStream;
+  subscribe(topic: string, owner: string, initial?: readonly string[], tokenId?: string | null): LiveStream;
+  /** Ends (cleanly) every stream opened with this token: it was revoked. */
+  revoke(tokenId: string): void;
   /** Hands one signal to this process's subscribers. */
   dispatch(signal: LiveSignal): void;
   /**
@@ -80,6 +83,7 @@ export interface LiveHub {
 interface Subscriber {
   topic: string;
   owner: string;
+  tokenId: string | null;
   pending: Set<string>;
   wake: (() => void) | null;
   done: boolean;
@@ -118,12 +122,12 @@ export function createLiveHub(opts: { maxPerOwner: number }): LiveHub {
   };
 
   return {
-    subscribe(topic, owner, initial = []) {
+    subscribe(topic, owner, initial = [], tokenId = null) {
       if (closed) throw new TooManySubscriptionsError('the server is shutting down');
       const open = perOwner.get(owner) ?? 0;
       if (open >= opts.maxPerOwner) throw new TooManySubscriptionsError(`at most ${opts.maxPerOwner} open subscriptions per caller`);
       perOwner.set(owner, open + 1);
-      const s: Subscriber = { topic, owner, pending: new Set(initial), wake: null, done: false };
+      const s: Subscriber = { topic, owner, tokenId, pending: new Set(initial), wake: null, done: false };
       let set = byTopic.get(topic);
       if (!set) byTopic.set(topic, (set = new Set()));
       set.add(s);
@@ -161,6 +165,13 @@ export function createLiveHub(opts: { maxPerOwner: number }): LiveHub {
         if (colon < 0) continue;
         const id = topic.slice(colon + 1);
         for (const s of set) push(s, id);
+      }
+    },
+    revoke(tokenId) {
+      for (const set of [...byTopic.values()]) for (const s of [...set]) {
+        if (s.tokenId !== tokenId) continue;
+        s.pending.clear();
+        finish(s);
       }
     },
     wants(kind) {

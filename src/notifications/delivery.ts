@@ -89,12 +89,23 @@ export function describeEvent(e: ChannelEvent): { title: string; facts: Array<[s
       facts.push(['Used', cs(d.usedMicroCs)], ['Limit', cs(d.limitMicroCs)], ['Window', window === '0000-01..9999-12' ? 'lifetime' : window]);
       break;
     case 'budget.refused':
-      title = d.reason === 'POOL' ? `${unit}: jobs refused, the account's pool is used up` : `${unit}: jobs refused by its HARD budget`;
+      title =
+        d.reason === 'POOL'
+          ? `${unit}: jobs refused, the account's pool is used up`
+          : d.reason === 'TAG'
+            ? `${unit}: jobs refused by the budget of tag ${d.tagKey}=${d.tagValue}`
+            : d.reason === 'PERSON'
+              ? `${unit}: jobs refused by the budget of person ${d.person}`
+              : `${unit}: jobs refused by its HARD budget`;
       facts.push(['Hour', String(d.hour)], ['Available', cs(d.availableMicroCs)], ['Limit', cs(d.limitMicroCs)]);
       break;
     case 'pool.crossed':
       title = `Included pool used up for ${d.period}: overage has begun`;
       facts.push(['Period', String(d.period)], ['Included', cs(d.includedMicroCs)], ['Settled', cs(d.settledMicroCs)]);
+      break;
+    case 'pool.run_out_forecast':
+      title = `Included pool projected to run out on ${d.runsOutOn}, before ${d.horizon}`;
+      facts.push(['Runs out on', String(d.runsOutOn)], ['Previously told', d.previousRunsOutOn ? String(d.previousRunsOutOn) : '—'], ['Pool', String(d.window)], ['Daily burn', cs(d.dailyBurnMicroCs)]);
       break;
     case 'wallet.drift_flagged':
       title = "HeyGen's usage and the gateway's ledger disagree";

@@ -19,6 +19,7 @@ export const MONEY_EVENT_KINDS = [
   'budget.threshold_resolved',
   'budget.refused',
   'pool.crossed',
+  'pool.run_out_forecast',
   'wallet.drift_flagged',
   'hold.overdue',
   'job.overrun',

@@ -52,6 +52,10 @@ const LIST_READ_CONCURRENCY = 4;
 const MAX_STATUS_IDS = 100;
 /** The header a MEMBER, MANAGER or ADMIN token names its project with (a service token's project is its own). */
 export const PROJECT_HEADER = 'x-gateway-project';
+/** `campaign=spring,client=acme`: a create's tags (keys and values percent-decoded, so that `,` and `=` can be sent). */
+export const TAGS_HEADER = 'x-gateway-tags';
+/** The person an app submits for (SERVICE tokens), as submitJob's endUser. */
+export const END_USER_HEADER = 'x-gateway-end-user';
 
 interface Caller {
   actor: Actor;
@@ -103,12 +107,35 @@ async function readJsonObject(services: Services, c: V3Context): Promise<Record<
   return value as Record<string, unknown>;
 }
 
+/** The X-Gateway-Tags header as the tags of a job; a malformed pair or a key given twice is a 400. */
+function tagsOfHeader(value: string | undefined): Record<string, string> {
+  const tags: Record<string, string> = {};
+  if (value === undefined || value === '') return tags;
+  const decode = (part: string) => {
+    try {
+      return decodeURIComponent(part.trim());
+    } catch {
+      throw E.validation('X-Gateway-Tags', 'X-Gateway-Tags: invalid percent-encoding');
+    }
+  };
+  for (const pair of value.split(',')) {
+    const at = pair.indexOf('=');
+    if (at < 0) throw E.validation('X-Gateway-Tags', 'X-Gateway-Tags must be key=value pairs separated by commas');
+    const key = decode(pair.slice(0, at));
+    if (Object.hasOwn(tags, key)) throw E.validation('X-Gateway-Tags', `X-Gateway-Tags: key "${key.slice(0, 64)}" is given twice`);
+    tags[key] = decode(pair.slice(at + 1));
+  }
+  return tags;
+}
+
 /** `request.avatar.id` → `avatar.id`; the gateway's own fields under HeyGen's names. */
 function paramOf(field: string): string | null {
   if (field === 'request') return null;
   if (field.startsWith('request.')) return field.slice('request.'.length);
   if (field === 'idempotencyKey') return 'Idempotency-Key';
   if (field === 'projectId') return 'X-Gateway-Project';
+  if (field === 'tags' || field.startsWith('tags.')) return 'X-Gateway-Tags';
+  if (field === 'endUser') return 'X-Gateway-End-User';
   return field;
 }
 
@@ -130,6 +157,7 @@ async function fromDomainError(services: Services, actor: Actor, error: DomainEr
     }
     const parts = [
       `unit=${JSON.stringify(error.details?.unitName ?? '')}`,
+      ...(error.group ? ['person' in error.group ? `person=${JSON.stringify(error.group.person)}` : `tag=${JSON.stringify(`${error.group.tagKey}=${error.group.tagValue}`)}`] : []),
       ...(error.details ? [`window=${JSON.stringify(error.details.window)}`] : []),
       ...(limitVisible ? [`limit_credit_seconds=${cs(error.limitMicroCs)}`] : []),
       `available_credit_seconds=${cs(error.availableMicroCs)}`,
@@ -306,6 +334,8 @@ export function createV3Front(services: Services): Hono<V3Env> {
         idempotencyKey: key ?? null,
         // HeyGen's clients know a 429 with Retry-After, not a 202 without a video id: waiting is the app's opt-in.
         queue: c.req.header('x-gateway-queue')?.trim().toLowerCase() === 'true',
+        tags: tagsOfHeader(headerValue(c, TAGS_HEADER)),
+        endUser: headerValue(c, END_USER_HEADER) || null,
       });
       if (job.status === 'QUEUED') return queuedAnswer(services, job, replayed);
       return createAnswer(entry, job, await itemsOfJob(services.db, job.id), replayed);

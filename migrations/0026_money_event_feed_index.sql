@@ -1,0 +1,1 @@
+CREATE INDEX "outbox_events_money_unit" ON "outbox_events" USING btree ("org_unit_id","created_at") WHERE topic = 'money_event';
