@@ -12,6 +12,7 @@ import { createLogger, type Logger } from './logging.js';
 import type { AdmissionSettings } from './jobs/admission.js';
 import type { JobDeps } from './jobs/follow.js';
 import { startWorker } from './jobs/worker.js';
+import { QUEUE_CHANNEL, startDispatcher, type Dispatcher } from './jobs/queue.js';
 import { startWalletSync, type WalletSyncDeps } from './billing/wallet.js';
 import type { Periodic } from './background/periodic.js';
 import { createGatewayMetrics, type GatewayMetrics } from './observability/metrics.js';
@@ -44,6 +45,8 @@ export interface Services {
   /** The outbox delivery loop's dependencies (app callbacks). */
   readonly outboxDeps: OutboxDeps;
   worker: Periodic | null;
+  /** The queue's dispatcher (where the workers run), woken by freed slots announced on `gateway_queue`. */
+  dispatcher: Dispatcher | null;
   walletSync: Periodic | null;
   outboxWorker: Periodic | null;
   /** The pool run-out forecast checks (pool.run_out_forecast). */
@@ -85,7 +88,7 @@ export async function createServices(config: Config, overrides: { logger?: Logge
     notifications = config.databaseUrl
       ? listenForNotifications({
           databaseUrl: config.databaseUrl,
-          channels: [REVOCATION_CHANNEL, REVOCATION_ACK_CHANNEL, LIVE_CHANNEL, MONEY_EVENT_CHANNEL],
+          channels: [REVOCATION_CHANNEL, REVOCATION_ACK_CHANNEL, LIVE_CHANNEL, MONEY_EVENT_CHANNEL, QUEUE_CHANNEL],
           heartbeatMs: config.notifyHeartbeatMs,
           // Changes announced while the listener was away are lost: every subscriber re-reads its entity.
           onLive: () => live.resync(),
@@ -232,6 +235,7 @@ export async function createServices(config: Config, overrides: { logger?: Logge
       walletDeps,
       outboxDeps,
       worker: null,
+      dispatcher: null,
       walletSync: null,
       outboxWorker: null,
       poolRunOut: null,
@@ -246,6 +250,12 @@ export async function createServices(config: Config, overrides: { logger?: Logge
 export function startBackgroundWork(services: Services): void {
   if (services.config.workers.enabled && !services.worker) {
     services.worker = startWorker(services.jobDeps, services.config.workers.intervalMs, services.config.workers.backoffMaxMs);
+  }
+  if (services.config.workers.enabled && !services.dispatcher) {
+    const dispatcher = startDispatcher(services.jobDeps, services.config.queue, services.config.workers.backoffMaxMs);
+    services.dispatcher = dispatcher;
+    if (services.notifications) services.notifications.on(QUEUE_CHANNEL, (accountId) => dispatcher.wake(accountId));
+    else void services.database.listen?.(QUEUE_CHANNEL, (accountId) => dispatcher.wake(accountId));
   }
   if (services.config.workers.enabled && !services.outboxWorker) {
     services.outboxWorker = startOutboxWorker(services.outboxDeps, services.config.outbox.intervalMs, services.config.workers.backoffMaxMs);
@@ -262,6 +272,8 @@ export async function stopServices(services: Services): Promise<void> {
   services.live.close();
   await services.worker?.stop();
   services.worker = null;
+  await services.dispatcher?.stop();
+  services.dispatcher = null;
   await services.walletSync?.stop();
   services.walletSync = null;
   await services.outboxWorker?.stop();

@@ -5,6 +5,7 @@ import type { ClaimMapping, CompanyTokenSettings } from './auth/company-tokens.j
 import { parseCreditSeconds } from './primitives/money.js';
 import { DEFAULT_MAX_JSON_DEPTH } from './validation.js';
 import type { TracingSettings } from './observability/tracing.js';
+import type { QueueSettings } from './jobs/queue.js';
 
 // An empty variable (`FOO=` in an env file) counts as unset.
 const optionalString = z.preprocess((v) => (typeof v === 'string' && v.trim() === '' ? undefined : v), z.string().trim().min(1).optional());
@@ -47,6 +48,12 @@ const envSchema = z.object({
   /** Shortest time between two status reads of one job, whatever asks for them (webhooks, callbacks, the poller); default POLL_MIN_INTERVAL_MS. */
   STATUS_READ_MIN_INTERVAL_MS: z.preprocess((v) => (v === '' ? undefined : v), z.coerce.number().int().min(10).optional()),
   HOLD_TTL_HOURS: z.coerce.number().int().min(1).default(48),
+  /** A queued job not started this long after its admission expires and its hold is released (docs/governance.md). */
+  QUEUE_TTL_SECONDS: z.coerce.number().int().min(1).default(3600),
+  /** The queue dispatcher's tick; a freed slot (LISTEN/NOTIFY) wakes it sooner. */
+  QUEUE_INTERVAL_MS: z.coerce.number().int().min(10).default(1000),
+  /** A job's expected run time for queue estimates, until the account has finished jobs to measure it by. */
+  QUEUE_DEFAULT_RUN_SECONDS: z.coerce.number().int().min(1).default(120),
   WEBHOOK_SIGNATURE_HEADER: z.string().default('x-heygen-signature'),
   WEBHOOK_SIGNATURE_SCHEME: z.enum(['hmac-sha256-hex', 'hmac-sha256-base64']).default('hmac-sha256-hex'),
   GRAPHIQL: z.enum(['true', 'false']).optional(),
@@ -203,6 +210,8 @@ export interface Config {
   readonly jobMaxTags: number;
   readonly walletSync: { readonly enabled: boolean; readonly intervalMs: number; readonly driftThresholdMicroCs: bigint };
   readonly holdTtlHours: number;
+  /** The fair job queue in front of each account's concurrency limit (src/jobs/queue.ts). */
+  readonly queue: QueueSettings;
   /** Overruns of one project in one period above this are flagged to ADMIN and FINANCE (`overrunFlags`). */
   readonly overrunFlagThresholdMicroCs: bigint;
   readonly webhookSignature: { readonly header: string; readonly scheme: 'hmac-sha256-hex' | 'hmac-sha256-base64' };
@@ -301,6 +310,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       driftThresholdMicroCs: parseCreditSeconds(e.WALLET_DRIFT_THRESHOLD_CS),
     },
     holdTtlHours: e.HOLD_TTL_HOURS,
+    queue: { ttlMs: e.QUEUE_TTL_SECONDS * 1000, intervalMs: e.QUEUE_INTERVAL_MS, holdTtlHours: e.HOLD_TTL_HOURS, defaultRunSeconds: e.QUEUE_DEFAULT_RUN_SECONDS },
     overrunFlagThresholdMicroCs: parseCreditSeconds(e.OVERRUN_FLAG_THRESHOLD_CS),
     webhookSignature: { header: e.WEBHOOK_SIGNATURE_HEADER.toLowerCase(), scheme: e.WEBHOOK_SIGNATURE_SCHEME },
     graphiql: e.GRAPHIQL ? e.GRAPHIQL === 'true' : !production,

@@ -80,9 +80,9 @@ describe('budgets on the path', () => {
 });
 
 describe('concurrency limit', () => {
-  it('the 4th simultaneous job is refused with retryAfterSeconds; a slot frees when a job ends', async () => {
+  it('queue: false: the 4th simultaneous job is refused with retryAfterSeconds; a slot frees when a job ends', async () => {
     const tree = await createTree(h, { name: 'Concurrency', concurrencyLimit: 3 });
-    const results = await Promise.all(Array.from({ length: 4 }, () => submit(tree)));
+    const results = await Promise.all(Array.from({ length: 4 }, () => submit(tree, { queue: false })));
     const admitted = results.filter((r) => r.__typename === 'SubmitJobPayload');
     const refused = results.filter((r) => r.__typename === 'ConcurrencyLimitError');
     expect(admitted).toHaveLength(3);
@@ -97,8 +97,8 @@ describe('concurrency limit', () => {
     const first = admitted[0].job;
     expect(h.sim.completeNow(first.upstreamIds[0])).toBe(true);
     await waitFor(async () => (await h.gql(JOB_QUERY, { id: first.id })).data.job.status === 'SUCCEEDED');
-    expect((await submit(tree)).__typename).toBe('SubmitJobPayload');
-    expect((await submit(tree)).__typename).toBe('ConcurrencyLimitError');
+    expect((await submit(tree, { queue: false })).__typename).toBe('SubmitJobPayload');
+    expect((await submit(tree, { queue: false })).__typename).toBe('ConcurrencyLimitError');
   });
 });
 

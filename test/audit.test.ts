@@ -322,6 +322,16 @@ describe('every mutation writes exactly one audit event, with the caller and the
       entity: (p) => p.account.id,
     },
     {
+      field: 'setConcurrencyShares',
+      inputType: 'SetConcurrencySharesInput',
+      caller: 'finance',
+      input: () => ({ accountId: o.account, shares: [{ orgUnitId: o.team, weight: 2, minSlots: 1 }] }),
+      select: '... on SetConcurrencySharesPayload { account { id } }',
+      action: 'account.concurrency_shares.set',
+      entity: (p) => p.account.id,
+      check: (row) => expect(row.after.shares).toEqual([{ orgUnitId: rawId(o.team), weight: 2, minSlots: 1, maxSlots: null }]),
+    },
+    {
       field: 'recordUsageAdjustment',
       inputType: 'RecordUsageAdjustmentInput',
       caller: 'finance',

@@ -58,6 +58,7 @@ const MATRIX: [operation: string, ...cells: Outcome[]][] = [
   ['mutation cancelJob',                   'ok',        'forbidden', 'notfound',  'ok',        'ok',        'notfound',  'ok',        '401'],
   ['mutation setAccountTerms',             'ok',        'ok',        'forbidden', 'forbidden', 'forbidden', 'forbidden', 'forbidden', '401'],
   ['mutation setCommittedShares',          'ok',        'ok',        'forbidden', 'forbidden', 'forbidden', 'forbidden', 'forbidden', '401'],
+  ['mutation setConcurrencyShares',        'ok',        'ok',        'forbidden', 'forbidden', 'forbidden', 'forbidden', 'forbidden', '401'],
   ['mutation recordUsageAdjustment',       'ok',        'ok',        'forbidden', 'forbidden', 'forbidden', 'forbidden', 'forbidden', '401'],
   ['mutation closePeriod',                 'ok',        'ok',        'forbidden', 'forbidden', 'forbidden', 'forbidden', 'forbidden', '401'],
   ['mutation syncWallet',                  'ok',        'ok',        'forbidden', 'forbidden', 'forbidden', 'forbidden', 'forbidden', '401'],
@@ -402,6 +403,10 @@ const OPERATIONS: Record<string, { field: string; run: Run }> = {
     field: 'setCommittedShares',
     run: (t) =>
       mutationOutcome('setCommittedShares', 'SetCommittedSharesInput', { accountId: ids.accountA, effectiveFrom: PERIOD_NOW, shares: [{ orgUnitId: ids.org, share: '1' }] }, t),
+  },
+  'mutation setConcurrencyShares': {
+    field: 'setConcurrencyShares',
+    run: (t) => mutationOutcome('setConcurrencyShares', 'SetConcurrencySharesInput', { accountId: ids.accountA, shares: [{ orgUnitId: ids.team, weight: 2 }] }, t),
   },
   'mutation recordUsageAdjustment': {
     field: 'recordUsageAdjustment',

@@ -449,15 +449,30 @@ describe('refusals in HeyGen\'s envelope', () => {
     expect(error.param).toMatch(/available_credit_seconds=/);
   });
 
-  it('concurrency: 429 with Retry-After; the app\'s own retry succeeds once the running job is done', async () => {
+  it('concurrency by default (and with X-Gateway-Queue: false): 429 with Retry-After, as HeyGen answers; the app\'s own retry succeeds once the running job is done', async () => {
     const app = heygenApp(h.url, tightToken, {}, true);
-    const first = await app.post('/v3/videos', avatarRequest());
-    expect(first.status).toBe(200);
-    const second = await app.post('/v3/videos', avatarRequest());
-    expect(second.status).toBe(429);
-    expect(envelope(second).code).toBe('rate_limit_exceeded');
-    expect(Number(second.headers.get('retry-after'))).toBeGreaterThan(0);
-    // The app retries, as HeyGen's own clients do on 429, until the first job is done and settled.
+    // The tight account's one slot taken by a job, then more creates: refused (unless the first was already done and
+    // settled in between: then try again).
+    let refused: Answer[] | null = null;
+    for (let i = 0; i < 10 && !refused; i++) {
+      const running = await waitFor(async () => {
+        const a = await app.post('/v3/videos', avatarRequest(), { 'Idempotency-Key': `tight-refused-running-${i}` });
+        return a.status === 200 ? a : null;
+      }, 20_000, 100);
+      expect(typeof running.body.data.video_id).toBe('string');
+      const byDefault = await app.post('/v3/videos', avatarRequest());
+      if (byDefault.status === 200) continue;
+      const optedOut = await app.post('/v3/videos', avatarRequest(), { 'X-Gateway-Queue': 'false' });
+      if (optedOut.status === 200) continue;
+      refused = [byDefault, optedOut];
+    }
+    if (!refused) throw new Error('no create was ever refused');
+    for (const a of refused) {
+      expect(a.status).toBe(429);
+      expect(envelope(a).code).toBe('rate_limit_exceeded');
+      expect(Number(a.headers.get('retry-after'))).toBeGreaterThan(0);
+    }
+    // The app retries, as HeyGen's own clients do on 429, until the running job is done and settled.
     const retried = await waitFor(async () => {
       const a = await app.post('/v3/videos', avatarRequest(), { 'Idempotency-Key': 'tight-retry-1' });
       if (a.status === 429) return null;
@@ -465,6 +480,36 @@ describe('refusals in HeyGen\'s envelope', () => {
     }, 20_000, 100);
     expect(retried.status).toBe(200);
     expect(typeof retried.body.data.video_id).toBe('string');
+  });
+
+  it('concurrency with X-Gateway-Queue: true: the job waits in the queue (202 pending, its place, Retry-After); the same Idempotency-Key answers its video id once it started', async () => {
+    const app = heygenApp(h.url, tightToken, { 'X-Gateway-Queue': 'true' }, true);
+    // The tight account's one slot taken by a job, then another: it waits (unless the first was already done and
+    // settled in between: then try again).
+    let queued: Answer | null = null;
+    let key = '';
+    for (let i = 0; i < 10 && !queued; i++) {
+      const running = await waitFor(async () => {
+        const a = await app.post('/v3/videos', avatarRequest(), { 'Idempotency-Key': `tight-queue-running-${i}` });
+        return a.status === 200 ? a : null;
+      }, 20_000, 100);
+      expect(typeof running.body.data.video_id).toBe('string');
+      key = `tight-queue-${i}`;
+      const a = await app.post('/v3/videos', avatarRequest(), { 'Idempotency-Key': key });
+      if (a.status !== 200) queued = a;
+    }
+    if (!queued) throw new Error('no job ever had to wait');
+    expect(queued.status).toBe(202);
+    expect(queued.body.data).toMatchObject({ status: 'pending', queue_position: 1 });
+    expect(typeof queued.body.data.gateway_job_id).toBe('string');
+    expect(queued.body.data.retry_after_seconds).toBeGreaterThan(0);
+    expect(Number(queued.headers.get('retry-after'))).toBe(queued.body.data.retry_after_seconds);
+    const started = await waitFor(async () => {
+      const a = await app.post('/v3/videos', avatarRequest(), { 'Idempotency-Key': key });
+      return a.status === 200 ? a : null;
+    }, 20_000, 100);
+    expect(started.headers.get('idempotent-replayed')).toBe('true');
+    expect(typeof started.body.data.video_id).toBe('string');
   });
 
   it('another project\'s video id reads exactly like a random id: 404 not_found, the same bytes', async () => {

@@ -16,7 +16,7 @@ export const LIVE_POLL_MS = 1_000;
 export const IDLE_POLL_MS = 15_000;
 /** Projects followed by subscription at most (the API caps a caller's open streams, GRAPHQL_MAX_SUBSCRIPTIONS_PER_CALLER, 20 by default). */
 export const MAX_STREAMS = 8;
-const RUNNING = new Set(['RESERVED', 'SUBMITTED', 'PROCESSING', 'SUBMIT_UNKNOWN']);
+const RUNNING = new Set(['QUEUED', 'RESERVED', 'SUBMITTED', 'PROCESSING', 'SUBMIT_UNKNOWN']);
 export const isRunning = (job: JobView) => RUNNING.has(job.status);
 
 const STATUS: Record<string, string> = {

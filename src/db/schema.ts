@@ -46,6 +46,8 @@ export const JOB_KINDS = [
 ] as const;
 export type JobKind = (typeof JOB_KINDS)[number];
 export const JOB_STATUSES = [
+  /** Admitted (its hold taken) but waiting for a free concurrency slot of its account (src/jobs/queue.ts). */
+  'QUEUED',
   'RESERVED',
   'SUBMIT_UNKNOWN',
   'SUBMITTED',
@@ -286,6 +288,11 @@ export const jobsTable = pgTable('jobs', {
   lastCheckedAt: timestamp('last_checked_at', { withTimezone: true }),
   /** A webhook named the job while it was still being forwarded: read it as soon as HeyGen's acceptance is recorded. */
   hintedAt: timestamp('hinted_at', { withTimezone: true }),
+  /**
+   * Since when the job waits in its account's queue (set while QUEUED, null otherwise): the queue's partial index is
+   * on it, not on the status (a new enum value cannot be used in the migration's transaction that adds it).
+   */
+  queuedAt: timestamp('queued_at', { withTimezone: true }),
   holdExpiresAt: timestamp('hold_expires_at', { withTimezone: true }).notNull(),
   /** The app's own callback (`callback_url` / `callback_id` of the body, kept apart from what is sent to HeyGen); null: none. */
   callback: jsonb('callback').$type<AppCallback>(),
@@ -298,6 +305,8 @@ export const jobsTable = pgTable('jobs', {
   index('jobs_in_flight').on(t.accountId).where(sql`status in ('RESERVED','SUBMIT_UNKNOWN','SUBMITTED','PROCESSING')`),
   index('jobs_due').on(t.nextCheckAt).where(sql`next_check_at is not null`),
   index('jobs_project_created').on(t.projectId, t.createdAt, t.id),
+  // The queue: FIFO by admission within a project, per account.
+  index('jobs_queued').on(t.accountId, t.projectId, t.createdAt, t.id).where(sql`queued_at is not null`),
   check('jobs_reserved_non_negative', sql`${t.reservedMicroCs} >= 0`),
 ]);
 
@@ -387,6 +396,27 @@ export const committedSharesTable = pgTable('committed_shares', {
 }, (t) => [
   primaryKey({ columns: [t.accountId, t.effectiveFrom, t.orgUnitId] }),
   check('committed_shares_range', sql`${t.share} >= 0 and ${t.share} <= 1`),
+]);
+
+/**
+ * CONCURRENCY_SHARES: how an account's concurrency slots are shared among the org units whose jobs wait for one
+ * (src/jobs/queue.ts): at each level of the tree, the next slot goes to the child unit with the fewest running jobs
+ * per unit of weight, units under their guaranteed minimum first, never one at its maximum. A unit without a row
+ * has weight 1, no minimum and no maximum.
+ */
+export const concurrencySharesTable = pgTable('concurrency_shares', {
+  accountId: uuid('account_id').notNull().references(() => accountsTable.id),
+  orgUnitId: uuid('org_unit_id').notNull().references(() => orgUnitsTable.id),
+  weight: integer('weight').notNull(),
+  minSlots: integer('min_slots').notNull().default(0),
+  maxSlots: integer('max_slots'),
+  updatedBy: text('updated_by'),
+  updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+}, (t) => [
+  primaryKey({ columns: [t.accountId, t.orgUnitId] }),
+  check('concurrency_shares_weight', sql`${t.weight} > 0`),
+  check('concurrency_shares_min', sql`${t.minSlots} >= 0`),
+  check('concurrency_shares_max', sql`${t.maxSlots} is null or ${t.maxSlots} >= greatest(${t.minSlots}, 1)`),
 ]);
 
 /**

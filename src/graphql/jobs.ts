@@ -22,7 +22,7 @@ import { cursorPage } from './pagination.js';
 export const JobKindEnum = builder.enumType('JobKind', { description: 'The HeyGen product a job uses.', values: JOB_KINDS });
 const JobStatusEnum = builder.enumType('JobStatus', {
   description:
-    'RESERVED → SUBMITTED → PROCESSING → SUCCEEDED | FAILED | CANCELLED; SUBMIT_UNKNOWN while a submission outcome is unclear (retried with the same Idempotency-Key); REJECTED at admission; EXPIRED when the hold outlived HOLD_TTL_HOURS (or the submission stayed unresolved past HeyGen\'s 24 h idempotency window): completed outputs debited, the rest released, and a drift note written when HeyGen may still bill it.',
+    '(QUEUED →) RESERVED → SUBMITTED → PROCESSING → SUCCEEDED | FAILED | CANCELLED; QUEUED while admitted (its hold taken) but waiting for a concurrency slot (see Job.queue; it expires after QUEUE_TTL_SECONDS, and goes back to it when HeyGen answers 429); SUBMIT_UNKNOWN while a submission outcome is unclear (retried with the same Idempotency-Key); REJECTED at admission; EXPIRED when the hold outlived HOLD_TTL_HOURS (or the submission stayed unresolved past HeyGen\'s 24 h idempotency window): completed outputs debited, the rest released, and a drift note written when HeyGen may still bill it.',
   values: JOB_STATUSES,
 });
 
@@ -266,6 +266,12 @@ builder.mutationFields((t) => ({
       request: t.input.field({ type: 'JSON', required: true, description: 'The HeyGen v3 request body as-is (TEMPLATE_VIDEO: include template_id).' }),
       estimatedSeconds: t.input.string({ required: false, description: 'Output seconds per output the caller expects. It can only raise the hold: lengths come from the request, from media measured before admission, or from the account maxima (docs/pricing.md).' }),
       idempotencyKey: t.input.string({ required: false, description: 'Same key and request → the same job; same key, other request → IdempotencyConflictError.' }),
+      queue: t.input.boolean({
+        required: false,
+        defaultValue: true,
+        description:
+          "true (default): when the account has no free concurrency slot, the job is admitted QUEUED (its hold taken) and started when a slot is its turn (Job.queue tells where it stands); false: refused with ConcurrencyLimitError instead.",
+      }),
       tags: t.input.field({
         type: [JobTagInput],
         required: false,
@@ -285,6 +291,7 @@ builder.mutationFields((t) => ({
         request: input.request,
         estimatedSeconds: input.estimatedSeconds ?? null,
         idempotencyKey: input.idempotencyKey ?? null,
+        queue: input.queue ?? true,
         tags: tagsOf(input.tags),
         endUser: input.endUser ?? null,
       }, (jobId, items) => ctx.loaders.itemsByJob.prime(jobId, items));
@@ -303,7 +310,7 @@ builder.mutationFields((t) => ({
       return { canSubmitFor: job.projectId };
     },
     description:
-      'Cancels a job that was never sent to HeyGen and releases its hold (those who may submit for its project). Jobs HeyGen has accepted cannot be cancelled; cancelling a cancelled job changes nothing. Audited.',
+      'Cancels a job that was never sent to HeyGen (a QUEUED job, or one not yet forwarded) and releases its hold (those who may submit for its project). Jobs HeyGen has accepted cannot be cancelled; cancelling a cancelled job changes nothing. Audited.',
     input: { jobId: t.input.id({ required: true, description: 'Global id of the job.' }) },
     resolve: async (_r, { input }, ctx) => {
       const job = await visibleJob(ctx, decodeId(String(input.jobId), 'Job'));

@@ -6,6 +6,7 @@ import './accounts.js';
 import './org.js';
 import './policies.js';
 import './jobs.js';
+import './queue.js';
 import './auth.js';
 import './billing.js';
 import './audit.js';

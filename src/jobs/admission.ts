@@ -48,6 +48,11 @@ export interface SubmitJobInput {
   request: unknown;
   estimatedSeconds: string | null;
   idempotencyKey: string | null;
+  /**
+   * True: when the account has no free concurrency slot (or jobs already wait for one), the job is admitted QUEUED
+   * with its hold and started by the dispatcher (src/jobs/queue.ts); false or absent: refused (ConcurrencyLimitError).
+   */
+  queue?: boolean;
   /** Key/value tags (keys from the organization's allowlist); none by default. */
   tags?: Readonly<Record<string, string>>;
   /** The person an app acts for (SERVICE tokens only): the job's person becomes `user:<endUser>`. */
@@ -83,14 +88,14 @@ export interface AdmissionSettings {
 }
 
 /**
- * How an admission ended. `admitted`: a new job and its hold (`new`) or the job of an earlier request with the same
- * idempotency key (`replayed`). `refused`: a cap said no (`budget`: a HARD budget, `pool`: the account pool,
+ * How an admission ended. `admitted`: a new job and its hold (`new`; `queued` when it waits for a concurrency slot)
+ * or the job of an earlier request with the same idempotency key (`replayed`). `refused`: a cap said no (`budget`: a HARD budget, `pool`: the account pool,
  * `concurrency`: the account's concurrency limit, `policy`: a unit policy, `rate_limit`: a rate limit). `rejected`: the request itself was refused, whatever the caps:
  * `validation` (a ValidationError), else the code of its typed error in lower case (`not_found`,
  * `forbidden`, `idempotency_conflict`, `upstream_error`), `unavailable` (the database is away) or `error` (a bug).
  */
 export type AdmissionOutcome =
-  | { readonly outcome: 'admitted'; readonly reason: 'new' | 'replayed' }
+  | { readonly outcome: 'admitted'; readonly reason: 'new' | 'queued' | 'replayed' }
   | {
       readonly outcome: 'refused';
       readonly reason: 'budget' | 'pool' | 'concurrency' | 'policy' | 'rate_limit';
@@ -101,6 +106,7 @@ export type AdmissionOutcome =
 
 const ADMITTED_NEW: AdmissionOutcome = { outcome: 'admitted', reason: 'new' };
 const ADMITTED_REPLAYED: AdmissionOutcome = { outcome: 'admitted', reason: 'replayed' };
+const ADMITTED_QUEUED: AdmissionOutcome = { outcome: 'admitted', reason: 'queued' };
 const REJECTED_BY_VALIDATION: AdmissionOutcome = { outcome: 'rejected', reason: 'validation' };
 const REJECTED_UNAVAILABLE: AdmissionOutcome = { outcome: 'rejected', reason: 'unavailable' };
 const REJECTED_BY_ERROR: AdmissionOutcome = { outcome: 'rejected', reason: 'error' };
@@ -196,7 +202,7 @@ export async function admitJob(
     report(outcomeOf(error, input.projectId));
     throw error;
   }
-  report(admitted.replayed ? ADMITTED_REPLAYED : ADMITTED_NEW);
+  report(admitted.replayed ? ADMITTED_REPLAYED : admitted.job.status === 'QUEUED' ? ADMITTED_QUEUED : ADMITTED_NEW);
   return admitted;
 }
 
@@ -308,6 +314,7 @@ async function admit(db: Db, actor: Actor, input: SubmitJobInput, settings: Admi
       idempotency_key: input.idempotencyKey,
       request_hash: hash,
       in_flight_statuses: IN_FLIGHT_STATUSES,
+      queue: input.queue ?? false,
       job,
       audit,
       // Unit policies and rate limits (gateway_check_governance): the gateway's clock, the calling token, the job's facts.

@@ -84,6 +84,19 @@ export async function forwardJob(deps: JobDeps, jobId: string, claimed?: Claimed
     logger.info({ jobId, code: outcome.code, httpStatus: outcome.httpStatus }, 'HeyGen rejected the job; releasing its hold');
     return (await settleJob(db, jobId, { type: 'rejected', code: outcome.code, message: outcome.message }, new Date(), deps.appEvents)).job;
   }
+  if (outcome.type === 'unknown' && outcome.httpStatus === 429) {
+    // HeyGen's own count of the key's slots is full (other clients of the key use it too): it created nothing. The job
+    // goes back to the queue, keeping its place (admission order), and is not dispatched again before HeyGen's
+    // Retry-After; its hold stays.
+    const delay = outcome.retryAfterMs ?? backoffMs(job.submitAttempts, deps.follow);
+    logger.warn({ jobId, reason: outcome.reason, retryInMs: delay }, 'HeyGen has no free concurrency slot; the job goes back to the queue');
+    const [requeued] = await db
+      .update(jobsTable)
+      .set({ status: REQUEUED, queuedAt: new Date(), nextCheckAt: new Date(Date.now() + delay), updatedAt: new Date() })
+      .where(and(eq(jobsTable.id, jobId), inArray(jobsTable.status, REQUEUABLE)))
+      .returning();
+    return requeued ?? null;
+  }
   if (outcome.type === 'unknown') {
     const age = now.getTime() - job.createdAt.getTime();
     if (age > deps.follow.submitGiveUpMs) {
@@ -154,6 +167,10 @@ export interface ClaimedByAdmission {
   /** Told the job's upstream items once recorded (the answer of the bookkeeping call), e.g. to prime a loader. */
   onItems?: (items: ItemRow[]) => void;
 }
+
+/** The statuses a 429 sends back to the queue, and the queue's status, from the one lifecycle table. */
+const REQUEUABLE = (['RESERVED', 'SUBMIT_UNKNOWN'] as const).filter((s) => nextStatus(s, 'REQUEUE') !== null);
+const REQUEUED = nextStatus('RESERVED', 'REQUEUE')!;
 
 /** Status → status after HeyGen accepted the job, from the one lifecycle table. */
 const FORWARD_ACCEPTED = Object.fromEntries(

@@ -26,10 +26,11 @@ export type SettleOutcome =
   | { type: 'cancelled'; by: Actor }
   /**
    * The gateway gave up on the job: its hold outlived HOLD_TTL_HOURS with HeyGen still not done, or its submission
-   * stayed unresolved past HeyGen's idempotency window. The hold is released and the job is EXPIRED; when it may
-   * exist upstream (it was sent at least once), a drift note says HeyGen may still bill it.
+   * stayed unresolved past HeyGen's idempotency window, or it waited in the queue past QUEUE_TTL_SECONDS (only a job
+   * still QUEUED expires so). The hold is released and the job is EXPIRED; when it may exist upstream (it was sent
+   * at least once), a drift note says HeyGen may still bill it.
    */
-  | { type: 'expired'; reason: 'hold_expired' | 'submit_unresolved'; message: string };
+  | { type: 'expired'; reason: 'hold_expired' | 'submit_unresolved' | 'queue_expired'; message: string };
 
 export interface SettleResult {
   job: JobRow;
@@ -45,6 +46,11 @@ function billedOutputs(completed: readonly (typeof jobItemsTable.$inferSelect)[]
   };
 }
 
+/** A job sent at least once may exist upstream, unless it is back in the queue (HeyGen refused it with a 429). */
+function mayExistUpstream(job: JobRow): boolean {
+  return job.status !== 'QUEUED' && job.submitAttempts > 0;
+}
+
 /**
  * `events`: how the app's callback events (written here, in the same transaction, when the job named a callback) are
  * delivered.
@@ -54,6 +60,8 @@ export async function settleJob(db: Db, jobId: string, outcome: SettleOutcome, n
     const [job] = await tx.select().from(jobsTable).where(eq(jobsTable.id, jobId)).for('update');
     if (!job) throw new Error(`job ${jobId} vanished`);
     if (isTerminal(job.status)) return { job, changed: false };
+    // A dispatcher claimed the job after the queue's expiry pass chose it: it is no longer waiting.
+    if (outcome.type === 'expired' && outcome.reason === 'queue_expired' && job.status !== 'QUEUED') return { job, changed: false };
     const [account] = await tx.select().from(accountsTable).where(eq(accountsTable.id, job.accountId)).for('no key update');
     const [project] = await tx.select({ path: orgUnitsTable.path }).from(orgUnitsTable).where(eq(orgUnitsTable.id, job.projectId));
 
@@ -89,8 +97,9 @@ export async function settleJob(db: Db, jobId: string, outcome: SettleOutcome, n
       failureMessage = redactAndTruncate(outcome.message, 1000);
     } else {
       // Only a job no process has started to forward is safe to cancel: anything else may exist upstream.
-      // forwardJob counts its attempt under this same row lock, so the two cannot interleave.
-      if (job.status !== 'RESERVED' || job.submitAttempts > 0) {
+      // forwardJob and the dispatcher count their attempt under this same row lock, so they cannot interleave. A
+      // queued job is not upstream: one back in the queue after HeyGen's 429 was refused by HeyGen, not created.
+      if (job.status !== 'QUEUED' && (job.status !== 'RESERVED' || job.submitAttempts > 0)) {
         throw new ValidationError('jobId', `a ${job.status} job cannot be cancelled once it was sent to HeyGen, which bills completed outputs`);
       }
       event = 'CANCEL';
@@ -123,6 +132,7 @@ export async function settleJob(db: Db, jobId: string, outcome: SettleOutcome, n
         overrunMicroCs: overrun,
         settledPeriod: actual > 0n ? settledPeriod : null,
         settledAt: now,
+        queuedAt: null,
         failureCode,
         failureMessage,
         nextCheckAt: null,
@@ -141,7 +151,7 @@ export async function settleJob(db: Db, jobId: string, outcome: SettleOutcome, n
       });
     }
     if (outcome.type === 'expired') {
-      const mayStillBill = job.submitAttempts > 0;
+      const mayStillBill = mayExistUpstream(job);
       if (mayStillBill) {
         await tx
           .insert(driftNotesTable)
@@ -175,7 +185,7 @@ export async function settleJob(db: Db, jobId: string, outcome: SettleOutcome, n
     if (overrun > 0n) {
       await recordMoneyEvent(tx, { kind: 'job.overrun', dedupeKey: job.id, orgUnitId: job.projectId, data: { ...jobData, overrunMicroCs: overrun.toString() } });
     }
-    if (outcome.type === 'expired' && job.submitAttempts > 0) {
+    if (outcome.type === 'expired' && mayExistUpstream(job)) {
       await recordMoneyEvent(tx, {
         kind: 'hold.overdue',
         dedupeKey: job.id,

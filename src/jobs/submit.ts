@@ -33,6 +33,7 @@ export interface Submitted {
  */
 export async function submitJob(deps: SubmitDeps, actor: Actor, input: SubmitJobInput, onItems?: (jobId: string, items: JobItemRow[]) => void): Promise<Submitted> {
   const { job, replayed, account } = await admitJob(deps.db, actor, input, deps.admission, undefined, { forwardNow: true });
+  // A QUEUED job is started by the dispatcher when a slot is its turn (src/jobs/queue.ts).
   if (replayed || job.status !== 'RESERVED') return { job, replayed };
   // If this process dies here, the worker forwards the job when the lease the admission set lapses.
   const claimed = account ? { job, account, ...(onItems ? { onItems: (items: JobItemRow[]) => onItems(job.id, items) } : {}) } : undefined;

@@ -29,6 +29,7 @@ export interface GatewayMetrics {
 const INITIAL_ADMISSIONS = [
   ['admitted', 'new'],
   ['admitted', 'replayed'],
+  ['admitted', 'queued'],
   ['refused', 'budget'],
   ['refused', 'pool'],
   ['refused', 'concurrency'],
@@ -47,7 +48,7 @@ function makeMetrics(): GatewayMetrics {
   return {
     admissions: new Counter({
       name: 'gateway_admissions_total',
-      help: 'submitJob admissions by outcome and reason: admitted (new, replayed), refused by a cap (budget, pool, concurrency, policy, rate_limit), rejected (validation, not_found, forbidden, idempotency_conflict, upstream_error, unavailable, error).',
+      help: 'submitJob admissions by outcome and reason: admitted (new, replayed, queued), refused by a cap (budget, pool, concurrency, policy, rate_limit), rejected (validation, not_found, forbidden, idempotency_conflict, upstream_error, unavailable, error).',
       labelNames: ['outcome', 'reason'] as const,
       registers: [],
     }),

@@ -20,7 +20,11 @@ export async function spawnGateway(env: Record<string, string>): Promise<Gateway
   });
   const output: string[] = [];
   const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`gateway did not start:\n${output.join('')}`)), 30_000);
+    const timer = setTimeout(() => {
+      // Not left running unowned: nobody would stop it.
+      child.kill('SIGKILL');
+      reject(new Error(`gateway did not start:\n${output.join('')}`));
+    }, 30_000);
     child.stdout!.on('data', (chunk: Buffer) => {
       output.push(chunk.toString());
       const match = /GATEWAY_PORT=(\d+)/.exec(output.join(''));

@@ -58,6 +58,8 @@ export class SimAccount {
   usedMicroCs = 0n;
   outsideMicroCs = 0n;
   inFlight = 0;
+  /** The high-water mark of inFlight. */
+  maxInFlight = 0;
   readonly endpoints = new Map<string, WebhookEndpoint>();
   requestWindow = { second: -1, count: 0 };
 

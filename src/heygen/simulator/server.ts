@@ -113,6 +113,8 @@ export interface SimulatorStats {
   jobsCompleted: Record<string, number>;
   jobsFailed: Record<string, number>;
   inFlight: Record<string, number>;
+  /** The most generations each api key ever had in flight at once (what a client's concurrency control must bound). */
+  maxInFlight: Record<string, number>;
   /** Micro-credit-seconds per api key, as decimal strings. */
   usage: Record<string, { gateway: string; outside: string; total: string }>;
   idempotency: { replays: number; conflicts: number };
@@ -288,7 +290,7 @@ interface HeldResponse {
   release: (deliver: boolean) => void;
 }
 
-const emptyStats = (): Omit<SimulatorStats, 'inFlight' | 'usage' | 'webhooks'> => ({
+const emptyStats = (): Omit<SimulatorStats, 'inFlight' | 'maxInFlight' | 'usage' | 'webhooks'> => ({
   requests: {},
   statuses: {},
   jobsCreated: {},
@@ -522,16 +524,18 @@ class HeyGenSimulator implements Simulator {
 
   stats(): SimulatorStats {
     const inFlight: Record<string, number> = {};
+    const maxInFlight: Record<string, number> = {};
     const usage: SimulatorStats['usage'] = {};
     for (const account of this.accounts.values()) {
       inFlight[account.apiKey] = account.inFlight;
+      maxInFlight[account.apiKey] = account.maxInFlight;
       usage[account.apiKey] = {
         gateway: account.usedMicroCs.toString(),
         outside: account.outsideMicroCs.toString(),
         total: account.totalMicroCs.toString(),
       };
     }
-    return structuredClone({ ...this.counters, inFlight, usage, webhooks: this.webhooks.stats() });
+    return structuredClone({ ...this.counters, inFlight, maxInFlight, usage, webhooks: this.webhooks.stats() });
   }
 
   completeNow(id: string, opts: { durationSeconds?: number } = {}): boolean {
@@ -1234,6 +1238,7 @@ class HeyGenSimulator implements Simulator {
         return job;
       }
       account.inFlight += 1;
+      account.maxInFlight = Math.max(account.maxInFlight, account.inFlight);
       this.scheduleJob(job);
       return job;
     }

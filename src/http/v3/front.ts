@@ -29,6 +29,7 @@ import {
 import { HeygenError, type RawAnswer } from '../../heygen/client.js';
 import { IDEMPOTENCY_KEY, type JobRow } from '../../jobs/admission.js';
 import { itemsOfJob, submitJob, type JobItemRow } from '../../jobs/submit.js';
+import { queueStanding } from '../../jobs/queue.js';
 import { findItems, findVisibleItems, limiter, loadAccount, readUpstream, recordBatchItemIds, withAppCallbackId, type ItemMatch } from '../../jobs/outputs.js';
 import { projectHeadroom } from '../../jobs/headroom.js';
 import { accountForPath, isUuid } from '../../org/units.js';
@@ -180,6 +181,28 @@ async function fromDomainError(services: Services, actor: Actor, error: DomainEr
   return new E.V3Error(502, 'upstream_error', error.message);
 }
 
+/**
+ * A create whose job waits for a concurrency slot (docs/heygen-front.md): 202 with HeyGen's `pending` status, no
+ * upstream id yet (HeyGen has not seen the job), where it stands, and Retry-After; the same Idempotency-Key later
+ * answers HeyGen's create answer once the job was forwarded.
+ */
+async function queuedAnswer(services: Services, job: JobRow, replayed: boolean): Promise<Response> {
+  const standing = await queueStanding(services.db, job, services.config.queue);
+  const retryAfter = standing?.retryAfterSeconds ?? 1;
+  return Response.json(
+    {
+      data: {
+        status: 'pending',
+        gateway_job_id: job.id,
+        queue_position: standing?.position ?? null,
+        estimated_start_at: standing?.estimatedStartAt.toISOString() ?? null,
+        retry_after_seconds: retryAfter,
+      },
+    },
+    { status: 202, headers: { 'retry-after': String(retryAfter), ...(replayed ? { 'idempotent-replayed': 'true' } : {}) } },
+  );
+}
+
 /** The answer of a create, from the job as it stands: HeyGen's answer, or an honest refusal (never a made-up id). */
 function createAnswer(entry: CreateEntry, job: JobRow, items: readonly JobItemRow[], replayed: boolean): Response {
   const answer = entry.respond(job, items);
@@ -309,9 +332,12 @@ export function createV3Front(services: Services): Hono<V3Env> {
         request: entry.request(body, c.req.param() as Record<string, string>),
         estimatedSeconds: null,
         idempotencyKey: key ?? null,
+        // HeyGen's clients know a 429 with Retry-After, not a 202 without a video id: waiting is the app's opt-in.
+        queue: c.req.header('x-gateway-queue')?.trim().toLowerCase() === 'true',
         tags: tagsOfHeader(headerValue(c, TAGS_HEADER)),
         endUser: headerValue(c, END_USER_HEADER) || null,
       });
+      if (job.status === 'QUEUED') return queuedAnswer(services, job, replayed);
       return createAnswer(entry, job, await itemsOfJob(services.db, job.id), replayed);
     });
   }

@@ -1,0 +1,238 @@
+// The concurrency queue on one gateway (docs/governance.md, "Concurrency queue"): a job beyond the account's free
+// slots waits QUEUED with its hold, starts when a slot frees, can be cancelled, expires, goes back to the queue on
+// HeyGen's own 429; the shares are set by ADMIN/FINANCE only. Money invariants hold after each.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { decodeGlobalID } from '@pothos/plugin-relay';
+import { sql } from 'drizzle-orm';
+import { startHarness, waitFor, type Harness } from './support/harness.js';
+import { SUBMIT, avatarRequest, createTree, issueServiceToken, type Tree } from './support/fixtures.js';
+import { expectCountersEqualLedger } from './support/invariants.js';
+import { queryRows } from '../src/db/client.js';
+import { expireQueuedJobs } from '../src/jobs/queue.js';
+
+const KEY = 'sk_test_primary_key_0001';
+const SMALL_KEY = 'sk_test_small_slots_02';
+
+let h: Harness;
+
+const QUEUED_JOB = `query($id: ID!) { job(id: $id) { id status reservedCreditSeconds upstreamIds failureCode queue { position retryAfterSeconds estimatedStartAt } } }`;
+const CANCEL = `mutation($input: CancelJobInput!) { cancelJob(input: $input) { __typename ... on CancelJobPayload { job { id status reservedCreditSeconds } } ... on Error { message code } } }`;
+const SET_SHARES = `mutation($input: SetConcurrencySharesInput!) { setConcurrencyShares(input: $input) { __typename
+  ... on SetConcurrencySharesPayload { shares { orgUnit { id } weight minSlots maxSlots } account { concurrencyShares { weight } } }
+  ... on Error { message code } } }`;
+
+beforeAll(async () => {
+  h = await startHarness({
+    sim: { autoComplete: false, retryAfterSeconds: 1 },
+    simAccounts: [
+      { apiKey: KEY, concurrencyLimit: 100 },
+      // HeyGen's own count is smaller than the gateway's (other clients of the key use the rest).
+      { apiKey: SMALL_KEY, concurrencyLimit: 1 },
+    ],
+    env: { HEYGEN_MAX_ATTEMPTS: '1', QUEUE_INTERVAL_MS: '50', QUEUE_DEFAULT_RUN_SECONDS: '30' },
+  });
+});
+afterAll(async () => h?.close());
+
+async function submit(tree: Tree, extra: Record<string, unknown> = {}, projectId = tree.projectId) {
+  const res = await h.gql(SUBMIT, { input: { projectId, kind: 'AVATAR_VIDEO', request: avatarRequest(), ...extra } });
+  expect(res.errors).toBeUndefined();
+  return res.data.submitJob;
+}
+
+const job = async (id: string) => (await h.gql(QUEUED_JOB, { id })).data.job;
+
+async function statusOf(id: string): Promise<string> {
+  return (await job(id)).status;
+}
+
+async function finishedEvents(jobId: string): Promise<number> {
+  const [row] = await queryRows<{ n: number }>(
+    h.services.db,
+    sql`select count(*)::int as n from outbox_events where kind = 'job.finished' and dedupe_key = ${`job.finished:${decodeGlobalID(jobId).id}`}`,
+  );
+  return Number(row!.n);
+}
+
+describe('the queue', () => {
+  it('beyond the free slots a job waits QUEUED with its hold, shows its place, starts when a slot frees; queue: false is refused', async () => {
+    const tree = await createTree(h, { name: 'Queue', concurrencyLimit: 2 });
+    const running = [await submit(tree), await submit(tree)];
+    for (const r of running) expect(r.job.status).toBe('SUBMITTED');
+    const third = await submit(tree);
+    const fourth = await submit(tree);
+    expect(third.job.status).toBe('QUEUED');
+    expect(fourth.job.status).toBe('QUEUED');
+    // Money is safe: the hold is taken at admission, as for a job that starts at once.
+    expect(third.job.reservedCreditSeconds).toBe(running[0].job.reservedCreditSeconds);
+    expect(third.job.upstreamIds).toEqual([]);
+    const standing = [await job(third.job.id), await job(fourth.job.id)].map((j) => j.queue);
+    expect(standing.map((s) => s.position)).toEqual([1, 2]);
+    // No job has finished on this account yet: QUEUE_DEFAULT_RUN_SECONDS (30) per batch of the project's 2 slots.
+    expect(standing[0].retryAfterSeconds).toBe(30);
+    expect(standing[1].retryAfterSeconds).toBe(30);
+    expect(new Date(standing[0].estimatedStartAt).getTime()).toBeGreaterThan(Date.now());
+    expect((await job(running[0].job.id)).queue).toBeNull();
+
+    // The caller that asked not to wait gets today's refusal.
+    const refused = await submit(tree, { queue: false });
+    expect(refused.__typename).toBe('ConcurrencyLimitError');
+
+    // A slot frees: the first in the queue starts (forwarded by the dispatcher); the second moves up.
+    expect(h.sim.completeNow(running[0].job.upstreamIds[0])).toBe(true);
+    await waitFor(async () => (await statusOf(third.job.id)) === 'SUBMITTED', 20_000);
+    expect((await job(fourth.job.id)).queue.position).toBe(1);
+    expect((await statusOf(fourth.job.id))).toBe('QUEUED');
+    await expectCountersEqualLedger(h.services.db);
+  });
+
+  it('a queued job counts against a rate limit once, at its admission: its dispatch counts nothing again', async () => {
+    const tree = await createTree(h, { name: 'Rated', concurrencyLimit: 1 });
+    const policy = await h.gql(`mutation($input: SetUnitPolicyInput!) { setUnitPolicy(input: $input) { __typename } }`, {
+      input: { orgUnitId: tree.teamId, jobsPerMinute: 2 },
+    });
+    expect(policy.data.setUnitPolicy.__typename).toBe('SetUnitPolicyPayload');
+    const running = await submit(tree);
+    const queued = await submit(tree);
+    expect(queued.job.status).toBe('QUEUED');
+    // The queued job was admitted: it took the second of the 2 jobs per minute.
+    expect((await submit(tree)).__typename).toBe('RateLimitedError');
+    expect(h.sim.completeNow(running.job.upstreamIds[0])).toBe(true);
+    await waitFor(async () => (await statusOf(queued.job.id)) === 'SUBMITTED', 20_000);
+    const [counted] = await queryRows<{ n: number }>(
+      h.services.db,
+      sql`select coalesce(sum(amount), 0)::int as n from rate_buckets where scope = ${`unit:${decodeGlobalID(tree.teamId).id}/jobs`}`,
+    );
+    expect(Number(counted!.n)).toBe(2);
+    await expectCountersEqualLedger(h.services.db);
+  });
+
+  it('a queued job can be cancelled: its hold is released and its end is announced like any other', async () => {
+    const tree = await createTree(h, { name: 'Cancel', concurrencyLimit: 1 });
+    await submit(tree);
+    const queued = await submit(tree);
+    expect(queued.job.status).toBe('QUEUED');
+    const res = await h.gql(CANCEL, { input: { jobId: queued.job.id } });
+    expect(res.data.cancelJob).toMatchObject({ __typename: 'CancelJobPayload', job: { status: 'CANCELLED', reservedCreditSeconds: '0' } });
+    expect(await finishedEvents(queued.job.id)).toBe(1);
+    await expectCountersEqualLedger(h.services.db);
+  });
+
+  it('a job waiting past QUEUE_TTL_SECONDS expires: hold released, job.finished written; a running job is left alone', async () => {
+    const tree = await createTree(h, { name: 'Expiry', concurrencyLimit: 1 });
+    const running = await submit(tree);
+    const queued = await submit(tree);
+    expect(queued.job.status).toBe('QUEUED');
+    // The expiry pass as it runs an hour later (QUEUE_TTL_SECONDS defaults to 3600).
+    await expireQueuedJobs(h.services.jobDeps, h.services.config.queue, new Date(Date.now() + 3600_000 + 1000));
+    const expired = await job(queued.job.id);
+    expect(expired).toMatchObject({ status: 'EXPIRED', failureCode: 'queue_expired', reservedCreditSeconds: '0', queue: null });
+    expect(await finishedEvents(queued.job.id)).toBe(1);
+    expect(['SUBMITTED', 'PROCESSING']).toContain(await statusOf(running.job.id));
+    // Nothing was sent for it: no drift note says HeyGen may bill it.
+    const [note] = await queryRows<{ n: number }>(h.services.db, sql`select count(*)::int as n from drift_notes where job_id = ${decodeGlobalID(queued.job.id).id}`);
+    expect(Number(note!.n)).toBe(0);
+    await expectCountersEqualLedger(h.services.db);
+  });
+
+  it("HeyGen's own 429 (its slots used by other clients of the key) sends the job back to the queue, not to failure", async () => {
+    const tree = await createTree(h, { name: 'Small', apiKey: SMALL_KEY, concurrencyLimit: 3 });
+    const first = await submit(tree);
+    expect(first.job.status).toBe('SUBMITTED');
+    // The gateway sees a free slot; HeyGen does not.
+    const second = await submit(tree);
+    expect(second.job.status).toBe('QUEUED');
+    const [row] = await queryRows<{ submit_attempts: number; next_check_at: Date }>(
+      h.services.db,
+      sql`select submit_attempts, next_check_at from jobs where id = ${decodeGlobalID(second.job.id).id}`,
+    );
+    expect(row!.submit_attempts).toBeGreaterThanOrEqual(1);
+    expect(h.sim.stats().rateLimited.concurrency).toBeGreaterThan(0);
+    // Once HeyGen's slot is free, the dispatcher sends it again and HeyGen takes it.
+    expect(h.sim.completeNow(first.job.upstreamIds[0])).toBe(true);
+    await waitFor(async () => (await statusOf(second.job.id)) === 'SUBMITTED', 20_000);
+    expect(h.sim.stats().maxInFlight[SMALL_KEY]).toBe(1);
+    await expectCountersEqualLedger(h.services.db);
+  });
+});
+
+describe('concurrency shares', () => {
+  it('ADMIN and FINANCE set weight, minimum and maximum per unit; bad values are refused; others may not', async () => {
+    const tree = await createTree(h, { name: 'Shares', concurrencyLimit: 6 });
+    const set = (shares: unknown[], token?: string) => h.gql(SET_SHARES, { input: { accountId: tree.accountId, shares } }, token);
+    const ok = await set([
+      { orgUnitId: tree.teamId, weight: 2, minSlots: 1, maxSlots: 5 },
+      { orgUnitId: tree.otherTeamId, weight: 1 },
+    ]);
+    expect(ok.data.setConcurrencyShares.__typename).toBe('SetConcurrencySharesPayload');
+    expect(ok.data.setConcurrencyShares.shares).toHaveLength(2);
+    expect(ok.data.setConcurrencyShares.account.concurrencyShares.map((s: { weight: number }) => s.weight).sort()).toEqual([1, 2]);
+
+    for (const bad of [
+      [{ orgUnitId: tree.teamId, weight: 0 }],
+      [{ orgUnitId: tree.teamId, weight: 1, minSlots: 2, maxSlots: 1 }],
+      [{ orgUnitId: tree.teamId, weight: 1, minSlots: 4 }, { orgUnitId: tree.otherTeamId, weight: 1, minSlots: 3 }],
+      [{ orgUnitId: tree.orgId, weight: 1 }],
+    ]) {
+      expect((await set(bad)).data.setConcurrencyShares.__typename).toBe('ValidationError');
+    }
+    const service = (await issueServiceToken(h, tree.projectId)).token;
+    const denied = await set([{ orgUnitId: tree.teamId, weight: 3 }], service);
+    expect(denied.errors?.[0]?.extensions?.code ?? denied.data?.setConcurrencyShares?.code).toBe('FORBIDDEN');
+  });
+
+  it('a unit at its maximum gets no more slots while others wait; below it, weights decide', async () => {
+    const tree = await createTree(h, { name: 'Maximum', concurrencyLimit: 3 });
+    await h.gql(SET_SHARES, {
+      input: { accountId: tree.accountId, shares: [{ orgUnitId: tree.teamId, weight: 100, maxSlots: 2 }, { orgUnitId: tree.otherTeamId, weight: 1 }] },
+    });
+    const heavy = [await submit(tree), await submit(tree), await submit(tree)];
+    const heavyWaiting = await submit(tree);
+    const light = await submit(tree, {}, tree.otherProjectId);
+    for (const q of [heavyWaiting, light]) expect(q.job.status).toBe('QUEUED');
+    // A slot frees: the heavy team still runs 2, its maximum, so the light team's later job gets it.
+    h.sim.completeNow(heavy[0].job.upstreamIds[0]);
+    await waitFor(async () => (await statusOf(light.job.id)) === 'SUBMITTED', 20_000);
+    expect(await statusOf(heavyWaiting.job.id)).toBe('QUEUED');
+    // Another: 1 running per 100 of weight against 1 per 1: the heavy team's.
+    h.sim.completeNow(heavy[1].job.upstreamIds[0]);
+    await waitFor(async () => (await statusOf(heavyWaiting.job.id)) === 'SUBMITTED', 20_000);
+    await expectCountersEqualLedger(h.services.db);
+  });
+
+  it("a unit under its guaranteed minimum goes first, whatever the weights", async () => {
+    const tree = await createTree(h, { name: 'Minimum', concurrencyLimit: 3 });
+    await h.gql(SET_SHARES, {
+      input: { accountId: tree.accountId, shares: [{ orgUnitId: tree.teamId, weight: 100 }, { orgUnitId: tree.otherTeamId, weight: 1, minSlots: 2 }] },
+    });
+    const heavy = [await submit(tree), await submit(tree)];
+    await submit(tree, {}, tree.otherProjectId);
+    const heavyWaiting = await submit(tree);
+    const lightWaiting = await submit(tree, {}, tree.otherProjectId);
+    for (const q of [heavyWaiting, lightWaiting]) expect(q.job.status).toBe('QUEUED');
+    // 1 running per 100 of weight would win against 1 per 1, but the light team runs 1 of its guaranteed 2.
+    h.sim.completeNow(heavy[0].job.upstreamIds[0]);
+    await waitFor(async () => (await statusOf(lightWaiting.job.id)) === 'SUBMITTED', 20_000);
+    expect(await statusOf(heavyWaiting.job.id)).toBe('QUEUED');
+    await expectCountersEqualLedger(h.services.db);
+  });
+});
+
+describe('on the embedded PGlite of the demo', () => {
+  let e: Harness;
+  beforeAll(async () => {
+    e = await startHarness({ embedded: true, sim: { autoComplete: false }, env: { QUEUE_INTERVAL_MS: '50' } });
+  });
+  afterAll(async () => e?.close());
+
+  it('a queued job starts when the running one ends', async () => {
+    const tree = await createTree(e, { name: 'Embedded', concurrencyLimit: 1 });
+    const send = async () => (await e.gql(SUBMIT, { input: { projectId: tree.projectId, kind: 'AVATAR_VIDEO', request: avatarRequest() } })).data.submitJob;
+    const first = await send();
+    const second = await send();
+    expect([first.job.status, second.job.status]).toEqual(['SUBMITTED', 'QUEUED']);
+    expect(e.sim.completeNow(first.job.upstreamIds[0])).toBe(true);
+    await waitFor(async () => (await e.gql(QUEUED_JOB, { id: second.job.id })).data.job.status === 'SUBMITTED', 20_000);
+    await expectCountersEqualLedger(e.services.db);
+  });
+});
