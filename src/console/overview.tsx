@@ -148,11 +148,12 @@ export function Overview({ account }: { account: AccountRef }) {
     [seriesQuery.data, period, acc, chartForecast],
   );
 
-  if (overview.error) return <ErrorNote message={overview.error} />;
-  if (!overview.data) return <Loading what="the overview" />;
+  // As on the unit page: a failed re-read keeps what was shown, with the error above.
+  if (!overview.data) return overview.error ? <ErrorNote message={overview.error} /> : <Loading what="the overview" />;
   const p = acc?.period;
   return (
     <>
+      {overview.error && <ErrorNote message={overview.error} />}
       <h1>
         Overview <span className="muted small">{account.name} · {period} ({account.timezone})</span>
       </h1>

@@ -362,12 +362,13 @@ export function UnitPage({ id, account }: { id: string; account: AccountRef }) {
     refetchSeries();
   }, [settled, refetchUnit, refetchSeries]);
 
-  if (unit.error) return <ErrorNote message={unit.error} />;
-  if (!unit.data) return <Loading what="the unit" />;
+  // A failed re-read (the gateway restarting, the network gone) keeps the page that was shown, with the error above.
+  if (!unit.data) return unit.error ? <ErrorNote message={unit.error} /> : <Loading what="the unit" />;
   const u = unit.data.orgUnit;
   if (!u) return <p className="empty">This unit does not exist or is not visible to you.</p>;
   return (
     <>
+      {unit.error && <ErrorNote message={unit.error} />}
       <nav aria-label="Path" className="crumbs">
         <a href="#/">Overview</a>
         {u.path.map((p) => (
