@@ -3,8 +3,8 @@
 // floods the queue first; one process is killed with SIGKILL mid-flood; then B arrives. B's first job starts within
 // one render slot; while both wait, A:B slot-seconds are 2:1 ± 10 %; HeyGen never sees more than 6 jobs at once;
 // no job is lost or created twice; money is conserved.
-// Counts are smaller than the 300 + 30 (120 + 20, 400 ms renders) to keep the test short; the ratio is
-// measured over B's whole busy period (10 rounds of its 2 slots), while A still has jobs waiting throughout.
+// The counts (300 + 30, 400 ms renders: about 22 s of rendering); the ratio is measured over B's whole busy
+// period (15 rounds of its 2 slots), while A still has jobs waiting throughout.
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { decodeGlobalID } from '@pothos/plugin-relay';
 import { sql } from 'drizzle-orm';
@@ -17,8 +17,8 @@ import { queryRows } from '../src/db/client.js';
 const KEY = 'sk_test_primary_key_0001';
 const LIMIT = 6;
 const RENDER_MS = 400;
-const A_JOBS = 120;
-const B_JOBS = 20;
+const A_JOBS = 300;
+const B_JOBS = 30;
 
 let h: Harness;
 let tree: Tree;
