@@ -499,8 +499,10 @@ export async function hintJob(db: Db, accountId: string, hint: JobHint, minInter
         select exists (select 1 from accounts where id = ${accountId}) as account_known,
                (select id from target)::text as job_id,
                exists (select 1 from hinted) as scheduled,
+               -- Not moved (already due, or due between this statement's start and its row check): due by the
+               -- wall clock, as the row check saw it; by now() it could look later, and no prompt read would follow.
                coalesce((select due_now from hinted),
-                        (select status in ('SUBMITTED', 'PROCESSING') and next_check_at <= now() and ${readable}
+                        (select status in ('SUBMITTED', 'PROCESSING') and next_check_at <= clock_timestamp() and ${readable}
                          from jobs where id = (select id from target))) as due_now`,
   );
   return { accountKnown: row!.account_known, jobId: row!.job_id, scheduled: row!.scheduled, dueNow: row!.due_now === true };
