@@ -16,7 +16,8 @@
 // a database the user may CREATE DATABASE from) and pgbench (PATH, or PG_BIN_DIR).
 //
 // Options: --quick (a smaller, faster run), --smoke (the smallest run: checks that every figure is produced, used by
-// test/bench.test.ts), --json <file> (default bench-results/<timestamp>.json).
+// test/bench.test.ts), --json <file> (default bench-results/<timestamp>.json), --only <phases> (comma-separated: submit,
+// campaign, reads, chargeback; a full comparison runs them all).
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -157,11 +158,20 @@ async function p50Of(repeats: number, fn: () => Promise<unknown>): Promise<numbe
 // The run
 
 const { values: args } = parseArgs({
-  options: { quick: { type: 'boolean' }, smoke: { type: 'boolean' }, json: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+  options: { quick: { type: 'boolean' }, smoke: { type: 'boolean' }, json: { type: 'string' }, only: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
 });
+const PHASES = ['submit', 'campaign', 'reads', 'chargeback'] as const;
 if (args.help) {
-  console.log('usage: npm run bench -- [--quick | --smoke] [--json <file>]');
+  console.log(`usage: npm run bench -- [--quick | --smoke] [--json <file>] [--only ${PHASES.join(',')}]`);
   process.exit(0);
+}
+// --only: some phases (comma-separated), for working on one figure; a full comparison runs them all.
+const only = new Set(args.only ? args.only.split(',').map((p) => p.trim()) : PHASES);
+for (const phase of only) {
+  if (!(PHASES as readonly string[]).includes(phase)) {
+    console.error(`unknown phase '${phase}' (phases: ${PHASES.join(', ')})`);
+    process.exit(2);
+  }
 }
 const sizes = SIZES[args.smoke ? 'smoke' : args.quick ? 'quick' : 'full'];
 const pgbenchBin = process.env.PG_BIN_DIR ? join(process.env.PG_BIN_DIR, 'pgbench') : 'pgbench';
@@ -278,24 +288,25 @@ try {
   });
 
   // --- submit latency and throughput
-  log('warm-up');
-  await runLoad(directPlan({ clients: 8, durationMs: sizes.warmupMs }));
-  await runLoad(gatewayPlan(latency, { clients: 8, durationMs: sizes.warmupMs }));
-
   let rssUnderLoad = 0;
-  const open: any[] = [];
-  for (const rate of sizes.rates) {
-    log(`open loop ${rate}/s`);
-    const direct = await runLoad(directPlan({ mode: 'open', rate, durationMs: sizes.openMs }));
-    const { value: via, peakMb } = await peakRss(pid, () => runLoad(gatewayPlan(latency, { mode: 'open', rate, durationMs: sizes.openMs })));
-    rssUnderLoad = Math.max(rssUnderLoad, peakMb);
-    open.push({
-      rate,
-      gateway: via,
-      direct,
-      addedMs: { p50: round(via.p50Ms - direct.p50Ms, 3), p95: round(via.p95Ms - direct.p95Ms, 3), p99: round(via.p99Ms - direct.p99Ms, 3) },
-      ratio: { p50: ratio(via.p50Ms, direct.p50Ms), p95: ratio(via.p95Ms, direct.p95Ms), p99: ratio(via.p99Ms, direct.p99Ms) },
-    });
+  if (only.has('submit')) {
+    log('warm-up');
+    await runLoad(directPlan({ clients: 8, durationMs: sizes.warmupMs }));
+    await runLoad(gatewayPlan(latency, { clients: 8, durationMs: sizes.warmupMs }));
+
+    const open: any[] = [];
+    for (const rate of sizes.rates) {
+      log(`open loop ${rate}/s`);
+      const direct = await runLoad(directPlan({ mode: 'open', rate, durationMs: sizes.openMs }));
+      const { value: via, peakMb } = await peakRss(pid, () => runLoad(gatewayPlan(latency, { mode: 'open', rate, durationMs: sizes.openMs })));
+      rssUnderLoad = Math.max(rssUnderLoad, peakMb);
+      open.push({
+        rate,
+        gateway: via,
+        direct,
+        addedMs: { p50: round(via.p50Ms - direct.p50Ms, 3), p95: round(via.p95Ms - direct.p95Ms, 3), p99: round(via.p99Ms - direct.p99Ms, 3) },
+        ratio: { p50: ratio(via.p50Ms, direct.p50Ms), p95: ratio(via.p95Ms, direct.p95Ms), p99: ratio(via.p99Ms, direct.p99Ms) },
+      });
   }
   log(`closed loop ${sizes.closedClients} clients`);
   const closedDirect = await runLoad(directPlan({ clients: sizes.closedClients, durationMs: sizes.closedMs }));
@@ -305,34 +316,37 @@ try {
     open,
     closed: { clients: sizes.closedClients, gateway: closedVia, direct: closedDirect, throughputRatio: ratio(closedVia.throughput, closedDirect.throughput) },
   };
+  }
 
   // --- campaign into one HARD budget vs pgbench
-  log(`campaign of ${sizes.campaignJobs} jobs, ${sizes.campaignClients} clients`);
-  const campaign = await tree('Campaign', KEYS.campaign);
-  // Room for every job (52.8 cs each), so that every admission takes the whole path, including the budget's lock.
-  await mutate(gateway.url, admin, 'setBudget', 'SetBudgetInput', '... on SetBudgetPayload { budget { id } }', {
-    orgUnitId: campaign.projectId, accountId: campaign.accountId, window: 'MONTHLY', enforcement: 'HARD', limitCreditSeconds: String(sizes.campaignJobs * 60),
-  });
-  const { value: campaignRun, peakMb: campaignPeak } = await peakRss(pid, () =>
-    runLoad(gatewayPlan(campaign, { clients: sizes.campaignClients, total: sizes.campaignJobs })),
-  );
-  rssUnderLoad = Math.max(rssUnderLoad, campaignPeak);
-  const pgbench = await runPgbench(await tree('Pgbench', KEYS.pgbench));
-  results.campaign = {
-    jobs: sizes.campaignJobs,
-    clients: sizes.campaignClients,
-    gateway: campaignRun,
-    admissionsPerSecond: campaignRun.throughput,
-    pgbenchTps: pgbench.tps,
-    pgbenchStatement: pgbench.statement,
-    ratio: ratio(campaignRun.throughput, pgbench.tps),
-  };
+  if (only.has('campaign')) {
+    log(`campaign of ${sizes.campaignJobs} jobs, ${sizes.campaignClients} clients`);
+    const campaign = await tree('Campaign', KEYS.campaign);
+    // Room for every job (52.8 cs each), so that every admission takes the whole path, including the budget's lock.
+    await mutate(gateway.url, admin, 'setBudget', 'SetBudgetInput', '... on SetBudgetPayload { budget { id } }', {
+      orgUnitId: campaign.projectId, accountId: campaign.accountId, window: 'MONTHLY', enforcement: 'HARD', limitCreditSeconds: String(sizes.campaignJobs * 60),
+    });
+    const { value: campaignRun, peakMb: campaignPeak } = await peakRss(pid, () =>
+      runLoad(gatewayPlan(campaign, { clients: sizes.campaignClients, total: sizes.campaignJobs })),
+    );
+    rssUnderLoad = Math.max(rssUnderLoad, campaignPeak);
+    const pgbench = await runPgbench(await tree('Pgbench', KEYS.pgbench));
+    results.campaign = {
+      jobs: sizes.campaignJobs,
+      clients: sizes.campaignClients,
+      gateway: campaignRun,
+      admissionsPerSecond: campaignRun.throughput,
+      pgbenchTps: pgbench.tps,
+      pgbenchStatement: pgbench.statement,
+      ratio: ratio(campaignRun.throughput, pgbench.tps),
+    };
+  }
 
   // --- the gateway settles what was submitted (webhooks, then polling): reads and idle memory are measured after
   const drainMs = await drain(gateway, admin);
 
   // --- reads
-  results.reads = await measureReads(gateway, admin, { ...gatewayEnv, PORT: '0' });
+  if (only.has('reads')) results.reads = await measureReads(gateway, admin, { ...gatewayEnv, PORT: '0' });
 
   // --- idle memory after the load
   const idle = memoryMb(pid);
@@ -340,7 +354,7 @@ try {
   results.drain = drainMs;
 
   // --- chargeback
-  results.chargeback = await measureChargeback();
+  if (only.has('chargeback')) results.chargeback = await measureChargeback();
 
   // ---------------------------------------------------------------------------------------------------------------
 
@@ -631,7 +645,7 @@ mkdirSync(dirname(file), { recursive: true });
 writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
 
 const rows: [string, string, string, string][] = [];
-for (const o of results.submit.open) {
+for (const o of results.submit?.open ?? []) {
   rows.push([
     `submit latency, open loop ${o.rate}/s`,
     `p50 ${o.gateway.p50Ms} / p95 ${o.gateway.p95Ms} / p99 ${o.gateway.p99Ms} ms (+${o.addedMs.p50} / +${o.addedMs.p95} / +${o.addedMs.p99})`,
@@ -639,25 +653,25 @@ for (const o of results.submit.open) {
     `${o.ratio.p50} / ${o.ratio.p95} / ${o.ratio.p99}`,
   ]);
 }
-const c = results.submit.closed;
-rows.push([`submissions/s, ${c.clients} clients`, `${c.gateway.throughput}/s`, `direct ${c.direct.throughput}/s`, String(c.throughputRatio)]);
-rows.push([
+const c = results.submit?.closed;
+if (c) rows.push([`submissions/s, ${c.clients} clients`, `${c.gateway.throughput}/s`, `direct ${c.direct.throughput}/s`, String(c.throughputRatio)]);
+if (results.campaign) rows.push([
   `campaign ${results.campaign.jobs} jobs, ${results.campaign.clients} clients, one HARD budget`,
   `${results.campaign.admissionsPerSecond} admissions/s (${results.campaign.gateway.failed} failed)`,
   `pgbench ${results.campaign.pgbenchTps} tps`,
   String(results.campaign.ratio),
 ]);
-for (const name of ['orgUnits', 'accountPeriod', 'budgetBalance']) {
+for (const name of results.reads ? ['orgUnits', 'accountPeriod', 'budgetBalance'] : []) {
   const r = results.reads[name];
   rows.push([`${name === 'orgUnits' ? `orgUnits(first: ${results.reads.units})` : name} p50`, `${r.p50Ms} ms, ${r.statements} statements`, `raw SQL ${r.rawSqlP50Ms} ms`, String(r.ratio)]);
 }
-rows.push(['submitJob statements (one request)', String(results.reads.submitStatements), '', '']);
-for (const run of results.chargeback.runs) {
+if (results.reads) rows.push(['submitJob statements (one request)', String(results.reads.submitStatements), '', '']);
+for (const run of results.chargeback?.runs ?? []) {
   for (const [policy, r] of Object.entries(run.policies as Record<string, { ms: number; ratio: number }>)) {
     rows.push([`chargeback ${run.jobs} jobs, ${policy}`, `${r.ms} ms`, `GROUP BY ${run.groupByMs} ms`, String(r.ratio)]);
   }
 }
-for (const [policy, g] of Object.entries(results.chargeback.growth)) rows.push([`chargeback growth ${policy}`, '', '', `${g}`]);
+for (const [policy, g] of Object.entries(results.chargeback?.growth ?? {})) rows.push([`chargeback growth ${policy}`, '', '', `${g}`]);
 rows.push(['jobs settled after the load', results.drain.ms === null ? `${results.drain.inFlightLeft} still in flight after 10 min` : `in ${results.drain.ms} ms`, '', '']);
 const rss = results.rss;
 rows.push(['gateway RSS ready / under load / idle after', `${rss.readyMb} / ${rss.underLoadMb} / ${rss.idleAfterLoadMb} MB`, `VmHWM ${rss.hwmMb} MB`, '']);
