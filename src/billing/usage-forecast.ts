@@ -17,24 +17,7 @@ export interface DailyUsage {
 
 /** Usage of a unit's subtree per day (inclusive range), over the given accounts (null: all). Days without usage are absent. */
 export async function dailyUsage(db: Db, unitId: string, accountIds: readonly string[] | null, from: string, to: string): Promise<DailyUsage[]> {
-  if (accountIds && accountIds.length === 0) return [];
-  const rows = await db
-    .select({
-      day: usageDailyTable.day,
-      reserved: sql<string>`sum(${usageDailyTable.reservedMicroCs})::text`,
-      settled: sql<string>`sum(${usageDailyTable.settledMicroCs})::text`,
-    })
-    .from(usageDailyTable)
-    .where(
-      and(
-        eq(usageDailyTable.orgUnitId, unitId),
-        accountIds ? inArray(usageDailyTable.accountId, [...accountIds]) : undefined,
-        between(usageDailyTable.day, from, to),
-      ),
-    )
-    .groupBy(usageDailyTable.day)
-    .orderBy(usageDailyTable.day);
-  return rows.map((r) => ({ day: r.day, reservedMicroCs: toBigInt(r.reserved), settledMicroCs: toBigInt(r.settled) }));
+  return usageDailyRows(db, unitId, accountIds, from, to, false);
 }
 
 export interface ProductDailyUsage extends DailyUsage {
@@ -44,11 +27,19 @@ export interface ProductDailyUsage extends DailyUsage {
 
 /** dailyUsage split by product: one row per day and product with usage (rows that netted to zero are left out). */
 export async function dailyUsageByProduct(db: Db, unitId: string, accountIds: readonly string[] | null, from: string, to: string): Promise<ProductDailyUsage[]> {
+  const rows = await usageDailyRows(db, unitId, accountIds, from, to, true);
+  return rows.filter((r) => r.reservedMicroCs !== 0n || r.settledMicroCs !== 0n);
+}
+
+/** The subtree's `usage_daily` rollups summed per day, or per day and product. */
+async function usageDailyRows(db: Db, unitId: string, accountIds: readonly string[] | null, from: string, to: string, byProduct: false): Promise<DailyUsage[]>;
+async function usageDailyRows(db: Db, unitId: string, accountIds: readonly string[] | null, from: string, to: string, byProduct: true): Promise<ProductDailyUsage[]>;
+async function usageDailyRows(db: Db, unitId: string, accountIds: readonly string[] | null, from: string, to: string, byProduct: boolean): Promise<(DailyUsage & { product?: string })[]> {
   if (accountIds && accountIds.length === 0) return [];
   const rows = await db
     .select({
       day: usageDailyTable.day,
-      product: usageDailyTable.product,
+      product: byProduct ? usageDailyTable.product : sql<string>`''`,
       reserved: sql<string>`sum(${usageDailyTable.reservedMicroCs})::text`,
       settled: sql<string>`sum(${usageDailyTable.settledMicroCs})::text`,
     })
@@ -60,11 +51,14 @@ export async function dailyUsageByProduct(db: Db, unitId: string, accountIds: re
         between(usageDailyTable.day, from, to),
       ),
     )
-    .groupBy(usageDailyTable.day, usageDailyTable.product)
-    .orderBy(usageDailyTable.day, usageDailyTable.product);
-  return rows
-    .map((r) => ({ day: r.day, product: r.product, reservedMicroCs: toBigInt(r.reserved), settledMicroCs: toBigInt(r.settled) }))
-    .filter((r) => r.reservedMicroCs !== 0n || r.settledMicroCs !== 0n);
+    .groupBy(...(byProduct ? [usageDailyTable.day, usageDailyTable.product] : [usageDailyTable.day]))
+    .orderBy(...(byProduct ? [usageDailyTable.day, usageDailyTable.product] : [usageDailyTable.day]));
+  return rows.map((r) => ({
+    day: r.day,
+    ...(byProduct ? { product: r.product } : {}),
+    reservedMicroCs: toBigInt(r.reserved),
+    settledMicroCs: toBigInt(r.settled),
+  }));
 }
 
 export interface UsageForecast extends Forecast {
