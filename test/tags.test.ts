@@ -140,7 +140,7 @@ describe('budgets on a tag value and on a person', () => {
     const daily = await mustMutate(
       h,
       SET_GROUP_BUDGET,
-      { input: { orgUnitId: tree.deptId, accountId: tree.accountId, window: 'DAILY', tagKey: 'campaign', tagValue: 'daily', limitCreditSeconds: String(23 * HOLD_CS + 5) } },
+      { input: { orgUnitId: tree.deptId, accountId: tree.accountId, window: 'DAILY', tagKey: 'campaign', tagValue: 'daily', limitCreditSeconds: String((23 * 528 + 50) / 10) /* 23 holds + 5 cs */ } },
       'setGroupBudget',
     );
     const results = await Promise.all(Array.from({ length: 100 }, (_, i) => submit({ tags: [{ key: 'campaign', value: 'daily' }], ...(i % 2 ? { projectId: tree.otherProjectId } : {}) })));
