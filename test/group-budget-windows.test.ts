@@ -4,7 +4,8 @@
 //   (Los Angeles) group budgets refuse up to the last second of their window and start afresh at the next one;
 // - their usage is a sum over the daily group rollups (usage_tag_daily, usage_person_daily), equal to the ledger;
 // - threshold events of a group budget: each threshold once per window under concurrent admissions, re-armed in the
-//   next window, resolved by a raise; shown in moneyEvents to whoever may see the group budget.
+//   next window, resolved by a raise; routed to a channel by a rule above the budget's unit; shown in moneyEvents to
+//   whoever may see the group budget.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeGlobalID } from '@pothos/plugin-relay';
 import { eq, sql } from 'drizzle-orm';
@@ -15,6 +16,7 @@ import { admitJob } from '../src/jobs/admission.js';
 import { settleJob } from '../src/jobs/settlement.js';
 import { groupBudgetUsage, setGroupBudget, type SetGroupBudgetInput } from '../src/tags/tags.js';
 import { queryRows } from '../src/db/client.js';
+import { describeEvent, moneyEventFanOut } from '../src/notifications/delivery.js';
 import { groupBudgetsTable } from '../src/db/schema.js';
 import { BudgetExceededError, ValidationError } from '../src/errors.js';
 import type { Actor } from '../src/auth/actor.js';
@@ -208,6 +210,32 @@ describe('threshold events of a group budget', () => {
       });
       expect(BigInt(e.data.usedMicroCs as string) * 100n).toBeGreaterThanOrEqual(BigInt(e.data.threshold as number) * 10n * HOLD);
     }
+    // Delivered by the existing channels: a rule on the department routes the team's group budget events.
+    const channel = await mustMutate(
+      h,
+      `mutation($input: CreateNotificationChannelInput!) { createNotificationChannel(input: $input) { __typename ... on NotificationChannelPayload { channel { id } } ... on Error { message } } }`,
+      { input: { orgUnitId: tree.deptId, kind: 'WEBHOOK', name: 'campaigns', config: { url: 'https://hooks.example.com/campaigns' } } },
+      'createNotificationChannel',
+    );
+    await mustMutate(
+      h,
+      `mutation($input: CreateNotificationRuleInput!) { createNotificationRule(input: $input) { __typename ... on Error { message } } }`,
+      { input: { orgUnitId: tree.deptId, channelId: channel.channel.id, eventKinds: ['BUDGET_THRESHOLD_CROSSED'] } },
+      'createNotificationRule',
+    );
+    const [event] = await queryRows<{ id: string; payload: unknown }>(
+      h.services.db,
+      sql`select id, payload from outbox_events where topic = 'money_event' and kind = 'budget.threshold_crossed'
+          and payload->'data'->>'budgetId' = ${budget.id} and (payload->'data'->>'threshold')::int = 80`,
+    );
+    await moneyEventFanOut(h.services.db, { maxAttempts: 3 })(
+      { id: event!.id, topic: 'money_event', kind: 'budget.threshold_crossed', payload: event!.payload, destination: {}, jobId: null, orgUnitId: raw(tree.teamId), attempt: 1, maxAttempts: 3, createdAt: new Date() },
+      new Date(),
+    );
+    const routed = await queryRows<{ payload: any }>(h.services.db, sql`select payload from outbox_events where topic = 'notify.webhook' and destination->>'channelId' = ${raw(channel.channel.id)}`);
+    expect(routed).toHaveLength(1);
+    expect(describeEvent(routed[0]!.payload).title).toBe('Video: 80% of its DAILY budget of tag campaign=spring used');
+
     // Release the holds: a decrease resolves nothing by itself.
     for (const r of results) if (r.status === 'fulfilled') await settleJob(h.services.db, r.value.job.id, { type: 'cancelled', by: admin }, new Date(at));
     expect(await events('budget.threshold_resolved', budget.id)).toEqual([]);
