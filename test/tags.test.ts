@@ -136,11 +136,22 @@ describe('budgets on a tag value and on a person', () => {
     await expectCountersEqualLedger(h.services.db);
   });
 
-  it('a group budget counts periods: DAILY, WEEKLY and CUSTOM are refused, QUARTERLY counts the quarter', async () => {
-    for (const window of ['DAILY', 'WEEKLY', 'CUSTOM']) {
-      const res = await h.gql(SET_GROUP_BUDGET, { input: { orgUnitId: tree.orgId, window, tagKey: 'campaign', tagValue: 'daily', limitCreditSeconds: '100' } });
-      expect(res.data.setGroupBudget).toMatchObject({ __typename: 'ValidationError', field: 'window' });
-    }
+  it('100 concurrent submissions into a DAILY campaign budget that fits 23: exactly 23 admitted; QUARTERLY counts the quarter', async () => {
+    const daily = await mustMutate(
+      h,
+      SET_GROUP_BUDGET,
+      { input: { orgUnitId: tree.deptId, accountId: tree.accountId, window: 'DAILY', tagKey: 'campaign', tagValue: 'daily', limitCreditSeconds: String((23 * 528 + 50) / 10) /* 23 holds + 5 cs */ } },
+      'setGroupBudget',
+    );
+    const results = await Promise.all(Array.from({ length: 100 }, (_, i) => submit({ tags: [{ key: 'campaign', value: 'daily' }], ...(i % 2 ? { projectId: tree.otherProjectId } : {}) })));
+    const kinds = results.map((r) => r.data.submitJob.__typename);
+    expect(kinds.filter((k) => k === 'SubmitJobPayload')).toHaveLength(23);
+    expect(kinds.filter((k) => k === 'BudgetExceededError')).toHaveLength(77);
+    const refusal = results.find((r) => r.data.submitJob.__typename === 'BudgetExceededError')!.data.submitJob;
+    expect(refusal).toMatchObject({ reason: 'TAG', tagKey: 'campaign', tagValue: 'daily', budgetId: daily.budget.id, availableCreditSeconds: '5' });
+    expect(refusal.message).toMatch(/\(DAILY \d{4}-\d{2}-\d{2}\)/);
+    await expectCountersEqualLedger(h.services.db);
+
     const set = await mustMutate(
       h,
       SET_GROUP_BUDGET,

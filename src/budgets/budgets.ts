@@ -82,6 +82,38 @@ function parseDay(field: string, value: string): string {
   return m[0];
 }
 
+/**
+ * A budget's CUSTOM dates (unit and group budgets alike): both required for CUSTOM, `YYYY-MM-DD` account-local days,
+ * `windowTo` (exclusive) after `windowFrom`; refused for any other window.
+ */
+export function customWindowOf(
+  window: BudgetWindow,
+  from: string | null | undefined,
+  to: string | null | undefined,
+): { windowFrom: string | null; windowTo: string | null } {
+  const custom = window === 'CUSTOM';
+  if (custom && (from == null || to == null)) {
+    throw new ValidationError(from == null ? 'windowFrom' : 'windowTo', 'a CUSTOM budget needs windowFrom and windowTo');
+  }
+  if (!custom && (from != null || to != null)) {
+    throw new ValidationError(from != null ? 'windowFrom' : 'windowTo', 'windowFrom and windowTo are for CUSTOM budgets only');
+  }
+  if (!custom) return { windowFrom: null, windowTo: null };
+  const windowFrom = parseDay('windowFrom', from!);
+  const windowTo = parseDay('windowTo', to!);
+  if (windowTo <= windowFrom) throw new ValidationError('windowTo', 'windowTo (exclusive) must be after windowFrom');
+  return { windowFrom, windowTo };
+}
+
+/** A budget's alert thresholds (default 50, 80, 100 %): up to 10 integer percentages from 1 to 1000, sorted, once each. */
+export function alertThresholdsOf(thresholds: readonly number[] | null | undefined): number[] {
+  const list = thresholds ?? [50, 80, 100];
+  if (list.length > 10 || list.some((t) => !Number.isInteger(t) || t < 1 || t > 1000)) {
+    throw new ValidationError('alertThresholds', 'alertThresholds are up to 10 integer percentages from 1 to 1000');
+  }
+  return [...new Set(list)].sort((a, b) => a - b);
+}
+
 /** An amount given in credit-seconds or (exclusive) in USD, as a budget's limit is; null when neither is given. */
 async function amountOf(
   tx: Db,
@@ -142,16 +174,7 @@ export async function setBudget(tx: Db, input: SetBudgetInput, now = new Date())
   const limit = await amountOf(tx, input.accountId, { cs: 'limitCreditSeconds', usd: 'limitUsd' }, input.limitCreditSeconds, input.limitUsd, now);
   if (limit === null) throw new ValidationError('limitCreditSeconds', 'give exactly one of limitCreditSeconds and limitUsd');
   const limitUsd = input.limitUsd != null ? input.limitUsd.trim() : null;
-  const custom = input.window === 'CUSTOM';
-  if (custom && (input.windowFrom == null || input.windowTo == null)) {
-    throw new ValidationError(input.windowFrom == null ? 'windowFrom' : 'windowTo', 'a CUSTOM budget needs windowFrom and windowTo');
-  }
-  if (!custom && (input.windowFrom != null || input.windowTo != null)) {
-    throw new ValidationError(input.windowFrom != null ? 'windowFrom' : 'windowTo', 'windowFrom and windowTo are for CUSTOM budgets only');
-  }
-  const windowFrom = custom ? parseDay('windowFrom', input.windowFrom!) : null;
-  const windowTo = custom ? parseDay('windowTo', input.windowTo!) : null;
-  if (windowFrom !== null && windowTo! <= windowFrom) throw new ValidationError('windowTo', 'windowTo (exclusive) must be after windowFrom');
+  const { windowFrom, windowTo } = customWindowOf(input.window, input.windowFrom, input.windowTo);
   const rolloverCap = await amountOf(
     tx,
     input.accountId,
@@ -172,10 +195,6 @@ export async function setBudget(tx: Db, input: SetBudgetInput, now = new Date())
       : [{ timezone: 'UTC' }];
     rolloverFrom = nextPeriod(periodOf(now, account!.timezone));
   }
-  const thresholds = input.alertThresholds ?? [50, 80, 100];
-  if (thresholds.length > 10 || thresholds.some((t) => !Number.isInteger(t) || t < 1 || t > 1000)) {
-    throw new ValidationError('alertThresholds', 'alertThresholds are up to 10 integer percentages from 1 to 1000');
-  }
   const values = {
     orgUnitId: input.orgUnitId,
     accountId: input.accountId,
@@ -184,7 +203,7 @@ export async function setBudget(tx: Db, input: SetBudgetInput, now = new Date())
     limitUsd,
     enforcement: input.enforcement,
     allowOverage: input.allowOverage,
-    alertThresholds: [...new Set(thresholds)].sort((a, b) => a - b),
+    alertThresholds: alertThresholdsOf(input.alertThresholds),
     windowFrom,
     windowTo,
     rolloverCapMicroCs: rolloverCap,

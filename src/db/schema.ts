@@ -629,10 +629,12 @@ export const notificationRulesTable = pgTable('notification_rules', {
  * Which alert thresholds of a budget are crossed in a window (`window_from`..`window_to`, inclusive: YYYY-MM, or
  * YYYY-MM-DD for DAILY, WEEKLY and CUSTOM budgets): a row flips to
  * crossed once (the one `budget.threshold_crossed`), and back when a raise brings usage under (`resolved`);
- * `generation` counts the flips, so each crossing has its own event key. Maintained by the database triggers.
+ * `generation` counts the flips, so each crossing has its own event key. Maintained by the database triggers
+ * (gateway_threshold_alerts), for unit budgets and group budgets alike: `budget_id` is a budgets or a group_budgets
+ * id (both random uuids; neither kind of budget is ever deleted).
  */
 export const budgetAlertStatesTable = pgTable('budget_alert_states', {
-  budgetId: uuid('budget_id').notNull().references(() => budgetsTable.id, { onDelete: 'cascade' }),
+  budgetId: uuid('budget_id').notNull(),
   windowFrom: text('window_from').notNull(),
   windowTo: text('window_to').notNull(),
   threshold: integer('threshold').notNull(),
@@ -683,8 +685,40 @@ export const usagePersonRollupsTable = pgTable('usage_person_rollups', {
 ]);
 
 /**
+ * Daily usage per tag set: usage_tag_rollups per account-local day instead of period (the day of the ledger entry:
+ * a hold's day, which its release takes back from; a settlement's own day), moved by the same trigger in the same
+ * transaction. Group budgets over DAILY, WEEKLY and CUSTOM windows sum it (gateway_group_budget_usage), as unit
+ * budgets sum usage_daily. Sum over a period's days = usage_tag_rollups.
+ */
+export const usageTagDailyTable = pgTable('usage_tag_daily', {
+  orgUnitId: uuid('org_unit_id').notNull().references(() => orgUnitsTable.id),
+  accountId: uuid('account_id').notNull().references(() => accountsTable.id),
+  day: date('day', { mode: 'string' }).notNull(),
+  tags: jsonb('tags').$type<Record<string, string>>().notNull(),
+  reservedMicroCs: micro('reserved_micro_cs').notNull().default(sql`0`),
+  settledMicroCs: micro('settled_micro_cs').notNull().default(sql`0`),
+}, (t) => [
+  primaryKey({ columns: [t.orgUnitId, t.accountId, t.day, t.tags] }),
+  check('usage_tag_daily_reserved_non_negative', sql`${t.reservedMicroCs} >= 0`),
+]);
+
+/** Daily usage per person: usage_person_rollups per account-local day, as usage_tag_daily is to usage_tag_rollups. */
+export const usagePersonDailyTable = pgTable('usage_person_daily', {
+  orgUnitId: uuid('org_unit_id').notNull().references(() => orgUnitsTable.id),
+  accountId: uuid('account_id').notNull().references(() => accountsTable.id),
+  day: date('day', { mode: 'string' }).notNull(),
+  person: text('person').notNull(),
+  reservedMicroCs: micro('reserved_micro_cs').notNull().default(sql`0`),
+  settledMicroCs: micro('settled_micro_cs').notNull().default(sql`0`),
+}, (t) => [
+  primaryKey({ columns: [t.orgUnitId, t.accountId, t.day, t.person] }),
+  check('usage_person_daily_reserved_non_negative', sql`${t.reservedMicroCs} >= 0`),
+]);
+
+/**
  * HARD caps on a group of jobs within a unit's subtree: those carrying one tag value (a campaign), or those of one
- * person. Checked by the admission function (gateway_check_group_budgets) with the unit budgets' guarantees.
+ * person. Checked by the admission function (gateway_check_group_budgets) with the unit budgets' guarantees, over
+ * the unit budgets' windows (gateway_budget_bounds); threshold events like a unit budget's.
  */
 export const groupBudgetsTable = pgTable('group_budgets', {
   id: uuid('id').primaryKey().defaultRandom(),
@@ -696,15 +730,21 @@ export const groupBudgetsTable = pgTable('group_budgets', {
   tagKey: text('tag_key'),
   tagValue: text('tag_value'),
   person: text('person'),
+  alertThresholds: integer('alert_thresholds').array().notNull().default(sql`'{50,80,100}'::integer[]`),
+  /** CUSTOM only: the first day (inclusive) and the end day (exclusive) of the window, account-local dates. */
+  windowFrom: date('window_from', { mode: 'string' }),
+  windowTo: date('window_to', { mode: 'string' }),
   createdAt: createdAt(),
   updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
 }, (t) => [
   unique('group_budgets_scope').on(t.orgUnitId, t.accountId, t.window, t.tagKey, t.tagValue, t.person).nullsNotDistinct(),
   check('group_budgets_limit_non_negative', sql`${t.limitMicroCs} >= 0`),
   check('group_budgets_one_group', sql`(${t.tagKey} is not null and ${t.tagValue} is not null and ${t.person} is null) or (${t.tagKey} is null and ${t.tagValue} is null and ${t.person} is not null)`),
-  // The windows counted in periods (GROUP_BUDGET_WINDOWS): the tag and person rollups have no days. As text: a new
-  // enum value may not be used as a constant in the transaction that adds it.
-  check('group_budgets_period_window', sql`${t.window}::text in ('MONTHLY', 'QUARTERLY', 'CONTRACT_TERM', 'LIFETIME')`),
+  // As budgets_custom_dates (compared as text: a new enum value may not be used as a constant in the transaction that adds it).
+  check(
+    'group_budgets_custom_dates',
+    sql`(${t.window}::text = 'CUSTOM') = (${t.windowFrom} is not null and ${t.windowTo} is not null) and (${t.windowFrom} is null or ${t.windowFrom} < ${t.windowTo})`,
+  ),
 ]);
 
 /** Output resolutions a policy can cap, lowest first (the order `maxResolution` compares in). */

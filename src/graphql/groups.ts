@@ -1,4 +1,5 @@
 // How usage and chargeback lines are grouped (docs/billing.md, docs/governance.md), and who sees which person.
+import { sql, type SQL } from 'drizzle-orm';
 import { builder } from './builder.js';
 import { ValidationError } from '../errors.js';
 import type { Actor } from '../auth/actor.js';
@@ -33,4 +34,13 @@ export function groupByOf(input: { by: 'TAG' | 'PERSON'; tagKey?: string | null 
 export function personVisible(actor: Actor, person: string | null): boolean {
   if (actor.role !== 'MEMBER' && actor.role !== 'SERVICE') return true;
   return person === actor.subject;
+}
+
+/**
+ * SQL filter mirroring personVisible for rows that may name a person (`person`: null when the row is about no
+ * person, e.g. a money event of a unit or tag budget): such rows pass; a person's only for whom personVisible allows.
+ */
+export function personVisibleFilter(actor: Actor, person: SQL): SQL | undefined {
+  if (actor.role !== 'MEMBER' && actor.role !== 'SERVICE') return undefined;
+  return sql`(${person} is null or ${person} = ${actor.subject})`;
 }

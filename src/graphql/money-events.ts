@@ -1,7 +1,8 @@
 // Money events as a feed (docs/notifications.md): the `moneyEvents` query, newest first, of one unit's subtree.
 // Who sees an event: who may read the costs of its unit (canReadCostsOf, OrgUnit.usage's rule), since an event
 // tells that unit's usage; so a caller never sees the events of another subtree, nor those of a unit above its
-// own (an organization's pool, a department's budget), whichever unit it asks about.
+// own (an organization's pool, a department's budget), whichever unit it asks about; and the events of a person's
+// budget only to whom may see that budget's counters (a MEMBER or SERVICE caller: its own person's).
 import { and, asc, desc, eq, inArray, sql, type SQL } from 'drizzle-orm';
 import { builder } from './builder.js';
 import { decodeId } from './ids.js';
@@ -9,6 +10,7 @@ import { OrgUnitRef } from './org.js';
 import { MoneyEventKindEnum } from './notifications.js';
 import { cursorPage } from './pagination.js';
 import { requireVisibleUnit, visibleCostsFilter } from './visibility.js';
+import { personVisibleFilter } from './groups.js';
 import type { GraphQLContext } from './context.js';
 import { outboxEventsTable } from '../db/schema.js';
 import { moneyEventOf, MONEY_EVENT_TOPIC, type MoneyEvent } from '../notifications/events.js';
@@ -36,6 +38,8 @@ export function visibleMoneyEventsFilter(ctx: GraphQLContext, rootUnitId: string
     eq(outboxEventsTable.topic, MONEY_EVENT_TOPIC),
     sql`${outboxEventsTable.orgUnitId} in (select id from org_units where path @> array[${rootUnitId}::uuid])`,
     visibleCostsFilter(ctx.actor!, outboxEventsTable.orgUnitId),
+    // A person budget's events (its thresholds and refusals name the person) are shown as the budget's counters are.
+    personVisibleFilter(ctx.actor!, sql`(${outboxEventsTable.payload} -> 'data' ->> 'person')`),
     kinds?.length ? inArray(outboxEventsTable.kind, [...kinds]) : undefined,
   )!;
 }

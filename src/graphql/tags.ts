@@ -10,11 +10,20 @@ import { personVisible } from './groups.js';
 import { budgetCountersVisible, requireVisibleAccount, requireVisibleUnit, visibleAccount, visibleAccountIds, visibleUnit } from './visibility.js';
 import type { GraphQLContext } from './context.js';
 import { ValidationError } from '../errors.js';
+import type { BudgetUsage } from '../budgets/budgets.js';
 import { groupBudgetUsage, groupBudgetsOn, setGroupBudget, setTagKeys, tagKeys, type GroupBudgetRow } from '../tags/tags.js';
 
 /** Whether the caller may see a group budget's limit and usage: its unit's counters, and for a person budget, that person's. */
 async function countersVisible(ctx: GraphQLContext, b: GroupBudgetRow): Promise<boolean> {
   return (await budgetCountersVisible(ctx, b)) && (b.person === null || personVisible(ctx.actor!, b.person));
+}
+
+/** A group budget's usage now, read once per row of a request (usedCreditSeconds and the window bounds share it). */
+const usageOfRow = new WeakMap<GroupBudgetRow, Promise<BudgetUsage>>();
+function usageOf(ctx: GraphQLContext, b: GroupBudgetRow): Promise<BudgetUsage> {
+  let usage = usageOfRow.get(b);
+  if (!usage) usageOfRow.set(b, (usage = groupBudgetUsage(ctx.db, b, ctx.now)));
+  return usage;
 }
 
 const GroupBudgetRef = builder.objectRef<GroupBudgetRow>('GroupBudget').implement({
@@ -28,6 +37,16 @@ const GroupBudgetRef = builder.objectRef<GroupBudgetRow>('GroupBudget').implemen
     tagKey: t.exposeString('tagKey', { nullable: true, description: 'A tag budget: the key.' }),
     tagValue: t.exposeString('tagValue', { nullable: true, description: 'A tag budget: the value.' }),
     person: t.exposeString('person', { nullable: true, description: 'A person budget: the person (`user:<end user>` or a subject such as `idp:<sub>`).' }),
+    alertThresholds: t.exposeIntList('alertThresholds', { description: 'Percentages of the limit at which budget.threshold_crossed is told.' }),
+    windowFrom: t.string({
+      description:
+        "First day (YYYY-MM-DD: DAILY, WEEKLY, CUSTOM) or period (YYYY-MM: the others) of the current window, inclusive, in the account's time zone (UTC for a budget over all accounts, whose accounts each count their own).",
+      resolve: async (b, _a, ctx) => (await usageOf(ctx, b)).windowFrom,
+    }),
+    windowTo: t.string({
+      description: 'Last day or period of the current window, inclusive (for CUSTOM: the day before the windowTo it was set with).',
+      resolve: async (b, _a, ctx) => (await usageOf(ctx, b)).windowTo,
+    }),
     limitCreditSeconds: t.field({
       type: 'CreditSeconds',
       nullable: true,
@@ -40,7 +59,7 @@ const GroupBudgetRef = builder.objectRef<GroupBudgetRow>('GroupBudget').implemen
       description: 'Open holds plus settled usage in the current window, as admission counts them (null where limitCreditSeconds is).',
       resolve: async (b, _a, ctx) => {
         if (!(await countersVisible(ctx, b))) return null;
-        const usage = await groupBudgetUsage(ctx.db, b, ctx.now);
+        const usage = await usageOf(ctx, b);
         return usage.reservedMicroCs + usage.settledMicroCs;
       },
     }),
@@ -87,11 +106,14 @@ builder.mutationFields((t) => ({
     errors: { types: MUTATION_ERRORS },
     authScopes: (_r, { input }) => ({ canSetBudget: decodeId(String(input.orgUnitId), 'OrgUnit') }),
     description:
-      "Creates or replaces the HARD budget of a tag value (tagKey + tagValue) or of a person within a unit's subtree, for an account (or all) and a window: who may set the unit's budgets may set these. Audited.",
+      "Creates or replaces the HARD budget of a tag value (tagKey + tagValue) or of a person within a unit's subtree, for an account (or all) and a window (any of a unit budget's, with its thresholds): who may set the unit's budgets may set these. Audited.",
     input: {
       orgUnitId: t.input.id({ required: true, description: 'Global id of the unit (the organization: the whole company).' }),
       accountId: t.input.id({ required: false, description: 'Global id of the account; omitted: all accounts.' }),
-      window: t.input.field({ type: BudgetWindowEnum, required: true, description: 'Window: MONTHLY, QUARTERLY, CONTRACT_TERM or LIFETIME (the tag and person rollups count periods; a day window is a ValidationError).' }),
+      window: t.input.field({ type: BudgetWindowEnum, required: true, description: "Window, in the account's time zone, as a unit budget's (no rollover)." }),
+      windowFrom: t.input.string({ required: false, description: "CUSTOM only (and required): the first day of the window, YYYY-MM-DD in the account's time zone, inclusive." }),
+      windowTo: t.input.string({ required: false, description: 'CUSTOM only (and required): the day the window ends, YYYY-MM-DD, exclusive (after windowFrom).' }),
+      alertThresholds: t.input.intList({ required: false, description: 'Percentages of the limit (default 50, 80, 100).' }),
       tagKey: t.input.string({ required: false, description: "A tag budget: the key (in the organization's allowlist)." }),
       tagValue: t.input.string({ required: false, description: 'A tag budget: the value.' }),
       person: t.input.string({ required: false, description: 'A person budget (instead of a tag): `user:<end user>`, or a subject such as `idp:<sub>`.' }),
@@ -115,6 +137,9 @@ builder.mutationFields((t) => ({
             group: isTag ? { tagKey: input.tagKey!, tagValue: input.tagValue! } : { person: input.person! },
             limitCreditSeconds: input.limitCreditSeconds ?? null,
             limitUsd: input.limitUsd ?? null,
+            windowFrom: input.windowFrom ?? null,
+            windowTo: input.windowTo ?? null,
+            alertThresholds: input.alertThresholds ?? null,
           },
           ctx.now,
         ),

@@ -337,7 +337,7 @@ async function admit(db: Db, actor: Actor, input: SubmitJobInput, settings: Admi
         const refusal = new BudgetExceededError(b.id, b.orgUnitId, BigInt(answer.limit), BigInt(answer.available), requested, 'BUDGET');
         const accountRow = rowFromJson(accountsTable, answer.account);
         const terms = answer.terms ? rowFromJson(accountTermsTable, answer.terms) : null;
-        const window = b.window === 'LIFETIME' ? 'LIFETIME' : `${b.window} ${answer.from === answer.to ? answer.from : `${answer.from}..${answer.to}`}`;
+        const window = windowLabel(b.window, answer.from, answer.to);
         throw describeRefusal(actor, refusal, { what: `the ${b.enforcement} budget of`, window, rate: budgetRateUsdPerCs(accountRow, terms) }, { id: b.orgUnitId, ...answer.unit });
       }
       case 'tag_key':
@@ -348,7 +348,7 @@ async function admit(db: Db, actor: Actor, input: SubmitJobInput, settings: Admi
         const terms = answer.terms ? rowFromJson(accountTermsTable, answer.terms) : null;
         const group = b.person !== null ? { person: b.person } : { tagKey: b.tagKey!, tagValue: b.tagValue! };
         const refusal = new BudgetExceededError(b.id, b.orgUnitId, b.limitMicroCs, BigInt(answer.available), requested, b.person !== null ? 'PERSON' : 'TAG', null, group);
-        const window = b.window === 'LIFETIME' ? 'LIFETIME' : `${b.window} ${answer.from === answer.to ? answer.from : `${answer.from}..${answer.to}`}`;
+        const window = windowLabel(b.window, answer.from, answer.to);
         const what = 'person' in group ? `the budget of person "${group.person}" in` : `the budget of tag ${group.tagKey}=${group.tagValue} in`;
         throw describeRefusal(actor, refusal, { what, window, rate: budgetRateUsdPerCs(accountRow, terms) }, { id: b.orgUnitId, ...answer.unit });
       }
@@ -373,6 +373,11 @@ async function admit(db: Db, actor: Actor, input: SubmitJobInput, settings: Admi
         continue;
     }
   }
+}
+
+/** A refused budget's window in its message: `LIFETIME`, or the window and its bounds (`DAILY 2026-03-07`, `WEEKLY 2026-10-19..2026-10-25`). */
+function windowLabel(window: string, from: string, to: string): string {
+  return window === 'LIFETIME' ? 'LIFETIME' : `${window} ${from === to ? from : `${from}..${to}`}`;
 }
 
 type AdmitAnswer =

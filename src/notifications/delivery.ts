@@ -81,13 +81,19 @@ export function describeEvent(e: ChannelEvent): { title: string; facts: Array<[s
   let title: string;
   switch (e.kind) {
     case 'budget.threshold_crossed':
-    case 'budget.threshold_resolved':
+    case 'budget.threshold_resolved': {
+      // A tag value's or a person's budget names its group (reason TAG or PERSON), as its refusals do.
+      const budget =
+        d.reason === 'TAG'
+          ? `${d.window} budget of tag ${d.tagKey}=${d.tagValue}`
+          : d.reason === 'PERSON'
+            ? `${d.window} budget of person ${d.person}`
+            : `${d.enforcement} ${d.window} budget`;
       title =
-        e.kind === 'budget.threshold_crossed'
-          ? `${unit}: ${d.threshold}% of its ${d.enforcement} ${d.window} budget used`
-          : `${unit}: back under ${d.threshold}% of its ${d.enforcement} ${d.window} budget`;
+        e.kind === 'budget.threshold_crossed' ? `${unit}: ${d.threshold}% of its ${budget} used` : `${unit}: back under ${d.threshold}% of its ${budget}`;
       facts.push(['Used', cs(d.usedMicroCs)], ['Limit', cs(d.limitMicroCs)], ['Window', window === '0000-01..9999-12' ? 'lifetime' : window]);
       break;
+    }
     case 'budget.refused':
       title =
         d.reason === 'POOL'

@@ -1,6 +1,7 @@
 // Governance by tag and by person: the organization's allowlist of tag keys, and the HARD budgets on a tag value (a
 // campaign) or on a person within a unit (group_budgets). The admission function enforces both
-// (gateway_check_group_budgets); this module writes them and reads their usage from the tag and person rollups.
+// (gateway_check_group_budgets) over the unit budgets' windows (gateway_budget_bounds); this module writes them and
+// reads their usage from the tag and person rollups (per period, and per day for the day windows).
 import { and, asc, eq, inArray, isNull, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { queryRows, toBigInt } from '../db/client.js';
@@ -8,16 +9,10 @@ import { accountsTable, groupBudgetsTable, orgUnitsTable, tagKeysTable, type Bud
 import { NotFoundError, ValidationError } from '../errors.js';
 import { recordAudit, type AuditActor } from '../audit/audit.js';
 import { MAX_INPUT_MICRO_CS, requireLabel, requireTagKey } from '../validation.js';
-import { accountsNow, usdLimitToMicroCs, type BudgetUsage } from '../budgets/budgets.js';
+import { accountsNow, alertThresholdsOf, customWindowOf, usdLimitToMicroCs, type BudgetUsage } from '../budgets/budgets.js';
 import { MICRO_PER_CS, secondsToMicro } from '../primitives/money.js';
 
 export type GroupBudgetRow = typeof groupBudgetsTable.$inferSelect;
-
-/**
- * The windows a group budget may have: those counted in periods. Its usage comes from the tag and person rollups,
- * which are per period, so a day window (DAILY, WEEKLY, CUSTOM) could not be counted.
- */
-export const GROUP_BUDGET_WINDOWS: readonly BudgetWindow[] = ['MONTHLY', 'QUARTERLY', 'CONTRACT_TERM', 'LIFETIME'];
 
 /** Most keys an organization may allow. */
 export const MAX_TAG_KEYS = 100;
@@ -63,9 +58,18 @@ export interface SetGroupBudgetInput {
   group: { tagKey: string; tagValue: string } | { person: string };
   limitCreditSeconds: string | null;
   limitUsd: string | null;
+  /** CUSTOM only (and required): the first day (inclusive) and the end day (exclusive), `YYYY-MM-DD`, account-local. */
+  windowFrom?: string | null;
+  windowTo?: string | null;
+  /** Percentages of the limit at which `budget.threshold_crossed` is told (default 50, 80, 100), as a unit budget's. */
+  alertThresholds?: readonly number[] | null;
 }
 
-/** Creates or replaces the budget of one group (a tag value or a person) within a unit, for an account or all. Audited. */
+/**
+ * Creates or replaces the budget of one group (a tag value or a person) within a unit, for an account or all, over
+ * any window of a unit budget (its CUSTOM dates and thresholds validated as setBudget's; no rollover). There is one
+ * budget per unit, account, window and group: setting a CUSTOM one again moves its dates. Audited.
+ */
 export async function setGroupBudget(tx: Db, actor: AuditActor, input: SetGroupBudgetInput, now = new Date()): Promise<GroupBudgetRow> {
   const [unit] = await tx.select({ id: orgUnitsTable.id }).from(orgUnitsTable).where(eq(orgUnitsTable.id, input.orgUnitId));
   if (!unit) throw new NotFoundError('OrgUnit', input.orgUnitId);
@@ -73,9 +77,8 @@ export async function setGroupBudget(tx: Db, actor: AuditActor, input: SetGroupB
     const [account] = await tx.select({ id: accountsTable.id }).from(accountsTable).where(eq(accountsTable.id, input.accountId));
     if (!account) throw new NotFoundError('Account', input.accountId);
   }
-  if (!GROUP_BUDGET_WINDOWS.includes(input.window)) {
-    throw new ValidationError('window', `a budget on a tag value or a person counts periods: its window is one of ${GROUP_BUDGET_WINDOWS.join(', ')}`);
-  }
+  const { windowFrom, windowTo } = customWindowOf(input.window, input.windowFrom, input.windowTo);
+  const alertThresholds = alertThresholdsOf(input.alertThresholds);
   const group = input.group;
   if ('tagKey' in group) {
     requireTagKey(group.tagKey, 'tagKey');
@@ -104,6 +107,9 @@ export async function setGroupBudget(tx: Db, actor: AuditActor, input: SetGroupB
     tagKey: 'tagKey' in group ? group.tagKey : null,
     tagValue: 'tagKey' in group ? group.tagValue : null,
     person: 'person' in group ? group.person : null,
+    alertThresholds,
+    windowFrom,
+    windowTo,
     updatedAt: now,
   };
   // The budget row is locked while it changes: an admission checking it waits, and sees the new limit.
@@ -122,7 +128,7 @@ export async function setGroupBudget(tx: Db, actor: AuditActor, input: SetGroupB
     )
     .for('update');
   const [after] = before
-    ? await tx.update(groupBudgetsTable).set({ limitMicroCs: limit, updatedAt: now }).where(eq(groupBudgetsTable.id, before.id)).returning()
+    ? await tx.update(groupBudgetsTable).set({ limitMicroCs: limit, alertThresholds, windowFrom, windowTo, updatedAt: now }).where(eq(groupBudgetsTable.id, before.id)).returning()
     : await tx.insert(groupBudgetsTable).values(values).returning();
   await recordAudit(tx, actor, { action: 'groupBudget.set', entityType: 'GroupBudget', entityId: after!.id, before: before ?? null, after: after! });
   return after!;
@@ -138,6 +144,7 @@ export async function groupBudgetsOn(db: Db, unitIds: readonly string[]): Promis
  * A group budget's usage now, computed by the function the admission uses (gateway_group_budget_usage): every open
  * hold of the group within the unit, plus what settled in each account's window (gateway_budget_bounds). The window
  * shown is the budget's account's (UTC's for a budget over all accounts). Group budgets have no rollover and no grants.
+ * Day windows (DAILY, WEEKLY, CUSTOM) are summed over the daily group rollups, the others over the period ones.
  */
 export async function groupBudgetUsage(db: Db, budget: GroupBudgetRow, now: Date): Promise<BudgetUsage> {
   const { cur, shownFor } = accountsNow(now);

@@ -59,14 +59,24 @@ export async function expectCountersEqualLedger(db: Db): Promise<void> {
   await expectGroupRollupsEqualLedger(db);
 }
 
-/** The tag-set and person rollups are the ledger of the jobs that carry them, per (unit on the path, account, period). */
+/**
+ * The tag-set and person rollups are the ledger of the jobs that carry them, per (unit on the path, account, period),
+ * and so are their daily rollups per (unit on the path, account, day): the day of each entry (a hold's and its
+ * release's the hold's day), never negative reserved.
+ */
 export async function expectGroupRollupsEqualLedger(db: Db): Promise<void> {
-  for (const [table, key] of [['usage_tag_rollups', 'tags'], ['usage_person_rollups', 'person']] as const) {
+  const tables = [
+    ['usage_tag_rollups', 'tags', 'period'],
+    ['usage_person_rollups', 'person', 'period'],
+    ['usage_tag_daily', 'tags', 'day'],
+    ['usage_person_daily', 'person', 'day'],
+  ] as const;
+  for (const [table, key, bucket] of tables) {
     const group = key === 'tags' ? sql`j.tags` : sql`coalesce('user:' || j.end_user, j.created_by)`;
     const mismatches = await queryRows<Record<string, string>>(
       db,
       sql`with expected as (
-            select anc.id as org_unit_id, l.account_id, l.period, ${group} as g,
+            select anc.id as org_unit_id, l.account_id, l.${sql.identifier(bucket)} as bucket, ${group} as g,
               sum(case l.entry_type when 'HOLD' then l.amount_micro_cs when 'RELEASE' then -l.amount_micro_cs else 0 end) as reserved,
               sum(case when l.entry_type in ('DEBIT', 'ADJUSTMENT') then l.amount_micro_cs else 0 end) as settled
             from ledger_entries l
@@ -76,10 +86,12 @@ export async function expectGroupRollupsEqualLedger(db: Db): Promise<void> {
             where ${key === 'tags' ? sql`j.tags <> '{}'::jsonb` : sql`true`}
             group by 1, 2, 3, 4)
           select coalesce(e.org_unit_id, r.org_unit_id)::text as unit, coalesce(e.g, r.${sql.identifier(key)})::text as g,
+                 coalesce(e.bucket, r.${sql.identifier(bucket)})::text as bucket,
                  e.reserved::text as e_res, r.reserved_micro_cs::text as r_res, e.settled::text as e_set, r.settled_micro_cs::text as r_set
           from expected e full outer join ${sql.identifier(table)} r
-            on r.org_unit_id = e.org_unit_id and r.account_id = e.account_id and r.period = e.period and r.${sql.identifier(key)} = e.g
-          where coalesce(e.reserved, 0) <> coalesce(r.reserved_micro_cs, 0) or coalesce(e.settled, 0) <> coalesce(r.settled_micro_cs, 0)`,
+            on r.org_unit_id = e.org_unit_id and r.account_id = e.account_id and r.${sql.identifier(bucket)} = e.bucket and r.${sql.identifier(key)} = e.g
+          where coalesce(e.reserved, 0) <> coalesce(r.reserved_micro_cs, 0) or coalesce(e.settled, 0) <> coalesce(r.settled_micro_cs, 0)
+             or e.bucket is null or r.reserved_micro_cs < 0`,
     );
     expect(mismatches, table).toEqual([]);
   }
