@@ -36,6 +36,15 @@ beforeAll(async () => {
 });
 afterAll(async () => h?.close());
 
+/**
+ * The burst tests below count against windows of the real clock (the account is in UTC): a burst that straddled a
+ * midnight would split across two days (or months). Started within a minute of one, they wait until it has passed.
+ */
+async function clearOfMidnight(): Promise<void> {
+  const msToMidnight = 86_400_000 - (Date.now() % 86_400_000);
+  if (msToMidnight < 60_000) await new Promise((r) => setTimeout(r, msToMidnight + 1000));
+}
+
 const submit = (input: Record<string, unknown>, token?: string) =>
   h.gql(SUBMIT_TAGGED, { input: { projectId: tree.projectId, kind: 'AVATAR_VIDEO', request: avatarRequest(), ...input } }, token);
 
@@ -110,6 +119,7 @@ describe('budgets on a tag value and on a person', () => {
       { input: { orgUnitId: tree.orgId, accountId: tree.accountId, window: 'MONTHLY', tagKey: 'campaign', tagValue: 'launch', limitCreditSeconds: String(37 * HOLD_CS + 20) } },
       'setGroupBudget',
     );
+    await clearOfMidnight();
     const results = await Promise.all(
       Array.from({ length: 100 }, (_, i) =>
         submit({ tags: [{ key: 'campaign', value: 'launch' }, { key: 'client', value: `c${i % 3}` }], ...(i % 2 ? { projectId: tree.otherProjectId } : {}) }),
@@ -143,6 +153,7 @@ describe('budgets on a tag value and on a person', () => {
       { input: { orgUnitId: tree.deptId, accountId: tree.accountId, window: 'DAILY', tagKey: 'campaign', tagValue: 'daily', limitCreditSeconds: String((23 * 528 + 50) / 10) /* 23 holds + 5 cs */ } },
       'setGroupBudget',
     );
+    await clearOfMidnight();
     const results = await Promise.all(Array.from({ length: 100 }, (_, i) => submit({ tags: [{ key: 'campaign', value: 'daily' }], ...(i % 2 ? { projectId: tree.otherProjectId } : {}) })));
     const kinds = results.map((r) => r.data.submitJob.__typename);
     expect(kinds.filter((k) => k === 'SubmitJobPayload')).toHaveLength(23);
