@@ -8,7 +8,6 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import pg from 'pg';
 import { startHarness, type Harness } from './support/harness.js';
-import { createUnit } from './support/fixtures.js';
 import { createBillingAccount, organization, rawId } from './support/billing.js';
 import { computeStatement } from '../src/billing/chargeback.js';
 import { allocateInvoice } from '../src/billing/allocation.js';
@@ -16,6 +15,10 @@ import { accountsTable } from '../src/db/schema.js';
 import { eq } from 'drizzle-orm';
 import { formatCents, formatCreditSeconds } from '../src/primitives/money.js';
 import { expectPoolRollupsEqualLedger } from './support/invariants.js';
+import { avatarRequest, createUnit } from './support/fixtures.js';
+import { admitJob } from '../src/jobs/admission.js';
+import { settleJob } from '../src/jobs/settlement.js';
+import type { Actor } from '../src/auth/actor.js';
 
 let h: Harness;
 let client: pg.Client;
@@ -137,4 +140,54 @@ it('splits every unit exactly as allocateInvoice does from the entries one by on
     }),
     { numRuns: 40 },
   );
+});
+
+it('keeps the pool rollups equal to the ledger when jobs settle concurrently, and the statement is the oracle’s', { timeout: 120_000 }, async () => {
+  const period = '2030-06';
+  const included = 1_500_000_000n; // 1,500 cs: about half of what the jobs below settle
+  await client.query('update account_terms set included_micro_cs = $2 where account_id = $1', [accountId, included.toString()]);
+  const admin: Actor = { subject: 'admin:test', role: 'ADMIN', unitId: null, unitPath: [], tokenId: null };
+  const at = new Date('2030-06-10T12:00:00Z');
+  const jobs: string[] = [];
+  for (let i = 0; i < 40; i++) {
+    const input = { projectId: projects[i % 4]!.id, kind: 'AVATAR_VIDEO' as const, request: avatarRequest(), estimatedSeconds: null, idempotencyKey: null };
+    jobs.push((await admitJob(h.services.db, admin, input, h.services.admission, at)).job.id);
+  }
+  await client.query(`update jobs set status = 'SUBMITTED' where id = any($1::uuid[])`, [jobs]);
+  for (const [i, id] of jobs.entries()) {
+    await client.query(
+      `insert into job_items (job_id, upstream_id, kind, status, duration_seconds, cost_micro_cs) values ($1, $2, 'video', 'completed', '10', $3)`,
+      [id, `up-${id}`, (1_000_000n + BigInt((i * 7919) % 150) * 1_000_000n).toString()],
+    );
+  }
+  // Each settlement's transaction begins (its entries' settled-at instant) before it waits for the account row lock,
+  // so the ledger's settlement order and its lock (id) order differ.
+  await Promise.all(jobs.map((id) => settleJob(h.services.db, id, { type: 'upstream_terminal' }, new Date('2030-06-20T12:00:00Z'))));
+  await expectPoolRollupsEqualLedger(h.services.db);
+
+  const [split] = (await client.query<{ included: string; corrected: boolean }>(
+    'select included_micro_cs as included, corrected from usage_pool_periods where account_id = $1 and period = $2', [accountId, period],
+  )).rows;
+  expect([BigInt(split!.included), split!.corrected]).toEqual([included, false]); // so the statement reads the rollups
+  const [account] = await h.services.db.select().from(accountsTable).where(eq(accountsTable.id, accountId));
+  const statement = await computeStatement(h.services.db, account!, period);
+  const ledger = (
+    await client.query<{ id: string; unit: string; amount: string; at: Date }>(
+      `select id, org_unit_id as unit, amount_micro_cs as amount, created_at as at from ledger_entries
+        where account_id = $1 and period = $2 and entry_type in ('DEBIT', 'ADJUSTMENT') order by id`,
+      [accountId, period],
+    )
+  ).rows;
+  expect(ledger).toHaveLength(40);
+  const oracle = allocateInvoice({
+    terms: { model: 'USAGE_BASED', mmcUsd: statement.terms.mmcUsd!, includedMicroCs: included, contractRateUsd: statement.terms.contractRateUsd!, overageRateUsd: statement.terms.overageRateUsd! },
+    policy: 'MARGINAL',
+    units: statement.lines.map((l) => ({ id: l.orgUnitId, parentId: l.parentId })),
+    costCentreUnitId: statement.costCentreUnitId,
+    usage: ledger.map((r) => ({ unitId: r.unit, microCs: BigInt(r.amount), settledAt: r.at, seq: BigInt(r.id) })),
+  });
+  expect(statement.lines.map((l) => [l.orgUnitId, l.ownInPoolCreditSeconds, l.ownOverageCreditSeconds, l.ownCostUsd])).toEqual(
+    oracle.lines.map((l) => [l.unitId, formatCreditSeconds(l.ownInPoolMicroCs), formatCreditSeconds(l.ownOverageMicroCs), formatCents(l.ownCents)]),
+  );
+  expect(statement.invoiceTotalUsd).toBe(formatCents(oracle.invoiceCents));
 });
