@@ -3,7 +3,8 @@
 // database, and freezes a statement when finance closes the period.
 //
 // Usage per unit is read from the rollups (own usage = the unit's rollup − its children's), so a report's cost
-// grows with the number of units, not of jobs; MARGINAL alone needs the settlement order, from the ledger.
+// grows with the number of units, not of jobs. MARGINAL needs the settlement order: the pool rollups keep its split as
+// money settles; a period with a negative correction is split from the ledger in SQL.
 import { recordMoneyEvent } from '../notifications/events.js';
 import { and, asc, eq, inArray, isNull, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
@@ -160,7 +161,8 @@ function termsData(terms: AccountTermsRow): ChargebackTermsData {
 }
 
 /**
- * MARGINAL's usage, split in SQL instead of loading the period's ledger into the process: the pool is filled in
+ * MARGINAL's usage from the ledger, for a period the pool rollups cannot serve (a negative correction, or new terms
+ * not yet applied to its split), split in SQL instead of loading the period's ledger into the process: the pool is filled in
  * settlement order (the order allocateInvoice uses: settled at, to the millisecond, then ledger id), so with a running
  * sum each entry's in-pool part is min(amount, max(0, included − what was settled before it)). The result is given
  * to allocateInvoice as each unit's in-pool usage, then each unit's overage, in that order: the same pool fill, so
@@ -209,15 +211,43 @@ async function marginalUsage(db: Db, accountId: string, period: string, included
     const netted = netInSettlementOrder(entries);
     rows = await split(new Map(entries.map((e, k) => [e.seq.toString(), netted[k]!])));
   }
+  return splitUsage(rows.map((r) => ({ unit: r.unit, own: toBigInt(r.own), inPool: toBigInt(r.in_pool) })), start);
+}
+
+/**
+ * Each unit's split as allocateInvoice's input: every unit's in-pool usage first, then every unit's overage. Walked in
+ * that order, the in-pool parts (summing to min(used, included)) fill the pool exactly and the rest is overage: the
+ * same pool fill, so the same statement, as the period's entries one by one.
+ */
+function splitUsage(rows: readonly { unit: string; own: bigint; inPool: bigint }[], start: Date): UsageEntry[] {
   const inPool: UsageEntry[] = [];
   const overage: UsageEntry[] = [];
   for (const r of rows) {
-    const own = toBigInt(r.own);
-    const pooled = toBigInt(r.in_pool);
-    if (pooled > 0n) inPool.push({ unitId: r.unit, microCs: pooled, settledAt: start, seq: BigInt(inPool.length) });
-    if (own > pooled) overage.push({ unitId: r.unit, microCs: own - pooled, settledAt: start, seq: BigInt(rows.length + overage.length) });
+    if (r.inPool > 0n) inPool.push({ unitId: r.unit, microCs: r.inPool, settledAt: start, seq: BigInt(inPool.length) });
+    if (r.own > r.inPool) overage.push({ unitId: r.unit, microCs: r.own - r.inPool, settledAt: start, seq: BigInt(rows.length + overage.length) });
   }
   return [...inPool, ...overage];
+}
+
+/**
+ * MARGINAL's usage from the pool rollups (usage_pool_periods / usage_pool_rollups, kept by a trigger on the ledger as
+ * money settles): O(units) rows, whatever the number of jobs. Null when the period must be computed from the ledger
+ * (marginalUsage): it has a negative adjustment, or it was split with another included pool than the terms now in
+ * force (until its next entry splits it again).
+ */
+async function marginalUsageFromRollups(db: Db, accountId: string, period: string, included: bigint, start: Date): Promise<UsageEntry[] | null> {
+  const rows = await queryRows<{ included: string; corrected: boolean; unit: string | null; own: string | null; in_pool: string | null }>(
+    db,
+    sql`select p.included_micro_cs::text as included, p.corrected, r.org_unit_id as unit, r.settled_micro_cs::text as own, r.in_pool_micro_cs::text as in_pool
+          from usage_pool_periods p left join usage_pool_rollups r on r.account_id = p.account_id and r.period = p.period
+         where p.account_id = ${accountId} and p.period = ${period}`,
+  );
+  if (rows.length === 0) return [];
+  if (rows[0]!.corrected || toBigInt(rows[0]!.included) !== included) return null;
+  return splitUsage(
+    rows.filter((r) => r.unit !== null).map((r) => ({ unit: r.unit!, own: toBigInt(r.own!), inPool: toBigInt(r.in_pool!) })),
+    start,
+  );
 }
 
 /** The statement as it stands now (provisional while the period is open). */
@@ -261,7 +291,9 @@ export async function computeStatement(db: Db, account: AccountRow, period: stri
 
   let usage: UsageEntry[];
   if (policy === 'MARGINAL') {
-    usage = await marginalUsage(db, account.id, period, terms.includedMicroCs ?? 0n, periodBounds(period, account.timezone).start);
+    const included = terms.includedMicroCs ?? 0n;
+    const start = periodBounds(period, account.timezone).start;
+    usage = (await marginalUsageFromRollups(db, account.id, period, included, start)) ?? (await marginalUsage(db, account.id, period, included, start));
   } else {
     const start = periodBounds(period, account.timezone).start;
     usage = [...own].filter(([, micro]) => micro !== 0n).map(([unitId, microCs], i) => ({ unitId, microCs, settledAt: start, seq: BigInt(i) }));

@@ -220,6 +220,32 @@ export const usageRollupsTable = pgTable('usage_rollups', {
 ]);
 
 /**
+ * MARGINAL's pool fill, kept as money settles (docs/billing.md, "MARGINAL from rollups"): per (account, period), the
+ * included pool it was split with, the period's settled total and the last entry in settlement order (settled at, to
+ * the millisecond, then ledger id); per unit (its own usage, not its subtree) the settled usage and its in-pool part.
+ * Moved by a trigger on ledger_entries in the writer's transaction (every writer of DEBIT and ADJUSTMENT holds the
+ * account row lock). `corrected`: the period has a negative adjustment, whose netting moves earlier entries; its
+ * statement is computed from the ledger instead, and only `settled` is kept.
+ */
+export const usagePoolPeriodsTable = pgTable('usage_pool_periods', {
+  accountId: uuid('account_id').notNull().references(() => accountsTable.id),
+  period: text('period').notNull(),
+  includedMicroCs: micro('included_micro_cs').notNull(),
+  settledMicroCs: micro('settled_micro_cs').notNull().default(sql`0`),
+  lastAt: timestamp('last_at', { withTimezone: true }),
+  lastId: bigint('last_id', { mode: 'bigint' }),
+  corrected: boolean('corrected').notNull().default(false),
+}, (t) => [primaryKey({ columns: [t.accountId, t.period] })]);
+
+export const usagePoolRollupsTable = pgTable('usage_pool_rollups', {
+  accountId: uuid('account_id').notNull().references(() => accountsTable.id),
+  period: text('period').notNull(),
+  orgUnitId: uuid('org_unit_id').notNull().references(() => orgUnitsTable.id),
+  settledMicroCs: micro('settled_micro_cs').notNull().default(sql`0`),
+  inPoolMicroCs: micro('in_pool_micro_cs').notNull().default(sql`0`),
+}, (t) => [primaryKey({ columns: [t.accountId, t.period, t.orgUnitId] })]);
+
+/**
  * Daily counters per (unit, account, product, day), the day in the account's time zone (computed by the gateway,
  * never by PostgreSQL): one row for every unit on the path, moved by a trigger on ledger_entries in the same
  * transaction (migration 0014). `reserved` sits on the day the hold was placed (a release takes it back from
@@ -353,6 +379,8 @@ export const ledgerEntriesTable = pgTable('ledger_entries', {
 }, (t) => [
   index('ledger_job').on(t.jobId),
   index('ledger_account_period').on(t.accountId, t.period),
+  // Settlement order within a period, for MARGINAL: the entries settled after a late one (usage_pool_periods).
+  index('ledger_settlement_order').on(t.accountId, t.period, t.createdAt).where(sql`entry_type in ('DEBIT', 'ADJUSTMENT')`),
   unique('ledger_one_per_job_type').on(t.jobId, t.entryType),
   check('ledger_amount_sign', sql`${t.entryType} = 'ADJUSTMENT' or ${t.amountMicroCs} >= 0`),
 ]);

@@ -533,6 +533,106 @@ UPDATE usage_rollups SET reserved_micro_cs = reserved_micro_cs + :amount
     return out;
   }
 
+  /**
+   * The rollups the ledger's triggers keep, filled set-based from the seeded ledger of one account and period (the
+   * seeding writes it with the triggers off): usage_rollups, usage_daily and the tag and person rollups (per period
+   * and per day) on every unit of each entry's path, and MARGINAL's pool rollups (gateway_pool_split, as when terms change).
+   */
+  async function fillChargebackRollups(raw: pg.Client, accountId: string, period: string): Promise<void> {
+    const reserved = `sum(case l.entry_type when 'HOLD' then l.amount_micro_cs when 'RELEASE' then -l.amount_micro_cs else 0 end)`;
+    const settled = `sum(case when l.entry_type in ('DEBIT', 'ADJUSTMENT') then l.amount_micro_cs else 0 end)`;
+    await raw.query(
+      `create temp table bench_cb_usage as
+       select l.org_unit_id, l.day, coalesce(j.product, 'ADJUSTMENT') as product, j.tags, coalesce('user:' || j.end_user, j.created_by) as person,
+              ${reserved} as reserved, ${settled} as settled
+         from ledger_entries l left join jobs j on j.id = l.job_id
+        where l.account_id = $1 and l.period = $2 group by 1, 2, 3, 4, 5`,
+      [accountId, period],
+    );
+    const onPath = `bench_cb_usage b join org_units o on o.id = b.org_unit_id cross join unnest(o.path) u(unit)`;
+    await raw.query(
+      `insert into usage_rollups (org_unit_id, account_id, period, reserved_micro_cs, settled_micro_cs)
+       select u.unit, $1, $2, sum(b.reserved), sum(b.settled) from ${onPath} group by u.unit
+       on conflict (org_unit_id, account_id, period) do update set reserved_micro_cs = excluded.reserved_micro_cs, settled_micro_cs = excluded.settled_micro_cs`,
+      [accountId, period],
+    );
+    await raw.query(
+      `insert into usage_daily (org_unit_id, account_id, product, day, reserved_micro_cs, settled_micro_cs)
+       select u.unit, $1, b.product, b.day, sum(b.reserved), sum(b.settled) from ${onPath} group by u.unit, b.product, b.day
+       on conflict (org_unit_id, account_id, day, product) do update set reserved_micro_cs = excluded.reserved_micro_cs, settled_micro_cs = excluded.settled_micro_cs`,
+      [accountId],
+    );
+    await raw.query(
+      `insert into usage_person_rollups (org_unit_id, account_id, period, person, reserved_micro_cs, settled_micro_cs)
+       select u.unit, $1, $2, b.person, sum(b.reserved), sum(b.settled) from ${onPath} where b.person is not null group by u.unit, b.person
+       on conflict (org_unit_id, account_id, period, person) do update set reserved_micro_cs = excluded.reserved_micro_cs, settled_micro_cs = excluded.settled_micro_cs`,
+      [accountId, period],
+    );
+    await raw.query(
+      `insert into usage_tag_rollups (org_unit_id, account_id, period, tags, reserved_micro_cs, settled_micro_cs)
+       select u.unit, $1, $2, b.tags, sum(b.reserved), sum(b.settled) from ${onPath} where b.tags <> '{}'::jsonb group by u.unit, b.tags
+       on conflict (org_unit_id, account_id, period, tags) do update set reserved_micro_cs = excluded.reserved_micro_cs, settled_micro_cs = excluded.settled_micro_cs`,
+      [accountId, period],
+    );
+    await raw.query(
+      `insert into usage_person_daily (org_unit_id, account_id, day, person, reserved_micro_cs, settled_micro_cs)
+       select u.unit, $1, b.day, b.person, sum(b.reserved), sum(b.settled) from ${onPath} where b.person is not null group by u.unit, b.day, b.person
+       on conflict (org_unit_id, account_id, day, person) do update set reserved_micro_cs = excluded.reserved_micro_cs, settled_micro_cs = excluded.settled_micro_cs`,
+      [accountId],
+    );
+    await raw.query(
+      `insert into usage_tag_daily (org_unit_id, account_id, day, tags, reserved_micro_cs, settled_micro_cs)
+       select u.unit, $1, b.day, b.tags, sum(b.reserved), sum(b.settled) from ${onPath} where b.tags <> '{}'::jsonb group by u.unit, b.day, b.tags
+       on conflict (org_unit_id, account_id, day, tags) do update set reserved_micro_cs = excluded.reserved_micro_cs, settled_micro_cs = excluded.settled_micro_cs`,
+      [accountId],
+    );
+    await raw.query('drop table bench_cb_usage');
+    await raw.query(`select gateway_pool_split($1, $2, gateway_pool_included($1, $2), 9223372036854775807)`, [accountId, period]);
+  }
+
+  /** Fails the bench unless every rollup of the account's period equals a GROUP BY of its ledger. */
+  async function checkChargebackRollups(raw: pg.Client, accountId: string, period: string): Promise<void> {
+    const reserved = `sum(case l.entry_type when 'HOLD' then l.amount_micro_cs when 'RELEASE' then -l.amount_micro_cs else 0 end)`;
+    const settled = `sum(case when l.entry_type in ('DEBIT', 'ADJUSTMENT') then l.amount_micro_cs else 0 end)`;
+    const ledger = `ledger_entries l join org_units o on o.id = l.org_unit_id cross join unnest(o.path) u(unit) left join jobs j on j.id = l.job_id
+                    where l.account_id = $1 and l.period = $2`;
+    const compare = (table: string, keys: string[], expected: string, scope: string) =>
+      `select '${table}' as rollup, count(*)::int as n from (${expected}) e full outer join (select * from ${table} where ${scope}) r
+         on ${keys.map((k) => `r.${k} = e.${k}`).join(' and ')}
+       where coalesce(e.reserved_micro_cs, 0) <> coalesce(r.reserved_micro_cs, 0) or coalesce(e.settled_micro_cs, 0) <> coalesce(r.settled_micro_cs, 0)`;
+    const checks = [
+      compare('usage_rollups', ['org_unit_id'], `select u.unit as org_unit_id, ${reserved} as reserved_micro_cs, ${settled} as settled_micro_cs from ${ledger} group by 1`, `account_id = $1 and period = $2`),
+      compare('usage_daily', ['org_unit_id', 'product', 'day'],
+        `select u.unit as org_unit_id, coalesce(j.product, 'ADJUSTMENT') as product, l.day, ${reserved} as reserved_micro_cs, ${settled} as settled_micro_cs from ${ledger} group by 1, 2, 3`,
+        `account_id = $1 and to_char(day, 'YYYY-MM') = $2`),
+      compare('usage_person_rollups', ['org_unit_id', 'person'],
+        `select u.unit as org_unit_id, coalesce('user:' || j.end_user, j.created_by) as person, ${reserved} as reserved_micro_cs, ${settled} as settled_micro_cs from ${ledger} and l.job_id is not null group by 1, 2`,
+        `account_id = $1 and period = $2`),
+      compare('usage_tag_rollups', ['org_unit_id', 'tags'],
+        `select u.unit as org_unit_id, j.tags, ${reserved} as reserved_micro_cs, ${settled} as settled_micro_cs from ${ledger} and j.tags <> '{}'::jsonb group by 1, 2`,
+        `account_id = $1 and period = $2`),
+      compare('usage_person_daily', ['org_unit_id', 'day', 'person'],
+        `select u.unit as org_unit_id, l.day, coalesce('user:' || j.end_user, j.created_by) as person, ${reserved} as reserved_micro_cs, ${settled} as settled_micro_cs from ${ledger} and l.job_id is not null group by 1, 2, 3`,
+        `account_id = $1 and to_char(day, 'YYYY-MM') = $2`),
+      compare('usage_tag_daily', ['org_unit_id', 'day', 'tags'],
+        `select u.unit as org_unit_id, l.day, j.tags, ${reserved} as reserved_micro_cs, ${settled} as settled_micro_cs from ${ledger} and j.tags <> '{}'::jsonb group by 1, 2, 3`,
+        `account_id = $1 and to_char(day, 'YYYY-MM') = $2`),
+      // MARGINAL's split: each unit's own usage, and its in-pool part in settlement order (reserved: in-pool here).
+      compare('usage_pool_rollups', ['org_unit_id'],
+        `select e.org_unit_id, sum(least(e.a, greatest(0, p.included_micro_cs - (e.cum - e.a)))) as reserved_micro_cs, sum(e.a) as settled_micro_cs
+           from (select l.org_unit_id, l.amount_micro_cs as a,
+                        sum(l.amount_micro_cs) over (order by date_trunc('milliseconds', l.created_at), l.id rows unbounded preceding) as cum
+                   from ledger_entries l where l.account_id = $1 and l.period = $2 and l.entry_type in ('DEBIT', 'ADJUSTMENT')) e
+           join usage_pool_periods p on p.account_id = $1 and p.period = $2 and not p.corrected
+          group by 1`,
+        `account_id = $1 and period = $2`).replace('select * from usage_pool_rollups', 'select org_unit_id, in_pool_micro_cs as reserved_micro_cs, settled_micro_cs from usage_pool_rollups'),
+    ];
+    for (const check of checks) {
+      const [row] = (await raw.query<{ rollup: string; n: number }>(check, [accountId, period])).rows;
+      if (row!.n !== 0) throw new Error(`chargeback seeding: ${row!.n} rows of ${row!.rollup} differ from the ledger`);
+    }
+  }
+
   async function measureChargeback(): Promise<Record<string, unknown>> {
     const t = await tree('Chargeback', KEYS.chargeback);
     const accountId = uuidOf(t.accountId);
@@ -564,11 +664,12 @@ UPDATE usage_rollups SET reserved_micro_cs = reserved_micro_cs + :amount
       let seeded = 0;
       for (const jobs of sizes.chargebackJobs) {
         log(`chargeback: seeding ${jobs} jobs`);
-        // In transactions of 10,000 jobs spread over 28 days: the ledger's triggers keep the daily rollups, and one
-        // transaction updating the same rollup row hundreds of thousands of times cannot prune its dead versions.
-        for (let from = seeded; from < jobs; from += 10_000) {
-          const to = Math.min(jobs, from + 10_000) - 1;
-          // Settled jobs with their HOLD, RELEASE and DEBIT (what settlement writes), in settlement order.
+        // Set-based, with the ledger's triggers off in this session (session_replication_role = replica): the rollups
+        // they would have moved entry by entry are filled below from the seeded ledger, then checked against it.
+        await raw.query('set session_replication_role = replica');
+        // Settled jobs with their HOLD, RELEASE and DEBIT (what settlement writes), in settlement order, on their day.
+        for (let from = seeded; from < jobs; from += 100_000) {
+          const to = Math.min(jobs, from + 100_000) - 1;
           await raw.query(
             `with j as (
                insert into jobs (project_id, account_id, kind, status, request, request_hash, idempotency_scope, created_by, product,
@@ -578,25 +679,18 @@ UPDATE usage_rollups SET reserved_micro_cs = reserved_micro_cs + :amount
                       6000000, 60, 396000000, 0, $2, 5 + g % 50, (5 + g % 50) * 6000000::bigint, $2,
                       now() + interval '48 hours', now(), now(), now(), ($2 || '-' || lpad((1 + g % 28)::text, 2, '0'))::date
                  from generate_series($3::int, $4::int) g join bench_cb_projects p on p.n = g % $5
-               returning id, project_id, estimated_micro_cs, actual_micro_cs)
-             insert into ledger_entries (job_id, entry_type, account_id, org_unit_id, period, amount_micro_cs)
-             select j.id, e.t::ledger_entry_type, $1, j.project_id, $2, case e.t when 'DEBIT' then j.actual_micro_cs else j.estimated_micro_cs end
+               returning id, project_id, estimated_micro_cs, actual_micro_cs, hold_day)
+             insert into ledger_entries (job_id, entry_type, account_id, org_unit_id, period, day, amount_micro_cs)
+             select j.id, e.t::ledger_entry_type, $1, j.project_id, $2, j.hold_day, case e.t when 'DEBIT' then j.actual_micro_cs else j.estimated_micro_cs end
                from j cross join (values ('HOLD', 1), ('RELEASE', 2), ('DEBIT', 3)) e(t, o) order by j.id, e.o`,
             [accountId, period, from, to, sizes.chargebackProjects],
           );
         }
         seeded = jobs;
-        // The rollups, as settlement keeps them: settled usage of every unit on each job's path.
-        await raw.query(
-          `insert into usage_rollups (org_unit_id, account_id, period, reserved_micro_cs, settled_micro_cs)
-           select u.unit, $1, $2, 0, sum(l.amount_micro_cs)
-             from ledger_entries l join org_units o on o.id = l.org_unit_id cross join unnest(o.path) u(unit)
-            where l.account_id = $1 and l.period = $2 and l.entry_type = 'DEBIT'
-            group by u.unit
-           on conflict (org_unit_id, account_id, period) do update set settled_micro_cs = excluded.settled_micro_cs`,
-          [accountId, period],
-        );
-        await raw.query('vacuum analyze jobs, ledger_entries, usage_rollups');
+        await raw.query('set session_replication_role = origin');
+        await fillChargebackRollups(raw, accountId, period);
+        await raw.query('vacuum analyze jobs, ledger_entries, usage_rollups, usage_daily, usage_person_rollups, usage_tag_rollups, usage_person_daily, usage_tag_daily, usage_pool_rollups');
+        await checkChargebackRollups(raw, accountId, period);
         const groupBy = () =>
           raw.query(
             `select org_unit_id, sum(amount_micro_cs) from ledger_entries

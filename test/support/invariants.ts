@@ -57,6 +57,49 @@ export async function expectCountersEqualLedger(db: Db): Promise<void> {
   );
   expect(jobs).toEqual([]);
   await expectGroupRollupsEqualLedger(db);
+  await expectPoolRollupsEqualLedger(db);
+}
+
+/**
+ * MARGINAL's pool rollups are the ledger's DEBIT and ADJUSTMENT entries of each (account, period) in settlement order
+ * (settled at, to the millisecond, then id): per unit its own settled usage and, unless the period has a negative
+ * correction, its in-pool part min(amount, max(0, included − settled before)) with the pool the period was split with;
+ * per period the total, the last entry and whether it has a negative correction.
+ */
+export async function expectPoolRollupsEqualLedger(db: Db): Promise<void> {
+  const entries = sql`select l.id, l.account_id, l.period, l.org_unit_id, l.amount_micro_cs as a, date_trunc('milliseconds', l.created_at) as at,
+      sum(l.amount_micro_cs) over (partition by l.account_id, l.period order by date_trunc('milliseconds', l.created_at), l.id rows unbounded preceding) as cum
+    from ledger_entries l where l.entry_type in ('DEBIT', 'ADJUSTMENT')`;
+  const units = await queryRows<Record<string, string>>(
+    db,
+    sql`with e as (${entries}),
+        expected as (
+          select e.account_id, e.period, e.org_unit_id, sum(e.a) as settled,
+                 sum(least(e.a, greatest(0, p.included_micro_cs - (e.cum - e.a)))) as in_pool, coalesce(bool_or(p.corrected), false) as corrected
+            from e left join usage_pool_periods p on p.account_id = e.account_id and p.period = e.period
+           group by 1, 2, 3)
+        select coalesce(e.org_unit_id, r.org_unit_id)::text as unit, coalesce(e.period, r.period) as period, e.settled::text as e_set,
+               r.settled_micro_cs::text as r_set, e.in_pool::text as e_pool, r.in_pool_micro_cs::text as r_pool
+          from expected e full outer join usage_pool_rollups r
+            on r.account_id = e.account_id and r.period = e.period and r.org_unit_id = e.org_unit_id
+         where coalesce(e.settled, 0) <> coalesce(r.settled_micro_cs, 0)
+            or (not coalesce(e.corrected, false) and coalesce(e.in_pool, 0) <> coalesce(r.in_pool_micro_cs, 0))`,
+  );
+  expect(units, 'usage_pool_rollups').toEqual([]);
+  const periods = await queryRows<Record<string, string>>(
+    db,
+    sql`with e as (${entries}),
+        expected as (
+          select account_id, period, sum(a) as settled, bool_or(a < 0) as corrected,
+                 (array_agg(id order by at desc, id desc))[1] as last_id, max(at) as last_at
+            from e group by 1, 2)
+        select coalesce(e.period, p.period) as period, e.settled::text as e_set, p.settled_micro_cs::text as p_set, e.corrected as e_corr,
+               p.corrected as p_corr, e.last_id::text as e_last, p.last_id::text as p_last
+          from expected e full outer join usage_pool_periods p on p.account_id = e.account_id and p.period = e.period
+         where e.settled is distinct from p.settled_micro_cs or e.corrected is distinct from p.corrected
+            or e.last_id is distinct from p.last_id or e.last_at is distinct from p.last_at`,
+  );
+  expect(periods, 'usage_pool_periods').toEqual([]);
 }
 
 /**
