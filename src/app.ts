@@ -144,7 +144,7 @@ export async function createServices(config: Config, overrides: { logger?: Logge
     const admission: AdmissionSettings = {
       holdTtlHours: config.holdTtlHours,
       forwardLeaseMs: config.workers.leaseMs,
-      concurrencyRetryAfterSeconds: 15,
+      queue: config.queue,
       onOutcome: (outcome) => {
         metrics.admissions.inc({ outcome: outcome.outcome, reason: outcome.reason });
         if (outcome.outcome === 'refused') {
