@@ -195,12 +195,13 @@ describe('concurrency shares', () => {
     for (const r of lightRunning) expect(r.job.status).toBe('SUBMITTED');
     const light = [await submit(tree, {}, tree.otherProjectId), await submit(tree, {}, tree.otherProjectId)];
     for (const q of light) expect(q.job.status).toBe('QUEUED');
-    // A slot frees: 2 running per 100 of weight against 1 per 1 would be the heavy team's, but it runs its maximum,
-    // so the light team's later job gets it.
+    // A slot frees: by weight (100 to 1) it would be the heavy team's, but the heavy team runs its maximum, so the
+    // light team's later job gets it.
     h.sim.completeNow(lightRunning[0].job.upstreamIds[0]);
     await waitFor(async () => (await statusOf(light[0].job.id)) === 'SUBMITTED', 20_000);
     expect(await statusOf(heavyWaiting.job.id)).toBe('QUEUED');
-    // Another, the heavy team's: 1 running per 100 of weight against 2 per 1, the heavy team's waiting job gets it.
+    // Another, the heavy team's: below its maximum, its slot-seconds per 100 of weight against the light team's per 1,
+    // the heavy team's waiting job gets it.
     h.sim.completeNow(heavy[0].job.upstreamIds[0]);
     await waitFor(async () => (await statusOf(heavyWaiting.job.id)) === 'SUBMITTED', 20_000);
     expect(await statusOf(light[1].job.id)).toBe('QUEUED');
@@ -217,7 +218,7 @@ describe('concurrency shares', () => {
     const heavyWaiting = await submit(tree);
     const lightWaiting = await submit(tree, {}, tree.otherProjectId);
     for (const q of [heavyWaiting, lightWaiting]) expect(q.job.status).toBe('QUEUED');
-    // 1 running per 100 of weight would win against 1 per 1, but the light team runs 1 of its guaranteed 2.
+    // By weight (100 to 1) the heavy team would win, but the light team runs 1 of its guaranteed 2.
     h.sim.completeNow(heavy[0].job.upstreamIds[0]);
     await waitFor(async () => (await statusOf(lightWaiting.job.id)) === 'SUBMITTED', 20_000);
     expect(await statusOf(heavyWaiting.job.id)).toBe('QUEUED');
@@ -248,28 +249,30 @@ describe('newcomers and free slots', () => {
     const [row] = await queryRows<{ status: string }>(w.services.db, sql`select status::text as status from jobs where id = ${rawId(id)}`);
     return row!.status;
   };
-  // A running job ends exactly `runSeconds` after HeyGen took it (the account's measured run time for estimates).
+  // A running job ends now, `runSeconds` after HeyGen took it (the account's measured run time for estimates).
   const finish = async (id: string, runSeconds: number) => {
-    const [row] = await queryRows<{ submitted_at: string }>(w.services.db, sql`select submitted_at from jobs where id = ${rawId(id)}`);
-    const at = new Date(new Date(row!.submitted_at).getTime() + runSeconds * 1000);
-    const settled = await settleJob(w.services.db, rawId(id), { type: 'expired', reason: 'hold_expired', message: 'ended for the test' }, at);
+    const end = new Date();
+    await queryRows(w.services.db, sql`update jobs set submitted_at = ${new Date(end.getTime() - runSeconds * 1000)} where id = ${rawId(id)}`);
+    const settled = await settleJob(w.services.db, rawId(id), { type: 'expired', reason: 'hold_expired', message: 'ended for the test' }, end);
     expect(settled.changed).toBe(true);
   };
   const setShares = (tree: Tree, shares: unknown[]) => mustMutate(w, SET_SHARES, { input: { accountId: tree.accountId, shares } }, 'setConcurrencyShares');
-  const dispatch = (tree: Tree) => dispatchAccount(w.services.jobDeps, w.services.config.queue, rawId(tree.accountId));
+  const dispatch = (tree: Tree) => dispatchAccount(w.services.jobDeps, w.services.queue, rawId(tree.accountId));
 
   it('(a) a freed slot due to a waiting job goes to it: a newcomer that may not wait is refused with the wait it would have, one that may wait queues behind', async () => {
     const tree = await createTree(w, { name: 'Newcomers', concurrencyLimit: 2 });
+    // Video is guaranteed 1 slot: when it runs none and a job of it waits, the next free slot is Video's.
+    await setShares(tree, [{ orgUnitId: tree.teamId, weight: 1, minSlots: 1 }]);
     const video = await send(tree, true);
     const social = await send(tree, true, tree.otherProjectId);
     expect([video.job.status, social.job.status]).toEqual(['SUBMITTED', 'SUBMITTED']);
     const waiting = await send(tree, true);
     expect(waiting.job.status).toBe('QUEUED');
     // Video's running job ends after 60 s: a slot is free, and Video's waiting job is due to take it (Video runs 0 of
-    // its equal share, Social 1).
+    // its guaranteed 1).
     await finish(video.job.id, 60);
 
-    // Refused, whichever unit asks: the same project (behind it in admission order) or the sibling team (using its share).
+    // Refused, whichever unit asks: the same project (behind it in admission order) or the sibling team.
     for (const projectId of [tree.projectId, tree.otherProjectId]) {
       const refused = await send(tree, false, projectId);
       expect(refused).toMatchObject({ __typename: 'ConcurrencyLimitError', code: 'CONCURRENCY_LIMIT', limit: 2, inFlight: 1, waiting: 1 });
@@ -325,7 +328,7 @@ describe('newcomers and free slots', () => {
 
   it('concurrent newcomers: with one free slot due to a waiting job none takes it; with free slots no waiting job may take, exactly those are taken', async () => {
     const tree = await createTree(w, { name: 'Crowd', concurrencyLimit: 3 });
-    await setShares(tree, [{ orgUnitId: tree.teamId, weight: 1, maxSlots: 1 }]);
+    await setShares(tree, [{ orgUnitId: tree.teamId, weight: 1, minSlots: 1, maxSlots: 1 }]);
     const running = await send(tree, true);
     const held = await send(tree, true);
     expect([running.job.status, held.job.status]).toEqual(['SUBMITTED', 'QUEUED']);
@@ -333,7 +336,8 @@ describe('newcomers and free slots', () => {
     const crowd = await Promise.all(Array.from({ length: 20 }, () => send(tree, false, tree.otherProjectId)));
     expect(crowd.filter((r) => r.__typename === 'SubmitJobPayload')).toHaveLength(2);
     expect(crowd.filter((r) => r.__typename === 'ConcurrencyLimitError')).toHaveLength(18);
-    // Video's job ends: the freed slot is due to its waiting job, and 20 simultaneous newcomers of both units leave it.
+    // Video's job ends: the freed slot is due to its waiting job (Video runs 0 of its guaranteed 1), and 20
+    // simultaneous newcomers of both units leave it.
     await finish(running.job.id, 30);
     const second = await Promise.all(Array.from({ length: 20 }, (_, i) => send(tree, false, i % 2 ? tree.projectId : tree.otherProjectId)));
     expect(second.every((r) => r.__typename === 'ConcurrencyLimitError')).toBe(true);
