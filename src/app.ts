@@ -12,7 +12,7 @@ import { createLogger, type Logger } from './logging.js';
 import type { AdmissionSettings } from './jobs/admission.js';
 import type { JobDeps } from './jobs/follow.js';
 import { startWorker } from './jobs/worker.js';
-import { QUEUE_CHANNEL, startDispatcher, type Dispatcher } from './jobs/queue.js';
+import { QUEUE_CHANNEL, startDispatcher, type Dispatcher, type QueueSettings } from './jobs/queue.js';
 import { startWalletSync, type WalletSyncDeps } from './billing/wallet.js';
 import type { Periodic } from './background/periodic.js';
 import { createGatewayMetrics, type GatewayMetrics } from './observability/metrics.js';
@@ -39,6 +39,8 @@ export interface Services {
   readonly logger: Logger;
   readonly admission: AdmissionSettings;
   readonly jobDeps: JobDeps;
+  /** The concurrency queue's settings (config.queue), with this process's dispatch counter. */
+  readonly queue: QueueSettings;
   readonly walletDeps: WalletSyncDeps;
   /** This process's counters and histograms (admissions, HeyGen calls, HTTP requests, webhooks); /metrics exposes them. */
   readonly metrics: GatewayMetrics;
@@ -144,7 +146,7 @@ export async function createServices(config: Config, overrides: { logger?: Logge
     const admission: AdmissionSettings = {
       holdTtlHours: config.holdTtlHours,
       forwardLeaseMs: config.workers.leaseMs,
-      concurrencyRetryAfterSeconds: 15,
+      queue: config.queue,
       onOutcome: (outcome) => {
         metrics.admissions.inc({ outcome: outcome.outcome, reason: outcome.reason });
         if (outcome.outcome === 'refused') {
@@ -232,6 +234,7 @@ export async function createServices(config: Config, overrides: { logger?: Logge
       admission,
       metrics,
       jobDeps,
+      queue: { ...config.queue, onDispatched: (account) => metrics.queueDispatches.inc({ account }) },
       walletDeps,
       outboxDeps,
       worker: null,
@@ -252,7 +255,7 @@ export function startBackgroundWork(services: Services): void {
     services.worker = startWorker(services.jobDeps, services.config.workers.intervalMs, services.config.workers.backoffMaxMs);
   }
   if (services.config.workers.enabled && !services.dispatcher) {
-    const dispatcher = startDispatcher(services.jobDeps, services.config.queue, services.config.workers.backoffMaxMs);
+    const dispatcher = startDispatcher(services.jobDeps, services.queue, services.config.workers.backoffMaxMs);
     services.dispatcher = dispatcher;
     if (services.notifications) services.notifications.on(QUEUE_CHANNEL, (accountId) => dispatcher.wake(accountId));
     else void services.database.listen?.(QUEUE_CHANNEL, (accountId) => dispatcher.wake(accountId));

@@ -86,8 +86,14 @@ export class ConcurrencyLimitError extends DomainError {
     readonly limit: number,
     readonly inFlight: number,
     readonly retryAfterSeconds: number,
+    /** Jobs of the account waiting in its queue; the free slots, if any, are theirs (src/jobs/queue.ts). */
+    readonly waiting = 0,
   ) {
-    super(`the account already has ${inFlight} of ${limit} concurrent jobs in flight`);
+    super(
+      inFlight < limit
+        ? `the account's free concurrency slots (${inFlight} of ${limit} in flight) are not this job's: due to the ${waiting} job${waiting === 1 ? '' : 's'} waiting in its queue, or beyond its unit's maximum`
+        : `the account already has ${inFlight} of ${limit} concurrent jobs in flight${waiting > 0 ? ` and ${waiting} waiting` : ''}`,
+    );
     this.name = 'ConcurrencyLimitError';
   }
 }

@@ -8,6 +8,8 @@ import { decodeGlobalID } from '@pothos/plugin-relay';
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { queryRows } from '../src/db/client.js';
+import { dispatchAccount, expireQueuedJobs } from '../src/jobs/queue.js';
+import { settleJob } from '../src/jobs/settlement.js';
 import { ConfigError, loadConfig } from '../src/config.js';
 import { signWebhookBody } from '../src/heygen/simulator/server.js';
 import { startTracing, type Tracing } from '../src/observability/tracing.js';
@@ -230,6 +232,10 @@ describe('/metrics', () => {
       gateway_outbox_pending_events: 'gauge',
       gateway_outbox_lag_seconds: 'gauge',
       gateway_outbox_dead_events: 'gauge',
+      gateway_concurrency_queue_jobs: 'gauge',
+      gateway_concurrency_queue_oldest_wait_seconds: 'gauge',
+      gateway_concurrency_queue_expired_total: 'counter',
+      gateway_concurrency_queue_dispatches_total: 'counter',
     };
     for (const [name, type] of Object.entries(expected)) expect(families.get(name)?.type, name).toBe(type);
     const gateway = [...families.values()].filter((f) => f.name.startsWith('gateway_'));
@@ -291,6 +297,43 @@ describe('/metrics', () => {
     expect(lag).toBeGreaterThanOrEqual(120);
     expect(lag).toBeLessThan(180);
     expect(value(families, 'gateway_jobs', { account: 'Primary', status: 'SUBMITTED' })).toBe(2);
+  });
+
+  it('the concurrency queue: jobs waiting and the oldest wait per account, as the database has them; expiries; dispatches by this process', async () => {
+    // Workers are off in this file: nothing dispatches or expires but the calls below.
+    const queued = await createTree(h, { name: 'Queued', concurrencyLimit: 1 });
+    const send = async () => {
+      const res = await fetch(`${h.url}/graphql`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${h.adminToken}` },
+        body: JSON.stringify({ query: SUBMIT, variables: { input: { projectId: queued.projectId, kind: 'AVATAR_VIDEO', request: avatarRequest(SCRIPT), queue: true } } }),
+      });
+      return decodeGlobalID(((await res.json()) as { data: { submitJob: { job: { id: string } } } }).data.submitJob.job.id).id;
+    };
+    const running = await send();
+    const waiting = [await send(), await send()];
+    // The first waiting job was admitted 90 s ago.
+    await queryRows(h.services.db, sql`update jobs set created_at = now() - interval '90 seconds' where id = ${waiting[0]!}`);
+    let { families } = await scrape();
+    expect(value(families, 'gateway_concurrency_queue_jobs', { account: 'Queued' })).toBe(2);
+    expect(value(families, 'gateway_concurrency_queue_jobs', { account: 'Primary' })).toBe(0);
+    const oldest = value(families, 'gateway_concurrency_queue_oldest_wait_seconds', { account: 'Queued' });
+    expect(oldest).toBeGreaterThanOrEqual(90);
+    expect(oldest).toBeLessThan(150);
+    expect(value(families, 'gateway_concurrency_queue_oldest_wait_seconds', { account: 'Primary' })).toBe(0);
+    expect(value(families, 'gateway_concurrency_queue_expired_total', { account: 'Queued' })).toBe(0);
+
+    // The oldest expires (QUEUE_TTL_SECONDS later); the running job ends and the dispatcher starts the other.
+    const accountId = decodeGlobalID(queued.accountId).id;
+    const expired = await expireQueuedJobs(h.services.jobDeps, h.services.queue, new Date(Date.now() + h.services.config.queue.ttlMs - 30_000));
+    expect(expired).toBe(1);
+    await settleJob(h.services.db, running, { type: 'expired', reason: 'hold_expired', message: 'ended for the test' });
+    expect(await dispatchAccount(h.services.jobDeps, h.services.queue, accountId)).toBe(1);
+    ({ families } = await scrape());
+    expect(value(families, 'gateway_concurrency_queue_jobs', { account: 'Queued' })).toBe(0);
+    expect(value(families, 'gateway_concurrency_queue_oldest_wait_seconds', { account: 'Queued' })).toBe(0);
+    expect(value(families, 'gateway_concurrency_queue_expired_total', { account: 'Queued' })).toBe(1);
+    expect(value(families, 'gateway_concurrency_queue_dispatches_total', { account: 'Queued' })).toBe(1);
   });
 
   it('counts webhook signature failures by reason', async () => {

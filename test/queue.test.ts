@@ -5,10 +5,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeGlobalID } from '@pothos/plugin-relay';
 import { sql } from 'drizzle-orm';
 import { startHarness, waitFor, type Harness } from './support/harness.js';
-import { SUBMIT, avatarRequest, createTree, issueServiceToken, type Tree } from './support/fixtures.js';
+import { SUBMIT, avatarRequest, createTree, issueServiceToken, mustMutate, type Tree } from './support/fixtures.js';
 import { expectCountersEqualLedger } from './support/invariants.js';
 import { queryRows } from '../src/db/client.js';
-import { expireQueuedJobs } from '../src/jobs/queue.js';
+import { dispatchAccount, expireQueuedJobs } from '../src/jobs/queue.js';
+import { settleJob } from '../src/jobs/settlement.js';
 
 const KEY = 'sk_test_primary_key_0001';
 const SMALL_KEY = 'sk_test_small_slots_02';
@@ -182,21 +183,28 @@ describe('concurrency shares', () => {
   });
 
   it('a unit at its maximum gets no more slots while others wait; below it, weights decide', async () => {
-    const tree = await createTree(h, { name: 'Maximum', concurrencyLimit: 3 });
+    const tree = await createTree(h, { name: 'Maximum', concurrencyLimit: 4 });
     await h.gql(SET_SHARES, {
       input: { accountId: tree.accountId, shares: [{ orgUnitId: tree.teamId, weight: 100, maxSlots: 2 }, { orgUnitId: tree.otherTeamId, weight: 1 }] },
     });
-    const heavy = [await submit(tree), await submit(tree), await submit(tree)];
+    const heavy = [await submit(tree), await submit(tree)];
+    // The heavy team runs 2, its maximum: its next job waits though slots are free, and the light team's take them.
     const heavyWaiting = await submit(tree);
-    const light = await submit(tree, {}, tree.otherProjectId);
-    for (const q of [heavyWaiting, light]) expect(q.job.status).toBe('QUEUED');
-    // A slot frees: the heavy team still runs 2, its maximum, so the light team's later job gets it.
-    h.sim.completeNow(heavy[0].job.upstreamIds[0]);
-    await waitFor(async () => (await statusOf(light.job.id)) === 'SUBMITTED', 20_000);
+    expect(heavyWaiting.job.status).toBe('QUEUED');
+    const lightRunning = [await submit(tree, {}, tree.otherProjectId), await submit(tree, {}, tree.otherProjectId)];
+    for (const r of lightRunning) expect(r.job.status).toBe('SUBMITTED');
+    const light = [await submit(tree, {}, tree.otherProjectId), await submit(tree, {}, tree.otherProjectId)];
+    for (const q of light) expect(q.job.status).toBe('QUEUED');
+    // A slot frees: by weight (100 to 1) it would be the heavy team's, but the heavy team runs its maximum, so the
+    // light team's later job gets it.
+    h.sim.completeNow(lightRunning[0].job.upstreamIds[0]);
+    await waitFor(async () => (await statusOf(light[0].job.id)) === 'SUBMITTED', 20_000);
     expect(await statusOf(heavyWaiting.job.id)).toBe('QUEUED');
-    // Another: 1 running per 100 of weight against 1 per 1: the heavy team's.
-    h.sim.completeNow(heavy[1].job.upstreamIds[0]);
+    // Another, the heavy team's: below its maximum, its slot-seconds per 100 of weight against the light team's per 1,
+    // the heavy team's waiting job gets it.
+    h.sim.completeNow(heavy[0].job.upstreamIds[0]);
     await waitFor(async () => (await statusOf(heavyWaiting.job.id)) === 'SUBMITTED', 20_000);
+    expect(await statusOf(light[1].job.id)).toBe('QUEUED');
     await expectCountersEqualLedger(h.services.db);
   });
 
@@ -210,11 +218,132 @@ describe('concurrency shares', () => {
     const heavyWaiting = await submit(tree);
     const lightWaiting = await submit(tree, {}, tree.otherProjectId);
     for (const q of [heavyWaiting, lightWaiting]) expect(q.job.status).toBe('QUEUED');
-    // 1 running per 100 of weight would win against 1 per 1, but the light team runs 1 of its guaranteed 2.
+    // By weight (100 to 1) the heavy team would win, but the light team runs 1 of its guaranteed 2.
     h.sim.completeNow(heavy[0].job.upstreamIds[0]);
     await waitFor(async () => (await statusOf(lightWaiting.job.id)) === 'SUBMITTED', 20_000);
     expect(await statusOf(heavyWaiting.job.id)).toBe('QUEUED');
     await expectCountersEqualLedger(h.services.db);
+  });
+});
+
+// The queue's order holds for newcomers too: a free slot that a waiting job is due to take is not taken by a job that
+// arrives after it, whether it may wait or not; one that no waiting job may take (their units at their maximum) is.
+// No dispatcher runs here (workers off): the state between a slot freeing and the dispatch is held still, and the
+// dispatch is a call. A slot frees when a running job is settled, at a fixed instant.
+describe('newcomers and free slots', () => {
+  let w: Harness;
+  beforeAll(async () => {
+    w = await startHarness({ workers: false, sim: { autoComplete: false }, env: { QUEUE_DEFAULT_RUN_SECONDS: '30' } });
+  });
+  afterAll(async () => w?.close());
+
+  const send = async (tree: Tree, queue: boolean, projectId = tree.projectId) => {
+    const res = await w.gql(SUBMIT.replace('retryAfterSeconds }', 'retryAfterSeconds limit inFlight waiting }'), {
+      input: { projectId, kind: 'AVATAR_VIDEO', request: avatarRequest(), queue },
+    });
+    expect(res.errors).toBeUndefined();
+    return res.data.submitJob;
+  };
+  const rawId = (id: string) => decodeGlobalID(id).id;
+  const statusIn = async (id: string) => {
+    const [row] = await queryRows<{ status: string }>(w.services.db, sql`select status::text as status from jobs where id = ${rawId(id)}`);
+    return row!.status;
+  };
+  // A running job ends now, `runSeconds` after HeyGen took it (the account's measured run time for estimates).
+  const finish = async (id: string, runSeconds: number) => {
+    const end = new Date();
+    await queryRows(w.services.db, sql`update jobs set submitted_at = ${new Date(end.getTime() - runSeconds * 1000)} where id = ${rawId(id)}`);
+    const settled = await settleJob(w.services.db, rawId(id), { type: 'expired', reason: 'hold_expired', message: 'ended for the test' }, end);
+    expect(settled.changed).toBe(true);
+  };
+  const setShares = (tree: Tree, shares: unknown[]) => mustMutate(w, SET_SHARES, { input: { accountId: tree.accountId, shares } }, 'setConcurrencyShares');
+  const dispatch = (tree: Tree) => dispatchAccount(w.services.jobDeps, w.services.queue, rawId(tree.accountId));
+
+  it('(a) a freed slot due to a waiting job goes to it: a newcomer that may not wait is refused with the wait it would have, one that may wait queues behind', async () => {
+    const tree = await createTree(w, { name: 'Newcomers', concurrencyLimit: 2 });
+    // Video is guaranteed 1 slot: when it runs none and a job of it waits, the next free slot is Video's.
+    await setShares(tree, [{ orgUnitId: tree.teamId, weight: 1, minSlots: 1 }]);
+    const video = await send(tree, true);
+    const social = await send(tree, true, tree.otherProjectId);
+    expect([video.job.status, social.job.status]).toEqual(['SUBMITTED', 'SUBMITTED']);
+    const waiting = await send(tree, true);
+    expect(waiting.job.status).toBe('QUEUED');
+    // Video's running job ends after 60 s: a slot is free, and Video's waiting job is due to take it (Video runs 0 of
+    // its guaranteed 1).
+    await finish(video.job.id, 60);
+
+    // Refused, whichever unit asks: the same project (behind it in admission order) or the sibling team.
+    for (const projectId of [tree.projectId, tree.otherProjectId]) {
+      const refused = await send(tree, false, projectId);
+      expect(refused).toMatchObject({ __typename: 'ConcurrencyLimitError', code: 'CONCURRENCY_LIMIT', limit: 2, inFlight: 1, waiting: 1 });
+      expect(refused.message).toContain('waiting in its queue');
+    }
+    // The honest wait, Job.queue's estimate for the same newcomer queued: for the same project, the waiting job and
+    // itself on Video's 1 slot (its half of 2), each after the account's measured run time (60 s): 120 s.
+    expect((await send(tree, false)).retryAfterSeconds).toBe(120);
+    // One that may wait queues behind the waiting one and starts after it.
+    const behind = await send(tree, true);
+    expect(behind.job.status).toBe('QUEUED');
+    expect((await w.gql(QUEUED_JOB, { id: behind.job.id })).data.job.queue.position).toBe(2);
+    expect(await statusIn(waiting.job.id)).toBe('QUEUED');
+
+    // The dispatcher gives the slot to the waiting job; the account is full again.
+    expect(await dispatch(tree)).toBe(1);
+    expect(await statusIn(waiting.job.id)).toBe('SUBMITTED');
+    expect(await statusIn(behind.job.id)).toBe('QUEUED');
+    expect(await send(tree, false, tree.otherProjectId)).toMatchObject({ __typename: 'ConcurrencyLimitError', inFlight: 2, waiting: 1 });
+    await expectCountersEqualLedger(w.services.db);
+  });
+
+  it("(b, c) jobs held back by their unit's maximum do not keep another unit's newcomer from a free slot, waiting or not; the maximum holds for newcomers too", async () => {
+    const tree = await createTree(w, { name: 'Held back', concurrencyLimit: 4 });
+    await setShares(tree, [{ orgUnitId: tree.teamId, weight: 10, maxSlots: 1 }]);
+    const first = await send(tree, true);
+    expect(first.job.status).toBe('SUBMITTED');
+    // Video is at its maximum: its next jobs wait although the account has 3 free slots, and one that may not wait
+    // is refused.
+    const held = [await send(tree, true), await send(tree, true)];
+    for (const q of held) expect(q.job.status).toBe('QUEUED');
+    expect(await send(tree, false)).toMatchObject({ __typename: 'ConcurrencyLimitError', limit: 4, inFlight: 1, waiting: 2 });
+
+    // (b) Social's newcomer that may not wait takes a free slot: no waiting job may.
+    const now = await send(tree, false, tree.otherProjectId);
+    expect(now).toMatchObject({ __typename: 'SubmitJobPayload', job: { status: 'SUBMITTED' } });
+    // (c) So does one that may wait: it starts at once, it does not queue behind jobs that cannot start.
+    const atOnce = await send(tree, true, tree.otherProjectId);
+    expect(atOnce).toMatchObject({ __typename: 'SubmitJobPayload', job: { status: 'SUBMITTED' } });
+    // The dispatcher agrees: nothing of the queue may start.
+    expect(await dispatch(tree)).toBe(0);
+
+    // Video's running job ends: the slot is the first held job's, not a newcomer's (Social runs 2, a free slot left
+    // over is left to whoever may take it).
+    await finish(first.job.id, 30);
+    expect(await send(tree, false)).toMatchObject({ __typename: 'ConcurrencyLimitError' });
+    expect(await dispatch(tree)).toBe(1);
+    expect(await statusIn(held[0]!.job.id)).toBe('SUBMITTED');
+    expect(await statusIn(held[1]!.job.id)).toBe('QUEUED');
+    expect((await send(tree, false, tree.otherProjectId)).job.status).toBe('SUBMITTED');
+    await expectCountersEqualLedger(w.services.db);
+  });
+
+  it('concurrent newcomers: with one free slot due to a waiting job none takes it; with free slots no waiting job may take, exactly those are taken', async () => {
+    const tree = await createTree(w, { name: 'Crowd', concurrencyLimit: 3 });
+    await setShares(tree, [{ orgUnitId: tree.teamId, weight: 1, minSlots: 1, maxSlots: 1 }]);
+    const running = await send(tree, true);
+    const held = await send(tree, true);
+    expect([running.job.status, held.job.status]).toEqual(['SUBMITTED', 'QUEUED']);
+    // Video at its maximum: Social's 20 simultaneous newcomers share the 2 free slots, exactly.
+    const crowd = await Promise.all(Array.from({ length: 20 }, () => send(tree, false, tree.otherProjectId)));
+    expect(crowd.filter((r) => r.__typename === 'SubmitJobPayload')).toHaveLength(2);
+    expect(crowd.filter((r) => r.__typename === 'ConcurrencyLimitError')).toHaveLength(18);
+    // Video's job ends: the freed slot is due to its waiting job (Video runs 0 of its guaranteed 1), and 20
+    // simultaneous newcomers of both units leave it.
+    await finish(running.job.id, 30);
+    const second = await Promise.all(Array.from({ length: 20 }, (_, i) => send(tree, false, i % 2 ? tree.projectId : tree.otherProjectId)));
+    expect(second.every((r) => r.__typename === 'ConcurrencyLimitError')).toBe(true);
+    expect(await dispatch(tree)).toBe(1);
+    expect(await statusIn(held.job.id)).toBe('SUBMITTED');
+    await expectCountersEqualLedger(w.services.db);
   });
 });
 

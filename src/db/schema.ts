@@ -333,6 +333,8 @@ export const jobsTable = pgTable('jobs', {
   index('jobs_project_created').on(t.projectId, t.createdAt, t.id),
   // The queue: FIFO by admission within a project, per account.
   index('jobs_queued').on(t.accountId, t.projectId, t.createdAt, t.id).where(sql`queued_at is not null`),
+  // The queue's fair share counts the slot-seconds of an account's jobs that ended in the last hour (gateway_queue_pick).
+  index('jobs_account_settled').on(t.accountId, t.settledAt).where(sql`settled_at is not null`),
   check('jobs_reserved_non_negative', sql`${t.reservedMicroCs} >= 0`),
 ]);
 
@@ -428,9 +430,9 @@ export const committedSharesTable = pgTable('committed_shares', {
 
 /**
  * CONCURRENCY_SHARES: how an account's concurrency slots are shared among the org units whose jobs wait for one
- * (src/jobs/queue.ts): at each level of the tree, the next slot goes to the child unit with the fewest running jobs
- * per unit of weight, units under their guaranteed minimum first, never one at its maximum. A unit without a row
- * has weight 1, no minimum and no maximum.
+ * (src/jobs/queue.ts): at each level of the tree, the next slot goes to the child unit with the fewest slot-seconds
+ * per unit of weight (gateway_queue_pick), units under their guaranteed minimum first, never one at its maximum. A
+ * unit without a row has weight 1, no minimum and no maximum.
  */
 export const concurrencySharesTable = pgTable('concurrency_shares', {
   accountId: uuid('account_id').notNull().references(() => accountsTable.id),

@@ -82,12 +82,15 @@ builder.objectType(BudgetExceededError, {
 
 builder.objectType(ConcurrencyLimitError, {
   name: 'ConcurrencyLimitError',
-  description: "The account's concurrent-jobs limit is reached; try again later.",
+  description: "No concurrency slot of the account is free for this job now: the account's concurrent-jobs limit is reached, the free slots are due to jobs waiting in its queue, or the job's unit is at its maximum (setConcurrencyShares); try again later.",
   interfaces: [ErrorInterface],
   fields: (t) => ({
     limit: t.exposeInt('limit', { description: 'Concurrent jobs the account allows.' }),
     inFlight: t.exposeInt('inFlight', { description: 'Jobs in flight now.' }),
-    retryAfterSeconds: t.exposeInt('retryAfterSeconds', { description: 'A suggested wait before retrying.' }),
+    retryAfterSeconds: t.exposeInt('retryAfterSeconds', {
+      description: "A suggested wait before retrying: when the job would be expected to start had it been queued now (Job.queue's estimate).",
+    }),
+    waiting: t.exposeInt('waiting', { description: "Jobs waiting in the account's queue: free slots, when inFlight is below limit, are due to them." }),
   }),
 });
 

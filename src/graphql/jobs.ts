@@ -270,7 +270,7 @@ builder.mutationFields((t) => ({
         required: false,
         defaultValue: true,
         description:
-          "true (default): when the account has no free concurrency slot, the job is admitted QUEUED (its hold taken) and started when a slot is its turn (Job.queue tells where it stands); false: refused with ConcurrencyLimitError instead.",
+          "true (default): when the job may not start now (no free concurrency slot of the account, or the free ones are due to jobs already waiting, or its unit is at its maximum), it is admitted QUEUED (its hold taken) and started when a slot is its turn (Job.queue tells where it stands); false: refused with ConcurrencyLimitError instead.",
       }),
       tags: t.input.field({
         type: [JobTagInput],

@@ -67,7 +67,7 @@ builder.mutationFields((t) => ({
     argOptions: { description: 'Input of setting concurrency shares.' },
     authScopes: { finance: true },
     description:
-      "Replaces how an account's concurrency slots are shared among org units when jobs queue for them (ADMIN, FINANCE): at each level of the tree the next free slot goes to the child unit under its guaranteed minimum, else with the fewest running jobs per unit of weight, never to one at its maximum; within a project, jobs start in admission order. Units not listed: weight 1, no minimum, no maximum. Audited.",
+      "Replaces how an account's concurrency slots are shared among org units when jobs queue for them (ADMIN, FINANCE): at each level of the tree the next free slot goes to the child unit under its guaranteed minimum, else with the fewest slot-seconds (slots held times seconds, over the time its competing siblings have all been busy) per unit of weight, never to one at its maximum; within a project, jobs start in admission order. Units not listed: weight 1, no minimum, no maximum. Audited.",
     input: {
       accountId: t.input.id({ required: true, description: 'Global id of the account.' }),
       shares: t.input.field({

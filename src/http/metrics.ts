@@ -152,8 +152,52 @@ export function createMetrics(services: Services): Registry {
       for (const row of await outbox()) this.set({ topic: row.topic }, Number(row.dead));
     },
   });
+  // The concurrency queue (src/jobs/queue.ts): jobs admitted with their holds, waiting for a slot of their account.
+  const waiting = sharedPerScrape(() =>
+    queryRows<{ account: string; queued: number; oldest: string | number }>(
+      services.db,
+      sql`select a.name as account, count(j.id)::int as queued, coalesce(extract(epoch from now() - min(j.created_at)), 0)::float8 as oldest
+          from accounts a left join jobs j on j.account_id = a.id and j.queued_at is not null
+          group by a.name`,
+    ),
+  );
+  new Gauge({
+    name: 'gateway_concurrency_queue_jobs',
+    help: 'Jobs waiting (QUEUED, their holds taken) for a concurrency slot of their account, per account.',
+    labelNames: ['account'],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const row of await waiting()) this.set({ account: row.account }, Number(row.queued));
+    },
+  });
+  new Gauge({
+    name: 'gateway_concurrency_queue_oldest_wait_seconds',
+    help: 'How long the oldest job waiting for a concurrency slot has waited since its admission (0 when none waits), per account.',
+    labelNames: ['account'],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const row of await waiting()) this.set({ account: row.account }, Math.max(0, Number(row.oldest)));
+    },
+  });
+  new Counter({
+    name: 'gateway_concurrency_queue_expired_total',
+    help: 'Jobs that expired waiting for a concurrency slot (QUEUE_TTL_SECONDS; their holds released), per account.',
+    labelNames: ['account'],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      const rows = await queryRows<{ account: string; n: number }>(
+        services.db,
+        sql`select a.name as account, count(j.id)::int as n from accounts a
+            left join jobs j on j.account_id = a.id and j.status = 'EXPIRED' and j.failure_code = 'queue_expired' group by a.name`,
+      );
+      for (const row of rows) this.inc({ account: row.account }, Number(row.n));
+    },
+  });
   const m = services.metrics;
-  const own: Metric[] = [m.admissions, m.admissionRefusals, m.heygenRequestDuration, m.httpRequestDuration, m.webhookVerificationFailures, m.outboxDeliveries];
+  const own: Metric[] = [m.admissions, m.admissionRefusals, m.heygenRequestDuration, m.httpRequestDuration, m.webhookVerificationFailures, m.outboxDeliveries, m.queueDispatches];
   for (const metric of own) registry.registerMetric(metric);
   return registry;
 }

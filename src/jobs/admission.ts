@@ -39,6 +39,10 @@ import { estimateJob, governedFacts, prepareJob } from './estimate.js';
 import type { MediaProbeLimits } from '../pricing/media.js';
 import type { CallbackPolicy } from './callback.js';
 import { IN_FLIGHT_STATUSES } from './lifecycle.js';
+import { queueStanding, type QueueSettings } from './queue.js';
+
+/** A job id after every other in (created_at, id) order: a newcomer's place behind the jobs admitted at its instant. */
+const YOUNGEST = 'ffffffff-ffff-ffff-ffff-ffffffffffff';
 
 export type JobRow = typeof jobsTable.$inferSelect;
 
@@ -49,8 +53,9 @@ export interface SubmitJobInput {
   estimatedSeconds: string | null;
   idempotencyKey: string | null;
   /**
-   * True: when the account has no free concurrency slot (or jobs already wait for one), the job is admitted QUEUED
-   * with its hold and started by the dispatcher (src/jobs/queue.ts); false or absent: refused (ConcurrencyLimitError).
+   * True: when the job may not start now (no free concurrency slot, or the free ones are due to waiting jobs, or its
+   * unit is at its maximum: gateway_queue_starts), it is admitted QUEUED with its hold and started by the dispatcher
+   * (src/jobs/queue.ts); false or absent: refused (ConcurrencyLimitError).
    */
   queue?: boolean;
   /** Key/value tags (keys from the organization's allowlist); none by default. */
@@ -63,8 +68,8 @@ export interface AdmissionSettings {
   holdTtlHours: number;
   /** How long the submitting process owns the job before a worker may take over its forwarding. */
   forwardLeaseMs: number;
-  /** Suggested wait after a concurrency refusal. */
-  concurrencyRetryAfterSeconds: number;
+  /** The queue's run-time default, for the wait a concurrency refusal suggests (the estimate a queued job shows). */
+  queue: Pick<QueueSettings, 'defaultRunSeconds'>;
   /**
    * Told how every admission ended (for the /metrics counters): once per call, after the transaction committed or
    * rolled back. Must not throw.
@@ -329,8 +334,11 @@ async function admit(db: Db, actor: Actor, input: SubmitJobInput, settings: Admi
         return { job: rowFromJson(jobsTable, answer.job), replayed: true };
       case 'conflict':
         throw new IdempotencyConflictError(answer.job_id);
-      case 'concurrency':
-        throw new ConcurrencyLimitError(answer.limit, answer.in_flight, settings.concurrencyRetryAfterSeconds);
+      case 'concurrency': {
+        // The wait suggested is the one the job would show had it been queued now (the youngest of its project).
+        const standing = await queueStanding(db, { id: YOUNGEST, status: 'QUEUED', projectId: project.id, accountId: account.id, createdAt: now, nextCheckAt: null }, settings.queue, now);
+        throw new ConcurrencyLimitError(answer.limit, answer.in_flight, standing!.retryAfterSeconds, answer.waiting);
+      }
       case 'budget': {
         const b = rowFromJson(budgetsTable, answer.budget);
         // The limit in force: with a MONTHLY budget's rollover, more than its own.
@@ -384,7 +392,7 @@ type AdmitAnswer =
   | { outcome: 'admitted'; job: Record<string, unknown>; account: Record<string, unknown> }
   | { outcome: 'replayed'; job: Record<string, unknown> }
   | { outcome: 'conflict'; job_id: string }
-  | { outcome: 'concurrency'; limit: number; in_flight: number }
+  | { outcome: 'concurrency'; limit: number; in_flight: number; waiting: number }
   | {
       outcome: 'budget';
       budget: Record<string, unknown>;

@@ -30,6 +30,8 @@ export interface QueueSettings {
   holdTtlHours: number;
   /** A job's expected run time while the account has no finished job to measure it by (QUEUE_DEFAULT_RUN_SECONDS). */
   defaultRunSeconds: number;
+  /** Told of each job this process takes from the queue, by account name (the /metrics counter). Must not throw. */
+  onDispatched?: (accountName: string) => void;
 }
 
 const DISPATCHED = nextStatus('QUEUED', 'DISPATCH')!;
@@ -57,6 +59,7 @@ export async function dispatchAccount(deps: JobDeps, settings: QueueSettings, ac
     if (answer.outcome !== 'dispatched') break;
     const job = rowFromJson(jobsTable, answer.job);
     const account = rowFromJson(accountsTable, answer.account);
+    settings.onDispatched?.(account.name);
     // The same forwarding as a direct submission's; the claim above counted its attempt and set its lease.
     forwards.push(
       forwardJob(deps, job.id, { job, account }).catch((error: unknown) => {

@@ -23,6 +23,8 @@ export interface GatewayMetrics {
   readonly webhookVerificationFailures: Counter<'reason'>;
   /** Outbox delivery attempts by topic (app_callback, …) and outcome (delivered, failed, gave_up). */
   readonly outboxDeliveries: Counter<'topic' | 'outcome'>;
+  /** Jobs this process's dispatcher took from the concurrency queue and started, by account. */
+  readonly queueDispatches: Counter<'account'>;
 }
 
 /** Series that exist from the start at 0, so that rate() and increase() see their first event. */
@@ -82,6 +84,12 @@ function makeMetrics(): GatewayMetrics {
       name: 'gateway_outbox_deliveries_total',
       help: 'Outbox delivery attempts made by this process, by topic (app_callback) and outcome: delivered, failed (retried later) or gave_up (the last attempt, or one that cannot succeed).',
       labelNames: ['topic', 'outcome'] as const,
+      registers: [],
+    }),
+    queueDispatches: new Counter({
+      name: 'gateway_concurrency_queue_dispatches_total',
+      help: "Jobs this process's dispatcher took from the concurrency queue (QUEUED) and started, by account name.",
+      labelNames: ['account'] as const,
       registers: [],
     }),
   };

@@ -1,0 +1,1 @@
+CREATE INDEX "jobs_account_settled" ON "jobs" USING btree ("account_id","settled_at") WHERE settled_at is not null;
