@@ -181,11 +181,12 @@ export function createLoaders(db: Db, now: Date) {
   // Removes the N+1 of `OrgUnit.usage` over a list of units: one grouped read of the rollups.
   const unitUsage = new DataLoader<UsageKey, UsageTotals, string>(
     async (keys) => {
-      const pairs = sql.join(keys.map((k) => sql`(${k.unitId}::uuid, ${k.period})`), sql`, `);
+      // The (unit, period) pairs as two array parameters: a page of 200 units is 2 parameters, not 400.
       const rows = await queryRows<{ unit_id: string; account_id: string; period: string; reserved: string; settled: string }>(
         db,
         sql`select org_unit_id as unit_id, account_id, period, reserved_micro_cs::text as reserved, settled_micro_cs::text as settled
-            from usage_rollups where (org_unit_id, period) in (${pairs})`,
+            from usage_rollups
+           where (org_unit_id, period) in (select * from unnest(${sql.param(keys.map((k) => k.unitId))}::uuid[], ${sql.param(keys.map((k) => k.period))}::text[]))`,
       );
       const byUnit = groupBy(
         keys.map((k) => `${k.unitId}|${k.period}`),
