@@ -3,6 +3,7 @@
 import { and, eq, inArray, sql, type SQL } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { queryRows, toBigInt } from '../db/client.js';
+import { rowFromJson } from '../db/json-rows.js';
 import {
   accountsTable,
   budgetsTable,
@@ -275,27 +276,28 @@ export async function budgetsWithUsage(
   if (ids.length === 0) return [];
   const at = now.toISOString();
   const { cur, shownFor } = accountsNow(now);
-  // Written out with the table's name (drizzle leaves the columns of a one-table select unqualified).
-  const shown = shownFor(sql`budgets.account_id`);
-  const rows = await db
-    .select({
-      budget: budgetsTable,
-      // Numbers as text (gateway_json_row): bigint would lose precision as JSON numbers.
-      usage: sql<Record<string, string>>`gateway_json_row(to_jsonb(gateway_budget_usage(budgets, ${cur})))`,
-      bounds: sql<Record<string, string>>`to_jsonb(gateway_budget_bounds(budgets, ${shown} ->> 'period', (${shown} ->> 'day')::date))`,
-      granted: sql<string>`gateway_budget_granted(budgets.id, ${at}::timestamptz)::text`,
-    })
-    .from(budgetsTable)
-    .where('unitIds' in which ? inArray(budgetsTable.orgUnitId, [...ids]) : inArray(budgetsTable.id, [...ids]))
-    .orderBy(budgetsTable.id);
+  const shown = shownFor(sql`b.account_id`);
+  // By hand rather than through the query builder: a page of 200 units has 400 budgets, and mapping them through
+  // drizzle's select (and their counters through JSON) cost more than the rest of the read. The ids travel as one
+  // array parameter; the counters as text (bigint), mapped with the table's own column definitions.
+  const rows = await queryRows<Record<string, unknown> & { u_reserved: string; u_settled: string; u_carried: string; w_from: string; w_to: string; granted: string }>(
+    db,
+    sql`select b.*, u.reserved::text as u_reserved, u.settled::text as u_settled, u.carried::text as u_carried, w.w_from, w.w_to,
+               gateway_budget_granted(b.id, ${at}::timestamptz)::text as granted
+          from budgets b
+         cross join lateral gateway_budget_usage(b, ${cur}) u
+         cross join lateral gateway_budget_bounds(b, ${shown} ->> 'period', (${shown} ->> 'day')::date) w
+         where ${'unitIds' in which ? sql`b.org_unit_id` : sql`b.id`} = any(${sql.param([...ids])}::uuid[])
+         order by b.id`,
+  );
   return rows.map((r) => ({
-    budget: r.budget,
+    budget: rowFromJson(budgetsTable, r),
     usage: {
-      reservedMicroCs: toBigInt(r.usage['reserved']!),
-      settledMicroCs: toBigInt(r.usage['settled']!),
-      carriedMicroCs: toBigInt(r.usage['carried']!),
-      windowFrom: r.bounds['w_from']!,
-      windowTo: r.bounds['w_to']!,
+      reservedMicroCs: toBigInt(r.u_reserved),
+      settledMicroCs: toBigInt(r.u_settled),
+      carriedMicroCs: toBigInt(r.u_carried),
+      windowFrom: r.w_from,
+      windowTo: r.w_to,
       grantedMicroCs: toBigInt(r.granted),
     },
   }));

@@ -69,7 +69,7 @@ builder.node(AccountRef, {
           ? accountPeriod(
               { termsAt: ctx.loaders.termsAt, usageAtRoot: (accountId, from, to) => ctx.loaders.rootUsage.load({ accountId, from, to }) },
               a,
-              args.period ?? periodOf(ctx.now, a.timezone),
+              args.period ?? ctx.loaders.periodNow(a.timezone),
             )
           : null,
     }),

@@ -26,7 +26,7 @@ import {
   type ChargebackTermsData,
 } from '../billing/chargeback.js';
 import { formatCents, formatDecimalForDisplay, parseCreditSeconds, parseUsd, MICRO_PER_CS } from '../primitives/money.js';
-import { isValidPeriod, periodOf } from '../primitives/period.js';
+import { isValidPeriod } from '../primitives/period.js';
 import * as Q from '../primitives/rational.js';
 import { budgetRateUsdPerCs, PRESET_TIERS, pricePerCs, setAccountTerms, setCommittedShares } from '../billing/terms.js';
 import { syncWallet, type WalletSnapshotRow } from '../billing/wallet.js';
@@ -161,7 +161,7 @@ builder.objectFields(AccountRef, (t) => ({
     description: 'The contract terms in force in a period (default: the current one).',
     args: { period: t.arg({ type: 'Period', required: false, description: 'YYYY-MM; default: now.' }) },
     resolve: async (a, args, ctx) => {
-      const terms = await ctx.loaders.termsAt(a.id, args.period ?? periodOf(ctx.now, a.timezone));
+      const terms = await ctx.loaders.termsAt(a.id, args.period ?? ctx.loaders.periodNow(a.timezone));
       return terms ? { ...terms, billingModel: a.billingModel } : null;
     },
   }),
@@ -176,7 +176,7 @@ builder.objectFields(AccountRef, (t) => ({
       'The committed shares in force in a period (default: the current one), of the units the caller may read (ADMIN and FINANCE: all, summing to 1); empty when none are set.',
     args: { period: t.arg({ type: 'Period', required: false, description: 'YYYY-MM; default: now.' }) },
     resolve: async (a, args, ctx) => {
-      const period = args.period ?? periodOf(ctx.now, a.timezone);
+      const period = args.period ?? ctx.loaders.periodNow(a.timezone);
       const rows = (await ctx.loaders.sharesByAccount.load(a.id)).filter((s) => s.effectiveFrom <= period);
       const latest = rows.at(-1)?.effectiveFrom;
       const set = rows.filter((s) => s.effectiveFrom === latest);
@@ -206,7 +206,7 @@ builder.objectFields(BudgetRef, (t) => ({
       if (!b.accountId) return null;
       const account = await ctx.loaders.accountById.load(b.accountId);
       if (!account) return null;
-      const rate = budgetRateUsdPerCs(account, await ctx.loaders.termsAt(account.id, periodOf(ctx.now, account.timezone)));
+      const rate = budgetRateUsdPerCs(account, await ctx.loaders.termsAt(account.id, ctx.loaders.periodNow(account.timezone)));
       return rate ? formatDecimalForDisplay(Q.mul(Q.rational(b.limitMicroCs, MICRO_PER_CS), rate), 2) : null;
     },
   }),

@@ -11,7 +11,7 @@ import { canReadCostsOf } from '../auth/actor.js';
 import { orgUnitsTable } from '../db/schema.js';
 import { accountForPath } from '../org/units.js';
 import { ForbiddenError, ValidationError } from '../errors.js';
-import { dayOf, lastDayOf, periodOf } from '../primitives/period.js';
+import { dayOf, lastDayOf } from '../primitives/period.js';
 import { availableOf } from '../budgets/budgets.js';
 import { accountForecast, dailyUsage, dailyUsageByProduct, exhaustionDay, unitForecast, type AccountForecast, type ProductDailyUsage, type UsageForecast } from '../billing/usage-forecast.js';
 import { addDays, burnModel, HISTORY_DAYS } from '../billing/forecast.js';
@@ -121,7 +121,7 @@ builder.objectField(AccountPeriodRef, 'forecast', (t) =>
     description: 'The period projected to its end: only for the current period (null for others, or before any unit exists).',
     resolve: async (p, _a, ctx) => {
       const account = await ctx.loaders.accountById.load(p.accountId);
-      if (!account || periodOf(ctx.now, account.timezone) !== p.period) return null;
+      if (!account || ctx.loaders.periodNow(account.timezone) !== p.period) return null;
       const root = await rootUnitId(ctx);
       return root ? accountForecast(ctx.db, root, account, ctx.now) : null;
     },

@@ -11,10 +11,10 @@ import { requireVisibleAccount, requireVisibleUnit, visibleAccount, visibleAccou
 import { canReadCostsOf } from '../auth/actor.js';
 import { BUDGET_WINDOWS, ENFORCEMENTS, ORG_UNIT_KINDS, budgetsTable, orgUnitsTable } from '../db/schema.js';
 import { createOrgUnit, isUuid, type OrgUnitRow } from '../org/units.js';
-import { availableOf, effectiveLimit, setBudget, type BudgetRow } from '../budgets/budgets.js';
+import { availableOf, effectiveLimit, setBudget, type BudgetRow, type BudgetUsage } from '../budgets/budgets.js';
+import { whenReady, type GraphQLContext, type MaybePromise } from './context.js';
 import { recordAudit } from '../audit/audit.js';
 import { ForbiddenError, ValidationError } from '../errors.js';
-import { periodOf } from '../primitives/period.js';
 import { cursorPage } from './pagination.js';
 import { budgetCountersVisible } from './visibility.js';
 
@@ -106,7 +106,7 @@ builder.node(OrgUnitRef, {
     budgets: t.field({
       type: [BudgetRef],
       description: 'Budgets set on this unit (those over all accounts, and those of accounts the caller may see).',
-      resolve: async (u, _a, ctx) => visibleBudgets(ctx, await ctx.loaders.budgetsByUnit.load(u.id)),
+      resolve: (u, _a, ctx) => ctx.loaders.budgetsByUnit.load(u.id).then((budgets) => visibleBudgets(ctx, budgets)),
     }),
     usage: t.field({
       type: UsageRef,
@@ -121,7 +121,7 @@ builder.node(OrgUnitRef, {
         const accountId = args.accountId != null ? decodeId(String(args.accountId), 'Account') : null;
         // An account the caller may not see reads as one that does not exist (its usage would tell otherwise).
         const account = accountId ? await requireVisibleAccount(ctx, accountId) : null;
-        const period = args.period ?? periodOf(ctx.now, account?.timezone ?? 'UTC');
+        const period = args.period ?? ctx.loaders.periodNow(account?.timezone ?? 'UTC');
         const visible = accountId ? [accountId] : await visibleAccountIds(ctx);
         const scopes = visible === 'all' ? [null] : visible;
         const parts = await Promise.all(scopes.map((scope) => ctx.loaders.unitUsage.load({ unitId: u.id, accountId: scope, period })));
@@ -139,6 +139,11 @@ builder.node(OrgUnitRef, {
   }),
 });
 
+/** A counter of a budget's current window, or null when the caller may not see the budget's counters. */
+function counter(ctx: GraphQLContext, b: BudgetRow, pick: (usage: BudgetUsage) => bigint): MaybePromise<bigint | null> {
+  return whenReady(budgetCountersVisible(ctx, b), (shown) => (shown ? whenReady(ctx.loaders.budgetUsage.loadNow(b), pick) : null));
+}
+
 builder.node(BudgetRef, {
   description: "A cap on a unit's use of one account (or all accounts) over a window.",
   id: { resolve: (b) => b.id },
@@ -147,7 +152,7 @@ builder.node(BudgetRef, {
     return row ? ((await visibleBudgets(ctx, [row]))[0] ?? null) : null;
   },
   fields: (t) => ({
-    orgUnit: t.field({ type: OrgUnitRef, description: 'The unit it caps.', resolve: async (b, _a, ctx) => (await ctx.loaders.unitById.load(b.orgUnitId))! }),
+    orgUnit: t.field({ type: OrgUnitRef, description: 'The unit it caps.', resolve: (b, _a, ctx) => whenReady(ctx.loaders.unitById.loadNow(b.orgUnitId), (u) => u!) }),
     account: t.field({
       type: AccountRef,
       nullable: true,
@@ -162,41 +167,41 @@ builder.node(BudgetRef, {
       type: 'CreditSeconds',
       nullable: true,
       description: "The limit. Null for a budget above the caller's own subtree (with availableCreditSeconds it would tell the usage of the caller's siblings).",
-      resolve: async (b, _a, ctx) => ((await budgetCountersVisible(ctx, b)) ? b.limitMicroCs : null),
+      resolve: (b, _a, ctx) => whenReady(budgetCountersVisible(ctx, b), (shown) => (shown ? b.limitMicroCs : null)),
     }),
     reservedCreditSeconds: t.field({
       type: 'CreditSeconds',
       nullable: true,
       description: "Holds of jobs in flight, in the current window. Null for a budget above the caller's own subtree.",
-      resolve: async (b, _a, ctx) => ((await budgetCountersVisible(ctx, b)) ? (await ctx.loaders.budgetUsage.load(b)).reservedMicroCs : null),
+      resolve: (b, _a, ctx) => counter(ctx, b, (u) => u.reservedMicroCs),
     }),
     settledCreditSeconds: t.field({
       type: 'CreditSeconds',
       nullable: true,
       description: "Settled usage in the current window. Null for a budget above the caller's own subtree.",
-      resolve: async (b, _a, ctx) => ((await budgetCountersVisible(ctx, b)) ? (await ctx.loaders.budgetUsage.load(b)).settledMicroCs : null),
+      resolve: (b, _a, ctx) => counter(ctx, b, (u) => u.settledMicroCs),
     }),
     temporaryCreditSeconds: t.field({
       type: 'CreditSeconds',
       nullable: true,
       description:
         "What approved temporary raises add to the limit now (each ends at its `until`; see requestBudgetIncrease). Null for a budget above the caller's own subtree.",
-      resolve: async (b, _a, ctx) => ((await budgetCountersVisible(ctx, b)) ? (await ctx.loaders.budgetUsage.load(b)).grantedMicroCs : null),
+      resolve: (b, _a, ctx) => counter(ctx, b, (u) => u.grantedMicroCs),
     }),
     availableCreditSeconds: t.field({
       type: 'CreditSeconds',
       description:
         'effectiveLimit − reserved − settled (negative after an overrun): what the units under the budget, the caller among them, could still spend. Shown to every caller that may read the budget.',
-      resolve: async (b, _a, ctx) => availableOf(b, await ctx.loaders.budgetUsage.load(b)),
+      resolve: (b, _a, ctx) => whenReady(ctx.loaders.budgetUsage.loadNow(b), (u) => availableOf(b, u)),
     }),
     windowFrom: t.string({
       description:
         "First day (YYYY-MM-DD: DAILY, WEEKLY, CUSTOM) or period (YYYY-MM: the others) of the current window, inclusive, in the account's time zone (UTC for a budget over all accounts, whose accounts each count their own).",
-      resolve: async (b, _a, ctx) => (await ctx.loaders.budgetUsage.load(b)).windowFrom,
+      resolve: (b, _a, ctx) => whenReady(ctx.loaders.budgetUsage.loadNow(b), (u) => u.windowFrom),
     }),
     windowTo: t.string({
       description: 'Last day or period of the current window, inclusive (for CUSTOM: the day before the windowTo it was set with).',
-      resolve: async (b, _a, ctx) => (await ctx.loaders.budgetUsage.load(b)).windowTo,
+      resolve: (b, _a, ctx) => whenReady(ctx.loaders.budgetUsage.loadNow(b), (u) => u.windowTo),
     }),
     rolloverCapCreditSeconds: t.field({
       type: 'CreditSeconds',
@@ -209,13 +214,13 @@ builder.node(BudgetRef, {
       nullable: true,
       description:
         "What this month's limit carries over from last month: min(rolloverCap, limit − last month's settled usage, never below 0); 0 in the month the rollover was set. Null for a budget above the caller's own subtree.",
-      resolve: async (b, _a, ctx) => ((await budgetCountersVisible(ctx, b)) ? (await ctx.loaders.budgetUsage.load(b)).carriedMicroCs : null),
+      resolve: (b, _a, ctx) => counter(ctx, b, (u) => u.carriedMicroCs),
     }),
     effectiveLimitCreditSeconds: t.field({
       type: 'CreditSeconds',
       nullable: true,
       description: "The limit in force in the current window: limit + carriedOver + temporary (what the admission checks). Null for a budget above the caller's own subtree.",
-      resolve: async (b, _a, ctx) => ((await budgetCountersVisible(ctx, b)) ? effectiveLimit(b, await ctx.loaders.budgetUsage.load(b)) : null),
+      resolve: (b, _a, ctx) => counter(ctx, b, (u) => effectiveLimit(b, u)),
     }),
     updatedAt: t.field({ type: 'DateTime', description: 'Last change.', resolve: (b) => b.updatedAt }),
   }),

@@ -3,7 +3,7 @@
 // each SQL filter mirrors one of those rules, so that lists and connections agree with `node`.
 import { encodeGlobalID } from '@pothos/plugin-relay';
 import { eq, inArray, sql, type AnyColumn, type SQL } from 'drizzle-orm';
-import type { GraphQLContext } from './context.js';
+import { whenReady, type GraphQLContext, type MaybePromise } from './context.js';
 import { budgetRequestsTable, jobsTable, orgUnitsTable, serviceTokensTable } from '../db/schema.js';
 import { canListServiceTokens, canReadAccountTotals, canReadCostsOf, canReadJobsOf, canReadUnit, seesEverything, type Actor } from '../auth/actor.js';
 import { accountsVisibleTo, type AccountRow } from '../accounts/accounts.js';
@@ -13,11 +13,14 @@ import type { BudgetRow } from '../budgets/budgets.js';
 import { NotFoundError } from '../errors.js';
 import { uuidArray } from '../ledger/ledger.js';
 
+// The helpers below answer at once (no promise) when the request has already read what they need: over a page of
+// 200 units and their budgets, most fields are then resolved without a turn of the event loop.
+
 /** A unit the caller may read, or null (reads as not found). */
-export async function visibleUnit(ctx: GraphQLContext, id: string | null): Promise<OrgUnitRow | null> {
-  if (!id || !ctx.actor) return null;
-  const unit = await ctx.loaders.unitById.load(id);
-  return unit && canReadUnit(ctx.actor, unit) ? unit : null;
+export function visibleUnit(ctx: GraphQLContext, id: string | null): MaybePromise<OrgUnitRow | null> {
+  const actor = ctx.actor;
+  if (!id || !actor) return null;
+  return whenReady(ctx.loaders.unitById.loadNow(id), (unit) => (unit && canReadUnit(actor, unit) ? unit : null));
 }
 
 /** A unit the caller may read, or NotFoundError (the same error as for a unit that does not exist). */
@@ -35,25 +38,27 @@ export function visibleUnitsFilter(actor: Actor): SQL | undefined {
   return sql`(${orgUnitsTable.path} @> ${uuidArray([actor.unitId])} or ${orgUnitsTable.id} = any(${uuidArray(actor.unitPath)}))`;
 }
 
-// One lookup of the caller's accounts per request (per loaders: a subscription gets new ones per event), however many fields ask.
-const accountsOfRequest = new WeakMap<object, Promise<string[] | 'all'>>();
+// One lookup of the caller's accounts per request (per loaders: a subscription gets new ones per event), however many
+// fields ask; once it has come, the answer itself (no promise).
+const accountsOfRequest = new WeakMap<object, MaybePromise<string[] | 'all'>>();
 
 /** Accounts the caller may see: all for ADMIN and FINANCE, else the one its unit draws on. */
-export function visibleAccountIds(ctx: GraphQLContext): Promise<string[] | 'all'> {
-  let ids = accountsOfRequest.get(ctx.loaders);
-  if (!ids) {
-    ids = accountsVisibleTo(ctx.db, ctx.actor);
-    accountsOfRequest.set(ctx.loaders, ids);
-  }
+export function visibleAccountIds(ctx: GraphQLContext): MaybePromise<string[] | 'all'> {
+  const known = accountsOfRequest.get(ctx.loaders);
+  if (known !== undefined) return known;
+  const loaders = ctx.loaders;
+  const ids = accountsVisibleTo(ctx.db, ctx.actor).then((visible) => {
+    accountsOfRequest.set(loaders, visible);
+    return visible;
+  });
+  accountsOfRequest.set(loaders, ids);
   return ids;
 }
 
 /** An account the caller may see, or null (reads as not found). */
-export async function visibleAccount(ctx: GraphQLContext, id: string | null): Promise<AccountRow | null> {
+export function visibleAccount(ctx: GraphQLContext, id: string | null): MaybePromise<AccountRow | null> {
   if (!id || !ctx.actor) return null;
-  const visible = await visibleAccountIds(ctx);
-  if (visible !== 'all' && !visible.includes(id)) return null;
-  return ctx.loaders.accountById.load(id);
+  return whenReady(visibleAccountIds(ctx), (visible) => (visible !== 'all' && !visible.includes(id) ? null : ctx.loaders.accountById.loadNow(id)));
 }
 
 /** An account the caller may see, or NotFoundError. */
@@ -67,15 +72,14 @@ export async function requireVisibleAccount(ctx: GraphQLContext, id: string): Pr
  * Budgets the caller may read, of units it may read: those over all accounts, and those of an account it may
  * see (a budget of another account would tell that account's limit and usage).
  */
-export async function visibleBudgets(ctx: GraphQLContext, budgets: readonly BudgetRow[]): Promise<BudgetRow[]> {
+export function visibleBudgets(ctx: GraphQLContext, budgets: readonly BudgetRow[]): MaybePromise<BudgetRow[]> {
   if (!ctx.actor) return [];
-  const accounts = await visibleAccountIds(ctx);
-  const shown: BudgetRow[] = [];
-  for (const b of budgets) {
-    if (b.accountId !== null && accounts !== 'all' && !accounts.includes(b.accountId)) continue;
-    if (await visibleUnit(ctx, b.orgUnitId)) shown.push(b);
-  }
-  return shown;
+  return whenReady(visibleAccountIds(ctx), (accounts) => {
+    const candidates = budgets.filter((b) => b.accountId === null || accounts === 'all' || accounts.includes(b.accountId));
+    const units = candidates.map((b) => visibleUnit(ctx, b.orgUnitId));
+    const pick = (visible: readonly (OrgUnitRow | null)[]) => candidates.filter((_, i) => visible[i] !== null);
+    return units.some((u) => u instanceof Promise) ? Promise.all(units).then(pick) : pick(units as (OrgUnitRow | null)[]);
+  });
 }
 
 /**
@@ -83,9 +87,9 @@ export async function visibleBudgets(ctx: GraphQLContext, budgets: readonly Budg
  * (OrgUnit.usage's rule). A budget above the caller's subtree counts its siblings' usage too, and its limit minus
  * what is available would give that usage away.
  */
-export async function budgetCountersVisible(ctx: GraphQLContext, budget: { orgUnitId: string }): Promise<boolean> {
-  const unit = await ctx.loaders.unitById.load(budget.orgUnitId);
-  return !!unit && !!ctx.actor && canReadCostsOf(ctx.actor, unit);
+export function budgetCountersVisible(ctx: GraphQLContext, budget: { orgUnitId: string }): MaybePromise<boolean> {
+  const actor = ctx.actor;
+  return whenReady(ctx.loaders.unitById.loadNow(budget.orgUnitId), (unit) => !!unit && !!actor && canReadCostsOf(actor, unit));
 }
 
 /** Whether the caller may see an account's totals (its period, its pool, HeyGen's balance). */
