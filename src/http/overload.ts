@@ -7,7 +7,7 @@
 // Probes (/healthz, /readyz, /metrics) are never shed: an overloaded process is busy, not dead.
 // A request counts from its first middleware until its answer is ready (a streamed answer, such as a subscription's
 // event stream, stops counting once its stream starts; subscriptions are bounded per caller on their own).
-import type { MiddlewareHandler } from 'hono';
+import type { Context, Next } from 'hono';
 import type { GatewayMetrics } from '../observability/metrics.js';
 
 /** What shed callers are told to wait: the queue that caused the shedding drains within about a second. */
@@ -31,14 +31,19 @@ export function overloadedResponse(path: string): Response {
   return Response.json({ error: MESSAGE, code: 'OVERLOADED', retryAfterSeconds: OVERLOADED_RETRY_AFTER_SECONDS }, { status: 503, headers });
 }
 
-/** The Hono middleware that bounds the requests in flight (`limit` 0: no bound). */
-export function shedOverload(limit: number, metrics: Pick<GatewayMetrics, 'httpRequestsInFlight' | 'httpRequestsShed'>): MiddlewareHandler {
+/**
+ * A Hono middleware that bounds the requests in flight (`limit` 0: no bound): it serves the request (`next`) or sets
+ * the shed answer. Run inside the request-observing middleware (src/http/observe.ts), so that a shed request is
+ * logged and measured like any other.
+ */
+export function shedOverload(limit: number, metrics: Pick<GatewayMetrics, 'httpRequestsInFlight' | 'httpRequestsShed'>): (c: Context, next: Next) => Promise<void> {
   let inFlight = 0;
   return async (c, next) => {
     if (PROBES.has(c.req.path)) return next();
     if (limit > 0 && inFlight >= limit) {
       metrics.httpRequestsShed.inc();
-      return overloadedResponse(c.req.path);
+      c.res = overloadedResponse(c.req.path);
+      return;
     }
     inFlight++;
     metrics.httpRequestsInFlight.inc();

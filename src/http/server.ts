@@ -15,7 +15,6 @@ import { capGraphQLResponse, readBodyCapped } from './limits.js';
 import { checkReadiness, isDatabaseUnavailable } from '../db/client.js';
 import { unavailableResponse } from './unavailable.js';
 import { observeRequests, type ObservedEnv } from './observe.js';
-import { shedOverload } from './overload.js';
 import { createV3Front } from './v3/front.js';
 import type { Services } from '../app.js';
 import { graphiqlSecurityHeaders, mountConsole } from './console.js';
@@ -39,9 +38,8 @@ export function createHttpApp(services: Services): Hono<ObservedEnv> {
   const metrics = createMetrics(services);
   const app = new Hono<ObservedEnv>();
   // First, on every route: the request id, the request log line, the latency histogram and the request's span.
+  // It also holds the bound on requests in flight: past it, a request is shed (503 OVERLOADED) before anything reads it.
   app.use('*', observeRequests(services));
-  // Then the bound on requests in flight: past it, a request is shed (503 OVERLOADED) before anything reads it.
-  app.use('*', shedOverload(services.config.httpMaxInFlight, services.metrics));
 
   app.all('/graphql', async (c) => {
     let request = c.req.raw;
