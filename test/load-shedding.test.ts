@@ -63,7 +63,8 @@ function submit(gatewayUrl: string, token: string, projectId: string): Promise<A
 
 async function metric(gatewayUrl: string, name: string): Promise<number> {
   const text = await (await fetch(`${gatewayUrl}/metrics`)).text();
-  return Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+  const escaped = name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  return Number(new RegExp(`^${escaped} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
 }
 
 describe('load shedding under concurrent submissions beyond capacity', () => {
@@ -132,6 +133,8 @@ describe('load shedding under concurrent submissions beyond capacity', () => {
     }
     expect(await metric(gateway.url, 'gateway_http_requests_shed_total')).toBe(shed.length);
     expect(await metric(gateway.url, 'gateway_http_requests_in_flight')).toBe(0);
+    // Shed requests are measured (and logged) under the route they were sent to.
+    expect(await metric(gateway.url, 'gateway_http_request_duration_seconds_count{method="POST",route="/graphql",status="503"}')).toBe(shed.length);
 
     // A shed submission wrote nothing: one job per served one (and the warm-up's), the ledger equal to the counters.
     const projectId = decodeGlobalID(tree.projectId).id;
