@@ -111,6 +111,8 @@ const envSchema = z.object({
   /** Deepest nesting of JSON (and GraphQL input values) accepted; deeper input is refused (BAD_USER_INPUT). */
   MAX_JSON_DEPTH: z.coerce.number().int().min(4).max(1000).default(DEFAULT_MAX_JSON_DEPTH),
   RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(0).default(600),
+  /** Requests one process serves at once; more are shed (503 OVERLOADED, Retry-After). 0: no bound. */
+  HTTP_MAX_IN_FLIGHT: z.coerce.number().int().min(0).max(100_000).default(128),
   /** When set, GET /metrics needs `Authorization: Bearer <METRICS_TOKEN>`. */
   METRICS_TOKEN: optionalString,
   // OpenTelemetry tracing, opt-in: an OTLP/HTTP endpoint turns it on. The standard variables keep their standard
@@ -222,6 +224,8 @@ export interface Config {
   readonly admissionGroupCommitMax: number;
   readonly notifyHeartbeatMs: number;
   readonly metricsToken: string | undefined;
+  /** Requests served at once by this process (probes excepted); more are shed with 503 OVERLOADED. 0: no bound. */
+  readonly httpMaxInFlight: number;
   readonly companyTokens: CompanyTokenSettings | null;
   readonly roleMappings: readonly ClaimMapping[];
   /** The console's OIDC sign-in; null: the console offers token sign-in only. */
@@ -320,6 +324,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     admissionGroupCommitMax: e.ADMISSION_GROUP_COMMIT_MAX,
     notifyHeartbeatMs: e.NOTIFY_HEARTBEAT_MS,
     metricsToken: e.METRICS_TOKEN,
+    httpMaxInFlight: e.HTTP_MAX_IN_FLIGHT,
     companyTokens: companyTokenSettings(e),
     roleMappings: parseRoleMappings(e.ROLE_MAPPINGS),
     consoleOidc: consoleOidcSettings(e),

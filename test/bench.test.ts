@@ -58,8 +58,11 @@ describe('npm run bench -- --smoke', () => {
       expect(Object.keys(r.chargeback.growth).sort()).toEqual(['COMMITTED_SHARES', 'MARGINAL', 'PROPORTIONAL']);
 
       expect(r.drain.inFlightLeft).toBe(0);
-      expect(r.rss).toEqual({ readyMb: positive, underLoadMb: positive, idleAfterLoadMb: positive, hwmMb: positive });
+      const phases = { 'open 10/s': positive, 'open 50/s': positive, 'open 100/s': positive, 'closed 32 clients': positive, 'campaign 64 clients': positive };
+      expect(r.rss).toEqual({ readyMb: positive, underLoadMb: positive, idleAfterLoadMb: positive, hwmMb: positive, peakByPhaseMb: phases });
       expect(r.rss.hwmMb).toBeGreaterThanOrEqual(r.rss.readyMb);
+      // Under load is the largest of the phases' peaks.
+      expect(r.rss.underLoadMb).toBe(Math.max(...(Object.values(r.rss.peakByPhaseMb) as number[])));
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -227,6 +227,8 @@ describe('/metrics', () => {
       gateway_admission_refusals_total: 'counter',
       gateway_heygen_request_duration_seconds: 'histogram',
       gateway_http_request_duration_seconds: 'histogram',
+      gateway_http_requests_in_flight: 'gauge',
+      gateway_http_requests_shed_total: 'counter',
       gateway_webhook_verification_failures_total: 'counter',
       gateway_outbox_deliveries_total: 'counter',
       gateway_outbox_pending_events: 'gauge',

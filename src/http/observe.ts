@@ -10,9 +10,10 @@ import { randomUUID } from 'node:crypto';
 import { context, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type TextMapGetter } from '@opentelemetry/api';
 import { getOperationAST } from 'graphql';
 import type { MiddlewareHandler } from 'hono';
-import { routePath } from 'hono/route';
+import { matchedRoutes, routePath } from 'hono/route';
 import type { Plugin } from 'graphql-yoga';
 import { REQUEST_ID_ATTRIBUTE, tracer, withRequestId } from '../observability/tracing.js';
+import { shedOverload } from './overload.js';
 import type { Services } from '../app.js';
 
 /** What one request carries through the layers that serve it. */
@@ -49,6 +50,8 @@ const headerGetter: TextMapGetter<Headers> = {
 export function observeRequests(services: Services): MiddlewareHandler<ObservedEnv> {
   const { logger } = services;
   const duration = services.metrics.httpRequestDuration;
+  // Inside this middleware, not after it: a shed request is logged, measured and traced like any other.
+  const serve = shedOverload(services.config.httpMaxInFlight, services.metrics);
   return async (c, next) => {
     const started = performance.now();
     const info: RequestInfo = { id: safeRequestId(c.req.header('x-request-id')), subject: null };
@@ -62,13 +65,14 @@ export function observeRequests(services: Services): MiddlewareHandler<ObservedE
     if (traced) {
       span.setAttribute('http.request.method', method);
       span.setAttribute(REQUEST_ID_ATTRIBUTE, info.id);
-      await context.with(withRequestId(trace.setSpan(parent, span), info.id), next);
+      await context.with(withRequestId(trace.setSpan(parent, span), info.id), () => serve(c, next));
     } else {
-      await next();
+      await serve(c, next);
     }
 
-    // The handler that answered; index 0 is this middleware itself (no route matched: a 404).
-    const route = c.req.routeIndex > 0 ? routePath(c) : UNMATCHED;
+    // The handler that answered; index 0 is this middleware itself: a shed request (named by the route it was sent
+    // to, the next matched) or no route matched (a 404).
+    const route = c.req.routeIndex > 0 ? routePath(c) : matchedRoutes(c).length > 1 ? routePath(c, 1) : UNMATCHED;
     const status = c.res.status;
     try {
       c.res.headers.set('x-request-id', info.id);

@@ -38,6 +38,7 @@ export function createHttpApp(services: Services): Hono<ObservedEnv> {
   const metrics = createMetrics(services);
   const app = new Hono<ObservedEnv>();
   // First, on every route: the request id, the request log line, the latency histogram and the request's span.
+  // It also holds the bound on requests in flight: past it, a request is shed (503 OVERLOADED) before anything reads it.
   app.use('*', observeRequests(services));
 
   app.all('/graphql', async (c) => {

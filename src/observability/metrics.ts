@@ -3,7 +3,7 @@
 // from PostgreSQL at scrape time instead (src/http/metrics.ts). Names follow Prometheus conventions: base units,
 // `_total` on counters, `_seconds` only for time. Credit-seconds are money, not time: they are named `_credits`.
 // Instruments register with no registry here: each HTTP app's registry adds them (tests run several in one process).
-import { Counter, Histogram } from 'prom-client';
+import { Counter, Gauge, Histogram } from 'prom-client';
 
 /** HTTP requests take milliseconds (a probe) to seconds (a submitJob that reads media and forwards). */
 const HTTP_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
@@ -19,6 +19,10 @@ export interface GatewayMetrics {
   readonly heygenRequestDuration: Histogram<'operation' | 'status'>;
   /** Each HTTP request served, by method, route pattern and status. */
   readonly httpRequestDuration: Histogram<'method' | 'route' | 'status'>;
+  /** HTTP requests being served now (probes excepted), bounded by HTTP_MAX_IN_FLIGHT (src/http/overload.ts). */
+  readonly httpRequestsInFlight: Gauge;
+  /** HTTP requests shed (503 OVERLOADED) because HTTP_MAX_IN_FLIGHT were already in flight. */
+  readonly httpRequestsShed: Counter;
   /** Webhooks to a registered endpoint refused for their signature, by reason (missing, invalid). */
   readonly webhookVerificationFailures: Counter<'reason'>;
   /** Outbox delivery attempts by topic (app_callback, …) and outcome (delivered, failed, gave_up). */
@@ -72,6 +76,16 @@ function makeMetrics(): GatewayMetrics {
       help: 'Duration of each HTTP request served, until its answer is ready, by method, route pattern (unmatched: no route) and status code.',
       labelNames: ['method', 'route', 'status'] as const,
       buckets: HTTP_BUCKETS,
+      registers: [],
+    }),
+    httpRequestsInFlight: new Gauge({
+      name: 'gateway_http_requests_in_flight',
+      help: 'HTTP requests this process is serving now (probes excepted); at HTTP_MAX_IN_FLIGHT, more are shed.',
+      registers: [],
+    }),
+    httpRequestsShed: new Counter({
+      name: 'gateway_http_requests_shed_total',
+      help: 'HTTP requests answered 503 OVERLOADED (with Retry-After) without being served, because HTTP_MAX_IN_FLIGHT requests were in flight.',
       registers: [],
     }),
     webhookVerificationFailures: new Counter({

@@ -18,6 +18,9 @@
 // Options: --quick (a smaller, faster run), --smoke (the smallest run: checks that every figure is produced, used by
 // test/bench.test.ts), --json <file> (default bench-results/<timestamp>.json), --only <phases> (comma-separated: submit,
 // campaign, reads, chargeback; a full comparison runs them all).
+// BENCH_GATEWAY_NODE_OPTIONS: extra Node flags for the measured gateway, after those of `npm start` (whitespace-separated,
+// e.g. "--trace-gc" or "--cpu-prof --cpu-prof-dir=/tmp/prof"), to look inside a figure; the figures of such a run are
+// not comparable with a plain one.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -235,7 +238,9 @@ try {
     // The per-token request limit would cap the load generator, not the gateway.
     RATE_LIMIT_PER_MINUTE: '0',
   };
-  const gateway: GatewayProcess = await spawnGateway(gatewayEnv);
+  const gatewayNodeFlags = (process.env.BENCH_GATEWAY_NODE_OPTIONS ?? '').split(/\s+/).filter(Boolean);
+  if (gatewayNodeFlags.length > 0) log(`gateway node flags added: ${gatewayNodeFlags.join(' ')}`);
+  const gateway: GatewayProcess = await spawnGateway(gatewayEnv, gatewayNodeFlags);
   cleanups.unshift(() => gateway.stop());
   const pid = gateway.child.pid!;
   for (;;) {
@@ -289,6 +294,8 @@ try {
 
   // --- submit latency and throughput
   let rssUnderLoad = 0;
+  // The largest RSS seen during each load phase, in order (RSS that a process grew is rarely given back: where it grew).
+  const rssByPhase: Record<string, number> = {};
   if (only.has('submit')) {
     log('warm-up');
     await runLoad(directPlan({ clients: 8, durationMs: sizes.warmupMs }));
@@ -300,6 +307,7 @@ try {
       const direct = await runLoad(directPlan({ mode: 'open', rate, durationMs: sizes.openMs }));
       const { value: via, peakMb } = await peakRss(pid, () => runLoad(gatewayPlan(latency, { mode: 'open', rate, durationMs: sizes.openMs })));
       rssUnderLoad = Math.max(rssUnderLoad, peakMb);
+      rssByPhase[`open ${rate}/s`] = peakMb;
       open.push({
         rate,
         gateway: via,
@@ -312,6 +320,7 @@ try {
   const closedDirect = await runLoad(directPlan({ clients: sizes.closedClients, durationMs: sizes.closedMs }));
   const { value: closedVia, peakMb: closedPeak } = await peakRss(pid, () => runLoad(gatewayPlan(latency, { clients: sizes.closedClients, durationMs: sizes.closedMs })));
   rssUnderLoad = Math.max(rssUnderLoad, closedPeak);
+  rssByPhase[`closed ${sizes.closedClients} clients`] = closedPeak;
   results.submit = {
     open,
     closed: { clients: sizes.closedClients, gateway: closedVia, direct: closedDirect, throughputRatio: ratio(closedVia.throughput, closedDirect.throughput) },
@@ -330,6 +339,7 @@ try {
       runLoad(gatewayPlan(campaign, { clients: sizes.campaignClients, total: sizes.campaignJobs })),
     );
     rssUnderLoad = Math.max(rssUnderLoad, campaignPeak);
+    rssByPhase[`campaign ${sizes.campaignClients} clients`] = campaignPeak;
     const pgbench = await runPgbench(await tree('Pgbench', KEYS.pgbench));
     results.campaign = {
       jobs: sizes.campaignJobs,
@@ -350,7 +360,7 @@ try {
 
   // --- idle memory after the load
   const idle = memoryMb(pid);
-  results.rss = { readyMb: rssAtReady, underLoadMb: rssUnderLoad, idleAfterLoadMb: idle.rssMb, hwmMb: idle.hwmMb };
+  results.rss = { readyMb: rssAtReady, underLoadMb: rssUnderLoad, idleAfterLoadMb: idle.rssMb, hwmMb: idle.hwmMb, peakByPhaseMb: rssByPhase };
   results.drain = drainMs;
 
   // --- chargeback
@@ -742,13 +752,13 @@ const rows: [string, string, string, string][] = [];
 for (const o of results.submit?.open ?? []) {
   rows.push([
     `submit latency, open loop ${o.rate}/s`,
-    `p50 ${o.gateway.p50Ms} / p95 ${o.gateway.p95Ms} / p99 ${o.gateway.p99Ms} ms (+${o.addedMs.p50} / +${o.addedMs.p95} / +${o.addedMs.p99})`,
+    `p50 ${o.gateway.p50Ms} / p95 ${o.gateway.p95Ms} / p99 ${o.gateway.p99Ms} ms (+${o.addedMs.p50} / +${o.addedMs.p95} / +${o.addedMs.p99})${o.gateway.failed ? `, ${o.gateway.failed} of ${o.gateway.sent} failed` : ''}`,
     `direct ${o.direct.p50Ms} / ${o.direct.p95Ms} / ${o.direct.p99Ms} ms`,
     `${o.ratio.p50} / ${o.ratio.p95} / ${o.ratio.p99}`,
   ]);
 }
 const c = results.submit?.closed;
-if (c) rows.push([`submissions/s, ${c.clients} clients`, `${c.gateway.throughput}/s`, `direct ${c.direct.throughput}/s`, String(c.throughputRatio)]);
+if (c) rows.push([`submissions/s, ${c.clients} clients`, `${c.gateway.throughput}/s${c.gateway.failed ? ` (${c.gateway.failed} failed)` : ''}`, `direct ${c.direct.throughput}/s`, String(c.throughputRatio)]);
 if (results.campaign) rows.push([
   `campaign ${results.campaign.jobs} jobs, ${results.campaign.clients} clients, one HARD budget`,
   `${results.campaign.admissionsPerSecond} admissions/s (${results.campaign.gateway.failed} failed)`,
