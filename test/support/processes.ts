@@ -12,8 +12,9 @@ export interface GatewayProcess {
   stop(): Promise<void>;
 }
 
-export async function spawnGateway(env: Record<string, string>): Promise<GatewayProcess> {
-  const child = spawn(process.execPath, [...startFlags(), dist('main.js')], {
+/** `nodeFlags`: Node flags added to those of `npm start` (e.g. `--cpu-prof` for the benchmark's profile). */
+export async function spawnGateway(env: Record<string, string>, nodeFlags: readonly string[] = []): Promise<GatewayProcess> {
+  const child = spawn(process.execPath, [...startFlags(), ...nodeFlags, dist('main.js')], {
     cwd: ROOT,
     env: { ...process.env, PORT: '0', HOST: '127.0.0.1', GATEWAY_PRINT_PORT: '1', LOG_LEVEL: 'warn', NODE_ENV: 'test', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
