@@ -98,6 +98,8 @@ function cpuMsOf(pid: number): number {
  */
 function cpuMeter(pid: number, databaseUrl: string, databaseName: string) {
   const client = new pg.Client({ connectionString: databaseUrl });
+  // Dropped with the database at the end of an interrupted run: nothing to report then.
+  client.on('error', () => {});
   const first = new Map<number, number>();
   const last = new Map<number, number>();
   let timer: NodeJS.Timeout | undefined;
@@ -111,6 +113,7 @@ function cpuMeter(pid: number, databaseUrl: string, databaseName: string) {
     }
   };
   let started = false;
+  let stopped = false;
   return {
     async start() {
       await client.connect();
@@ -118,8 +121,11 @@ function cpuMeter(pid: number, databaseUrl: string, databaseName: string) {
       started = true;
       gatewayStart = cpuMsOf(pid);
       timer = setInterval(() => void sample().catch(() => {}), 200);
+      timer.unref();
     },
     async stop(): Promise<{ gatewayMs: number; postgresMs: number }> {
+      if (!started || stopped) return { gatewayMs: 0, postgresMs: 0 };
+      stopped = true;
       clearInterval(timer);
       await sample();
       await client.end();
@@ -345,6 +351,7 @@ try {
   // CPU per job, submission through settlement: the gateway's and PostgreSQL's CPU time from the first measured
   // submission until every job has settled, over the jobs the measured loads submitted (not the warm-up's).
   const cpu = cpuMeter(pid, database.url, database.name);
+  cleanups.unshift(() => cpu.stop());
   let measuredJobs = 0;
   let cpuStarted = false;
   if (only.has('submit')) {
