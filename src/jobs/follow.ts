@@ -14,6 +14,7 @@ import { isTerminal, nextStatus, TERMINAL_STATUSES } from './lifecycle.js';
 import { settleJob } from './settlement.js';
 import type { JobRow } from './admission.js';
 import type { AppEventSettings } from './app-events.js';
+import { dayOf, periodOf } from '../primitives/period.js';
 
 export interface FollowSettings {
   /** Base URL HeyGen can reach for per-job callbacks; null sends none (registered endpoints still work). */
@@ -231,23 +232,37 @@ export async function refreshJobs(deps: JobDeps, jobIds: readonly string[]): Pro
   const unread = new Set<string>();
   if (jobIds.length === 0) return unread;
   const { db } = deps;
-  // Not the request bodies: a batch of jobs being followed never needs them.
-  const jobs = await db
-    .select(followedColumns)
+  // One statement: the jobs (not their request bodies: a batch of jobs being followed never needs them), each with
+  // its items still running upstream, and each account once (with its first job). The subqueries name the outer row
+  // by its table (drizzle writes a single table's columns unqualified, which inside them would be their own).
+  const rows = await db
+    .select({
+      ...followedColumns,
+      items: sql<Record<string, unknown>[]>`(select coalesce(jsonb_agg(gateway_json_row(to_jsonb(i))), '[]'::jsonb) from job_items i
+        where i.job_id = jobs.id and i.status not in (${sql.join(TERMINAL_ITEM.map((s) => sql`${s}`), sql`, `)}))`,
+      account: sql<Record<string, unknown> | null>`case when row_number() over (partition by ${jobsTable.accountId}) = 1
+        then (select gateway_json_row(to_jsonb(a)) from accounts a where a.id = jobs.account_id) end`,
+    })
     .from(jobsTable)
     .where(and(inArray(jobsTable.id, [...jobIds]), inArray(jobsTable.status, ['SUBMITTED', 'PROCESSING'])));
-  const byAccount = new Map<string, FollowedJob[]>();
-  for (const job of jobs) byAccount.set(job.accountId, [...(byAccount.get(job.accountId) ?? []), job]);
-  for (const [accountId, accountJobs] of byAccount) {
-    const account = await loadAccount(db, accountId);
+  const byAccount = new Map<string, { account: AccountRow | null; jobs: FollowedJob[]; items: ItemRow[] }>();
+  for (const { items, account, ...job } of rows) {
+    let group = byAccount.get(job.accountId);
+    if (!group) byAccount.set(job.accountId, (group = { account: null, jobs: [], items: [] }));
+    if (account) group.account = rowFromJson(accountsTable, account);
+    group.jobs.push(job);
+    for (const item of items) group.items.push(rowFromJson(jobItemsTable, item));
+  }
+  for (const [accountId, group] of byAccount) {
+    if (!group.account) throw new Error(`account ${accountId} vanished`);
     try {
-      await refreshAccountJobs(deps, account, accountJobs);
+      await refreshAccountJobs(deps, group.account, group.jobs, group.items);
     } catch (error) {
       // The database is away: nothing can be rescheduled; the claims expire and the worker backs off.
       if (isDatabaseUnavailable(error)) throw error;
       deps.logger.warn({ accountId, err: error }, 'status refresh failed; the poller will try again');
-      for (const job of accountJobs) unread.add(job.id);
-      await rescheduleJobs(deps, accountJobs);
+      for (const job of group.jobs) unread.add(job.id);
+      await rescheduleJobs(deps, group.jobs);
     }
   }
   return unread;
@@ -262,13 +277,11 @@ async function rescheduleJobs(deps: JobDeps, jobs: FollowedJob[]): Promise<void>
   }
 }
 
-async function refreshAccountJobs(deps: JobDeps, account: AccountRow, jobs: FollowedJob[]): Promise<void> {
-  const { db, heygen } = deps;
+/** `items`: the jobs' items still running upstream (read with the jobs). */
+async function refreshAccountJobs(deps: JobDeps, account: AccountRow, jobs: FollowedJob[], items: ItemRow[]): Promise<void> {
+  const { heygen } = deps;
   const conn = connectionOf(deps.box, account);
   const jobById = new Map(jobs.map((j) => [j.id, j]));
-  const items = (await db.select().from(jobItemsTable).where(inArray(jobItemsTable.jobId, [...jobById.keys()]))).filter(
-    (i) => !TERMINAL_ITEM.includes(i.status),
-  );
   // One merged update per item: an agent session that gets its video id and completes in the same pass keeps both.
   const updates = new Map<string, ItemUpdate>();
   const update = (u: ItemUpdate) => updates.set(u.id, { ...updates.get(u.id), ...u });
@@ -402,44 +415,88 @@ async function refreshAccountJobs(deps: JobDeps, account: AccountRow, jobs: Foll
     } else applyOther(item, job, state);
   }
 
-  for (const job of jobs) await applyItemUpdates(deps, job, updates);
+  // Each job's changed items, for its own call.
+  const jobOfItem = new Map(items.map((i) => [i.id, i.jobId]));
+  const updatesOf = new Map<string, ItemUpdate[]>();
+  for (const u of updates.values()) {
+    const jobId = jobOfItem.get(u.id);
+    if (jobId !== undefined) updatesOf.set(jobId, [...(updatesOf.get(jobId) ?? []), u]);
+  }
+  for (const job of jobs) await applyItemUpdates(deps, account, job, updatesOf.get(job.id) ?? []);
 }
 
-async function applyItemUpdates(deps: JobDeps, job: FollowedJob, updates: ReadonlyMap<string, ItemUpdate>): Promise<void> {
+/** Status → status on an upstream event, from the one lifecycle table (for `gateway_settle_followed`). */
+function transitions(event: 'UPSTREAM_PROCESSING' | 'UPSTREAM_COMPLETED'): Record<string, string> {
+  return Object.fromEntries(
+    (['SUBMITTED', 'PROCESSING'] as const).flatMap((s) => {
+      const next = nextStatus(s, event);
+      return next ? [[s, next]] : [];
+    }),
+  );
+}
+const ON_PROCESSING = transitions('UPSTREAM_PROCESSING');
+const ON_COMPLETED = transitions('UPSTREAM_COMPLETED');
+
+// `gateway_settle_followed` (migrations), prepared once per database handle.
+const settleFollowedStatements = new WeakMap<Db, { execute(values: { p: string }): Promise<{ r: unknown }[]> }>();
+
+function settleFollowed(db: Db) {
+  let statement = settleFollowedStatements.get(db);
+  if (!statement) {
+    statement = db
+      .select({ r: sql<unknown>`gateway_settle_followed(${sql.placeholder('p')}::jsonb)` })
+      .from(sql`(select 1) as once`)
+      .prepare('gateway_settle_followed');
+    settleFollowedStatements.set(db, statement);
+  }
+  return statement;
+}
+
+/**
+ * One call (`gateway_settle_followed`): the job's items take their new states under the job's row lock and, when
+ * every item is then completed, the job is settled in the same transaction, as settleJob's `upstream_terminal` would
+ * (its release, its debit, the rollups, the job's end and its money event). Still running: the next read is
+ * scheduled. Terminal with what only settleJob does (a failure's message to redact, an overrun's audit event, an app
+ * callback): settled by settleJob right after, as before.
+ */
+async function applyItemUpdates(deps: JobDeps, account: AccountRow, job: FollowedJob, updates: readonly ItemUpdate[]): Promise<void> {
   const { db } = deps;
-  const allTerminal = await db.transaction(async (tx) => {
-    const [current] = await tx.select().from(jobsTable).where(eq(jobsTable.id, job.id)).for('update');
-    if (!current || isTerminal(current.status)) return false;
-    const items = await tx.select().from(jobItemsTable).where(eq(jobItemsTable.jobId, job.id));
-    let anyProcessing = false;
-    let terminal = items.length > 0;
-    for (const item of items) {
-      const u = updates.get(item.id);
-      if (u && !TERMINAL_ITEM.includes(item.status)) {
-        const { id, ...fields } = u;
-        await tx.update(jobItemsTable).set(fields).where(eq(jobItemsTable.id, id));
-      }
-      const status = u && !TERMINAL_ITEM.includes(item.status) ? u.status : item.status;
-      if (status === 'processing') anyProcessing = true;
-      if (!TERMINAL_ITEM.includes(status)) terminal = false;
-    }
-    if (!terminal) {
-      const status = anyProcessing ? nextStatus(current.status, 'UPSTREAM_PROCESSING') ?? current.status : current.status;
-      await tx
-        .update(jobsTable)
-        .set({ status, nextCheckAt: new Date(Date.now() + backoffMs(current.checkAttempts, deps.follow)), updatedAt: new Date() })
-        .where(eq(jobsTable.id, job.id));
-    }
-    return terminal;
+  const now = new Date();
+  const [row] = await settleFollowed(db).execute({
+    p: JSON.stringify({
+      job_id: job.id,
+      updates: updates.map((u) => ({
+        id: u.id,
+        status: u.status,
+        ...(u.videoId !== undefined ? { video_id: u.videoId } : {}),
+        ...(u.durationSeconds !== undefined ? { duration_seconds: u.durationSeconds } : {}),
+        ...(u.costMicroCs !== undefined ? { cost_micro_cs: u.costMicroCs === null ? null : u.costMicroCs.toString() } : {}),
+        ...(u.failureMessage !== undefined ? { failure_message: u.failureMessage } : {}),
+      })),
+      now: now.toISOString(),
+      timezone: account.timezone,
+      period: periodOf(now, account.timezone),
+      day: dayOf(now, account.timezone),
+      processing: ON_PROCESSING,
+      completed: ON_COMPLETED,
+      poll_min_ms: deps.follow.pollMinIntervalMs,
+      poll_max_ms: deps.follow.pollMaxIntervalMs,
+    }),
   });
-  if (allTerminal) {
-    const { job: settled, changed } = await settleJob(db, job.id, { type: 'upstream_terminal' }, new Date(), deps.appEvents);
-    if (changed) {
-      deps.logger.info(
-        { jobId: settled.id, status: settled.status, actualMicroCs: settled.actualMicroCs?.toString(), overrunMicroCs: settled.overrunMicroCs?.toString() },
-        'job settled',
-      );
-    }
+  const answer = (typeof row!.r === 'string' ? JSON.parse(row!.r) : row!.r) as
+    | { outcome: 'unchanged' | 'following' | 'terminal' }
+    | { outcome: 'settled'; status: string; actual_micro_cs: string };
+  if (answer.outcome === 'settled') {
+    deps.logger.info({ jobId: job.id, status: answer.status, actualMicroCs: answer.actual_micro_cs, overrunMicroCs: '0' }, 'job settled');
+    return;
+  }
+  if (answer.outcome !== 'terminal') return;
+  const { job: settled, changed } = await settleJob(db, job.id, { type: 'upstream_terminal' }, new Date(), deps.appEvents);
+  if (changed) {
+    deps.logger.info(
+      { jobId: settled.id, status: settled.status, actualMicroCs: settled.actualMicroCs?.toString(), overrunMicroCs: settled.overrunMicroCs?.toString() },
+      'job settled',
+    );
   }
 }
 

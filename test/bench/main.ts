@@ -82,6 +82,61 @@ function memoryMb(pid: number): { rssMb: number; hwmMb: number } {
   return { rssMb: round(kb('VmRSS') / 1024, 1), hwmMb: round(kb('VmHWM') / 1024, 1) };
 }
 
+/** CPU time (user + system) a process has used, in ms (clock ticks of 10 ms, Linux's USER_HZ). */
+function cpuMsOf(pid: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return 0; // gone
+  }
+}
+
+/**
+ * CPU used by the gateway process and by the PostgreSQL backends serving the bench's database, from start() to
+ * stop(): the backends are sampled every 200 ms (a backend's time is what it used while seen; one that ends between
+ * two samples loses at most that slice, and the gateway's pool keeps its connections).
+ */
+function cpuMeter(pid: number, databaseUrl: string, databaseName: string) {
+  const client = new pg.Client({ connectionString: databaseUrl });
+  // Dropped with the database at the end of an interrupted run: nothing to report then.
+  client.on('error', () => {});
+  const first = new Map<number, number>();
+  const last = new Map<number, number>();
+  let timer: NodeJS.Timeout | undefined;
+  let gatewayStart = 0;
+  const sample = async () => {
+    const { rows } = await client.query<{ pid: number }>('select pid from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()', [databaseName]);
+    for (const { pid: backend } of rows) {
+      const ms = cpuMsOf(backend);
+      if (!first.has(backend)) first.set(backend, started ? 0 : ms);
+      last.set(backend, Math.max(last.get(backend) ?? 0, ms));
+    }
+  };
+  let started = false;
+  let stopped = false;
+  return {
+    async start() {
+      await client.connect();
+      await sample();
+      started = true;
+      gatewayStart = cpuMsOf(pid);
+      timer = setInterval(() => void sample().catch(() => {}), 200);
+      timer.unref();
+    },
+    async stop(): Promise<{ gatewayMs: number; postgresMs: number }> {
+      if (!started || stopped) return { gatewayMs: 0, postgresMs: 0 };
+      stopped = true;
+      clearInterval(timer);
+      await sample();
+      await client.end();
+      let postgresMs = 0;
+      for (const [backend, ms] of last) postgresMs += ms - (first.get(backend) ?? 0);
+      return { gatewayMs: cpuMsOf(pid) - gatewayStart, postgresMs };
+    },
+  };
+}
+
 /** Largest VmRSS of a process while `work` runs, sampled every 100 ms. */
 async function peakRss<T>(pid: number, work: () => Promise<T>): Promise<{ value: T; peakMb: number }> {
   let peak = memoryMb(pid).rssMb;
@@ -296,10 +351,19 @@ try {
   let rssUnderLoad = 0;
   // The largest RSS seen during each load phase, in order (RSS that a process grew is rarely given back: where it grew).
   const rssByPhase: Record<string, number> = {};
+  // CPU per job, submission through settlement: the gateway's and PostgreSQL's CPU time from the first measured
+  // submission until every job has settled, over the jobs the measured loads submitted (not the warm-up's).
+  const cpu = cpuMeter(pid, database.url, database.name);
+  cleanups.unshift(() => cpu.stop());
+  let measuredJobs = 0;
+  let cpuStarted = false;
   if (only.has('submit')) {
     log('warm-up');
     await runLoad(directPlan({ clients: 8, durationMs: sizes.warmupMs }));
     await runLoad(gatewayPlan(latency, { clients: 8, durationMs: sizes.warmupMs }));
+    await drain(gateway, admin);
+    await cpu.start();
+    cpuStarted = true;
 
     const open: any[] = [];
     for (const rate of sizes.rates) {
@@ -308,6 +372,7 @@ try {
       const { value: via, peakMb } = await peakRss(pid, () => runLoad(gatewayPlan(latency, { mode: 'open', rate, durationMs: sizes.openMs })));
       rssUnderLoad = Math.max(rssUnderLoad, peakMb);
       rssByPhase[`open ${rate}/s`] = peakMb;
+      measuredJobs += via.ok;
       open.push({
         rate,
         gateway: via,
@@ -321,6 +386,7 @@ try {
   const { value: closedVia, peakMb: closedPeak } = await peakRss(pid, () => runLoad(gatewayPlan(latency, { clients: sizes.closedClients, durationMs: sizes.closedMs })));
   rssUnderLoad = Math.max(rssUnderLoad, closedPeak);
   rssByPhase[`closed ${sizes.closedClients} clients`] = closedPeak;
+  measuredJobs += closedVia.ok;
   results.submit = {
     open,
     closed: { clients: sizes.closedClients, gateway: closedVia, direct: closedDirect, throughputRatio: ratio(closedVia.throughput, closedDirect.throughput) },
@@ -335,11 +401,16 @@ try {
     await mutate(gateway.url, admin, 'setBudget', 'SetBudgetInput', '... on SetBudgetPayload { budget { id } }', {
       orgUnitId: campaign.projectId, accountId: campaign.accountId, window: 'MONTHLY', enforcement: 'HARD', limitCreditSeconds: String(sizes.campaignJobs * 60),
     });
+    if (!cpuStarted) {
+      await cpu.start();
+      cpuStarted = true;
+    }
     const { value: campaignRun, peakMb: campaignPeak } = await peakRss(pid, () =>
       runLoad(gatewayPlan(campaign, { clients: sizes.campaignClients, total: sizes.campaignJobs })),
     );
     rssUnderLoad = Math.max(rssUnderLoad, campaignPeak);
     rssByPhase[`campaign ${sizes.campaignClients} clients`] = campaignPeak;
+    measuredJobs += campaignRun.ok;
     const pgbench = await runPgbench(await tree('Pgbench', KEYS.pgbench));
     results.campaign = {
       jobs: sizes.campaignJobs,
@@ -354,6 +425,14 @@ try {
 
   // --- the gateway settles what was submitted (webhooks, then polling): reads and idle memory are measured after
   const drainMs = await drain(gateway, admin);
+  if (cpuStarted) {
+    const used = await cpu.stop();
+    results.cpuPerJob = {
+      jobs: measuredJobs,
+      gatewayMs: measuredJobs > 0 ? round(used.gatewayMs / measuredJobs, 3) : null,
+      postgresMs: measuredJobs > 0 ? round(used.postgresMs / measuredJobs, 3) : null,
+    };
+  }
 
   // --- reads
   if (only.has('reads')) results.reads = await measureReads(gateway, admin, { ...gatewayEnv, PORT: '0' });
@@ -776,6 +855,10 @@ for (const run of results.chargeback?.runs ?? []) {
   }
 }
 for (const [policy, g] of Object.entries(results.chargeback?.growth ?? {})) rows.push([`chargeback growth ${policy}`, '', '', `${g}`]);
+if (results.cpuPerJob) {
+  const u = results.cpuPerJob;
+  rows.push([`CPU per job, submission to settlement (${u.jobs} jobs)`, `gateway ${u.gatewayMs} ms, PostgreSQL ${u.postgresMs} ms`, '', '']);
+}
 rows.push(['jobs settled after the load', results.drain.ms === null ? `${results.drain.inFlightLeft} still in flight after 10 min` : `in ${results.drain.ms} ms`, '', '']);
 const rss = results.rss;
 rows.push(['gateway RSS ready / under load / idle after', `${rss.readyMb} / ${rss.underLoadMb} / ${rss.idleAfterLoadMb} MB`, `VmHWM ${rss.hwmMb} MB`, '']);

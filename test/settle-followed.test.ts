@@ -1,0 +1,113 @@
+// One job's whole life through the gateway as the benchmark runs it (webhooks on, the simulator rendering at once):
+// submitJob, HeyGen's webhook, the status read and the settlement. The upstream read's outcome (the items' states and
+// the settlement) is one call of `gateway_settle_followed`, with the writes settleJob makes: counted at the driver
+// (every `query` a pg client of this process sends to the gateway's database, the listener's excepted), and checked
+// row by row.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import pg from 'pg';
+import { sql } from 'drizzle-orm';
+import { startHarness, waitFor, type Harness } from './support/harness.js';
+import { createTree, issueServiceToken, SUBMIT, avatarRequest, type Tree } from './support/fixtures.js';
+import { LISTENER_APPLICATION_NAME } from '../src/db/notifications.js';
+import { queryRows } from '../src/db/client.js';
+import { expectCountersEqualLedger } from './support/invariants.js';
+import { dayOf, periodOf } from '../src/primitives/period.js';
+import { formatDecimal, parseDecimalRational } from '../src/primitives/money.js';
+import * as Q from '../src/primitives/rational.js';
+
+let h: Harness;
+let tree: Tree;
+let service: { token: string; id: string };
+const sent: string[] = [];
+const originalQuery = pg.Client.prototype.query;
+let database = '';
+
+beforeAll(async () => {
+  pg.Client.prototype.query = function countedQuery(this: pg.Client & { database?: string; connectionParameters?: { application_name?: string } }, ...args: unknown[]) {
+    const first = args[0] as string | { text?: string } | undefined;
+    const text = typeof first === 'string' ? first : first?.text;
+    if (database && this.database === database && !String(this.connectionParameters?.application_name).startsWith(LISTENER_APPLICATION_NAME) && typeof text === 'string') sent.push(text);
+    return (originalQuery as (...a: unknown[]) => unknown).apply(this, args);
+  } as typeof pg.Client.prototype.query;
+  h = await startHarness({ callbacks: true, sim: { renderMs: 0 } });
+  database = new URL(h.database.url).pathname.slice(1);
+  tree = await createTree(h, { name: 'Lifecycle' });
+  service = await issueServiceToken(h, tree.projectId, 'counted');
+});
+
+afterAll(async () => {
+  pg.Client.prototype.query = originalQuery;
+  await h?.close();
+});
+
+const submit = () => h.gql(SUBMIT, { input: { projectId: tree.projectId, kind: 'AVATAR_VIDEO', request: avatarRequest() } }, service.token);
+const uuidOf = (globalId: string) => Buffer.from(globalId, 'base64').toString('utf8').split(':')[1]!;
+const statusOf = async (id: string) => (await queryRows<{ status: string }>(h.services.db, sql`select status from jobs where id = ${id}::uuid`))[0]?.status;
+
+describe('a followed job settled by one call', () => {
+  it('settles with the writes of settleJob, in one statement after the status read', async () => {
+    // The first job warms the process (token, project, account, prepared statements).
+    const first = uuidOf((await submit()).data.submitJob.job.id);
+    await waitFor(async () => (await statusOf(first)) === 'SUCCEEDED');
+    sent.length = 0;
+    const id = uuidOf((await submit()).data.submitJob.job.id);
+    await waitFor(async () => (await statusOf(id)) === 'SUCCEEDED');
+    const statements = [...sent];
+    const shown = statements.map((s) => s.replace(/\s+/g, ' ').slice(0, 140)).join('\n');
+    // Of this job's own: the admission, forwarding's bookkeeping, the webhook's hint, the status read (the job, its
+    // account and its running items, one statement) and the one settling call; no transaction of the gateway's own
+    // locks the job any more.
+    expect(statements.filter((s) => /gateway_settle_followed/.test(s)), shown).toHaveLength(1);
+    expect(statements.filter((s) => /insert into "ledger_entries"|from "jobs" .* for update/is.test(s)), shown).toEqual([]);
+
+    const [job] = await queryRows<Record<string, string | null>>(
+      h.services.db,
+      sql`select status, reserved_micro_cs::text, actual_micro_cs::text, actual_seconds::text, overrun_micro_cs::text, settled_period,
+                 settled_at is not null as settled, next_check_at, failure_code, failure_message, estimated_micro_cs::text, hold_period, hold_day::text, project_id::text, account_id::text, kind
+            from jobs where id = ${id}::uuid`,
+    );
+    const items = await queryRows<{ status: string; cost: string; duration: string }>(
+      h.services.db,
+      sql`select status, cost_micro_cs::text as cost, duration_seconds::text as duration from job_items where job_id = ${id}::uuid`,
+    );
+    expect(items.length).toBeGreaterThan(0);
+    expect(items.every((i) => i.status === 'completed')).toBe(true);
+    const actual = items.reduce((s, i) => s + BigInt(i.cost), 0n);
+    const now = new Date();
+    expect(job).toMatchObject({
+      status: 'SUCCEEDED',
+      reserved_micro_cs: '0',
+      actual_micro_cs: actual.toString(),
+      // As settleJob writes it: the exact sum of the completed items' seconds, without trailing zeros.
+      actual_seconds: formatDecimal(Q.sum(items.map((i) => parseDecimalRational(i.duration)))),
+      overrun_micro_cs: '0',
+      settled_period: periodOf(now, 'UTC'),
+      settled: true,
+      next_check_at: null,
+      failure_code: null,
+      failure_message: null,
+    });
+    const ledger = await queryRows<{ entry_type: string; amount: string; period: string; day: string }>(
+      h.services.db,
+      sql`select entry_type, amount_micro_cs::text as amount, period, day::text from ledger_entries where job_id = ${id}::uuid order by id`,
+    );
+    expect(ledger).toEqual([
+      { entry_type: 'HOLD', amount: job!.estimated_micro_cs, period: job!.hold_period, day: job!.hold_day },
+      { entry_type: 'RELEASE', amount: job!.estimated_micro_cs, period: job!.hold_period, day: job!.hold_day },
+      { entry_type: 'DEBIT', amount: actual.toString(), period: periodOf(now, 'UTC'), day: dayOf(now, 'UTC') },
+    ]);
+    const [event] = await queryRows<{ payload: { kind: string; orgUnitId: string; data: Record<string, unknown> } }>(
+      h.services.db,
+      sql`select payload from outbox_events where topic = 'money_event' and dedupe_key = ${`job.finished:${id}`}`,
+    );
+    expect(event!.payload).toMatchObject({
+      kind: 'job.finished',
+      orgUnitId: job!.project_id,
+      data: {
+        jobId: id, projectId: job!.project_id, accountId: job!.account_id, kind: job!.kind, status: 'SUCCEEDED',
+        estimatedMicroCs: job!.estimated_micro_cs, actualMicroCs: actual.toString(), settledPeriod: periodOf(now, 'UTC'),
+      },
+    });
+    await expectCountersEqualLedger(h.services.db);
+  });
+});
