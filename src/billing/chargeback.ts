@@ -233,21 +233,22 @@ function splitUsage(rows: readonly { unit: string; own: bigint; inPool: bigint }
  * MARGINAL's usage from the pool rollups (usage_pool_periods / usage_pool_rollups, kept by a trigger on the ledger as
  * money settles): O(units) rows, whatever the number of jobs. Null when the period must be computed from the ledger
  * (marginalUsage): it has a negative adjustment, or it was split with another included pool than the terms now in
- * force (until its next entry splits it again).
+ * force (until its next entry splits it again), or the pool rollups do not hold the period's settled usage
+ * (`settledTotal`, the root's usage rollup: rollups written with the ledger's triggers off, a partial restore), so
+ * that a statement never bills less than was settled.
  */
-async function marginalUsageFromRollups(db: Db, accountId: string, period: string, included: bigint, start: Date): Promise<UsageEntry[] | null> {
+async function marginalUsageFromRollups(db: Db, accountId: string, period: string, included: bigint, start: Date, settledTotal: bigint): Promise<UsageEntry[] | null> {
   const rows = await queryRows<{ included: string; corrected: boolean; unit: string | null; own: string | null; in_pool: string | null }>(
     db,
     sql`select p.included_micro_cs::text as included, p.corrected, r.org_unit_id as unit, r.settled_micro_cs::text as own, r.in_pool_micro_cs::text as in_pool
           from usage_pool_periods p left join usage_pool_rollups r on r.account_id = p.account_id and r.period = p.period
          where p.account_id = ${accountId} and p.period = ${period}`,
   );
-  if (rows.length === 0) return [];
+  if (rows.length === 0) return settledTotal === 0n ? [] : null;
   if (rows[0]!.corrected || toBigInt(rows[0]!.included) !== included) return null;
-  return splitUsage(
-    rows.filter((r) => r.unit !== null).map((r) => ({ unit: r.unit!, own: toBigInt(r.own!), inPool: toBigInt(r.in_pool!) })),
-    start,
-  );
+  const split = rows.filter((r) => r.unit !== null).map((r) => ({ unit: r.unit!, own: toBigInt(r.own!), inPool: toBigInt(r.in_pool!) }));
+  if (split.reduce((sum, r) => sum + r.own, 0n) !== settledTotal) return null;
+  return splitUsage(split, start);
 }
 
 /** The statement as it stands now (provisional while the period is open). */
@@ -293,7 +294,9 @@ export async function computeStatement(db: Db, account: AccountRow, period: stri
   if (policy === 'MARGINAL') {
     const included = terms.includedMicroCs ?? 0n;
     const start = periodBounds(period, account.timezone).start;
-    usage = (await marginalUsageFromRollups(db, account.id, period, included, start)) ?? (await marginalUsage(db, account.id, period, included, start));
+    const settledTotal = subtree.get(root.id) ?? 0n;
+    usage =
+      (await marginalUsageFromRollups(db, account.id, period, included, start, settledTotal)) ?? (await marginalUsage(db, account.id, period, included, start));
   } else {
     const start = periodBounds(period, account.timezone).start;
     usage = [...own].filter(([, micro]) => micro !== 0n).map(([unitId, microCs], i) => ({ unitId, microCs, settledAt: start, seq: BigInt(i) }));
