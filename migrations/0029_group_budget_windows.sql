@@ -1,3 +1,7 @@
+-- Writers of the ledger are held off first (as 0030's backfill needs), before this migration's DDL takes locks that
+-- their triggers wait for (budget_alert_states, group_budgets): taken in the other order, a settlement holding the
+-- ledger and waiting for those tables, and this migration holding them and waiting for the ledger, would deadlock.
+LOCK TABLE ledger_entries IN SHARE MODE;--> statement-breakpoint
 CREATE TABLE "usage_person_daily" (
 	"org_unit_id" uuid NOT NULL,
 	"account_id" uuid NOT NULL,
