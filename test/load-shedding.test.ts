@@ -185,6 +185,29 @@ describe('the shed answer, per surface', () => {
     expect((await app.request('/graphql', { method: 'POST' })).status).toBe(200);
   });
 
+  it("HeyGen's webhooks are shed once half the bound is in flight; callers' requests keep the other half", async () => {
+    const metrics = createGatewayMetrics();
+    const app = new Hono();
+    app.use('*', shedOverload(4, metrics));
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    app.all('*', async (c) => {
+      await held;
+      return c.json({ ok: true });
+    });
+    const hooks = [app.request('/webhooks/heygen/x', { method: 'POST' }), app.request('/webhooks/heygen/x/callback', { method: 'POST' })];
+    await new Promise((r) => setTimeout(r, 10));
+    // Two in flight: a third webhook is shed, while callers still get the two slots left.
+    expect((await app.request('/webhooks/heygen/x', { method: 'POST' })).status).toBe(503);
+    const callers = [app.request('/graphql', { method: 'POST' }), app.request('/v3/videos', { method: 'POST' })];
+    await new Promise((r) => setTimeout(r, 10));
+    expect((await metrics.httpRequestsInFlight.get()).values[0]!.value).toBe(4);
+    expect((await app.request('/graphql', { method: 'POST' })).status).toBe(503);
+    release();
+    expect((await Promise.all([...hooks, ...callers])).map((r) => r.status)).toEqual([200, 200, 200, 200]);
+    expect((await metrics.httpRequestsShed.get()).values[0]!.value).toBe(2);
+  });
+
   it('HTTP_MAX_IN_FLIGHT: 128 by default, 0 turns the bound off, no negative', async () => {
     expect(loadConfig({}).httpMaxInFlight).toBe(128);
     expect(loadConfig({ HTTP_MAX_IN_FLIGHT: '0' }).httpMaxInFlight).toBe(0);

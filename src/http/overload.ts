@@ -4,7 +4,10 @@
 // request — its body, its parsed document, its context, its promises — in memory for as long as the queue is long,
 // and the memory of the process would grow with the offered load instead of with its capacity. Nothing of a shed
 // request happened: the caller retries it as is (with the same idempotency key for a submission).
-// Probes (/healthz, /readyz, /metrics) are never shed: an overloaded process is busy, not dead.
+// Probes (/healthz, /readyz, /metrics) are never shed: an overloaded process is busy, not dead. HeyGen's webhooks are
+// shed first, once half the bound is in flight: each is only a hint that a job may have ended (the poller reads every
+// job in flight anyway), so the callers' own requests keep the other half (a burst of jobs finishing at once must not
+// turn a campaign's submissions away).
 // A request counts from its first middleware until its answer is ready (a streamed answer, such as a subscription's
 // event stream, stops counting once its stream starts; subscriptions are bounded per caller on their own).
 import type { Context, Next } from 'hono';
@@ -14,6 +17,7 @@ import type { GatewayMetrics } from '../observability/metrics.js';
 export const OVERLOADED_RETRY_AFTER_SECONDS = 1;
 const MESSAGE = 'the gateway is serving as many requests as it can; retry after the delay given (with the same idempotencyKey for submitJob)';
 const PROBES = new Set(['/healthz', '/readyz', '/metrics']);
+const HINTS = '/webhooks/';
 
 /** The 503 of a shed request, in the error shape of the surface it was sent to. */
 export function overloadedResponse(path: string): Response {
@@ -40,7 +44,7 @@ export function shedOverload(limit: number, metrics: Pick<GatewayMetrics, 'httpR
   let inFlight = 0;
   return async (c, next) => {
     if (PROBES.has(c.req.path)) return next();
-    if (limit > 0 && inFlight >= limit) {
+    if (limit > 0 && inFlight >= (c.req.path.startsWith(HINTS) ? Math.ceil(limit / 2) : limit)) {
       metrics.httpRequestsShed.inc();
       c.res = overloadedResponse(c.req.path);
       return;
