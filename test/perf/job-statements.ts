@@ -1,4 +1,9 @@
-// Counts the SQL statements the gateway sends over N jobs' whole lives (submission to settlement, webhooks on), by kind.
+// The SQL statements the gateway sends over N jobs' whole lives (submitJob with a service token, forwarding, the
+// webhook's hint, the worker's claim and status read, the settlement, the outbox's fan-out of the money event), in
+// one harness with webhooks on, counted at the pg client (the listener's excepted), by statement text; the
+// background loops' own statements over the same time are included (and listed).
+//
+//   N=20 npx tsx test/perf/job-statements.ts
 import pg from 'pg';
 import { sql } from 'drizzle-orm';
 import { queryRows } from '../../src/db/client.js';
@@ -23,7 +28,6 @@ const svc = await issueServiceToken(h, tree.projectId, 'counted');
 await h.gql(SUBMIT, { input: { projectId: tree.projectId, kind: 'AVATAR_VIDEO', request: avatarRequest() } }, svc.token);
 await new Promise((r) => setTimeout(r, 1500));
 sent.length = 0;
-const cpu0 = process.cpuUsage();
 const ids: string[] = [];
 for (let i = 0; i < N; i++) {
   const r = await h.gql(SUBMIT, { input: { projectId: tree.projectId, kind: 'AVATAR_VIDEO', request: avatarRequest() } }, svc.token);
