@@ -4,7 +4,7 @@
 // the revocation listener (LISTEN/NOTIFY, src/db/notifications.ts) is live: a revocation in any process
 // reaches every process's cache as soon as PostgreSQL delivers its notification, and while the listener is
 // down every request reads the token record again (a listener that died never lets a revoked token through).
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { and, eq, inArray, isNull, sql } from 'drizzle-orm';
 import {
   SignJWT,
@@ -180,6 +180,11 @@ export async function createTokenService(
     waiting.acks.add(pid);
     waiting.changed();
   });
+  // Gateway tokens whose signature and claims were verified, by a hash of the token (the token itself is not kept):
+  // the same token verifies the same way every time, except for its validity window, which is checked again on every
+  // use exactly as jwtVerify checks it. Saves the Ed25519 verification (a WebCrypto job) and the claims' parsing on
+  // every request after a caller's first; revocation is checked below as before.
+  const verified = new Map<string, { claims: z.infer<typeof claimsSchema>; exp: number; nbf: number | undefined }>();
   const remember = <V>(map: Map<string, V>, key: string, value: V) => {
     map.delete(key);
     map.set(key, value);
@@ -241,32 +246,46 @@ export async function createTokenService(
       return { id, token, callbackSecret };
     },
     async authenticate(tx, token) {
-      // Route by the (not yet trusted) issuer; each path then verifies with its own keys and rules.
-      let issuer: unknown;
-      try {
-        issuer = decodeJwt(token).iss;
-      } catch {
-        throw new AuthenticationError('invalid token');
+      const key = createHash('sha256').update(token).digest('base64');
+      let data = verified.get(key);
+      if (data) {
+        // jose's checks of the window (src: jwt_claims_set), with the same tolerance.
+        const now = Math.floor(Date.now() / 1000);
+        if (data.exp <= now - CLOCK_TOLERANCE_SECONDS || (data.nbf !== undefined && data.nbf > now + CLOCK_TOLERANCE_SECONDS)) {
+          verified.delete(key);
+          data = undefined;
+        }
       }
-      if (opts.company && typeof issuer === 'string' && opts.company.verifier.settings.issuers.includes(issuer)) {
-        return companyActor(tx, opts.company, token);
+      if (!data) {
+        // Route by the (not yet trusted) issuer; each path then verifies with its own keys and rules.
+        let issuer: unknown;
+        try {
+          issuer = decodeJwt(token).iss;
+        } catch {
+          throw new AuthenticationError('invalid token');
+        }
+        if (opts.company && typeof issuer === 'string' && opts.company.verifier.settings.issuers.includes(issuer)) {
+          return companyActor(tx, opts.company, token);
+        }
+        let payload;
+        try {
+          ({ payload } = await jwtVerify(token, jwks, {
+            algorithms: [ALG],
+            issuer: opts.issuer,
+            audience: opts.audience,
+            clockTolerance: CLOCK_TOLERANCE_SECONDS,
+            requiredClaims: ['exp', 'iat', 'jti', 'sub'],
+          }));
+        } catch (error) {
+          if (error instanceof joseErrors.JWTExpired) throw new AuthenticationError('token expired');
+          throw new AuthenticationError('invalid token');
+        }
+        const claims = claimsSchema.safeParse(payload);
+        if (!claims.success) throw new AuthenticationError('invalid token claims');
+        data = { claims: claims.data, exp: payload.exp!, nbf: payload.nbf };
+        remember(verified, key, data);
       }
-      let payload;
-      try {
-        ({ payload } = await jwtVerify(token, jwks, {
-          algorithms: [ALG],
-          issuer: opts.issuer,
-          audience: opts.audience,
-          clockTolerance: CLOCK_TOLERANCE_SECONDS,
-          requiredClaims: ['exp', 'iat', 'jti', 'sub'],
-        }));
-      } catch (error) {
-        if (error instanceof joseErrors.JWTExpired) throw new AuthenticationError('token expired');
-        throw new AuthenticationError('invalid token');
-      }
-      const claims = claimsSchema.safeParse(payload);
-      if (!claims.success) throw new AuthenticationError('invalid token claims');
-      const { sub, jti, role, unit } = claims.data;
+      const { sub, jti, role, unit } = data.claims;
       if (role === 'ADMIN' || role === 'FINANCE') {
         if (unit) throw new AuthenticationError('invalid token claims');
         return { subject: sub, role, unitId: null, unitPath: [], tokenId: jti };

@@ -66,6 +66,7 @@ export async function openDatabase(opts: OpenDatabaseOptions): Promise<Database>
     });
     traceStatements(pool);
     database.db = drizzlePg(pool, { schema, logger }) as unknown as Db;
+    pgPools.set(database.db, { pool, logQuery: logger.logQuery });
     database.driver = 'pg';
     database.close = () => pool.end();
     return database;
@@ -184,6 +185,59 @@ export async function runMigrations(opts: { databaseUrl?: string | undefined; da
   // PGlite is single-connection and single-process: no lock needed.
   await migrate(opts.database.db as never, { migrationsFolder: MIGRATIONS_FOLDER });
 }
+
+/**
+ * The pool under each `pg` database handle, for named statements (below). A transaction's handle is not in it, nor is
+ * an embedded (PGlite) database's: those run the same text through drizzle.
+ */
+const pgPools = new WeakMap<Db, { pool: pg.Pool; logQuery: (query: string) => void }>();
+
+/** Values as drizzle's node-postgres driver reads them (timestamps, dates and intervals stay text), so rows are the same either way. */
+const RAW_TEXT_TYPES = new Set<number>([pg.types.builtins.TIMESTAMPTZ, pg.types.builtins.TIMESTAMP, pg.types.builtins.DATE, pg.types.builtins.INTERVAL, 1231, 1115, 1185, 1187, 1182]);
+const asText = (value: string) => value;
+const DRIZZLE_TYPES = {
+  getTypeParser: ((typeId: number, format?: 'text' | 'binary') =>
+    RAW_TEXT_TYPES.has(typeId) ? asText : pg.types.getTypeParser(typeId, format)) as typeof pg.types.getTypeParser,
+};
+
+/** A statement of fixed text with `$1…$n` parameters, sent by name (see `namedStatement`). */
+export interface NamedStatement<T> {
+  readonly name: string;
+  readonly text: string;
+  /** Its rows for these parameter values. */
+  rows(db: Db, values: readonly unknown[]): Promise<T[]>;
+}
+
+/**
+ * The one way the hot paths send SQL (a submission, its forwarding, a webhook's hint, the worker's claim, the status
+ * read's outcome, the outbox): fixed text written once, sent straight to the `pg` pool under a statement name, so that
+ * each connection parses and plans it once and no query builder runs per call (drizzle's building and mapping of a
+ * statement cost more CPU in the gateway than the statement's own round trip). The rows are as drizzle's driver would
+ * give them (`DRIZZLE_TYPES`); the statement is counted by `Database.onQuery` and traced like any other. In a
+ * transaction, or on the embedded database, the same text runs through drizzle. Names must be unique.
+ */
+export function namedStatement<T>(name: string, text: string): NamedStatement<T> {
+  if (namedStatements.has(name)) throw new Error(`two statements are named ${name}`);
+  namedStatements.add(name);
+  // For drizzle (transactions, PGlite): the text with its parameters as drizzle parameters.
+  const parts = text.split(/\$(\d+)/);
+  return {
+    name,
+    text,
+    async rows(db, values) {
+      const direct = pgPools.get(db);
+      if (direct) {
+        direct.logQuery(text);
+        const result = await direct.pool.query<T & pg.QueryResultRow>({ name, text, values: values as unknown[], types: DRIZZLE_TYPES });
+        return result.rows;
+      }
+      const chunks: SQL[] = [];
+      for (let i = 0; i < parts.length; i++) chunks.push(i % 2 === 0 ? sql.raw(parts[i]!) : sql`${sql.param(values[Number(parts[i]) - 1])}`);
+      return queryRows<T>(db, sql.join(chunks));
+    },
+  };
+}
+const namedStatements = new Set<string>();
 
 /** Raw rows of a statement, for the few hand-written SQL statements that drizzle cannot express. */
 export async function queryRows<T>(db: Db, query: SQL): Promise<T[]> {

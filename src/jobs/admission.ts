@@ -11,7 +11,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { and, eq, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
-import { isDatabaseUnavailable } from '../db/client.js';
+import { isDatabaseUnavailable, namedStatement } from '../db/client.js';
 import { jsonRowOf, rowFromJson } from '../db/json-rows.js';
 import { accountTermsTable, accountsTable, auditEventsTable, budgetsTable, groupBudgetsTable, jobsTable, orgUnitsTable, type JobKind } from '../db/schema.js';
 import {
@@ -464,36 +464,19 @@ function policyViolation(rule: PolicyRule, orgUnitId: string, tokenId: string | 
   return new PolicyViolationError(rule, orgUnitId, unitName, limitText, actualText, `refused by ${who}: ${rule} is ${limitText}; the job has ${actualText}`, tokenId);
 }
 
-type PreparedCall<R> = { execute(values: { p: string }): Promise<{ r: R }[]> };
-
-// Prepared statements per database handle: `gateway_admit` (migrations) does one whole admission in one call,
-// `gateway_admit_batch` several in one transaction; their answers pass through `gateway_noted_admission(s)`, which
-// writes a refusal's `budget.refused` money event (once per budget and hour, docs/notifications.md) in the same
-// statement.
-const admitStatements = new WeakMap<Db, { one: PreparedCall<AdmitAnswer>; batch: PreparedCall<(AdmitAnswer | { outcome: 'error' })[]> }>();
-
-function statementsOf(db: Db) {
-  let statements = admitStatements.get(db);
-  if (!statements) {
-    statements = {
-      one: db
-        .select({ r: sql<AdmitAnswer>`gateway_noted_admission(q.p, gateway_admit(q.p))` })
-        .from(sql`(select ${sql.placeholder('p')}::jsonb as p) as q`)
-        .prepare('gateway_admit'),
-      batch: db
-        .select({ r: sql<(AdmitAnswer | { outcome: 'error' })[]>`gateway_noted_admissions(q.p, gateway_admit_batch(q.p))` })
-        .from(sql`(select ${sql.placeholder('p')}::jsonb as p) as q`)
-        .prepare('gateway_admit_batch'),
-    };
-    admitStatements.set(db, statements);
-  }
-  return statements;
-}
+// `gateway_admit` (migrations) does one whole admission in one call, `gateway_admit_batch` several in one transaction;
+// their answers pass through `gateway_noted_admission(s)`, which writes a refusal's `budget.refused` money event (once
+// per budget and hour, docs/notifications.md) in the same statement.
+const ADMIT_ONE = namedStatement<{ r: AdmitAnswer | string }>('gateway_admit', 'select gateway_noted_admission(q.p, gateway_admit(q.p)) as r from (select $1::jsonb as p) as q');
+const ADMIT_BATCH = namedStatement<{ r: (AdmitAnswer | { outcome: 'error' })[] | string }>(
+  'gateway_admit_batch',
+  'select gateway_noted_admissions(q.p, gateway_admit_batch(q.p)) as r from (select $1::jsonb as p) as q',
+);
 
 const parsed = <T>(value: T | string): T => (typeof value === 'string' ? (JSON.parse(value) as T) : value);
 
 async function admitOne(db: Db, p: Record<string, unknown>): Promise<AdmitAnswer> {
-  const [row] = await statementsOf(db).one.execute({ p: JSON.stringify(p) });
+  const [row] = await ADMIT_ONE.rows(db, [JSON.stringify(p)]);
   return parsed(row!.r);
 }
 
@@ -535,7 +518,7 @@ async function drain(db: Db, byAccount: Map<string, { waiting: Waiting[] }>, acc
         batch[0]!.resolve(await admitOne(db, batch[0]!.p));
         continue;
       }
-      const [row] = await statementsOf(db).batch.execute({ p: JSON.stringify(batch.map((w) => w.p)) });
+      const [row] = await ADMIT_BATCH.rows(db, [JSON.stringify(batch.map((w) => w.p))]);
       const answers = parsed(row!.r);
       for (const [i, w] of batch.entries()) {
         const answer = answers[i]!;

@@ -1,7 +1,7 @@
 // After admission: forward the job to HeyGen, follow it to a terminal state, and settle it.
 // Every step re-reads the job and checks the state it expects, so any process may run any step.
 import { and, eq, inArray, sql } from 'drizzle-orm';
-import { isDatabaseUnavailable, queryRows, type Db } from '../db/client.js';
+import { isDatabaseUnavailable, namedStatement, type Db } from '../db/client.js';
 import { jsonRowOf, rowFromJson } from '../db/json-rows.js';
 import { accountsTable, jobItemsTable, jobsTable, type ItemStatus } from '../db/schema.js';
 import { connectionOf, type AccountRow } from '../accounts/accounts.js';
@@ -118,8 +118,8 @@ export async function forwardJob(deps: JobDeps, jobId: string, claimed?: Claimed
 
   // One call: lock the job, record its upstream items and the acceptance (a webhook that arrived while this call was
   // in flight, a fast job, was kept as hinted_at: the first status read is then due at once).
-  const [row] = await markSubmitted(db).execute({
-    p: JSON.stringify({
+  const [row] = await MARK_SUBMITTED.rows(db, [
+    JSON.stringify({
       job_id: jobId,
       // Every item with the same columns (the function inserts the columns the rows name). A synchronous product
       // (text to speech) is done in HeyGen's answer: its cost is known now.
@@ -140,7 +140,7 @@ export async function forwardJob(deps: JobDeps, jobId: string, claimed?: Claimed
       poll_min_ms: deps.follow.pollMinIntervalMs,
       now: new Date().toISOString(),
     }),
-  });
+  ]);
   const answer = (typeof row!.r === 'string' ? JSON.parse(row!.r) : row!.r) as {
     outcome: 'submitted' | 'not_awaiting';
     job: Record<string, unknown> | null;
@@ -181,20 +181,8 @@ const FORWARD_ACCEPTED = Object.fromEntries(
   }),
 );
 
-// `gateway_mark_submitted` (migrations), prepared once per database handle.
-const markSubmittedStatements = new WeakMap<Db, { execute(values: { p: string }): Promise<{ r: unknown }[]> }>();
-
-function markSubmitted(db: Db) {
-  let statement = markSubmittedStatements.get(db);
-  if (!statement) {
-    statement = db
-      .select({ r: sql<unknown>`gateway_mark_submitted(${sql.placeholder('p')}::jsonb)` })
-      .from(sql`(select 1) as once`)
-      .prepare('gateway_mark_submitted');
-    markSubmittedStatements.set(db, statement);
-  }
-  return statement;
-}
+// `gateway_mark_submitted` (migrations).
+const MARK_SUBMITTED = namedStatement<{ r: unknown }>('gateway_mark_submitted', 'select gateway_mark_submitted($1::jsonb) as r');
 
 type ItemRow = typeof jobItemsTable.$inferSelect;
 
@@ -437,20 +425,8 @@ function transitions(event: 'UPSTREAM_PROCESSING' | 'UPSTREAM_COMPLETED'): Recor
 const ON_PROCESSING = transitions('UPSTREAM_PROCESSING');
 const ON_COMPLETED = transitions('UPSTREAM_COMPLETED');
 
-// `gateway_settle_followed` (migrations), prepared once per database handle.
-const settleFollowedStatements = new WeakMap<Db, { execute(values: { p: string }): Promise<{ r: unknown }[]> }>();
-
-function settleFollowed(db: Db) {
-  let statement = settleFollowedStatements.get(db);
-  if (!statement) {
-    statement = db
-      .select({ r: sql<unknown>`gateway_settle_followed(${sql.placeholder('p')}::jsonb)` })
-      .from(sql`(select 1) as once`)
-      .prepare('gateway_settle_followed');
-    settleFollowedStatements.set(db, statement);
-  }
-  return statement;
-}
+// `gateway_settle_followed` (migrations).
+const SETTLE_FOLLOWED = namedStatement<{ r: unknown }>('gateway_settle_followed', 'select gateway_settle_followed($1::jsonb) as r');
 
 /**
  * One call (`gateway_settle_followed`): the job's items take their new states under the job's row lock and, when
@@ -462,8 +438,8 @@ function settleFollowed(db: Db) {
 async function applyItemUpdates(deps: JobDeps, account: AccountRow, job: FollowedJob, updates: readonly ItemUpdate[]): Promise<void> {
   const { db } = deps;
   const now = new Date();
-  const [row] = await settleFollowed(db).execute({
-    p: JSON.stringify({
+  const [row] = await SETTLE_FOLLOWED.rows(db, [
+    JSON.stringify({
       job_id: job.id,
       updates: updates.map((u) => ({
         id: u.id,
@@ -482,7 +458,7 @@ async function applyItemUpdates(deps: JobDeps, account: AccountRow, job: Followe
       poll_min_ms: deps.follow.pollMinIntervalMs,
       poll_max_ms: deps.follow.pollMaxIntervalMs,
     }),
-  });
+  ]);
   const answer = (typeof row!.r === 'string' ? JSON.parse(row!.r) : row!.r) as
     | { outcome: 'unchanged' | 'following' | 'terminal' }
     | { outcome: 'settled'; status: string; actual_micro_cs: string };
@@ -518,6 +494,55 @@ export interface HintResult {
 }
 
 /**
+ * The text of hintJob's statement for a hint naming the job (`byId`), an upstream id, both or neither: $1 the account,
+ * $2 the shortest interval between two reads (ms), then the job's id and the upstream id, those given.
+ */
+function hintText(byId: boolean, byUpstream: boolean): string {
+  const lookups = [
+    ...(byId ? ['select j.id from jobs j where j.account_id = $1 and j.id = $3'] : []),
+    ...(byUpstream
+      ? [`select i.job_id as id from job_items i join jobs j on j.id = i.job_id
+            where j.account_id = $1 and (i.upstream_id = $${byId ? 4 : 3} or i.video_id = $${byId ? 4 : 3})`]
+      : []),
+  ];
+  const target = lookups.length > 0 ? lookups.join(' union all ') : 'select null::uuid as id where false';
+  const earliest = `greatest(now(), coalesce(last_checked_at + $2::int * interval '1 millisecond', now()))`;
+  // The same bound on the wall clock, for the condition: concurrent hints on one job queue on its row lock and
+  // re-check the row a winner wrote; against their own (earlier) statement time its new due time would still look
+  // later than theirs, and each would write again. The clock at the re-check does not move backwards.
+  const earliestNow = `greatest(clock_timestamp(), coalesce(last_checked_at + $2::int * interval '1 millisecond', clock_timestamp()))`;
+  const readable = `(last_checked_at is null or last_checked_at <= now() - $2::int * interval '1 millisecond')`;
+  // A RESERVED job is being forwarded (its lease keeps workers off it): the hint is only remembered, once, and
+  // the forwarding makes the job due when it records HeyGen's acceptance.
+  return `with target as (${target} limit 1),
+        hinted as (
+          update jobs set
+            next_check_at = case when status = 'RESERVED' then next_check_at else ${earliest} end,
+            check_attempts = case when status = 'RESERVED' then check_attempts else 0 end,
+            hinted_at = case when status = 'RESERVED' then now() else hinted_at end
+          where id = (select id from target) and account_id = $1
+            and ((status = 'RESERVED' and hinted_at is null)
+              or (status in ('SUBMITTED', 'PROCESSING', 'SUBMIT_UNKNOWN') and (next_check_at is null or next_check_at > ${earliestNow})))
+          returning status <> 'RESERVED' and next_check_at <= now() as due_now)
+        select exists (select 1 from accounts where id = $1) as account_known,
+               (select id from target)::text as job_id,
+               exists (select 1 from hinted) as scheduled,
+               -- Not moved (already due, or due between this statement's start and its row check): due by the
+               -- wall clock, as the row check saw it; by now() it could look later, and no prompt read would follow.
+               coalesce((select due_now from hinted),
+                        (select status in ('SUBMITTED', 'PROCESSING') and next_check_at <= clock_timestamp() and ${readable}
+                         from jobs where id = (select id from target))) as due_now`;
+}
+
+type HintRow = { account_known: boolean; job_id: string | null; scheduled: boolean; due_now: boolean | null };
+const HINT_STATEMENTS = {
+  both: namedStatement<HintRow>('gateway_hint_job', hintText(true, true)),
+  byId: namedStatement<HintRow>('gateway_hint_job_by_id', hintText(true, false)),
+  byUpstream: namedStatement<HintRow>('gateway_hint_job_by_upstream', hintText(false, true)),
+  none: namedStatement<HintRow>('gateway_hint_job_none', hintText(false, false)),
+};
+
+/**
  * A webhook's hint, coalesced: makes the job due for its next upstream read, but never sooner than
  * `minIntervalMs` after the last one (last_checked_at). The UPDATE is conditional, so once the job is due that
  * soon a repeated hint writes nothing; the worker that claims the job (FOR UPDATE SKIP LOCKED, in bulk per
@@ -525,42 +550,10 @@ export interface HintResult {
  * One statement per hint, so a flood of them (known or unknown ids) costs one indexed round trip each.
  */
 export async function hintJob(db: Db, accountId: string, hint: JobHint, minIntervalMs: number): Promise<HintResult> {
-  const byId = hint.jobId !== null ? sql`select j.id from jobs j where j.account_id = ${accountId} and j.id = ${hint.jobId}` : null;
-  const byUpstream =
-    hint.upstreamId !== null
-      ? sql`select i.job_id as id from job_items i join jobs j on j.id = i.job_id
-            where j.account_id = ${accountId} and (i.upstream_id = ${hint.upstreamId} or i.video_id = ${hint.upstreamId})`
-      : null;
-  const lookups = [byId, byUpstream].filter((q) => q !== null);
-  const target = lookups.length > 0 ? sql.join(lookups, sql` union all `) : sql`select null::uuid as id where false`;
-  const earliest = sql`greatest(now(), coalesce(last_checked_at + ${minIntervalMs}::int * interval '1 millisecond', now()))`;
-  // The same bound on the wall clock, for the condition: concurrent hints on one job queue on its row lock and
-  // re-check the row a winner wrote; against their own (earlier) statement time its new due time would still look
-  // later than theirs, and each would write again. The clock at the re-check does not move backwards.
-  const earliestNow = sql`greatest(clock_timestamp(), coalesce(last_checked_at + ${minIntervalMs}::int * interval '1 millisecond', clock_timestamp()))`;
-  const readable = sql`(last_checked_at is null or last_checked_at <= now() - ${minIntervalMs}::int * interval '1 millisecond')`;
-  // A RESERVED job is being forwarded (its lease keeps workers off it): the hint is only remembered, once, and
-  // the forwarding makes the job due when it records HeyGen's acceptance.
-  const [row] = await queryRows<{ account_known: boolean; job_id: string | null; scheduled: boolean; due_now: boolean | null }>(
-    db,
-    sql`with target as (${target} limit 1),
-        hinted as (
-          update jobs set
-            next_check_at = case when status = 'RESERVED' then next_check_at else ${earliest} end,
-            check_attempts = case when status = 'RESERVED' then check_attempts else 0 end,
-            hinted_at = case when status = 'RESERVED' then now() else hinted_at end
-          where id = (select id from target) and account_id = ${accountId}
-            and ((status = 'RESERVED' and hinted_at is null)
-              or (status in ('SUBMITTED', 'PROCESSING', 'SUBMIT_UNKNOWN') and (next_check_at is null or next_check_at > ${earliestNow})))
-          returning status <> 'RESERVED' and next_check_at <= now() as due_now)
-        select exists (select 1 from accounts where id = ${accountId}) as account_known,
-               (select id from target)::text as job_id,
-               exists (select 1 from hinted) as scheduled,
-               -- Not moved (already due, or due between this statement's start and its row check): due by the
-               -- wall clock, as the row check saw it; by now() it could look later, and no prompt read would follow.
-               coalesce((select due_now from hinted),
-                        (select status in ('SUBMITTED', 'PROCESSING') and next_check_at <= clock_timestamp() and ${readable}
-                         from jobs where id = (select id from target))) as due_now`,
-  );
+  const statement = HINT_STATEMENTS[hint.jobId !== null ? (hint.upstreamId !== null ? 'both' : 'byId') : hint.upstreamId !== null ? 'byUpstream' : 'none'];
+  const values: unknown[] = [accountId, minIntervalMs];
+  if (hint.jobId !== null) values.push(hint.jobId);
+  if (hint.upstreamId !== null) values.push(hint.upstreamId);
+  const [row] = await statement.rows(db, values);
   return { accountKnown: row!.account_known, jobId: row!.job_id, scheduled: row!.scheduled, dueNow: row!.due_now === true };
 }

@@ -3,8 +3,7 @@
 // processes can run side by side without taking the same job at the same time. A status read is also
 // never claimed within STATUS_READ_MIN_INTERVAL_MS of the job's previous one (last_checked_at), which is
 // what bounds the upstream reads webhooks and callbacks can cause.
-import { sql } from 'drizzle-orm';
-import { isDatabaseUnavailable, queryRows } from '../db/client.js';
+import { isDatabaseUnavailable, namedStatement } from '../db/client.js';
 import type { JobStatus } from '../db/schema.js';
 import { forwardJob, refreshJobs, type JobDeps } from './follow.js';
 import { holdExpired, resolveExpiredHolds, type ClaimedJob } from './expiry.js';
@@ -12,25 +11,33 @@ import { runPeriodically, type Periodic } from '../background/periodic.js';
 
 const CLAIM_BATCH = 50;
 
-/** Claims up to `limit` due jobs (or only `jobId` when given, if it is due) for this process. */
-export async function claimDueJobs(deps: JobDeps, limit = CLAIM_BATCH, jobId?: string): Promise<ClaimedJob[]> {
-  const leaseSeconds = Math.ceil(deps.follow.leaseMs / 1000);
-  const minIntervalMs = deps.follow.statusReadMinIntervalMs;
-  const rows = await queryRows<{ id: string; status: JobStatus; hold_expires_at: string | Date }>(
-    deps.db,
-    sql`update jobs set next_check_at = now() + make_interval(secs => ${leaseSeconds}), check_attempts = check_attempts + 1,
+/** The claim's text: $1 the lease (s), $2 the shortest interval between two reads (ms), $3 the limit, $4 the one job (`one`). */
+function claimText(one: boolean): string {
+  return `update jobs set next_check_at = now() + make_interval(secs => $1), check_attempts = check_attempts + 1,
           last_checked_at = now()
         where id in (
           select id from jobs
           where next_check_at <= now() and status in ('RESERVED', 'SUBMIT_UNKNOWN', 'SUBMITTED', 'PROCESSING')
             and (status in ('RESERVED', 'SUBMIT_UNKNOWN') or last_checked_at is null
-                 or last_checked_at <= now() - ${minIntervalMs}::int * interval '1 millisecond')
-            ${jobId !== undefined ? sql`and id = ${jobId}` : sql``}
+                 or last_checked_at <= now() - $2::int * interval '1 millisecond')
+            ${one ? 'and id = $4' : ''}
           order by next_check_at
-          limit ${limit}
+          limit $3
           for update skip locked)
-        returning id, status, hold_expires_at`,
-  );
+        returning id, status, hold_expires_at`;
+}
+type ClaimRow = { id: string; status: JobStatus; hold_expires_at: string | Date };
+const CLAIM_DUE = namedStatement<ClaimRow>('gateway_claim_due_jobs', claimText(false));
+const CLAIM_ONE = namedStatement<ClaimRow>('gateway_claim_due_job', claimText(true));
+
+/** Claims up to `limit` due jobs (or only `jobId` when given, if it is due) for this process. */
+export async function claimDueJobs(deps: JobDeps, limit = CLAIM_BATCH, jobId?: string): Promise<ClaimedJob[]> {
+  const leaseSeconds = Math.ceil(deps.follow.leaseMs / 1000);
+  const minIntervalMs = deps.follow.statusReadMinIntervalMs;
+  const rows =
+    jobId !== undefined
+      ? await CLAIM_ONE.rows(deps.db, [leaseSeconds, minIntervalMs, limit, jobId])
+      : await CLAIM_DUE.rows(deps.db, [leaseSeconds, minIntervalMs, limit]);
   return rows.map((r) => ({ id: r.id, status: r.status, holdExpiresAt: new Date(r.hold_expires_at) }));
 }
 

@@ -9,7 +9,7 @@ import dns from 'node:dns/promises';
 import net from 'node:net';
 import { eq, sql } from 'drizzle-orm';
 import nodemailer from 'nodemailer';
-import { queryRows, type Db } from '../db/client.js';
+import { namedStatement, type Db } from '../db/client.js';
 import { notificationChannelsTable } from '../db/schema.js';
 import type { SecretBox } from '../secrets/secret-box.js';
 import { enqueueEvents, type AttemptResult, type ClaimedEvent } from '../outbox/outbox.js';
@@ -34,20 +34,23 @@ export interface NotificationSettings extends AppCallbackSettings {
   maxAttempts: number;
 }
 
+/** The channels whose rules match a money event: $1 its unit, $2 its kind. */
+const FAN_OUT_TARGETS = namedStatement<{ channel_id: string; kind: keyof typeof CHANNEL_TOPICS; unit_name: string }>(
+  'gateway_money_event_targets',
+  `select distinct c.id as channel_id, c.kind, u.name as unit_name
+          from org_units u
+          join notification_rules r on u.path @> array[r.org_unit_id]
+          join notification_channels c on c.id = r.channel_id
+          where u.id = $1::uuid and c.enabled and $2 = any(r.event_kinds)
+          order by c.id`,
+);
+
 /** Fans a money event out to the channels of the rules that match it. */
 export function moneyEventFanOut(db: Db, settings: Pick<NotificationSettings, 'maxAttempts'>): OutboxHandler {
   return async (event: ClaimedEvent, now: Date): Promise<AttemptResult> => {
     const started = performance.now();
     const money = moneyEventOf(event.payload);
-    const targets = await queryRows<{ channel_id: string; kind: keyof typeof CHANNEL_TOPICS; unit_name: string }>(
-      db,
-      sql`select distinct c.id as channel_id, c.kind, u.name as unit_name
-          from org_units u
-          join notification_rules r on u.path @> array[r.org_unit_id]
-          join notification_channels c on c.id = r.channel_id
-          where u.id = ${money.orgUnitId}::uuid and c.enabled and ${money.kind} = any(r.event_kinds)
-          order by c.id`,
-    );
+    const targets = await FAN_OUT_TARGETS.rows(db, [money.orgUnitId, money.kind]);
     await enqueueEvents(
       db,
       targets.map((t) => ({

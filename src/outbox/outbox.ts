@@ -7,7 +7,7 @@
 // DEAD (given up). Destinations are per topic (`app_callback`, `money_event` and the notification channels, `notify.*`), each a handler.
 import { randomUUID } from 'node:crypto';
 import { and, eq, sql } from 'drizzle-orm';
-import { queryRows, type Db } from '../db/client.js';
+import { namedStatement, queryRows, type Db, type NamedStatement } from '../db/client.js';
 import { outboxDeliveriesTable, outboxEventsTable } from '../db/schema.js';
 import { failureDelayMs } from '../background/periodic.js';
 import { redactAndTruncate } from '../secrets/redact.js';
@@ -67,6 +67,32 @@ export interface ClaimedEvent {
   createdAt: Date;
 }
 
+type ClaimedEventRow = {
+  id: string;
+  topic: string;
+  kind: string;
+  payload: unknown;
+  destination: Record<string, unknown>;
+  job_id: string | null;
+  org_unit_id: string | null;
+  attempts: number;
+  max_attempts: number;
+  created_at: string | Date;
+};
+/** $1 the lease's end, $2 now, $3 the topics, $4 the most claimed. */
+const CLAIM_EVENTS = namedStatement<ClaimedEventRow>(
+  'gateway_outbox_claim',
+  `update outbox_events set attempts = attempts + 1, next_attempt_at = $1::timestamptz
+        where id in (
+          select id from outbox_events
+          where status = 'PENDING' and next_attempt_at <= $2::timestamptz
+            and topic = any($3::text[])
+          order by next_attempt_at
+          limit $4
+          for update skip locked)
+        returning id, topic, kind, payload, destination, job_id, org_unit_id, attempts, max_attempts, created_at`,
+);
+
 /**
  * Claims up to `limit` due PENDING events of the given topics: counts the attempt and pushes next_attempt_at to
  * `now + leaseMs`, so no other process takes them while this attempt may still be running.
@@ -74,29 +100,7 @@ export interface ClaimedEvent {
 export async function claimDueEvents(db: Db, opts: { topics: readonly string[]; limit: number; leaseMs: number; now: Date }): Promise<ClaimedEvent[]> {
   if (opts.topics.length === 0) return [];
   const until = new Date(opts.now.getTime() + opts.leaseMs);
-  const rows = await queryRows<{
-    id: string;
-    topic: string;
-    kind: string;
-    payload: unknown;
-    destination: Record<string, unknown>;
-    job_id: string | null;
-    org_unit_id: string | null;
-    attempts: number;
-    max_attempts: number;
-    created_at: string | Date;
-  }>(
-    db,
-    sql`update outbox_events set attempts = attempts + 1, next_attempt_at = ${until.toISOString()}::timestamptz
-        where id in (
-          select id from outbox_events
-          where status = 'PENDING' and next_attempt_at <= ${opts.now.toISOString()}::timestamptz
-            and topic in (${sql.join(opts.topics.map((t) => sql`${t}`), sql`, `)})
-          order by next_attempt_at
-          limit ${opts.limit}
-          for update skip locked)
-        returning id, topic, kind, payload, destination, job_id, org_unit_id, attempts, max_attempts, created_at`,
-  );
+  const rows = await CLAIM_EVENTS.rows(db, [until.toISOString(), opts.now.toISOString(), [...opts.topics], opts.limit]);
   return rows.map((r) => ({
     id: r.id,
     topic: r.topic,
@@ -144,20 +148,29 @@ export async function recordAttempt(db: Db, event: ClaimedEvent, result: Attempt
   const error = result.error === null ? null : redactAndTruncate(result.error, 500);
   const outcome: AttemptOutcome = result.ok ? 'delivered' : result.permanent || event.attempt >= event.maxAttempts ? 'gave_up' : 'failed';
   const finishedAt = new Date(result.startedAt.getTime() + result.durationMs);
-  await db.transaction(async (tx) => {
-    await tx
-      .insert(outboxDeliveriesTable)
-      .values({ eventId: event.id, attempt: event.attempt, outcome, httpStatus: result.httpStatus, error, startedAt: result.startedAt, durationMs: result.durationMs })
-      .onConflictDoNothing();
-    const mine = and(eq(outboxEventsTable.id, event.id), eq(outboxEventsTable.status, 'PENDING'), eq(outboxEventsTable.attempts, event.attempt));
-    if (outcome === 'delivered') {
-      await tx.update(outboxEventsTable).set({ status: 'DELIVERED', deliveredAt: finishedAt, nextAttemptAt: null, lastError: null }).where(mine);
-    } else if (outcome === 'gave_up') {
-      await tx.update(outboxEventsTable).set({ status: 'DEAD', nextAttemptAt: null, lastError: error }).where(mine);
-    } else {
-      const next = new Date(finishedAt.getTime() + retryDelayMs(event.attempt, settings));
-      await tx.update(outboxEventsTable).set({ nextAttemptAt: next, lastError: error }).where(mine);
-    }
-  });
+  const values: unknown[] = [event.id, event.attempt, outcome, result.httpStatus, error, result.startedAt.toISOString(), result.durationMs];
+  if (outcome === 'delivered') values.push(finishedAt.toISOString());
+  else if (outcome === 'failed') values.push(new Date(finishedAt.getTime() + retryDelayMs(event.attempt, settings)).toISOString());
+  await RECORD_ATTEMPT[outcome].rows(db, values);
   return outcome;
 }
+
+/**
+ * recordAttempt's one statement (the log row and the event's move, together, as a transaction of both would):
+ * $1 the event, $2 the attempt, $3 its outcome, $4 the HTTP status, $5 the error, $6 the start, $7 the duration (ms),
+ * $8 when it was delivered (`delivered`) or is due again (`failed`). The move is conditional on the event still
+ * being PENDING at this attempt.
+ */
+function recordText(set: string): string {
+  return `with logged as (
+            insert into outbox_deliveries (event_id, attempt, outcome, http_status, error, started_at, duration_ms)
+            values ($1, $2, $3, $4, $5, $6, $7)
+            on conflict do nothing)
+          update outbox_events set ${set}
+          where id = $1 and status = 'PENDING' and attempts = $2`;
+}
+const RECORD_ATTEMPT: Record<AttemptOutcome, NamedStatement<never>> = {
+  delivered: namedStatement('gateway_outbox_delivered', recordText(`status = 'DELIVERED', delivered_at = $8, next_attempt_at = null, last_error = null`)),
+  gave_up: namedStatement('gateway_outbox_gave_up', recordText(`status = 'DEAD', next_attempt_at = null, last_error = $5`)),
+  failed: namedStatement('gateway_outbox_failed', recordText(`next_attempt_at = $8, last_error = $5`)),
+};
