@@ -28,8 +28,12 @@ USER node
 EXPOSE 4000
 HEALTHCHECK --interval=30s --timeout=3s --start-period=20s CMD node -e "fetch('http://127.0.0.1:'+(process.env.PORT||4000)+'/readyz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
 # SIGTERM: the gateway stops accepting, finishes in-flight requests, stops its workers, then exits.
-# The flags of `npm start` (package.json; test/operations.test.ts checks they agree): Node 24 sizes the young
-# generation from the host's memory (64 MB semi-spaces on a large host), which more than doubles the resting RSS of
-# this service; 8 MB semi-spaces and a 1 GiB old generation (V8 then collects the start-up's garbage early instead of
-# sizing the heap for a 24 GB host) keep it near 120 MB at ready (npm run measure:start).
-CMD ["node", "--max-semi-space-size=8", "--max-old-space-size=1024", "--enable-source-maps", "dist/main.js"]
+# The environment and flags of `npm start` (package.json; test/operations.test.ts checks they agree; README's
+# Commands table and docs/benchmark.md say why and what they cost). Node 24 sizes the young generation from the
+# host's memory (64 MB semi-spaces on a large host), which more than doubles the resting RSS of this service. 4 MB
+# semi-spaces, an old generation allowed to grow by 30 % over what a full collection left (V8's own factor is larger
+# and adapts upwards under load) and a 1 GiB ceiling (a heap past it is a leak) keep it near 115 MB at ready and
+# about 30 MB lower under load; MALLOC_ARENA_MAX=2 keeps glibc from giving V8's and libuv's threads arenas of their
+# own, whose freed memory stays in the RSS after a peak.
+ENV MALLOC_ARENA_MAX=2
+CMD ["node", "--max-semi-space-size=4", "--heap-growing-percent=30", "--max-old-space-size=1024", "--enable-source-maps", "dist/main.js"]

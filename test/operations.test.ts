@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
 import { execFileSync } from 'node:child_process';
-import { dist, ROOT, startFlags } from './support/build.js';
+import { dist, ROOT, startEnv, startFlags } from './support/build.js';
 import { createTestDatabase, type TestDatabase } from './support/db.js';
 import { spawnGateway, type GatewayProcess } from './support/processes.js';
 import { startSimulator, type Simulator } from '../src/heygen/simulator/server.js';
@@ -89,7 +89,13 @@ it('SIGTERM lets an in-flight request finish, ends open subscriptions (complete)
   await expect(fetch(`${g.url}/healthz`)).rejects.toThrow();
 });
 
-it("the Dockerfile runs the gateway with npm start's flags", () => {
-  const cmd = /^CMD (\[.*\])$/m.exec(readFileSync(join(ROOT, 'Dockerfile'), 'utf8'));
+it("the Dockerfile runs the gateway with npm start's flags and environment", () => {
+  const dockerfile = readFileSync(join(ROOT, 'Dockerfile'), 'utf8');
+  const cmd = /^CMD (\[.*\])$/m.exec(dockerfile);
   expect(JSON.parse(cmd![1]!)).toEqual(['node', ...startFlags(), 'dist/main.js']);
+  // Each variable `npm start` sets before `node` (e.g. MALLOC_ARENA_MAX) is set by an ENV line of the runtime stage.
+  const runtime = dockerfile.slice(dockerfile.lastIndexOf('\nFROM '));
+  const env = Object.fromEntries([...runtime.matchAll(/^ENV (.+)$/gm)].flatMap((m) => m[1]!.split(/\s+/).map((w) => w.split('=') as [string, string])));
+  for (const [name, value] of Object.entries(startEnv())) expect(env[name], name).toBe(value);
+  expect(Object.keys(startEnv()).length).toBeGreaterThan(0);
 });

@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createTestDatabase } from '../support/db.js';
 import { generateMasterKey } from '../../src/secrets/secret-box.js';
-import buildOnce, { dist, startFlags } from '../support/build.js';
+import buildOnce, { dist, startEnv, startFlags } from '../support/build.js';
 
 function rssMb(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
@@ -17,7 +17,7 @@ async function once(): Promise<{ readyMs: number; rssMb: number }> {
   const db = await createTestDatabase();
   const started = performance.now();
   const child = spawn(process.execPath, [...startFlags(), dist('main.js')], {
-    env: { ...process.env, DATABASE_URL: db.url, GATEWAY_MASTER_KEY: generateMasterKey(), PORT: '0', HOST: '127.0.0.1', GATEWAY_PRINT_PORT: '1', LOG_LEVEL: 'warn' },
+    env: { ...process.env, ...startEnv(), DATABASE_URL: db.url, GATEWAY_MASTER_KEY: generateMasterKey(), PORT: '0', HOST: '127.0.0.1', GATEWAY_PRINT_PORT: '1', LOG_LEVEL: 'warn' },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   try {

@@ -12,15 +12,33 @@ export function dist(entry: string): string {
   return join(ROOT, 'dist', entry);
 }
 
+/** `npm start` split: leading `NAME=value` words (its environment), then `node`, its flags and `dist/main.js`. */
+function startCommand(): { env: Record<string, string>; flags: string[] } {
+  const start: string = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).scripts.start;
+  const words = start.split(/\s+/);
+  const env: Record<string, string> = {};
+  while (words.length > 0 && /^[A-Z_][A-Z0-9_]*=/.test(words[0]!)) {
+    const [name, ...value] = words.shift()!.split('=');
+    env[name!] = value.join('=');
+  }
+  if (words[0] !== 'node' || words.at(-1) !== 'dist/main.js') throw new Error(`unexpected start script: ${start}`);
+  return { env, flags: words.slice(1, -1) };
+}
+
 /**
  * The Node flags of `npm start` (package.json's `start` script, the one place they are written; the Dockerfile's CMD
  * is checked against it): child gateways in tests and the start-up measurement run as production does.
  */
 export function startFlags(): string[] {
-  const start: string = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).scripts.start;
-  const words = start.split(/\s+/);
-  if (words[0] !== 'node' || words.at(-1) !== 'dist/main.js') throw new Error(`unexpected start script: ${start}`);
-  return words.slice(1, -1);
+  return startCommand().flags;
+}
+
+/**
+ * The environment variables that `npm start` sets before `node` (e.g. `MALLOC_ARENA_MAX=2`; the Dockerfile's `ENV`
+ * is checked against them), given to child gateways with the flags.
+ */
+export function startEnv(): Record<string, string> {
+  return startCommand().env;
 }
 
 function newestSource(dir: string): number {

@@ -1,7 +1,7 @@
 // Real gateway child processes on their own ports, sharing one database.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { dist, startFlags } from './build.js';
+import { dist, startEnv, startFlags } from './build.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -16,7 +16,7 @@ export interface GatewayProcess {
 export async function spawnGateway(env: Record<string, string>, nodeFlags: string[] = []): Promise<GatewayProcess> {
   const child = spawn(process.execPath, [...startFlags(), ...nodeFlags, dist('main.js')], {
     cwd: ROOT,
-    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', GATEWAY_PRINT_PORT: '1', LOG_LEVEL: 'warn', NODE_ENV: 'test', ...env },
+    env: { ...process.env, ...startEnv(), PORT: '0', HOST: '127.0.0.1', GATEWAY_PRINT_PORT: '1', LOG_LEVEL: 'warn', NODE_ENV: 'test', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const output: string[] = [];
