@@ -206,6 +206,22 @@ export async function queryRows<T>(db: Db, query: SQL): Promise<T[]> {
   return result.rows;
 }
 
+/**
+ * queryRows through a named statement, prepared once per connection (pg's statement cache): PostgreSQL plans it a few
+ * times, then reuses a generic plan. For hot reads whose planning costs more than their execution (a statement into
+ * which SQL functions are inlined). `name` must be used for one statement text only (pg refuses a name reused with
+ * another text on the same connection): the text of `query` must not vary with its values, which go as parameters.
+ * Through the database or a transaction alike (drizzle's session of either).
+ */
+export async function queryRowsPrepared<T>(db: Db, name: string, query: SQL): Promise<T[]> {
+  const { dialect, session } = db as unknown as {
+    dialect: { sqlToQuery(query: SQL): { sql: string; params: unknown[] } };
+    session: { prepareQuery(query: { sql: string; params: unknown[] }, fields: undefined, name: string, arrayMode: boolean): { execute(): Promise<unknown> } };
+  };
+  const result = (await session.prepareQuery(dialect.sqlToQuery(query), undefined, name, false).execute()) as { rows: T[] };
+  return result.rows;
+}
+
 export function toBigInt(value: unknown): bigint {
   if (typeof value === 'bigint') return value;
   if (typeof value === 'number' && Number.isSafeInteger(value)) return BigInt(value);
