@@ -1,5 +1,6 @@
 // Period accounting across time zones and DST, credit packages over their term, and budgets given in USD.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { expectBudgetFunctionsAgree } from './support/budget-functions.js';
 import { sql } from 'drizzle-orm';
 import { startHarness, type Harness } from './support/harness.js';
 import { SUBMIT, avatarRequest, mustMutate, setBudget } from './support/fixtures.js';
@@ -210,5 +211,13 @@ describe('budgets in USD', () => {
     const tree = await createBillingTree(h, account, 'UsdPkg');
     const set = await setBudget(h, { orgUnitId: tree.teamA, accountId: account, window: 'CONTRACT_TERM', limitUsd: '10' });
     expect(set.budget.limitCreditSeconds).toBe('1250');
+  });
+});
+
+describe("the reads' inlined window functions", () => {
+  // Last: the budgets above include CONTRACT_TERM on credit packages whose terms have dates.
+  it("answer as the admission's for every budget, before, in and after the terms", async () => {
+    const windows = await expectBudgetFunctionsAgree(h.services.db, ['2023-12-15T00:00:00Z', '2024-06-15T00:00:00Z', '2026-02-10T12:00:00Z', '2031-01-15T00:00:00Z', new Date().toISOString()]);
+    expect(windows.CONTRACT_TERM).toBeGreaterThan(0);
   });
 });

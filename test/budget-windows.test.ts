@@ -12,6 +12,7 @@ import { eq, sql } from 'drizzle-orm';
 import { startHarness, type Harness } from './support/harness.js';
 import { createTree, setBudget, avatarRequest, type Tree } from './support/fixtures.js';
 import { expectCountersEqualLedger } from './support/invariants.js';
+import { expectBudgetFunctionsAgree } from './support/budget-functions.js';
 import { admitJob } from '../src/jobs/admission.js';
 import { settleJob } from '../src/jobs/settlement.js';
 import { recordUsageAdjustment } from '../src/billing/adjustments.js';
@@ -304,5 +305,62 @@ describe('concurrency', () => {
     const usage = await usageAt(budget.id, at);
     expect(usage.reservedMicroCs + usage.settledMicroCs).toBe(7n * HOLD + 10_000_000n);
     await expectCountersEqualLedger(h.services.db);
+  });
+});
+
+describe("the reads' inlined window functions", () => {
+  // Last: every budget the tests above set (every window, rollovers, budgets over all accounts, in six time zones).
+  it("answer as the admission's for every budget, at every instant the tests above used", async () => {
+    const instants = [
+      '2026-01-01T12:00:00Z',
+      '2026-01-31T23:59:00Z',
+      '2026-02-01T00:01:00Z',
+      '2026-02-01T00:02:00Z',
+      '2026-02-01T00:03:00Z',
+      '2026-02-01T03:00:00Z',
+      '2026-02-01T09:00:00Z',
+      '2026-03-01T12:00:00Z',
+      '2026-03-08T04:59:59Z',
+      '2026-03-08T05:00:00Z',
+      '2026-03-09T03:59:59Z',
+      '2026-03-09T04:00:00Z',
+      '2026-03-31T14:59:59Z',
+      '2026-03-31T15:00:00Z',
+      '2026-04-15T00:00:00Z',
+      '2026-05-01T00:00:00Z',
+      '2026-05-31T23:59:59Z',
+      '2026-06-01T00:00:00Z',
+      '2026-06-01T12:00:00Z',
+      '2026-06-03T00:00:00Z',
+      '2026-06-03T00:00:01Z',
+      '2026-06-03T00:00:02Z',
+      '2026-06-10T06:59:59Z',
+      '2026-06-10T07:00:00Z',
+      '2026-06-11T12:00:00Z',
+      '2026-06-12T12:00:00Z',
+      '2026-06-13T07:00:00Z',
+      '2026-07-01T00:00:00Z',
+      '2026-07-01T20:00:00Z',
+      '2026-07-01T20:00:01Z',
+      '2026-08-01T00:00:00Z',
+      '2026-08-02T10:00:00Z',
+      '2026-08-02T11:00:00Z',
+      '2026-08-02T18:30:00Z',
+      '2026-09-01T00:00:00Z',
+      '2026-09-15T15:00:00Z',
+      '2026-10-01T12:00:00Z',
+      '2026-10-19T12:00:00Z',
+      '2026-10-25T22:59:59Z',
+      '2026-10-25T23:00:00Z',
+      new Date().toISOString(),
+    ];
+    // The windows no test above sets: LIFETIME, and CONTRACT_TERM on terms without dates (lifetime too), with usage.
+    const tree = await createTree(h, { name: 'Every window', timezone: 'Asia/Kolkata' });
+    await budgetAt(tree, { window: 'LIFETIME' }, '2026-05-01T00:00:00Z');
+    await budgetAt(tree, { window: 'CONTRACT_TERM' }, '2026-05-01T00:00:00Z');
+    await setBudget(h, { orgUnitId: tree.deptId, window: 'QUARTERLY', limitCreditSeconds: '100' });
+    await settledOn(tree, '2026-05-02', 5);
+    const windows = await expectBudgetFunctionsAgree(h.services.db, instants);
+    for (const w of ['CUSTOM', 'DAILY', 'WEEKLY', 'MONTHLY', 'QUARTERLY', 'CONTRACT_TERM', 'LIFETIME']) expect(windows[w], w).toBeGreaterThan(0);
   });
 });

@@ -1,5 +1,6 @@
 import { describe, expect, it, afterAll, beforeAll } from 'vitest';
 import { readFileSync } from 'node:fs';
+import { sql } from 'drizzle-orm';
 import { printedSchema, SCHEMA_FILE } from '../src/cli/print-schema.js';
 import { startHarness, type Harness } from './support/harness.js';
 import { avatarRequest, createAccount, createUnit, mustMutate, setBudget, SUBMIT } from './support/fixtures.js';
@@ -29,8 +30,9 @@ describe('DataLoader batching', () => {
   });
   afterAll(async () => h?.close());
 
+  let statements: string[] = [];
   async function statementsFor(first: number): Promise<number> {
-    const statements: string[] = [];
+    statements = [];
     h.services.database.onQuery = (text) => statements.push(text);
     const res = await h.gql(
       `query($first: Int) { orgUnits(first: $first, kind: PROJECT) { edges { node { id name parent { name } usage { settledCreditSeconds }
@@ -58,6 +60,16 @@ describe('DataLoader batching', () => {
     expect(large).toBe(small);
     // The page with its units' parents, the budgets with their counters, the units' usage, the budgets' accounts.
     expect(large).toBeLessThanOrEqual(4);
+    // And no PL/pgSQL function called by any of them: one called per budget (400 here) cost more than the rest of
+    // the request; the budgets' counters are read through `LANGUAGE sql` functions PostgreSQL inlines.
+    const plpgsql = (
+      await h.services.database.db.execute<{ name: string }>(
+        sql`select p.proname as name from pg_proc p join pg_language l on l.oid = p.prolang join pg_namespace n on n.oid = p.pronamespace
+             where l.lanname = 'plpgsql' and n.nspname = 'public'`,
+      )
+    ).rows.map((r) => r.name);
+    expect(plpgsql).toContain('gateway_budget_usage');
+    for (const text of statements) for (const name of plpgsql) expect(text, name).not.toMatch(new RegExp(`\\b${name}\\s*\\(`));
   });
 
   async function statementsOf(query: string, variables: Record<string, unknown>, token?: string): Promise<{ count: number; data: any }> {

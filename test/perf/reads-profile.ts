@@ -6,8 +6,11 @@
 //   npx tsx test/perf/reads-profile.ts                       N=200 by default; ONLY=orgUnits,budgetBalance
 //   PROFILE=/tmp/reads npx tsx test/perf/reads-profile.ts    and a CPU profile of each document's N requests
 //                                                            (/tmp/reads-<document>.cpuprofile, for Chrome DevTools)
+//   SQL=1 npx tsx test/perf/reads-profile.ts                 and each document's statements with their round trip
+//                                                            and PostgreSQL's own execution time (EXPLAIN ANALYZE)
 import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
+import pg from 'pg';
 import { startHarness } from '../support/harness.js';
 import { avatarRequest, createAccount, createUnit, mustMutate, setBudget, SUBMIT } from '../support/fixtures.js';
 import { createHttpApp } from '../../src/http/server.js';
@@ -78,6 +81,7 @@ try {
       if (res.status !== 200 || text.includes('"errors"')) throw new Error(`${name}: ${text.slice(0, 500)}`);
     };
     for (let i = 0; i < 20; i++) await send(); // warm: plans, caches, the JIT
+    if (process.env.SQL) out[`${name}Statements`] = await statementsOf(send);
     const session = process.env.PROFILE ? new Session() : null;
     if (session) {
       session.connect();
@@ -102,6 +106,42 @@ try {
     out[name] = { cpuMsPerRequest: Math.round((cpu.user + cpu.system) / 10 / N) / 100, p10Ms: at(0.1), p50Ms: at(0.5), p90Ms: at(0.9) };
   }
   console.log(JSON.stringify(out, null, 1));
+
+  /** The statements one request sends: round trip seen by the gateway, and execution time in PostgreSQL. */
+  async function statementsOf(send: () => Promise<void>): Promise<unknown[]> {
+    const seen: { text: string; values: unknown[]; ms: number }[] = [];
+    // At the driver's Query (the gateway's pool and clients wrap `query` per instance for tracing).
+    type Query = { text: string; values?: unknown[]; started?: number };
+    const proto = (pg as unknown as { Query: { prototype: Record<string, (...a: unknown[]) => unknown> } }).Query.prototype;
+    const { submit, handleReadyForQuery } = proto as { submit: (...a: unknown[]) => unknown; handleReadyForQuery: (...a: unknown[]) => unknown };
+    proto.submit = function (this: Query, ...args: unknown[]) {
+      this.started = performance.now();
+      return submit.apply(this, args);
+    };
+    proto.handleReadyForQuery = function (this: Query, ...args: unknown[]) {
+      if (this.started !== undefined) seen.push({ text: this.text, values: this.values ?? [], ms: performance.now() - this.started });
+      return handleReadyForQuery.apply(this, args);
+    };
+    try {
+      await send();
+    } finally {
+      proto.submit = submit;
+      proto.handleReadyForQuery = handleReadyForQuery;
+    }
+    const explained = [];
+    const client = new pg.Client({ connectionString: h.database.url });
+    await client.connect();
+    for (const s of seen) {
+      // The best of 5 (the first on a new connection compiles the PL/pgSQL functions it calls).
+      const plans: Record<string, unknown>[] = [];
+      for (let i = 0; i < 5; i++) plans.push((await client.query(`explain (analyze, timing off, format json) ${s.text}`, s.values)).rows[0]['QUERY PLAN'][0]);
+      if (process.env.SQL === 'plans') console.log((await client.query(`explain (analyze, buffers) ${s.text}`, s.values)).rows.map((r) => r['QUERY PLAN']).join('\n'));
+      const best = (key: string) => Math.min(...plans.map((p) => p[key] as number));
+      explained.push({ roundTripMs: Math.round(s.ms * 100) / 100, executionMs: best('Execution Time'), planningMs: best('Planning Time'), text: s.text.replace(/\s+/g, ' ').slice(0, 100) });
+    }
+    await client.end();
+    return explained;
+  }
 } finally {
   await h.close();
 }
