@@ -1,6 +1,6 @@
 // Budgets: caps on a unit's use of one account (or all accounts) over a window. Usage is keyed by period in the
 // rollups and by day in the daily rollups, so a new window starts from zero without any reset job.
-import { and, eq, inArray, sql, type SQL } from 'drizzle-orm';
+import { and, eq, getTableColumns, inArray, sql, type SQL } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { namedStatement, toBigInt } from '../db/client.js';
 import { rowFromJson } from '../db/json-rows.js';
@@ -271,14 +271,18 @@ type BudgetWithUsageRow = Record<string, unknown> & { u_reserved: string; u_sett
  * (`offset 0`: computed once, not pulled up into every place that reads it), not a sub-select: PostgreSQL does not
  * inline a function whose arguments contain a sub-select. Named (one statement per key column: the text never
  * varies): planning the inlined functions costs ~1–2 ms, more than executing the statement for a few budgets;
- * prepared, it is planned a few times per connection.
+ * prepared, it is planned a few times per connection. The budget's columns are named, never `b.*`: a prepared
+ * statement's result columns are fixed on each connection, so a column added to budgets by a migration (a rolling
+ * deploy: this process still running) would make every connection that prepared it fail ("cached plan must not
+ * change result type") until it is recycled.
  */
+const BUDGET_COLUMNS = Object.values(getTableColumns(budgetsTable)).map((c) => `b."${c.name}"`).join(', ');
 function budgetsWithUsageStatement(name: string, key: 'b.org_unit_id' | 'b.id') {
   const nowIn = (tz: string) => `jsonb_build_object('period', to_char(($1::timestamptz) at time zone ${tz}, 'YYYY-MM'), 'day', to_char(($1::timestamptz) at time zone ${tz}, 'YYYY-MM-DD'))`;
   const shown = `coalesce(n.cur -> b.account_id::text, ${nowIn("'UTC'")})`;
   return namedStatement<BudgetWithUsageRow>(
     name,
-    `select b.*, u.reserved::text as u_reserved, u.settled::text as u_settled, u.carried::text as u_carried, w.w_from, w.w_to,
+    `select ${BUDGET_COLUMNS}, u.reserved::text as u_reserved, u.settled::text as u_settled, u.carried::text as u_carried, w.w_from, w.w_to,
             (select coalesce(sum(g.amount_micro_cs), 0) from budget_grants g where g.budget_id = b.id and g.until > $1::timestamptz)::text as granted
        from (select (select coalesce(jsonb_object_agg(a.id, ${nowIn('a.timezone')}), '{}'::jsonb) from accounts a) as cur offset 0) n
       cross join budgets b
