@@ -7,7 +7,7 @@
 //    channel that fails only delays its own rows: admissions never wait for any of this.
 import dns from 'node:dns/promises';
 import net from 'node:net';
-import { eq, sql } from 'drizzle-orm';
+import { eq } from 'drizzle-orm';
 import { namedStatement, type Db } from '../db/client.js';
 import { notificationChannelsTable } from '../db/schema.js';
 import type { SecretBox } from '../secrets/secret-box.js';

@@ -6,9 +6,8 @@
 // (outbox_deliveries). A failed attempt is retried with exponential backoff and jitter; after max_attempts the row is
 // DEAD (given up). Destinations are per topic (`app_callback`, `money_event` and the notification channels, `notify.*`), each a handler.
 import { randomUUID } from 'node:crypto';
-import { and, eq, sql } from 'drizzle-orm';
-import { namedStatement, queryRows, type Db, type NamedStatement } from '../db/client.js';
-import { outboxDeliveriesTable, outboxEventsTable } from '../db/schema.js';
+import { namedStatement, type Db, type NamedStatement } from '../db/client.js';
+import { outboxEventsTable } from '../db/schema.js';
 import { failureDelayMs } from '../background/periodic.js';
 import { redactAndTruncate } from '../secrets/redact.js';
 
