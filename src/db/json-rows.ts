@@ -20,11 +20,20 @@ export function jsonRowOf<T extends Table>(table: T, values: Partial<T['$inferIn
  * mapped through the columns as the driver's values would be.
  */
 export function rowFromJson<T extends Table>(table: T, json: Record<string, unknown>): T['$inferSelect'] {
-  const columns = getTableColumns(table) as Record<string, { name: string; mapFromDriverValue(value: unknown): unknown }>;
+  const columns = columnsOf(table);
   const row: Record<string, unknown> = {};
-  for (const [key, column] of Object.entries(columns)) {
+  for (const [key, column] of columns) {
     const value = json[column.name];
     row[key] = value === null || value === undefined ? null : column.mapFromDriverValue(value);
   }
   return row as T['$inferSelect'];
+}
+
+type Column = { name: string; mapFromDriverValue(value: unknown): unknown };
+// A table's columns, listed once: reads map hundreds of rows a request (a page of units, their budgets).
+const tableColumns = new WeakMap<Table, [string, Column][]>();
+function columnsOf(table: Table): [string, Column][] {
+  let columns = tableColumns.get(table);
+  if (!columns) tableColumns.set(table, (columns = Object.entries(getTableColumns(table) as Record<string, Column>)));
+  return columns;
 }

@@ -1,13 +1,14 @@
 // The org tree, budgets and usage.
-import { and, asc, eq, gt, lt, desc, isNull } from 'drizzle-orm';
-import { alias } from 'drizzle-orm/pg-core';
+import { and, eq, getTableColumns, isNull } from 'drizzle-orm';
+import { namedStatement, type NamedStatement } from '../db/client.js';
+import { rowFromJson } from '../db/json-rows.js';
 import { builder } from './builder.js';
 import { GroupByInput, groupByOf, personVisible } from './groups.js';
 import { usageByGroup, type UsageGroup } from '../billing/groups.js';
 import { MUTATION_ERRORS } from './errors.js';
 import { decodeId, tryDecodeId } from './ids.js';
 import { AccountRef } from './accounts.js';
-import { requireVisibleAccount, requireVisibleUnit, visibleAccount, visibleAccountIds, visibleBudgets, visibleUnit, visibleUnitsFilter } from './visibility.js';
+import { requireVisibleAccount, requireVisibleUnit, visibleAccount, visibleAccountIds, visibleBudgets, visibleUnit, visibleUnitsClause } from './visibility.js';
 import { canReadCostsOf } from '../auth/actor.js';
 import { BUDGET_WINDOWS, ENFORCEMENTS, ORG_UNIT_KINDS, budgetsTable, orgUnitsTable } from '../db/schema.js';
 import { createOrgUnit, isUuid, type OrgUnitRow } from '../org/units.js';
@@ -34,7 +35,37 @@ const EnforcementEnum = builder.enumType('Enforcement', {
 });
 
 export const OrgUnitRef = builder.objectRef<OrgUnitRow>('OrgUnit');
-const parentUnits = alias(orgUnitsTable, 'parent');
+
+/**
+ * orgUnits' statement: a page of units (in key order), then the parents of its units, each once (a page of 200
+ * projects of one team has one parent: a join repeated it 200 times, each mapped through drizzle). By hand and named
+ * (see namedStatement): one text per shape (the caller's visibility rule, which filters and bounds are given, the
+ * direction), made when first used. The columns are named, never `*` (see budgetsWithUsage).
+ */
+const UNIT_COLUMNS = Object.values(getTableColumns(orgUnitsTable)).map((c) => `"${c.name}"`).join(', ');
+const unitsPageStatements = new Map<string, NamedStatement<Record<string, unknown> & { in_page: boolean }>>();
+function unitsPageStatement(shape: { visible: { key: string; text: string; values: unknown[] }; kind: boolean; after: boolean; before: boolean; inverted: boolean }) {
+  const key = `${shape.visible.key}_${Number(shape.kind)}${Number(shape.after)}${Number(shape.before)}${shape.inverted ? 'd' : 'a'}`;
+  let statement = unitsPageStatements.get(key);
+  if (!statement) {
+    let n = shape.visible.values.length;
+    const where = [shape.visible.text];
+    if (shape.kind) where.push(`u.kind = $${++n}::org_unit_kind`);
+    if (shape.after) where.push(`u.id > $${++n}::uuid`);
+    if (shape.before) where.push(`u.id < $${++n}::uuid`);
+    const order = shape.inverted ? 'desc' : 'asc';
+    statement = namedStatement(
+      `org_units_page_${key}`,
+      `with page as (select u.* from org_units u where ${where.join(' and ')} order by u.id ${order} limit $${++n}::int)
+       select true as in_page, ${UNIT_COLUMNS} from page
+       union all
+       select false, ${UNIT_COLUMNS} from org_units where id in (select parent_id from page)
+       order by in_page desc, id ${order}`,
+    );
+    unitsPageStatements.set(key, statement);
+  }
+  return statement;
+}
 export const BudgetRef = builder.objectRef<BudgetRow>('Budget');
 
 interface UsageShape {
@@ -249,25 +280,16 @@ builder.queryFields((t) => ({
           for (const cursor of [before, after]) if (cursor && !isUuid(cursor)) throw new ValidationError('after', 'invalid cursor');
           // The page and the parents of its units in one statement, both primed into the request's unit loader
           // (the fields below ask for both: `parent`, and the unit of each budget).
-          const rows = await ctx.db
-            .select({ unit: orgUnitsTable, parent: parentUnits })
-            .from(orgUnitsTable)
-            .leftJoin(parentUnits, eq(parentUnits.id, orgUnitsTable.parentId))
-            .where(
-              and(
-                visibleUnitsFilter(ctx.actor!),
-                args.kind ? eq(orgUnitsTable.kind, args.kind) : undefined,
-                after ? gt(orgUnitsTable.id, after) : undefined,
-                before ? lt(orgUnitsTable.id, before) : undefined,
-              ),
-            )
-            .orderBy(inverted ? desc(orgUnitsTable.id) : asc(orgUnitsTable.id))
-            .limit(limit);
-          for (const r of rows) {
-            ctx.loaders.unitById.prime(r.unit.id, r.unit);
-            if (r.parent) ctx.loaders.unitById.prime(r.parent.id, r.parent);
+          const visible = visibleUnitsClause(ctx.actor!, 1);
+          const shape = { visible, kind: !!args.kind, after: !!after, before: !!before, inverted };
+          const values = [...visible.values, ...(args.kind ? [args.kind] : []), ...(after ? [after] : []), ...(before ? [before] : []), limit];
+          const page: OrgUnitRow[] = [];
+          for (const r of await unitsPageStatement(shape).rows(ctx.db, values)) {
+            const unit = rowFromJson(orgUnitsTable, r);
+            ctx.loaders.unitById.prime(unit.id, unit);
+            if (r.in_page) page.push(unit);
           }
-          return rows.map((r) => r.unit);
+          return page;
         },
       ),
   }),

@@ -30,12 +30,20 @@ export async function requireVisibleUnit(ctx: GraphQLContext, id: string): Promi
   return unit;
 }
 
-/** SQL filter on org_units: units the caller may read (mirrors canReadUnit). */
-export function visibleUnitsFilter(actor: Actor): SQL | undefined {
-  if (seesEverything(actor)) return undefined;
-  if (!actor.unitId) return sql`false`;
-  if (actor.role === 'SERVICE') return sql`${orgUnitsTable.id} = any(${uuidArray(actor.unitPath)})`;
-  return sql`(${orgUnitsTable.path} @> ${uuidArray([actor.unitId])} or ${orgUnitsTable.id} = any(${uuidArray(actor.unitPath)}))`;
+/**
+ * SQL filter on org_units (alias `u`): units the caller may read (mirrors canReadUnit). Fixed text for a named
+ * statement: `key` names the variant (the text differs per rule, never per caller), `values` are its parameters
+ * from `$first` on.
+ */
+export function visibleUnitsClause(actor: Actor, first: number): { key: string; text: string; values: unknown[] } {
+  if (seesEverything(actor)) return { key: 'all', text: 'true', values: [] };
+  if (!actor.unitId) return { key: 'none', text: 'false', values: [] };
+  if (actor.role === 'SERVICE') return { key: 'service', text: `u.id = any($${first}::uuid[])`, values: [actor.unitPath] };
+  return {
+    key: 'subtree',
+    text: `(u.path @> array[$${first}::uuid] or u.id = any($${first + 1}::uuid[]))`,
+    values: [actor.unitId, actor.unitPath],
+  };
 }
 
 // One lookup of the caller's accounts per request (per loaders: a subscription gets new ones per event), however many
