@@ -58,6 +58,8 @@ export function whenReady<T, R>(value: MaybePromise<T>, fn: (value: T) => MaybeP
  */
 export class RequestLoader<K, V, C = K> extends DataLoader<K, V, C> {
   private readonly loaded = new Map<C, V>();
+  // What a key is waiting for, once: the 400 budgets of a page ask for the same account before it has come.
+  private readonly pending = new Map<C, Promise<V>>();
 
   constructor(batch: DataLoader.BatchLoadFn<K, V>, private readonly keyOf: (key: K) => C = (key) => key as unknown as C) {
     super(batch, { cacheKeyFn: keyOf });
@@ -67,10 +69,22 @@ export class RequestLoader<K, V, C = K> extends DataLoader<K, V, C> {
   loadNow(key: K): MaybePromise<V> {
     const id = this.keyOf(key);
     if (this.loaded.has(id)) return this.loaded.get(id)!;
-    return this.load(key).then((value) => {
-      this.loaded.set(id, value);
-      return value;
-    });
+    let waiting = this.pending.get(id);
+    if (!waiting) {
+      waiting = this.load(key).then(
+        (value) => {
+          this.loaded.set(id, value);
+          this.pending.delete(id);
+          return value;
+        },
+        (error: unknown) => {
+          this.pending.delete(id);
+          throw error;
+        },
+      );
+      this.pending.set(id, waiting);
+    }
+    return waiting;
   }
 
   override prime(key: K, value: V | PromiseLike<V> | Error): this {
@@ -80,11 +94,13 @@ export class RequestLoader<K, V, C = K> extends DataLoader<K, V, C> {
 
   override clear(key: K): this {
     this.loaded.delete(this.keyOf(key));
+    this.pending.delete(this.keyOf(key));
     return super.clear(key);
   }
 
   override clearAll(): this {
     this.loaded.clear();
+    this.pending.clear();
     return super.clearAll();
   }
 }

@@ -13,7 +13,7 @@ import { canReadCostsOf } from '../auth/actor.js';
 import { BUDGET_WINDOWS, ENFORCEMENTS, ORG_UNIT_KINDS, budgetsTable, orgUnitsTable } from '../db/schema.js';
 import { createOrgUnit, isUuid, type OrgUnitRow } from '../org/units.js';
 import { availableOf, effectiveLimit, setBudget, type BudgetRow, type BudgetUsage } from '../budgets/budgets.js';
-import { whenReady, type GraphQLContext, type MaybePromise } from './context.js';
+import { whenReady, type GraphQLContext, type MaybePromise, type UsageTotals } from './context.js';
 import { recordAudit } from '../audit/audit.js';
 import { ForbiddenError, ValidationError } from '../errors.js';
 import { cursorPage } from './pagination.js';
@@ -146,29 +146,38 @@ builder.node(OrgUnitRef, {
         accountId: t.arg.id({ required: false, description: 'Global id of an account; omitted: all accounts.' }),
         period: t.arg({ type: 'Period', required: false, description: 'Default: the current period.' }),
       },
-      resolve: async (u, args, ctx) => {
+      resolve: (u, args, ctx) => {
         // Usage of a unit above the caller's own would reveal its siblings' usage by subtraction.
         if (!canReadCostsOf(ctx.actor!, u)) throw new ForbiddenError("usage is shown for units in the caller's own subtree");
         const accountId = args.accountId != null ? decodeId(String(args.accountId), 'Account') : null;
         // An account the caller may not see reads as one that does not exist (its usage would tell otherwise).
-        const account = accountId ? await requireVisibleAccount(ctx, accountId) : null;
-        const period = args.period ?? ctx.loaders.periodNow(account?.timezone ?? 'UTC');
-        const visible = accountId ? [accountId] : await visibleAccountIds(ctx);
-        const scopes = visible === 'all' ? [null] : visible;
-        const parts = await Promise.all(scopes.map((scope) => ctx.loaders.unitUsage.load({ unitId: u.id, accountId: scope, period })));
-        return {
-          unitId: u.id,
-          period,
-          accountId,
-          accountIds: visible === 'all' ? null : visible,
-          reservedMicroCs: parts.reduce((sum, p) => sum + p.reservedMicroCs, 0n),
-          settledMicroCs: parts.reduce((sum, p) => sum + p.settledMicroCs, 0n),
-        };
+        if (accountId) {
+          return requireVisibleAccount(ctx, accountId).then((account) =>
+            usageOf(ctx, u, args.period ?? ctx.loaders.periodNow(account.timezone), accountId, [accountId]),
+          );
+        }
+        // No promise of its own over a page of units: the caller's accounts are known after the first one.
+        const period = args.period ?? ctx.loaders.periodNow('UTC');
+        return whenReady(visibleAccountIds(ctx), (visible) => usageOf(ctx, u, period, null, visible === 'all' ? null : visible));
       },
     }),
     createdAt: t.field({ type: 'DateTime', description: 'When the unit was created.', resolve: (u) => u.createdAt }),
   }),
 });
+
+/** A unit's usage in a period: summed over `accountIds` (null: all accounts), each part read through the page's batch. */
+function usageOf(ctx: GraphQLContext, u: OrgUnitRow, period: string, accountId: string | null, accountIds: string[] | null): Promise<UsageShape> {
+  const parts = (accountIds ?? [null]).map((scope) => ctx.loaders.unitUsage.load({ unitId: u.id, accountId: scope, period }));
+  const sum = (totals: readonly UsageTotals[]): UsageShape => ({
+    unitId: u.id,
+    period,
+    accountId,
+    accountIds,
+    reservedMicroCs: totals.reduce((sum, p) => sum + p.reservedMicroCs, 0n),
+    settledMicroCs: totals.reduce((sum, p) => sum + p.settledMicroCs, 0n),
+  });
+  return parts.length === 1 ? parts[0]!.then((p) => sum([p])) : Promise.all(parts).then(sum);
+}
 
 /** A counter of a budget's current window, or null when the caller may not see the budget's counters. */
 function counter(ctx: GraphQLContext, b: BudgetRow, pick: (usage: BudgetUsage) => bigint): MaybePromise<bigint | null> {
