@@ -113,6 +113,52 @@ describe('a page of units answers as each unit read alone', () => {
     }
   });
 
+  it('pages of units (first and after, last and before, by kind) list exactly the units each caller may read', async () => {
+    const { orgId, deptId, teamId, projectId, otherTeamId, otherProjectId } = tree;
+    // canReadUnit: the units above the caller's own and its subtree (a SERVICE token: its project's path only).
+    const readable = {
+      ADMIN: [orgId, deptId, teamId, projectId, otherTeamId, otherProjectId],
+      MANAGER: [orgId, deptId, teamId, projectId],
+      MEMBER: [orgId, deptId, teamId, projectId],
+      SERVICE: [orgId, deptId, teamId, projectId],
+    };
+    const kinds: Record<string, string> = {
+      [orgId]: 'ORGANIZATION', [deptId]: 'DEPARTMENT', [teamId]: 'TEAM', [projectId]: 'PROJECT', [otherTeamId]: 'TEAM', [otherProjectId]: 'PROJECT',
+    };
+    for (const role of ['ADMIN', 'MANAGER', 'MEMBER', 'SERVICE'] as const) {
+      const token = callers[role];
+      for (const kind of [null, 'PROJECT', 'TEAM']) {
+        const filter = kind ? `, kind: ${kind}` : '';
+        const nodes = (await read(token, `{ orgUnits(first: 100${filter}) { edges { node { id kind parent { id } } } } }`)).orgUnits.edges.map((e: any) => e.node);
+        const all: string[] = nodes.map((u: any) => u.id);
+        const expected = readable[role].filter((id) => !kind || kinds[id] === kind);
+        expect(new Set(all), `${role} ${kind}`).toEqual(new Set(expected));
+        // In key order (uuids compare as their text).
+        const keys = all.map(raw);
+        expect(keys).toEqual([...keys].sort());
+        // Each unit's parent, read with the page, is the one it was created under (null for the organization).
+        for (const u of nodes) if (u.id !== orgId) expect(u.parent, u.id).not.toBeNull();
+
+        const forward: string[] = [];
+        for (let after: string | null = null; ; ) {
+          const page: any = (await read(token, `query($after: String) { orgUnits(first: 2, after: $after${filter}) { edges { node { id } } pageInfo { hasNextPage endCursor } } }`, { after })).orgUnits;
+          forward.push(...page.edges.map((e: any) => e.node.id));
+          if (!page.pageInfo.hasNextPage) break;
+          after = page.pageInfo.endCursor;
+        }
+        expect(forward, `${role} ${kind} forward`).toEqual(all);
+        const backward: string[] = [];
+        for (let before: string | null = null; ; ) {
+          const page: any = (await read(token, `query($before: String) { orgUnits(last: 2, before: $before${filter}) { edges { node { id } } pageInfo { hasPreviousPage startCursor } } }`, { before })).orgUnits;
+          backward.unshift(...page.edges.map((e: any) => e.node.id));
+          if (!page.pageInfo.hasPreviousPage) break;
+          before = page.pageInfo.startCursor;
+        }
+        expect(backward, `${role} ${kind} backward`).toEqual(all);
+      }
+    }
+  });
+
   it("the project's budgets as its SERVICE token sees them: every window, the raise, the holds", async () => {
     const unit = (await read(callers.SERVICE, `query($id: ID!) { orgUnit(id: $id) { budgets { window account { id } reservedCreditSeconds temporaryCreditSeconds availableCreditSeconds effectiveLimitCreditSeconds } } }`, { id: tree.projectId })).orgUnit;
     const own = unit.budgets.filter((b: any) => b.account);
