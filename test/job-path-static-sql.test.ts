@@ -75,3 +75,25 @@ it('no function of the job path builds SQL at run time', async () => {
     expect(code, fn).not.toMatch(/\bEXECUTE\b/);
   }
 });
+
+// A LANGUAGE sql function PostgreSQL does not inline is parsed and planned again by every query execution that calls
+// it (per transaction at best), where PL/pgSQL keeps its plans for the session: on the money path (the admission, the
+// ledger's and the rollups' triggers, their WHEN look-ups) such a call cost more than the query it ran. The small
+// helpers called there are inlined (a function declared IMMUTABLE over a STABLE body, as an enum's cast to text, is
+// not) or PL/pgSQL.
+it('the money path plans its helper functions once: inlined, or PL/pgSQL', async () => {
+  const { rows: plan } = await client.query<{ 'QUERY PLAN': string }>(`explain (verbose, costs off) select gateway_budget_by_day(b) from budgets b`);
+  const text = plan.map((r) => r['QUERY PLAN']).join('\n');
+  expect(text, 'gateway_budget_by_day is inlined').not.toMatch(/gateway_budget_by_day/);
+  expect(text).toMatch(/window/);
+  const { rows } = await client.query<{ name: string; language: string }>(
+    `select p.proname as name, l.lanname as language from pg_proc p join pg_language l on l.oid = p.prolang
+      where p.proname = any($1) order by 1`,
+    [['gateway_budget_granted', 'gateway_budget_now', 'gateway_pool_included']],
+  );
+  expect(rows).toEqual([
+    { name: 'gateway_budget_granted', language: 'plpgsql' },
+    { name: 'gateway_budget_now', language: 'plpgsql' },
+    { name: 'gateway_pool_included', language: 'plpgsql' },
+  ]);
+});
