@@ -7,23 +7,25 @@ export type CappedRead = { ok: true; bytes: Buffer } | { ok: false; receivedByte
  * The whole body, or `ok: false` once more than `maxBytes` arrived. `onOverflow` runs before the stream is
  * cancelled (to close a socket rather than drain it). A stream that breaks mid-way rejects, as its reader does.
  */
-export async function readCapped(body: ReadableStream<Uint8Array> | null, maxBytes: number, onOverflow?: () => void): Promise<CappedRead> {
+export async function readCapped(body: ReadableStream<Uint8Array> | AsyncIterable<Uint8Array> | null, maxBytes: number, onOverflow?: () => void): Promise<CappedRead> {
   if (!body) return { ok: true, bytes: Buffer.alloc(0) };
-  const reader = body.getReader();
-  const chunks: Uint8Array[] = [];
+  // A web stream or a Node stream (undici's answers, an IncomingMessage): both are async iterables; their `return`
+  // cancels (web) or destroys (Node) the stream.
+  const chunks = (body as AsyncIterable<Uint8Array>)[Symbol.asyncIterator]();
+  const kept: Uint8Array[] = [];
   let received = 0;
   for (;;) {
-    const { done, value } = await reader.read();
+    const { done, value } = await chunks.next();
     if (done) break;
     received += value.byteLength;
     if (received > maxBytes) {
       onOverflow?.();
-      await reader.cancel().catch(() => undefined);
+      await chunks.return?.().catch(() => undefined);
       return { ok: false, receivedBytes: received };
     }
-    chunks.push(value);
+    kept.push(value);
   }
-  return { ok: true, bytes: Buffer.concat(chunks) };
+  return { ok: true, bytes: Buffer.concat(kept) };
 }
 
 /** A Content-Length header as a number, or null when absent or not a plain count. */

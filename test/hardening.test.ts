@@ -91,6 +91,32 @@ describe('hostile queries', () => {
     await expectHealthy();
   });
 
+  it('a body sent without a length (chunked) is counted while read: refused with 413 past the limit, served within it', async () => {
+    const chunked = async (body: string) => {
+      const bytes = new TextEncoder().encode(body);
+      const stream = new ReadableStream<Uint8Array>({
+        start(controller) {
+          for (let at = 0; at < bytes.length; at += 16 * 1024) controller.enqueue(bytes.subarray(at, at + 16 * 1024));
+          controller.close();
+        },
+      });
+      const res = await fetch(`${h.url}/graphql`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${h.adminToken}` },
+        body: stream,
+        duplex: 'half',
+      } as RequestInit);
+      return { status: res.status, json: (await res.json()) as any };
+    };
+    const big = await chunked(JSON.stringify({ query: '{ viewer { subject } }', variables: { pad: 'x'.repeat(400 * 1024) } }));
+    expect(big.status).toBe(413);
+    expect(big.json.errors[0].extensions.code).toBe('PAYLOAD_TOO_LARGE');
+    const small = await chunked(JSON.stringify({ query: '{ viewer { subject } }' }));
+    expect(small.status).toBe(200);
+    expect(small.json.data.viewer.subject).toEqual(expect.any(String));
+    await expectHealthy();
+  });
+
   it('batched requests are not accepted', async () => {
     const r = await post(JSON.stringify([{ query: '{ viewer { subject } }' }, { query: '{ viewer { subject } }' }]));
     expect(r.status).toBeGreaterThanOrEqual(400);

@@ -1,5 +1,5 @@
-// Calls to HeyGen reuse their connections: the client's fetch keeps them alive (Node's fetch pools connections per
-// origin), so a stream of submissions costs HeyGen (and the gateway) one TLS/TCP handshake, not one per call.
+// Calls to HeyGen reuse their connections: the client's undici Agent keeps them alive (one pool per origin), so a
+// stream of submissions costs HeyGen (and the gateway) one TLS/TCP handshake, not one per call.
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startHarness, type Harness } from './support/harness.js';
 import { avatarRequest, createTree, mustMutate, SUBMIT } from './support/fixtures.js';

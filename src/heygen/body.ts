@@ -9,19 +9,31 @@ export type CappedBody =
   | { ok: true; text: string }
   | { ok: false; declaredBytes: number | null; receivedBytes: number };
 
+/** The part of an undici answer body read here: its chunks, and destroying it (which closes the socket). */
+export interface AnswerBody extends AsyncIterable<Uint8Array> {
+  destroy(): unknown;
+  on(event: 'error', listener: () => void): unknown;
+}
+
+const ignore = () => undefined;
+
 /**
  * The body as UTF-8 text (a leading BOM dropped, as `Response.text()` does), or `ok: false` once more than
- * `maxBytes` arrive or are announced by Content-Length. `abort` must end the request (it is called before
- * the stream is cancelled, so the socket is closed rather than drained).
+ * `maxBytes` arrive or are announced by Content-Length. An oversized body is destroyed, never drained: undici
+ * then closes the connection rather than reading the rest.
  */
-export async function readBodyCapped(response: Response, maxBytes: number, abort: () => void): Promise<CappedBody> {
-  const declared = declaredLength(response.headers.get('content-length'));
+export async function readBodyCapped(contentLength: string | string[] | undefined, body: AnswerBody, maxBytes: number): Promise<CappedBody> {
+  // Destroying it unread reports an abort error on the stream: expected here, not an unhandled error.
+  const drop = () => {
+    body.on('error', ignore);
+    body.destroy();
+  };
+  const declared = declaredLength(typeof contentLength === 'string' ? contentLength : null);
   if (declared !== null && declared > maxBytes) {
-    abort();
-    await response.body?.cancel().catch(() => undefined);
+    drop();
     return { ok: false, declaredBytes: declared, receivedBytes: 0 };
   }
-  const read = await readCapped(response.body, maxBytes, abort);
+  const read = await readCapped(body, maxBytes, drop);
   if (!read.ok) return { ok: false, declaredBytes: declared, receivedBytes: read.receivedBytes };
   return { ok: true, text: new TextDecoder('utf-8').decode(read.bytes) };
 }

@@ -5,7 +5,10 @@
 // - the API key is only ever put in the X-Api-Key header, and scrubbed from every message;
 // - no answer is read past `maxResponseBytes`: a bigger one is dropped mid-stream and reported as
 //   `response_too_large` (a create stays `unknown`, a read throws a retryable HeygenError), not retried in-process.
+// Calls go through undici's request API on the client's own keep-alive pools (one per HeyGen origin), not through
+// fetch: the answer is a Node stream read once, with no WHATWG streams or Response objects in between.
 import { randomUUID } from 'node:crypto';
+import { Agent, type Dispatcher } from 'undici';
 import type { z } from 'zod';
 import { redactSecrets } from '../secrets/redact.js';
 import { numberToDecimal } from '../primitives/money.js';
@@ -109,7 +112,7 @@ export interface RawAnswer {
 // ---------------------------------------------------------------------------------------------
 
 const IDEMPOTENCY_KEY_PATTERN = /^[A-Za-z0-9_\-:.]{1,255}$/;
-// Visible ASCII only: anything else would make fetch throw an error that quotes the header value.
+// Visible ASCII only: anything else would make the HTTP client throw an error that may quote the header value.
 const API_KEY_PATTERN = /^[\x21-\x7e]+$/;
 const BULK_CHUNK = 100;
 /** A batch job has at most 100 items; pages beyond this many are never followed. */
@@ -155,7 +158,7 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
 // ---------------------------------------------------------------------------------------------
 
 type AttemptResult =
-  | { kind: 'response'; status: number; headers: Headers; text: string }
+  | { kind: 'response'; status: number; retryAfter: string | null; text: string }
   | { kind: 'network'; reason: string; code: 'timeout' | 'network_error' }
   | { kind: 'oversized'; status: number; reason: string };
 /** What `interpret` sees: an oversized answer never reaches it. */
@@ -249,7 +252,9 @@ export function createHeygenClient(options: HeygenClientOptions = {}): HeygenCli
   const maxResponseBytes = checkPositive('maxResponseBytes', options.maxResponseBytes ?? 4 * 1024 * 1024, true);
   const userMePath = options.userMePath ?? '/v3/users/me';
   if (!userMePath.startsWith('/')) throw new RangeError('HeyGen client option userMePath must start with "/"');
-  const fetchImpl = options.fetch ?? globalThis.fetch;
+  // Keep-alive connections, pooled per origin (every account of one HeyGen origin shares its pool; the key travels
+  // per request). Idle sockets do not hold the process open.
+  const dispatcher: Dispatcher = new Agent();
   const sleep = options.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
   const random = options.random ?? Math.random;
   const logger: HeygenLogger | undefined = options.logger;
@@ -312,41 +317,44 @@ export function createHeygenClient(options: HeygenClientOptions = {}): HeygenCli
   }
 
   async function attemptOnce(
-    url: string,
+    url: URL,
     spec: RequestSpec,
     apiKey: string,
     redact: (t: string) => string,
   ): Promise<AttemptResult> {
     const headers: Record<string, string> = {
-      'X-Api-Key': apiKey,
-      'Content-Type': 'application/json',
-      Accept: 'application/json',
+      'x-api-key': apiKey,
+      'content-type': 'application/json',
+      accept: 'application/json',
     };
-    if (spec.idempotencyKey !== undefined) headers['Idempotency-Key'] = spec.idempotencyKey;
-    // Aborted by the size cap: the connection is dropped instead of drained.
-    const cap = new AbortController();
+    if (spec.idempotencyKey !== undefined) headers['idempotency-key'] = spec.idempotencyKey;
     try {
-      const response = await fetchImpl(url, {
+      const response = await dispatcher.request({
+        origin: url.origin,
+        path: url.pathname + url.search,
         method: spec.method,
         headers,
-        ...(spec.body !== undefined ? { body: spec.body } : {}),
-        // The timeout also bounds reading the body, which shares the signal.
-        signal: AbortSignal.any([AbortSignal.timeout(timeoutMs), cap.signal]),
-        // Never replay the API key to wherever a redirect points.
-        redirect: 'manual',
+        body: spec.body ?? null,
+        // The timeout also bounds reading the body: the body stream fails with the same reason.
+        signal: AbortSignal.timeout(timeoutMs),
+        // undici never follows a redirect here: the API key is never replayed to wherever one points.
       });
-      const body = await readBodyCapped(response, maxResponseBytes, () => cap.abort());
+      // Over the cap, the body is destroyed: the connection is dropped instead of drained.
+      const body = await readBodyCapped(response.headers['content-length'], response.body, maxResponseBytes);
       if (!body.ok) {
         const size = body.declaredBytes !== null ? `declares ${body.declaredBytes} bytes` : `passed ${maxResponseBytes} bytes`;
-        return { kind: 'oversized', status: response.status, reason: `HTTP ${response.status} answer too large (${size}; limit ${maxResponseBytes})` };
+        return { kind: 'oversized', status: response.statusCode, reason: `HTTP ${response.statusCode} answer too large (${size}; limit ${maxResponseBytes})` };
       }
-      return { kind: 'response', status: response.status, headers: response.headers, text: body.text };
+      const retryAfter = response.headers['retry-after'];
+      return { kind: 'response', status: response.statusCode, retryAfter: Array.isArray(retryAfter) ? retryAfter.join(', ') : (retryAfter ?? null), text: body.text };
     } catch (error) {
       const name = error instanceof Error ? error.name : '';
       if (name === 'TimeoutError') {
         return { kind: 'network', code: 'timeout', reason: `timed out after ${timeoutMs} ms` };
       }
       let reason = error instanceof Error ? error.message : 'request failed';
+      const code = error instanceof Error ? (error as { code?: unknown }).code : undefined;
+      if (typeof code === 'string' && !reason.includes(code)) reason = `${code} ${reason}`;
       const cause = error instanceof Error ? (error as { cause?: unknown }).cause : undefined;
       if (cause instanceof Error) {
         const causeCode = (cause as { code?: unknown }).code;
@@ -358,7 +366,7 @@ export function createHeygenClient(options: HeygenClientOptions = {}): HeygenCli
 
   /** One attempt, told to the observer as it starts and as it ends. */
   async function observed(
-    url: string,
+    url: URL,
     spec: RequestSpec,
     apiKey: string,
     redact: (t: string) => string,
@@ -382,7 +390,7 @@ export function createHeygenClient(options: HeygenClientOptions = {}): HeygenCli
     interpret: (result: Answer, redact: (t: string) => string) => Step<T>,
   ): Promise<Retried<T>> {
     const { base, redact } = checkConnection(conn);
-    const url = base + spec.path;
+    const url = new URL(base + spec.path);
     for (let attempt = 1; ; attempt++) {
       const result = observe ? await observed(url, spec, conn.apiKey, redact, attempt, observe) : await attemptOnce(url, spec, conn.apiKey, redact);
       if (result.kind === 'oversized') {
@@ -427,7 +435,7 @@ export function createHeygenClient(options: HeygenClientOptions = {}): HeygenCli
     const { status } = result;
     if (status === 429 || status === 408 || status >= 500) {
       const error = parseErrorBody(status, result.text, redact);
-      const retryAfterMs = parseRetryAfter(result.headers.get('retry-after'));
+      const retryAfterMs = parseRetryAfter(result.retryAfter);
       return {
         kind: 'retry',
         reason: `HTTP ${status} ${error.code}: ${error.message}`,

@@ -167,7 +167,6 @@ export interface HeygenClientOptions {
   maxResponseBytes?: number;
   /** Path of the balance endpoint. Default `/v3/users/me`. */
   userMePath?: string;
-  fetch?: typeof fetch;
   sleep?: (ms: number) => Promise<void>;
   /** Source of jitter in [0, 1). Default Math.random. */
   random?: () => number;

@@ -12,6 +12,7 @@ import { createMetrics } from './metrics.js';
 import { handleHeygenWebhook } from './webhooks.js';
 import { handleChargebackCsv } from './reports.js';
 import { capGraphQLResponse, readBodyCapped } from './limits.js';
+import { declaredLength } from '../streams.js';
 import { checkReadiness, isDatabaseUnavailable } from '../db/client.js';
 import { unavailableResponse } from './unavailable.js';
 import { observeRequests, type ObservedEnv } from './observe.js';
@@ -28,6 +29,9 @@ function metricsAllowed(token: string | undefined, header: string | undefined): 
   return given.length === expected.length && timingSafeEqual(given, expected);
 }
 
+/** Methods whose requests may carry a body (GET and HEAD never do). */
+const bodyMethod = (method: string) => method !== 'GET' && method !== 'HEAD';
+
 // A body refused unread leaves the connection in an unknown state: it is closed after the answer.
 const graphqlTooLarge = (c: Context) =>
   c.json({ errors: [{ message: 'request body too large', extensions: { code: 'PAYLOAD_TOO_LARGE' } }] }, 413, { connection: 'close' });
@@ -43,8 +47,12 @@ export function createHttpApp(services: Services): Hono<ObservedEnv> {
 
   app.all('/graphql', async (c) => {
     let request = c.req.raw;
-    if (request.body) {
-      // Oversized bodies are refused before anything parses them (declared length, or counted while streaming).
+    // Oversized bodies are refused before anything parses them (declared length, or counted while streaming). A body
+    // of declared length within the limit is left for Yoga to read: Node's parser delivers exactly that many bytes,
+    // and the request @hono/node-server made reads them from the socket, without web streams or a copy.
+    const declared = bodyMethod(request.method) ? declaredLength(request.headers.get('content-length')) : 0;
+    if (declared !== null && declared > services.config.graphql.maxBodyBytes) return graphqlTooLarge(c);
+    if (declared === null && request.body) {
       const body = await readBodyCapped(request, services.config.graphql.maxBodyBytes);
       if (!body) return graphqlTooLarge(c);
       request = new Request(request.url, { method: request.method, headers: request.headers, body: new Uint8Array(body) });

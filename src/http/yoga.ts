@@ -115,6 +115,9 @@ export function createGraphQLServer(services: Services): YogaServerInstance<Grap
     renderGraphiQL: renderGraphiQLOffline,
     plugins: [withoutValuesInParseAndValidation(), ...armorPlugins(services.config.graphql), graphqlSpans()],
     landingPage: false,
+    // The HTTP layer caps the body (GRAPHQL_MAX_BODY_BYTES) before Yoga sees it; Yoga's own cap would put every
+    // body through a TransformStream and a second Request.
+    maxRequestBodySize: false,
     // Unexpected errors are masked: their messages may carry driver details. Never turned off.
     // Expected failures outside a result union (e.g. a bad argument on a query field) keep their code.
     maskedErrors: {

@@ -198,19 +198,54 @@ interface ItemUpdate {
   failureMessage?: string | null;
 }
 
-const followedColumns = {
-  id: jobsTable.id,
-  accountId: jobsTable.accountId,
-  product: jobsTable.product,
-  estimatedSeconds: jobsTable.estimatedSeconds,
+type FollowedJob = Pick<JobRow, 'id' | 'accountId' | 'product' | 'estimatedSeconds' | 'rateMicroCsPerSecond' | 'checkAttempts' | 'createdAt' | 'submittedAt'> & {
   /** Languages asked for (a proofread's outputs), read without loading the request body. */
-  languages: sql<number>`coalesce(jsonb_array_length(case when jsonb_typeof(${jobsTable.request}->'output_languages') = 'array' then ${jobsTable.request}->'output_languages' end), 1)`,
-  rateMicroCsPerSecond: jobsTable.rateMicroCsPerSecond,
-  checkAttempts: jobsTable.checkAttempts,
-  createdAt: jobsTable.createdAt,
-  submittedAt: jobsTable.submittedAt,
+  languages: number;
 };
-type FollowedJob = Pick<JobRow, Exclude<keyof typeof followedColumns, 'languages'>> & { languages: number };
+
+interface FollowedRow {
+  id: string;
+  account_id: string;
+  product: string;
+  estimated_seconds: unknown;
+  languages: number;
+  rate_micro_cs_per_second: unknown;
+  check_attempts: number;
+  created_at: unknown;
+  submitted_at: unknown;
+  items: Record<string, unknown>[];
+  account: Record<string, unknown> | null;
+}
+
+// The status read, in one statement: the jobs (not their request bodies: a batch of jobs being followed never needs
+// them), each with its items still running upstream, and each account once (with its first job).
+const FOLLOWED_JOBS = namedStatement<FollowedRow>(
+  'gateway_followed_jobs',
+  `select j.id, j.account_id, j.product, j.estimated_seconds,
+     coalesce(jsonb_array_length(case when jsonb_typeof(j.request->'output_languages') = 'array' then j.request->'output_languages' end), 1) as languages,
+     j.rate_micro_cs_per_second, j.check_attempts, j.created_at, j.submitted_at,
+     (select coalesce(jsonb_agg(gateway_json_row(to_jsonb(i))), '[]'::jsonb) from job_items i
+       where i.job_id = j.id and i.status not in (${TERMINAL_ITEM.map((s) => `'${s}'`).join(', ')})) as items,
+     case when row_number() over (partition by j.account_id) = 1
+       then (select gateway_json_row(to_jsonb(a)) from accounts a where a.id = j.account_id) end as account
+   from jobs j
+   where j.id = any($1::uuid[]) and j.status in ('SUBMITTED', 'PROCESSING')`,
+);
+
+/** A status read's job, its columns mapped as drizzle maps them. */
+function followedJob(r: FollowedRow): FollowedJob {
+  return {
+    id: r.id,
+    accountId: r.account_id,
+    product: r.product as JobRow['product'],
+    estimatedSeconds: jobsTable.estimatedSeconds.mapFromDriverValue(r.estimated_seconds) as string,
+    languages: r.languages,
+    rateMicroCsPerSecond: jobsTable.rateMicroCsPerSecond.mapFromDriverValue(r.rate_micro_cs_per_second as string) as bigint,
+    checkAttempts: r.check_attempts,
+    createdAt: jobsTable.createdAt.mapFromDriverValue(r.created_at as string) as Date,
+    submittedAt: r.submitted_at === null ? null : (jobsTable.submittedAt.mapFromDriverValue(r.submitted_at as string) as Date),
+  };
+}
 
 /**
  * Reads the upstream state of SUBMITTED / PROCESSING jobs (bulk status first, details only for items that
@@ -220,21 +255,11 @@ export async function refreshJobs(deps: JobDeps, jobIds: readonly string[]): Pro
   const unread = new Set<string>();
   if (jobIds.length === 0) return unread;
   const { db } = deps;
-  // One statement: the jobs (not their request bodies: a batch of jobs being followed never needs them), each with
-  // its items still running upstream, and each account once (with its first job). The subqueries name the outer row
-  // by its table (drizzle writes a single table's columns unqualified, which inside them would be their own).
-  const rows = await db
-    .select({
-      ...followedColumns,
-      items: sql<Record<string, unknown>[]>`(select coalesce(jsonb_agg(gateway_json_row(to_jsonb(i))), '[]'::jsonb) from job_items i
-        where i.job_id = jobs.id and i.status not in (${sql.join(TERMINAL_ITEM.map((s) => sql`${s}`), sql`, `)}))`,
-      account: sql<Record<string, unknown> | null>`case when row_number() over (partition by ${jobsTable.accountId}) = 1
-        then (select gateway_json_row(to_jsonb(a)) from accounts a where a.id = jobs.account_id) end`,
-    })
-    .from(jobsTable)
-    .where(and(inArray(jobsTable.id, [...jobIds]), inArray(jobsTable.status, ['SUBMITTED', 'PROCESSING'])));
+  const rows = await FOLLOWED_JOBS.rows(db, [jobIds]);
   const byAccount = new Map<string, { account: AccountRow | null; jobs: FollowedJob[]; items: ItemRow[] }>();
-  for (const { items, account, ...job } of rows) {
+  for (const row of rows) {
+    const { items, account } = row;
+    const job = followedJob(row);
     let group = byAccount.get(job.accountId);
     if (!group) byAccount.set(job.accountId, (group = { account: null, jobs: [], items: [] }));
     if (account) group.account = rowFromJson(accountsTable, account);
