@@ -34,8 +34,6 @@ HEALTHCHECK --interval=30s --timeout=3s --start-period=20s CMD node -e "fetch('h
 # semi-spaces, an old generation allowed to grow by 30 % over what a full collection left (V8's own factor is larger
 # and adapts upwards under load) and a 1 GiB ceiling (a heap past it is a leak) keep it near 115 MB at ready and
 # about 30 MB lower under load; MALLOC_ARENA_MAX=2 keeps glibc from giving V8's and libuv's threads arenas of their
-# own, whose freed memory stays in the RSS after a peak. MALLOC_MMAP_THRESHOLD_=32768: V8's compilers allocate their
-# working memory in 32 KB segments, tens of MB at a time under load; mapped of their own, they go back to the system
-# when a compilation ends, instead of staying in glibc's heap (about 10 MB less RSS under load and after it).
-ENV MALLOC_ARENA_MAX=2 MALLOC_MMAP_THRESHOLD_=32768
+# own, whose freed memory stays in the RSS after a peak.
+ENV MALLOC_ARENA_MAX=2
 CMD ["node", "--max-semi-space-size=4", "--heap-growing-percent=30", "--max-old-space-size=1024", "--enable-source-maps", "dist/main.js"]
