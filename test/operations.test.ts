@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
 import { execFileSync } from 'node:child_process';
-import { dist, ROOT, startEnv, startFlags } from './support/build.js';
+import { dist, nodeScript, ROOT, startEnv, startFlags } from './support/build.js';
 import { createTestDatabase, type TestDatabase } from './support/db.js';
 import { spawnGateway, type GatewayProcess } from './support/processes.js';
 import { startSimulator, type Simulator } from '../src/heygen/simulator/server.js';
@@ -98,4 +98,8 @@ it("the Dockerfile runs the gateway with npm start's flags and environment", () 
   const env = Object.fromEntries([...runtime.matchAll(/^ENV (.+)$/gm)].flatMap((m) => m[1]!.split(/\s+/).map((w) => w.split('=') as [string, string])));
   for (const [name, value] of Object.entries(startEnv())) expect(env[name], name).toBe(value);
   expect(Object.keys(startEnv()).length).toBeGreaterThan(0);
+});
+
+it('npm run demo runs Node with the environment and flags of npm start', () => {
+  expect(nodeScript('demo', 'dist/demo/main.js')).toEqual(nodeScript('start', 'dist/main.js'));
 });

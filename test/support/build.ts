@@ -12,18 +12,23 @@ export function dist(entry: string): string {
   return join(ROOT, 'dist', entry);
 }
 
-/** `npm start` split: leading `NAME=value` words (its environment), then `node`, its flags and `dist/main.js`. */
-function startCommand(): { env: Record<string, string>; flags: string[] } {
-  const start: string = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).scripts.start;
-  const words = start.split(/\s+/);
+/**
+ * An npm script that runs Node on a compiled entry, split: leading `NAME=value` words (its environment), then `node`,
+ * its flags and `entry` (e.g. `nodeScript('start', 'dist/main.js')`).
+ */
+export function nodeScript(script: string, entry: string): { env: Record<string, string>; flags: string[] } {
+  const command: string = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).scripts[script];
+  const words = command.split(/\s+/);
   const env: Record<string, string> = {};
   while (words.length > 0 && /^[A-Z_][A-Z0-9_]*=/.test(words[0]!)) {
     const [name, ...value] = words.shift()!.split('=');
     env[name!] = value.join('=');
   }
-  if (words[0] !== 'node' || words.at(-1) !== 'dist/main.js') throw new Error(`unexpected start script: ${start}`);
+  if (words[0] !== 'node' || words.at(-1) !== entry) throw new Error(`unexpected ${script} script: ${command}`);
   return { env, flags: words.slice(1, -1) };
 }
+
+const startCommand = () => nodeScript('start', 'dist/main.js');
 
 /**
  * The Node flags of `npm start` (package.json's `start` script, the one place they are written; the Dockerfile's CMD
