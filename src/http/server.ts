@@ -57,7 +57,10 @@ export function createHttpApp(services: Services): Hono<ObservedEnv> {
       if (!body) return graphqlTooLarge(c);
       request = new Request(request.url, { method: request.method, headers: request.headers, body: new Uint8Array(body) });
     }
-    const response = await capGraphQLResponse(await yoga.fetch(request, { requestInfo: c.get('requestInfo') }), services.config.graphql.maxResponseBytes);
+    // handleRequest, not fetch: fetch races the answer against the request's signal, which @hono/node-server ties to
+    // the connection, so a caller hanging up would end the request here while its operation ran on, out of the bound
+    // on requests in flight and of the request log (test/http-disconnect.test.ts).
+    const response = await capGraphQLResponse(await yoga.handleRequest(request, { requestInfo: c.get('requestInfo') }), services.config.graphql.maxResponseBytes);
     // GraphiQL's page (an HTML answer): same-origin only, like the console.
     if (response.headers.get('content-type')?.startsWith('text/html')) {
       const headers = new Headers(response.headers);
