@@ -135,6 +135,9 @@ describe('submitJob routes and item mapping', () => {
     expect(req?.headers['x-api-key']).toBe(API_KEY);
     expect(req?.headers['content-type']).toBe('application/json');
     expect(req?.headers['idempotency-key']).toBe(submitOpts.idempotencyKey);
+    // Answers are read as sent (nothing decodes a compressed one), so none may come compressed; and a named client.
+    expect(req?.headers['accept-encoding']).toBe('identity');
+    expect(req?.headers['user-agent']).toMatch(/^heygen-gateway\//);
     expect(req?.json).toEqual({
       type: 'avatar',
       avatar_id: 'a1',

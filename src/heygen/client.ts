@@ -326,6 +326,10 @@ export function createHeygenClient(options: HeygenClientOptions = {}): HeygenCli
       'x-api-key': apiKey,
       'content-type': 'application/json',
       accept: 'application/json',
+      // undici's request, unlike fetch, neither asks for nor decodes compressed answers: say so, or a server (or a CDN
+      // in front of it) could compress, and a create's answer would be unreadable (left `unknown`).
+      'accept-encoding': 'identity',
+      'user-agent': 'heygen-gateway/1',
     };
     if (spec.idempotencyKey !== undefined) headers['idempotency-key'] = spec.idempotencyKey;
     try {
