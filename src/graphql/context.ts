@@ -69,22 +69,25 @@ export class RequestLoader<K, V, C = K> extends DataLoader<K, V, C> {
   loadNow(key: K): MaybePromise<V> {
     const id = this.keyOf(key);
     if (this.loaded.has(id)) return this.loaded.get(id)!;
-    let waiting = this.pending.get(id);
-    if (!waiting) {
-      waiting = this.load(key).then(
-        (value) => {
+    const waiting = this.pending.get(id);
+    if (waiting) return waiting;
+    // A load whose key was cleared meanwhile leaves the key alone: a newer load (or none) stands for it.
+    const current = () => this.pending.get(id) === started;
+    const started: Promise<V> = this.load(key).then(
+      (value) => {
+        if (current()) {
           this.loaded.set(id, value);
           this.pending.delete(id);
-          return value;
-        },
-        (error: unknown) => {
-          this.pending.delete(id);
-          throw error;
-        },
-      );
-      this.pending.set(id, waiting);
-    }
-    return waiting;
+        }
+        return value;
+      },
+      (error: unknown) => {
+        if (current()) this.pending.delete(id);
+        throw error;
+      },
+    );
+    this.pending.set(id, started);
+    return started;
   }
 
   override prime(key: K, value: V | PromiseLike<V> | Error): this {
