@@ -102,7 +102,8 @@ const envSchema = z.object({
   GRAPHQL_MAX_TOKENS: z.coerce.number().int().min(100).default(3000),
   GRAPHQL_MAX_DIRECTIVES: z.coerce.number().int().min(0).default(20),
   GRAPHQL_MAX_COST: z.coerce.number().int().min(100).default(20_000),
-  GRAPHQL_MAX_BODY_BYTES: z.coerce.number().int().min(1024).default(256 * 1024),
+  /** The only cap on a GraphQL body (Yoga's own is off): at most 25 MiB, Yoga's former default. */
+  GRAPHQL_MAX_BODY_BYTES: z.coerce.number().int().min(1024).max(25 * 1024 * 1024).default(256 * 1024),
   /** Largest `first`/`last` of a connection; larger pages are refused (VALIDATION_FAILED). */
   GRAPHQL_MAX_SUBSCRIPTIONS_PER_CALLER: z.coerce.number().int().min(0).max(10_000).default(20),
   GRAPHQL_MAX_PAGE_SIZE: z.coerce.number().int().min(1).max(10_000).default(500),

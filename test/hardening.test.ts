@@ -2,6 +2,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHarness, type Harness } from './support/harness.js';
 import { createTree } from './support/fixtures.js';
+import { loadConfig } from '../src/config.js';
 
 let h: Harness;
 beforeAll(async () => {
@@ -89,6 +90,11 @@ describe('hostile queries', () => {
     expect(r.status).toBe(413);
     expect(r.json.errors[0].extensions.code).toBe('PAYLOAD_TOO_LARGE');
     await expectHealthy();
+  });
+
+  it('the body cap is the only one (Yoga has none of its own), so it cannot be set above 25 MiB', () => {
+    expect(loadConfig({ GRAPHQL_MAX_BODY_BYTES: String(25 * 1024 * 1024) }).graphql.maxBodyBytes).toBe(25 * 1024 * 1024);
+    expect(() => loadConfig({ GRAPHQL_MAX_BODY_BYTES: String(25 * 1024 * 1024 + 1) })).toThrow(/GRAPHQL_MAX_BODY_BYTES/);
   });
 
   it('a body sent without a length (chunked) is counted while read: refused with 413 past the limit, served within it', async () => {
