@@ -6,7 +6,6 @@ import { queryRows, toBigInt } from '../db/client.js';
 import {
   accountTermsTable,
   accountsTable,
-  budgetsTable,
   committedSharesTable,
   jobItemsTable,
   jobsTable,
