@@ -203,19 +203,8 @@ type FollowedJob = Pick<JobRow, 'id' | 'accountId' | 'product' | 'estimatedSecon
   languages: number;
 };
 
-interface FollowedRow {
-  id: string;
-  account_id: string;
-  product: string;
-  estimated_seconds: unknown;
-  languages: number;
-  rate_micro_cs_per_second: unknown;
-  check_attempts: number;
-  created_at: unknown;
-  submitted_at: unknown;
-  items: Record<string, unknown>[];
-  account: Record<string, unknown> | null;
-}
+/** A status read's row: the job's columns by their names, its running items and (with its first job) its account. */
+type FollowedRow = Record<string, unknown> & { languages: number; items: Record<string, unknown>[]; account: Record<string, unknown> | null };
 
 // The status read, in one statement: the jobs (not their request bodies: a batch of jobs being followed never needs
 // them), each with its items still running upstream, and each account once (with its first job).
@@ -232,19 +221,10 @@ const FOLLOWED_JOBS = namedStatement<FollowedRow>(
    where j.id = any($1::uuid[]) and j.status in ('SUBMITTED', 'PROCESSING')`,
 );
 
-/** A status read's job, its columns mapped as drizzle maps them. */
+/** A status read's job, its columns mapped by the jobs table's own column mappers (rowFromJson), not by hand. */
 function followedJob(r: FollowedRow): FollowedJob {
-  return {
-    id: r.id,
-    accountId: r.account_id,
-    product: r.product as JobRow['product'],
-    estimatedSeconds: jobsTable.estimatedSeconds.mapFromDriverValue(r.estimated_seconds) as string,
-    languages: r.languages,
-    rateMicroCsPerSecond: jobsTable.rateMicroCsPerSecond.mapFromDriverValue(r.rate_micro_cs_per_second as string) as bigint,
-    checkAttempts: r.check_attempts,
-    createdAt: jobsTable.createdAt.mapFromDriverValue(r.created_at as string) as Date,
-    submittedAt: r.submitted_at === null ? null : (jobsTable.submittedAt.mapFromDriverValue(r.submitted_at as string) as Date),
-  };
+  const { id, accountId, product, estimatedSeconds, rateMicroCsPerSecond, checkAttempts, createdAt, submittedAt } = rowFromJson(jobsTable, r);
+  return { id, accountId, product, estimatedSeconds, rateMicroCsPerSecond, checkAttempts, createdAt, submittedAt, languages: r.languages };
 }
 
 /**
