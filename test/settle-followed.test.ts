@@ -4,10 +4,11 @@
 // (every `query` a pg client of this process sends to the gateway's database, the listener's excepted), and checked
 // row by row.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { sql } from 'drizzle-orm';
 import { startHarness, waitFor, type Harness } from './support/harness.js';
-import { createTree, issueServiceToken, SUBMIT, avatarRequest, type Tree } from './support/fixtures.js';
+import { createTree, issueServiceToken, setBudget, SUBMIT, avatarRequest, type Tree } from './support/fixtures.js';
 import { LISTENER_APPLICATION_NAME } from '../src/db/notifications.js';
 import { queryRows } from '../src/db/client.js';
 import { expectCountersEqualLedger } from './support/invariants.js';
@@ -19,6 +20,7 @@ let h: Harness;
 let tree: Tree;
 let service: { token: string; id: string };
 const sent: string[] = [];
+const captured: Record<string, string> = {};
 const originalQuery = pg.Client.prototype.query;
 let database = '';
 
@@ -27,6 +29,10 @@ beforeAll(async () => {
     const first = args[0] as string | { text?: string } | undefined;
     const text = typeof first === 'string' ? first : first?.text;
     if (database && this.database === database && !String(this.connectionParameters?.application_name).startsWith(LISTENER_APPLICATION_NAME) && typeof text === 'string') sent.push(text);
+    // The parameter of each job-path function's last call, to replay a job by hand.
+    const fn = typeof text === 'string' ? /(gateway_admit|gateway_mark_submitted|gateway_settle_followed)\(/.exec(text)?.[1] : undefined;
+    const values = typeof first === 'object' ? (first as { values?: unknown[] }).values : (args[1] as unknown[] | undefined);
+    if (fn && typeof values?.[0] === 'string') captured[fn] = values[0];
     return (originalQuery as (...a: unknown[]) => unknown).apply(this, args);
   } as typeof pg.Client.prototype.query;
   h = await startHarness({ callbacks: true, sim: { renderMs: 0 } });
@@ -108,6 +114,61 @@ describe('a followed job settled by one call', () => {
         estimatedMicroCs: job!.estimated_micro_cs, actualMicroCs: actual.toString(), settledPeriod: periodOf(now, 'UTC'),
       },
     });
+    await expectCountersEqualLedger(h.services.db);
+  });
+
+  it('takes the hold back and settles the usage in one update of each rollup row, judging no budget again', async () => {
+    // Budgets with alert thresholds (50, 80, 100 % by default) on the project and its team: a growth of their rows'
+    // total is judged against them (the rollups' money-event trigger).
+    await setBudget(h, { orgUnitId: tree.teamId, accountId: tree.accountId, window: 'MONTHLY', limitCreditSeconds: '100000000' });
+    await setBudget(h, { orgUnitId: tree.projectId, window: 'LIFETIME', enforcement: 'SOFT', limitCreditSeconds: '100000000' });
+    const id = uuidOf((await submit()).data.submitJob.job.id);
+    await waitFor(async () => (await statusOf(id)) === 'SUCCEEDED');
+    // The same job's three calls replayed on a connection of the test's own, the settlement in a transaction whose
+    // own counters are read before it commits.
+    const client = new pg.Client({ connectionString: h.database.url });
+    await client.connect();
+    try {
+      const job = randomUUID();
+      const admit = JSON.parse(captured.gateway_admit!) as { job: { id: string }; audit: { entity_id: string } };
+      admit.job.id = job;
+      admit.audit.entity_id = job;
+      const admitted = (await client.query<{ r: { outcome: string } }>('select gateway_admit($1::jsonb) as r', [JSON.stringify(admit)])).rows[0]!.r;
+      expect(admitted.outcome).toBe('admitted');
+      const mark = JSON.parse(captured.gateway_mark_submitted!) as { job_id: string; items: { job_id: string; upstream_id: string }[] };
+      mark.job_id = job;
+      mark.items[0]!.job_id = job;
+      mark.items[0]!.upstream_id = `replayed-${job}`;
+      const marked = (await client.query<{ r: { outcome: string; items: { id: string }[] } }>('select gateway_mark_submitted($1::jsonb) as r', [JSON.stringify(mark)])).rows[0]!.r;
+      expect(marked.outcome).toBe('submitted');
+      const settle = JSON.parse(captured.gateway_settle_followed!) as { job_id: string; updates: { id: string }[] };
+      settle.job_id = job;
+      settle.updates[0]!.id = marked.items[0]!.id;
+      const [{ n: pathLength }] = (await client.query<{ n: number }>('select cardinality(path) as n from org_units where id = $1', [uuidOf(tree.projectId)])).rows as [{ n: number }];
+      await client.query(`set track_functions = 'pl'`);
+      // This session's counters not yet reported (the replayed admission's among them) are in pg_stat_get_xact_*:
+      // read before and after the settlement, in its transaction (nothing is reported inside one).
+      const countersNow = async () =>
+        (
+          await client.query<{ updated: string; inserted: string; judged: string }>(
+            `select pg_stat_get_xact_tuples_updated('usage_rollups'::regclass)::text as updated,
+                    pg_stat_get_xact_tuples_inserted('usage_rollups'::regclass)::text as inserted,
+                    coalesce(pg_stat_get_xact_function_calls('gateway_rollup_money_events'::regproc), 0)::text as judged`,
+          )
+        ).rows[0]!;
+      await client.query('begin');
+      const before = await countersNow();
+      const settled = (await client.query<{ r: { outcome: string } }>('select gateway_settle_followed($1::jsonb) as r', [JSON.stringify(settle)])).rows[0]!.r;
+      const after = await countersNow();
+      const counts = Object.fromEntries(Object.entries(after).map(([k, v]) => [k, Number(v) - Number(before[k as keyof typeof before])]));
+      await client.query('commit');
+      expect(settled.outcome).toBe('settled');
+      // One new version of each of the path's rows (it was two: the hold taken back, then the usage added), and the
+      // total did not grow (the job cost no more than its hold): no budget judged again.
+      expect(counts).toEqual({ updated: pathLength, inserted: 0, judged: 0 });
+    } finally {
+      await client.end();
+    }
     await expectCountersEqualLedger(h.services.db);
   });
 });
