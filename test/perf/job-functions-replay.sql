@@ -1,5 +1,5 @@
 -- Replays one job's three calls (gateway_admit, gateway_mark_submitted, gateway_settle_followed) N times in one
--- session, one transaction per job, from parameters captured by job-functions-profile.ts (CAPTURE=<file>, KEEP=1)
+-- session, each call in its own transaction as the gateway makes them, from parameters captured by job-functions-profile.ts (CAPTURE=<file>, KEEP=1)
 -- on the kept database: no other session, hence no lock waits; the figures are the functions' own work (their
 -- triggers included). Besides the wall-clock figures (inflated by whatever else runs on the machine), the on-CPU time
 -- of each call (the backend's /proc/self/schedstat, nanoseconds), which other work on the machine inflates much less.
@@ -38,6 +38,7 @@ BEGIN
     t_admit := t_admit + (clock_timestamp() - t0);
     c_admit := c_admit + split_part(pg_read_file('/proc/self/schedstat'), ' ', 1)::bigint - c0;
     IF r->>'outcome' <> 'admitted' THEN RAISE EXCEPTION 'admit: %', r; END IF;
+    COMMIT;
     pm := jsonb_set(jsonb_set(jsonb_set(pm, '{job_id}', to_jsonb(jid)), '{items,0,job_id}', to_jsonb(jid)), '{items,0,upstream_id}', to_jsonb(md5(jid::text)));
     c0 := split_part(pg_read_file('/proc/self/schedstat'), ' ', 1)::bigint;
     t0 := clock_timestamp();
@@ -45,6 +46,7 @@ BEGIN
     t_mark := t_mark + (clock_timestamp() - t0);
     c_mark := c_mark + split_part(pg_read_file('/proc/self/schedstat'), ' ', 1)::bigint - c0;
     IF r->>'outcome' <> 'submitted' THEN RAISE EXCEPTION 'mark: %', r; END IF;
+    COMMIT;
     item := (r->'items'->0->>'id')::uuid;
     ps := jsonb_set(jsonb_set(ps, '{job_id}', to_jsonb(jid)), '{updates,0,id}', to_jsonb(item));
     c0 := split_part(pg_read_file('/proc/self/schedstat'), ' ', 1)::bigint;
