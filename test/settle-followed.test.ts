@@ -29,10 +29,11 @@ beforeAll(async () => {
     const first = args[0] as string | { text?: string } | undefined;
     const text = typeof first === 'string' ? first : first?.text;
     if (database && this.database === database && !String(this.connectionParameters?.application_name).startsWith(LISTENER_APPLICATION_NAME) && typeof text === 'string') sent.push(text);
-    // The parameter of each job-path function's last call, to replay a job by hand.
+    // The parameter of each job-path function's last call by the gateway (its named statements; the replays below
+    // send plain text), to replay a job by hand.
     const fn = typeof text === 'string' ? /(gateway_admit|gateway_mark_submitted|gateway_settle_followed)\(/.exec(text)?.[1] : undefined;
-    const values = typeof first === 'object' ? (first as { values?: unknown[] }).values : (args[1] as unknown[] | undefined);
-    if (fn && typeof values?.[0] === 'string') captured[fn] = values[0];
+    const named = typeof first === 'object' ? (first as { name?: string; values?: unknown[] }) : undefined;
+    if (fn && named?.name && typeof named.values?.[0] === 'string') captured[fn] = named.values[0];
     return (originalQuery as (...a: unknown[]) => unknown).apply(this, args);
   } as typeof pg.Client.prototype.query;
   h = await startHarness({ callbacks: true, sim: { renderMs: 0 } });
@@ -129,21 +130,7 @@ describe('a followed job settled by one call', () => {
     const client = new pg.Client({ connectionString: h.database.url });
     await client.connect();
     try {
-      const job = randomUUID();
-      const admit = JSON.parse(captured.gateway_admit!) as { job: { id: string }; audit: { entity_id: string } };
-      admit.job.id = job;
-      admit.audit.entity_id = job;
-      const admitted = (await client.query<{ r: { outcome: string } }>('select gateway_admit($1::jsonb) as r', [JSON.stringify(admit)])).rows[0]!.r;
-      expect(admitted.outcome).toBe('admitted');
-      const mark = JSON.parse(captured.gateway_mark_submitted!) as { job_id: string; items: { job_id: string; upstream_id: string }[] };
-      mark.job_id = job;
-      mark.items[0]!.job_id = job;
-      mark.items[0]!.upstream_id = `replayed-${job}`;
-      const marked = (await client.query<{ r: { outcome: string; items: { id: string }[] } }>('select gateway_mark_submitted($1::jsonb) as r', [JSON.stringify(mark)])).rows[0]!.r;
-      expect(marked.outcome).toBe('submitted');
-      const settle = JSON.parse(captured.gateway_settle_followed!) as { job_id: string; updates: { id: string }[] };
-      settle.job_id = job;
-      settle.updates[0]!.id = marked.items[0]!.id;
+      const settle = await replayUntilSettlement(client);
       const [{ n: pathLength }] = (await client.query<{ n: number }>('select cardinality(path) as n from org_units where id = $1', [uuidOf(tree.projectId)])).rows as [{ n: number }];
       await client.query(`set track_functions = 'pl'`);
       // This session's counters not yet reported (the replayed admission's among them) are in pg_stat_get_xact_*:
@@ -171,4 +158,68 @@ describe('a followed job settled by one call', () => {
     }
     await expectCountersEqualLedger(h.services.db);
   });
+
+  it('settles a job held in an earlier period: the hold taken back there, the usage added to the current one', async () => {
+    // A job admitted before the month's end and settled after it (here its hold replayed into October).
+    const client = new pg.Client({ connectionString: h.database.url });
+    await client.connect();
+    try {
+      const settle = await replayUntilSettlement(client, { period: '2026-10', day: '2026-10-31' });
+      const rows = async (period: string) =>
+        (await client.query<{ unit: string; reserved: string; settled: string }>(
+          `select org_unit_id::text as unit, reserved_micro_cs::text as reserved, settled_micro_cs::text as settled
+             from usage_rollups where period = $1 order by org_unit_id`, [period])).rows;
+      const october = await rows('2026-10');
+      expect(october.length).toBeGreaterThan(0);
+      expect(october.every((r) => BigInt(r.reserved) > 0n && r.settled === '0')).toBe(true);
+      const current = await rows(settle.period as string);
+      const settled = (await client.query<{ r: { outcome: string; actual_micro_cs: string } }>('select gateway_settle_followed($1::jsonb) as r', [JSON.stringify(settle)])).rows[0]!.r;
+      expect(settled.outcome).toBe('settled');
+      expect((await rows('2026-10')).map((r) => [r.unit, r.reserved, r.settled])).toEqual(october.map((r) => [r.unit, '0', '0']));
+      const after = new Map((await rows(settle.period as string)).map((r) => [r.unit, r]));
+      for (const unit of october.map((r) => r.unit)) {
+        const before = current.find((r) => r.unit === unit);
+        expect(BigInt(after.get(unit)!.settled) - BigInt(before?.settled ?? '0'), unit).toBe(BigInt(settled.actual_micro_cs));
+        expect(after.get(unit)!.reserved, unit).toBe(before?.reserved ?? '0');
+      }
+      const ledger = (await client.query<{ entry_type: string; period: string }>(
+        `select entry_type::text, period from ledger_entries where job_id = $1 order by id`, [settle.job_id])).rows;
+      expect(ledger).toEqual([
+        { entry_type: 'HOLD', period: '2026-10' },
+        { entry_type: 'RELEASE', period: '2026-10' },
+        { entry_type: 'DEBIT', period: settle.period },
+      ]);
+    } finally {
+      await client.end();
+    }
+    await expectCountersEqualLedger(h.services.db);
+  });
 });
+
+/**
+ * The last job's admission and forwarding replayed on `client` as a new job (its hold in `holdPeriod` on `holdDay`
+ * when given), from the parameters the gateway sent; returns the parameter that settles it, not yet sent.
+ */
+async function replayUntilSettlement(client: pg.Client, hold?: { period: string; day: string }): Promise<Record<string, unknown>> {
+  const job = randomUUID();
+  const admit = JSON.parse(captured.gateway_admit!) as { job: { id: string; hold_period: string; hold_day: string }; audit: { entity_id: string }; period: string; day: string };
+  admit.job.id = job;
+  admit.audit.entity_id = job;
+  if (hold) {
+    Object.assign(admit, hold);
+    Object.assign(admit.job, { hold_period: hold.period, hold_day: hold.day });
+  }
+  const admitted = (await client.query<{ r: { outcome: string } }>('select gateway_admit($1::jsonb) as r', [JSON.stringify(admit)])).rows[0]!.r;
+  expect(admitted.outcome).toBe('admitted');
+  const mark = JSON.parse(captured.gateway_mark_submitted!) as { job_id: string; poll_min_ms: number; items: { job_id: string; upstream_id: string }[] };
+  mark.job_id = job;
+  mark.poll_min_ms = 3_600_000; // its first read an hour away: the gateway's worker leaves it to the test
+  mark.items[0]!.job_id = job;
+  mark.items[0]!.upstream_id = `replayed-${job}`;
+  const marked = (await client.query<{ r: { outcome: string; items: { id: string }[] } }>('select gateway_mark_submitted($1::jsonb) as r', [JSON.stringify(mark)])).rows[0]!.r;
+  expect(marked.outcome).toBe('submitted');
+  const settle = JSON.parse(captured.gateway_settle_followed!) as { job_id: string; updates: { id: string }[] };
+  settle.job_id = job;
+  settle.updates[0]!.id = marked.items[0]!.id;
+  return settle;
+}
