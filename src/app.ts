@@ -21,6 +21,7 @@ import { startOutboxWorker, type OutboxDeps, type OutboxHandler } from './outbox
 import { APP_CALLBACK_TOPIC, appCallbackHandler } from './outbox/app-callback.js';
 import { withFreshOutputUrl } from './jobs/app-events.js';
 import { createLiveHub, LIVE_CHANNEL, parseLiveSignal, type LiveHub } from './live/hub.js';
+import { createLivePresence, type LivePresence } from './live/presence.js';
 import { notificationHandlers } from './notifications/delivery.js';
 import { MONEY_EVENT_CHANNEL, moneyEventSignal } from './notifications/events.js';
 import { startPoolRunOutChecks } from './billing/pool-run-out.js';
@@ -35,6 +36,8 @@ export interface Services {
   readonly notifications: Notifications | null;
   /** This process's live-update subscribers (GraphQL subscriptions), fed by the `gateway_live` channel. */
   readonly live: LiveHub;
+  /** This process's row in live_listeners while it has streams open (changes are announced only while some process has one). */
+  readonly livePresence: LivePresence;
   readonly heygen: HeygenClient;
   readonly logger: Logger;
   readonly admission: AdmissionSettings;
@@ -67,6 +70,11 @@ function resolveMasterKey(config: Config, logger: Logger): string {
   return key;
 }
 
+/** How long a process's live_listeners row stays in force unless renewed (every third of it). */
+const LIVE_PRESENCE_TTL_MS = 30_000;
+/** The longest a first subscription waits for transactions begun before its process registered. */
+const LIVE_PRESENCE_CATCH_UP_MAX_MS = 5_000;
+
 export async function createServices(config: Config, overrides: { logger?: Logger; heygen?: HeygenClient } = {}): Promise<Services> {
   const logger = overrides.logger ?? createLogger(config.logLevel);
   // A configured master key is checked before the database is touched: a wrong setting migrates nothing.
@@ -86,7 +94,15 @@ export async function createServices(config: Config, overrides: { logger?: Logge
     const company = config.companyTokens
       ? { verifier: createCompanyTokenVerifier(config.companyTokens), configMappings: config.roleMappings }
       : null;
-    const live = createLiveHub({ maxPerOwner: config.graphql.maxSubscriptionsPerCaller });
+    // Live signals are sent only while some process has a stream open (src/live/presence.ts); this one registers with
+    // its first stream and has its subscribers re-read what they follow once registered.
+    const presence = createLivePresence(database.db, {
+      ttlMs: LIVE_PRESENCE_TTL_MS,
+      catchUpMaxMs: LIVE_PRESENCE_CATCH_UP_MAX_MS,
+      logger,
+      onCaughtUp: () => live.resync(),
+    });
+    const live: LiveHub = createLiveHub({ maxPerOwner: config.graphql.maxSubscriptionsPerCaller, presence });
     notifications = config.databaseUrl
       ? listenForNotifications({
           databaseUrl: config.databaseUrl,
@@ -229,6 +245,7 @@ export async function createServices(config: Config, overrides: { logger?: Logge
       tokens,
       notifications,
       live,
+      livePresence: presence,
       heygen,
       logger,
       admission,
@@ -273,6 +290,7 @@ export function startBackgroundWork(services: Services): void {
 
 export async function stopServices(services: Services): Promise<void> {
   services.live.close();
+  await services.livePresence.close();
   await services.worker?.stop();
   services.worker = null;
   await services.dispatcher?.stop();

@@ -143,6 +143,8 @@ describe('subscriptions across processes', () => {
   it('the generic hook: publishLive in a transaction on A reaches a subscriber on B on commit, and a rollback publishes nothing', async () => {
     const unit = raw(tree.teamId);
     const stream = b.services.live.subscribe(unitTopic('money', unit), 'test');
+    // B's first stream: B registers as a listener before anything is announced to it.
+    await b.services.live.ready();
     const rolledBack = '00000000-0000-4000-8000-00000000000a';
     const committed = '00000000-0000-4000-8000-00000000000b';
     await expect(

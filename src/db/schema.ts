@@ -877,3 +877,14 @@ export const budgetGrantsTable = pgTable('budget_grants', {
   index('budget_grants_budget_until').on(t.budgetId, t.until),
   check('budget_grants_amount_positive', sql`${t.amountMicroCs} > 0`),
 ]);
+
+/**
+ * Gateway processes with at least one open live subscription (src/live/presence.ts), each for as long as it renews its
+ * row. The triggers that announce changes to subscriptions (`NOTIFY gateway_live`, `NOTIFY gateway_money_event`) send
+ * nothing while this table has no row in force: a NOTIFY makes its transaction's commit take PostgreSQL's one lock on
+ * the notification queue, which every notifying commit of the cluster waits for in turn.
+ */
+export const liveListenersTable = pgTable('live_listeners', {
+  processId: uuid('process_id').primaryKey(),
+  expiresAt: timestamp('expires_at', { withTimezone: true }).notNull(),
+});

@@ -24,14 +24,20 @@ builder.subscriptionType({
     'Live updates over Server-Sent Events (`Accept: text/event-stream`). Each event carries the object as it stands when sent, read with the caller\'s own visibility; changes close together may arrive as one event. At most GRAPHQL_MAX_SUBSCRIPTIONS_PER_CALLER open per caller and process. A service token\'s streams end (complete) when it is revoked.',
 });
 
-/** A stream on `topic` for the caller, starting with `initial`; the per-caller limit is a VALIDATION_FAILED error. */
-function open(ctx: GraphQLContext, topic: string, initial: string[]): LiveStream {
+/**
+ * A stream on `topic` for the caller, starting with `initial`; the per-caller limit is a VALIDATION_FAILED error. It is
+ * returned (and the subscription's response begins) once changes committed from then on reach it (LiveHub.ready).
+ */
+async function open(ctx: GraphQLContext, topic: string, initial: string[]): Promise<LiveStream> {
+  let stream: LiveStream;
   try {
-    return ctx.services.live.subscribe(topic, ctx.actor!.subject, initial, ctx.actor!.tokenId);
+    stream = ctx.services.live.subscribe(topic, ctx.actor!.subject, initial, ctx.actor!.tokenId);
   } catch (error) {
     if (error instanceof TooManySubscriptionsError) throw new ValidationError('subscription', error.message);
     throw error;
   }
+  await ctx.services.live.ready();
+  return stream;
 }
 
 /**
@@ -101,7 +107,7 @@ builder.subscriptionFields((t) => ({
     },
     subscribe: async (_root, args, ctx) => {
       const unit = await requireVisibleUnit(ctx, decodeId(String(args.orgUnitId), 'OrgUnit'));
-      return visibleMoneyEvents(ctx, open(ctx, unitTopic('money', unit.id), []), unit.id, args.kinds as string[] | null | undefined);
+      return visibleMoneyEvents(ctx, await open(ctx, unitTopic('money', unit.id), []), unit.id, args.kinds as string[] | null | undefined);
     },
     resolve: (event) => event as MoneyEvent,
   }),
@@ -113,7 +119,7 @@ builder.subscriptionFields((t) => ({
     subscribe: async (_root, args, ctx) => {
       const id = decodeId(String(args.id), 'Job');
       if (!(await visibleJob(ctx, id))) throw new NotFoundError('Job', String(args.id));
-      return untilFinished(ctx, open(ctx, entityTopic('job', id), [id]));
+      return untilFinished(ctx, await open(ctx, entityTopic('job', id), [id]));
     },
     resolve: async (id, args, ctx) => {
       const job = await visibleJob(renew(ctx), id as string);

@@ -13,6 +13,7 @@
 import { sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { uuidArray } from '../ledger/ledger.js';
+import type { LivePresence } from './presence.js';
 
 export const LIVE_CHANNEL = 'gateway_live';
 
@@ -72,6 +73,12 @@ export interface LiveHub {
    * entity again, re-read now.
    */
   resync(): void;
+  /**
+   * Resolves once changes committed from now on reach this process's streams: at once, unless its first stream has
+   * just opened and the process is registering as a listener (src/live/presence.ts). A caller that must not miss a
+   * change it is about to cause waits for it after subscribing.
+   */
+  ready(): Promise<void>;
   /** Whether any stream of this process listens on a topic of `kind` (a signal that costs a read can be skipped). */
   wants(kind: string): boolean;
   /** Open streams, per owner and in all. */
@@ -92,10 +99,16 @@ interface Subscriber {
 /** Distinct ids a slow subscriber may have waiting; past it the oldest is dropped (it was re-read later anyway). */
 const MAX_PENDING = 1_000;
 
-export function createLiveHub(opts: { maxPerOwner: number }): LiveHub {
+/**
+ * `presence`: told when the process's first stream opens (`activate`, whose promise `ready()` returns) and when its
+ * last one ends (`deactivate`); without it (a hub of its own, in tests), streams are ready at once.
+ */
+export function createLiveHub(opts: { maxPerOwner: number; presence?: Pick<LivePresence, 'activate' | 'deactivate'> }): LiveHub {
   const byTopic = new Map<string, Set<Subscriber>>();
   const perOwner = new Map<string, number>();
   let closed = false;
+  let open = 0;
+  let ready: Promise<void> = Promise.resolve();
 
   const finish = (s: Subscriber) => {
     if (s.done) return;
@@ -106,6 +119,11 @@ export function createLiveHub(opts: { maxPerOwner: number }): LiveHub {
     const n = (perOwner.get(s.owner) ?? 1) - 1;
     if (n > 0) perOwner.set(s.owner, n);
     else perOwner.delete(s.owner);
+    open -= 1;
+    if (open === 0) {
+      ready = Promise.resolve();
+      opts.presence?.deactivate();
+    }
     s.wake?.();
   };
 
@@ -124,9 +142,11 @@ export function createLiveHub(opts: { maxPerOwner: number }): LiveHub {
   return {
     subscribe(topic, owner, initial = [], tokenId = null) {
       if (closed) throw new TooManySubscriptionsError('the server is shutting down');
-      const open = perOwner.get(owner) ?? 0;
-      if (open >= opts.maxPerOwner) throw new TooManySubscriptionsError(`at most ${opts.maxPerOwner} open subscriptions per caller`);
-      perOwner.set(owner, open + 1);
+      const mine = perOwner.get(owner) ?? 0;
+      if (mine >= opts.maxPerOwner) throw new TooManySubscriptionsError(`at most ${opts.maxPerOwner} open subscriptions per caller`);
+      perOwner.set(owner, mine + 1);
+      open += 1;
+      if (open === 1 && opts.presence) ready = opts.presence.activate();
       const s: Subscriber = { topic, owner, tokenId, pending: new Set(initial), wake: null, done: false };
       let set = byTopic.get(topic);
       if (!set) byTopic.set(topic, (set = new Set()));
@@ -174,15 +194,13 @@ export function createLiveHub(opts: { maxPerOwner: number }): LiveHub {
         finish(s);
       }
     },
+    ready: () => ready,
     wants(kind) {
       for (const topic of byTopic.keys()) if (topic.startsWith(`${kind}:`) || topic.startsWith(`${kind}@`)) return true;
       return false;
     },
     count(owner) {
-      if (owner !== undefined) return perOwner.get(owner) ?? 0;
-      let n = 0;
-      for (const v of perOwner.values()) n += v;
-      return n;
+      return owner !== undefined ? (perOwner.get(owner) ?? 0) : open;
     },
     close() {
       closed = true;

@@ -1,0 +1,114 @@
+// Live signals are sent only while some process has a subscription open (src/live/presence.ts, migration
+// "live_signals_when_listened"): a NOTIFY makes its commit wait for PostgreSQL's one notification-queue lock, so the
+// job path's transactions must not take it for nobody. A plain LISTEN connection counts what is announced; a marker
+// notified by the test after the work arrives after every notification committed before it (delivery is in commit
+// order), so "nothing before the marker" means nothing was announced.
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startHarness, waitFor, type Harness } from './support/harness.js';
+import { createTree, setBudget, SUBMIT, avatarRequest, type Tree } from './support/fixtures.js';
+import { subscribe } from './support/sse.js';
+
+const BUDGET_UPDATED = `subscription($orgUnitId: ID!) { budgetUpdated(orgUnitId: $orgUnitId) { id limitCreditSeconds reservedCreditSeconds } }`;
+
+let h: Harness;
+let tree: Tree;
+let listener: pg.Client;
+let raw: pg.Client;
+const heard: { channel: string; payload: string }[] = [];
+
+beforeAll(async () => {
+  h = await startHarness({ callbacks: true, sim: { renderMs: 0 } });
+  tree = await createTree(h, { name: 'Presence' });
+  listener = new pg.Client({ connectionString: h.database.url });
+  await listener.connect();
+  listener.on('notification', (n) => heard.push({ channel: n.channel, payload: n.payload ?? '' }));
+  await listener.query('LISTEN gateway_live');
+  await listener.query('LISTEN gateway_money_event');
+  raw = new pg.Client({ connectionString: h.database.url });
+  await raw.connect();
+});
+
+afterAll(async () => {
+  await listener?.end();
+  await raw?.end();
+  await h?.close();
+});
+
+const rawId = (globalId: string) => Buffer.from(globalId, 'base64').toString('utf8').split(':')[1]!;
+const listeners = async () => (await raw.query<{ n: number }>('select count(*)::int as n from live_listeners where expires_at > now()')).rows[0]!.n;
+
+/** What was announced until now: a marker is notified and awaited; everything heard before it is returned. */
+async function announcedSoFar(): Promise<{ channel: string; payload: string }[]> {
+  const marker = `marker-${Math.random()}`;
+  await raw.query(`select pg_notify('gateway_live', $1)`, [marker]);
+  await waitFor(async () => heard.some((n) => n.payload === marker), 10_000, 10);
+  const before = heard.splice(0, heard.findIndex((n) => n.payload === marker) + 1);
+  return before.slice(0, -1);
+}
+
+/** A job submitted through the gateway and followed to its end. */
+async function jobToItsEnd(): Promise<string> {
+  const res = await h.gql(SUBMIT, { input: { projectId: tree.projectId, kind: 'AVATAR_VIDEO', request: avatarRequest() } });
+  expect(res.data.submitJob.__typename).toBe('SubmitJobPayload');
+  const id = rawId(res.data.submitJob.job.id);
+  await waitFor(async () => (await raw.query<{ s: string }>('select status::text as s from jobs where id = $1', [id])).rows[0]?.s === 'SUCCEEDED', 20_000, 20);
+  return id;
+}
+
+describe('live signals only while someone listens', () => {
+  it('with no subscription open, a job announces nothing from its admission to its settlement', async () => {
+    expect(await listeners()).toBe(0);
+    await announcedSoFar();
+    await jobToItsEnd();
+    expect(await announcedSoFar()).toEqual([]);
+  });
+
+  it('while a subscription is open the job and the usage it moves are announced; once it closes, nothing again', async () => {
+    const sub = await subscribe(h.url, BUDGET_UPDATED, { orgUnitId: tree.teamId }, h.adminToken);
+    expect(await listeners()).toBe(1);
+    await sub.next();
+    await announcedSoFar();
+    const id = await jobToItsEnd();
+    const announced = await announcedSoFar();
+    expect(announced.filter((n) => n.channel === 'gateway_live' && JSON.parse(n.payload).k === 'job' && JSON.parse(n.payload).id === id).length).toBeGreaterThan(0);
+    expect(announced.filter((n) => n.channel === 'gateway_live' && JSON.parse(n.payload).k === 'budget').length).toBeGreaterThan(0);
+    expect(announced.filter((n) => n.channel === 'gateway_money_event').length).toBeGreaterThan(0);
+    // The budget's subscriber was told (its next event is the team's usage after the job).
+    expect(await sub.next()).toBeTruthy();
+
+    sub.close();
+    await waitFor(async () => (await listeners()) === 0, 10_000, 20);
+    await announcedSoFar();
+    await jobToItsEnd();
+    expect(await announcedSoFar()).toEqual([]);
+  });
+
+  it('a change committed by a transaction begun before the first subscription reaches that subscription', async () => {
+    expect(await listeners()).toBe(0);
+    const { budget } = await setBudget(h, { orgUnitId: tree.projectId, window: 'LIFETIME', enforcement: 'SOFT', limitCreditSeconds: '1000' });
+    // A change made by a transaction that looked for listeners before there was one: it announces nothing.
+    const other = new pg.Client({ connectionString: h.database.url });
+    await other.connect();
+    try {
+      await other.query('begin');
+      await other.query(`update budgets set limit_micro_cs = limit_micro_cs * 2 where id = $1`, [rawId(budget.id)]);
+      // The subscription opens only once that transaction has ended: until then it is not answered.
+      let opened = false;
+      const pending = subscribe(h.url, BUDGET_UPDATED, { orgUnitId: tree.projectId }, h.adminToken).then((s) => {
+        opened = true;
+        return s;
+      });
+      await waitFor(async () => (await listeners()) === 1, 10_000, 10);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(opened).toBe(false);
+      await other.query('commit');
+      const sub = await pending;
+      // Its first event is the budget as that transaction left it.
+      expect(await sub.next()).toMatchObject({ data: { budgetUpdated: [{ id: budget.id, limitCreditSeconds: '2000' }] } });
+      sub.close();
+    } finally {
+      await other.end();
+    }
+  });
+});
