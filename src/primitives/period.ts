@@ -170,12 +170,21 @@ interface WallClock {
   readonly second: number;
 }
 
+/**
+ * The last wall clock read per time zone, by its instant: the callers of one operation ask for the same instant in the
+ * same zone several times (an admission's period and day, for its account and again for every account; a
+ * settlement's), and `formatToParts` is the costly part. Bounded like the formatters: one entry per valid zone.
+ */
+const lastWallClock = new Map<string, { epochMs: number; wall: WallClock }>();
+
 function wallClock(timeZone: string, epochMs: number): WallClock {
+  const last = lastWallClock.get(timeZone);
+  if (last !== undefined && last.epochMs === epochMs) return last.wall;
   const fields: Record<string, number> = {};
   for (const part of formatterFor(timeZone).formatToParts(epochMs)) {
     if (part.type !== 'literal') fields[part.type] = Number(part.value);
   }
-  return {
+  const wall: WallClock = {
     year: fields['year'] ?? NaN,
     month: fields['month'] ?? NaN,
     day: fields['day'] ?? NaN,
@@ -183,6 +192,8 @@ function wallClock(timeZone: string, epochMs: number): WallClock {
     minute: fields['minute'] ?? NaN,
     second: fields['second'] ?? NaN,
   };
+  lastWallClock.set(timeZone, { epochMs, wall });
+  return wall;
 }
 
 /** The local wall-clock time at an instant, expressed as if it were a UTC epoch (whole seconds). */
