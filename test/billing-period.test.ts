@@ -7,6 +7,7 @@ import {
   nextPeriod,
   periodBounds,
   dayOf,
+  elapsedOfDay,
   periodOf,
   periodsBetween,
   previousPeriod,
@@ -65,9 +66,14 @@ describe('periodOf', () => {
       expect(dayOf(after, 'America/Los_Angeles')).toBe('2026-01-31');
       expect(dayOf(after, 'Asia/Tokyo')).toBe('2026-02-01');
     }
+    // Within one second, before and after the epoch: the formatter floors milliseconds.
+    for (const [ms, second] of [[-1, 86_399], [-999, 86_399], [-1000, 86_399], [-1001, 86_398], [0, 0], [999, 0], [1000, 1], [-1, 86_399]] as const) {
+      expect(dayOf(new Date(ms), 'UTC')).toBe(ms < 0 ? '1969-12-31' : '1970-01-01');
+      expect(elapsedOfDay(new Date(ms), 'UTC')).toBe(second / 86_400);
+    }
     // Every instant of a random sequence answers as a fresh formatter does, in each zone.
     fc.assert(
-      fc.property(fc.array(fc.tuple(fc.integer({ min: Date.UTC(2000, 0, 1), max: Date.UTC(2100, 0, 1) }), fc.constantFrom('UTC', 'Asia/Tokyo', 'America/Los_Angeles', 'Australia/Lord_Howe')), { minLength: 1, maxLength: 20 }), (asks) => {
+      fc.property(fc.array(fc.tuple(fc.oneof(fc.integer({ min: Date.UTC(1900, 0, 1), max: Date.UTC(2100, 0, 1) }), fc.integer({ min: -86_400_000, max: 86_400_000 })), fc.constantFrom('UTC', 'Asia/Tokyo', 'America/Los_Angeles', 'Australia/Lord_Howe')), { minLength: 1, maxLength: 20 }), (asks) => {
         for (const [ms, zone] of asks) {
           const parts = Object.fromEntries(
             new Intl.DateTimeFormat('en-US', { timeZone: zone, year: 'numeric', month: '2-digit', day: '2-digit' }).formatToParts(ms).map((p) => [p.type, p.value]),

@@ -171,15 +171,18 @@ interface WallClock {
 }
 
 /**
- * The last wall clock read per time zone, by its instant: the callers of one operation ask for the same instant in the
+ * The last wall clock read per time zone, by its second: the callers of one operation ask for the same instant in the
  * same zone several times (an admission's period and day, for its account and again for every account; a
- * settlement's), and `formatToParts` is the costly part. Bounded like the formatters: one entry per valid zone.
+ * settlement's), operations under load share their second, and `formatToParts` is the costly part. The fields it
+ * gives (to the second) are those of the instant's whole second, floored as the formatter floors it. Bounded like the
+ * formatters: one entry per valid zone.
  */
-const lastWallClock = new Map<string, { epochMs: number; wall: WallClock }>();
+const lastWallClock = new Map<string, { second: number; wall: WallClock }>();
 
 function wallClock(timeZone: string, epochMs: number): WallClock {
+  const second = Math.floor(epochMs / 1000);
   const last = lastWallClock.get(timeZone);
-  if (last !== undefined && last.epochMs === epochMs) return last.wall;
+  if (last !== undefined && last.second === second) return last.wall;
   const fields: Record<string, number> = {};
   for (const part of formatterFor(timeZone).formatToParts(epochMs)) {
     if (part.type !== 'literal') fields[part.type] = Number(part.value);
@@ -192,7 +195,7 @@ function wallClock(timeZone: string, epochMs: number): WallClock {
     minute: fields['minute'] ?? NaN,
     second: fields['second'] ?? NaN,
   };
-  lastWallClock.set(timeZone, { epochMs, wall });
+  lastWallClock.set(timeZone, { second, wall });
   return wall;
 }
 
