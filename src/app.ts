@@ -115,6 +115,8 @@ export async function createServices(config: Config, overrides: { logger?: Logge
         })
       : null;
     const onLiveSignal = (payload: string) => {
+      // Every job's changes are announced: with no stream open in this process there is no one to hand them to.
+      if (live.count() === 0) return;
       const signal = parseLiveSignal(payload);
       if (signal) live.dispatch(signal);
     };

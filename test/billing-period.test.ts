@@ -6,6 +6,8 @@ import {
   isValidTimeZone,
   nextPeriod,
   periodBounds,
+  dayOf,
+  elapsedOfDay,
   periodOf,
   periodsBetween,
   previousPeriod,
@@ -49,6 +51,37 @@ describe('periodOf', () => {
   it('rolls over the year', () => {
     expect(periodOf(new Date('2026-12-31T23:30:00Z'), 'Asia/Tokyo')).toBe('2027-01');
     expect(periodOf(new Date('2027-01-01T07:30:00Z'), 'America/Los_Angeles')).toBe('2026-12');
+  });
+
+  it('answers for the instant and zone asked, whatever was asked just before (the last wall clock is kept per zone)', () => {
+    // One millisecond apart, on both sides of local midnight: a kept wall clock answered for the wrong instant would show.
+    const before = new Date('2026-01-31T14:59:59.999Z'); // Tokyo 2026-01-31 23:59:59.999
+    const after = new Date('2026-01-31T15:00:00.000Z'); // Tokyo 2026-02-01 00:00
+    for (let i = 0; i < 3; i++) {
+      expect(dayOf(before, 'Asia/Tokyo')).toBe('2026-01-31');
+      expect(periodOf(before, 'Asia/Tokyo')).toBe('2026-01');
+      expect(dayOf(after, 'Asia/Tokyo')).toBe('2026-02-01');
+      expect(periodOf(after, 'Asia/Tokyo')).toBe('2026-02');
+      // The same instant in another zone, asked in between.
+      expect(dayOf(after, 'America/Los_Angeles')).toBe('2026-01-31');
+      expect(dayOf(after, 'Asia/Tokyo')).toBe('2026-02-01');
+    }
+    // Within one second, before and after the epoch: the formatter floors milliseconds.
+    for (const [ms, second] of [[-1, 86_399], [-999, 86_399], [-1000, 86_399], [-1001, 86_398], [0, 0], [999, 0], [1000, 1], [-1, 86_399]] as const) {
+      expect(dayOf(new Date(ms), 'UTC')).toBe(ms < 0 ? '1969-12-31' : '1970-01-01');
+      expect(elapsedOfDay(new Date(ms), 'UTC')).toBe(second / 86_400);
+    }
+    // Every instant of a random sequence answers as a fresh formatter does, in each zone.
+    fc.assert(
+      fc.property(fc.array(fc.tuple(fc.oneof(fc.integer({ min: Date.UTC(1900, 0, 1), max: Date.UTC(2100, 0, 1) }), fc.integer({ min: -86_400_000, max: 86_400_000 })), fc.constantFrom('UTC', 'Asia/Tokyo', 'America/Los_Angeles', 'Australia/Lord_Howe')), { minLength: 1, maxLength: 20 }), (asks) => {
+        for (const [ms, zone] of asks) {
+          const parts = Object.fromEntries(
+            new Intl.DateTimeFormat('en-US', { timeZone: zone, year: 'numeric', month: '2-digit', day: '2-digit' }).formatToParts(ms).map((p) => [p.type, p.value]),
+          );
+          expect(dayOf(new Date(ms), zone)).toBe(`${parts.year}-${parts.month}-${parts.day}`);
+        }
+      }),
+    );
   });
 
   it('rejects an unknown time zone and an invalid date', () => {

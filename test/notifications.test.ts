@@ -358,3 +358,67 @@ describe('secrets', () => {
     expect(() => decryptChannelSecret(createSecretBox(h.config.masterKey!), slack)).toThrow();
   }, 30_000);
 });
+
+// Last: its events are fanned out to the channels above (not delivered), after every other suite has counted them.
+describe('fan-out of an outbox pass', () => {
+  it("reads the rules of a pass's money events in one statement, each event fanned out to the channels it would be alone", async () => {
+    const moneyOnly = (batchSize: number) => ({
+      ...h.services.outboxDeps,
+      handlers: new Map([...h.services.outboxDeps.handlers].filter(([topic]) => topic === 'money_event')),
+      settings: { ...h.services.outboxDeps.settings, batchSize },
+    });
+    while ((await runOutboxOnce(moneyOnly(50))) > 0) {
+      /* earlier events out of the way */
+    }
+    // Routed to the team's webhook and the organization's channels, to the team's webhook only, to none, and (another
+    // subtree, whose channel was deleted) to the organization's channels only.
+    const asked = [
+      { kind: 'budget.threshold_crossed', unit: tree.projectId },
+      { kind: 'budget.threshold_resolved', unit: tree.projectId },
+      { kind: 'job.finished', unit: tree.projectId },
+      { kind: 'budget.threshold_crossed', unit: tree.otherProjectId },
+    ] as const;
+    const record = async (prefix: string) => {
+      for (const [n, a] of asked.entries()) {
+        await h.services.db.transaction((tx) => recordMoneyEvent(tx, { kind: a.kind, dedupeKey: `${prefix}-${n}`, orgUnitId: raw(a.unit), data: { jobId: null } }));
+      }
+    };
+    const channelsOf = async (prefix: string) => {
+      const out: string[][] = [];
+      for (const [n, a] of asked.entries()) {
+        const rows = await queryRows<{ channel: string }>(
+          h.services.db,
+          sql`select n.destination->>'channelId' as channel from outbox_events e join outbox_events n on n.dedupe_key like e.id::text || ':%'
+              where e.topic = 'money_event' and e.dedupe_key = ${`${a.kind}:${prefix}-${n}`} order by 1`,
+        );
+        out.push(rows.map((r) => r.channel));
+      }
+      return out;
+    };
+    const statements: string[] = [];
+    h.services.database.onQuery = (text) => statements.push(text);
+    try {
+      // Alone: one pass per event, each reading its own rules.
+      await record('fan-alone');
+      while ((await runOutboxOnce(moneyOnly(1))) > 0) {
+        /* one event a pass */
+      }
+      const alone = statements.filter((s) => /with ordinality/.test(s)).length;
+      const singleReads = statements.filter((s) => /where u\.id = \$1::uuid/.test(s)).length;
+      statements.length = 0;
+      // Together: one pass, one read of the rules.
+      await record('fan-together');
+      expect(await runOutboxOnce(moneyOnly(50))).toBe(asked.length);
+      expect(alone).toBe(0);
+      expect(singleReads).toBe(asked.length);
+      expect(statements.filter((s) => /with ordinality/.test(s))).toHaveLength(1);
+      expect(statements.filter((s) => /where u\.id = \$1::uuid/.test(s))).toHaveLength(0);
+    } finally {
+      h.services.database.onQuery = undefined;
+    }
+    const together = await channelsOf('fan-together');
+    expect(together).toEqual(await channelsOf('fan-alone'));
+    const finance = [channels.slack, channels.teams, channels.email].map(raw);
+    expect(together.map((c) => c.length)).toEqual([1 + finance.length, 1, 0, finance.length]);
+  }, 30_000);
+});

@@ -146,8 +146,11 @@ export function createGraphQLServer(services: Services): YogaServerInstance<Grap
       },
     },
     // Yoga's own log lines may carry request parameters; only their text and error summaries are kept.
+    // Yoga logs at debug several times per request: its arguments are summarised only when the line is written.
     logging: {
-      debug: (...args) => services.logger.debug({ yoga: summarise(args) }, 'yoga'),
+      debug: (...args) => {
+        if (services.logger.isLevelEnabled('debug')) services.logger.debug({ yoga: summarise(args) }, 'yoga');
+      },
       info: (...args) => services.logger.info({ yoga: summarise(args) }, 'yoga'),
       warn: (...args) => services.logger.warn({ yoga: summarise(args) }, 'yoga'),
       // Yoga reports every error of a result here, expected ones too (a refused input, a NotFoundError): those are
@@ -156,7 +159,9 @@ export function createGraphQLServer(services: Services): YogaServerInstance<Grap
       error: (...args) => {
         const unavailable = args.find(isDatabaseUnavailable);
         if (unavailable) services.logger.warn({ code: 'UNAVAILABLE', reason: driverReason(unavailable) }, 'GraphQL request failed: the database is unavailable');
-        else if (args.every((a) => a instanceof GraphQLError || typeof a === 'string')) services.logger.debug({ yoga: summarise(args) }, 'yoga: GraphQL error in a result');
+        else if (args.every((a) => a instanceof GraphQLError || typeof a === 'string')) {
+          if (services.logger.isLevelEnabled('debug')) services.logger.debug({ yoga: summarise(args) }, 'yoga: GraphQL error in a result');
+        }
         else services.logger.error({ yoga: summarise(args) }, 'yoga');
       },
     },

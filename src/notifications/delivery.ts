@@ -33,8 +33,10 @@ export interface NotificationSettings extends AppCallbackSettings {
   maxAttempts: number;
 }
 
+type FanOutTarget = { channel_id: string; kind: keyof typeof CHANNEL_TOPICS; unit_name: string };
+
 /** The channels whose rules match a money event: $1 its unit, $2 its kind. */
-const FAN_OUT_TARGETS = namedStatement<{ channel_id: string; kind: keyof typeof CHANNEL_TOPICS; unit_name: string }>(
+const FAN_OUT_TARGETS = namedStatement<FanOutTarget>(
   'gateway_money_event_targets',
   `select distinct c.id as channel_id, c.kind, u.name as unit_name
           from org_units u
@@ -44,12 +46,31 @@ const FAN_OUT_TARGETS = namedStatement<{ channel_id: string; kind: keyof typeof 
           order by c.id`,
 );
 
-/** Fans a money event out to the channels of the rules that match it. */
+/**
+ * FAN_OUT_TARGETS for several money events at once: $1 their units, $2 their kinds (in the same order); each target
+ * row carries the 1-based position `i` of its event, and an event's rows are FAN_OUT_TARGETS' rows for it.
+ */
+const FAN_OUT_TARGETS_MANY = namedStatement<FanOutTarget & { i: string }>(
+  'gateway_money_event_targets_many',
+  `select distinct q.i, c.id as channel_id, c.kind, u.name as unit_name
+          from unnest($1::uuid[], $2::text[]) with ordinality as q(unit_id, kind, i)
+          join org_units u on u.id = q.unit_id
+          join notification_rules r on u.path @> array[r.org_unit_id]
+          join notification_channels c on c.id = r.channel_id
+          where c.enabled and q.kind = any(r.event_kinds)
+          order by q.i, c.id`,
+);
+
+/**
+ * Fans a money event out to the channels of the rules that match it. The events of one outbox pass have their rules
+ * read together (`prepare`: one statement, where each event would read alone); an event not prepared reads alone.
+ */
 export function moneyEventFanOut(db: Db, settings: Pick<NotificationSettings, 'maxAttempts'>): OutboxHandler {
-  return async (event: ClaimedEvent, now: Date): Promise<AttemptResult> => {
+  const prepared = new WeakMap<ClaimedEvent, FanOutTarget[]>();
+  const handler: OutboxHandler = async (event: ClaimedEvent, now: Date): Promise<AttemptResult> => {
     const started = performance.now();
     const money = moneyEventOf(event.payload);
-    const targets = await FAN_OUT_TARGETS.rows(db, [money.orgUnitId, money.kind]);
+    const targets = prepared.get(event) ?? (await FAN_OUT_TARGETS.rows(db, [money.orgUnitId, money.kind]));
     await enqueueEvents(
       db,
       targets.map((t) => ({
@@ -65,6 +86,27 @@ export function moneyEventFanOut(db: Db, settings: Pick<NotificationSettings, 'm
     );
     return { ok: true, httpStatus: null, error: null, startedAt: now, durationMs: Math.round(performance.now() - started) };
   };
+  handler.prepare = async (events) => {
+    // An event whose payload cannot be read is left to fail on its own, as it would unprepared.
+    const asked: [ClaimedEvent, MoneyEvent][] = [];
+    for (const event of events) {
+      try {
+        asked.push([event, moneyEventOf(event.payload)]);
+      } catch {
+        continue;
+      }
+    }
+    if (asked.length === 0) return;
+    const rows = await FAN_OUT_TARGETS_MANY.rows(db, [asked.map(([, m]) => m.orgUnitId), asked.map(([, m]) => m.kind)]);
+    const byPosition = new Map<number, FanOutTarget[]>();
+    for (const { i, ...target } of rows) {
+      const list = byPosition.get(Number(i));
+      if (list) list.push(target);
+      else byPosition.set(Number(i), [target]);
+    }
+    asked.forEach(([event], at) => prepared.set(event, byPosition.get(at + 1) ?? []));
+  };
+  return handler;
 }
 
 // --- Message formatting -------------------------------------------------------------------------------------

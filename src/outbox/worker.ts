@@ -7,8 +7,14 @@ import type { Logger } from '../logging.js';
 import { runPeriodically, type Periodic } from '../background/periodic.js';
 import { claimDueEvents, recordAttempt, type AttemptOutcome, type AttemptResult, type ClaimedEvent, type RetrySettings } from './outbox.js';
 
-/** Delivers one event once; `now` is the attempt's start (tests pin it). Throwing counts as a failed attempt. */
-export type OutboxHandler = (event: ClaimedEvent, now: Date) => Promise<AttemptResult>;
+/**
+ * Delivers one event once; `now` is the attempt's start (tests pin it). Throwing counts as a failed attempt.
+ * `prepare`, when a handler has it, is called once per pass with the pass's events of its topic (two or more) before
+ * any of them is delivered, to read what they all need in one statement; if it fails, each delivery reads alone.
+ */
+export type OutboxHandler = ((event: ClaimedEvent, now: Date) => Promise<AttemptResult>) & {
+  prepare?: (events: readonly ClaimedEvent[]) => Promise<void>;
+};
 
 export interface OutboxSettings extends RetrySettings {
   /** Events claimed per pass. */
@@ -59,6 +65,12 @@ export async function runOutboxOnce(deps: OutboxDeps, now?: Date): Promise<numbe
     leaseMs: deps.settings.leaseMs,
     now: now ?? new Date(),
   });
+  for (const [topic, handler] of deps.handlers) {
+    if (!handler.prepare) continue;
+    const mine = claimed.filter((e) => e.topic === topic);
+    // What a failed preparation would have read, each delivery reads (and fails on) alone, as without it.
+    if (mine.length > 1) await handler.prepare(mine).catch(() => undefined);
+  }
   let next = 0;
   const lane = async () => {
     while (next < claimed.length) {

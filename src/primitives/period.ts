@@ -170,12 +170,24 @@ interface WallClock {
   readonly second: number;
 }
 
+/**
+ * The last wall clock read per time zone, by its second: the callers of one operation ask for the same instant in the
+ * same zone several times (an admission's period and day, for its account and again for every account; a
+ * settlement's), operations under load share their second, and `formatToParts` is the costly part. The fields it
+ * gives (to the second) are those of the instant's whole second, floored as the formatter floors it. Bounded like the
+ * formatters: one entry per valid zone.
+ */
+const lastWallClock = new Map<string, { second: number; wall: WallClock }>();
+
 function wallClock(timeZone: string, epochMs: number): WallClock {
+  const second = Math.floor(epochMs / 1000);
+  const last = lastWallClock.get(timeZone);
+  if (last !== undefined && last.second === second) return last.wall;
   const fields: Record<string, number> = {};
   for (const part of formatterFor(timeZone).formatToParts(epochMs)) {
     if (part.type !== 'literal') fields[part.type] = Number(part.value);
   }
-  return {
+  const wall: WallClock = {
     year: fields['year'] ?? NaN,
     month: fields['month'] ?? NaN,
     day: fields['day'] ?? NaN,
@@ -183,6 +195,8 @@ function wallClock(timeZone: string, epochMs: number): WallClock {
     minute: fields['minute'] ?? NaN,
     second: fields['second'] ?? NaN,
   };
+  lastWallClock.set(timeZone, { second, wall });
+  return wall;
 }
 
 /** The local wall-clock time at an instant, expressed as if it were a UTC epoch (whole seconds). */
