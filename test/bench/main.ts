@@ -21,6 +21,9 @@
 // BENCH_GATEWAY_NODE_OPTIONS: extra Node flags for the measured gateway, after those of `npm start` (whitespace-separated,
 // e.g. "--trace-gc" or "--cpu-prof --cpu-prof-dir=/tmp/prof"), to look inside a figure; the figures of such a run are
 // not comparable with a plain one.
+// BENCH_GATEWAY_ENV: environment variables for the measured gateway only, not the simulator, the load generator or
+// pgbench (whitespace-separated NAME=value words, overriding those of `npm start`, e.g.
+// "LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2 MALLOC_CONF=dirty_decay_ms:100"); same caveat.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -293,9 +296,16 @@ try {
     // The per-token request limit would cap the load generator, not the gateway.
     RATE_LIMIT_PER_MINUTE: '0',
   };
+  // BENCH_GATEWAY_ENV: NAME=value words for the measured gateway process only (not the CLI below).
+  const gatewayOnlyEnv = Object.fromEntries((process.env.BENCH_GATEWAY_ENV ?? '').split(/\s+/).filter(Boolean).map((word) => {
+    const at = word.indexOf('=');
+    if (at < 1) throw new Error(`BENCH_GATEWAY_ENV: not NAME=value: ${word}`);
+    return [word.slice(0, at), word.slice(at + 1)];
+  }));
+  if (process.env.BENCH_GATEWAY_ENV) log(`gateway environment added: ${process.env.BENCH_GATEWAY_ENV}`);
   const gatewayNodeFlags = (process.env.BENCH_GATEWAY_NODE_OPTIONS ?? '').split(/\s+/).filter(Boolean);
   if (gatewayNodeFlags.length > 0) log(`gateway node flags added: ${gatewayNodeFlags.join(' ')}`);
-  const gateway: GatewayProcess = await spawnGateway(gatewayEnv, gatewayNodeFlags);
+  const gateway: GatewayProcess = await spawnGateway({ ...gatewayEnv, ...gatewayOnlyEnv }, gatewayNodeFlags);
   cleanups.unshift(() => gateway.stop());
   const pid = gateway.child.pid!;
   for (;;) {
