@@ -206,37 +206,45 @@ async function preloadUnitFields(ctx: GraphQLContext, info: GraphQLResolveInfo, 
   const budgets = selectedFields(info, nodes, 'budgets');
   const usage = selectedFields(info, nodes, 'usage').some((f) => !f.arguments?.length);
   if (units.length === 0 || (budgets.length === 0 && !usage)) return;
-  const reads: Promise<unknown>[] = [];
-  const budgetLists: MaybePromise<BudgetRow[]>[] = [];
-  for (const u of units) {
-    if (budgets.length > 0) budgetLists.push(unitBudgets(ctx, u));
-    if (usage) {
+  const usageReads: MaybePromise<unknown>[] = [];
+  if (usage) {
+    for (const u of units) {
       try {
-        const read = unitUsage(ctx, u, {});
-        if (read instanceof Promise) reads.push(read);
+        usageReads.push(unitUsage(ctx, u, {}));
       } catch {
         // The field throws the same error (a unit whose costs the caller may not read).
       }
     }
   }
-  for (const list of budgetLists) if (list instanceof Promise) reads.push(list);
-  await Promise.allSettled(reads);
+  const [lists] = await Promise.all([Promise.allSettled(budgets.length > 0 ? units.map((u) => unitBudgets(ctx, u)) : []), Promise.allSettled(usageReads)]);
   if (selectedFields(info, budgets, 'account').length === 0) return;
-  const accounts: Promise<unknown>[] = [];
-  for (const list of budgetLists) {
-    // Each list has come (or failed: its field reports it).
-    const settled = list instanceof Promise ? await list.catch(() => []) : list;
-    for (const b of settled) {
-      const account = visibleAccount(ctx, b.accountId);
-      if (account instanceof Promise) accounts.push(account);
-    }
-  }
+  const accounts: MaybePromise<unknown>[] = [];
+  for (const list of lists) if (list.status === 'fulfilled') for (const b of list.value) accounts.push(visibleAccount(ctx, b.accountId));
   await Promise.allSettled(accounts);
 }
 
-/** A counter of a budget's current window, or null when the caller may not see the budget's counters. */
-function counter(ctx: GraphQLContext, b: BudgetRow, pick: (usage: BudgetUsage) => bigint): MaybePromise<bigint | null> {
-  return whenReady(budgetCountersVisible(ctx, b), (shown) => (shown ? whenReady(ctx.loaders.budgetUsage.loadNow(b), pick) : null));
+/**
+ * A counter of a budget's current window, or null when the caller may not see the budget's counters. At once when
+ * the request has read both (a page's budgets: no callback made per field).
+ */
+function counter(ctx: GraphQLContext, b: BudgetRow, pick: (usage: BudgetUsage, b: BudgetRow) => bigint): MaybePromise<bigint | null> {
+  const shown = budgetCountersVisible(ctx, b);
+  if (shown instanceof Promise) return shown.then((yes) => (yes ? counter(ctx, b, pick) : null));
+  if (!shown) return null;
+  const usage = ctx.loaders.budgetUsage.loadNow(b);
+  return usage instanceof Promise ? usage.then((u) => pick(u, b)) : pick(usage, b);
+}
+const RESERVED = (u: BudgetUsage) => u.reservedMicroCs;
+const SETTLED = (u: BudgetUsage) => u.settledMicroCs;
+const GRANTED = (u: BudgetUsage) => u.grantedMicroCs;
+const CARRIED = (u: BudgetUsage) => u.carriedMicroCs;
+const EFFECTIVE_LIMIT = (u: BudgetUsage, b: BudgetRow) => effectiveLimit(b, u);
+const AVAILABLE = (u: BudgetUsage, b: BudgetRow) => availableOf(b, u);
+
+/** What every caller that may read the budget sees of its current window (availableCreditSeconds, the window's bounds). */
+function shownToReaders<T>(ctx: GraphQLContext, b: BudgetRow, pick: (usage: BudgetUsage, b: BudgetRow) => T): MaybePromise<T> {
+  const usage = ctx.loaders.budgetUsage.loadNow(b);
+  return usage instanceof Promise ? usage.then((u) => pick(u, b)) : pick(usage, b);
 }
 
 builder.node(BudgetRef, {
@@ -262,41 +270,44 @@ builder.node(BudgetRef, {
       type: 'CreditSeconds',
       nullable: true,
       description: "The limit. Null for a budget above the caller's own subtree (with availableCreditSeconds it would tell the usage of the caller's siblings).",
-      resolve: (b, _a, ctx) => whenReady(budgetCountersVisible(ctx, b), (shown) => (shown ? b.limitMicroCs : null)),
+      resolve: (b, _a, ctx) => {
+        const shown = budgetCountersVisible(ctx, b);
+        return shown instanceof Promise ? shown.then((yes) => (yes ? b.limitMicroCs : null)) : shown ? b.limitMicroCs : null;
+      },
     }),
     reservedCreditSeconds: t.field({
       type: 'CreditSeconds',
       nullable: true,
       description: "Holds of jobs in flight, in the current window. Null for a budget above the caller's own subtree.",
-      resolve: (b, _a, ctx) => counter(ctx, b, (u) => u.reservedMicroCs),
+      resolve: (b, _a, ctx) => counter(ctx, b, RESERVED),
     }),
     settledCreditSeconds: t.field({
       type: 'CreditSeconds',
       nullable: true,
       description: "Settled usage in the current window. Null for a budget above the caller's own subtree.",
-      resolve: (b, _a, ctx) => counter(ctx, b, (u) => u.settledMicroCs),
+      resolve: (b, _a, ctx) => counter(ctx, b, SETTLED),
     }),
     temporaryCreditSeconds: t.field({
       type: 'CreditSeconds',
       nullable: true,
       description:
         "What approved temporary raises add to the limit now (each ends at its `until`; see requestBudgetIncrease). Null for a budget above the caller's own subtree.",
-      resolve: (b, _a, ctx) => counter(ctx, b, (u) => u.grantedMicroCs),
+      resolve: (b, _a, ctx) => counter(ctx, b, GRANTED),
     }),
     availableCreditSeconds: t.field({
       type: 'CreditSeconds',
       description:
         'effectiveLimit − reserved − settled (negative after an overrun): what the units under the budget, the caller among them, could still spend. Shown to every caller that may read the budget.',
-      resolve: (b, _a, ctx) => whenReady(ctx.loaders.budgetUsage.loadNow(b), (u) => availableOf(b, u)),
+      resolve: (b, _a, ctx) => shownToReaders(ctx, b, AVAILABLE),
     }),
     windowFrom: t.string({
       description:
         "First day (YYYY-MM-DD: DAILY, WEEKLY, CUSTOM) or period (YYYY-MM: the others) of the current window, inclusive, in the account's time zone (UTC for a budget over all accounts, whose accounts each count their own).",
-      resolve: (b, _a, ctx) => whenReady(ctx.loaders.budgetUsage.loadNow(b), (u) => u.windowFrom),
+      resolve: (b, _a, ctx) => shownToReaders(ctx, b, (u) => u.windowFrom),
     }),
     windowTo: t.string({
       description: 'Last day or period of the current window, inclusive (for CUSTOM: the day before the windowTo it was set with).',
-      resolve: (b, _a, ctx) => whenReady(ctx.loaders.budgetUsage.loadNow(b), (u) => u.windowTo),
+      resolve: (b, _a, ctx) => shownToReaders(ctx, b, (u) => u.windowTo),
     }),
     rolloverCapCreditSeconds: t.field({
       type: 'CreditSeconds',
@@ -309,13 +320,13 @@ builder.node(BudgetRef, {
       nullable: true,
       description:
         "What this month's limit carries over from last month: min(rolloverCap, limit − last month's settled usage, never below 0); 0 in the month the rollover was set. Null for a budget above the caller's own subtree.",
-      resolve: (b, _a, ctx) => counter(ctx, b, (u) => u.carriedMicroCs),
+      resolve: (b, _a, ctx) => counter(ctx, b, CARRIED),
     }),
     effectiveLimitCreditSeconds: t.field({
       type: 'CreditSeconds',
       nullable: true,
       description: "The limit in force in the current window: limit + carriedOver + temporary (what the admission checks). Null for a budget above the caller's own subtree.",
-      resolve: (b, _a, ctx) => counter(ctx, b, (u) => effectiveLimit(b, u)),
+      resolve: (b, _a, ctx) => counter(ctx, b, EFFECTIVE_LIMIT),
     }),
     updatedAt: t.field({ type: 'DateTime', description: 'Last change.', resolve: (b) => b.updatedAt }),
   }),
