@@ -1,6 +1,8 @@
 import { describe, expect, it, afterAll, beforeAll } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { sql } from 'drizzle-orm';
+import type { GraphQLObjectType } from 'graphql';
+import { schema } from '../src/graphql/schema.js';
 import { printedSchema, SCHEMA_FILE } from '../src/cli/print-schema.js';
 import { startHarness, type Harness } from './support/harness.js';
 import { avatarRequest, createAccount, createUnit, mustMutate, setBudget, SUBMIT } from './support/fixtures.js';
@@ -70,6 +72,60 @@ describe('DataLoader batching', () => {
     ).rows.map((r) => r.name);
     expect(plpgsql).toContain('gateway_budget_usage');
     for (const text of statements) for (const name of plpgsql) expect(text, name).not.toMatch(new RegExp(`\\b${name}\\s*\\(`));
+  });
+
+  it('a page of units answers its fields without a promise per unit once its statements have come, through fragments too', async () => {
+    // Every resolver of the fields below, wrapped to count the promises it returns (the 200 units of the test above).
+    const fields: Record<string, string[]> = {
+      OrgUnit: ['id', 'parent', 'usage', 'budgets'],
+      Usage: ['settledCreditSeconds'],
+      Budget: ['account', 'limitCreditSeconds', 'reservedCreditSeconds', 'settledCreditSeconds', 'availableCreditSeconds'],
+    };
+    const calls = { values: 0, promises: 0 };
+    const restore: (() => void)[] = [];
+    for (const [typeName, names] of Object.entries(fields)) {
+      const type = schema.getType(typeName) as GraphQLObjectType;
+      for (const name of names) {
+        const field = type.getFields()[name]!;
+        const resolve = field.resolve;
+        if (!resolve) throw new Error(`${typeName}.${name} has no resolver of its own`);
+        field.resolve = (...args) => {
+          const result = resolve(...args);
+          if (result instanceof Promise) calls.promises++;
+          else calls.values++;
+          return result;
+        };
+        restore.push(() => (field.resolve = resolve));
+      }
+    }
+    try {
+      const count = await statementsFor(200);
+      expect(count).toBeLessThanOrEqual(4);
+      expect(calls).toEqual({ values: 200 * (4 + 1) + 400 * 5, promises: 0 });
+      // The same selection through a named fragment and an inline one, the budgets' account in a second fragment.
+      calls.values = 0;
+      const res = await h.gql(
+        `query($first: Int) { orgUnits(first: $first, kind: PROJECT) { edges { node { ...unit } } } }
+         fragment unit on OrgUnit { id ... on OrgUnit { usage { settledCreditSeconds } budgets { ...budget limitCreditSeconds } } }
+         fragment budget on Budget { account { name } }`,
+        { first: 200 },
+      );
+      expect(res.errors).toBeUndefined();
+      expect(calls).toEqual({ values: 200 * (3 + 1) + 400 * 2, promises: 0 });
+      // A skipped field is not read ahead: the page, and the usage only.
+      statements = [];
+      h.services.database.onQuery = (text) => statements.push(text);
+      const skipped = await h.gql(
+        `query($first: Int, $skip: Boolean!) { orgUnits(first: $first, kind: PROJECT) { edges { node { id usage { settledCreditSeconds } budgets @skip(if: $skip) { id } } } } }`,
+        { first: 200, skip: true },
+      );
+      h.services.database.onQuery = undefined;
+      expect(skipped.errors).toBeUndefined();
+      expect(skipped.data.orgUnits.edges[0].node.budgets).toBeUndefined();
+      expect(statements.filter((text) => /\bbudgets\b/.test(text))).toEqual([]);
+    } finally {
+      for (const undo of restore) undo();
+    }
   });
 
   async function statementsOf(query: string, variables: Record<string, unknown>, token?: string): Promise<{ count: number; data: any }> {

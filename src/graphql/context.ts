@@ -171,7 +171,7 @@ export function createLoaders(db: Db, now: Date) {
     (b) => b.id,
   );
   // Removes the N+1 of `OrgUnit.budgets` over a list of units; the same statement reads their counters.
-  const budgetsByUnit = new DataLoader<string, BudgetRow[]>(async (ids) => {
+  const budgetsByUnit = new RequestLoader<string, BudgetRow[]>(async (ids) => {
     const rows = await budgetsWithUsage(db, { unitIds: ids }, now);
     for (const r of rows) budgetUsage.prime(r.budget, r.usage);
     return groupBy(ids, rows.map((r) => r.budget), (r) => r.orgUnitId);
@@ -197,7 +197,7 @@ export function createLoaders(db: Db, now: Date) {
     return ids.map((id) => map.get(id) ?? 0);
   });
   // Removes the N+1 of `OrgUnit.usage` over a list of units: one grouped read of the rollups.
-  const unitUsage = new DataLoader<UsageKey, UsageTotals, string>(
+  const unitUsage = new RequestLoader<UsageKey, UsageTotals, string>(
     async (keys) => {
       // The (unit, period) pairs as two array parameters: a page of 200 units is 2 parameters, not 400.
       const rows = await queryRows<{ unit_id: string; account_id: string; period: string; reserved: string; settled: string }>(
@@ -223,7 +223,7 @@ export function createLoaders(db: Db, now: Date) {
         return { reservedMicroCs: reserved, settledMicroCs: settled };
       });
     },
-    { cacheKeyFn: (k) => `${k.unitId}|${k.accountId ?? '*'}|${k.period}` },
+    (k) => `${k.unitId}|${k.accountId ?? '*'}|${k.period}`,
   );
   // Removes the N+1 of `Account.wallet` over the account list: the latest snapshot of each, in one statement.
   const walletByAccount = new DataLoader<string, WalletSnapshotRow | null>(async (ids) => {

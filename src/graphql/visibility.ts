@@ -20,7 +20,13 @@ import { uuidArray } from '../ledger/ledger.js';
 export function visibleUnit(ctx: GraphQLContext, id: string | null): MaybePromise<OrgUnitRow | null> {
   const actor = ctx.actor;
   if (!id || !actor) return null;
-  return whenReady(ctx.loaders.unitById.loadNow(id), (unit) => (unit && canReadUnit(actor, unit) ? unit : null));
+  // No callback made per call when the unit is here (every unit of a page, its parents and its budgets ask).
+  const unit = ctx.loaders.unitById.loadNow(id);
+  return unit instanceof Promise ? unit.then((u) => readableUnit(actor, u)) : readableUnit(actor, unit);
+}
+
+function readableUnit(actor: Actor, unit: OrgUnitRow | null): OrgUnitRow | null {
+  return unit && canReadUnit(actor, unit) ? unit : null;
 }
 
 /** A unit the caller may read, or NotFoundError (the same error as for a unit that does not exist). */
@@ -66,7 +72,9 @@ export function visibleAccountIds(ctx: GraphQLContext): MaybePromise<string[] | 
 /** An account the caller may see, or null (reads as not found). */
 export function visibleAccount(ctx: GraphQLContext, id: string | null): MaybePromise<AccountRow | null> {
   if (!id || !ctx.actor) return null;
-  return whenReady(visibleAccountIds(ctx), (visible) => (visible !== 'all' && !visible.includes(id) ? null : ctx.loaders.accountById.loadNow(id)));
+  const visible = visibleAccountIds(ctx);
+  if (visible instanceof Promise) return visible.then(() => visibleAccount(ctx, id));
+  return visible !== 'all' && !visible.includes(id) ? null : ctx.loaders.accountById.loadNow(id);
 }
 
 /** An account the caller may see, or NotFoundError. */
@@ -96,8 +104,12 @@ export function visibleBudgets(ctx: GraphQLContext, budgets: readonly BudgetRow[
  * what is available would give that usage away.
  */
 export function budgetCountersVisible(ctx: GraphQLContext, budget: { orgUnitId: string }): MaybePromise<boolean> {
-  const actor = ctx.actor;
-  return whenReady(ctx.loaders.unitById.loadNow(budget.orgUnitId), (unit) => !!unit && !!actor && canReadCostsOf(actor, unit));
+  const unit = ctx.loaders.unitById.loadNow(budget.orgUnitId);
+  return unit instanceof Promise ? unit.then((u) => costsReadable(ctx.actor, u)) : costsReadable(ctx.actor, unit);
+}
+
+function costsReadable(actor: Actor | null, unit: OrgUnitRow | null): boolean {
+  return !!unit && !!actor && canReadCostsOf(actor, unit);
 }
 
 /** Whether the caller may see an account's totals (its period, its pool, HeyGen's balance). */
