@@ -29,6 +29,15 @@ describe('DataLoader batching', () => {
   let h: Harness;
   beforeAll(async () => {
     h = await startHarness({ workers: false });
+    // 200 projects, each with a budget on the account and one over all accounts: the page the tests below read.
+    const accountId = await createAccount(h, { name: 'Loader' });
+    const org = await createUnit(h, 'ORGANIZATION', 'Acme', null, accountId);
+    const team = await createUnit(h, 'TEAM', 'Team', org);
+    for (let i = 0; i < 200; i++) {
+      const project = await createUnit(h, 'PROJECT', `p${i}`, team);
+      await setBudget(h, { orgUnitId: project, accountId, window: 'MONTHLY', limitCreditSeconds: '1000' });
+      await setBudget(h, { orgUnitId: project, window: 'LIFETIME', limitCreditSeconds: '5000' });
+    }
   });
   afterAll(async () => h?.close());
 
@@ -49,14 +58,6 @@ describe('DataLoader batching', () => {
   }
 
   it('200 units with their budgets cost a constant number of SQL statements', async () => {
-    const accountId = await createAccount(h, { name: 'Loader' });
-    const org = await createUnit(h, 'ORGANIZATION', 'Acme', null, accountId);
-    const team = await createUnit(h, 'TEAM', 'Team', org);
-    for (let i = 0; i < 200; i++) {
-      const project = await createUnit(h, 'PROJECT', `p${i}`, team);
-      await setBudget(h, { orgUnitId: project, accountId, window: 'MONTHLY', limitCreditSeconds: '1000' });
-      await setBudget(h, { orgUnitId: project, window: 'LIFETIME', limitCreditSeconds: '5000' });
-    }
     const small = await statementsFor(5);
     const large = await statementsFor(200);
     expect(large).toBe(small);
@@ -75,7 +76,7 @@ describe('DataLoader batching', () => {
   });
 
   it('a page of units answers its fields without a promise per unit once its statements have come, through fragments too', async () => {
-    // Every resolver of the fields below, wrapped to count the promises it returns (the 200 units of the test above).
+    // Every resolver of the fields below, wrapped to count the promises it returns (the 200 units made above).
     const fields: Record<string, string[]> = {
       OrgUnit: ['id', 'parent', 'usage', 'budgets'],
       Usage: ['settledCreditSeconds'],
