@@ -1,12 +1,15 @@
 -- [settle1] Settlement updates each of the hold's usage_rollups rows once. gateway_settle_followed (latest body:
 -- migration 0037) took the hold back from the path's rows (reserved) and then added the settled usage to them
 -- (settled) in two statements: two row versions per unit, and between them the total dropped and rose again, so
--- the rows' money-event trigger (its WHEN: the total grew) judged every budget with thresholds on the path again at
--- every settlement. When the usage settles in the hold's own period (the usual case) or nothing is settled, one
--- UPDATE now does both: the total moves by actual − hold, so the budgets are judged only when the job cost more
+-- those rows' money-event trigger (its WHEN: the total grew) judged every budget with thresholds on the path again
+-- at every settlement. When the usage settles in the hold's own period (the usual case) or nothing is settled, one
+-- UPDATE now does both: the total moves by actual − hold, so those budgets are judged only when the job cost more
 -- than its hold, and the pool's trigger still sees the settled usage grow. Otherwise (the hold's period closed
--- meanwhile) the two statements stay as they were. Both ledger entries are written first, as before the rollups.
--- Lines changed from migration 0037 are marked [settle1].
+-- meanwhile) the two statements stay as they were. (The ledger's own rollups, daily and per person or tag, still
+-- move once for the RELEASE and once for the DEBIT.) Both ledger entries are now written before the usage_rollups
+-- update, so the DEBIT's trigger locks the pool's row before those rows are locked, where settleJob locks them in the
+-- other order; no deadlock follows, since every writer of ledger entries and rollups holds the account row's lock
+-- (taken first, FOR NO KEY UPDATE) for its whole transaction. Lines changed from migration 0037 are marked [settle1].
 CREATE OR REPLACE FUNCTION gateway_settle_followed(p jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
   at timestamptz := (p->>'now')::timestamptz;

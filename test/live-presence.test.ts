@@ -84,6 +84,18 @@ describe('live signals only while someone listens', () => {
     expect(await announcedSoFar()).toEqual([]);
   });
 
+  it('a row its process stopped renewing (the process died) is deleted when another process registers', async () => {
+    expect(await listeners()).toBe(0);
+    const dead = '00000000-0000-4000-8000-0000000000de';
+    await raw.query(`insert into live_listeners (process_id, expires_at) values ($1, now() - interval '1 hour')`, [dead]);
+    const sub = await subscribe(h.url, BUDGET_UPDATED, { orgUnitId: tree.teamId }, h.adminToken);
+    const rows = (await raw.query<{ id: string }>('select process_id::text as id from live_listeners')).rows.map((r) => r.id);
+    expect(rows).toHaveLength(1);
+    expect(rows).not.toContain(dead);
+    sub.close();
+    await waitFor(async () => (await raw.query('select 1 from live_listeners')).rowCount === 0, 10_000, 20);
+  });
+
   it('a change committed by a transaction begun before the first subscription reaches that subscription', async () => {
     expect(await listeners()).toBe(0);
     const { budget } = await setBudget(h, { orgUnitId: tree.projectId, window: 'LIFETIME', enforcement: 'SOFT', limitCreditSeconds: '1000' });

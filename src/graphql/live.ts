@@ -36,7 +36,13 @@ async function open(ctx: GraphQLContext, topic: string, initial: string[]): Prom
     if (error instanceof TooManySubscriptionsError) throw new ValidationError('subscription', error.message);
     throw error;
   }
-  await ctx.services.live.ready();
+  try {
+    await ctx.services.live.ready();
+  } catch (error) {
+    // This process could not register as a listener (the database is away): no stream it could not feed.
+    await stream.return();
+    throw error;
+  }
   return stream;
 }
 
@@ -132,7 +138,7 @@ builder.subscriptionFields((t) => ({
     type: JobRef,
     authScopes: { authenticated: true },
     description:
-      "Jobs of one project, each time one is created or changes status. NOT_FOUND when the project does not exist or the caller may not read its jobs (the `jobs` query's rule).",
+      "Jobs of one project, each time one is created or changes status. NOT_FOUND when the project does not exist or the caller may not read its jobs (the `jobs` query's rule). Changes committed while a process's listener was reconnecting, or while its registration as a listener had lapsed (the database away), are not replayed: read the `jobs` query to catch up.",
     args: { projectId: t.arg.id({ required: true, description: 'Global id of the project (an OrgUnit).' }) },
     subscribe: async (_root, args, ctx) => {
       const projectId = decodeId(String(args.projectId), 'OrgUnit');

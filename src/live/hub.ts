@@ -75,8 +75,9 @@ export interface LiveHub {
   resync(): void;
   /**
    * Resolves once changes committed from now on reach this process's streams: at once, unless its first stream has
-   * just opened and the process is registering as a listener (src/live/presence.ts). A caller that must not miss a
-   * change it is about to cause waits for it after subscribing.
+   * just opened and the process is registering as a listener (src/live/presence.ts); rejects when it could not
+   * register (the database's error). A caller that must not miss a change it is about to cause waits for it after
+   * subscribing.
    */
   ready(): Promise<void>;
   /** Whether any stream of this process listens on a topic of `kind` (a signal that costs a read can be skipped). */
@@ -100,15 +101,14 @@ interface Subscriber {
 const MAX_PENDING = 1_000;
 
 /**
- * `presence`: told when the process's first stream opens (`activate`, whose promise `ready()` returns) and when its
- * last one ends (`deactivate`); without it (a hub of its own, in tests), streams are ready at once.
+ * `presence`: told when the process's first stream opens (`activate`) and when its last one ends (`deactivate`), and
+ * asked whether streams are `ready`; without it (a hub of its own, in tests), streams are ready at once.
  */
-export function createLiveHub(opts: { maxPerOwner: number; presence?: Pick<LivePresence, 'activate' | 'deactivate'> }): LiveHub {
+export function createLiveHub(opts: { maxPerOwner: number; presence?: Pick<LivePresence, 'activate' | 'deactivate' | 'ready'> }): LiveHub {
   const byTopic = new Map<string, Set<Subscriber>>();
   const perOwner = new Map<string, number>();
   let closed = false;
   let open = 0;
-  let ready: Promise<void> = Promise.resolve();
 
   const finish = (s: Subscriber) => {
     if (s.done) return;
@@ -120,10 +120,7 @@ export function createLiveHub(opts: { maxPerOwner: number; presence?: Pick<LiveP
     if (n > 0) perOwner.set(s.owner, n);
     else perOwner.delete(s.owner);
     open -= 1;
-    if (open === 0) {
-      ready = Promise.resolve();
-      opts.presence?.deactivate();
-    }
+    if (open === 0) opts.presence?.deactivate();
     s.wake?.();
   };
 
@@ -146,7 +143,7 @@ export function createLiveHub(opts: { maxPerOwner: number; presence?: Pick<LiveP
       if (mine >= opts.maxPerOwner) throw new TooManySubscriptionsError(`at most ${opts.maxPerOwner} open subscriptions per caller`);
       perOwner.set(owner, mine + 1);
       open += 1;
-      if (open === 1 && opts.presence) ready = opts.presence.activate();
+      if (open === 1) opts.presence?.activate();
       const s: Subscriber = { topic, owner, tokenId, pending: new Set(initial), wake: null, done: false };
       let set = byTopic.get(topic);
       if (!set) byTopic.set(topic, (set = new Set()));
@@ -194,7 +191,7 @@ export function createLiveHub(opts: { maxPerOwner: number; presence?: Pick<LiveP
         finish(s);
       }
     },
-    ready: () => ready,
+    ready: () => opts.presence?.ready() ?? Promise.resolve(),
     wants(kind) {
       for (const topic of byTopic.keys()) if (topic.startsWith(`${kind}:`) || topic.startsWith(`${kind}@`)) return true;
       return false;

@@ -35,20 +35,9 @@ export interface NotificationSettings extends AppCallbackSettings {
 
 type FanOutTarget = { channel_id: string; kind: keyof typeof CHANNEL_TOPICS; unit_name: string };
 
-/** The channels whose rules match a money event: $1 its unit, $2 its kind. */
-const FAN_OUT_TARGETS = namedStatement<FanOutTarget>(
-  'gateway_money_event_targets',
-  `select distinct c.id as channel_id, c.kind, u.name as unit_name
-          from org_units u
-          join notification_rules r on u.path @> array[r.org_unit_id]
-          join notification_channels c on c.id = r.channel_id
-          where u.id = $1::uuid and c.enabled and $2 = any(r.event_kinds)
-          order by c.id`,
-);
-
 /**
- * FAN_OUT_TARGETS for several money events at once: $1 their units, $2 their kinds (in the same order); each target
- * row carries the 1-based position `i` of its event, and an event's rows are FAN_OUT_TARGETS' rows for it.
+ * The channels whose rules match money events: $1 their units, $2 their kinds (in the same order); each target row
+ * carries the 1-based position `i` of its event.
  */
 const FAN_OUT_TARGETS_MANY = namedStatement<FanOutTarget & { i: string }>(
   'gateway_money_event_targets_many',
@@ -70,7 +59,7 @@ export function moneyEventFanOut(db: Db, settings: Pick<NotificationSettings, 'm
   const handler: OutboxHandler = async (event: ClaimedEvent, now: Date): Promise<AttemptResult> => {
     const started = performance.now();
     const money = moneyEventOf(event.payload);
-    const targets = prepared.get(event) ?? (await FAN_OUT_TARGETS.rows(db, [money.orgUnitId, money.kind]));
+    const targets = prepared.get(event) ?? (await FAN_OUT_TARGETS_MANY.rows(db, [[money.orgUnitId], [money.kind]])).map(({ i: _i, ...target }) => target);
     await enqueueEvents(
       db,
       targets.map((t) => ({

@@ -302,7 +302,8 @@ try {
     if (at < 1) throw new Error(`BENCH_GATEWAY_ENV: not NAME=value: ${word}`);
     return [word.slice(0, at), word.slice(at + 1)];
   }));
-  if (process.env.BENCH_GATEWAY_ENV) log(`gateway environment added: ${process.env.BENCH_GATEWAY_ENV}`);
+  // The names only: a value may be a secret (a database URL with its password, a master key).
+  if (process.env.BENCH_GATEWAY_ENV) log(`gateway environment added: ${Object.keys(gatewayOnlyEnv).join(' ')}`);
   const gatewayNodeFlags = (process.env.BENCH_GATEWAY_NODE_OPTIONS ?? '').split(/\s+/).filter(Boolean);
   if (gatewayNodeFlags.length > 0) log(`gateway node flags added: ${gatewayNodeFlags.join(' ')}`);
   const gateway: GatewayProcess = await spawnGateway({ ...gatewayEnv, ...gatewayOnlyEnv }, gatewayNodeFlags);
