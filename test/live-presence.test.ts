@@ -8,6 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHarness, waitFor, type Harness } from './support/harness.js';
 import { createTree, setBudget, SUBMIT, avatarRequest, type Tree } from './support/fixtures.js';
 import { subscribe } from './support/sse.js';
+import { createLivePresence } from '../src/live/presence.js';
+import type { Db } from '../src/db/client.js';
 
 const BUDGET_UPDATED = `subscription($orgUnitId: ID!) { budgetUpdated(orgUnitId: $orgUnitId) { id limitCreditSeconds reservedCreditSeconds } }`;
 
@@ -119,8 +121,39 @@ describe('live signals only while someone listens', () => {
       // Its first event is the budget as that transaction left it.
       expect(await sub.next()).toMatchObject({ data: { budgetUpdated: [{ id: budget.id, limitCreditSeconds: '2000' }] } });
       sub.close();
+      await waitFor(async () => (await listeners()) === 0, 10_000, 20);
     } finally {
       await other.end();
+    }
+  });
+});
+
+describe('a process that cannot register', () => {
+  it('fails its first subscriptions, then registers at a renewal, catches up and is ready', async () => {
+    // The gateway's database handle, failing every statement while `down` (the database away).
+    let down = true;
+    const db = new Proxy(h.services.db, {
+      get(target, key, receiver) {
+        if (key === 'execute' && down) return () => Promise.reject(new Error('connection refused'));
+        return Reflect.get(target, key, receiver) as unknown;
+      },
+    }) as Db;
+    let caughtUp = 0;
+    const presence = createLivePresence(db, { ttlMs: 300, catchUpMaxMs: 1_000, logger: h.services.logger, onCaughtUp: () => caughtUp++ });
+    try {
+      presence.activate();
+      await expect(presence.ready()).rejects.toThrow('connection refused');
+      expect(caughtUp).toBe(0);
+      expect(await listeners()).toBe(0);
+      // Back: the next renewal (every 100 ms here) writes the row, waits for the transactions in flight and re-reads.
+      down = false;
+      await waitFor(async () => caughtUp === 1, 10_000, 20);
+      await expect(presence.ready()).resolves.toBeUndefined();
+      expect(await listeners()).toBe(1);
+      presence.deactivate();
+      await waitFor(async () => (await listeners()) === 0, 10_000, 20);
+    } finally {
+      await presence.close();
     }
   });
 });
