@@ -1,7 +1,8 @@
 // Live updates: what a GraphQL subscription waits on. Changes are announced by PostgreSQL in the transaction that
-// makes them (triggers calling `gateway_live_publish`, migration 0012) on the channel `gateway_live`; each gateway
-// process hears them on its one listener connection (src/db/notifications.ts) and hands them to its own
-// subscribers here. A signal names ids only: a subscriber re-reads the entity, under its caller's visibility,
+// makes them (triggers calling `gateway_live_publish`, migration 0013) on the channel `gateway_live`, while some
+// gateway process has a stream open (src/live/presence.ts: this hub registers its process with its first stream and
+// unregisters it with its last); each gateway process hears them on its one listener connection
+// (src/db/notifications.ts) and hands them to its own subscribers here. A signal names ids only: a subscriber re-reads the entity, under its caller's visibility,
 // before it sends anything.
 //
 // Topics: `<kind>:<id>` (one entity: `job:<job id>`, `budget:<unit id>`) and `<kind>@<unit id>` (every entity of
