@@ -200,6 +200,56 @@ describe('a followed job settled by one call', () => {
   });
 });
 
+describe("the job path's statements are planned once per session (migration generic_plans)", () => {
+  // The functions the gateway calls on a job's path, and every trigger function, run with generic plans: left to
+  // PostgreSQL, the statements whose generic plan looked dearer than their custom plans were planned again at every
+  // execution (about 65 plannings a job on this path).
+  const ENTRY_FUNCTIONS = ['gateway_admit', 'gateway_admit_batch', 'gateway_noted_admission', 'gateway_noted_admissions', 'gateway_mark_submitted', 'gateway_settle_followed', 'gateway_dispatch', 'gateway_money_event'];
+
+  it('carry the setting, the trigger functions too (CREATE OR REPLACE without it drops it)', async () => {
+    const client = new pg.Client({ connectionString: h.database.url });
+    await client.connect();
+    const { rows } = await client.query<{ name: string; config: string[] | null; trigger: boolean }>(
+      `select p.proname as name, p.proconfig as config, p.prorettype = 'trigger'::regtype as trigger
+         from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+        where n.nspname = 'public' and p.proname like 'gateway\_%' and (p.proname = any($1) or p.prorettype = 'trigger'::regtype)`,
+      [ENTRY_FUNCTIONS],
+    ).finally(() => client.end());
+    expect(rows.filter((r) => !r.trigger).map((r) => r.name).sort()).toEqual([...ENTRY_FUNCTIONS].sort());
+    expect(rows.filter((r) => r.trigger).length).toBeGreaterThan(5);
+    for (const r of rows) expect(r.config, r.name).toContain('plan_cache_mode=force_generic_plan');
+  });
+
+  it('a warm session plans only the three calls themselves, not their statements, for each job', async () => {
+    // Each planning PostgreSQL does for this session is one notice (log_planner_stats); the replayed calls are
+    // plain-text statements, so each of the three is planned once itself.
+    const client = new pg.Client({ connectionString: h.database.url });
+    await client.connect();
+    let planned = 0;
+    client.on('notice', (n) => {
+      if (/PLANNER STATISTICS/.test(n.message ?? '')) planned += 1;
+    });
+    try {
+      await client.query('set log_planner_stats = on');
+      await client.query('set client_min_messages = log');
+      const perJob: number[] = [];
+      // Past the plan cache's five custom plans of each statement, then counted.
+      for (let i = 0; i < 10; i++) {
+        const settle = await replayUntilSettlement(client);
+        const settled = (await client.query<{ r: { outcome: string } }>('select gateway_settle_followed($1::jsonb) as r', [JSON.stringify(settle)])).rows[0]!.r;
+        expect(settled.outcome).toBe('settled');
+        perJob.push(planned);
+        planned = 0;
+      }
+      // A statistics refresh of a table by autovacuum re-plans its statements once: the quietest of the last four jobs.
+      expect(Math.min(...perJob.slice(-4)), perJob.join(', ')).toBe(3);
+    } finally {
+      await client.end();
+    }
+    await expectCountersEqualLedger(h.services.db);
+  });
+});
+
 /**
  * The last job's admission and forwarding replayed on `client` as a new job (its hold in `holdPeriod` on `holdDay`
  * when given), from the parameters the gateway sent; returns the parameter that settles it, not yet sent.
