@@ -4,7 +4,7 @@
 // (every `query` a pg client of this process sends to the gateway's database, the listener's excepted), and checked
 // row by row.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { randomUUID } from 'node:crypto';
+import { newRowId } from '../src/primitives/ids.js';
 import pg from 'pg';
 import { sql } from 'drizzle-orm';
 import { startHarness, waitFor, type Harness } from './support/harness.js';
@@ -260,7 +260,7 @@ async function replayUntilSettlement(client: pg.Client, hold?: { period: string;
     const id = uuidOf((await submit()).data.submitJob.job.id);
     await waitFor(async () => (await statusOf(id)) === 'SUCCEEDED');
   }
-  const job = randomUUID();
+  const job = newRowId();
   const admit = JSON.parse(captured.gateway_admit!) as { job: { id: string; hold_period: string; hold_day: string }; audit: { entity_id: string }; period: string; day: string };
   admit.job.id = job;
   admit.audit.entity_id = job;
@@ -270,11 +270,12 @@ async function replayUntilSettlement(client: pg.Client, hold?: { period: string;
   }
   const admitted = (await client.query<{ r: { outcome: string } }>('select gateway_admit($1::jsonb) as r', [JSON.stringify(admit)])).rows[0]!.r;
   expect(admitted.outcome).toBe('admitted');
-  const mark = JSON.parse(captured.gateway_mark_submitted!) as { job_id: string; poll_min_ms: number; items: { job_id: string; upstream_id: string }[] };
+  const mark = JSON.parse(captured.gateway_mark_submitted!) as { job_id: string; poll_min_ms: number; items: { id: string; job_id: string; upstream_id: string }[] };
   mark.job_id = job;
   mark.poll_min_ms = 3_600_000; // its first read an hour away: the gateway's worker leaves it to the test
   mark.items[0]!.job_id = job;
   mark.items[0]!.upstream_id = `replayed-${job}`;
+  mark.items[0]!.id = newRowId();
   const marked = (await client.query<{ r: { outcome: string; items: { id: string }[] } }>('select gateway_mark_submitted($1::jsonb) as r', [JSON.stringify(mark)])).rows[0]!.r;
   expect(marked.outcome).toBe('submitted');
   const settle = JSON.parse(captured.gateway_settle_followed!) as { job_id: string; updates: { id: string }[] };

@@ -1,6 +1,6 @@
 // HeyGen accounts: contract terms, the encrypted API key, concurrency limit and price book.
 import { and, desc, eq, lte } from 'drizzle-orm';
-import { randomUUID } from 'node:crypto';
+import { newRowId } from '../primitives/ids.js';
 import { isUniqueViolation, type Db } from '../db/client.js';
 import { accountTermsTable, accountsTable, type BillingModel, type PriceBook } from '../db/schema.js';
 import { ValidationError } from '../errors.js';
@@ -133,7 +133,7 @@ export async function createAccount(tx: Db, box: SecretBox, input: CreateAccount
   if (existing.length > 0) throw new ValidationError('name', 'an account with this name exists');
 
   // The ciphertexts are bound to the row id, so the id is chosen first.
-  const id = randomUUID();
+  const id = newRowId();
   let account: AccountRow | undefined;
   try {
     [account] = await tx

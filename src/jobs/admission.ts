@@ -8,7 +8,8 @@
 // the calling token's; admission only, docs/governance.md) → HARD budget rows (by id) → group budget rows (budgets on
 // a tag value or a person, by id: gateway_check_group_budgets) → rollups (path order).
 // The audit event is the admission's last insert (it takes no lock that admissions contend on).
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash } from 'node:crypto';
+import { newRowId } from '../primitives/ids.js';
 import { and, eq, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { isDatabaseUnavailable, namedStatement } from '../db/client.js';
@@ -251,7 +252,7 @@ async function admit(db: Db, actor: Actor, input: SubmitJobInput, settings: Admi
     const requested = estimate.estimatedMicroCs;
     const period = periodOf(now, account.timezone);
     const day = dayOf(now, account.timezone);
-    const jobId = randomUUID();
+    const jobId = newRowId();
     const job = jsonRowOf(jobsTable, {
       id: jobId,
       projectId: project.id,

@@ -15,6 +15,7 @@ import { settleJob } from './settlement.js';
 import type { JobRow } from './admission.js';
 import type { AppEventSettings } from './app-events.js';
 import { dayOf, periodOf } from '../primitives/period.js';
+import { newRowId } from '../primitives/ids.js';
 
 export interface FollowSettings {
   /** Base URL HeyGen can reach for per-job callbacks; null sends none (registered endpoints still work). */
@@ -125,6 +126,7 @@ export async function forwardJob(deps: JobDeps, jobId: string, claimed?: Claimed
       // (text to speech) is done in HeyGen's answer: its cost is known now.
       items: outcome.items.map((i) =>
         jsonRowOf(jobItemsTable, {
+          id: newRowId(),
           jobId,
           upstreamId: i.upstreamId,
           kind: i.kind,

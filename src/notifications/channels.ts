@@ -4,6 +4,7 @@
 // channel's kind, name and `display`: a host, or the recipients). Rules route the money events of a subtree, of the
 // kinds they name, to one channel. Who may: ADMIN and FINANCE everywhere, a MANAGER in its own subtree (both the
 // rule's unit and the channel's).
+import { newRowId } from '../primitives/ids.js';
 import { randomBytes } from 'node:crypto';
 import { and, eq } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
@@ -125,7 +126,7 @@ export async function createChannel(
 ): Promise<{ channel: ChannelRow; signingSecret: string | null }> {
   const name = checkChannelName(input.name);
   const { secret, display } = channelSecretOf(input.kind, input.config, checkUrl, null);
-  const id = crypto.randomUUID();
+  const id = newRowId();
   const [existing] = await tx
     .select({ id: notificationChannelsTable.id })
     .from(notificationChannelsTable)

@@ -1,4 +1,5 @@
 // The org tree: organization → department → team → project, with each unit's path stored.
+import { newRowId } from '../primitives/ids.js';
 import { and, eq, inArray, isNull } from 'drizzle-orm';
 import { isUniqueViolation, type Db } from '../db/client.js';
 import { accountsTable, orgUnitsTable, type OrgUnitKind } from '../db/schema.js';
@@ -39,7 +40,7 @@ export async function createOrgUnit(tx: Db, input: CreateOrgUnitInput): Promise<
     .from(orgUnitsTable)
     .where(and(parent ? eq(orgUnitsTable.parentId, parent.id) : isNull(orgUnitsTable.parentId), eq(orgUnitsTable.name, name)));
   if (sibling) throw new ValidationError('name', 'a unit with this name exists under the same parent');
-  const id = crypto.randomUUID();
+  const id = newRowId();
   try {
     const [row] = await tx
       .insert(orgUnitsTable)

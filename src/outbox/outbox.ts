@@ -5,7 +5,7 @@
 // that dies mid-attempt leaves a row that becomes due again when the lease runs out. Each attempt is logged
 // (outbox_deliveries). A failed attempt is retried with exponential backoff and jitter; after max_attempts the row is
 // DEAD (given up). Destinations are per topic (`app_callback`, `money_event` and the notification channels, `notify.*`), each a handler.
-import { randomUUID } from 'node:crypto';
+import { newRowId } from '../primitives/ids.js';
 import { namedStatement, type Db, type NamedStatement } from '../db/client.js';
 import { outboxEventsTable } from '../db/schema.js';
 import { failureDelayMs } from '../background/periodic.js';
@@ -33,7 +33,7 @@ export interface OutboxEventInput {
 export async function enqueueEvents(tx: Db, events: readonly OutboxEventInput[], now: Date): Promise<string[]> {
   if (events.length === 0) return [];
   const rows = events.map((e) => {
-    const id = randomUUID();
+    const id = newRowId();
     return {
       id,
       topic: e.topic,

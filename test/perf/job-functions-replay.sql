@@ -10,6 +10,10 @@ VACUUM ANALYZE;
 SELECT pg_stat_reset();
 SET track_functions = 'pl';
 CREATE TEMP TABLE replay_cap AS SELECT (:'cap')::jsonb AS c;
+-- New ids as the gateway makes them (src/primitives/ids.ts): version 7, its first 48 bits the time in milliseconds.
+CREATE FUNCTION pg_temp.replay_row_id() RETURNS uuid LANGUAGE sql VOLATILE AS $$
+  SELECT encode(set_bit(set_bit(overlay(uuid_send(gen_random_uuid()) PLACING substring(int8send(floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint) FROM 3) FROM 1 FOR 6), 52, 1), 53, 1), 'hex')::uuid
+$$;
 DO $$
 DECLARE
   cap jsonb := (SELECT c FROM replay_cap);
@@ -30,7 +34,7 @@ DECLARE
   c_settle bigint := 0;
 BEGIN
   FOR i IN 1..n LOOP
-    jid := gen_random_uuid();
+    jid := pg_temp.replay_row_id();
     pa := jsonb_set(jsonb_set(pa, '{job,id}', to_jsonb(jid)), '{audit,entity_id}', to_jsonb(jid));
     c0 := split_part(pg_read_file('/proc/self/schedstat'), ' ', 1)::bigint;
     t0 := clock_timestamp();
@@ -39,7 +43,7 @@ BEGIN
     c_admit := c_admit + split_part(pg_read_file('/proc/self/schedstat'), ' ', 1)::bigint - c0;
     IF r->>'outcome' <> 'admitted' THEN RAISE EXCEPTION 'admit: %', r; END IF;
     COMMIT;
-    pm := jsonb_set(jsonb_set(jsonb_set(pm, '{job_id}', to_jsonb(jid)), '{items,0,job_id}', to_jsonb(jid)), '{items,0,upstream_id}', to_jsonb(md5(jid::text)));
+    pm := jsonb_set(jsonb_set(jsonb_set(jsonb_set(pm, '{job_id}', to_jsonb(jid)), '{items,0,job_id}', to_jsonb(jid)), '{items,0,upstream_id}', to_jsonb(md5(jid::text))), '{items,0,id}', to_jsonb(pg_temp.replay_row_id()));
     c0 := split_part(pg_read_file('/proc/self/schedstat'), ' ', 1)::bigint;
     t0 := clock_timestamp();
     r := gateway_mark_submitted(pm);
