@@ -58,6 +58,9 @@ const svc = await issueServiceToken(h, tree.projectId, 'counted');
 }
 await new Promise((r) => setTimeout(r, 1500));
 const readsBefore = reads();
+// This process's CPU over the measured jobs: the gateway's work and this script's own (its GraphQL and webhook calls).
+const cpuBefore = process.cpuUsage();
+const wallBefore = performance.now();
 sent.length = 0;
 const ids: string[] = [];
 for (let i = 0; i < N; i++) {
@@ -70,6 +73,8 @@ await waitFor(async () => {
   return row!.n === 0;
 }, 60_000, 100);
 await new Promise((r) => setTimeout(r, 1500));
+const cpu = process.cpuUsage(cpuBefore);
+const wallMs = performance.now() - wallBefore;
 const counts = new Map<string, number>();
 for (const s of sent) {
   const k = s.replace(/\s+/g, ' ').slice(0, 110);
@@ -77,6 +82,7 @@ for (const s of sent) {
 }
 console.log(`statements: ${sent.length} for ${N} jobs = ${(sent.length / N).toFixed(2)} per job`);
 const readsAfter = reads();
+console.log(`process CPU per job ${((cpu.user + cpu.system) / 1000 / N).toFixed(2)} ms (wall ${(wallMs / N).toFixed(1)} ms per job, the waits included)`);
 console.log(`HeyGen status reads per job: bulk ${((readsAfter.bulk - readsBefore.bulk) / N).toFixed(2)}, detail ${((readsAfter.detail - readsBefore.detail) / N).toFixed(2)}`);
 for (const [k, v] of [...counts].sort((a, b) => b[1] - a[1])) console.log(String(v).padStart(5), k);
 await h.close();
