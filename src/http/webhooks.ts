@@ -5,8 +5,8 @@ import { eq } from 'drizzle-orm';
 import { accountsTable } from '../db/schema.js';
 import { webhookSecretOf } from '../accounts/accounts.js';
 import { parseWebhookEvent, verifyWebhookSignature } from '../heygen/webhooks.js';
-import { hintJob } from '../jobs/follow.js';
-import { runDueJobNow } from '../jobs/worker.js';
+import { hintAndClaimJob, hintJob } from '../jobs/follow.js';
+import { runClaimed, runDueJobNow } from '../jobs/worker.js';
 import { isUuid } from '../org/units.js';
 import type { Services } from '../app.js';
 
@@ -53,13 +53,15 @@ export async function handleHeygenWebhook(
   } catch {
     return { status: 400, body: { error: 'not a HeyGen webhook event' } };
   }
-  const hint = await hintJob(
-    services.db,
-    accountId,
-    // An id PostgreSQL cannot hold (NUL) names no job: it is unknown, not an error.
-    { jobId: event.callbackId && isUuid(event.callbackId) ? event.callbackId : null, upstreamId: event.upstreamId?.includes('\u0000') ? null : event.upstreamId },
-    services.jobDeps.follow.statusReadMinIntervalMs,
-  );
+  // An id PostgreSQL cannot hold (NUL) names no job: it is unknown, not an error.
+  const jobHint = { jobId: event.callbackId && isUuid(event.callbackId) ? event.callbackId : null, upstreamId: event.upstreamId?.includes('\u0000') ? null : event.upstreamId };
+  const { follow } = services.jobDeps;
+  // A signed webhook comes from HeyGen: the job is read now, after answering, and its hint claims it in the same
+  // statement when the worker's claim would (hintAndClaimJob). Unsigned ones only mark the job due: the worker's next
+  // pass reads it, in bulk.
+  const hint = secret
+    ? await hintAndClaimJob(services.db, accountId, jobHint, follow.statusReadMinIntervalMs, follow.leaseMs)
+    : { ...(await hintJob(services.db, accountId, jobHint, follow.statusReadMinIntervalMs)), claimed: null };
   if (!hint.accountKnown) return { status: 404, body: { error: 'unknown account' } };
   if (!hint.jobId) {
     // Debug only: unknown ids cost one indexed statement and no upstream call, and must not flood the log either.
@@ -67,12 +69,14 @@ export async function handleHeygenWebhook(
     return { status: 202, body: { accepted: false } };
   }
   const jobId = hint.jobId;
-  if (secret && hint.dueNow) {
-    // A signed webhook comes from HeyGen: read the job now, after answering, through the same claim as the
-    // worker (so never sooner than it would). Unsigned ones wait for the worker's next pass, which reads in bulk.
+  const claimed = hint.claimed;
+  if (claimed || (secret && hint.dueNow)) {
+    // HeyGen's events say the job ended: its detail (with the duration) is read at once, not the bulk status first.
+    // Not claimed by the hint (a job awaiting resubmission, or due by the wall clock as the hint's row check saw it):
+    // through the worker's claim, so never sooner than it would.
     setImmediate(() => {
-      runDueJobNow(services.jobDeps, jobId).catch((error: unknown) =>
-        services.logger.warn({ jobId, err: error }, 'refresh after webhook failed; the poller will retry'),
+      (claimed ? runClaimed(services.jobDeps, [claimed], { detailFirst: true }) : runDueJobNow(services.jobDeps, jobId, { detailFirst: true })).catch(
+        (error: unknown) => services.logger.warn({ jobId, err: error }, 'refresh after webhook failed; the poller will retry'),
       );
     });
   }

@@ -3,7 +3,8 @@
 import { and, eq, inArray, sql } from 'drizzle-orm';
 import { isDatabaseUnavailable, namedStatement, type Db } from '../db/client.js';
 import { jsonRowOf, rowFromJson } from '../db/json-rows.js';
-import { accountsTable, jobItemsTable, jobsTable, type ItemStatus } from '../db/schema.js';
+import { accountsTable, jobItemsTable, jobsTable, type ItemStatus, type JobStatus } from '../db/schema.js';
+import type { ClaimedJob } from './expiry.js';
 import { connectionOf, type AccountRow } from '../accounts/accounts.js';
 import { parseBatchItemId, type BatchKind, type HeygenClient, type UpstreamJobState, type UpstreamStatus } from '../heygen/client.js';
 import type { SecretBox } from '../secrets/secret-box.js';
@@ -229,11 +230,22 @@ function followedJob(r: FollowedRow): FollowedJob {
   return { id, accountId, product, estimatedSeconds, rateMicroCsPerSecond, checkAttempts, createdAt, submittedAt, languages: r.languages };
 }
 
+export interface RefreshOptions {
+  /**
+   * HeyGen said these jobs changed (a signed webhook: its events are a job's success or failure): their items are read
+   * by their detail at once, the read that carries the duration, instead of the bulk status first (which would answer
+   * "completed" and cost a second call for the detail). Untold, the bulk read comes first, as it saves calls when
+   * most items are unchanged (polling).
+   */
+  detailFirst?: boolean;
+}
+
 /**
  * Reads the upstream state of SUBMITTED / PROCESSING jobs (bulk status first, details only for items that
- * changed) and settles the jobs whose items are all terminal. Money moves only on what HeyGen answered here.
+ * changed; `detailFirst`: details only) and settles the jobs whose items are all terminal. Money moves only on what
+ * HeyGen answered here.
  */
-export async function refreshJobs(deps: JobDeps, jobIds: readonly string[]): Promise<Set<string>> {
+export async function refreshJobs(deps: JobDeps, jobIds: readonly string[], options: RefreshOptions = {}): Promise<Set<string>> {
   const unread = new Set<string>();
   if (jobIds.length === 0) return unread;
   const { db } = deps;
@@ -251,7 +263,7 @@ export async function refreshJobs(deps: JobDeps, jobIds: readonly string[]): Pro
   for (const [accountId, group] of byAccount) {
     if (!group.account) throw new Error(`account ${accountId} vanished`);
     try {
-      await refreshAccountJobs(deps, group.account, group.jobs, group.items);
+      await refreshAccountJobs(deps, group.account, group.jobs, group.items, options);
     } catch (error) {
       // The database is away: nothing can be rescheduled; the claims expire and the worker backs off.
       if (isDatabaseUnavailable(error)) throw error;
@@ -273,7 +285,7 @@ async function rescheduleJobs(deps: JobDeps, jobs: FollowedJob[]): Promise<void>
 }
 
 /** `items`: the jobs' items still running upstream (read with the jobs). */
-async function refreshAccountJobs(deps: JobDeps, account: AccountRow, jobs: FollowedJob[], items: ItemRow[]): Promise<void> {
+async function refreshAccountJobs(deps: JobDeps, account: AccountRow, jobs: FollowedJob[], items: ItemRow[], options: RefreshOptions): Promise<void> {
   const { heygen } = deps;
   const conn = connectionOf(deps.box, account);
   const jobById = new Map(jobs.map((j) => [j.id, j]));
@@ -305,7 +317,10 @@ async function refreshAccountJobs(deps: JobDeps, account: AccountRow, jobs: Foll
     }
   };
 
-  /** Bulk status first; the detail (with the duration money depends on) only for items that left pending/processing. */
+  /**
+   * Bulk status first; the detail (with the duration money depends on) only for items that left pending/processing.
+   * `detailFirst`: the detail only (what the bulk status would have led to for a changed item, in one call).
+   */
   const follow = async (
     group: ItemRow[],
     upstreamIdOf: (i: ItemRow) => string,
@@ -313,10 +328,11 @@ async function refreshAccountJobs(deps: JobDeps, account: AccountRow, jobs: Foll
     readDetail: (id: string) => Promise<UpstreamJobState>,
   ) => {
     if (group.length === 0) return;
-    const statuses = await readStatuses(group.map(upstreamIdOf));
+    const statuses = options.detailFirst ? null : await readStatuses(group.map(upstreamIdOf));
     for (const item of group) {
       const id = upstreamIdOf(item);
-      const bulk = statuses.get(id);
+      // No bulk answer for the id (not read, or left out of HeyGen's answer): its detail decides.
+      const bulk = statuses?.get(id);
       if (bulk === 'pending') continue;
       if (bulk === 'processing') {
         if (item.status === 'pending') update({ id: item.id, status: 'processing' });
@@ -502,14 +518,18 @@ export interface HintResult {
 
 /**
  * The text of hintJob's statement for a hint naming the job (`byId`), an upstream id, both or neither: $1 the account,
- * $2 the shortest interval between two reads (ms), then the job's id and the upstream id, those given.
+ * $2 the shortest interval between two reads (ms), then the job's id and the upstream id, those given. `claim`
+ * (hintAndClaimJob): $3 is the worker's lease (s) and the ids follow it; a SUBMITTED / PROCESSING job that may be read
+ * now (its last read at least the interval ago, by the worker claim's own condition) is also claimed in the same row
+ * update, exactly as the worker's claim would (lease, attempts, last_checked_at).
  */
-function hintText(byId: boolean, byUpstream: boolean): string {
+function hintText(byId: boolean, byUpstream: boolean, claim = false): string {
+  const first = claim ? 4 : 3;
   const lookups = [
-    ...(byId ? ['select j.id from jobs j where j.account_id = $1 and j.id = $3'] : []),
+    ...(byId ? [`select j.id from jobs j where j.account_id = $1 and j.id = $${first}`] : []),
     ...(byUpstream
       ? [`select i.job_id as id from job_items i join jobs j on j.id = i.job_id
-            where j.account_id = $1 and (i.upstream_id = $${byId ? 4 : 3} or i.video_id = $${byId ? 4 : 3})`]
+            where j.account_id = $1 and (i.upstream_id = $${byId ? first + 1 : first} or i.video_id = $${byId ? first + 1 : first})`]
       : []),
   ];
   const target = lookups.length > 0 ? lookups.join(' union all ') : 'select null::uuid as id where false';
@@ -519,18 +539,28 @@ function hintText(byId: boolean, byUpstream: boolean): string {
   // later than theirs, and each would write again. The clock at the re-check does not move backwards.
   const earliestNow = `greatest(clock_timestamp(), coalesce(last_checked_at + $2::int * interval '1 millisecond', clock_timestamp()))`;
   const readable = `(last_checked_at is null or last_checked_at <= now() - $2::int * interval '1 millisecond')`;
+  // The claim's condition, on the row as locked (re-checked like the rest when a concurrent writer got there first: the
+  // winner's claim sets last_checked_at, so the others find the job read, not readable).
+  const claimable = `(status in ('SUBMITTED', 'PROCESSING') and ${readable})`;
   // A RESERVED job is being forwarded (its lease keeps workers off it): the hint is only remembered, once, and
   // the forwarding makes the job due when it records HeyGen's acceptance.
   return `with target as (${target} limit 1),
         hinted as (
           update jobs set
-            next_check_at = case when status = 'RESERVED' then next_check_at else ${earliest} end,
-            check_attempts = case when status = 'RESERVED' then check_attempts else 0 end,
+            next_check_at = case when status = 'RESERVED' then next_check_at${claim ? ` when ${claimable} then now() + make_interval(secs => $3)` : ''} else ${earliest} end,
+            check_attempts = case when status = 'RESERVED' then check_attempts${claim ? ` when ${claimable} then 1` : ''} else 0 end,${
+              claim ? `
+            last_checked_at = case when ${claimable} then now() else last_checked_at end,` : ''
+            }
             hinted_at = case when status = 'RESERVED' then now() else hinted_at end
           where id = (select id from target) and account_id = $1
-            and ((status = 'RESERVED' and hinted_at is null)
+            and ((status = 'RESERVED' and hinted_at is null)${claim ? `
+              or ${claimable}` : ''}
               or (status in ('SUBMITTED', 'PROCESSING', 'SUBMIT_UNKNOWN') and (next_check_at is null or next_check_at > ${earliestNow})))
-          returning status <> 'RESERVED' and next_check_at <= now() as due_now)
+          returning status <> 'RESERVED' and next_check_at <= now() as due_now${
+            // Claimed by this statement: its read time is this statement's (no other transaction writes this now()).
+            claim ? `, status in ('SUBMITTED', 'PROCESSING') and last_checked_at = now() as claimed, status, hold_expires_at` : ''
+          })
         select exists (select 1 from accounts where id = $1) as account_known,
                (select id from target)::text as job_id,
                exists (select 1 from hinted) as scheduled,
@@ -538,7 +568,12 @@ function hintText(byId: boolean, byUpstream: boolean): string {
                -- wall clock, as the row check saw it; by now() it could look later, and no prompt read would follow.
                coalesce((select due_now from hinted),
                         (select status in ('SUBMITTED', 'PROCESSING') and next_check_at <= clock_timestamp() and ${readable}
-                         from jobs where id = (select id from target))) as due_now`;
+                         from jobs where id = (select id from target))) as due_now${
+                           claim ? `,
+               coalesce((select claimed from hinted), false) as claimed,
+               (select status from hinted) as status,
+               (select hold_expires_at from hinted) as hold_expires_at` : ''
+                         }`;
 }
 
 type HintRow = { account_known: boolean; job_id: string | null; scheduled: boolean; due_now: boolean | null };
@@ -548,6 +583,14 @@ const HINT_STATEMENTS = {
   byUpstream: namedStatement<HintRow>('gateway_hint_job_by_upstream', hintText(false, true)),
   none: namedStatement<HintRow>('gateway_hint_job_none', hintText(false, false)),
 };
+type HintClaimRow = HintRow & { claimed: boolean; status: JobStatus | null; hold_expires_at: string | Date | null };
+const HINT_CLAIM_STATEMENTS = {
+  both: namedStatement<HintClaimRow>('gateway_hint_claim_job', hintText(true, true, true)),
+  byId: namedStatement<HintClaimRow>('gateway_hint_claim_job_by_id', hintText(true, false, true)),
+  byUpstream: namedStatement<HintClaimRow>('gateway_hint_claim_job_by_upstream', hintText(false, true, true)),
+  none: namedStatement<HintClaimRow>('gateway_hint_claim_job_none', hintText(false, false, true)),
+};
+const hintKind = (hint: JobHint) => (hint.jobId !== null ? (hint.upstreamId !== null ? 'both' : 'byId') : hint.upstreamId !== null ? 'byUpstream' : 'none');
 
 /**
  * A webhook's hint, coalesced: makes the job due for its next upstream read, but never sooner than
@@ -557,10 +600,33 @@ const HINT_STATEMENTS = {
  * One statement per hint, so a flood of them (known or unknown ids) costs one indexed round trip each.
  */
 export async function hintJob(db: Db, accountId: string, hint: JobHint, minIntervalMs: number): Promise<HintResult> {
-  const statement = HINT_STATEMENTS[hint.jobId !== null ? (hint.upstreamId !== null ? 'both' : 'byId') : hint.upstreamId !== null ? 'byUpstream' : 'none'];
+  const statement = HINT_STATEMENTS[hintKind(hint)];
   const values: unknown[] = [accountId, minIntervalMs];
   if (hint.jobId !== null) values.push(hint.jobId);
   if (hint.upstreamId !== null) values.push(hint.upstreamId);
   const [row] = await statement.rows(db, values);
   return { accountKnown: row!.account_known, jobId: row!.job_id, scheduled: row!.scheduled, dueNow: row!.due_now === true };
+}
+
+export interface HintClaimResult extends HintResult {
+  /** The job, claimed for this process by the hint's own statement (as the worker's claim would), or null. */
+  claimed: ClaimedJob | null;
+}
+
+/**
+ * hintJob, and in the same statement the worker's claim of the job when it may be read now: a signed webhook's prompt
+ * read without a second statement (and a second write of the job's row). Never claims sooner than the worker would:
+ * the claim's condition is the worker's (SUBMITTED / PROCESSING, last read at least `minIntervalMs` ago), under the
+ * job's row lock. A job it does not claim is scheduled exactly as by hintJob.
+ */
+export async function hintAndClaimJob(db: Db, accountId: string, hint: JobHint, minIntervalMs: number, leaseMs: number): Promise<HintClaimResult> {
+  const values: unknown[] = [accountId, minIntervalMs, Math.ceil(leaseMs / 1000)];
+  if (hint.jobId !== null) values.push(hint.jobId);
+  if (hint.upstreamId !== null) values.push(hint.upstreamId);
+  const [row] = await HINT_CLAIM_STATEMENTS[hintKind(hint)].rows(db, values);
+  const claimed =
+    row!.claimed && row!.job_id !== null && row!.status !== null && row!.hold_expires_at !== null
+      ? { id: row!.job_id, status: row!.status, holdExpiresAt: new Date(row!.hold_expires_at) }
+      : null;
+  return { accountKnown: row!.account_known, jobId: row!.job_id, scheduled: row!.scheduled, dueNow: row!.due_now === true, claimed };
 }

@@ -5,7 +5,7 @@
 // what bounds the upstream reads webhooks and callbacks can cause.
 import { isDatabaseUnavailable, namedStatement } from '../db/client.js';
 import type { JobStatus } from '../db/schema.js';
-import { forwardJob, refreshJobs, type JobDeps } from './follow.js';
+import { forwardJob, refreshJobs, type JobDeps, type RefreshOptions } from './follow.js';
 import { holdExpired, resolveExpiredHolds, type ClaimedJob } from './expiry.js';
 import { runPeriodically, type Periodic } from '../background/periodic.js';
 
@@ -41,8 +41,11 @@ export async function claimDueJobs(deps: JobDeps, limit = CLAIM_BATCH, jobId?: s
   return rows.map((r) => ({ id: r.id, status: r.status, holdExpiresAt: new Date(r.hold_expires_at) }));
 }
 
-/** Resolves expired holds, forwards the claimed jobs still awaiting submission and reads the others in bulk (per account). */
-async function runClaimed(deps: JobDeps, claimed: readonly ClaimedJob[]): Promise<void> {
+/**
+ * Resolves expired holds, forwards the claimed jobs still awaiting submission and reads the others in bulk (per
+ * account). Also for jobs claimed elsewhere by the worker's rules (a signed webhook's hintAndClaimJob).
+ */
+export async function runClaimed(deps: JobDeps, claimed: readonly ClaimedJob[], options: RefreshOptions = {}): Promise<void> {
   const now = new Date();
   const toRefresh: string[] = [];
   await resolveExpiredHolds(deps, claimed.filter((j) => holdExpired(j, now)), now);
@@ -59,7 +62,7 @@ async function runClaimed(deps: JobDeps, claimed: readonly ClaimedJob[]): Promis
       toRefresh.push(job.id);
     }
   }
-  await refreshJobs(deps, toRefresh);
+  await refreshJobs(deps, toRefresh, options);
 }
 
 /** One pass of the queue; returns how many jobs it handled. */
@@ -73,9 +76,9 @@ export async function runWorkerOnce(deps: JobDeps): Promise<number> {
  * Handles one job at once if it is due and no process holds it (a signed webhook's prompt handling). It goes
  * through the same claim as the worker, so it never reads a job sooner than the worker would.
  */
-export async function runDueJobNow(deps: JobDeps, jobId: string): Promise<boolean> {
+export async function runDueJobNow(deps: JobDeps, jobId: string, options: RefreshOptions = {}): Promise<boolean> {
   const claimed = await claimDueJobs(deps, 1, jobId);
-  await runClaimed(deps, claimed);
+  await runClaimed(deps, claimed, options);
   return claimed.length > 0;
 }
 
