@@ -230,3 +230,40 @@ describe('period arithmetic', () => {
     expect(isValidTimeZone(undefined)).toBe(false);
   });
 });
+
+describe('UTC without Intl', () => {
+  it('reads UTC as Intl reads Etc/UTC, to the second, for any instant of years 1000–9999', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: Date.UTC(1000, 1, 1), max: Date.UTC(9999, 10, 30) }), (ms) => {
+        const instant = new Date(ms);
+        expect(periodOf(instant, 'UTC')).toBe(periodOf(instant, 'Etc/UTC'));
+        expect(dayOf(instant, 'UTC')).toBe(dayOf(instant, 'Etc/UTC'));
+        expect(elapsedOfDay(instant, 'UTC')).toBe(elapsedOfDay(instant, 'Etc/UTC'));
+        const period = periodOf(instant, 'UTC');
+        expect(bounds(period, 'UTC')).toEqual(bounds(period, 'Etc/UTC'));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('creates no Intl.DateTimeFormat for UTC', () => {
+    const Original = Intl.DateTimeFormat;
+    let created = 0;
+    Intl.DateTimeFormat = new Proxy(Original, {
+      construct(target, args) {
+        created++;
+        return Reflect.construct(target, args) as object;
+      },
+    });
+    try {
+      const instant = new Date('2026-03-31T23:59:59.999Z');
+      expect(isValidTimeZone('UTC')).toBe(true);
+      expect(periodOf(instant, 'UTC')).toBe('2026-03');
+      expect(dayOf(instant, 'UTC')).toBe('2026-03-31');
+      expect(bounds('2026-03', 'UTC')).toEqual({ start: '2026-03-01T00:00:00.000Z', end: '2026-04-01T00:00:00.000Z' });
+      expect(created).toBe(0);
+    } finally {
+      Intl.DateTimeFormat = Original;
+    }
+  });
+});
