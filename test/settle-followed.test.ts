@@ -250,43 +250,11 @@ describe("the job path's statements are planned once per session (migration gene
   });
 });
 
-describe("forwarding's bookkeeping commits without waiting for the flush (migration mark_submitted_async_commit)", () => {
-  it('its transaction commits asynchronously; the admission and the settlement still wait for theirs', async () => {
-    const client = new pg.Client({ connectionString: h.database.url });
-    await client.connect();
-    try {
-      // Each call in a transaction of its own, as the gateway makes it, with the setting its commit will use read
-      // just before the commit.
-      const commitSetting: Record<string, string> = {};
-      const inTransaction = async <T>(fn: string, call: () => Promise<T>): Promise<T> => {
-        await client.query('begin');
-        const result = await call();
-        commitSetting[fn] = (await client.query<{ s: string }>('select current_setting($1) as s', ['synchronous_commit'])).rows[0]!.s;
-        await client.query('commit');
-        return result;
-      };
-      const settle = await replayUntilSettlement(client, undefined, inTransaction);
-      const settled = await inTransaction('gateway_settle_followed', async () =>
-        (await client.query<{ r: { outcome: string } }>('select gateway_settle_followed($1::jsonb) as r', [JSON.stringify(settle)])).rows[0]!.r);
-      expect(settled.outcome).toBe('settled');
-      expect(commitSetting).toEqual({ gateway_admit: 'on', gateway_mark_submitted: 'off', gateway_settle_followed: 'on' });
-      // And only for that transaction: the session's next one waits again.
-      expect((await client.query<{ s: string }>('select current_setting($1) as s', ['synchronous_commit'])).rows[0]!.s).toBe('on');
-    } finally {
-      await client.end();
-    }
-  });
-});
-
 /**
  * The last job's admission and forwarding replayed on `client` as a new job (its hold in `holdPeriod` on `holdDay`
  * when given), from the parameters the gateway sent; returns the parameter that settles it, not yet sent.
  */
-async function replayUntilSettlement(
-  client: pg.Client,
-  hold?: { period: string; day: string },
-  around: <T>(fn: string, call: () => Promise<T>) => Promise<T> = (_fn, call) => call(),
-): Promise<Record<string, unknown>> {
+async function replayUntilSettlement(client: pg.Client, hold?: { period: string; day: string }): Promise<Record<string, unknown>> {
   if (!captured.gateway_admit || !captured.gateway_mark_submitted || !captured.gateway_settle_followed) {
     // No job has gone through the gateway yet (the test runs alone): one does, and its calls are captured.
     const id = uuidOf((await submit()).data.submitJob.job.id);
@@ -300,7 +268,7 @@ async function replayUntilSettlement(
     Object.assign(admit, hold);
     Object.assign(admit.job, { hold_period: hold.period, hold_day: hold.day });
   }
-  const admitted = await around('gateway_admit', async () => (await client.query<{ r: { outcome: string } }>('select gateway_admit($1::jsonb) as r', [JSON.stringify(admit)])).rows[0]!.r);
+  const admitted = (await client.query<{ r: { outcome: string } }>('select gateway_admit($1::jsonb) as r', [JSON.stringify(admit)])).rows[0]!.r;
   expect(admitted.outcome).toBe('admitted');
   const mark = JSON.parse(captured.gateway_mark_submitted!) as { job_id: string; poll_min_ms: number; items: { id: string; job_id: string; upstream_id: string }[] };
   mark.job_id = job;
@@ -308,8 +276,7 @@ async function replayUntilSettlement(
   mark.items[0]!.job_id = job;
   mark.items[0]!.upstream_id = `replayed-${job}`;
   mark.items[0]!.id = newRowId();
-  const marked = await around('gateway_mark_submitted', async () =>
-    (await client.query<{ r: { outcome: string; items: { id: string }[] } }>('select gateway_mark_submitted($1::jsonb) as r', [JSON.stringify(mark)])).rows[0]!.r);
+  const marked = (await client.query<{ r: { outcome: string; items: { id: string }[] } }>('select gateway_mark_submitted($1::jsonb) as r', [JSON.stringify(mark)])).rows[0]!.r;
   expect(marked.outcome).toBe('submitted');
   const settle = JSON.parse(captured.gateway_settle_followed!) as { job_id: string; updates: { id: string }[] };
   settle.job_id = job;
