@@ -364,9 +364,26 @@ describe('an app written for HeyGen v3, pointed at the gateway', () => {
     const app = heygenApp(h.url, (await issueServiceToken(h, pkg.projectId)).token, {}, true);
     const before = (await app.get('/v3/users/me')).body.data.usage_based;
     expect(before).toMatchObject({ remaining_credits: 1000, included_credits: null, spending_cap_usd: null });
-    expect((await app.post('/v3/videos', avatarRequest())).status).toBe(200);
-    const after = (await app.get('/v3/users/me')).body.data.usage_based;
-    expect(after.remaining_credits).toBeCloseTo(1000 - 52.8, 6);
+    const created = await app.post('/v3/videos', avatarRequest());
+    expect(created.status).toBe(200);
+    // The job renders in 50 ms: read while it is held (1000 - its hold of 52.8) or once it settled (1000 - its cost),
+    // with its state read before and after, the same both times.
+    const stateOf = async () => {
+      const [row] = await queryRows<{ settled: boolean; actual: string | null }>(
+        h.services.db,
+        sql`select j.settled_at is not null as settled, j.actual_micro_cs::text as actual from jobs j
+              join job_items i on i.job_id = j.id where i.upstream_id = ${created.body.data.video_id as string}`,
+      );
+      return JSON.stringify(row);
+    };
+    for (;;) {
+      const state = await stateOf();
+      const after = (await app.get('/v3/users/me')).body.data.usage_based;
+      if ((await stateOf()) !== state) continue;
+      const { settled, actual } = JSON.parse(state) as { settled: boolean; actual: string | null };
+      expect(after.remaining_credits).toBeCloseTo(1000 - (settled ? Number(actual) / 1e6 : 52.8), 6);
+      break;
+    }
     const admin = (await heygenApp(h.url, h.adminToken, { 'X-Gateway-Project': pkg.projectId }, true).get('/v3/users/me')).body.data.usage_based;
     expect(admin).toMatchObject({ included_credits: 1000, spending_cap_usd: 8 });
     const tooBig = await app.post('/v3/videos', avatarRequest(Array.from({ length: 800 }, () => 'word').join(' ')));
