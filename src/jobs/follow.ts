@@ -319,7 +319,9 @@ async function refreshAccountJobs(deps: JobDeps, account: AccountRow, jobs: Foll
 
   /**
    * Bulk status first; the detail (with the duration money depends on) only for items that left pending/processing.
-   * `detailFirst`: the detail only (what the bulk status would have led to for a changed item, in one call).
+   * `detailFirst`: for a job of one item, its detail only (what the bulk status would have led to for a changed item,
+   * in one call); a job of several items (a translation into many languages, a batch) still reads the bulk status
+   * first, so that each of its webhooks reads the details of the items that changed, not of every item.
    */
   const follow = async (
     group: ItemRow[],
@@ -328,7 +330,7 @@ async function refreshAccountJobs(deps: JobDeps, account: AccountRow, jobs: Foll
     readDetail: (id: string) => Promise<UpstreamJobState>,
   ) => {
     if (group.length === 0) return;
-    const statuses = options.detailFirst ? null : await readStatuses(group.map(upstreamIdOf));
+    const statuses = options.detailFirst && group.length === 1 ? null : await readStatuses(group.map(upstreamIdOf));
     for (const item of group) {
       const id = upstreamIdOf(item);
       // No bulk answer for the id (not read, or left out of HeyGen's answer): its detail decides.
@@ -520,8 +522,10 @@ export interface HintResult {
  * The text of hintJob's statement for a hint naming the job (`byId`), an upstream id, both or neither: $1 the account,
  * $2 the shortest interval between two reads (ms), then the job's id and the upstream id, those given. `claim`
  * (hintAndClaimJob): $3 is the worker's lease (s) and the ids follow it; a SUBMITTED / PROCESSING job that may be read
- * now (its last read at least the interval ago, by the worker claim's own condition) is also claimed in the same row
- * update, exactly as the worker's claim would (lease, attempts, last_checked_at).
+ * now (its last read at least the interval ago) is also claimed in the same row update, written as the worker's claim
+ * writes it (lease, attempts, last_checked_at). Unlike the worker's claim it does not wait for the job's due time (a
+ * hint makes the job due at once, as hintJob's does), so a job whose read is already under way elsewhere, past the
+ * interval, may be read twice: money-safe (the settling call locks the job and leaves a settled one unchanged).
  */
 function hintText(byId: boolean, byUpstream: boolean, claim = false): string {
   const first = claim ? 4 : 3;
@@ -609,7 +613,7 @@ export async function hintJob(db: Db, accountId: string, hint: JobHint, minInter
 }
 
 export interface HintClaimResult extends HintResult {
-  /** The job, claimed for this process by the hint's own statement (as the worker's claim would), or null. */
+  /** The job, claimed for this process by the hint's own statement (written as the worker's claim writes it), or null. */
   claimed: ClaimedJob | null;
 }
 
