@@ -1,4 +1,5 @@
-import { describe, expect, it, afterAll, beforeAll } from 'vitest';
+import { describe, expect, it, afterAll, beforeAll, vi } from 'vitest';
+import DataLoader from 'dataloader';
 import { readFileSync } from 'node:fs';
 import { sql } from 'drizzle-orm';
 import type { GraphQLObjectType } from 'graphql';
@@ -6,6 +7,8 @@ import { schema } from '../src/graphql/schema.js';
 import { printedSchema, SCHEMA_FILE } from '../src/cli/print-schema.js';
 import { startHarness, type Harness } from './support/harness.js';
 import { avatarRequest, createAccount, createUnit, mustMutate, setBudget, SUBMIT } from './support/fixtures.js';
+import type { GraphQLContext } from '../src/graphql/context.js';
+import type { OrgUnitRow } from '../src/org/units.js';
 
 describe('printed schema', () => {
   it('schema/schema.graphql matches the code', () => {
@@ -126,6 +129,41 @@ describe('DataLoader batching', () => {
       expect(statements.filter((text) => /\bbudgets\b/.test(text))).toEqual([]);
     } finally {
       for (const undo of restore) undo();
+    }
+  });
+
+  it("a page of units makes no copies of what it has read: units the process knows, each unit's budget list, no promise per primed key", async () => {
+    // OrgUnit.budgets wrapped to keep, per request, the units it was asked on and the lists it answered.
+    const field = (schema.getType('OrgUnit') as GraphQLObjectType).getFields().budgets!;
+    const resolve = field.resolve!;
+    let seen: { unit: OrgUnitRow; ctx: GraphQLContext; list: unknown }[] = [];
+    field.resolve = (unit, args, ctx, info) => {
+      const list = resolve(unit, args, ctx, info);
+      seen.push({ unit, ctx, list });
+      return list;
+    };
+    const prime = vi.spyOn(DataLoader.prototype, 'prime');
+    try {
+      const page = async () => {
+        seen = [];
+        expect(await statementsFor(200)).toBeLessThanOrEqual(4);
+        expect(seen).toHaveLength(200);
+        return seen;
+      };
+      const first = await page();
+      prime.mockClear();
+      const second = await page();
+      // The 201 units and 400 budgets' counters primed into the request's loaders: kept as loaded, no promise each.
+      expect(prime).not.toHaveBeenCalled();
+      // The second request's units are the objects the first one read (units never change), not new copies.
+      expect(second[0]!.ctx).not.toBe(first[0]!.ctx);
+      const before = new Map(first.map((s) => [s.unit.id, s.unit]));
+      for (const s of second) expect(s.unit).toBe(before.get(s.unit.id));
+      // Every budget visible (an ADMIN): each unit's list is its loader's own, not a filtered copy.
+      for (const s of second) expect(s.list).toBe(s.ctx.loaders.budgetsByUnit.loadNow(s.unit.id));
+    } finally {
+      field.resolve = resolve;
+      prime.mockRestore();
     }
   });
 

@@ -68,6 +68,7 @@ function unitsPageStatement(shape: { visible: { key: string; text: string; value
   }
   return statement;
 }
+const unitOfRow = (r: Record<string, unknown>): OrgUnitRow => rowFromJson(orgUnitsTable, r);
 export const BudgetRef = builder.objectRef<BudgetRow>('Budget');
 
 interface UsageShape {
@@ -360,7 +361,7 @@ builder.queryFields((t) => ({
           const values = [...visible.values, ...(args.kind ? [args.kind] : []), ...(after ? [after] : []), ...(before ? [before] : []), limit];
           const page: OrgUnitRow[] = [];
           for (const r of await unitsPageStatement(shape).rows(ctx.db, values)) {
-            const unit = rowFromJson(orgUnitsTable, r);
+            const unit = ctx.loaders.knownUnit(r.id as string, r, unitOfRow);
             ctx.loaders.unitById.prime(unit.id, unit);
             if (r.in_page) page.push(unit);
           }

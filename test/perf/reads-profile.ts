@@ -6,18 +6,32 @@
 //   npx tsx test/perf/reads-profile.ts                       N=200 by default; ONLY=orgUnits,budgetBalance
 //   PROFILE=/tmp/reads npx tsx test/perf/reads-profile.ts    and a CPU profile of each document's N requests
 //                                                            (/tmp/reads-<document>.cpuprofile, for Chrome DevTools)
+//   HEAP=/tmp/reads npx tsx test/perf/reads-profile.ts       and a sampling heap profile of what those requests
+//                                                            allocate, collected objects included
+//                                                            (/tmp/reads-<document>.heapprofile)
+//   GATEWAY=dist npx tsx test/perf/reads-profile.ts          the same requests over HTTP to the built gateway
+//                                                            (dist/, the flags of `npm start`, as the benchmark runs
+//                                                            it) on the same database: the CPU per request is that
+//                                                            process's (/proc), without tsx's transform of the
+//                                                            sources; with PROFILE= the process's own --cpu-prof
+//                                                            (warm-up included) goes to <PROFILE>-dist/;
+//                                                            GATEWAY_NODE_OPTIONS: more flags for it (--trace-gc),
+//                                                            GATEWAY_LOG=<file>: where its output goes
 //   SQL=1 npx tsx test/perf/reads-profile.ts                 and each document's statements with their round trip
 //                                                            and PostgreSQL's own execution time (EXPLAIN ANALYZE)
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import pg from 'pg';
 import { startHarness } from '../support/harness.js';
 import { avatarRequest, createAccount, createUnit, mustMutate, setBudget, SUBMIT } from '../support/fixtures.js';
 import { createHttpApp } from '../../src/http/server.js';
+import buildOnce from '../support/build.js';
+import { spawnGateway, type GatewayProcess } from '../support/processes.js';
 
 const N = Number(process.env.N ?? 200);
 const only = process.env.ONLY?.split(',');
 const h = await startHarness({ workers: false });
+let gateway: GatewayProcess | null = null;
 try {
   const accountId = await createAccount(h, { name: 'Reads' });
   const org = await createUnit(h, 'ORGANIZATION', 'Acme', null);
@@ -48,6 +62,24 @@ try {
   // The harness logs at debug (its tests read the lines); a gateway runs at info.
   h.services.logger.level = 'info';
   const app = createHttpApp(h.services);
+  if (process.env.GATEWAY === 'dist') {
+    buildOnce();
+    gateway = await spawnGateway(
+      // As the benchmark starts it (NODE_ENV=production: graphql-js's instanceOf checks are then plain instanceof).
+      { DATABASE_URL: h.database.url, GATEWAY_MASTER_KEY: h.services.config.masterKey!, NODE_ENV: 'production', WORKERS_ENABLED: 'false', RATE_LIMIT_PER_MINUTE: '0' },
+      [...(process.env.PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.PROFILE}-dist`] : []), ...(process.env.GATEWAY_NODE_OPTIONS ?? '').split(/\s+/).filter(Boolean)],
+    );
+  }
+  /** CPU time used so far, in µs: the built gateway's (from /proc), or this process's. */
+  const cpuNow = (): number => {
+    if (!gateway) {
+      const { user, system } = process.cpuUsage();
+      return user + system;
+    }
+    // utime and stime, fields 14 and 15 of /proc/<pid>/stat (after the command's parenthesis), in clock ticks of 10 ms.
+    const fields = readFileSync(`/proc/${gateway.child.pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * 10_000;
+  };
   // The documents of test/bench/main.ts (measureReads), and an empty one for the cost of any request.
   const documents: Record<string, { token: string; query: string; variables: Record<string, unknown> }> = {
     empty: { token: h.adminToken, query: '{ __typename }', variables: {} },
@@ -72,38 +104,54 @@ try {
   for (const [name, d] of Object.entries(documents)) {
     if (only && !only.includes(name)) continue;
     const send = async () => {
-      const res = await app.request('/graphql', {
+      const res = await (gateway ? fetch(`${gateway.url}/graphql`, {
         method: 'POST',
         headers: { 'content-type': 'application/json', authorization: `Bearer ${d.token}` },
         body: JSON.stringify({ query: d.query, variables: d.variables }),
-      });
+      }) : app.request('/graphql', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${d.token}` },
+        body: JSON.stringify({ query: d.query, variables: d.variables }),
+      }));
       const text = await res.text();
       if (res.status !== 200 || text.includes('"errors"')) throw new Error(`${name}: ${text.slice(0, 500)}`);
     };
     for (let i = 0; i < 20; i++) await send(); // warm: plans, caches, the JIT
     if (process.env.SQL) out[`${name}Statements`] = await statementsOf(send);
-    const session = process.env.PROFILE ? new Session() : null;
+    const session = !gateway && (process.env.PROFILE || process.env.HEAP) ? new Session() : null;
     if (session) {
       session.connect();
-      await session.post('Profiler.enable');
-      await session.post('Profiler.start');
+      if (process.env.PROFILE) {
+        await session.post('Profiler.enable');
+        await session.post('Profiler.start');
+      }
+      if (process.env.HEAP) {
+        await session.post('HeapProfiler.enable');
+        await session.post('HeapProfiler.startSampling', { samplingInterval: 4096, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+      }
     }
     const times: number[] = [];
-    const cpu0 = process.cpuUsage();
+    const cpu0 = cpuNow();
     for (let i = 0; i < N; i++) {
       const started = performance.now();
       await send();
       times.push(performance.now() - started);
     }
-    const cpu = process.cpuUsage(cpu0);
+    const cpu = cpuNow() - cpu0;
     if (session) {
-      const { profile } = await session.post('Profiler.stop');
-      writeFileSync(`${process.env.PROFILE}-${name}.cpuprofile`, JSON.stringify(profile));
+      if (process.env.PROFILE) {
+        const { profile } = await session.post('Profiler.stop');
+        writeFileSync(`${process.env.PROFILE}-${name}.cpuprofile`, JSON.stringify(profile));
+      }
+      if (process.env.HEAP) {
+        const { profile } = await session.post('HeapProfiler.stopSampling');
+        writeFileSync(`${process.env.HEAP}-${name}.heapprofile`, JSON.stringify(profile));
+      }
       session.disconnect();
     }
     times.sort((a, b) => a - b);
     const at = (q: number) => Math.round(times[Math.min(N - 1, Math.floor(N * q))]! * 100) / 100;
-    out[name] = { cpuMsPerRequest: Math.round((cpu.user + cpu.system) / 10 / N) / 100, p10Ms: at(0.1), p50Ms: at(0.5), p90Ms: at(0.9) };
+    out[name] = { cpuMsPerRequest: Math.round(cpu / 10 / N) / 100, p10Ms: at(0.1), p50Ms: at(0.5), p90Ms: at(0.9) };
   }
   console.log(JSON.stringify(out, null, 1));
 
@@ -143,5 +191,7 @@ try {
     return explained;
   }
 } finally {
+  await gateway?.stop();
+  if (gateway && process.env.GATEWAY_LOG) writeFileSync(process.env.GATEWAY_LOG, gateway.output.join(''));
   await h.close();
 }
