@@ -36,3 +36,36 @@ it('waits once per key, answers at once when loaded, and a cleared key keeps the
   expect(await second).toBe('new');
   expect(loader.loadNow('a')).toBe('new');
 });
+
+it('a batch of more units than the process keeps answers every unit it read (the cache drops the least recently used)', async () => {
+  // More units than the per-process cache holds (10,000), read in one batch: the batch's answer is its own, not what
+  // the cache still holds after the read pushed the first of them out.
+  const { startHarness } = await import('./support/harness.js');
+  const { createLoaders } = await import('../src/graphql/context.js');
+  const { queryRows } = await import('../src/db/client.js');
+  const { sql } = await import('drizzle-orm');
+  const h = await startHarness({ workers: false });
+  try {
+    const [root] = await queryRows<{ id: string }>(
+      h.services.db,
+      sql`with made as (select gen_random_uuid() as id)
+          insert into org_units (id, kind, name, path, depth) select id, 'ORGANIZATION', 'Many', array[id], 0 from made
+          returning id::text as id`,
+    );
+    const ids = (
+      await queryRows<{ id: string }>(
+        h.services.db,
+        sql`with made as (select gen_random_uuid() as id, n from generate_series(1, 10050) n)
+            insert into org_units (id, parent_id, kind, name, path, depth)
+              select id, ${root!.id}::uuid, 'TEAM', 'team ' || n, array[${root!.id}::uuid, id], 1 from made order by n
+            returning id::text as id`,
+      )
+    ).map((r) => r.id);
+    const loaders = createLoaders(h.services.db, new Date());
+    const units = await loaders.unitById.loadMany(ids);
+    expect(units.filter((u) => u === null || u instanceof Error)).toHaveLength(0);
+    expect(units.map((u) => (u as { id: string }).id)).toEqual(ids);
+  } finally {
+    await h.close();
+  }
+}, 120_000);

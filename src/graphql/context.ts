@@ -150,16 +150,35 @@ export function createLoaders(db: Db, now: Date) {
   if (!known) knownUnits.set(db, (known = new Map()));
   const units = known;
   // Removes the N+1 of resolving `parent`, `orgUnit`, `project` and node ids one unit at a time.
+  // The least recently used unit goes first when the bound is reached (a Map keeps insertion order: a unit used is
+  // moved to its end).
   const remember = (row: OrgUnitRow) => {
+    units.delete(row.id);
     if (units.size >= KNOWN_UNITS_MAX) units.delete(units.keys().next().value!);
     units.set(row.id, row);
   };
+  const recall = (id: string): OrgUnitRow | undefined => {
+    const unit = units.get(id);
+    if (unit) remember(unit);
+    return unit;
+  };
   const unitById = new RequestLoader<string, OrgUnitRow | null>(async (ids) => {
-    const missing = ids.filter((id) => !units.has(id));
-    if (missing.length > 0) {
-      for (const row of await db.select().from(orgUnitsTable).where(inArray(orgUnitsTable.id, missing))) remember(row);
+    // The answer is the batch's own: what the cache held before the read and what the read found, whatever other
+    // requests put in or push out of the cache meanwhile.
+    const found = new Map<string, OrgUnitRow>();
+    const missing: string[] = [];
+    for (const id of ids) {
+      const unit = recall(id);
+      if (unit) found.set(id, unit);
+      else missing.push(id);
     }
-    return ids.map((id) => units.get(id) ?? null);
+    if (missing.length > 0) {
+      for (const row of await db.select().from(orgUnitsTable).where(inArray(orgUnitsTable.id, missing))) {
+        remember(row);
+        found.set(row.id, row);
+      }
+    }
+    return ids.map((id) => found.get(id) ?? null);
   });
   /**
    * A unit a statement of its own has read (a page of units): the one the process knows when it has read it before
@@ -167,7 +186,7 @@ export function createLoaders(db: Db, now: Date) {
    * units are not the request's own copies.
    */
   const knownUnit = <R>(id: string, row: R, map: (row: R) => OrgUnitRow): OrgUnitRow => {
-    let unit = units.get(id);
+    let unit = recall(id);
     if (!unit) remember((unit = map(row)));
     return unit;
   };
