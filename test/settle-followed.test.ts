@@ -263,10 +263,16 @@ describe("the job path's statements are planned once per session (migration gene
     expect(configured.length).toBeGreaterThan(10);
     let withoutSetting: number[];
     try {
-      for (const { fn } of configured) await admin.query(`alter function ${fn} reset plan_cache_mode`);
-      withoutSetting = await plannedPerJob();
+      try {
+        for (const { fn } of configured) await admin.query(`alter function ${fn} reset plan_cache_mode`);
+        withoutSetting = await plannedPerJob();
+      } finally {
+        // Given back whatever happened (each one tried; the first failure, if any, reported after).
+        const failed = (await Promise.allSettled(configured.map(({ fn }) => admin.query(`alter function ${fn} set plan_cache_mode = force_generic_plan`))))
+          .find((r) => r.status === 'rejected');
+        if (failed) throw (failed as PromiseRejectedResult).reason;
+      }
     } finally {
-      for (const { fn } of configured) await admin.query(`alter function ${fn} set plan_cache_mode = force_generic_plan`);
       await admin.end();
     }
     const withSetting = await plannedPerJob();

@@ -374,9 +374,11 @@ describe('an app written for HeyGen v3, pointed at the gateway', () => {
         sql`select j.settled_at is not null as settled, j.actual_micro_cs::text as actual from jobs j
               join job_items i on i.job_id = j.id where i.upstream_id = ${created.body.data.video_id as string}`,
       );
+      expect(row).toBeDefined();
       return JSON.stringify(row);
     };
-    for (;;) {
+    for (let attempt = 1; ; attempt++) {
+      expect(attempt, 'the job kept changing around every read').toBeLessThan(50);
       const state = await stateOf();
       const after = (await app.get('/v3/users/me')).body.data.usage_based;
       if ((await stateOf()) !== state) continue;

@@ -319,9 +319,10 @@ async function refreshAccountJobs(deps: JobDeps, account: AccountRow, jobs: Foll
 
   /**
    * Bulk status first; the detail (with the duration money depends on) only for items that left pending/processing.
-   * `detailFirst`: for a job of one item, its detail only (what the bulk status would have led to for a changed item,
-   * in one call); a job of several items (a translation into many languages, a batch) still reads the bulk status
-   * first, so that each of its webhooks reads the details of the items that changed, not of every item.
+   * `detailFirst`: for a job with one item still running (of that kind), its detail only (what the bulk status would
+   * have led to for a changed item, in one call); a job with several (a translation into many languages, a batch)
+   * still reads the bulk status first, so that each of its webhooks reads the details of the items that changed, not
+   * of every item.
    */
   const follow = async (
     group: ItemRow[],

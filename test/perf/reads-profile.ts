@@ -62,6 +62,7 @@ try {
   // The harness logs at debug (its tests read the lines); a gateway runs at info.
   h.services.logger.level = 'info';
   const app = createHttpApp(h.services);
+  if (process.env.GATEWAY === 'dist' && process.env.SQL) throw new Error('SQL= counts the statements of this process: not with GATEWAY=dist');
   if (process.env.GATEWAY === 'dist') {
     buildOnce();
     gateway = await spawnGateway(
