@@ -57,8 +57,8 @@ export async function handleHeygenWebhook(
   const jobHint = { jobId: event.callbackId && isUuid(event.callbackId) ? event.callbackId : null, upstreamId: event.upstreamId?.includes('\u0000') ? null : event.upstreamId };
   const { follow } = services.jobDeps;
   // A signed webhook comes from HeyGen: the job is read now, after answering, and its hint claims it in the same
-  // statement when the worker's claim would (hintAndClaimJob). Unsigned ones only mark the job due: the worker's next
-  // pass reads it, in bulk.
+  // statement when its last read is at least the interval ago (hintAndClaimJob). Unsigned ones only mark the job due:
+  // the worker's next pass reads it, in bulk.
   const hint = secret
     ? await hintAndClaimJob(services.db, accountId, jobHint, follow.statusReadMinIntervalMs, follow.leaseMs)
     : { ...(await hintJob(services.db, accountId, jobHint, follow.statusReadMinIntervalMs)), claimed: null };
