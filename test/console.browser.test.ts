@@ -137,7 +137,12 @@ async function screenshots(page: Page, name: string, chartTestId: string | null)
   for (const [width, size] of [['laptop', LAPTOP] as const, ['phone', PHONE] as const]) {
     await page.setViewportSize(size);
     if (chartTestId) await expectChart(page, chartTestId);
-    // Readable at this width: the page itself does not scroll sideways (wide tables scroll in their own box).
+    // Readable at this width: the page itself does not scroll sideways (wide tables scroll in their own box), once it
+    // has laid itself out for the new width (a chart redraws at the next resize observation: until then it keeps the
+    // width it had, which on a loaded machine the first reading after the resize could still see).
+    await page
+      .waitForFunction(() => document.documentElement.scrollWidth - document.documentElement.clientWidth <= 0, undefined, { timeout: 5_000 })
+      .catch(() => undefined); // still overflowing: the assertion below says by how much
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
     expect(overflow, `${name} at ${width} width`).toBeLessThanOrEqual(0);
     await page.screenshot({ path: join(SHOTS, `${name}-${width}.png`), fullPage: true });
