@@ -65,6 +65,17 @@ it('a batch of more units than the process keeps answers every unit it read (the
     const units = await loaders.unitById.loadMany(ids);
     expect(units.filter((u) => u === null || u instanceof Error)).toHaveLength(0);
     expect(units.map((u) => (u as { id: string }).id)).toEqual(ids);
+    // What the cache relies on, the database holds: a unit is never renamed, moved or deleted.
+    for (const change of [
+      sql`update org_units set name = 'renamed' where id = ${ids[0]!}::uuid`,
+      sql`update org_units set parent_id = null, path = array[id], depth = 0 where id = ${ids[1]!}::uuid`,
+      sql`delete from org_units where id = ${ids[2]!}::uuid`,
+      sql`truncate org_units cascade`,
+    ]) {
+      await expect(queryRows(h.services.db, change)).rejects.toMatchObject({ cause: { code: '42501' } });
+    }
+    const [still] = await queryRows<{ n: number }>(h.services.db, sql`select count(*)::int as n from org_units where name like 'team %'`);
+    expect(still!.n).toBe(ids.length);
   } finally {
     await h.close();
   }
