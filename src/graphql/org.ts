@@ -156,7 +156,7 @@ builder.node(OrgUnitRef, {
 });
 
 /** OrgUnit.budgets: the unit's budgets the caller may read. */
-function unitBudgets(ctx: GraphQLContext, u: OrgUnitRow): MaybePromise<BudgetRow[]> {
+function unitBudgets(ctx: GraphQLContext, u: OrgUnitRow): MaybePromise<readonly BudgetRow[]> {
   return whenReady(ctx.loaders.budgetsByUnit.loadNow(u.id), (budgets) => visibleBudgets(ctx, budgets));
 }
 

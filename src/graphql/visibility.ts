@@ -88,13 +88,13 @@ export async function requireVisibleAccount(ctx: GraphQLContext, id: string): Pr
  * Budgets the caller may read, of units it may read: those over all accounts, and those of an account it may
  * see (a budget of another account would tell that account's limit and usage).
  */
-export function visibleBudgets(ctx: GraphQLContext, budgets: readonly BudgetRow[]): MaybePromise<BudgetRow[]> {
+export function visibleBudgets(ctx: GraphQLContext, budgets: readonly BudgetRow[]): MaybePromise<readonly BudgetRow[]> {
   if (!ctx.actor) return [];
   const accounts = visibleAccountIds(ctx);
   return accounts instanceof Promise ? accounts.then((ids) => budgetsVisibleWith(ctx, ids, budgets)) : budgetsVisibleWith(ctx, accounts, budgets);
 }
 
-function budgetsVisibleWith(ctx: GraphQLContext, accounts: string[] | 'all', budgets: readonly BudgetRow[]): MaybePromise<BudgetRow[]> {
+function budgetsVisibleWith(ctx: GraphQLContext, accounts: string[] | 'all', budgets: readonly BudgetRow[]): MaybePromise<readonly BudgetRow[]> {
   // Most often every budget passes both rules with its unit already read: the list as it is (no copies made twice
   // per unit of a page, by the read-ahead and by the field). Otherwise the general case below, from the start.
   let passed = 0;
@@ -104,7 +104,7 @@ function budgetsVisibleWith(ctx: GraphQLContext, accounts: string[] | 'all', bud
     if (unit === null || unit instanceof Promise) break;
     passed++;
   }
-  if (passed === budgets.length) return budgets as BudgetRow[];
+  if (passed === budgets.length) return budgets; // the loader's own list: read-only to every caller
   const candidates = budgets.filter((b) => b.accountId === null || accounts === 'all' || accounts.includes(b.accountId));
   const units = candidates.map((b) => visibleUnit(ctx, b.orgUnitId));
   const pick = (visible: readonly (OrgUnitRow | null)[]) => candidates.filter((_, i) => visible[i] !== null);
