@@ -159,6 +159,8 @@ const envSchema = z.object({
   NOTIFY_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(12),
   /** How often each process checks the accounts' pool run-out forecasts (pool.run_out_forecast; 0: never). */
   FORECAST_ALERT_INTERVAL_MS: z.coerce.number().int().min(0).default(900_000),
+  /** How often the process gives the memory malloc keeps freed back to the system (glibc only; 0: never). */
+  MEMORY_TRIM_INTERVAL_MS: z.coerce.number().int().min(0).default(1000),
   /** How often each process looks for due outbox events. */
   OUTBOX_INTERVAL_MS: z.coerce.number().int().min(10).default(1000),
   /** Events claimed per pass, and deliveries in flight at once per process. */
@@ -257,6 +259,8 @@ export interface Config {
   readonly outbox: { readonly intervalMs: number; readonly batchSize: number; readonly concurrency: number };
   /** How often pool run-out forecasts are checked (0: never). */
   readonly forecastAlertIntervalMs: number;
+  /** How often freed native memory is trimmed (src/background/memory-trim.ts; 0: never). */
+  readonly memoryTrimIntervalMs: number;
   /** OpenTelemetry tracing (docs/observability.md); off unless an OTLP endpoint is set. */
   readonly tracing: TracingSettings;
 }
@@ -356,6 +360,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     notifications: { maxAttempts: e.NOTIFY_MAX_ATTEMPTS },
     outbox: { intervalMs: e.OUTBOX_INTERVAL_MS, batchSize: e.OUTBOX_BATCH_SIZE, concurrency: e.OUTBOX_CONCURRENCY },
     forecastAlertIntervalMs: e.FORECAST_ALERT_INTERVAL_MS,
+    memoryTrimIntervalMs: e.MEMORY_TRIM_INTERVAL_MS,
     tracing: {
       enabled: !e.OTEL_SDK_DISABLED && !!(e.OTEL_EXPORTER_OTLP_ENDPOINT ?? e.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT),
       serviceName: e.OTEL_SERVICE_NAME,

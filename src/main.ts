@@ -4,6 +4,7 @@ import { runCli } from './cli/run.js';
 import { createServices, startBackgroundWork, stopServices } from './app.js';
 import { closeServer, createHttpServer, listen } from './http/server.js';
 import { startTracing } from './observability/tracing.js';
+import { startMemoryTrim } from './background/memory-trim.js';
 
 await runCli('gateway', async () => {
   const config = loadConfig();
@@ -14,6 +15,10 @@ await runCli('gateway', async () => {
   const server = createHttpServer(services);
   const port = await listen(server, config.port, config.host);
   startBackgroundWork(services);
+  const memoryTrim = await startMemoryTrim(config.memoryTrimIntervalMs, services.logger, ({ freeBytes, released }) => {
+    services.metrics.mallocFreeBytes.set(freeBytes);
+    if (released !== null) services.metrics.memoryTrims.inc({ released: String(released) });
+  });
   services.logger.info({ port, database: services.database.driver }, 'gateway listening');
   // Tests and supervisors read this line to learn the port when PORT=0.
   if (process.env.GATEWAY_PRINT_PORT === '1') process.stdout.write(`GATEWAY_PORT=${port}\n`);
@@ -26,6 +31,7 @@ await runCli('gateway', async () => {
     // Open subscriptions (SSE streams) end first, cleanly (`complete`): the server then closes once the rest is answered.
     services.live.close();
     await closeServer(server);
+    await memoryTrim?.stop();
     await stopServices(services);
     // The last spans (this shutdown's requests included) are exported before the process ends.
     await tracing?.shutdown().catch((error: unknown) => services.logger.warn({ err: error }, 'tracing: the last spans could not be exported'));

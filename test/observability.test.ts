@@ -238,6 +238,8 @@ describe('/metrics', () => {
       gateway_concurrency_queue_oldest_wait_seconds: 'gauge',
       gateway_concurrency_queue_expired_total: 'counter',
       gateway_concurrency_queue_dispatches_total: 'counter',
+      gateway_memory_trims_total: 'counter',
+      gateway_malloc_free_bytes: 'gauge',
     };
     for (const [name, type] of Object.entries(expected)) expect(families.get(name)?.type, name).toBe(type);
     const gateway = [...families.values()].filter((f) => f.name.startsWith('gateway_'));

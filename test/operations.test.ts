@@ -1,5 +1,5 @@
 // Operations: replicas migrating together, health and readiness, graceful shutdown, the container's command.
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -102,4 +102,23 @@ it("the Dockerfile runs the gateway with npm start's flags and environment", () 
 
 it('npm run demo runs Node with the environment and flags of npm start', () => {
   expect(nodeScript('demo', 'dist/demo/main.js')).toEqual(nodeScript('start', 'dist/main.js'));
+});
+
+it('a running gateway looks at the memory malloc keeps freed every MEMORY_TRIM_INTERVAL_MS (its metrics)', async () => {
+  const g = await spawnGateway({ ...gatewayEnv, MEMORY_TRIM_INTERVAL_MS: '50' });
+  gateways.push(g);
+  const scrape = async () => {
+    const text = await (await fetch(`${g.url}/metrics`)).text();
+    return {
+      trims: Object.fromEntries([...text.matchAll(/^gateway_memory_trims_total\{released="(true|false)"\} (\d+)$/gm)].map((m) => [m[1]!, Number(m[2])])),
+      free: Number(/^gateway_malloc_free_bytes (\d+)$/m.exec(text)?.[1]),
+    };
+  };
+  expect(Object.keys((await scrape()).trims).sort()).toEqual(['false', 'true']);
+  // What it does with what it finds is test/memory-trim.test.ts's: here, that the process looks at all.
+  await vi.waitFor(async () => expect((await scrape()).free).toBeGreaterThan(0), { timeout: 10_000, interval: 50 });
+  const off = await spawnGateway({ ...gatewayEnv, MEMORY_TRIM_INTERVAL_MS: '0' });
+  gateways.push(off);
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  expect(/^gateway_malloc_free_bytes (\d+)$/m.exec(await (await fetch(`${off.url}/metrics`)).text())?.[1]).toBe('0');
 });

@@ -197,7 +197,7 @@ export function createMetrics(services: Services): Registry {
     },
   });
   const m = services.metrics;
-  const own: Metric[] = [m.admissions, m.admissionRefusals, m.heygenRequestDuration, m.httpRequestDuration, m.httpRequestsInFlight, m.httpRequestsShed, m.webhookVerificationFailures, m.outboxDeliveries, m.queueDispatches];
+  const own: Metric[] = [m.admissions, m.admissionRefusals, m.heygenRequestDuration, m.httpRequestDuration, m.httpRequestsInFlight, m.httpRequestsShed, m.webhookVerificationFailures, m.outboxDeliveries, m.queueDispatches, m.memoryTrims, m.mallocFreeBytes];
   for (const metric of own) registry.registerMetric(metric);
   return registry;
 }

@@ -29,6 +29,10 @@ export interface GatewayMetrics {
   readonly outboxDeliveries: Counter<'topic' | 'outcome'>;
   /** Jobs this process's dispatcher took from the concurrency queue and started, by account. */
   readonly queueDispatches: Counter<'account'>;
+  /** Trims of the memory malloc keeps freed (src/background/memory-trim.ts), by whether any was released. */
+  readonly memoryTrims: Counter<'released'>;
+  /** Bytes free in malloc's arenas at the trim's last look (before it trimmed). */
+  readonly mallocFreeBytes: Gauge;
 }
 
 /** Series that exist from the start at 0, so that rate() and increase() see their first event. */
@@ -47,6 +51,7 @@ export function createGatewayMetrics(): GatewayMetrics {
   for (const [outcome, reason] of INITIAL_ADMISSIONS) metrics.admissions.inc({ outcome, reason }, 0);
   for (const reason of ['missing', 'invalid']) metrics.webhookVerificationFailures.inc({ reason }, 0);
   for (const outcome of ['delivered', 'failed', 'gave_up']) metrics.outboxDeliveries.inc({ topic: 'app_callback', outcome }, 0);
+  for (const released of ['true', 'false']) metrics.memoryTrims.inc({ released }, 0);
   return metrics;
 }
 
@@ -104,6 +109,17 @@ function makeMetrics(): GatewayMetrics {
       name: 'gateway_concurrency_queue_dispatches_total',
       help: "Jobs this process's dispatcher took from the concurrency queue (QUEUED) and started, by account name.",
       labelNames: ['account'] as const,
+      registers: [],
+    }),
+    memoryTrims: new Counter({
+      name: 'gateway_memory_trims_total',
+      help: 'Times this process gave the memory malloc kept freed back to the system (MEMORY_TRIM_INTERVAL_MS, glibc only), by whether any was released.',
+      labelNames: ['released'] as const,
+      registers: [],
+    }),
+    mallocFreeBytes: new Gauge({
+      name: 'gateway_malloc_free_bytes',
+      help: "Bytes free in glibc malloc's arenas at the memory trim's last look, before it trimmed (MEMORY_TRIM_INTERVAL_MS; 0 until it first looks, and where it is off or not glibc).",
       registers: [],
     }),
   };
