@@ -6,6 +6,7 @@
 // it calls, triggers included, but includes SQL-language functions such as gateway_json_row).
 //
 //   npx tsx test/perf/job-functions-profile.ts               N=400 C=8 by default
+//   BUDGETS=0 npx tsx test/perf/job-functions-profile.ts     no budget on the path (the bench's submit phase)
 //   STATEMENTS=1 npx tsx test/perf/job-functions-profile.ts  also every statement's time (auto_explain on that
 //                                                            database, nested statements included, no ANALYZE):
 //                                                            the statements with the most total time
@@ -78,8 +79,10 @@ const h = await startHarness({ databaseUrl: database.url, callbacks: true, sim: 
 let ok = false;
 try {
   const tree = await createTree(h, { name: 'Profile' });
-  await setBudget(h, { orgUnitId: tree.teamId, accountId: tree.accountId, window: 'MONTHLY', limitCreditSeconds: '100000000' });
-  await setBudget(h, { orgUnitId: tree.projectId, window: 'LIFETIME', enforcement: 'SOFT', limitCreditSeconds: '100000000' });
+  if (process.env.BUDGETS !== '0') {
+    await setBudget(h, { orgUnitId: tree.teamId, accountId: tree.accountId, window: 'MONTHLY', limitCreditSeconds: '100000000' });
+    await setBudget(h, { orgUnitId: tree.projectId, window: 'LIFETIME', enforcement: 'SOFT', limitCreditSeconds: '100000000' });
+  }
   const service = await issueServiceToken(h, tree.projectId, 'profile');
   const started = Date.now();
   let next = 0;
