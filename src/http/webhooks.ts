@@ -72,8 +72,8 @@ export async function handleHeygenWebhook(
   const claimed = hint.claimed;
   if (claimed || (secret && hint.dueNow)) {
     // HeyGen's events say the job ended: its detail (with the duration) is read at once, not the bulk status first.
-    // Not claimed by the hint (a job awaiting resubmission, or due by the wall clock as the hint's row check saw it):
-    // through the worker's claim, so never sooner than it would.
+    // Not claimed by the hint but made due by it (a job awaiting resubmission): through the worker's claim, so never
+    // sooner than it would.
     setImmediate(() => {
       (claimed ? runClaimed(services.jobDeps, [claimed], { detailFirst: true }) : runDueJobNow(services.jobDeps, jobId, { detailFirst: true })).catch(
         (error: unknown) => services.logger.warn({ jobId, err: error }, 'refresh after webhook failed; the poller will retry'),

@@ -568,12 +568,19 @@ function hintText(byId: boolean, byUpstream: boolean, claim = false): string {
           })
         select exists (select 1 from accounts where id = $1) as account_known,
                (select id from target)::text as job_id,
-               exists (select 1 from hinted) as scheduled,
+               exists (select 1 from hinted) as scheduled,${
+                 // Claiming: a SUBMITTED / PROCESSING job readable at the row check is claimed (moved), so one not moved
+                 // is not due. The read below would be wrong here: it sees the row as of this statement's start, and a
+                 // hint that lost the claim to a concurrent one (and waited on its row lock) would find the job as it
+                 // was before that claim, readable, and call it due, for a worker's claim that can only find it read.
+                 claim ? `
+               coalesce((select due_now from hinted), false) as due_now` : `
                -- Not moved (already due, or due between this statement's start and its row check): due by the
                -- wall clock, as the row check saw it; by now() it could look later, and no prompt read would follow.
                coalesce((select due_now from hinted),
                         (select status in ('SUBMITTED', 'PROCESSING') and next_check_at <= clock_timestamp() and ${readable}
-                         from jobs where id = (select id from target))) as due_now${
+                         from jobs where id = (select id from target))) as due_now`
+               }${
                            claim ? `,
                coalesce((select claimed from hinted), false) as claimed,
                (select status from hinted) as status,
@@ -622,7 +629,8 @@ export interface HintClaimResult extends HintResult {
  * hintJob, and in the same statement the worker's claim of the job when it may be read now: a signed webhook's prompt
  * read without a second statement (and a second write of the job's row). Never claims sooner than the worker would:
  * the claim's condition is the worker's (SUBMITTED / PROCESSING, last read at least `minIntervalMs` ago), under the
- * job's row lock. A job it does not claim is scheduled exactly as by hintJob.
+ * job's row lock. A job it does not claim is scheduled exactly as by hintJob; it is due now only when this hint made
+ * it due (a SUBMITTED / PROCESSING job it does not claim is not readable, or was claimed by a concurrent hint).
  */
 export async function hintAndClaimJob(db: Db, accountId: string, hint: JobHint, minIntervalMs: number, leaseMs: number): Promise<HintClaimResult> {
   const values: unknown[] = [accountId, minIntervalMs, Math.ceil(leaseMs / 1000)];
