@@ -379,7 +379,8 @@ export const ledgerEntriesTable = pgTable('ledger_entries', {
   note: text('note'),
   createdAt: createdAt(),
 }, (t) => [
-  index('ledger_job').on(t.jobId),
+  // A job's entries are found through ledger_one_per_job_type (job_id first): no index of job_id alone, which cost
+  // each of a job's entries one more index insert.
   index('ledger_account_period').on(t.accountId, t.period),
   // Settlement order within a period, for MARGINAL: the entries settled after a late one (usage_pool_periods).
   index('ledger_settlement_order').on(t.accountId, t.period, t.createdAt).where(sql`entry_type in ('DEBIT', 'ADJUSTMENT')`),
