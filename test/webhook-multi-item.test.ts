@@ -306,9 +306,31 @@ describe('signed webhooks on a translation into three languages', () => {
       // As a job whose poll is due (its backoff passed) and last read long ago: what a webhook most often finds.
       await h.services.db.execute(sql.raw(`${OWN}update jobs set next_check_at = now() - interval '1 second' where id = '${jobId}'`));
       await readLongAgo(h, jobId);
-      const hints = await Promise.all(
-        Array.from({ length: 20 }, (_, i) => hintAndClaimJob(h.services.db, accountId, { jobId: i % 2 ? jobId : null, upstreamId: ids[i % 3]! }, follow.statusReadMinIntervalMs, follow.leaseMs)),
-      );
+      // The job's row held by this test until every hint has started its statement and waits for it: each then took
+      // its snapshot before the winner's claim, the case where a loser could read the job as it was before the claim
+      // (due) and report it so.
+      const blocker = new pg.Client({ connectionString: h.database.url });
+      await blocker.connect();
+      let hints: Awaited<ReturnType<typeof hintAndClaimJob>>[];
+      try {
+        await blocker.query(`${OWN}begin`);
+        await blocker.query(`${OWN}select 1 from jobs where id = $1 for update`, [jobId]);
+        const racing = Promise.all(
+          Array.from({ length: 20 }, (_, i) => hintAndClaimJob(h.services.db, accountId, { jobId: i % 2 ? jobId : null, upstreamId: ids[i % 3]! }, follow.statusReadMinIntervalMs, follow.leaseMs)),
+        );
+        await waitFor(async () => {
+          // pg_stat_activity is read once per transaction unless its snapshot is cleared.
+          const { rows } = await blocker.query<{ n: number }>(
+            `${OWN}select count(*)::int as n from pg_stat_activity, pg_stat_clear_snapshot()
+             where datname = current_database() and wait_event_type = 'Lock' and pid <> pg_backend_pid()`,
+          );
+          return rows[0]!.n >= 20 || undefined;
+        }, 20_000);
+        await blocker.query(`${OWN}commit`);
+        hints = await racing;
+      } finally {
+        await blocker.end();
+      }
       expect(hints.every((r) => r.accountKnown && r.jobId === jobId)).toBe(true);
       expect(hints.filter((r) => r.claimed)).toHaveLength(1);
       // The job was claimed (its read is this test's to make): not due for any of the others, whose webhooks would

@@ -515,7 +515,10 @@ export interface HintResult {
   jobId: string | null;
   /** This hint changed the job (moved its due time, or was remembered for a job still being forwarded). */
   scheduled: boolean;
-  /** The job may be read now (due, and its last read is at least the interval ago), by this hint or before it. */
+  /**
+   * The job may be read now (due, and its last read is at least the interval ago), by this hint or before it. In the
+   * claiming form (hintAndClaimJob) only when this hint changed it: a job this hint did not claim is being read.
+   */
   dueNow: boolean;
 }
 
