@@ -5,11 +5,12 @@
 // free chunks in the middle of its heaps (as opposed to the top) are returned only by `malloc_trim`, which
 // JavaScript cannot call. Measured on the submit benchmark: 11–17 MB of the process's peak RSS are such chunks
 // (docs/benchmark.md, "the submit load's RSS"), freed in bursts (compilations). So every interval, when the arenas
-// hold more than a few MB free and the process has grown by a few MB since the last trim, `malloc_trim(0)` runs on a
+// hold at least 2 MB free and the process has grown by 2 MB since the last trim, `malloc_trim(0)` runs on a
 // thread of libuv's pool (koffi's asynchronous call), not on the event loop: it releases the free pages (madvise).
 // It is not free: malloc keeps reusing much of that memory under load (socket read buffers, new compilations), and
-// each reused page faults in again (~14,000 more minor faults in a benchmark run, a few per job). Measured: 3 MB
-// less at the load's peak, 8–14 MB less once it is over (docs/benchmark.md, "malloc_trim").
+// each reused page faults in again (~14,000 more minor faults in a benchmark run, a few per job). Measured: 145–154
+// MB at the submit load's peak against 151–171 without, 143–156 once it is over against 151–176
+// (docs/benchmark.md, "malloc_trim").
 //
 // Only where the C library is glibc (`libc.so.6` exporting `mallinfo2`, glibc ≥ 2.33); elsewhere (musl, macOS) the
 // process runs without it and says so once at start.
@@ -17,7 +18,7 @@ import type { Logger } from '../logging.js';
 import { runPeriodically, type Periodic } from './periodic.js';
 
 /** Free memory below this is left to malloc, and so is a process that has not grown by this since its last trim. */
-export const TRIM_MIN_BYTES = 4 * 1024 * 1024;
+export const TRIM_MIN_BYTES = 2 * 1024 * 1024;
 
 /** The C library's allocator, as this module uses it. */
 export interface NativeHeap {
