@@ -3,44 +3,35 @@
 // caller's token and project, a submission is the admission (one call of `gateway_admit`) and forwarding's bookkeeping
 // (one call of `gateway_mark_submitted`); a refusal is the admission alone.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import pg from 'pg';
 import { startHarness, type Harness } from './support/harness.js';
+import { logStatements, type StatementLog } from './support/statement-log.js';
 import { createTree, issueServiceToken, setBudget, SUBMIT, avatarRequest, type Tree } from './support/fixtures.js';
-import { LISTENER_APPLICATION_NAME } from '../src/db/notifications.js';
 import { expectCountersEqualLedger } from './support/invariants.js';
 
 let h: Harness;
 let tree: Tree;
 let service: { token: string; id: string };
-const sent: string[] = [];
-const originalQuery = pg.Client.prototype.query;
-
-let database = '';
+let log: StatementLog;
 
 beforeAll(async () => {
   // Installed before the gateway opens its pool, so that every client (and its query wrapper) goes through it:
   // every statement any pg client of this test process sends to the gateway's database, except the listener's.
-  pg.Client.prototype.query = function countedQuery(this: pg.Client & { database?: string; connectionParameters?: { application_name?: string } }, ...args: unknown[]) {
-    const first = args[0] as string | { text?: string } | undefined;
-    const text = typeof first === 'string' ? first : first?.text;
-    if (database && this.database === database && !String(this.connectionParameters?.application_name).startsWith(LISTENER_APPLICATION_NAME) && typeof text === 'string') sent.push(text);
-    return (originalQuery as (...a: unknown[]) => unknown).apply(this, args);
-  } as typeof pg.Client.prototype.query;
+  log = logStatements();
   h = await startHarness({ workers: false });
-  database = new URL(h.database.url).pathname.slice(1);
+  log.database = new URL(h.database.url).pathname.slice(1);
   tree = await createTree(h, { name: 'RoundTrips' });
   service = await issueServiceToken(h, tree.projectId, 'counted');
 });
 
 afterAll(async () => {
-  pg.Client.prototype.query = originalQuery;
+  log.restore();
   await h?.close();
 });
 
 async function counted(fn: () => Promise<unknown>): Promise<string[]> {
-  sent.length = 0;
+  log.sent.length = 0;
   await fn();
-  return [...sent];
+  return [...log.sent];
 }
 
 const submit = (token: string) => h.gql(SUBMIT, { input: { projectId: tree.projectId, kind: 'AVATAR_VIDEO', request: avatarRequest() } }, token);

@@ -8,8 +8,8 @@ import { newRowId } from '../src/primitives/ids.js';
 import pg from 'pg';
 import { sql } from 'drizzle-orm';
 import { startHarness, waitFor, type Harness } from './support/harness.js';
+import { logStatements, type StatementLog } from './support/statement-log.js';
 import { createTree, issueServiceToken, setBudget, SUBMIT, avatarRequest, type Tree } from './support/fixtures.js';
-import { LISTENER_APPLICATION_NAME } from '../src/db/notifications.js';
 import { queryRows } from '../src/db/client.js';
 import { expectCountersEqualLedger } from './support/invariants.js';
 import { dayOf, periodOf } from '../src/primitives/period.js';
@@ -19,31 +19,26 @@ import * as Q from '../src/primitives/rational.js';
 let h: Harness;
 let tree: Tree;
 let service: { token: string; id: string };
-const sent: string[] = [];
 const captured: Record<string, string> = {};
-const originalQuery = pg.Client.prototype.query;
-let database = '';
+let log: StatementLog;
 
 beforeAll(async () => {
-  pg.Client.prototype.query = function countedQuery(this: pg.Client & { database?: string; connectionParameters?: { application_name?: string } }, ...args: unknown[]) {
-    const first = args[0] as string | { text?: string } | undefined;
-    const text = typeof first === 'string' ? first : first?.text;
-    if (database && this.database === database && !String(this.connectionParameters?.application_name).startsWith(LISTENER_APPLICATION_NAME) && typeof text === 'string') sent.push(text);
-    // The parameter of each job-path function's last call by the gateway (its named statements; the replays below
-    // send plain text), to replay a job by hand.
-    const fn = typeof text === 'string' ? /(gateway_admit|gateway_mark_submitted|gateway_settle_followed)\(/.exec(text)?.[1] : undefined;
-    const named = typeof first === 'object' ? (first as { name?: string; values?: unknown[] }) : undefined;
+  log = logStatements();
+  // The parameter of each job-path function's last call by the gateway (its named statements; the replays below
+  // send plain text), to replay a job by hand.
+  log.onStatement = (text, query) => {
+    const fn = /(gateway_admit|gateway_mark_submitted|gateway_settle_followed)\(/.exec(text)?.[1];
+    const named = typeof query === 'object' ? (query as { name?: string; values?: unknown[] }) : undefined;
     if (fn && named?.name && typeof named.values?.[0] === 'string') captured[fn] = named.values[0];
-    return (originalQuery as (...a: unknown[]) => unknown).apply(this, args);
-  } as typeof pg.Client.prototype.query;
+  };
   h = await startHarness({ callbacks: true, sim: { renderMs: 0 } });
-  database = new URL(h.database.url).pathname.slice(1);
+  log.database = new URL(h.database.url).pathname.slice(1);
   tree = await createTree(h, { name: 'Lifecycle' });
   service = await issueServiceToken(h, tree.projectId, 'counted');
 });
 
 afterAll(async () => {
-  pg.Client.prototype.query = originalQuery;
+  log.restore();
   await h?.close();
 });
 
@@ -56,10 +51,10 @@ describe('a followed job settled by one call', () => {
     // The first job warms the process (token, project, account, prepared statements).
     const first = uuidOf((await submit()).data.submitJob.job.id);
     await waitFor(async () => (await statusOf(first)) === 'SUCCEEDED');
-    sent.length = 0;
+    log.sent.length = 0;
     const id = uuidOf((await submit()).data.submitJob.job.id);
     await waitFor(async () => (await statusOf(id)) === 'SUCCEEDED');
-    const statements = [...sent];
+    const statements = [...log.sent];
     const shown = statements.map((s) => s.replace(/\s+/g, ' ').slice(0, 140)).join('\n');
     // Of this job's own: the admission, forwarding's bookkeeping, the webhook's hint, the status read (the job, its
     // account and its running items, one statement) and the one settling call; no transaction of the gateway's own

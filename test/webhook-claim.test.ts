@@ -2,31 +2,23 @@
 // (hintAndClaimJob), by the worker claim's rules, and the job's detail is read at once, without the bulk status first.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHmac, randomUUID } from 'node:crypto';
-import pg from 'pg';
 import { sql } from 'drizzle-orm';
 import { decodeGlobalID } from '@pothos/plugin-relay';
 import { startHarness, waitFor, type Harness } from './support/harness.js';
 import { avatarRequest, createTree, SUBMIT, type Tree } from './support/fixtures.js';
 import { expectCountersEqualLedger } from './support/invariants.js';
+import { logStatements, type StatementLog } from './support/statement-log.js';
 import { queryRows } from '../src/db/client.js';
-import { LISTENER_APPLICATION_NAME } from '../src/db/notifications.js';
 import { hintAndClaimJob, hintJob } from '../src/jobs/follow.js';
 import { claimDueJobs } from '../src/jobs/worker.js';
 
-// Every statement a pg client of this process sends to the database named `counting`, the listener's excepted.
-const sent: string[] = [];
-let counting = '';
-const originalQuery = pg.Client.prototype.query;
+// Every statement a pg client of this process sends to the harness's database (log.database, set once it exists).
+let log: StatementLog;
 beforeAll(() => {
-  pg.Client.prototype.query = function countedQuery(this: pg.Client & { database?: string; connectionParameters?: { application_name?: string } }, ...args: unknown[]) {
-    const first = args[0] as string | { text?: string } | undefined;
-    const text = typeof first === 'string' ? first : first?.text;
-    if (counting && this.database === counting && !String(this.connectionParameters?.application_name).startsWith(LISTENER_APPLICATION_NAME) && typeof text === 'string') sent.push(text);
-    return (originalQuery as (...a: unknown[]) => unknown).apply(this, args);
-  } as typeof pg.Client.prototype.query;
+  log = logStatements();
 });
 afterAll(() => {
-  pg.Client.prototype.query = originalQuery;
+  log.restore();
 });
 
 async function jobRow(h: Harness, jobId: string) {
@@ -108,11 +100,11 @@ describe('a signed webhook', () => {
   beforeAll(async () => {
     // No background work: a read can only come from the webhook.
     h = await startHarness({ workers: false, sim: { autoComplete: false } });
-    counting = new URL(h.database.url).pathname.slice(1);
+    log.database = new URL(h.database.url).pathname.slice(1);
     tree = await createTree(h, { webhookSecret: SECRET });
   });
   afterAll(async () => {
-    counting = '';
+    log.database = '';
     await h?.close();
   });
 
@@ -122,7 +114,7 @@ describe('a signed webhook', () => {
     expect(h.sim.completeNow(videoId, { durationSeconds: 5 })).toBe(true);
     const body = JSON.stringify({ event_type: 'avatar_video.success', event_data: { video_id: videoId, callback_id: jobId } });
     const before = reads(h);
-    sent.length = 0;
+    log.sent.length = 0;
     const res = await fetch(`${h.url}/webhooks/heygen/${accountId}`, {
       method: 'POST',
       body,
@@ -136,7 +128,7 @@ describe('a signed webhook', () => {
     expect(settled.actual).toBe('30000000');
     expect(reads(h)).toEqual({ bulk: before.bulk, detail: before.detail + 1 });
     // The gateway's statements (this test's own reads of the job left out).
-    const gateway = sent.filter((s) => !s.startsWith('select status::text, actual_micro_cs::text as actual, check_attempts'));
+    const gateway = log.sent.filter((s) => !s.startsWith('select status::text, actual_micro_cs::text as actual, check_attempts'));
     const shown = gateway.map((s) => s.replace(/\s+/g, ' ').slice(0, 120)).join('\n');
     // The signed endpoint reads the account's secret; then the hint (with the claim), the status read, the settling call.
     expect(gateway, shown).toHaveLength(4);

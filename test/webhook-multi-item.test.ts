@@ -12,25 +12,18 @@ import { decodeGlobalID } from '@pothos/plugin-relay';
 import { startHarness, waitFor, type Harness } from './support/harness.js';
 import { avatarRequest, createTree, SUBMIT, type Tree } from './support/fixtures.js';
 import { expectCountersEqualLedger } from './support/invariants.js';
+import { logStatements, type StatementLog } from './support/statement-log.js';
 import { queryRows } from '../src/db/client.js';
-import { LISTENER_APPLICATION_NAME } from '../src/db/notifications.js';
 import { hintAndClaimJob } from '../src/jobs/follow.js';
 import { claimDueJobs, runClaimed } from '../src/jobs/worker.js';
 
-// Every statement a pg client of this process sends to the database named `counting`, the listener's excepted.
-const sent: string[] = [];
-let counting = '';
-const originalQuery = pg.Client.prototype.query;
+// Every statement a pg client of this process sends to the harness's database (log.database, set once it exists).
+let log: StatementLog;
 beforeAll(() => {
-  pg.Client.prototype.query = function countedQuery(this: pg.Client & { database?: string; connectionParameters?: { application_name?: string } }, ...args: unknown[]) {
-    const first = args[0] as string | { text?: string } | undefined;
-    const text = typeof first === 'string' ? first : first?.text;
-    if (counting && this.database === counting && !String(this.connectionParameters?.application_name).startsWith(LISTENER_APPLICATION_NAME) && typeof text === 'string') sent.push(text);
-    return (originalQuery as (...a: unknown[]) => unknown).apply(this, args);
-  } as typeof pg.Client.prototype.query;
+  log = logStatements();
 });
 afterAll(() => {
-  pg.Client.prototype.query = originalQuery;
+  log.restore();
 });
 
 const SECRET = 'whsec_multi_item_1';
@@ -114,7 +107,7 @@ function callsSince(h: Harness, before: Record<string, number>): Record<string, 
 
 /** The gateway's statements since the last reset, this test's own left out, named by what they do. */
 function gatewayStatements(): string[] {
-  return sent
+  return log.sent
     .filter((s) => !s.startsWith(OWN))
     .map((s) => {
       if (/^select "id", "name", .* from "accounts"/s.test(s)) return 'account';
@@ -137,12 +130,12 @@ describe('signed webhooks on a translation into three languages', () => {
     // No background work: a read can only come from a webhook. A long interval between reads, so a hint claims only
     // a job this test made readable (readLongAgo), however slow the machine.
     h = await startHarness({ workers: false, sim: { autoComplete: false }, env: { STATUS_READ_MIN_INTERVAL_MS: '60000' } });
-    counting = new URL(h.database.url).pathname.slice(1);
+    log.database = new URL(h.database.url).pathname.slice(1);
     tree = await createTree(h, { webhookSecret: SECRET });
     accountId = decodeGlobalID(tree.accountId).id;
   });
   afterAll(async () => {
-    counting = '';
+    log.database = '';
     await h?.close();
   });
 
@@ -171,7 +164,7 @@ describe('signed webhooks on a translation into three languages', () => {
     // 1. French is done, German and Spanish still render.
     expect(h.sim.completeNow(fr, { durationSeconds: 5 })).toBe(true);
     let before = calls(h);
-    sent.length = 0;
+    log.sent.length = 0;
     const first = await signedPost(h, accountId, { video_translate_id: fr, callback_id: jobId }, 'video_translate.success');
     expect(first.status).toBe(202);
     expect(await first.json()).toEqual({ accepted: true });
@@ -206,7 +199,7 @@ describe('signed webhooks on a translation into three languages', () => {
     expect(h.sim.completeNow(de, { durationSeconds: 7 })).toBe(true);
     expect(h.sim.completeNow(es, { durationSeconds: 9 })).toBe(true);
     before = calls(h);
-    sent.length = 0;
+    log.sent.length = 0;
     const both = await Promise.all([
       signedPost(h, accountId, { video_translate_id: de, callback_id: jobId }, 'video_translate.success'),
       signedPost(h, accountId, { video_translate_id: es, callback_id: jobId }, 'video_translate.success'),
@@ -243,7 +236,7 @@ describe('signed webhooks on a translation into three languages', () => {
     // the last read made long ago: no claim, no read, no HeyGen call, nothing moves.
     await readLongAgo(h, jobId);
     before = calls(h);
-    sent.length = 0;
+    log.sent.length = 0;
     const replays = await Promise.all(
       [fr, de, es, de].map((id) => signedPost(h, accountId, { video_translate_id: id, callback_id: jobId }, 'video_translate.success')),
     );
@@ -271,7 +264,7 @@ describe('signed webhooks on a translation into three languages', () => {
     await readLongAgo(h, jobId);
     expect(h.sim.failNow(fr, { failureCode: 'render_failed', failureMessage: 'the source could not be rendered' })).toBe(true);
     let before = calls(h);
-    sent.length = 0;
+    log.sent.length = 0;
     expect((await signedPost(h, accountId, { video_translate_id: fr, callback_id: jobId, msg: 'failed' }, 'video_translate.fail')).status).toBe(202);
     await waitFor(async () => (await itemsOf(h, jobId)).find((i) => i.upstream_id === fr && i.status === 'failed'), 20_000);
     await new Promise((r) => setTimeout(r, 100));
@@ -350,7 +343,7 @@ describe('signed webhooks on a translation into three languages', () => {
     // B's first item is done; A's items all still render.
     expect(h.sim.completeNow(b.ids[0]!, { durationSeconds: 4 })).toBe(true);
     const before = calls(h);
-    sent.length = 0;
+    log.sent.length = 0;
     const res = await signedPost(h, accountId, { video_translate_id: b.ids[0], callback_id: a.jobId }, 'video_translate.success');
     expect(res.status).toBe(202);
     await waitFor(async () => gatewayStatements().includes('settle_followed') || undefined, 20_000);
@@ -391,7 +384,7 @@ describe('signed webhooks on a translation into three languages', () => {
     try {
       await blocker.query(`${OWN}begin`);
       await blocker.query(`${OWN}select 1 from jobs where id = $1 for update`, [jobId]);
-      sent.length = 0;
+      log.sent.length = 0;
       const reads = Promise.all([runClaimed(h.services.jobDeps, [claim], { detailFirst: true }), runClaimed(h.services.jobDeps, [claim], { detailFirst: true })]);
       await waitFor(async () => gatewayStatements().filter((s) => s === 'settle_followed').length === 2 || undefined, 20_000);
       await blocker.query(`${OWN}commit`);
@@ -421,12 +414,12 @@ describe('signed webhooks on a video batch of two', () => {
   let accountId: string;
   beforeAll(async () => {
     h = await startHarness({ workers: false, sim: { autoComplete: false }, env: { STATUS_READ_MIN_INTERVAL_MS: '60000' } });
-    counting = new URL(h.database.url).pathname.slice(1);
+    log.database = new URL(h.database.url).pathname.slice(1);
     tree = await createTree(h, { webhookSecret: SECRET });
     accountId = decodeGlobalID(tree.accountId).id;
   });
   afterAll(async () => {
-    counting = '';
+    log.database = '';
     await h?.close();
   });
 
@@ -451,7 +444,7 @@ describe('signed webhooks on a video batch of two', () => {
     // 1. The first video is done (longer than its hold), the second still renders.
     expect(h.sim.completeNow(v0, { durationSeconds: 12 })).toBe(true);
     let before = calls(h);
-    sent.length = 0;
+    log.sent.length = 0;
     expect((await signedPost(h, accountId, { video_id: v0, callback_id: jobId }, 'avatar_video.success')).status).toBe(202);
     await waitFor(async () => gatewayStatements().includes('settle_followed') || undefined, 20_000);
     await new Promise((r) => setTimeout(r, 100));
@@ -473,7 +466,7 @@ describe('signed webhooks on a video batch of two', () => {
     await readLongAgo(h, jobId);
     expect(h.sim.completeNow(v1, { durationSeconds: 10 })).toBe(true);
     before = calls(h);
-    sent.length = 0;
+    log.sent.length = 0;
     const both = await Promise.all([0, 1].map(() => signedPost(h, accountId, { video_id: v1, callback_id: jobId }, 'avatar_video.success')));
     expect(both.map((r) => r.status)).toEqual([202, 202]);
     const settled = await waitFor(async () => {
