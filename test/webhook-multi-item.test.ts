@@ -119,6 +119,17 @@ function gatewayStatements(): string[] {
     });
 }
 
+/**
+ * A harness with no background work (a read can only come from a webhook) and a long interval between reads (a hint
+ * claims only a job a test made readable, readLongAgo, however slow the machine); the statement log on its database.
+ */
+async function webhookHarness(): Promise<{ h: Harness; tree: Tree; accountId: string }> {
+  const h = await startHarness({ workers: false, sim: { autoComplete: false }, env: { STATUS_READ_MIN_INTERVAL_MS: '60000' } });
+  log.database = new URL(h.database.url).pathname.slice(1);
+  const tree = await createTree(h, { webhookSecret: SECRET });
+  return { h, tree, accountId: decodeGlobalID(tree.accountId).id };
+}
+
 const BULK_TRANSLATIONS = 'GET /v3/video-translations/statuses';
 const TRANSLATION = 'GET /v3/video-translations/{video_translation_id}';
 
@@ -127,12 +138,7 @@ describe('signed webhooks on a translation into three languages', () => {
   let tree: Tree;
   let accountId: string;
   beforeAll(async () => {
-    // No background work: a read can only come from a webhook. A long interval between reads, so a hint claims only
-    // a job this test made readable (readLongAgo), however slow the machine.
-    h = await startHarness({ workers: false, sim: { autoComplete: false }, env: { STATUS_READ_MIN_INTERVAL_MS: '60000' } });
-    log.database = new URL(h.database.url).pathname.slice(1);
-    tree = await createTree(h, { webhookSecret: SECRET });
-    accountId = decodeGlobalID(tree.accountId).id;
+    ({ h, tree, accountId } = await webhookHarness());
   });
   afterAll(async () => {
     log.database = '';
@@ -413,10 +419,7 @@ describe('signed webhooks on a video batch of two', () => {
   let tree: Tree;
   let accountId: string;
   beforeAll(async () => {
-    h = await startHarness({ workers: false, sim: { autoComplete: false }, env: { STATUS_READ_MIN_INTERVAL_MS: '60000' } });
-    log.database = new URL(h.database.url).pathname.slice(1);
-    tree = await createTree(h, { webhookSecret: SECRET });
-    accountId = decodeGlobalID(tree.accountId).id;
+    ({ h, tree, accountId } = await webhookHarness());
   });
   afterAll(async () => {
     log.database = '';
