@@ -2,7 +2,7 @@
 # Run:   docker run -p 4000:4000 -e DATABASE_URL=postgres://… -e GATEWAY_MASTER_KEY=… heygen-gateway
 # CLIs:  docker run --rm -e DATABASE_URL=… -e GATEWAY_MASTER_KEY=… heygen-gateway node dist/cli/token.js --admin
 
-# 1. Build: all dependencies, TypeScript compiled to dist/, the console bundled into dist/console/.
+# 1. Build: all dependencies, TypeScript checked and bundled into dist/, the console bundled into dist/console/.
 FROM node:24-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
@@ -10,7 +10,7 @@ RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY schema ./schema
 COPY src ./src
-# The gateway (tsc → dist/) and the budget console (Vite → dist/console/, served at /console).
+# The gateway (tsc checks, esbuild bundles → dist/) and the budget console (Vite → dist/console/, served at /console).
 RUN npm run build
 
 # 2. Runtime: production dependencies and compiled JavaScript only, as the unprivileged `node` user.

@@ -1,5 +1,4 @@
 // One database handle type for both drivers: `pg` against PostgreSQL, PGlite embedded.
-import { fileURLToPath } from 'node:url';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import lockfile from 'proper-lockfile';
@@ -9,6 +8,7 @@ import { migrate as migratePg } from 'drizzle-orm/node-postgres/migrator';
 import type { PgDatabase } from 'drizzle-orm/pg-core';
 import { sql, type SQL } from 'drizzle-orm';
 import { context, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
+import { PACKAGE_ROOT } from '../primitives/package-root.js';
 import * as schema from './schema.js';
 
 // uuid[] (org_units.path, on every unit a request reads) split at its commas: PostgreSQL writes a uuid array as
@@ -55,7 +55,7 @@ export interface Database {
   listen?: (channel: string, handler: (payload: string) => void) => Promise<void>;
 }
 
-export const MIGRATIONS_FOLDER = fileURLToPath(new URL('../../migrations', import.meta.url));
+export const MIGRATIONS_FOLDER = join(PACKAGE_ROOT, 'migrations');
 /** Arbitrary but fixed: replicas starting together run migrations one at a time. */
 const MIGRATION_LOCK_KEY = 72_410_331;
 

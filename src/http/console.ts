@@ -3,15 +3,16 @@
 // a year (immutable), index.html is revalidated on every load; every answer carries a Content-Security-Policy that
 // allows this origin only (no CDN, no third-party host).
 import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import type { Hono, MiddlewareHandler } from 'hono';
 import { serveStatic } from '@hono/node-server/serve-static';
 import type { GraphiQLOptions } from 'graphql-yoga';
 import type { ObservedEnv } from './observe.js';
 import type { ConsoleOidcSettings } from '../config.js';
+import { PACKAGE_ROOT } from '../primitives/package-root.js';
 
-/** <root>/dist/console, from src/http (tsx) and from dist/http (compiled) alike. */
-export const CONSOLE_DIR = fileURLToPath(new URL('../../dist/console/', import.meta.url));
+/** <root>/dist/console/, from source (tsx) and from the build alike. */
+export const CONSOLE_DIR = `${join(PACKAGE_ROOT, 'dist', 'console')}/`;
 
 /** The console's CSP; with OIDC sign-in, the browser may also reach the IdP's origin (discovery, token endpoint), and no other. */
 export const consoleCsp = (oidc: ConsoleOidcSettings | null): string =>

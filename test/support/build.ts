@@ -63,7 +63,7 @@ export function consoleIsFresh(): boolean {
 
 export default function buildOnce(): void {
   if (!distIsFresh()) {
-    execFileSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(ROOT, 'tsconfig.build.json')], { cwd: ROOT, stdio: 'inherit' });
+    execFileSync(process.execPath, ['--import', join(ROOT, 'node_modules/tsx/dist/loader.mjs'), join(ROOT, 'src/cli/build.ts')], { cwd: ROOT, stdio: 'inherit' });
   }
   if (!consoleIsFresh()) {
     execFileSync(process.execPath, [join(ROOT, 'node_modules/vite/bin/vite.js'), 'build', '--config', join(ROOT, 'src/console/vite.config.ts')], {
