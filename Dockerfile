@@ -17,6 +17,8 @@ RUN npm run build
 FROM node:24-bookworm-slim
 ENV NODE_ENV=production DATA_DIR=/data PORT=4000
 WORKDIR /app
+# package.json is also read at run time: the gateway finds its folder (migrations/, dist/console/) as the one holding
+# package.json beside migrations/ (src/primitives/package-root.ts).
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
 COPY --from=build /app/dist ./dist

@@ -7,12 +7,14 @@
 // package.json, and reads the whole file again for every module that package loads (nodejs/node#60425);
 // drizzle-orm's is 179 KB with 447 subpath exports, so importing the compiled modules took 1.8 s of a 2.7 s start,
 // against a start-up target of 1.5 s. In one bundle there is nothing left to resolve (docs/benchmark.md, "start-up").
-import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { decode, encode, type SourceMapSegment } from '@jridgewell/sourcemap-codec';
 import { build } from 'esbuild';
-import { PACKAGE_ROOT } from '../primitives/package-root.js';
+
+/** The repository: this file only ever runs from source (src/cli/). */
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 /** Entry points, by their path under dist/ without `.js`. */
 export const ENTRY_POINTS: Record<string, string> = {
@@ -32,13 +34,13 @@ const EXTERNAL = ['koffi', '@electric-sql/pglite', '@electric-sql/pglite/*', 'pg
 
 /** Builds dist/ (the console's dist/console/, Vite's, is kept). */
 export async function buildServer(): Promise<void> {
-  const out = join(PACKAGE_ROOT, 'dist');
+  const out = join(ROOT, 'dist');
   mkdirSync(out, { recursive: true });
   for (const name of readdirSync(out, { withFileTypes: true }).map((e) => e.name)) {
     if (name !== 'console') rmSync(join(out, name), { recursive: true, force: true });
   }
   const result = await build({
-    absWorkingDir: PACKAGE_ROOT,
+    absWorkingDir: ROOT,
     entryPoints: ENTRY_POINTS,
     outdir: out,
     bundle: true,
@@ -55,7 +57,7 @@ export async function buildServer(): Promise<void> {
     logLevel: 'warning',
     metafile: true,
   });
-  for (const file of Object.keys(result.metafile.outputs)) if (file.endsWith('.map')) ownCodeOnly(join(PACKAGE_ROOT, file));
+  for (const file of Object.keys(result.metafile.outputs)) if (file.endsWith('.map')) ownCodeOnly(join(ROOT, file));
 }
 
 /**
@@ -67,12 +69,17 @@ export async function buildServer(): Promise<void> {
 function ownCodeOnly(file: string): void {
   const map = JSON.parse(readFileSync(file, 'utf8')) as { sources: string[]; mappings: string };
   const own = map.sources.map((source) => !source.includes('node_modules/'));
+  // A position with no segment of its own takes the last one before it, on an earlier line too: after the gateway's
+  // code, the first dependency segment (whatever its line) becomes a column-only segment, which ends that mapping.
+  let lastKeptMapped = false;
   const lines = decode(map.mappings).map((line) => {
     const kept: SourceMapSegment[] = [];
     for (const segment of line) {
       const mapped = segment.length > 1 && own[segment[1]!] === true;
-      // An unmapped run is one segment: a column where the previous mapping stops.
-      if (mapped || (kept.length > 0 && kept.at(-1)!.length > 1)) kept.push(mapped ? segment : [segment[0]]);
+      if (mapped) kept.push(segment);
+      else if (lastKeptMapped) kept.push([segment[0]]);
+      else continue;
+      lastKeptMapped = mapped;
     }
     return kept;
   });
@@ -80,4 +87,5 @@ function ownCodeOnly(file: string): void {
   writeFileSync(file, JSON.stringify(map));
 }
 
-if (process.argv[1] === fileURLToPath(import.meta.url)) await buildServer();
+// Run as a script (argv[1] as given may hold a symbolic link; the module's own URL never does).
+if (process.argv[1] && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url)) await buildServer();

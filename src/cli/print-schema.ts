@@ -1,5 +1,5 @@
 // Prints the GraphQL schema to schema/schema.graphql, or with --check fails when the file has drifted.
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, realpathSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { lexicographicSortSchema, printSchema } from 'graphql';
 import { schema } from '../graphql/schema.js';
@@ -10,7 +10,7 @@ export function printedSchema(): string {
   return `${printSchema(lexicographicSortSchema(schema))}\n`;
 }
 
-if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+if (process.argv[1] && fileURLToPath(import.meta.url) === realpathSync(process.argv[1])) {
   const printed = printedSchema();
   if (process.argv.includes('--check')) {
     let current = '';

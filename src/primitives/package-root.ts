@@ -1,18 +1,16 @@
-// The folder the gateway is installed in: the one holding its package.json, migrations/ and dist/. Found from this
-// module's own file, which is src/primitives/ when run from source (tsx, tests) and dist/ or dist/chunks/ in the
-// bundled build (src/cli/build.ts), so that no path is written relative to where a module happens to be emitted.
-import { existsSync, readFileSync } from 'node:fs';
+// The folder the gateway is installed in: the nearest one, from this module's own file up, that holds a package.json
+// beside a migrations/ folder (the container's runtime stage copies both). This module is in src/primitives/ when run
+// from source (tsx, tests) and in dist/ or dist/chunks/ in the bundled build (src/cli/build.ts), so no path is written
+// relative to where a module happens to be emitted.
+import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const NAME = 'heygen-gateway';
-
 function packageRootAbove(start: string): string {
   for (let dir = start; ; ) {
-    const manifest = join(dir, 'package.json');
-    if (existsSync(manifest) && (JSON.parse(readFileSync(manifest, 'utf8')) as { name?: unknown }).name === NAME) return dir;
+    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'migrations'))) return dir;
     const parent = dirname(dir);
-    if (parent === dir) throw new Error(`no package.json of ${NAME} in ${start} or any folder above it`);
+    if (parent === dir) throw new Error(`no folder with a package.json and migrations/ in ${start} or above it`);
     dir = parent;
   }
 }

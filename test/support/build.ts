@@ -52,7 +52,9 @@ function newestSource(dir: string): number {
 
 export function distIsFresh(): boolean {
   const built = statSync(dist('main.js'), { throwIfNoEntry: false })?.mtimeMs ?? 0;
-  return built > newestSource(join(ROOT, 'src'));
+  // The bundle holds the dependencies too: an install since the last build makes it stale.
+  const installed = ['package-lock.json', 'node_modules/.package-lock.json'].map((f) => statSync(join(ROOT, f), { throwIfNoEntry: false })?.mtimeMs ?? 0);
+  return built > Math.max(newestSource(join(ROOT, 'src')), ...installed);
 }
 
 /** dist/console/ (the budget console, built by Vite) is newer than every file of src/console. */
