@@ -290,7 +290,9 @@ describe('hostile inputs: typed ValidationError, nothing written', () => {
 
 describe('the simulator counts every asynchronous generation against the concurrency limit', () => {
   it('batch items queue for free slots; lipsyncs, proofreads and avatar trainings hold slots; TTS does not', async () => {
-    const sim = await startSimulator({ config: { renderMs: 100, mediaDurations: 'configured' }, accounts: [{ apiKey: 'k_conc', concurrencyLimit: 2 }] });
+    // The two slots stay taken until the test completes their items (a render timer could free one on a slow machine
+    // before the refusals are checked); items started after that render on their own.
+    const sim = await startSimulator({ config: { renderMs: 100, autoComplete: false, mediaDurations: 'configured' }, accounts: [{ apiKey: 'k_conc', concurrencyLimit: 2 }] });
     const call = async (path: string, body: unknown) => {
       const res = await fetch(`${sim.url}${path}`, { method: 'POST', headers: { 'x-api-key': 'k_conc', 'content-type': 'application/json' }, body: JSON.stringify(body) });
       return { status: res.status, json: (await res.json()) as any };
@@ -302,12 +304,14 @@ describe('the simulator counts every asynchronous generation against the concurr
       expect(batch.status).toBe(202);
       expect(sim.stats().inFlight['k_conc']).toBe(2);
       const read = await fetch(`${sim.url}/v3/lipsyncs/batches/${batch.json.data.batch_id}`, { headers: { 'x-api-key': 'k_conc' } });
-      const items = ((await read.json()) as any).data.items.map((i: { status: string }) => i.status);
-      expect(items).toEqual(['processing', 'processing', 'queued']);
+      const items = ((await read.json()) as any).data.items as { status: string; video_id: string | null }[];
+      expect(items.map((i) => i.status)).toEqual(['processing', 'processing', 'queued']);
       // Slots are full: an asynchronous create is refused, the synchronous TTS is not.
       expect((await call('/v3/lipsyncs', { video: { type: 'asset_id', asset_id: 'v' }, audio: { type: 'asset_id', asset_id: 'a' } })).status).toBe(429);
       expect((await call('/v3/avatars', { type: 'photo', name: 'n', file: { type: 'asset_id', asset_id: 'i' } })).status).toBe(429);
       expect((await call('/v3/voices/speech', { text: 'hello', voice_id: 'v' })).status).toBe(200);
+      sim.configure({ autoComplete: true });
+      for (const item of items.slice(0, 2)) expect(sim.completeNow(item.video_id!)).toBe(true);
       await waitFor(async () => {
         const res = await fetch(`${sim.url}/v3/lipsyncs/batches/${batch.json.data.batch_id}`, { headers: { 'x-api-key': 'k_conc' } });
         return ((await res.json()) as any).data.status === 'completed';
