@@ -1,4 +1,4 @@
-// `npm run build`'s server half (`tsx src/cli/build.ts`; the tests' global setup calls `buildServer`): the gateway,
+// `npm run build`'s server half (`tsx src/cli/build.ts`, which the tests' global setup also runs): the gateway,
 // the demo, the simulator and the command-line tools bundled by esbuild into dist/, one file per entry point at the
 // path it always had (dist/main.js, dist/cli/token.js, …) and the code they share in dist/chunks/, with source maps
 // (`--enable-source-maps` prints src/ positions). Type-checking is tsc's (`tsc -p tsconfig.build.json`, before this).
@@ -33,7 +33,7 @@ export const ENTRY_POINTS: Record<string, string> = {
 const EXTERNAL = ['koffi', '@electric-sql/pglite', '@electric-sql/pglite/*', 'pg-native'];
 
 /** Builds dist/ (the console's dist/console/, Vite's, is kept). */
-export async function buildServer(): Promise<void> {
+async function buildServer(): Promise<void> {
   const out = join(ROOT, 'dist');
   mkdirSync(out, { recursive: true });
   for (const name of readdirSync(out, { withFileTypes: true }).map((e) => e.name)) {
