@@ -1,7 +1,8 @@
 // The build (src/cli/build.ts, run by the suite's global setup and by `npm ci`): it bundles named entry points only,
 // so every dist/ script that package.json, the Dockerfile or the README tells someone to run must be one of them; and
 // its source maps keep the gateway's own code only, so a stack frame in a dependency must never read as a line of
-// src/ (a frame without a mapping of its own takes the nearest one before it).
+// src/ (a frame without a mapping of its own takes the nearest one before it); and graphql, which ships an ES module and
+// a CommonJS build side by side, is bundled once, as ES modules.
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { SourceMap } from 'node:module';
 import { join } from 'node:path';
@@ -54,4 +55,15 @@ it("the source maps point the gateway's own lines at src/ and no dependency's li
   expect(ownLines).toBeGreaterThan(10_000);
   expect(dependencyLines).toBeGreaterThan(100_000);
   expect(wrong.slice(0, 20)).toEqual([]);
+});
+
+it('graphql is bundled once, from its ES module build (one GraphQLError class; no getter per imported name)', () => {
+  const modules = new Set<string>();
+  for (const f of readdirSync(dist(''), { recursive: true, encoding: 'utf8' })) {
+    if (!f.endsWith('.js') || f.startsWith('console/')) continue;
+    for (const m of readFileSync(dist(f), 'utf8').matchAll(/^\/\/ node_modules\/graphql\/(\S+)$/gm)) modules.add(m[1]!);
+  }
+  expect(modules).toContain('execution/execute.mjs');
+  expect(modules).toContain('error/GraphQLError.mjs');
+  expect([...modules].filter((m) => !m.endsWith('.mjs'))).toEqual([]);
 });
