@@ -9,6 +9,7 @@ import { createTestDatabase, type TestDatabase } from './support/db.js';
 import { spawnGateway, type GatewayProcess } from './support/processes.js';
 import { startSimulator, type Simulator } from '../src/heygen/simulator/server.js';
 import { generateMasterKey } from '../src/secrets/secret-box.js';
+import { loadConfig } from '../src/config.js';
 
 let database: TestDatabase;
 let sim: Simulator;
@@ -98,6 +99,13 @@ it("the Dockerfile runs the gateway with npm start's flags and environment", () 
   const env = Object.fromEntries([...runtime.matchAll(/^ENV (.+)$/gm)].flatMap((m) => m[1]!.split(/\s+/).map((w) => w.split('=') as [string, string])));
   for (const [name, value] of Object.entries(startEnv())) expect(env[name], name).toBe(value);
   expect(Object.keys(startEnv()).length).toBeGreaterThan(0);
+});
+
+it('npm start sets the NODE_ENV the gateway assumes when it is unset, so that graphql-js takes its production path', () => {
+  // graphql-js reads NODE_ENV once, at import: unset, it checks every instanceof a second way (a copy of graphql from
+  // another module), while the gateway's own configuration treats unset as production.
+  expect(loadConfig({}).production).toBe(true);
+  expect(startEnv().NODE_ENV).toBe('production');
 });
 
 it('npm run demo runs Node with the environment and flags of npm start', () => {

@@ -11,7 +11,9 @@ import { runCli } from '../cli/run.js';
 await runCli('demo', async () => {
   const simPort = Number(process.env.SIMULATOR_PORT ?? 4100);
   const sim = await startSimulator({ port: simPort, config: { renderMs: 3000 }, accounts: [{ apiKey: DEMO_API_KEY, concurrencyLimit: 20 }] });
-  const config = loadConfig({ ...process.env, DATABASE_URL: undefined, HEYGEN_BASE_URL: sim.url, NODE_ENV: process.env.NODE_ENV ?? 'development' });
+  // GraphiQL and introspection on unless told otherwise: the demo is for exploring the API (npm run demo runs with
+  // npm start's NODE_ENV=production, where both default to off).
+  const config = loadConfig({ GRAPHIQL: 'true', INTROSPECTION: 'true', ...process.env, DATABASE_URL: undefined, HEYGEN_BASE_URL: sim.url });
   const services = await createServices(config);
   const server = createHttpServer(services);
   const port = await listen(server, config.port, config.host);
