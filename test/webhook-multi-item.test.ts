@@ -83,6 +83,14 @@ async function finishedEvents(h: Harness, jobId: string): Promise<number> {
   return row!.n;
 }
 
+/**
+ * Until HeyGen has started each of `ids` (the simulator turns a job `processing` at half its render time, 25 ms here):
+ * the tests' running items. Read before that, an item still reads `pending`, and its job stays SUBMITTED.
+ */
+async function started(h: Harness, ids: readonly string[]): Promise<void> {
+  await waitFor(async () => ids.every((id) => h.sim.job(id)?.status === 'processing') || undefined, 5_000, 5);
+}
+
 /** As after a read long ago: the next webhook's hint may claim the job (its last read is past the interval). */
 async function readLongAgo(h: Harness, jobId: string): Promise<void> {
   await h.services.db.execute(sql.raw(`${OWN}update jobs set last_checked_at = now() - interval '61 seconds' where id = '${jobId}'`));
@@ -156,6 +164,7 @@ describe('signed webhooks on a translation into three languages', () => {
     expect(items.map((i) => i.upstream_id).sort()).toEqual([...(res.data.submitJob.job.upstreamIds as string[])].sort());
     // Each item is the language HeyGen renders under its id.
     for (const item of items) expect(h.sim.job(item.upstream_id)?.outputLanguage).toBe(item.language);
+    await started(h, items.map((i) => i.upstream_id));
     return { jobId, ids: languages.map((l) => items.find((i) => i.language === l)!.upstream_id) };
   }
 
@@ -442,6 +451,7 @@ describe('signed webhooks on a video batch of two', () => {
       .map((j) => j.id);
     expect(videoIds).toHaveLength(2);
     const [v0, v1] = videoIds as [string, string];
+    await started(h, videoIds);
     await readLongAgo(h, jobId);
 
     // 1. The first video is done (longer than its hold), the second still renders.
