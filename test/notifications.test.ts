@@ -361,7 +361,7 @@ describe('secrets', () => {
 
 // Last: its events are fanned out to the channels above (not delivered), after every other suite has counted them.
 describe('fan-out of an outbox pass', () => {
-  it("reads the rules of a pass's money events in one statement, each event fanned out to the channels it would be alone", async () => {
+  it("fans a pass's money events out in three statements (their rules, their channels' events, their attempts), each to the channels it would reach alone", async () => {
     const moneyOnly = (batchSize: number) => ({
       ...h.services.outboxDeps,
       handlers: new Map([...h.services.outboxDeps.handlers].filter(([topic]) => topic === 'money_event')),
@@ -411,20 +411,30 @@ describe('fan-out of an outbox pass', () => {
         /* one event a pass */
       }
       const ruleReads = () => statements.filter((s) => /notification_rules/.test(s)).length;
-      const alone = ruleReads();
+      const attemptWrites = () => statements.filter((s) => /outbox_deliveries/.test(s)).length;
+      const [alone, aloneAttempts] = [ruleReads(), attemptWrites()];
       statements.length = 0;
-      // Together: one pass, one read of the rules.
+      // Together: one pass: its claim, one read of the rules, one write of the channels' events, one of the attempts.
       await record('fan-together');
       const togetherAt = await afterEvents();
       statements.length = 0; // the clock's own read is not the pass's
       expect(await runOutboxOnce(moneyOnly(50), togetherAt)).toBe(asked.length);
-      expect(alone).toBe(asked.length);
-      expect(ruleReads()).toBe(1);
+      expect([alone, aloneAttempts]).toEqual([asked.length, asked.length]);
+      expect([ruleReads(), attemptWrites(), statements.length]).toEqual([1, 1, 4]);
     } finally {
       h.services.database.onQuery = undefined;
     }
     const together = await channelsOf('fan-together');
     expect(together).toEqual(await channelsOf('fan-alone'));
+    // Each event delivered, its one attempt logged, as alone.
+    for (const prefix of ['fan-alone', 'fan-together']) {
+      const rows = await queryRows<{ status: string; attempts: number; logged: string }>(
+        h.services.db,
+        sql`select e.status, e.attempts, string_agg(d.attempt || ':' || d.outcome, ',') as logged from outbox_events e join outbox_deliveries d on d.event_id = e.id
+            where e.topic = 'money_event' and e.dedupe_key like ${`%:${prefix}-%`} group by e.id, e.status, e.attempts order by e.dedupe_key`,
+      );
+      expect(rows).toEqual(asked.map(() => ({ status: 'DELIVERED', attempts: 1, logged: '1:delivered' })));
+    }
     const finance = [channels.slack, channels.teams, channels.email].map(raw);
     expect(together.map((c) => c.length)).toEqual([1 + finance.length, 1, 0, finance.length]);
   }, 30_000);

@@ -51,50 +51,57 @@ const FAN_OUT_TARGETS_MANY = namedStatement<FanOutTarget & { i: string }>(
 );
 
 /**
- * Fans a money event out to the channels of the rules that match it. The events of one outbox pass have their rules
- * read together (`prepare`: one statement, where each event would read alone); an event not prepared reads alone.
+ * Fans a money event out to the channels of the rules that match it. A pass's events are fanned out together
+ * (`deliverAll`): one statement reads their rules, one writes their channels' events, and the pass records their
+ * attempts in one more; each event reaches the channels it would alone. Only the database is written to (each
+ * channel's own event is delivered later, under its own topic), so no event waits for a slow receiver.
  */
 export function moneyEventFanOut(db: Db, settings: Pick<NotificationSettings, 'maxAttempts'>): OutboxHandler {
-  const prepared = new WeakMap<ClaimedEvent, FanOutTarget[]>();
-  const handler: OutboxHandler = async (event: ClaimedEvent, now: Date): Promise<AttemptResult> => {
+  const deliverAll = async (events: readonly ClaimedEvent[], now: Date): Promise<(AttemptResult | Error)[]> => {
     const started = performance.now();
-    const money = moneyEventOf(event.payload);
-    const targets = prepared.get(event) ?? (await FAN_OUT_TARGETS_MANY.rows(db, [[money.orgUnitId], [money.kind]])).map(({ i: _i, ...target }) => target);
-    await enqueueEvents(
-      db,
-      targets.map((t) => ({
-        topic: CHANNEL_TOPICS[t.kind],
-        kind: money.kind,
-        dedupeKey: `${money.id}:${t.channel_id}`,
-        payload: (): ChannelEvent => ({ ...money, orgUnitName: t.unit_name }),
-        destination: { channelId: t.channel_id },
-        orgUnitId: money.orgUnitId,
-        maxAttempts: settings.maxAttempts,
-      })),
-      now,
-    );
-    return { ok: true, httpStatus: null, error: null, startedAt: now, durationMs: Math.round(performance.now() - started) };
-  };
-  handler.prepare = async (events) => {
-    // An event whose payload cannot be read is left to fail on its own, as it would unprepared.
-    const asked: [ClaimedEvent, MoneyEvent][] = [];
-    for (const event of events) {
+    // An event whose payload cannot be read fails alone; the others are fanned out.
+    const money = events.map((event) => {
       try {
-        asked.push([event, moneyEventOf(event.payload)]);
-      } catch {
-        continue;
+        return moneyEventOf(event.payload);
+      } catch (error) {
+        return error instanceof Error ? error : new Error(String(error));
+      }
+    });
+    const asked = money.flatMap((m, at) => (m instanceof Error ? [] : [{ at, m }]));
+    const targets = new Map<number, FanOutTarget[]>();
+    if (asked.length > 0) {
+      const rows = await FAN_OUT_TARGETS_MANY.rows(db, [asked.map(({ m }) => m.orgUnitId), asked.map(({ m }) => m.kind)]);
+      for (const { i, ...target } of rows) {
+        const at = asked[Number(i) - 1]!.at;
+        const list = targets.get(at);
+        if (list) list.push(target);
+        else targets.set(at, [target]);
       }
     }
-    if (asked.length === 0) return;
-    const rows = await FAN_OUT_TARGETS_MANY.rows(db, [asked.map(([, m]) => m.orgUnitId), asked.map(([, m]) => m.kind)]);
-    const byPosition = new Map<number, FanOutTarget[]>();
-    for (const { i, ...target } of rows) {
-      const list = byPosition.get(Number(i));
-      if (list) list.push(target);
-      else byPosition.set(Number(i), [target]);
-    }
-    asked.forEach(([event], at) => prepared.set(event, byPosition.get(at + 1) ?? []));
+    await enqueueEvents(
+      db,
+      asked.flatMap(({ at, m }) =>
+        (targets.get(at) ?? []).map((t) => ({
+          topic: CHANNEL_TOPICS[t.kind],
+          kind: m.kind,
+          dedupeKey: `${m.id}:${t.channel_id}`,
+          payload: (): ChannelEvent => ({ ...m, orgUnitName: t.unit_name }),
+          destination: { channelId: t.channel_id },
+          orgUnitId: m.orgUnitId,
+          maxAttempts: settings.maxAttempts,
+        })),
+      ),
+      now,
+    );
+    const durationMs = Math.round(performance.now() - started);
+    return money.map((m) => (m instanceof Error ? m : { ok: true, httpStatus: null, error: null, startedAt: now, durationMs }));
   };
+  const handler: OutboxHandler = async (event, now) => {
+    const [result] = await deliverAll([event], now);
+    if (result instanceof Error) throw result;
+    return result!;
+  };
+  handler.deliverAll = deliverAll;
   return handler;
 }
 

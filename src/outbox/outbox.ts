@@ -6,7 +6,7 @@
 // (outbox_deliveries). A failed attempt is retried with exponential backoff and jitter; after max_attempts the row is
 // DEAD (given up). Destinations are per topic (`app_callback`, `money_event` and the notification channels, `notify.*`), each a handler.
 import { newRowId } from '../primitives/ids.js';
-import { namedStatement, type Db, type NamedStatement } from '../db/client.js';
+import { namedStatement, type Db } from '../db/client.js';
 import { outboxEventsTable } from '../db/schema.js';
 import { failureDelayMs } from '../background/periodic.js';
 import { redactAndTruncate } from '../secrets/redact.js';
@@ -139,37 +139,52 @@ export function retryDelayMs(attempt: number, settings: RetrySettings): number {
   return failureDelayMs(attempt, settings.retryBaseMs, settings.retryMaxMs, settings.random);
 }
 
-/**
- * Logs the attempt and moves the event on: DELIVERED, PENDING again after a backoff, or DEAD. The move is conditional
- * on the event still being PENDING at this attempt (a slower process whose lease ran out changes nothing).
- */
-export async function recordAttempt(db: Db, event: ClaimedEvent, result: AttemptResult, settings: RetrySettings): Promise<AttemptOutcome> {
-  const error = result.error === null ? null : redactAndTruncate(result.error, 500);
-  const outcome: AttemptOutcome = result.ok ? 'delivered' : result.permanent || event.attempt >= event.maxAttempts ? 'gave_up' : 'failed';
-  const finishedAt = new Date(result.startedAt.getTime() + result.durationMs);
-  const values: unknown[] = [event.id, event.attempt, outcome, result.httpStatus, error, result.startedAt.toISOString(), result.durationMs];
-  if (outcome === 'delivered') values.push(finishedAt.toISOString());
-  else if (outcome === 'failed') values.push(new Date(finishedAt.getTime() + retryDelayMs(event.attempt, settings)).toISOString());
-  await RECORD_ATTEMPT[outcome].rows(db, values);
-  return outcome;
+/** One attempt of an event, as a pass records it. */
+export interface Attempt {
+  event: ClaimedEvent;
+  result: AttemptResult;
 }
 
 /**
- * recordAttempt's one statement (the log row and the event's move, together, as a transaction of both would):
- * $1 the event, $2 the attempt, $3 its outcome, $4 the HTTP status, $5 the error, $6 the start, $7 the duration (ms),
- * $8 when it was delivered (`delivered`) or is due again (`failed`). The move is conditional on the event still
- * being PENDING at this attempt.
+ * Logs the attempts and moves each event on: DELIVERED, PENDING again after a backoff, or DEAD. Each move is
+ * conditional on its event still being PENDING at this attempt (a slower process whose lease ran out changes
+ * nothing). One statement, whatever the number of attempts; answers each attempt's outcome, in order.
  */
-function recordText(set: string): string {
-  return `with logged as (
-            insert into outbox_deliveries (event_id, attempt, outcome, http_status, error, started_at, duration_ms)
-            values ($1, $2, $3, $4, $5, $6, $7)
-            on conflict do nothing)
-          update outbox_events set ${set}
-          where id = $1 and status = 'PENDING' and attempts = $2`;
+export async function recordAttempts(db: Db, attempts: readonly Attempt[], settings: RetrySettings): Promise<AttemptOutcome[]> {
+  if (attempts.length === 0) return [];
+  const columns: unknown[][] = [[], [], [], [], [], [], [], []];
+  const outcomes = attempts.map(({ event, result }) => {
+    const outcome: AttemptOutcome = result.ok ? 'delivered' : result.permanent || event.attempt >= event.maxAttempts ? 'gave_up' : 'failed';
+    const finishedAt = new Date(result.startedAt.getTime() + result.durationMs);
+    const at = outcome === 'delivered' ? finishedAt : outcome === 'failed' ? new Date(finishedAt.getTime() + retryDelayMs(event.attempt, settings)) : null;
+    const error = result.error === null ? null : redactAndTruncate(result.error, 500);
+    const row = [event.id, event.attempt, outcome, result.httpStatus, error, result.startedAt.toISOString(), result.durationMs, at?.toISOString() ?? null];
+    row.forEach((value, i) => columns[i]!.push(value));
+    return outcome;
+  });
+  await RECORD_ATTEMPTS.rows(db, columns);
+  return outcomes;
 }
-const RECORD_ATTEMPT: Record<AttemptOutcome, NamedStatement<never>> = {
-  delivered: namedStatement('gateway_outbox_delivered', recordText(`status = 'DELIVERED', delivered_at = $8, next_attempt_at = null, last_error = null`)),
-  gave_up: namedStatement('gateway_outbox_gave_up', recordText(`status = 'DEAD', next_attempt_at = null, last_error = $5`)),
-  failed: namedStatement('gateway_outbox_failed', recordText(`next_attempt_at = $8, last_error = $5`)),
-};
+
+/**
+ * recordAttempts' statement (the log rows and the events' moves, together, as a transaction of both would), one
+ * array per column: $1 the events, $2 their attempts, $3 the outcomes, $4 the HTTP statuses, $5 the errors, $6 the
+ * starts, $7 the durations (ms), $8 when each was delivered (`delivered`) or is due again (`failed`).
+ */
+const RECORD_ATTEMPTS = namedStatement<never>(
+  'gateway_outbox_attempts',
+  `with attempt as (
+     select * from unnest($1::uuid[], $2::int[], $3::text[], $4::int[], $5::text[], $6::timestamptz[], $7::int[], $8::timestamptz[])
+       as a(event_id, attempt, outcome, http_status, error, started_at, duration_ms, at)),
+   logged as (
+     insert into outbox_deliveries (event_id, attempt, outcome, http_status, error, started_at, duration_ms)
+     select event_id, attempt, outcome, http_status, error, started_at, duration_ms from attempt
+     on conflict do nothing)
+   update outbox_events e
+      set status = case a.outcome when 'delivered' then 'DELIVERED' when 'gave_up' then 'DEAD' else e.status end,
+          delivered_at = case a.outcome when 'delivered' then a.at else e.delivered_at end,
+          next_attempt_at = case a.outcome when 'failed' then a.at end,
+          last_error = case a.outcome when 'delivered' then null else a.error end
+     from attempt a
+    where e.id = a.event_id and e.status = 'PENDING' and e.attempts = a.attempt`,
+);

@@ -1,19 +1,21 @@
 // The outbox's delivery loop: claims due events of the topics it has handlers for, delivers them a few at a time
 // (one slow receiver does not hold up the others), and records each attempt. It runs on its own timer, apart from
 // the job worker: a receiver that fails or hangs delays only its own events, never an admission or a settlement
-// (those only insert a row).
+// (those only insert a row). A topic whose delivery only writes to the database (the money events' fan-out) has a
+// pass's events delivered together and their attempts recorded in one statement: no receiver can be slow there.
 import type { Db } from '../db/client.js';
 import type { Logger } from '../logging.js';
 import { runPeriodically, type Periodic } from '../background/periodic.js';
-import { claimDueEvents, recordAttempt, type AttemptOutcome, type AttemptResult, type ClaimedEvent, type RetrySettings } from './outbox.js';
+import { claimDueEvents, recordAttempts, type AttemptOutcome, type AttemptResult, type ClaimedEvent, type RetrySettings } from './outbox.js';
 
 /**
  * Delivers one event once; `now` is the attempt's start (tests pin it). Throwing counts as a failed attempt.
- * `prepare`, when a handler has it, is called once per pass with the pass's events of its topic (two or more) before
- * any of them is delivered, to read what they all need in one statement; if it fails, each delivery reads alone.
+ * `deliverAll`, when a handler has it, delivers a pass's events of its topic (two or more) in one go, for a topic whose
+ * delivery only writes to the database: each event's result in order (an Error: that event's attempt failed, as if
+ * `deliver` had thrown; throwing: every event's did), recorded together in one statement.
  */
 export type OutboxHandler = ((event: ClaimedEvent, now: Date) => Promise<AttemptResult>) & {
-  prepare?: (events: readonly ClaimedEvent[]) => Promise<void>;
+  deliverAll?: (events: readonly ClaimedEvent[], now: Date) => Promise<(AttemptResult | Error)[]>;
 };
 
 export interface OutboxSettings extends RetrySettings {
@@ -43,10 +45,30 @@ async function deliverOne(deps: OutboxDeps, event: ClaimedEvent, now: Date): Pro
   try {
     result = await handler(event, now);
   } catch (error) {
-    deps.logger.error({ eventId: event.id, topic: event.topic, err: error }, 'outbox delivery failed unexpectedly; it will be retried');
-    result = { ok: false, httpStatus: null, error: 'internal error in the gateway', startedAt: now, durationMs: 0 };
+    result = failed(deps, event, error, now);
   }
-  const outcome = await recordAttempt(deps.db, event, result, deps.settings);
+  const [outcome] = await recordAttempts(deps.db, [{ event, result }], deps.settings);
+  reported(deps, event, outcome!, result);
+}
+
+/** A pass's events of one topic, delivered by its handler's `deliverAll` and recorded in one statement. */
+async function deliverTogether(deps: OutboxDeps, deliverAll: NonNullable<OutboxHandler['deliverAll']>, events: readonly ClaimedEvent[], now: Date): Promise<void> {
+  const answers = await deliverAll(events, now).catch((error: unknown) => events.map(() => (error instanceof Error ? error : new Error(String(error)))));
+  const attempts = events.map((event, i) => {
+    const answer = answers[i] ?? new Error('no result for the event');
+    return { event, result: answer instanceof Error ? failed(deps, event, answer, now) : answer };
+  });
+  const outcomes = await recordAttempts(deps.db, attempts, deps.settings);
+  attempts.forEach(({ event, result }, i) => reported(deps, event, outcomes[i]!, result));
+}
+
+/** A delivery that threw: a failed attempt, retried; the error is logged, never sent anywhere. */
+function failed(deps: OutboxDeps, event: ClaimedEvent, error: unknown, now: Date): AttemptResult {
+  deps.logger.error({ eventId: event.id, topic: event.topic, err: error }, 'outbox delivery failed unexpectedly; it will be retried');
+  return { ok: false, httpStatus: null, error: 'internal error in the gateway', startedAt: now, durationMs: 0 };
+}
+
+function reported(deps: OutboxDeps, event: ClaimedEvent, outcome: AttemptOutcome, result: AttemptResult): void {
   deps.onAttempt?.(event, outcome, result);
   const fields = { eventId: event.id, topic: event.topic, kind: event.kind, attempt: event.attempt, httpStatus: result.httpStatus, outcome };
   if (outcome === 'delivered') deps.logger.debug(fields, 'outbox event delivered');
@@ -65,20 +87,23 @@ export async function runOutboxOnce(deps: OutboxDeps, now?: Date): Promise<numbe
     leaseMs: deps.settings.leaseMs,
     now: now ?? new Date(),
   });
+  const together: Promise<void>[] = [];
+  const batched = new Set<string>();
   for (const [topic, handler] of deps.handlers) {
-    if (!handler.prepare) continue;
     const mine = claimed.filter((e) => e.topic === topic);
-    // What a failed preparation would have read, each delivery reads (and fails on) alone, as without it.
-    if (mine.length > 1) await handler.prepare(mine).catch(() => undefined);
+    if (!handler.deliverAll || mine.length < 2) continue;
+    batched.add(topic);
+    together.push(deliverTogether(deps, handler.deliverAll, mine, now ?? new Date()));
   }
+  const single = claimed.filter((e) => !batched.has(e.topic));
   let next = 0;
   const lane = async () => {
-    while (next < claimed.length) {
-      const event = claimed[next++]!;
+    while (next < single.length) {
+      const event = single[next++]!;
       await deliverOne(deps, event, now ?? new Date());
     }
   };
-  await Promise.all(Array.from({ length: Math.min(deps.settings.concurrency, claimed.length) }, lane));
+  await Promise.all([...together, ...Array.from({ length: Math.min(deps.settings.concurrency, single.length) }, lane)]);
   return claimed.length;
 }
 
