@@ -36,8 +36,6 @@ HEALTHCHECK --interval=30s --timeout=3s --start-period=20s CMD node -e "fetch('h
 # semi-spaces, an old generation allowed to grow by 30 % over what a full collection left (V8's own factor is larger
 # and adapts upwards under load) and a 1 GiB ceiling (a heap past it is a leak) keep it near 115 MB at ready and
 # about 30 MB lower under load; MALLOC_ARENA_MAX=2 keeps glibc from giving V8's and libuv's threads arenas of their
-# own, whose freed memory stays in the RSS after a peak. NODE_ENV=production is what the gateway assumes when it is
-# unset; graphql-js assumes development instead, and then checks every instanceof a second way (for a copy of graphql
-# from another module), a few per cent of a large read's CPU.
-ENV MALLOC_ARENA_MAX=2 NODE_ENV=production
+# own, whose freed memory stays in the RSS after a peak. (NODE_ENV=production, which npm start sets too, is set above.)
+ENV MALLOC_ARENA_MAX=2
 CMD ["node", "--max-semi-space-size=4", "--heap-growing-percent=30", "--max-old-space-size=1024", "--enable-source-maps", "dist/main.js"]

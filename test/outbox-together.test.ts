@@ -1,8 +1,8 @@
 // The outbox worker's pass for a topic delivered together (`deliverAll`, src/outbox/worker.ts), against real
 // PostgreSQL: each event's attempt is recorded as it would be alone, in one statement for the pass (delivered,
 // failed and retried after a backoff, given up on the last attempt), an event whose own delivery failed fails alone,
-// a `deliverAll` that throws fails every event of the pass (each retried), and an event another process's pass has
-// already moved on is left as it is.
+// a `deliverAll` that throws has each event of the pass delivered alone (one bad event fails only itself), and an
+// event another process's pass has already moved on is left as it is.
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startHarness, type Harness } from './support/harness.js';
@@ -20,13 +20,15 @@ afterAll(async () => {
   await h?.close();
 });
 
-/** A handler whose pass answers, per event, what `answer` says for its dedupe key (or throws, with `throws`). */
-function handler(answer: (key: string) => 'ok' | 'error', throws = false): OutboxHandler {
+/**
+ * A handler whose pass answers, per event, what `answer` says for its key: delivered, failed alone (an Error), or
+ * `throw`: the whole `deliverAll` throws (as a statement failing because of that one event would).
+ */
+function handler(answer: (key: string) => 'ok' | 'error' | 'throw'): OutboxHandler {
   const deliverAll = async (events: readonly ClaimedEvent[], now: Date): Promise<(AttemptResult | Error)[]> => {
-    if (throws) throw new Error('the pass broke');
-    return events.map((e) =>
-      answer((e.payload as { key: string }).key) === 'ok' ? { ok: true, httpStatus: null, error: null, startedAt: now, durationMs: 3 } : new Error(`no ${e.id}`),
-    );
+    const keys = events.map((e) => (e.payload as { key: string }).key);
+    if (keys.some((k) => answer(k) === 'throw')) throw new Error('the pass broke');
+    return keys.map((k, i) => (answer(k) === 'ok' ? { ok: true, httpStatus: null, error: null, startedAt: now, durationMs: 3 } : new Error(`no ${events[i]!.id}`)));
   };
   const one: OutboxHandler = async (event, now) => {
     const [r] = await deliverAll([event], now);
@@ -97,45 +99,67 @@ it('a pass records each event as alone, in one statement: delivered, failed and 
   ]);
 });
 
-it('a deliverAll that throws fails every event of its pass, each retried; a single event is delivered alone', async () => {
+it('a deliverAll that throws has each event of its pass delivered alone (one bad event fails only itself); a single event is delivered alone', async () => {
   const t0 = new Date('2026-12-02T10:00:00Z');
-  await enqueue('t2', 'broken', ['a', 'b'], 3, t0);
-  expect(await pass(deps('t2', handler(() => 'ok', true)), new Date(t0.getTime() + 1000))).toEqual({ claimed: 2, attemptStatements: 1 });
-  expect((await rows('broken')).map((r) => [r.key, r.status, r.attempts, r.next_at])).toEqual([
-    ['a', 'PENDING', 1, '10:00:31'],
-    ['b', 'PENDING', 1, '10:00:31'],
+  await enqueue('t2', 'broken', ['a', 'b', 'c'], 3, t0);
+  expect(await pass(deps('t2', handler((key) => (key === 'b' ? 'throw' : 'ok'))), new Date(t0.getTime() + 1000))).toEqual({ claimed: 3, attemptStatements: 3 });
+  const failed = 'internal error in the gateway';
+  expect((await rows('broken')).map((r) => [r.key, r.status, r.attempts, r.next_at, r.logged])).toEqual([
+    ['a', 'DELIVERED', 1, null, '1:delivered:-'],
+    ['b', 'PENDING', 1, '10:00:31', `1:failed:${failed}`],
+    ['c', 'DELIVERED', 1, null, '1:delivered:-'],
   ]);
-  await enqueue('t2', 'alone', ['z'], 3, new Date(t0.getTime() + 61_000));
-  expect(await pass(deps('t2', handler(() => 'ok')), new Date(t0.getTime() + 62_000))).toEqual({ claimed: 3, attemptStatements: 1 });
-  expect((await rows('broken')).map((r) => [r.key, r.status, r.attempts])).toEqual([['a', 'DELIVERED', 2], ['b', 'DELIVERED', 2]]);
-  await enqueue('t2', 'single', ['y'], 3, new Date(t0.getTime() + 63_000));
-  expect(await pass(deps('t2', handler(() => 'ok')), new Date(t0.getTime() + 64_000))).toEqual({ claimed: 1, attemptStatements: 1 });
-  expect((await rows('alone')).map((r) => [r.key, r.status, r.logged])).toEqual([['z', 'DELIVERED', '1:delivered:-']]);
+  await enqueue('t2', 'single', ['y'], 3, new Date(t0.getTime() + 2000));
+  expect(await pass(deps('t2', handler(() => 'ok')), new Date(t0.getTime() + 3000))).toEqual({ claimed: 1, attemptStatements: 1 });
   expect((await rows('single')).map((r) => [r.key, r.status, r.logged])).toEqual([['y', 'DELIVERED', '1:delivered:-']]);
+  // Retried after its backoff with the others that are due, together.
+  await enqueue('t2', 'later', ['x'], 3, new Date(t0.getTime() + 61_000));
+  expect(await pass(deps('t2', handler(() => 'ok')), new Date(t0.getTime() + 62_000))).toEqual({ claimed: 2, attemptStatements: 1 });
+  expect((await rows('broken')).map((r) => [r.key, r.status, r.attempts])).toEqual([['a', 'DELIVERED', 1], ['b', 'DELIVERED', 2], ['c', 'DELIVERED', 1]]);
 });
 
 it('an attempt recorded after another process moved the event on (its lease ran out) changes nothing but its log', async () => {
   const t0 = new Date('2026-12-03T10:00:00Z');
   await enqueue('t3', 'late', ['a', 'b'], 3, t0);
-  const slow = deps('t3', handler(() => 'ok'));
-  // This pass's deliveries are slow: meanwhile another process, its lease past, claims and delivers 'a'.
+  // This pass is slow, and its deliveries fail: meanwhile another process, the lease past, claims and delivers both.
   let release!: () => void;
   const gate = new Promise<void>((r) => (release = r));
-  const held = handler(() => 'ok');
-  const deliverAll = held.deliverAll!;
-  held.deliverAll = async (events, now) => {
+  let entered!: () => void;
+  const inside = new Promise<void>((r) => (entered = r));
+  const slow = handler(() => 'error');
+  const deliverAll = slow.deliverAll!;
+  slow.deliverAll = async (events, now) => {
+    entered();
     await gate;
     return deliverAll(events, now);
   };
-  const first = runOutboxOnce({ ...slow, handlers: new Map([['t3', held]]) }, new Date(t0.getTime() + 1000));
-  await new Promise((r) => setTimeout(r, 50));
-  const leaseOver = new Date(t0.getTime() + 1000 + h.services.outboxDeps.settings.leaseMs + 1000);
-  expect(await runOutboxOnce(slow, leaseOver)).toBe(2);
-  release();
+  const state = () =>
+    queryRows<{ key: string; status: string; attempts: number; next_attempt_at: string | null; last_error: string | null; delivered_at: string | null }>(
+      h.services.db,
+      sql`select split_part(dedupe_key, ':', 2) as key, status, attempts, next_attempt_at::text, last_error, delivered_at::text from outbox_events
+           where dedupe_key like 'late:%' order by dedupe_key`,
+    );
+  const first = runOutboxOnce(deps('t3', slow), new Date(t0.getTime() + 1000));
+  let delivered: Awaited<ReturnType<typeof state>>;
+  try {
+    await inside;
+    const leaseOver = new Date(t0.getTime() + 1000 + h.services.outboxDeps.settings.leaseMs + 1000);
+    expect(await runOutboxOnce(deps('t3', handler(() => 'ok')), leaseOver)).toBe(2);
+    delivered = await state();
+  } finally {
+    release();
+  }
   expect(await first).toBe(2);
-  // Each event delivered once (by the second pass, attempt 2); the first pass's attempt 1 is logged, moves nothing.
-  expect((await rows('late')).map((r) => [r.key, r.status, r.attempts, r.logged])).toEqual([
-    ['a', 'DELIVERED', 2, '1:delivered:-,2:delivered:-'],
-    ['b', 'DELIVERED', 2, '1:delivered:-,2:delivered:-'],
+  // The rows stay as the second pass left them (delivered, no error, nothing due); the first pass's attempts are logged.
+  expect(delivered.map((r) => [r.key, r.status, r.attempts, r.next_attempt_at, r.last_error, r.delivered_at !== null])).toEqual([
+    ['a', 'DELIVERED', 2, null, null, true],
+    ['b', 'DELIVERED', 2, null, null, true],
   ]);
+  expect(await state()).toEqual(delivered);
+  const [log] = await queryRows<{ logged: string }>(
+    h.services.db,
+    sql`select string_agg(split_part(e.dedupe_key, ':', 2) || d.attempt || ':' || d.outcome, ',' order by e.dedupe_key, d.attempt) as logged
+          from outbox_events e join outbox_deliveries d on d.event_id = e.id where e.dedupe_key like 'late:%'`,
+  );
+  expect(log!.logged).toBe('a1:failed,a2:delivered,b1:failed,b2:delivered');
 });

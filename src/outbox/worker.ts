@@ -12,7 +12,8 @@ import { claimDueEvents, recordAttempts, type AttemptOutcome, type AttemptResult
  * Delivers one event once; `now` is the attempt's start (tests pin it). Throwing counts as a failed attempt.
  * `deliverAll`, when a handler has it, delivers a pass's events of its topic (two or more) in one go, for a topic whose
  * delivery only writes to the database: each event's result in order (an Error: that event's attempt failed, as if
- * `deliver` had thrown; throwing: every event's did), recorded together in one statement.
+ * the handler had thrown), recorded together in one statement, each with the pass's duration. If it throws, each
+ * event is delivered alone instead, as without it (one bad event fails only itself).
  */
 export type OutboxHandler = ((event: ClaimedEvent, now: Date) => Promise<AttemptResult>) & {
   deliverAll?: (events: readonly ClaimedEvent[], now: Date) => Promise<(AttemptResult | Error)[]>;
@@ -21,7 +22,7 @@ export type OutboxHandler = ((event: ClaimedEvent, now: Date) => Promise<Attempt
 export interface OutboxSettings extends RetrySettings {
   /** Events claimed per pass. */
   batchSize: number;
-  /** Deliveries in flight at once per process. */
+  /** Deliveries in flight at once per process (beside them, a pass's topics delivered together, database only). */
   concurrency: number;
   /**
    * How long a claim lasts: longer than a whole pass's attempts take (a batch is claimed at once and delivered
@@ -53,7 +54,14 @@ async function deliverOne(deps: OutboxDeps, event: ClaimedEvent, now: Date): Pro
 
 /** A pass's events of one topic, delivered by its handler's `deliverAll` and recorded in one statement. */
 async function deliverTogether(deps: OutboxDeps, deliverAll: NonNullable<OutboxHandler['deliverAll']>, events: readonly ClaimedEvent[], now: Date): Promise<void> {
-  const answers = await deliverAll(events, now).catch((error: unknown) => events.map(() => (error instanceof Error ? error : new Error(String(error)))));
+  let answers: (AttemptResult | Error)[];
+  try {
+    answers = await deliverAll(events, now);
+  } catch (error) {
+    deps.logger.warn({ topic: events[0]!.topic, events: events.length, err: error }, 'outbox events could not be delivered together; delivering each alone');
+    for (const event of events) await deliverOne(deps, event, now);
+    return;
+  }
   const attempts = events.map((event, i) => {
     const answer = answers[i] ?? new Error('no result for the event');
     return { event, result: answer instanceof Error ? failed(deps, event, answer, now) : answer };
