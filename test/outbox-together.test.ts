@@ -8,7 +8,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startHarness, type Harness } from './support/harness.js';
 import { queryRows } from '../src/db/client.js';
 import { enqueueEvents, type AttemptResult, type ClaimedEvent } from '../src/outbox/outbox.js';
-import { runOutboxOnce, type OutboxDeps, type OutboxHandler } from '../src/outbox/worker.js';
+import { deliveredTogether, runOutboxOnce, type OutboxDeps, type OutboxHandler } from '../src/outbox/worker.js';
 
 let h: Harness;
 let statements: string[] = [];
@@ -25,18 +25,11 @@ afterAll(async () => {
  * `throw`: the whole `deliverAll` throws (as a statement failing because of that one event would).
  */
 function handler(answer: (key: string) => 'ok' | 'error' | 'throw'): OutboxHandler {
-  const deliverAll = async (events: readonly ClaimedEvent[], now: Date): Promise<(AttemptResult | Error)[]> => {
+  return deliveredTogether(async (events: readonly ClaimedEvent[], now: Date): Promise<(AttemptResult | Error)[]> => {
     const keys = events.map((e) => (e.payload as { key: string }).key);
     if (keys.some((k) => answer(k) === 'throw')) throw new Error('the pass broke');
     return keys.map((k, i) => (answer(k) === 'ok' ? { ok: true, httpStatus: null, error: null, startedAt: now, durationMs: 3 } : new Error(`no ${events[i]!.id}`)));
-  };
-  const one: OutboxHandler = async (event, now) => {
-    const [r] = await deliverAll([event], now);
-    if (r instanceof Error) throw r;
-    return r!;
-  };
-  one.deliverAll = deliverAll;
-  return one;
+  });
 }
 
 /** A topic of each test's own: no test claims another's events. */

@@ -12,7 +12,7 @@ import { namedStatement, type Db } from '../db/client.js';
 import { notificationChannelsTable } from '../db/schema.js';
 import type { SecretBox } from '../secrets/secret-box.js';
 import { enqueueEvents, type AttemptResult, type ClaimedEvent } from '../outbox/outbox.js';
-import type { OutboxHandler } from '../outbox/worker.js';
+import { deliveredTogether, type DeliverAll, type OutboxHandler } from '../outbox/worker.js';
 import { ATTEMPT_HEADER, EVENT_ID_HEADER, post, signCallback, SIGNATURE_HEADER, type AppCallbackSettings } from '../outbox/app-callback.js';
 import { isPublicAddress } from '../pricing/media.js';
 import { formatCreditSeconds } from '../primitives/money.js';
@@ -57,7 +57,7 @@ const FAN_OUT_TARGETS_MANY = namedStatement<FanOutTarget & { i: string }>(
  * channel's own event is delivered later, under its own topic), so no event waits for a slow receiver.
  */
 export function moneyEventFanOut(db: Db, settings: Pick<NotificationSettings, 'maxAttempts'>): OutboxHandler {
-  const deliverAll = async (events: readonly ClaimedEvent[], now: Date): Promise<(AttemptResult | Error)[]> => {
+  const deliverAll: DeliverAll = async (events, now) => {
     const started = performance.now();
     // An event whose payload cannot be read fails alone; the others are fanned out.
     const money = events.map((event) => {
@@ -96,13 +96,7 @@ export function moneyEventFanOut(db: Db, settings: Pick<NotificationSettings, 'm
     const durationMs = Math.round(performance.now() - started);
     return money.map((m) => (m instanceof Error ? m : { ok: true, httpStatus: null, error: null, startedAt: now, durationMs }));
   };
-  const handler: OutboxHandler = async (event, now) => {
-    const [result] = await deliverAll([event], now);
-    if (result instanceof Error) throw result;
-    return result!;
-  };
-  handler.deliverAll = deliverAll;
-  return handler;
+  return deliveredTogether(deliverAll);
 }
 
 // --- Message formatting -------------------------------------------------------------------------------------

@@ -15,9 +15,19 @@ import { claimDueEvents, recordAttempts, type AttemptOutcome, type AttemptResult
  * the handler had thrown), recorded together in one statement, each with the pass's duration. If it throws, each
  * event is delivered alone instead, as without it (one bad event fails only itself).
  */
-export type OutboxHandler = ((event: ClaimedEvent, now: Date) => Promise<AttemptResult>) & {
-  deliverAll?: (events: readonly ClaimedEvent[], now: Date) => Promise<(AttemptResult | Error)[]>;
-};
+export type OutboxHandler = ((event: ClaimedEvent, now: Date) => Promise<AttemptResult>) & { deliverAll?: DeliverAll };
+export type DeliverAll = (events: readonly ClaimedEvent[], now: Date) => Promise<(AttemptResult | Error)[]>;
+
+/** The handler of a topic delivered together: an event delivered alone is `deliverAll` of that one event. */
+export function deliveredTogether(deliverAll: DeliverAll): OutboxHandler {
+  const handler: OutboxHandler = async (event, now) => {
+    const [result] = await deliverAll([event], now);
+    if (result instanceof Error) throw result;
+    return result!;
+  };
+  handler.deliverAll = deliverAll;
+  return handler;
+}
 
 export interface OutboxSettings extends RetrySettings {
   /** Events claimed per pass. */
@@ -53,7 +63,7 @@ async function deliverOne(deps: OutboxDeps, event: ClaimedEvent, now: Date): Pro
 }
 
 /** A pass's events of one topic, delivered by its handler's `deliverAll` and recorded in one statement. */
-async function deliverTogether(deps: OutboxDeps, deliverAll: NonNullable<OutboxHandler['deliverAll']>, events: readonly ClaimedEvent[], now: Date): Promise<void> {
+async function deliverTogether(deps: OutboxDeps, deliverAll: DeliverAll, events: readonly ClaimedEvent[], now: Date): Promise<void> {
   let answers: (AttemptResult | Error)[];
   try {
     answers = await deliverAll(events, now);
