@@ -18,7 +18,8 @@
 //
 // Options: --quick (a smaller, faster run), --smoke (the smallest run: checks that every figure is produced, used by
 // test/bench.test.ts), --json <file> (default bench-results/<timestamp>.json), --only <phases> (comma-separated: submit,
-// campaign, reads, chargeback; a full comparison runs them all).
+// campaign, reads, chargeback; a full comparison runs them all), --repeat <n> (the run made n times, each with processes
+// and a database of its own; the table and the JSON give each figure's median, the JSON every run as `runs`).
 // BENCH_GATEWAY_NODE_OPTIONS: extra Node flags for the measured gateway, after those of `npm start` (whitespace-separated,
 // e.g. "--trace-gc" or "--cpu-prof --cpu-prof-dir=/tmp/prof"), to look inside a figure; the figures of such a run are
 // not comparable with a plain one.
@@ -26,7 +27,8 @@
 // pgbench (whitespace-separated NAME=value words, overriding those of `npm start`, e.g.
 // "LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2 MALLOC_CONF=dirty_decay_ms:100"); same caveat.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import net from 'node:net';
 import { parseArgs } from 'node:util';
@@ -43,6 +45,7 @@ import { computeStatement } from '../../src/billing/chargeback.js';
 import { periodOf } from '../../src/primitives/period.js';
 import type { LoadPlan, LoadResult } from './loadgen.js';
 import { startStatementCounter } from './pg-counter.js';
+import { medianOfRuns, singleRunArgs } from './repeat.js';
 
 // ---------------------------------------------------------------------------------------------------------------
 // Sizes
@@ -222,12 +225,17 @@ async function p50Of(repeats: number, fn: () => Promise<unknown>, warmMs = 0): P
 // The run
 
 const { values: args } = parseArgs({
-  options: { quick: { type: 'boolean' }, smoke: { type: 'boolean' }, json: { type: 'string' }, only: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+  options: { quick: { type: 'boolean' }, smoke: { type: 'boolean' }, json: { type: 'string' }, only: { type: 'string' }, repeat: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
 });
 const PHASES = ['submit', 'campaign', 'reads', 'chargeback'] as const;
 if (args.help) {
-  console.log(`usage: npm run bench -- [--quick | --smoke] [--json <file>] [--only ${PHASES.join(',')}]`);
+  console.log(`usage: npm run bench -- [--quick | --smoke] [--json <file>] [--only ${PHASES.join(',')}] [--repeat <n>]`);
   process.exit(0);
+}
+const repeat = Number(args.repeat ?? '1');
+if (!Number.isInteger(repeat) || repeat < 1 || repeat > 20) {
+  console.error(`--repeat takes a whole number of runs from 1 to 20, not '${args.repeat}'`);
+  process.exit(2);
 }
 // --only: some phases (comma-separated), for working on one figure; a full comparison runs them all.
 const only = new Set(args.only ? args.only.split(',').map((p) => p.trim()) : PHASES);
@@ -238,6 +246,23 @@ for (const phase of only) {
   }
 }
 const sizes = SIZES[args.smoke ? 'smoke' : args.quick ? 'quick' : 'full'];
+if (repeat > 1) {
+  // Each run is this script again, without --repeat, in processes of its own; its table goes to stderr as it ends.
+  const dir = mkdtempSync(join(tmpdir(), 'bench-repeat-'));
+  const runs: Record<string, any>[] = [];
+  try {
+    for (let i = 1; i <= repeat; i++) {
+      log(`run ${i} of ${repeat}`);
+      const json = join(dir, `run-${i}.json`);
+      execFileSync(process.execPath, [...process.execArgv, process.argv[1]!, ...singleRunArgs(process.argv.slice(2)), '--json', json], { stdio: ['ignore', process.stderr, 'inherit'] });
+      runs.push(JSON.parse(readFileSync(json, 'utf8')));
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  report({ ...(medianOfRuns(runs) as Record<string, any>), startedAt: runs[0]!.startedAt, repeat, runs });
+  process.exit(0);
+}
 const pgbenchBin = process.env.PG_BIN_DIR ? join(process.env.PG_BIN_DIR, 'pgbench') : 'pgbench';
 
 const SCRIPT = Array.from({ length: 20 }, (_, i) => `word${i}`).join(' ');
@@ -833,55 +858,61 @@ UPDATE usage_rollups SET reserved_micro_cs = reserved_micro_cs + :amount
   for (const cleanup of cleanups) await cleanup().catch((error: unknown) => log(`cleanup: ${String(error)}`));
 }
 
+results.finishedAt = new Date().toISOString();
+report(results);
+if (existsSync(join(ROOT, 'bench-results', `pgbench-${process.pid}.sql`))) {
+  (await import('node:fs')).rmSync(join(ROOT, 'bench-results', `pgbench-${process.pid}.sql`));
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // Report
 
-results.finishedAt = new Date().toISOString();
-const file = args.json ?? join(ROOT, 'bench-results', `${results.startedAt.replace(/[:.]/g, '-')}.json`);
-mkdirSync(dirname(file), { recursive: true });
-writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
+/** Writes the results' JSON and prints their table (of one run, or of the medians of a repeated one). */
+function report(results: Record<string, any>): void {
+  const file = args.json ?? join(ROOT, 'bench-results', `${results.startedAt.replace(/[:.]/g, '-')}.json`);
+  mkdirSync(dirname(file), { recursive: true });
+  writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
 
-const rows: [string, string, string, string][] = [];
-for (const o of results.submit?.open ?? []) {
-  rows.push([
-    `submit latency, open loop ${o.rate}/s`,
-    `p50 ${o.gateway.p50Ms} / p95 ${o.gateway.p95Ms} / p99 ${o.gateway.p99Ms} ms (+${o.addedMs.p50} / +${o.addedMs.p95} / +${o.addedMs.p99})${o.gateway.failed ? `, ${o.gateway.failed} of ${o.gateway.sent} failed` : ''}`,
-    `direct ${o.direct.p50Ms} / ${o.direct.p95Ms} / ${o.direct.p99Ms} ms`,
-    `${o.ratio.p50} / ${o.ratio.p95} / ${o.ratio.p99}`,
-  ]);
-}
-const c = results.submit?.closed;
-if (c) rows.push([`submissions/s, ${c.clients} clients`, `${c.gateway.throughput}/s${c.gateway.failed ? ` (${c.gateway.failed} failed)` : ''}`, `direct ${c.direct.throughput}/s`, String(c.throughputRatio)]);
-if (results.campaign) rows.push([
-  `campaign ${results.campaign.jobs} jobs, ${results.campaign.clients} clients, one HARD budget`,
-  `${results.campaign.admissionsPerSecond} admissions/s (${results.campaign.gateway.failed} failed)`,
-  `pgbench ${results.campaign.pgbenchTps} tps`,
-  String(results.campaign.ratio),
-]);
-for (const name of results.reads ? ['orgUnits', 'accountPeriod', 'budgetBalance'] : []) {
-  const r = results.reads[name];
-  rows.push([`${name === 'orgUnits' ? `orgUnits(first: ${results.reads.units})` : name} p50`, `${r.p50Ms} ms, ${r.statements} statements`, `raw SQL ${r.rawSqlP50Ms} ms`, String(r.ratio)]);
-}
-if (results.reads) rows.push(['submitJob statements (one request)', String(results.reads.submitStatements), '', '']);
-for (const run of results.chargeback?.runs ?? []) {
-  for (const [policy, r] of Object.entries(run.policies as Record<string, { ms: number; ratio: number }>)) {
-    rows.push([`chargeback ${run.jobs} jobs, ${policy}`, `${r.ms} ms`, `GROUP BY ${run.groupByMs} ms`, String(r.ratio)]);
+  const rows: [string, string, string, string][] = [];
+  for (const o of results.submit?.open ?? []) {
+    rows.push([
+      `submit latency, open loop ${o.rate}/s`,
+      `p50 ${o.gateway.p50Ms} / p95 ${o.gateway.p95Ms} / p99 ${o.gateway.p99Ms} ms (+${o.addedMs.p50} / +${o.addedMs.p95} / +${o.addedMs.p99})${o.gateway.failed ? `, ${o.gateway.failed} of ${o.gateway.sent} failed` : ''}`,
+      `direct ${o.direct.p50Ms} / ${o.direct.p95Ms} / ${o.direct.p99Ms} ms`,
+      `${o.ratio.p50} / ${o.ratio.p95} / ${o.ratio.p99}`,
+    ]);
   }
-}
-for (const [policy, g] of Object.entries(results.chargeback?.growth ?? {})) rows.push([`chargeback growth ${policy}`, '', '', `${g}`]);
-if (results.cpuPerJob) {
-  const u = results.cpuPerJob;
-  rows.push([`CPU per job, submission to settlement (${u.jobs} jobs)`, `gateway ${u.gatewayMs} ms, PostgreSQL ${u.postgresMs} ms`, '', '']);
-}
-rows.push(['jobs settled after the load', results.drain.ms === null ? `${results.drain.inFlightLeft} still in flight after 10 min` : `in ${results.drain.ms} ms`, '', '']);
-const rss = results.rss;
-rows.push(['gateway RSS ready / under load / idle after', `${rss.readyMb} / ${rss.underLoadMb} / ${rss.idleAfterLoadMb} MB`, `VmHWM ${rss.hwmMb} MB`, '']);
-const widths = [0, 1, 2, 3].map((i) => Math.max(...rows.map((r) => r[i]!.length), ['figure', 'gateway', 'baseline', 'ratio'][i]!.length));
-const line = (r: string[]) => `| ${r.map((cell, i) => cell.padEnd(widths[i]!)).join(' | ')} |`;
-console.log(line(['figure', 'gateway', 'baseline', 'ratio']));
-console.log(line(widths.map((w) => '-'.repeat(w))));
-for (const r of rows) console.log(line(r));
-console.log(`\n${sizes.mode} run, node ${process.version}, ${results.cpus} CPUs; JSON: ${file}`);
-if (existsSync(join(ROOT, 'bench-results', `pgbench-${process.pid}.sql`))) {
-  (await import('node:fs')).rmSync(join(ROOT, 'bench-results', `pgbench-${process.pid}.sql`));
+  const c = results.submit?.closed;
+  if (c) rows.push([`submissions/s, ${c.clients} clients`, `${c.gateway.throughput}/s${c.gateway.failed ? ` (${c.gateway.failed} failed)` : ''}`, `direct ${c.direct.throughput}/s`, String(c.throughputRatio)]);
+  if (results.campaign) rows.push([
+    `campaign ${results.campaign.jobs} jobs, ${results.campaign.clients} clients, one HARD budget`,
+    `${results.campaign.admissionsPerSecond} admissions/s (${results.campaign.gateway.failed} failed)`,
+    `pgbench ${results.campaign.pgbenchTps} tps`,
+    String(results.campaign.ratio),
+  ]);
+  for (const name of results.reads ? ['orgUnits', 'accountPeriod', 'budgetBalance'] : []) {
+    const r = results.reads[name];
+    rows.push([`${name === 'orgUnits' ? `orgUnits(first: ${results.reads.units})` : name} p50`, `${r.p50Ms} ms, ${r.statements} statements`, `raw SQL ${r.rawSqlP50Ms} ms`, String(r.ratio)]);
+  }
+  if (results.reads) rows.push(['submitJob statements (one request)', String(results.reads.submitStatements), '', '']);
+  for (const run of results.chargeback?.runs ?? []) {
+    for (const [policy, r] of Object.entries(run.policies as Record<string, { ms: number; ratio: number }>)) {
+      rows.push([`chargeback ${run.jobs} jobs, ${policy}`, `${r.ms} ms`, `GROUP BY ${run.groupByMs} ms`, String(r.ratio)]);
+    }
+  }
+  for (const [policy, g] of Object.entries(results.chargeback?.growth ?? {})) rows.push([`chargeback growth ${policy}`, '', '', `${g}`]);
+  if (results.cpuPerJob) {
+    const u = results.cpuPerJob;
+    rows.push([`CPU per job, submission to settlement (${u.jobs} jobs)`, `gateway ${u.gatewayMs} ms, PostgreSQL ${u.postgresMs} ms`, '', '']);
+  }
+  rows.push(['jobs settled after the load', results.drain.ms === null ? `${results.drain.inFlightLeft} still in flight after 10 min` : `in ${results.drain.ms} ms`, '', '']);
+  const rss = results.rss;
+  rows.push(['gateway RSS ready / under load / idle after', `${rss.readyMb} / ${rss.underLoadMb} / ${rss.idleAfterLoadMb} MB`, `VmHWM ${rss.hwmMb} MB`, '']);
+  const widths = [0, 1, 2, 3].map((i) => Math.max(...rows.map((r) => r[i]!.length), ['figure', 'gateway', 'baseline', 'ratio'][i]!.length));
+  const line = (r: string[]) => `| ${r.map((cell, i) => cell.padEnd(widths[i]!)).join(' | ')} |`;
+  console.log(line(['figure', 'gateway', 'baseline', 'ratio']));
+  console.log(line(widths.map((w) => '-'.repeat(w))));
+  for (const r of rows) console.log(line(r));
+  const runs = results.repeat ? `, medians of ${results.repeat} runs (each run in the JSON's runs)` : '';
+  console.log(`\n${sizes.mode} run${runs}, node ${process.version}, ${results.cpus} CPUs; JSON: ${file}`);
 }
