@@ -191,6 +191,7 @@ export async function createServices(config: Config, overrides: { logger?: Logge
         statusReadMinIntervalMs: config.workers.statusReadMinIntervalMs,
         leaseMs: config.workers.leaseMs,
         submitGiveUpMs: 23 * 3600_000,
+        groupCommitMax: config.workers.groupCommitMax,
       },
       appEvents: { maxAttempts: config.callbacks.maxAttempts },
     };

@@ -73,6 +73,11 @@ const envSchema = z.object({
    * are admitted together in one transaction, in arrival order, up to this many; 1 sends each on its own.
    */
   ADMISSION_GROUP_COMMIT_MAX: z.coerce.number().int().min(1).max(1000).default(64),
+  /**
+   * Group commit after admission: forwarding's bookkeeping calls, and the followed settlements of one account, that
+   * arrive while another is in flight (in this process) go together in one transaction, up to this many; 1: each alone.
+   */
+  FOLLOW_GROUP_COMMIT_MAX: z.coerce.number().int().min(1).max(1000).default(16),
   /** The revocation listener's heartbeat: a connection that does not answer within it is replaced (requests read the database meanwhile). */
   NOTIFY_HEARTBEAT_MS: z.coerce.number().int().min(100).default(5_000),
   /** Background work that fails (e.g. the database is away) retries with exponential backoff and jitter, capped at this. */
@@ -202,6 +207,8 @@ export interface Config {
     readonly backoffMaxMs: number;
     /** How long a claim on a job lasts before another worker may take it (longer than one forwarding). */
     readonly leaseMs: number;
+    /** FOLLOW_GROUP_COMMIT_MAX. */
+    readonly groupCommitMax: number;
   };
   readonly heygen: {
     readonly timeoutMs: number;
@@ -304,6 +311,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       statusReadMinIntervalMs: e.STATUS_READ_MIN_INTERVAL_MS ?? e.POLL_MIN_INTERVAL_MS,
       backoffMaxMs: e.BACKGROUND_BACKOFF_MAX_MS,
       leaseMs: e.WORKER_LEASE_MS ?? forwardingMs + 30_000,
+      groupCommitMax: e.FOLLOW_GROUP_COMMIT_MAX,
     },
     heygen: {
       timeoutMs: e.HEYGEN_TIMEOUT_MS,

@@ -396,6 +396,10 @@ describe('signed webhooks on a translation into three languages', () => {
     // The job's row held by this test, so that both reads reach their settling call before either settles.
     const blocker = new pg.Client({ connectionString: h.database.url });
     await blocker.connect();
+    // Two reads in one process go one after the other (group commit: the second waits for the first's call); two
+    // processes' reads meet in the database, as here with each call sent alone.
+    const max = h.services.jobDeps.follow.groupCommitMax;
+    h.services.jobDeps.follow.groupCommitMax = 1;
     try {
       await blocker.query(`${OWN}begin`);
       await blocker.query(`${OWN}select 1 from jobs where id = $1 for update`, [jobId]);
@@ -405,6 +409,7 @@ describe('signed webhooks on a translation into three languages', () => {
       await blocker.query(`${OWN}commit`);
       await reads;
     } finally {
+      h.services.jobDeps.follow.groupCommitMax = max;
       await blocker.end();
     }
     // Each read took the bulk status first, then the three details.

@@ -37,3 +37,8 @@ function columnsOf(table: Table): [string, Column][] {
   if (!columns) tableColumns.set(table, (columns = Object.entries(getTableColumns(table) as Record<string, Column>)));
   return columns;
 }
+
+/** A json / jsonb value as returned: parsed by node-pg, text from PGlite and drizzle's raw statements. */
+export function jsonValue<T>(value: T | string): T {
+  return typeof value === 'string' ? (JSON.parse(value) as T) : value;
+}

@@ -13,7 +13,8 @@ import { newRowId } from '../primitives/ids.js';
 import { and, eq, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { isDatabaseUnavailable, namedStatement } from '../db/client.js';
-import { jsonRowOf, rowFromJson } from '../db/json-rows.js';
+import { jsonRowOf, jsonValue, rowFromJson } from '../db/json-rows.js';
+import { ALONE, groupCommit } from '../db/group-commit.js';
 import { accountTermsTable, accountsTable, auditEventsTable, budgetsTable, groupBudgetsTable, jobsTable, orgUnitsTable, type JobKind } from '../db/schema.js';
 import {
   BudgetExceededError,
@@ -474,65 +475,22 @@ const ADMIT_BATCH = namedStatement<{ r: (AdmitAnswer | { outcome: 'error' })[] |
   'select gateway_noted_admissions(q.p, gateway_admit_batch(q.p)) as r from (select $1::jsonb as p) as q',
 );
 
-const parsed = <T>(value: T | string): T => (typeof value === 'string' ? (JSON.parse(value) as T) : value);
-
-async function admitOne(db: Db, p: Record<string, unknown>): Promise<AdmitAnswer> {
-  const [row] = await ADMIT_ONE.rows(db, [JSON.stringify(p)]);
-  return parsed(row!.r);
-}
-
-interface Waiting {
-  p: Record<string, unknown>;
-  resolve(answer: AdmitAnswer): void;
-  reject(error: unknown): void;
-}
-
-/** Per database handle and account: whether an admission call is in flight, and who arrived meanwhile. */
-const groups = new WeakMap<Db, Map<string, { waiting: Waiting[] }>>();
-
 /**
- * Group commit: an admission of an account with none of its admissions in flight in this process is sent at once;
- * those that arrive while one is in flight wait for it to end (no timer: a few ms under load) and are then sent
- * together, in arrival order, in one transaction (gateway_admit_batch), each answered as it would be alone.
- * Batches are of one account, so that they take the locks in the order single admissions do.
+ * Group commit (src/db/group-commit.ts): admissions of one account arriving while one of its admissions is in flight
+ * are admitted together, in arrival order, in one transaction (gateway_admit_batch), each answered as it would be
+ * alone. Batches are of one account, so that they take the locks in the order single admissions do.
  */
-async function callAdmit(db: Db, accountId: string, p: Record<string, unknown>, maxBatch: number): Promise<AdmitAnswer> {
-  if (maxBatch <= 1) return admitOne(db, p);
-  let byAccount = groups.get(db);
-  if (!byAccount) groups.set(db, (byAccount = new Map()));
-  const group = byAccount.get(accountId);
-  if (group) return new Promise<AdmitAnswer>((resolve, reject) => group.waiting.push({ p, resolve, reject }));
-  const mine = { waiting: [] as Waiting[] };
-  byAccount.set(accountId, mine);
-  try {
-    return await admitOne(db, p);
-  } finally {
-    void drain(db, byAccount, accountId, mine, maxBatch);
-  }
-}
-
-async function drain(db: Db, byAccount: Map<string, { waiting: Waiting[] }>, accountId: string, group: { waiting: Waiting[] }, maxBatch: number): Promise<void> {
-  while (group.waiting.length > 0) {
-    const batch = group.waiting.splice(0, maxBatch);
-    try {
-      if (batch.length === 1) {
-        batch[0]!.resolve(await admitOne(db, batch[0]!.p));
-        continue;
-      }
-      const [row] = await ADMIT_BATCH.rows(db, [JSON.stringify(batch.map((w) => w.p))]);
-      const answers = parsed(row!.r);
-      for (const [i, w] of batch.entries()) {
-        const answer = answers[i]!;
-        // Failed inside the batch (and rolled back alone): tried again on its own, so that it fails as it would alone.
-        if (answer.outcome === 'error') admitOne(db, w.p).then(w.resolve, w.reject);
-        else w.resolve(answer);
-      }
-    } catch (error) {
-      for (const w of batch) w.reject(error);
-    }
-  }
-  byAccount.delete(accountId);
-}
+const callAdmit = groupCommit<Record<string, unknown>, AdmitAnswer>({
+  async one(db, p) {
+    const [row] = await ADMIT_ONE.rows(db, [JSON.stringify(p)]);
+    return jsonValue(row!.r);
+  },
+  async many(db, ps) {
+    const [row] = await ADMIT_BATCH.rows(db, [JSON.stringify(ps)]);
+    // Failed inside the batch (and rolled back alone): tried again on its own, so that it fails as it would alone.
+    return jsonValue(row!.r).map((answer) => (answer.outcome === 'error' ? ALONE : answer));
+  },
+});
 
 /** What admission reads of a project: units never move, and their account assignment never changes. */
 interface ProjectMetadata {

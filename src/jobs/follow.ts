@@ -2,7 +2,8 @@
 // Every step re-reads the job and checks the state it expects, so any process may run any step.
 import { and, eq, inArray, sql } from 'drizzle-orm';
 import { isDatabaseUnavailable, namedStatement, type Db } from '../db/client.js';
-import { jsonRowOf, rowFromJson } from '../db/json-rows.js';
+import { jsonRowOf, jsonValue, rowFromJson } from '../db/json-rows.js';
+import { groupCommit } from '../db/group-commit.js';
 import { accountsTable, jobItemsTable, jobsTable, type ItemStatus, type JobStatus } from '../db/schema.js';
 import type { ClaimedJob } from './expiry.js';
 import { connectionOf, type AccountRow } from '../accounts/accounts.js';
@@ -29,6 +30,11 @@ export interface FollowSettings {
   leaseMs: number;
   /** HeyGen replays an Idempotency-Key for 24 h; past this age an unresolved submission is given up. */
   submitGiveUpMs: number;
+  /**
+   * Group commit (FOLLOW_GROUP_COMMIT_MAX): forwarding's bookkeeping calls, and an account's followed settlements, that
+   * arrive while one is in flight in this process go together in one transaction, at most this many; unset or 1: alone.
+   */
+  groupCommitMax?: number;
 }
 
 export interface JobDeps {
@@ -120,35 +126,28 @@ export async function forwardJob(deps: JobDeps, jobId: string, claimed?: Claimed
 
   // One call: lock the job, record its upstream items and the acceptance (a webhook that arrived while this call was
   // in flight, a fast job, was kept as hinted_at: the first status read is then due at once).
-  const [row] = await MARK_SUBMITTED.rows(db, [
-    JSON.stringify({
-      job_id: jobId,
-      // Every item with the same columns (the function inserts the columns the rows name). A synchronous product
-      // (text to speech) is done in HeyGen's answer: its cost is known now.
-      items: outcome.items.map((i) =>
-        jsonRowOf(jobItemsTable, {
-          id: newRowId(),
-          jobId,
-          upstreamId: i.upstreamId,
-          kind: i.kind,
-          videoId: i.videoId ?? null,
-          language: i.language ?? null,
-          status: i.completed ? 'completed' : 'pending',
-          durationSeconds: i.completed ? i.completed.durationSeconds : null,
-          costMicroCs: i.completed ? itemCostMicroCs(job.product, secondsToMicro(i.completed.durationSeconds), job.rateMicroCsPerSecond, account.priceBook.billingIncrementSeconds) : null,
-          createAnswer: i.output ?? null,
-        }),
-      ),
-      next: FORWARD_ACCEPTED,
-      poll_min_ms: deps.follow.pollMinIntervalMs,
-      now: new Date().toISOString(),
-    }),
-  ]);
-  const answer = (typeof row!.r === 'string' ? JSON.parse(row!.r) : row!.r) as {
-    outcome: 'submitted' | 'not_awaiting';
-    job: Record<string, unknown> | null;
-    items?: Record<string, unknown>[];
-  };
+  const answer = await markSubmitted(db, '', {
+    job_id: jobId,
+    // Every item with the same columns (the function inserts the columns the rows name). A synchronous product
+    // (text to speech) is done in HeyGen's answer: its cost is known now.
+    items: outcome.items.map((i) =>
+      jsonRowOf(jobItemsTable, {
+        id: newRowId(),
+        jobId,
+        upstreamId: i.upstreamId,
+        kind: i.kind,
+        videoId: i.videoId ?? null,
+        language: i.language ?? null,
+        status: i.completed ? 'completed' : 'pending',
+        durationSeconds: i.completed ? i.completed.durationSeconds : null,
+        costMicroCs: i.completed ? itemCostMicroCs(job.product, secondsToMicro(i.completed.durationSeconds), job.rateMicroCsPerSecond, account.priceBook.billingIncrementSeconds) : null,
+        createAnswer: i.output ?? null,
+      }),
+    ),
+    next: FORWARD_ACCEPTED,
+    poll_min_ms: deps.follow.pollMinIntervalMs,
+    now: new Date().toISOString(),
+  }, deps.follow.groupCommitMax ?? 1);
   const current = answer.job ? rowFromJson(jobsTable, answer.job) : null;
   if (answer.outcome === 'not_awaiting') {
     logger.error({ jobId, status: current?.status }, 'HeyGen accepted a job that is no longer awaiting submission');
@@ -184,8 +183,22 @@ const FORWARD_ACCEPTED = Object.fromEntries(
   }),
 );
 
-// `gateway_mark_submitted` (migrations).
-const MARK_SUBMITTED = namedStatement<{ r: unknown }>('gateway_mark_submitted', 'select gateway_mark_submitted($1::jsonb) as r');
+type MarkAnswer = { outcome: 'submitted' | 'not_awaiting'; job: Record<string, unknown> | null; items?: Record<string, unknown>[] };
+
+// `gateway_mark_submitted` and `gateway_mark_submitted_batch` (migrations), through group commit (src/db/group-commit.ts):
+// the bookkeeping never takes the account row's lock, so one group serves every account.
+const MARK_SUBMITTED = namedStatement<{ r: MarkAnswer | string }>('gateway_mark_submitted', 'select gateway_mark_submitted($1::jsonb) as r');
+const MARK_SUBMITTED_BATCH = namedStatement<{ r: MarkAnswer[] | string }>('gateway_mark_submitted_batch', 'select gateway_mark_submitted_batch($1::jsonb) as r');
+const markSubmitted = groupCommit<Record<string, unknown>, MarkAnswer>({
+  async one(db, p) {
+    const [row] = await MARK_SUBMITTED.rows(db, [JSON.stringify(p)]);
+    return jsonValue(row!.r);
+  },
+  async many(db, ps) {
+    const [row] = await MARK_SUBMITTED_BATCH.rows(db, [JSON.stringify(ps)]);
+    return jsonValue(row!.r);
+  },
+});
 
 type ItemRow = typeof jobItemsTable.$inferSelect;
 
@@ -436,7 +449,7 @@ async function refreshAccountJobs(deps: JobDeps, account: AccountRow, jobs: Foll
     const jobId = jobOfItem.get(u.id);
     if (jobId !== undefined) updatesOf.set(jobId, [...(updatesOf.get(jobId) ?? []), u]);
   }
-  for (const job of jobs) await applyItemUpdates(deps, account, job, updatesOf.get(job.id) ?? []);
+  await applyItemUpdates(deps, account, jobs, updatesOf);
 }
 
 /** Status → status on an upstream event, from the one lifecycle table (for `gateway_settle_followed`). */
@@ -451,55 +464,80 @@ function transitions(event: 'UPSTREAM_PROCESSING' | 'UPSTREAM_COMPLETED'): Recor
 const ON_PROCESSING = transitions('UPSTREAM_PROCESSING');
 const ON_COMPLETED = transitions('UPSTREAM_COMPLETED');
 
-// `gateway_settle_followed` (migrations).
-const SETTLE_FOLLOWED = namedStatement<{ r: unknown }>('gateway_settle_followed', 'select gateway_settle_followed($1::jsonb) as r');
+type SettleAnswer = { outcome: 'unchanged' | 'following' | 'terminal' } | { outcome: 'settled'; status: string; actual_micro_cs: string };
+
+// `gateway_settle_followed` and `gateway_settle_followed_batch` (migrations), through group commit per account
+// (src/db/group-commit.ts): a batch locks its jobs, then the account row, as each single settlement does.
+const SETTLE_FOLLOWED = namedStatement<{ r: SettleAnswer | string }>('gateway_settle_followed', 'select gateway_settle_followed($1::jsonb) as r');
+const SETTLE_FOLLOWED_BATCH = namedStatement<{ r: SettleAnswer[] | string }>('gateway_settle_followed_batch', 'select gateway_settle_followed_batch($1::jsonb) as r');
+const settleFollowed = groupCommit<Record<string, unknown>, SettleAnswer>({
+  async one(db, p) {
+    const [row] = await SETTLE_FOLLOWED.rows(db, [JSON.stringify(p)]);
+    return jsonValue(row!.r);
+  },
+  async many(db, ps) {
+    const [row] = await SETTLE_FOLLOWED_BATCH.rows(db, [JSON.stringify(ps)]);
+    return jsonValue(row!.r);
+  },
+});
 
 /**
- * One call (`gateway_settle_followed`): the job's items take their new states under the job's row lock and, when
- * every item is then completed, the job is settled in the same transaction, as settleJob's `upstream_terminal` would
- * (its release, its debit, the rollups, the job's end and its money event). Still running: the next read is
- * scheduled. Terminal with what only settleJob does (a failure's message to redact, an overrun's audit event, an app
- * callback): settled by settleJob right after, as before.
+ * One call per job (`gateway_settle_followed`, jobs of one pass together by group commit): the job's items take their
+ * new states under the job's row lock and, when every item is then completed, the job is settled in the same
+ * transaction, as settleJob's `upstream_terminal` would (its release, its debit, the rollups, the job's end and its
+ * money event). Still running: the next read is scheduled. Terminal with what only settleJob does (a failure's message
+ * to redact, an overrun's audit event, an app callback): settled by settleJob right after, one job after the other.
+ * Every job's call is made even when another's fails; the first failure is then thrown.
  */
-async function applyItemUpdates(deps: JobDeps, account: AccountRow, job: FollowedJob, updates: readonly ItemUpdate[]): Promise<void> {
+async function applyItemUpdates(deps: JobDeps, account: AccountRow, jobs: readonly FollowedJob[], updatesOf: ReadonlyMap<string, ItemUpdate[]>): Promise<void> {
   const { db } = deps;
   const now = new Date();
-  const [row] = await SETTLE_FOLLOWED.rows(db, [
-    JSON.stringify({
-      job_id: job.id,
-      updates: updates.map((u) => ({
-        id: u.id,
-        status: u.status,
-        ...(u.videoId !== undefined ? { video_id: u.videoId } : {}),
-        ...(u.durationSeconds !== undefined ? { duration_seconds: u.durationSeconds } : {}),
-        ...(u.costMicroCs !== undefined ? { cost_micro_cs: u.costMicroCs === null ? null : u.costMicroCs.toString() } : {}),
-        ...(u.failureMessage !== undefined ? { failure_message: u.failureMessage } : {}),
-      })),
-      now: now.toISOString(),
-      timezone: account.timezone,
-      period: periodOf(now, account.timezone),
-      day: dayOf(now, account.timezone),
-      processing: ON_PROCESSING,
-      completed: ON_COMPLETED,
-      poll_min_ms: deps.follow.pollMinIntervalMs,
-      poll_max_ms: deps.follow.pollMaxIntervalMs,
-    }),
-  ]);
-  const answer = (typeof row!.r === 'string' ? JSON.parse(row!.r) : row!.r) as
-    | { outcome: 'unchanged' | 'following' | 'terminal' }
-    | { outcome: 'settled'; status: string; actual_micro_cs: string };
-  if (answer.outcome === 'settled') {
-    deps.logger.info({ jobId: job.id, status: answer.status, actualMicroCs: answer.actual_micro_cs, overrunMicroCs: '0' }, 'job settled');
-    return;
+  const period = periodOf(now, account.timezone);
+  const day = dayOf(now, account.timezone);
+  const answers = await Promise.allSettled(
+    jobs.map((job) =>
+      settleFollowed(db, account.id, {
+        job_id: job.id,
+        updates: (updatesOf.get(job.id) ?? []).map((u) => ({
+          id: u.id,
+          status: u.status,
+          ...(u.videoId !== undefined ? { video_id: u.videoId } : {}),
+          ...(u.durationSeconds !== undefined ? { duration_seconds: u.durationSeconds } : {}),
+          ...(u.costMicroCs !== undefined ? { cost_micro_cs: u.costMicroCs === null ? null : u.costMicroCs.toString() } : {}),
+          ...(u.failureMessage !== undefined ? { failure_message: u.failureMessage } : {}),
+        })),
+        now: now.toISOString(),
+        timezone: account.timezone,
+        period,
+        day,
+        processing: ON_PROCESSING,
+        completed: ON_COMPLETED,
+        poll_min_ms: deps.follow.pollMinIntervalMs,
+        poll_max_ms: deps.follow.pollMaxIntervalMs,
+      }, deps.follow.groupCommitMax ?? 1),
+    ),
+  );
+  let failure: { error: unknown } | null = null;
+  for (const [i, job] of jobs.entries()) {
+    const answer = answers[i]!;
+    if (answer.status === 'rejected') {
+      failure ??= { error: answer.reason };
+      continue;
+    }
+    if (answer.value.outcome === 'settled') {
+      deps.logger.info({ jobId: job.id, status: answer.value.status, actualMicroCs: answer.value.actual_micro_cs, overrunMicroCs: '0' }, 'job settled');
+      continue;
+    }
+    if (answer.value.outcome !== 'terminal') continue;
+    const { job: settled, changed } = await settleJob(db, job.id, { type: 'upstream_terminal' }, new Date(), deps.appEvents);
+    if (changed) {
+      deps.logger.info(
+        { jobId: settled.id, status: settled.status, actualMicroCs: settled.actualMicroCs?.toString(), overrunMicroCs: settled.overrunMicroCs?.toString() },
+        'job settled',
+      );
+    }
   }
-  if (answer.outcome !== 'terminal') return;
-  const { job: settled, changed } = await settleJob(db, job.id, { type: 'upstream_terminal' }, new Date(), deps.appEvents);
-  if (changed) {
-    deps.logger.info(
-      { jobId: settled.id, status: settled.status, actualMicroCs: settled.actualMicroCs?.toString(), overrunMicroCs: settled.overrunMicroCs?.toString() },
-      'job settled',
-    );
-  }
+  if (failure) throw failure.error;
 }
 
 export interface JobHint {

@@ -7,7 +7,7 @@
 // forwarding leaves a RESERVED job with a lapsing lease, which the worker forwards (src/jobs/worker.ts).
 import { and, asc, eq, inArray, isNotNull, sql } from 'drizzle-orm';
 import { isDatabaseUnavailable, queryRows, type Db } from '../db/client.js';
-import { rowFromJson } from '../db/json-rows.js';
+import { jsonValue, rowFromJson } from '../db/json-rows.js';
 import { accountsTable, concurrencySharesTable, jobsTable, orgUnitsTable } from '../db/schema.js';
 import type { Actor } from '../auth/actor.js';
 import { recordAudit } from '../audit/audit.js';
@@ -55,7 +55,7 @@ export async function dispatchAccount(deps: JobDeps, settings: QueueSettings, ac
         hold_expires_at: new Date(now.getTime() + settings.holdTtlHours * 3600_000).toISOString(),
       })}::jsonb) as r`,
     );
-    const answer = (typeof row!.r === 'string' ? JSON.parse(row!.r) : row!.r) as DispatchAnswer;
+    const answer = jsonValue(row!.r as DispatchAnswer | string);
     if (answer.outcome !== 'dispatched') break;
     const job = rowFromJson(jobsTable, answer.job);
     const account = rowFromJson(accountsTable, answer.account);
