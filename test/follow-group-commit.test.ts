@@ -5,11 +5,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sql } from 'drizzle-orm';
 import { decodeGlobalID } from '@pothos/plugin-relay';
-import { startHarness, type Harness } from './support/harness.js';
+import pg from 'pg';
+import { startHarness, waitFor, type Harness } from './support/harness.js';
 import { createTree, issueServiceToken, setBudget, SUBMIT, avatarRequest, type Tree } from './support/fixtures.js';
 import { expectCountersEqualLedger } from './support/invariants.js';
 import { queryRows } from '../src/db/client.js';
-import { runWorkerOnce } from '../src/jobs/worker.js';
+import { runClaimed, runWorkerOnce } from '../src/jobs/worker.js';
 
 let h: Harness;
 const raw = (globalId: string) => decodeGlobalID(globalId).id;
@@ -106,7 +107,8 @@ describe('group commit after admission', () => {
     const tree = await createTree(h, { name: 'SettleOneBad' });
     const { token } = await issueServiceToken(h, tree.projectId);
     const ids = await submitMany(tree, token, 8);
-    const bad = ids[5]!;
+    // The pass takes its jobs in id order, and the first goes alone: the last one is in the batch.
+    const bad = [...ids].sort().at(-1)!;
     // A fault only this job's settlement meets: its items cannot be written.
     await h.services.db.execute(sql.raw(`
       create function test_refuse_item() returns trigger language plpgsql as $$
@@ -116,7 +118,9 @@ describe('group commit after admission', () => {
     try {
       await new Promise((r) => setTimeout(r, 30));
       const { statements } = await counted(() => runWorkerOnce(h.services.jobDeps));
-      expect(statements.some((s) => s.includes('gateway_settle_followed_batch('))).toBe(true);
+      const settles = statements.filter((s) => /gateway_settle_followed(_batch)?\(/.test(s));
+      // The first alone, the other seven in one batch that failed, then each of the seven alone.
+      expect(settles.map((s) => s.includes('gateway_settle_followed_batch('))).toEqual([false, true, ...Array(7).fill(false)]);
       const jobs = new Map((await jobsOf(ids)).map((j) => [j.id, j]));
       expect(jobs.get(bad)).toMatchObject({ status: 'SUBMITTED', entries: 'HOLD', events: 0 });
       for (const id of ids.filter((i) => i !== bad)) expect(jobs.get(id)).toMatchObject({ status: 'SUCCEEDED', entries: 'DEBIT,HOLD,RELEASE', events: 1 });
@@ -128,6 +132,36 @@ describe('group commit after admission', () => {
     await h.services.db.execute(sql`update jobs set next_check_at = now(), last_checked_at = null where id = ${bad}::uuid`);
     await passes([bad]);
     expect((await jobsOf([bad]))[0]).toMatchObject({ status: 'SUCCEEDED', entries: 'DEBIT,HOLD,RELEASE', events: 1 });
+    await expectCountersEqualLedger(h.services.db);
+  });
+
+  it('two reads of one job at once in one process: the second settlement waits for the first and moves nothing', async () => {
+    const tree = await createTree(h, { name: 'SettleTwice' });
+    const { token } = await issueServiceToken(h, tree.projectId);
+    const [id] = await submitMany(tree, token, 1);
+    await new Promise((r) => setTimeout(r, 30));
+    const claim = { id: id!, status: 'SUBMITTED' as const, holdExpiresAt: new Date(Date.now() + 3600_000) };
+    const details = () => h.sim.stats().requests['GET /v3/videos/{video_id}'] ?? 0;
+    const before = details();
+    // The job's row held here until both reads have HeyGen's answer: the first settlement then waits in the database,
+    // the second in the process, behind it.
+    const blocker = new pg.Client({ connectionString: h.database.url });
+    await blocker.connect();
+    const { statements } = await counted(async () => {
+      try {
+        await blocker.query('begin');
+        await blocker.query('select 1 from jobs where id = $1 for update', [id]);
+        const reads = Promise.all([runClaimed(h.services.jobDeps, [claim], { detailFirst: true }), runClaimed(h.services.jobDeps, [claim], { detailFirst: true })]);
+        await waitFor(async () => details() - before === 2 || undefined, 10_000, 5);
+        await blocker.query('commit');
+        await reads;
+      } finally {
+        await blocker.end();
+      }
+    });
+    // One after the other, each alone: the first settles, the second finds the job settled.
+    expect(statements.filter((s) => /gateway_settle_followed(_batch)?\(/.test(s)).map((s) => s.includes('_batch('))).toEqual([false, false]);
+    expect((await jobsOf([id!]))[0]).toMatchObject({ status: 'SUCCEEDED', entries: 'DEBIT,HOLD,RELEASE', events: 1 });
     await expectCountersEqualLedger(h.services.db);
   });
 });

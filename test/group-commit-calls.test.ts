@@ -78,6 +78,20 @@ describe('group commit calls', () => {
       'one:0', 'many:6', 'one:7', 'many:8', 'one:0', 'one:12', '13 fails alone', 'one:14',
     ]);
     expect(calls.filter((c) => c.kind === 'many').map((c) => c.ps)).toEqual([[6, 7, 8], [0, 12, 13]]);
+    // Those made again alone went one after the other, each before the next batch.
+    expect(calls.map((c) => `${c.kind}:${c.ps.join(',')}`)).toEqual(['one:0', 'many:6,7,8', 'one:7', 'many:0,12,13', 'one:0', 'one:12', 'one:13', 'one:14']);
+    // The group is gone once drained, failures and all.
+    expect(await call(db, 'a', 99, 3)).toBe('one:99');
+  });
+
+  it('a call arriving while a batch is in flight goes with the next batch', async () => {
+    const { db, calls, call } = setup();
+    const first = [call(db, 'a', 1, 8), call(db, 'a', 2, 8), call(db, 'a', 3, 8)];
+    // While 1 is in flight alone, 2 and 3 wait; 4 and 5 arrive while [2, 3] is in flight.
+    while (!calls.some((c) => c.kind === 'many')) await new Promise((r) => setImmediate(r));
+    const later = [call(db, 'a', 4, 8), call(db, 'a', 5, 8)];
+    expect(await Promise.all([...first, ...later])).toEqual(['one:1', 'many:2', 'many:3', 'many:4', 'many:5']);
+    expect(calls.map((c) => c.ps)).toEqual([[1], [2, 3], [4, 5]]);
   });
 
   it('a batch that fails because the database is away fails every call of it, without trying them again', async () => {
@@ -91,5 +105,6 @@ describe('group commit calls', () => {
     expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'rejected']);
     expect(results.slice(1).map((r) => (r as PromiseRejectedResult).reason)).toEqual([away, away]);
     expect(calls.map((c) => c.kind)).toEqual(['one', 'many']);
+    expect(await call(db, 'a', 4, 8)).toBe('one:4');
   });
 });

@@ -23,7 +23,9 @@ interface Waiting<P, A> {
  * `call(db, key, p, max)`: `p` is sent at once when no call of `key` is in flight on `db` in this process; otherwise it
  * waits for that call to end and goes with the others that arrived meanwhile, at most `max` per statement (`max` ≤ 1:
  * always alone). A batch that fails as a whole (not because the database is away) rolled back as a whole: each of its
- * calls is then made alone, so that a bad one fails as it would alone and the others go through.
+ * calls is then made alone, one after the other, before the next batch, so that a bad one fails as it would alone and
+ * the others go through in their order. With `max` ≤ 1 calls go at once, each alone: a caller with many calls to make
+ * makes them one after the other itself.
  */
 export function groupCommit<P, A>(calls: GroupCommitCalls<P, A>): (db: Db, key: string, p: P, max: number) => Promise<A> {
   const groups = new WeakMap<Db, Map<string, Waiting<P, A>[]>>();
@@ -40,12 +42,13 @@ export function groupCommit<P, A>(calls: GroupCommitCalls<P, A>): (db: Db, key: 
         answers = await calls.many(db, batch.map((w) => w.p));
       } catch (error) {
         if (isDatabaseUnavailable(error)) for (const w of batch) w.reject(error);
-        else for (const w of batch) calls.one(db, w.p).then(w.resolve, w.reject);
+        else for (const w of batch) await calls.one(db, w.p).then(w.resolve, w.reject);
         continue;
       }
+      // Answered in order; those to be made again alone are made one after the other, before the next batch.
       for (const [i, w] of batch.entries()) {
         const answer = answers[i];
-        if (answer === ALONE || answer === undefined) calls.one(db, w.p).then(w.resolve, w.reject);
+        if (answer === ALONE || answer === undefined) await calls.one(db, w.p).then(w.resolve, w.reject);
         else w.resolve(answer);
       }
     }

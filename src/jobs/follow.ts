@@ -126,7 +126,7 @@ export async function forwardJob(deps: JobDeps, jobId: string, claimed?: Claimed
 
   // One call: lock the job, record its upstream items and the acceptance (a webhook that arrived while this call was
   // in flight, a fast job, was kept as hinted_at: the first status read is then due at once).
-  const answer = await markSubmitted(db, '', {
+  const answer = await markSubmitted(db, account.id, {
     job_id: jobId,
     // Every item with the same columns (the function inserts the columns the rows name). A synchronous product
     // (text to speech) is done in HeyGen's answer: its cost is known now.
@@ -185,8 +185,8 @@ const FORWARD_ACCEPTED = Object.fromEntries(
 
 type MarkAnswer = { outcome: 'submitted' | 'not_awaiting'; job: Record<string, unknown> | null; items?: Record<string, unknown>[] };
 
-// `gateway_mark_submitted` and `gateway_mark_submitted_batch` (migrations), through group commit (src/db/group-commit.ts):
-// the bookkeeping never takes the account row's lock, so one group serves every account.
+// `gateway_mark_submitted` and `gateway_mark_submitted_batch` (migrations), through group commit per account
+// (src/db/group-commit.ts), so that one account's slow bookkeeping never holds up another's.
 const MARK_SUBMITTED = namedStatement<{ r: MarkAnswer | string }>('gateway_mark_submitted', 'select gateway_mark_submitted($1::jsonb) as r');
 const MARK_SUBMITTED_BATCH = namedStatement<{ r: MarkAnswer[] | string }>('gateway_mark_submitted_batch', 'select gateway_mark_submitted_batch($1::jsonb) as r');
 const markSubmitted = groupCommit<Record<string, unknown>, MarkAnswer>({
@@ -223,7 +223,8 @@ type FollowedJob = Pick<JobRow, 'id' | 'accountId' | 'product' | 'estimatedSecon
 type FollowedRow = Record<string, unknown> & { languages: number; items: Record<string, unknown>[]; account: Record<string, unknown> | null };
 
 // The status read, in one statement: the jobs (not their request bodies: a batch of jobs being followed never needs
-// them), each with its items still running upstream, and each account once (with its first job).
+// them), each with its items still running upstream, and each account once (with its first job); in id order (time
+// ordered: the oldest job first), the order in which their settlements lock them.
 const FOLLOWED_JOBS = namedStatement<FollowedRow>(
   'gateway_followed_jobs',
   `select j.id, j.account_id, j.product, j.estimated_seconds,
@@ -234,7 +235,8 @@ const FOLLOWED_JOBS = namedStatement<FollowedRow>(
      case when row_number() over (partition by j.account_id) = 1
        then (select gateway_json_row(to_jsonb(a)) from accounts a where a.id = j.account_id) end as account
    from jobs j
-   where j.id = any($1::uuid[]) and j.status in ('SUBMITTED', 'PROCESSING')`,
+   where j.id = any($1::uuid[]) and j.status in ('SUBMITTED', 'PROCESSING')
+   order by j.id`,
 );
 
 /** A status read's job, its columns mapped by the jobs table's own column mappers (rowFromJson), not by hand. */
@@ -494,34 +496,41 @@ async function applyItemUpdates(deps: JobDeps, account: AccountRow, jobs: readon
   const now = new Date();
   const period = periodOf(now, account.timezone);
   const day = dayOf(now, account.timezone);
-  const answers = await Promise.allSettled(
-    jobs.map((job) =>
-      settleFollowed(db, account.id, {
-        job_id: job.id,
-        updates: (updatesOf.get(job.id) ?? []).map((u) => ({
-          id: u.id,
-          status: u.status,
-          ...(u.videoId !== undefined ? { video_id: u.videoId } : {}),
-          ...(u.durationSeconds !== undefined ? { duration_seconds: u.durationSeconds } : {}),
-          ...(u.costMicroCs !== undefined ? { cost_micro_cs: u.costMicroCs === null ? null : u.costMicroCs.toString() } : {}),
-          ...(u.failureMessage !== undefined ? { failure_message: u.failureMessage } : {}),
-        })),
-        now: now.toISOString(),
-        timezone: account.timezone,
-        period,
-        day,
-        processing: ON_PROCESSING,
-        completed: ON_COMPLETED,
-        poll_min_ms: deps.follow.pollMinIntervalMs,
-        poll_max_ms: deps.follow.pollMaxIntervalMs,
-      }, deps.follow.groupCommitMax ?? 1),
-    ),
-  );
+  const max = deps.follow.groupCommitMax ?? 1;
+  const settle = (job: FollowedJob) =>
+    settleFollowed(db, account.id, {
+      job_id: job.id,
+      updates: (updatesOf.get(job.id) ?? []).map((u) => ({
+        id: u.id,
+        status: u.status,
+        ...(u.videoId !== undefined ? { video_id: u.videoId } : {}),
+        ...(u.durationSeconds !== undefined ? { duration_seconds: u.durationSeconds } : {}),
+        ...(u.costMicroCs !== undefined ? { cost_micro_cs: u.costMicroCs === null ? null : u.costMicroCs.toString() } : {}),
+        ...(u.failureMessage !== undefined ? { failure_message: u.failureMessage } : {}),
+      })),
+      now: now.toISOString(),
+      timezone: account.timezone,
+      period,
+      day,
+      processing: ON_PROCESSING,
+      completed: ON_COMPLETED,
+      poll_min_ms: deps.follow.pollMinIntervalMs,
+      poll_max_ms: deps.follow.pollMaxIntervalMs,
+    }, max);
+  // Together (group commit), or without it one after the other: never all at once, each holding a connection while it
+  // waits for the account row's lock.
+  let answers: PromiseSettledResult<SettleAnswer>[];
+  if (max > 1) answers = await Promise.allSettled(jobs.map(settle));
+  else {
+    answers = [];
+    for (const job of jobs) answers.push(await settle(job).then((value) => ({ status: 'fulfilled', value }), (reason: unknown) => ({ status: 'rejected', reason })));
+  }
   let failure: { error: unknown } | null = null;
   for (const [i, job] of jobs.entries()) {
     const answer = answers[i]!;
     if (answer.status === 'rejected') {
-      failure ??= { error: answer.reason };
+      // The database being away is what the caller must know first (it stops the pass instead of rescheduling).
+      if (!failure || (isDatabaseUnavailable(answer.reason) && !isDatabaseUnavailable(failure.error))) failure = { error: answer.reason };
       continue;
     }
     if (answer.value.outcome === 'settled') {
