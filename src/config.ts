@@ -47,6 +47,11 @@ const envSchema = z.object({
   JOB_MAX_TAGS: z.coerce.number().int().min(0).max(100).default(10),
   /** Shortest time between two status reads of one job, whatever asks for them (webhooks, callbacks, the poller); default POLL_MIN_INTERVAL_MS. */
   STATUS_READ_MIN_INTERVAL_MS: z.preprocess((v) => (v === '' ? undefined : v), z.coerce.number().int().min(10).optional()),
+  /**
+   * A per-job callback (unsigned) that makes its job due has this process's worker pass run within this many ms
+   * rather than at its next interval; callbacks arriving meanwhile share that pass (read in bulk, settled together).
+   */
+  CALLBACK_READ_WITHIN_MS: z.coerce.number().int().min(1).max(600_000).default(50),
   HOLD_TTL_HOURS: z.coerce.number().int().min(1).default(48),
   /** A queued job not started this long after its admission expires and its hold is released (docs/governance.md). */
   QUEUE_TTL_SECONDS: z.coerce.number().int().min(1).default(3600),
@@ -203,6 +208,8 @@ export interface Config {
     readonly pollMaxIntervalMs: number;
     /** Shortest time between two status reads of one job (coalesces webhooks and callbacks across processes). */
     readonly statusReadMinIntervalMs: number;
+    /** CALLBACK_READ_WITHIN_MS. */
+    readonly callbackReadWithinMs: number;
     /** Cap of the backoff of a failing background pass. */
     readonly backoffMaxMs: number;
     /** How long a claim on a job lasts before another worker may take it (longer than one forwarding). */
@@ -309,6 +316,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       pollMinIntervalMs: e.POLL_MIN_INTERVAL_MS,
       pollMaxIntervalMs: e.POLL_MAX_INTERVAL_MS,
       statusReadMinIntervalMs: e.STATUS_READ_MIN_INTERVAL_MS ?? e.POLL_MIN_INTERVAL_MS,
+      callbackReadWithinMs: e.CALLBACK_READ_WITHIN_MS,
       backoffMaxMs: e.BACKGROUND_BACKOFF_MAX_MS,
       leaseMs: e.WORKER_LEASE_MS ?? forwardingMs + 30_000,
       groupCommitMax: e.FOLLOW_GROUP_COMMIT_MAX,

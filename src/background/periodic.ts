@@ -6,6 +6,11 @@ import { driverReason, isDatabaseUnavailable } from '../db/client.js';
 
 export interface Periodic {
   stop(): Promise<void>;
+  /**
+   * Asks for a pass within `withinMs` (sooner than the interval would bring it), or within `withinMs` of the end of the
+   * pass in progress. Calls while one is pending share it. Ignored while failed passes are backing off.
+   */
+  runWithin(withinMs: number): void;
 }
 
 export interface PeriodicOptions {
@@ -53,12 +58,19 @@ export function runPeriodically(name: string, pass: () => Promise<boolean>, inte
       return delay;
     }
   };
+  /** When the timer's pass runs (ms since the epoch), and the soonest runWithin asked for during a pass. */
+  let timerAt = 0;
+  let wokenDuringPass: number | null = null;
   const schedule = (delay: number) => {
     if (stopped) return;
+    timerAt = Date.now() + delay;
     timer = setTimeout(() => {
+      timer = null;
       running = drain().then((next) => {
         running = null;
-        schedule(next);
+        const woken = wokenDuringPass;
+        wokenDuringPass = null;
+        schedule(woken !== null && failures === 0 ? Math.min(next, woken) : next);
       });
     }, delay);
   };
@@ -68,6 +80,17 @@ export function runPeriodically(name: string, pass: () => Promise<boolean>, inte
       stopped = true;
       if (timer) clearTimeout(timer);
       await running;
+    },
+    runWithin(withinMs) {
+      if (stopped || failures > 0) return;
+      if (running) {
+        wokenDuringPass = Math.min(wokenDuringPass ?? withinMs, withinMs);
+        return;
+      }
+      if (timer && timerAt > Date.now() + withinMs) {
+        clearTimeout(timer);
+        schedule(withinMs);
+      }
     },
   };
 }

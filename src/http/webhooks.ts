@@ -58,7 +58,7 @@ export async function handleHeygenWebhook(
   const { follow } = services.jobDeps;
   // A signed webhook comes from HeyGen: the job is read now, after answering, and its hint claims it in the same
   // statement when its last read is at least the interval ago (hintAndClaimJob). Unsigned ones only mark the job due:
-  // the worker's next pass reads it, in bulk.
+  // the worker's next pass reads it, in bulk, brought forward to within CALLBACK_READ_WITHIN_MS.
   const hint = secret
     ? await hintAndClaimJob(services.db, accountId, jobHint, follow.statusReadMinIntervalMs, follow.leaseMs)
     : { ...(await hintJob(services.db, accountId, jobHint, follow.statusReadMinIntervalMs)), claimed: null };
@@ -70,6 +70,8 @@ export async function handleHeygenWebhook(
   }
   const jobId = hint.jobId;
   const claimed = hint.claimed;
+  // An unsigned callback that made its job due: this process's worker reads it soon, with the others due by then.
+  if (!secret && hint.dueNow) services.worker?.runWithin(services.config.workers.callbackReadWithinMs);
   if (claimed || (secret && hint.dueNow)) {
     // HeyGen's events say the job ended: its detail (with the duration) is read at once, not the bulk status first.
     // Not claimed by the hint but made due by it (a job awaiting resubmission): through the worker's claim, so never

@@ -129,6 +129,9 @@ export function startDispatcher(deps: JobDeps, settings: QueueSettings, backoffM
       woken.add(accountId);
       running ??= serve();
     },
+    runWithin(withinMs) {
+      periodic.runWithin(withinMs);
+    },
     async stop() {
       stopped = true;
       await periodic.stop();
