@@ -1,6 +1,6 @@
 // Group commit after admission (src/jobs/follow.ts, FOLLOW_GROUP_COMMIT_MAX): forwarding's bookkeeping of concurrent
 // submissions, and the settlements of a worker pass's jobs of one account, go together in one transaction each
-// (gateway_mark_submitted_batch, gateway_settle_followed_batch), every job with the outcome it would have had alone;
+// (gateway_follow_batch), every job with the outcome it would have had alone;
 // a batch that fails as a whole is made again call by call, so that only the bad job fails.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sql } from 'drizzle-orm';
@@ -66,8 +66,8 @@ describe('group commit after admission', () => {
     const tree = await createTree(h, { name: 'MarkBatched' });
     const { token } = await issueServiceToken(h, tree.projectId);
     const { value: ids, statements } = await counted(() => submitMany(tree, token, 24));
-    const marks = statements.filter((s) => /gateway_mark_submitted(_batch)?\(/.test(s));
-    expect(marks.some((s) => s.includes('gateway_mark_submitted_batch('))).toBe(true);
+    const marks = statements.filter((s) => /gateway_mark_submitted\(|gateway_follow_batch\('mark'/.test(s));
+    expect(marks.some((s) => s.includes("gateway_follow_batch('mark'"))).toBe(true);
     expect(marks.length).toBeLessThan(24);
     const jobs = await jobsOf(ids);
     expect(jobs).toHaveLength(24);
@@ -88,9 +88,9 @@ describe('group commit after admission', () => {
     try {
       await new Promise((r) => setTimeout(r, 30));
       const { statements } = await counted(() => runWorkerOnce(h.services.jobDeps));
-      const settles = statements.filter((s) => /gateway_settle_followed(_batch)?\(/.test(s));
+      const settles = statements.filter((s) => /gateway_settle_followed\(|gateway_follow_batch\('settle'/.test(s));
       // The first alone, the 20 that arrived while it was in flight in 5 batches of 4.
-      expect(settles.filter((s) => s.includes('gateway_settle_followed_batch('))).toHaveLength(5);
+      expect(settles.filter((s) => s.includes("gateway_follow_batch('settle'"))).toHaveLength(5);
       expect(settles).toHaveLength(6);
     } finally {
       h.services.jobDeps.follow.groupCommitMax = max;
@@ -118,9 +118,9 @@ describe('group commit after admission', () => {
     try {
       await new Promise((r) => setTimeout(r, 30));
       const { statements } = await counted(() => runWorkerOnce(h.services.jobDeps));
-      const settles = statements.filter((s) => /gateway_settle_followed(_batch)?\(/.test(s));
+      const settles = statements.filter((s) => /gateway_settle_followed\(|gateway_follow_batch\('settle'/.test(s));
       // The first alone, the other seven in one batch that failed, then each of the seven alone.
-      expect(settles.map((s) => s.includes('gateway_settle_followed_batch('))).toEqual([false, true, ...Array(7).fill(false)]);
+      expect(settles.map((s) => s.includes("gateway_follow_batch('settle'"))).toEqual([false, true, ...Array(7).fill(false)]);
       const jobs = new Map((await jobsOf(ids)).map((j) => [j.id, j]));
       expect(jobs.get(bad)).toMatchObject({ status: 'SUBMITTED', entries: 'HOLD', events: 0 });
       for (const id of ids.filter((i) => i !== bad)) expect(jobs.get(id)).toMatchObject({ status: 'SUCCEEDED', entries: 'DEBIT,HOLD,RELEASE', events: 1 });
@@ -160,7 +160,7 @@ describe('group commit after admission', () => {
       }
     });
     // One after the other, each alone: the first settles, the second finds the job settled.
-    expect(statements.filter((s) => /gateway_settle_followed(_batch)?\(/.test(s)).map((s) => s.includes('_batch('))).toEqual([false, false]);
+    expect(statements.filter((s) => /gateway_settle_followed\(|gateway_follow_batch\('settle'/.test(s)).map((s) => s.includes('gateway_follow_batch('))).toEqual([false, false]);
     expect((await jobsOf([id!]))[0]).toMatchObject({ status: 'SUCCEEDED', entries: 'DEBIT,HOLD,RELEASE', events: 1 });
     await expectCountersEqualLedger(h.services.db);
   });

@@ -199,7 +199,7 @@ describe("the job path's statements are planned once per session (migration gene
   // The functions the gateway calls on a job's path, and the gateway's trigger functions, run with generic plans: left
   // to PostgreSQL, the statements whose generic plan looked dearer than their custom plans were planned again at every
   // execution. The queue's dispatch keeps PostgreSQL's choice.
-  const ENTRY_FUNCTIONS = ['gateway_admit', 'gateway_admit_batch', 'gateway_noted_admission', 'gateway_noted_admissions', 'gateway_mark_submitted', 'gateway_mark_submitted_batch', 'gateway_settle_followed', 'gateway_settle_followed_batch', 'gateway_money_event'];
+  const ENTRY_FUNCTIONS = ['gateway_admit', 'gateway_admit_batch', 'gateway_noted_admission', 'gateway_noted_admissions', 'gateway_mark_submitted', 'gateway_settle_followed', 'gateway_follow_batch', 'gateway_money_event'];
   // Trigger functions that only raise (append-only guards): nothing to plan.
   const RAISE_ONLY = ['ledger_entries_append_only', 'billing_append_only', 'billing_statements_immutable', 'org_units_fixed'];
   const SETTING = 'plan_cache_mode=force_generic_plan';

@@ -1,7 +1,8 @@
 // Group commit: calls of one kind and key (an account) that arrive while another of them is in flight in this process
 // wait for it (no timer: a few ms under load, nothing when alone) and are then sent together, in arrival order, as one
 // statement and one transaction. Each caller gets its own answer, the one it would have had alone.
-import { isDatabaseUnavailable, type Db } from './client.js';
+import { isDatabaseUnavailable, type Db, type NamedStatement } from './client.js';
+import { jsonValue } from './json-rows.js';
 
 /** An answer of `many` that asks for the call to be made again alone (it failed inside the batch, rolled back alone). */
 export const ALONE = Symbol('alone');
@@ -68,5 +69,22 @@ export function groupCommit<P, A>(calls: GroupCommitCalls<P, A>): (db: Db, key: 
     } finally {
       void drain(db, byKey, key, mine, max);
     }
+  };
+}
+
+/**
+ * The calls of a server-side function that takes one jsonb parameter and answers jsonb (`r`): alone by `one`, in a
+ * batch by `many` (the array of the parameters, answered by the array of the answers).
+ */
+export function jsonCalls<P, A>(one: NamedStatement<{ r: A | string }>, many: NamedStatement<{ r: A[] | string }>): GroupCommitCalls<P, A> {
+  return {
+    async one(db, p) {
+      const [row] = await one.rows(db, [JSON.stringify(p)]);
+      return jsonValue(row!.r);
+    },
+    async many(db, ps) {
+      const [row] = await many.rows(db, [JSON.stringify(ps)]);
+      return jsonValue(row!.r);
+    },
   };
 }

@@ -2,8 +2,8 @@
 // Every step re-reads the job and checks the state it expects, so any process may run any step.
 import { and, eq, inArray, sql } from 'drizzle-orm';
 import { isDatabaseUnavailable, namedStatement, type Db } from '../db/client.js';
-import { jsonRowOf, jsonValue, rowFromJson } from '../db/json-rows.js';
-import { groupCommit } from '../db/group-commit.js';
+import { jsonRowOf, rowFromJson } from '../db/json-rows.js';
+import { groupCommit, jsonCalls } from '../db/group-commit.js';
 import { accountsTable, jobItemsTable, jobsTable, type ItemStatus, type JobStatus } from '../db/schema.js';
 import type { ClaimedJob } from './expiry.js';
 import { connectionOf, type AccountRow } from '../accounts/accounts.js';
@@ -185,20 +185,14 @@ const FORWARD_ACCEPTED = Object.fromEntries(
 
 type MarkAnswer = { outcome: 'submitted' | 'not_awaiting'; job: Record<string, unknown> | null; items?: Record<string, unknown>[] };
 
-// `gateway_mark_submitted` and `gateway_mark_submitted_batch` (migrations), through group commit per account
-// (src/db/group-commit.ts), so that one account's slow bookkeeping never holds up another's.
-const MARK_SUBMITTED = namedStatement<{ r: MarkAnswer | string }>('gateway_mark_submitted', 'select gateway_mark_submitted($1::jsonb) as r');
-const MARK_SUBMITTED_BATCH = namedStatement<{ r: MarkAnswer[] | string }>('gateway_mark_submitted_batch', 'select gateway_mark_submitted_batch($1::jsonb) as r');
-const markSubmitted = groupCommit<Record<string, unknown>, MarkAnswer>({
-  async one(db, p) {
-    const [row] = await MARK_SUBMITTED.rows(db, [JSON.stringify(p)]);
-    return jsonValue(row!.r);
-  },
-  async many(db, ps) {
-    const [row] = await MARK_SUBMITTED_BATCH.rows(db, [JSON.stringify(ps)]);
-    return jsonValue(row!.r);
-  },
-});
+// `gateway_mark_submitted`, and `gateway_follow_batch('mark', …)` for several (migrations), through group commit per
+// account (src/db/group-commit.ts), so that one account's slow bookkeeping never holds up another's.
+const markSubmitted = groupCommit(
+  jsonCalls<Record<string, unknown>, MarkAnswer>(
+    namedStatement('gateway_mark_submitted', 'select gateway_mark_submitted($1::jsonb) as r'),
+    namedStatement('gateway_mark_submitted_batch', `select gateway_follow_batch('mark', $1::jsonb) as r`),
+  ),
+);
 
 type ItemRow = typeof jobItemsTable.$inferSelect;
 
@@ -468,20 +462,14 @@ const ON_COMPLETED = transitions('UPSTREAM_COMPLETED');
 
 type SettleAnswer = { outcome: 'unchanged' | 'following' | 'terminal' } | { outcome: 'settled'; status: string; actual_micro_cs: string };
 
-// `gateway_settle_followed` and `gateway_settle_followed_batch` (migrations), through group commit per account
-// (src/db/group-commit.ts): a batch locks its jobs, then the account row, as each single settlement does.
-const SETTLE_FOLLOWED = namedStatement<{ r: SettleAnswer | string }>('gateway_settle_followed', 'select gateway_settle_followed($1::jsonb) as r');
-const SETTLE_FOLLOWED_BATCH = namedStatement<{ r: SettleAnswer[] | string }>('gateway_settle_followed_batch', 'select gateway_settle_followed_batch($1::jsonb) as r');
-const settleFollowed = groupCommit<Record<string, unknown>, SettleAnswer>({
-  async one(db, p) {
-    const [row] = await SETTLE_FOLLOWED.rows(db, [JSON.stringify(p)]);
-    return jsonValue(row!.r);
-  },
-  async many(db, ps) {
-    const [row] = await SETTLE_FOLLOWED_BATCH.rows(db, [JSON.stringify(ps)]);
-    return jsonValue(row!.r);
-  },
-});
+// `gateway_settle_followed`, and `gateway_follow_batch('settle', …)` for several (migrations), through group commit
+// per account (src/db/group-commit.ts): a batch locks its jobs, then the account row, as each single settlement does.
+const settleFollowed = groupCommit(
+  jsonCalls<Record<string, unknown>, SettleAnswer>(
+    namedStatement('gateway_settle_followed', 'select gateway_settle_followed($1::jsonb) as r'),
+    namedStatement('gateway_settle_followed_batch', `select gateway_follow_batch('settle', $1::jsonb) as r`),
+  ),
+);
 
 /**
  * One call per job (`gateway_settle_followed`, jobs of one pass together by group commit): the job's items take their
