@@ -477,7 +477,7 @@ const settleFollowed = groupCommit(
  * transaction, as settleJob's `upstream_terminal` would (its release, its debit, the rollups, the job's end and its
  * money event). Still running: the next read is scheduled. Terminal with what only settleJob does (a failure's message
  * to redact, an overrun's audit event, an app callback): settled by settleJob right after, one job after the other.
- * Every job's call is made even when another's fails; the first failure is then thrown.
+ * Every job's call is made even when another's fails; then a failure is thrown (the database being away first).
  */
 async function applyItemUpdates(deps: JobDeps, account: AccountRow, jobs: readonly FollowedJob[], updatesOf: ReadonlyMap<string, ItemUpdate[]>): Promise<void> {
   const { db } = deps;
