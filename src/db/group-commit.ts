@@ -74,9 +74,14 @@ export function groupCommit<P, A>(calls: GroupCommitCalls<P, A>): (db: Db, key: 
 
 /**
  * The calls of a server-side function that takes one jsonb parameter and answers jsonb (`r`): alone by `one`, in a
- * batch by `many` (the array of the parameters, answered by the array of the answers).
+ * batch by `many` (the array of the parameters, answered by the array of the answers). `alone`: the batch's answers
+ * that ask for their call to be made again alone (it failed inside the batch and was rolled back alone).
  */
-export function jsonCalls<P, A>(one: NamedStatement<{ r: A | string }>, many: NamedStatement<{ r: A[] | string }>): GroupCommitCalls<P, A> {
+export function jsonCalls<P, A, B = never>(
+  one: NamedStatement<{ r: A | string }>,
+  many: NamedStatement<{ r: (A | B)[] | string }>,
+  alone?: (answer: A | B) => answer is B,
+): GroupCommitCalls<P, A> {
   return {
     async one(db, p) {
       const [row] = await one.rows(db, [JSON.stringify(p)]);
@@ -84,7 +89,7 @@ export function jsonCalls<P, A>(one: NamedStatement<{ r: A | string }>, many: Na
     },
     async many(db, ps) {
       const [row] = await many.rows(db, [JSON.stringify(ps)]);
-      return jsonValue(row!.r);
+      return jsonValue(row!.r).map((answer) => (alone?.(answer) ? ALONE : (answer as A)));
     },
   };
 }

@@ -13,8 +13,8 @@ import { newRowId } from '../primitives/ids.js';
 import { and, eq, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { isDatabaseUnavailable, namedStatement } from '../db/client.js';
-import { jsonRowOf, jsonValue, rowFromJson } from '../db/json-rows.js';
-import { ALONE, groupCommit } from '../db/group-commit.js';
+import { jsonRowOf, rowFromJson } from '../db/json-rows.js';
+import { groupCommit, jsonCalls } from '../db/group-commit.js';
 import { accountTermsTable, accountsTable, auditEventsTable, budgetsTable, groupBudgetsTable, jobsTable, orgUnitsTable, type JobKind } from '../db/schema.js';
 import {
   BudgetExceededError,
@@ -374,8 +374,12 @@ async function admit(db: Db, actor: Actor, input: SubmitJobInput, settings: Admi
         const unitName = answer.unit?.name ?? null;
         const limit = answer.rule === 'JOBS_PER_MINUTE' ? `${answer.limit} jobs per minute` : `${formatCreditSeconds(BigInt(answer.limit))} credit-seconds per hour`;
         const who = answer.token_id ? 'this service token' : `"${unitName ?? answer.org_unit_id}"`;
-        throw new RateLimitedError(answer.rule, answer.org_unit_id, unitName, limit, answer.retry_after_seconds,
-          `refused: the rate limit of ${who} (${limit}) is reached; retry in ${answer.retry_after_seconds} s`, answer.token_id);
+        // The function counts from this admission's own clock, read before it waited (for a connection, for its batch);
+        // an admission stamped later, in another process, may have landed in a newer bucket meanwhile. Counted from
+        // the answer, which comes after that admission, the wait is never longer than the window.
+        const retryAfter = Math.min(answer.retry_after_seconds, RATE_WINDOW_SECONDS[answer.rule]);
+        throw new RateLimitedError(answer.rule, answer.org_unit_id, unitName, limit, retryAfter,
+          `refused: the rate limit of ${who} (${limit}) is reached; retry in ${retryAfter} s`, answer.token_id);
       }
       case 'stale':
         // The account changed since it was cached (or is not known yet): read it again and retry, a few times.
@@ -458,6 +462,9 @@ function ruleValue(rule: PolicyRule, value: string | string[]): string {
   return value;
 }
 
+/** The sliding window of each rate limit (gateway_check_governance: 60 buckets of 1 s, or of 60 s). */
+const RATE_WINDOW_SECONDS = { JOBS_PER_MINUTE: 60, CREDIT_SECONDS_PER_HOUR: 3600 } as const;
+
 /** The refusal of a job by a policy rule, in words. */
 function policyViolation(rule: PolicyRule, orgUnitId: string, tokenId: string | null, unitName: string | null, limit: string | string[], actual: string): PolicyViolationError {
   const who = tokenId ? "this service token's rate limit" : `the policy of "${unitName ?? orgUnitId}"`;
@@ -480,17 +487,10 @@ const ADMIT_BATCH = namedStatement<{ r: (AdmitAnswer | { outcome: 'error' })[] |
  * are admitted together, in arrival order, in one transaction (gateway_admit_batch), each answered as it would be
  * alone. Batches are of one account, so that they take the locks in the order single admissions do.
  */
-const callAdmit = groupCommit<Record<string, unknown>, AdmitAnswer>({
-  async one(db, p) {
-    const [row] = await ADMIT_ONE.rows(db, [JSON.stringify(p)]);
-    return jsonValue(row!.r);
-  },
-  async many(db, ps) {
-    const [row] = await ADMIT_BATCH.rows(db, [JSON.stringify(ps)]);
-    // Failed inside the batch (and rolled back alone): tried again on its own, so that it fails as it would alone.
-    return jsonValue(row!.r).map((answer) => (answer.outcome === 'error' ? ALONE : answer));
-  },
-});
+const callAdmit = groupCommit(
+  // An answer `error`: failed inside the batch (and rolled back alone), made again on its own, to fail as it would alone.
+  jsonCalls<Record<string, unknown>, AdmitAnswer, { outcome: 'error' }>(ADMIT_ONE, ADMIT_BATCH, (answer): answer is { outcome: 'error' } => answer.outcome === 'error'),
+);
 
 /** What admission reads of a project: units never move, and their account assignment never changes. */
 interface ProjectMetadata {
