@@ -4,6 +4,7 @@
 // result type" on every connection that prepared it, until it is recycled.
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { decodeGlobalID } from '@pothos/plugin-relay';
+import pg from 'pg';
 import { sql } from 'drizzle-orm';
 import { startHarness, type Harness } from './support/harness.js';
 import { createTree, setBudget, type Tree } from './support/fixtures.js';
@@ -32,4 +33,49 @@ it('budget reads still answer after a column is added to budgets, on every conne
   await h.services.db.execute(sql`alter table budgets add column added_by_a_later_migration int`);
   const after = await readAll();
   expect(after).toEqual(before);
+});
+
+it("a balance read plans the function's statement once per session, not at every execution", async () => {
+  // Left to PostgreSQL, a read of one unit's budgets got a custom plan at every execution: the planner saw how short
+  // the id array was, and the custom plan always looked cheaper than the generic one (~1.5 ms of planning against
+  // ~0.2 ms of execution). The function plans its statement once per session (a generic plan). The call is a prepared
+  // statement, as the gateway's is: PostgreSQL plans it for its first five executions, then keeps its generic plan.
+  // The control takes the function's setting away on this file's own database.
+  const unit = decodeGlobalID(tree.projectId).id;
+  const plannedPerRead = async (): Promise<number[]> => {
+    const client = new pg.Client({ connectionString: h.database.url });
+    await client.connect();
+    let planned = 0;
+    client.on('notice', (n) => {
+      if (/PLANNER STATISTICS/.test(n.message ?? '')) planned += 1;
+    });
+    try {
+      await client.query('set log_planner_stats = on');
+      await client.query('set client_min_messages = log');
+      const perRead: number[] = [];
+      for (let i = 0; i < 10; i++) {
+        planned = 0;
+        const { rows } = await client.query({ name: 'balance', text: 'select (r.budget).id from gateway_budgets_with_usage($1::timestamptz, $2::uuid[], true) r', values: [new Date().toISOString(), [unit]] });
+        expect(rows).toHaveLength(2);
+        perRead.push(planned);
+      }
+      return perRead;
+    } finally {
+      await client.end();
+    }
+  };
+  const FN = 'gateway_budgets_with_usage(timestamptz, uuid[], boolean)';
+  const withSetting = await plannedPerRead();
+  let withoutSetting: number[];
+  await h.services.db.execute(sql.raw(`alter function ${FN} reset plan_cache_mode`));
+  try {
+    withoutSetting = await plannedPerRead();
+  } finally {
+    await h.services.db.execute(sql.raw(`alter function ${FN} set plan_cache_mode = force_generic_plan`));
+  }
+  const shown = `with: ${withSetting.join(', ')}; without: ${withoutSetting.join(', ')}`;
+  // Past the call's own five custom plans, nothing is planned any more; without the setting, the function's statement
+  // still is, at every read.
+  expect(withSetting.slice(6), shown).toEqual([0, 0, 0, 0]);
+  for (const n of withoutSetting.slice(6)) expect(n, shown).toBeGreaterThanOrEqual(1);
 });

@@ -264,44 +264,38 @@ export function accountsNow(now: Date): { cur: SQL; utc: SQL; shownFor: (account
 type BudgetWithUsageRow = Record<string, unknown> & { u_reserved: string; u_settled: string; u_carried: string; w_from: string; w_to: string; granted: string };
 
 /**
- * budgetsWithUsage's statement, $1 the instant, $2 the ids. By hand rather than through the query builder: a page of
- * 200 units has 400 budgets, and mapping them through drizzle's select (and their counters through JSON) cost more
+ * budgetsWithUsage's statement, $1 the instant, $2 the ids: a call of gateway_budgets_with_usage (migration
+ * budget_reads_generic_plans), whose statements PostgreSQL plans once per session. Planning the inlined window and
+ * usage functions cost ~1.5 ms, and for a few units (an app polling its balance) PostgreSQL chose a custom plan at
+ * every execution; a generic plan answers in a fraction of that. By hand rather than through the query builder: a page
+ * of 200 units has 400 budgets, and mapping them through drizzle's select (and their counters through JSON) cost more
  * than the rest of the read; the counters travel as text (bigint), mapped with the table's own column definitions.
- * The accounts' "now" (as accountsNow's `cur`, UTC's for a budget over all accounts) is a column of a FROM item
- * (`offset 0`: computed once, not pulled up into every place that reads it), not a sub-select: PostgreSQL does not
- * inline a function whose arguments contain a sub-select. Named (one statement per key column: the text never
- * varies): planning the inlined functions costs ~1–2 ms, more than executing the statement for a few budgets;
- * prepared, it is planned a few times per connection. The budget's columns are named, never `b.*`: a prepared
+ * The accounts' "now" (each account's period and day, UTC's for a budget over all accounts) is worked out in the
+ * function, with PostgreSQL's time-zone data. The budget's columns are named, never `(r.budget).*`: a prepared
  * statement's result columns are fixed on each connection, so a column added to budgets by a migration (a rolling
  * deploy: this process still running) would make every connection that prepared it fail ("cached plan must not
- * change result type") until it is recycled.
+ * change result type") until it is recycled; the function returns the table's row type, which follows the table.
  */
-const BUDGET_COLUMNS = Object.values(getTableColumns(budgetsTable)).map((c) => `b."${c.name}"`).join(', ');
-function budgetsWithUsageStatement(name: string, key: 'b.org_unit_id' | 'b.id') {
-  const nowIn = (tz: string) => `jsonb_build_object('period', to_char(($1::timestamptz) at time zone ${tz}, 'YYYY-MM'), 'day', to_char(($1::timestamptz) at time zone ${tz}, 'YYYY-MM-DD'))`;
-  const shown = `coalesce(n.cur -> b.account_id::text, ${nowIn("'UTC'")})`;
+const BUDGET_COLUMNS = Object.values(getTableColumns(budgetsTable)).map((c) => `(r.budget)."${c.name}"`).join(', ');
+function budgetsWithUsageStatement(name: string, byUnit: boolean) {
   return namedStatement<BudgetWithUsageRow>(
     name,
-    `select ${BUDGET_COLUMNS}, u.reserved::text as u_reserved, u.settled::text as u_settled, u.carried::text as u_carried, w.w_from, w.w_to,
-            (select coalesce(sum(g.amount_micro_cs), 0) from budget_grants g where g.budget_id = b.id and g.until > $1::timestamptz)::text as granted
-       from (select (select coalesce(jsonb_object_agg(a.id, ${nowIn('a.timezone')}), '{}'::jsonb) from accounts a) as cur offset 0) n
-      cross join budgets b
-      cross join lateral gateway_budget_usage_rows(b, n.cur) u
-      cross join lateral gateway_budget_bounds_rows(b, ${shown} ->> 'period', (${shown} ->> 'day')::date) w
-      where ${key} = any($2::uuid[])
-      order by b.id`,
+    `select ${BUDGET_COLUMNS}, r.reserved::text as u_reserved, r.settled::text as u_settled, r.carried::text as u_carried,
+            r.window_from as w_from, r.window_to as w_to, r.granted::text as granted
+       from gateway_budgets_with_usage($1::timestamptz, $2::uuid[], ${byUnit}) r
+      order by (r.budget).id`,
   );
 }
-const BUDGETS_WITH_USAGE_BY_UNIT = budgetsWithUsageStatement('budgets_with_usage_by_unit', 'b.org_unit_id');
-const BUDGETS_WITH_USAGE_BY_ID = budgetsWithUsageStatement('budgets_with_usage_by_id', 'b.id');
+const BUDGETS_WITH_USAGE_BY_UNIT = budgetsWithUsageStatement('budgets_with_usage_by_unit', true);
+const BUDGETS_WITH_USAGE_BY_ID = budgetsWithUsageStatement('budgets_with_usage_by_id', false);
 
 /**
  * Budgets with their usage, in one statement (for reads: the API's budget lists and balances, a project's headroom,
  * a transfer's check), computed as the admission computes it: gateway_budget_usage_rows and gateway_budget_bounds_rows
  * are the `LANGUAGE sql` twins of the admission's gateway_budget_usage and gateway_budget_bounds, which PostgreSQL
- * inlines into this statement (no PL/pgSQL call per budget: a page of 400 budgets went from ~28 ms to a few ms in
- * PostgreSQL), and the grants are gateway_budget_granted's sum. The accounts' current periods and days are worked out
- * in the same statement, with PostgreSQL's time-zone data: a read must not cost a statement more; the admission, which
+ * inlines into the function's statement (no PL/pgSQL call per budget: a page of 400 budgets went from ~28 ms to a few
+ * ms in PostgreSQL), and the grants are gateway_budget_granted's sum. The accounts' current periods and days are worked
+ * out in the same call, with PostgreSQL's time-zone data: a read must not cost a statement more; the admission, which
  * enforces, uses the gateway's (they may disagree near some boundaries).
  */
 export async function budgetsWithUsage(
