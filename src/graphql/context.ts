@@ -9,13 +9,12 @@ import {
   committedSharesTable,
   jobItemsTable,
   jobsTable,
-  orgUnitsTable,
 } from '../db/schema.js';
 import { latestSnapshots, type WalletSnapshotRow } from '../billing/wallet.js';
 import { usagesAtRoot, type RootUsageKey } from '../billing/account-period.js';
 import type { Actor } from '../auth/actor.js';
 import type { AccountRow, AccountTermsRow } from '../accounts/accounts.js';
-import type { OrgUnitRow } from '../org/units.js';
+import { knownUnits, unitsByIds, type OrgUnitRow } from '../org/units.js';
 import { budgetsWithUsage, type BudgetRow, type BudgetUsage } from '../budgets/budgets.js';
 import { NotFoundError } from '../errors.js';
 import { periodOf } from '../primitives/period.js';
@@ -138,46 +137,12 @@ function groupBy<K, V>(keys: readonly K[], rows: V[], keyOf: (row: V) => K): V[]
   return keys.map((k) => map.get(k) ?? []);
 }
 
-/**
- * Units never change once created (no mutation updates or deletes one: path, kind, name and account are fixed), so
- * each process keeps those it has read, per database handle: the unit a mutation's scope checks costs no SQL twice.
- */
-const knownUnits = new WeakMap<Db, Map<string, OrgUnitRow>>();
-const KNOWN_UNITS_MAX = 10_000;
-
 export function createLoaders(db: Db, now: Date) {
-  let known = knownUnits.get(db);
-  if (!known) knownUnits.set(db, (known = new Map()));
-  const units = known;
-  // Removes the N+1 of resolving `parent`, `orgUnit`, `project` and node ids one unit at a time.
-  // The least recently used unit goes first when the bound is reached (a Map keeps insertion order: a unit used is
-  // moved to its end).
-  const remember = (row: OrgUnitRow) => {
-    units.delete(row.id);
-    if (units.size >= KNOWN_UNITS_MAX) units.delete(units.keys().next().value!);
-    units.set(row.id, row);
-  };
-  const recall = (id: string): OrgUnitRow | undefined => {
-    const unit = units.get(id);
-    if (unit) remember(unit);
-    return unit;
-  };
+  // Removes the N+1 of resolving `parent`, `orgUnit`, `project` and node ids one unit at a time; the units the
+  // process has read before cost no SQL (knownUnits).
+  const { recall, remember } = knownUnits(db);
   const unitById = new RequestLoader<string, OrgUnitRow | null>(async (ids) => {
-    // The answer is the batch's own: what the cache held before the read and what the read found, whatever other
-    // requests put in or push out of the cache meanwhile.
-    const found = new Map<string, OrgUnitRow>();
-    const missing: string[] = [];
-    for (const id of ids) {
-      const unit = recall(id);
-      if (unit) found.set(id, unit);
-      else missing.push(id);
-    }
-    if (missing.length > 0) {
-      for (const row of await db.select().from(orgUnitsTable).where(inArray(orgUnitsTable.id, missing))) {
-        remember(row);
-        found.set(row.id, row);
-      }
-    }
+    const found = await unitsByIds(db, ids);
     return ids.map((id) => found.get(id) ?? null);
   });
   /**

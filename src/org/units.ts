@@ -69,15 +69,64 @@ export async function getUnit(db: Db, id: string): Promise<OrgUnitRow | null> {
   return row ?? null;
 }
 
-/** The account a project draws on: its own, else the nearest ancestor's. */
+/**
+ * Units never change once created (no mutation renames, moves or deletes one, and the database refuses it: migration
+ * org_units_fixed), so each process keeps those it has read, per database handle: the unit a scope check, a page or
+ * a caller's account needs costs no SQL twice. The least recently used unit goes first when the bound is reached (a
+ * Map keeps insertion order: a unit used is moved to its end).
+ */
+export function knownUnits(db: Db): { recall(id: string): OrgUnitRow | undefined; remember(row: OrgUnitRow): void } {
+  let units = knownUnitsByDb.get(db);
+  if (!units) knownUnitsByDb.set(db, (units = new Map()));
+  const known = units;
+  const remember = (row: OrgUnitRow) => {
+    known.delete(row.id);
+    if (known.size >= KNOWN_UNITS_MAX) known.delete(known.keys().next().value!);
+    known.set(row.id, row);
+  };
+  return {
+    remember,
+    recall: (id) => {
+      const unit = known.get(id);
+      if (unit) remember(unit);
+      return unit;
+    },
+  };
+}
+const knownUnitsByDb = new WeakMap<Db, Map<string, OrgUnitRow>>();
+const KNOWN_UNITS_MAX = 10_000;
+
+/**
+ * The units of `ids` that exist: those the process knows, and those it does not read in one statement (none when it
+ * knows them all). The answer is the call's own: what the cache held before the read and what the read found,
+ * whatever other requests put in or push out of the cache meanwhile.
+ */
+export async function unitsByIds(db: Db, ids: readonly string[]): Promise<Map<string, OrgUnitRow>> {
+  const { recall, remember } = knownUnits(db);
+  const found = new Map<string, OrgUnitRow>();
+  const missing: string[] = [];
+  for (const id of ids) {
+    const unit = recall(id);
+    if (unit) found.set(id, unit);
+    else missing.push(id);
+  }
+  if (missing.length > 0) {
+    for (const row of await db.select().from(orgUnitsTable).where(inArray(orgUnitsTable.id, missing))) {
+      remember(row);
+      found.set(row.id, row);
+    }
+  }
+  return found;
+}
+
+/**
+ * The account a project draws on: its own, else the nearest ancestor's. From the units the process knows (a service
+ * token's reads ask it at every request).
+ */
 export async function accountForPath(db: Db, path: readonly string[]): Promise<string | null> {
-  const rows = await db
-    .select({ id: orgUnitsTable.id, accountId: orgUnitsTable.accountId })
-    .from(orgUnitsTable)
-    .where(inArray(orgUnitsTable.id, [...path]));
-  const byId = new Map(rows.map((r) => [r.id, r.accountId]));
+  const units = await unitsByIds(db, path);
   for (let i = path.length - 1; i >= 0; i--) {
-    const accountId = byId.get(path[i]!);
+    const accountId = units.get(path[i]!)?.accountId;
     if (accountId) return accountId;
   }
   return null;
