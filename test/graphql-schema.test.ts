@@ -69,12 +69,15 @@ describe('DataLoader batching', () => {
     // And no PL/pgSQL function called per budget: one called per budget (400 here) cost more than the rest of the
     // request. A statement may call one as its FROM item, once (gateway_budgets_with_usage, which plans its own
     // statement once per session); everything the statements and the functions they call run calls only
-    // `LANGUAGE sql` functions, which PostgreSQL inlines into the statement.
+    // `LANGUAGE sql` functions PostgreSQL may inline into the statement (not volatile, strict or security definer,
+    // no SET clause: any of those makes it a call per row).
     const functions = new Map(
       (
-        await h.services.database.db.execute<{ name: string; lang: string; src: string }>(
-          sql`select p.proname as name, l.lanname as lang, p.prosrc as src from pg_proc p join pg_language l on l.oid = p.prolang
-                join pg_namespace n on n.oid = p.pronamespace where n.nspname = 'public'`,
+        await h.services.database.db.execute<{ name: string; lang: string; src: string; inlinable: boolean }>(
+          sql`select p.proname as name, l.lanname as lang, p.prosrc as src,
+                     p.provolatile <> 'v' and not p.proisstrict and not p.prosecdef and p.proconfig is null as inlinable
+                from pg_proc p join pg_language l on l.oid = p.prolang join pg_namespace n on n.oid = p.pronamespace
+               where n.nspname = 'public'`,
         )
       ).rows.map((r) => [r.name, r]),
     );
@@ -93,6 +96,7 @@ describe('DataLoader batching', () => {
         seen.add(name);
         for (const callee of callsIn(functions.get(name)!.src).filter((c) => c !== name)) {
           expect(functions.get(callee)!.lang, `${name} calls ${callee}`).toBe('sql');
+          expect(functions.get(callee)!.inlinable, `${name} calls ${callee}`).toBe(true);
           queue.push(callee);
         }
       }

@@ -248,16 +248,14 @@ export async function budgetsOnPath(db: Db, path: readonly string[], accountId: 
 }
 
 /**
- * "Now" for budget windows, computed in the statement that reads them: `cur`, every account's {period, day} (as the
- * admission's `p.accounts`), `utc`, UTC's {period, day}, and `shownFor(accountId)`, the window shown for a budget:
- * its account's, UTC's for a budget over all accounts.
+ * "Now" for budget windows, computed in the statement that reads them (gateway_now_in, as gateway_budgets_with_usage
+ * computes it): `cur`, every account's {period, day} (as the admission's `p.accounts`), `utc`, UTC's {period, day},
+ * and `shownFor(accountId)`, the window shown for a budget: its account's, UTC's for a budget over all accounts.
  */
 export function accountsNow(now: Date): { cur: SQL; utc: SQL; shownFor: (accountId: SQL) => SQL } {
   const at = now.toISOString();
-  const local = (tz: SQL, format: string) => sql`to_char((${at}::timestamptz) at time zone ${tz}, ${format})`;
-  const nowOf = (tz: SQL) => sql`jsonb_build_object('period', ${local(tz, 'YYYY-MM')}, 'day', ${local(tz, 'YYYY-MM-DD')})`;
-  const cur = sql`(select coalesce(jsonb_object_agg(a.id, ${nowOf(sql`a.timezone`)}), '{}'::jsonb) from accounts a)`;
-  const utc = nowOf(sql`'UTC'`);
+  const cur = sql`(select coalesce(jsonb_object_agg(a.id, gateway_now_in(${at}::timestamptz, a.timezone)), '{}'::jsonb) from accounts a)`;
+  const utc = sql`gateway_now_in(${at}::timestamptz, 'UTC')`;
   return { cur, utc, shownFor: (accountId) => sql`coalesce(${cur} -> ${accountId}::text, ${utc})` };
 }
 
