@@ -189,6 +189,7 @@ export async function createServices(config: Config, overrides: { logger?: Logge
         pollMinIntervalMs: config.workers.pollMinIntervalMs,
         pollMaxIntervalMs: config.workers.pollMaxIntervalMs,
         statusReadMinIntervalMs: config.workers.statusReadMinIntervalMs,
+        statusReadConcurrency: config.workers.statusReadConcurrency,
         leaseMs: config.workers.leaseMs,
         submitGiveUpMs: 23 * 3600_000,
         groupCommitMax: config.workers.groupCommitMax,

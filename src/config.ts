@@ -47,6 +47,8 @@ const envSchema = z.object({
   JOB_MAX_TAGS: z.coerce.number().int().min(0).max(100).default(10),
   /** Shortest time between two status reads of one job, whatever asks for them (webhooks, callbacks, the poller); default POLL_MIN_INTERVAL_MS. */
   STATUS_READ_MIN_INTERVAL_MS: z.preprocess((v) => (v === '' ? undefined : v), z.coerce.number().int().min(10).optional()),
+  /** A worker pass's detail reads (the finished jobs' durations) of one account in flight at once. */
+  STATUS_READ_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(8),
   /**
    * A per-job callback (unsigned) that makes its job due has this process's worker pass run within this many ms
    * rather than at its next interval; callbacks arriving meanwhile share that pass (read in bulk, settled together).
@@ -208,6 +210,8 @@ export interface Config {
     readonly pollMaxIntervalMs: number;
     /** Shortest time between two status reads of one job (coalesces webhooks and callbacks across processes). */
     readonly statusReadMinIntervalMs: number;
+    /** STATUS_READ_CONCURRENCY. */
+    readonly statusReadConcurrency: number;
     /** CALLBACK_READ_WITHIN_MS. */
     readonly callbackReadWithinMs: number;
     /** Cap of the backoff of a failing background pass. */
@@ -316,6 +320,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       pollMinIntervalMs: e.POLL_MIN_INTERVAL_MS,
       pollMaxIntervalMs: e.POLL_MAX_INTERVAL_MS,
       statusReadMinIntervalMs: e.STATUS_READ_MIN_INTERVAL_MS ?? e.POLL_MIN_INTERVAL_MS,
+      statusReadConcurrency: e.STATUS_READ_CONCURRENCY,
       callbackReadWithinMs: e.CALLBACK_READ_WITHIN_MS,
       backoffMaxMs: e.BACKGROUND_BACKOFF_MAX_MS,
       leaseMs: e.WORKER_LEASE_MS ?? forwardingMs + 30_000,

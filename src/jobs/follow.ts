@@ -1,6 +1,7 @@
 // After admission: forward the job to HeyGen, follow it to a terminal state, and settle it.
 // Every step re-reads the job and checks the state it expects, so any process may run any step.
 import { and, eq, inArray, sql } from 'drizzle-orm';
+import pMap from 'p-map';
 import { isDatabaseUnavailable, namedStatement, type Db } from '../db/client.js';
 import { jsonRowOf, rowFromJson } from '../db/json-rows.js';
 import { groupCommit, jsonCalls } from '../db/group-commit.js';
@@ -26,6 +27,8 @@ export interface FollowSettings {
   pollMaxIntervalMs: number;
   /** Shortest time between two status reads of one job, whatever triggers them (webhooks, callbacks, polling). */
   statusReadMinIntervalMs: number;
+  /** STATUS_READ_CONCURRENCY: a pass's detail reads of one account in flight at once. */
+  statusReadConcurrency: number;
   /** How long a claim on a job lasts before another worker may take it. */
   leaseMs: number;
   /** HeyGen replays an Idempotency-Key for 24 h; past this age an unresolved submission is given up. */
@@ -341,16 +344,23 @@ async function refreshAccountJobs(deps: JobDeps, account: AccountRow, jobs: Foll
   ) => {
     if (group.length === 0) return;
     const statuses = options.detailFirst && group.length === 1 ? null : await readStatuses(group.map(upstreamIdOf));
+    const changed: ItemRow[] = [];
     for (const item of group) {
-      const id = upstreamIdOf(item);
       // No bulk answer for the id (not read, or left out of HeyGen's answer): its detail decides.
-      const bulk = statuses?.get(id);
+      const bulk = statuses?.get(upstreamIdOf(item));
       if (bulk === 'pending') continue;
       if (bulk === 'processing') {
         if (item.status === 'pending') update({ id: item.id, status: 'processing' });
         continue;
       }
-      const state = await readDetail(id);
+      changed.push(item);
+    }
+    // The details a few at a time (STATUS_READ_CONCURRENCY): one after the other, a pass of 50 finished jobs took 50
+    // round trips to HeyGen. The first failure fails the pass (its jobs are read again later); none is started after it.
+    const states = await pMap(changed, (item) => readDetail(upstreamIdOf(item)), { concurrency: deps.follow.statusReadConcurrency });
+    for (const [i, item] of changed.entries()) {
+      const id = upstreamIdOf(item);
+      const state = states[i]!;
       const job = jobById.get(item.jobId)!;
       if (state.status === 'completed') {
         if (state.durationSeconds === null) {

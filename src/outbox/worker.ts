@@ -3,6 +3,7 @@
 // the job worker: a receiver that fails or hangs delays only its own events, never an admission or a settlement
 // (those only insert a row). A topic whose delivery only writes to the database (the money events' fan-out) has a
 // pass's events delivered together and their attempts recorded in one statement: no receiver can be slow there.
+import pMap from 'p-map';
 import type { Db } from '../db/client.js';
 import type { Logger } from '../logging.js';
 import { runPeriodically, type Periodic } from '../background/periodic.js';
@@ -114,14 +115,8 @@ export async function runOutboxOnce(deps: OutboxDeps, now?: Date): Promise<numbe
     together.push(deliverTogether(deps, handler.deliverAll, mine, now ?? new Date()));
   }
   const single = claimed.filter((e) => !batched.has(e.topic));
-  let next = 0;
-  const lane = async () => {
-    while (next < single.length) {
-      const event = single[next++]!;
-      await deliverOne(deps, event, now ?? new Date());
-    }
-  };
-  await Promise.all([...together, ...Array.from({ length: Math.min(deps.settings.concurrency, single.length) }, lane)]);
+  // A delivery records its own failure; recording it can fail (the database away): then no further one is started.
+  await Promise.all([...together, pMap(single, (event) => deliverOne(deps, event, now ?? new Date()), { concurrency: deps.settings.concurrency })]);
   return claimed.length;
 }
 

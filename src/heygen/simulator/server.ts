@@ -124,6 +124,8 @@ export interface SimulatorStats {
   webhooks: WebhookCounters & { pending: number };
   /** TCP connections accepted (a client that keeps its connections alive opens few). */
   connections: number;
+  /** The most v3 reads (GET) being answered at once, over all keys (what a client's read concurrency must bound). */
+  maxReadsInFlight: number;
 }
 
 export interface Simulator {
@@ -302,6 +304,7 @@ const emptyStats = (): Omit<SimulatorStats, 'inFlight' | 'maxInFlight' | 'usage'
   faults: { fail5xx: 0, timeouts: 0, malformed: 0, oversized: 0 },
   insufficientCredit: 0,
   connections: 0,
+  maxReadsInFlight: 0,
 });
 
 function json(status: number, body: unknown, headers: Record<string, string> = {}): Reply {
@@ -356,6 +359,8 @@ class HeyGenSimulator implements Simulator {
   private readonly idempotency = new Map<string, IdempotencyRecord>();
   private readonly held = new Set<HeldResponse>();
   private counters = emptyStats();
+  /** v3 reads (GET) being answered now (their latency included). */
+  private readsInFlight = 0;
   private readonly webhooks: WebhookDispatcher;
   private readonly routes: Route[];
   private baseUrl = '';
@@ -624,8 +629,14 @@ class HeyGenSimulator implements Simulator {
     }
 
     if (method !== 'POST') {
-      await this.delay(this.cfg.latencyMs);
-      this.respond(res, await this.run(matched, account, params, url.searchParams, undefined), { mayMalform: true });
+      this.readsInFlight += 1;
+      this.counters.maxReadsInFlight = Math.max(this.counters.maxReadsInFlight, this.readsInFlight);
+      try {
+        await this.delay(this.cfg.latencyMs);
+        this.respond(res, await this.run(matched, account, params, url.searchParams, undefined), { mayMalform: true });
+      } finally {
+        this.readsInFlight -= 1;
+      }
       return;
     }
     await this.handlePost(req, res, matched, account, params, url.searchParams, rawBody);
