@@ -32,7 +32,8 @@ $$;
 -- Every account's {period, day} (the admission's `p.accounts`) is computed once per call (`offset 0`: not pulled up
 -- into every place that reads it), in the statement itself: a function of its own (it reads accounts) would not be
 -- inlined, and would be planned again at every read. The parameters are named apart from every column (the default
--- conflict rule refuses an ambiguous name).
+-- conflict rule refuses an ambiguous name). Two statements, alike but for their key, rather than one with an OR over
+-- `by_unit`: each gets a generic plan on its own index (budgets by unit, by id), where one plan for both would read both.
 CREATE FUNCTION gateway_budgets_with_usage(now_at timestamptz, ids uuid[], by_unit boolean)
 RETURNS TABLE (budget budgets, reserved bigint, settled bigint, carried bigint, window_from text, window_to text, granted bigint)
 LANGUAGE plpgsql STABLE SET plan_cache_mode = force_generic_plan AS $$

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newRowId } from '../src/primitives/ids.js';
 import pg from 'pg';
 import { sql } from 'drizzle-orm';
+import { planningsPerStep } from './support/planning.js';
 import { startHarness, waitFor, type Harness } from './support/harness.js';
 import { logStatements, type StatementLog } from './support/statement-log.js';
 import { createTree, issueServiceToken, setBudget, SUBMIT, avatarRequest, type Tree } from './support/fixtures.js';
@@ -227,29 +228,12 @@ describe("the job path's statements are planned once per session (migration gene
     // Each planning PostgreSQL does for a session is one notice (log_planner_stats); the replayed calls are plain-text
     // statements, so each of the three is planned once itself. Per job, over ten jobs of a new session, the quietest
     // of the last four (an autovacuum's statistics refresh re-plans a table's statements once).
-    const plannedPerJob = async (): Promise<number[]> => {
-      const client = new pg.Client({ connectionString: h.database.url });
-      await client.connect();
-      let planned = 0;
-      client.on('notice', (n) => {
-        if (/PLANNER STATISTICS/.test(n.message ?? '')) planned += 1;
+    const plannedPerJob = (): Promise<number[]> =>
+      planningsPerStep(h.database.url, 10, async (client) => {
+        const settle = await replayUntilSettlement(client);
+        const settled = (await client.query<{ r: { outcome: string } }>('select gateway_settle_followed($1::jsonb) as r', [JSON.stringify(settle)])).rows[0]!.r;
+        expect(settled.outcome).toBe('settled');
       });
-      try {
-        await client.query('set log_planner_stats = on');
-        await client.query('set client_min_messages = log');
-        const perJob: number[] = [];
-        for (let i = 0; i < 10; i++) {
-          const settle = await replayUntilSettlement(client);
-          const settled = (await client.query<{ r: { outcome: string } }>('select gateway_settle_followed($1::jsonb) as r', [JSON.stringify(settle)])).rows[0]!.r;
-          expect(settled.outcome).toBe('settled');
-          perJob.push(planned);
-          planned = 0;
-        }
-        return perJob;
-      } finally {
-        await client.end();
-      }
-    };
     // The control: the same jobs with the functions' setting taken away (this file's own database), then given back.
     const admin = new pg.Client({ connectionString: h.database.url });
     await admin.connect();
