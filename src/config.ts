@@ -47,7 +47,7 @@ const envSchema = z.object({
   JOB_MAX_TAGS: z.coerce.number().int().min(0).max(100).default(10),
   /** Shortest time between two status reads of one job, whatever asks for them (webhooks, callbacks, the poller); default POLL_MIN_INTERVAL_MS. */
   STATUS_READ_MIN_INTERVAL_MS: z.preprocess((v) => (v === '' ? undefined : v), z.coerce.number().int().min(10).optional()),
-  /** A worker pass's detail reads (the finished jobs' durations) of one account in flight at once. */
+  /** A worker pass's reads of one account's jobs at HeyGen (details, sessions, batches) in flight at once. */
   STATUS_READ_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(8),
   /**
    * A per-job callback (unsigned) that makes its job due has this process's worker pass run within this many ms

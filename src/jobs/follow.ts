@@ -27,7 +27,7 @@ export interface FollowSettings {
   pollMaxIntervalMs: number;
   /** Shortest time between two status reads of one job, whatever triggers them (webhooks, callbacks, polling). */
   statusReadMinIntervalMs: number;
-  /** STATUS_READ_CONCURRENCY: a pass's detail reads of one account in flight at once. */
+  /** STATUS_READ_CONCURRENCY: a pass's reads of one account's jobs at HeyGen in flight at once. */
   statusReadConcurrency: number;
   /** How long a claim on a job lasts before another worker may take it. */
   leaseMs: number;
@@ -306,9 +306,17 @@ async function refreshAccountJobs(deps: JobDeps, account: AccountRow, jobs: Foll
   const update = (u: ItemUpdate) => updates.set(u.id, { ...updates.get(u.id), ...u });
   const increment = account.priceBook.billingIncrementSeconds;
 
+  /**
+   * HeyGen's answer for each of `list`, read STATUS_READ_CONCURRENCY at a time (one after the other, a pass of 50
+   * finished jobs took 50 round trips to HeyGen), in `list`'s order. The first failure fails the pass (its jobs are
+   * read again later); no read is started after it.
+   */
+  const readAll = <T, R>(list: readonly T[], read: (entry: T) => Promise<R>): Promise<[T, R][]> =>
+    pMap(list, async (entry): Promise<[T, R]> => [entry, await read(entry)], { concurrency: deps.follow.statusReadConcurrency });
+
   // Video Agent sessions get their video id once generation starts.
-  for (const item of items.filter((i) => i.kind === 'agent_session' && !i.videoId)) {
-    const session = await heygen.getAgentSession(conn, item.upstreamId);
+  const sessions = items.filter((i) => i.kind === 'agent_session' && !i.videoId);
+  for (const [item, session] of await readAll(sessions, (i) => heygen.getAgentSession(conn, i.upstreamId))) {
     if (session.status === 'failed') update({ id: item.id, status: 'failed', failureMessage: 'video agent session failed' });
     else if (session.videoId) {
       item.videoId = session.videoId;
@@ -355,12 +363,8 @@ async function refreshAccountJobs(deps: JobDeps, account: AccountRow, jobs: Foll
       }
       changed.push(item);
     }
-    // The details a few at a time (STATUS_READ_CONCURRENCY): one after the other, a pass of 50 finished jobs took 50
-    // round trips to HeyGen. The first failure fails the pass (its jobs are read again later); none is started after it.
-    const states = await pMap(changed, (item) => readDetail(upstreamIdOf(item)), { concurrency: deps.follow.statusReadConcurrency });
-    for (const [i, item] of changed.entries()) {
+    for (const [item, state] of await readAll(changed, (i) => readDetail(upstreamIdOf(i)))) {
       const id = upstreamIdOf(item);
-      const state = states[i]!;
       const job = jobById.get(item.jobId)!;
       if (state.status === 'completed') {
         if (state.durationSeconds === null) {
@@ -388,8 +392,8 @@ async function refreshAccountJobs(deps: JobDeps, account: AccountRow, jobs: Foll
     const ref = parseBatchItemId(item.upstreamId);
     if (ref) byBatch.set(ref.batchId, [...(byBatch.get(ref.batchId) ?? []), item]);
   }
-  for (const [batchId, group] of byBatch) {
-    const states = new Map((await heygen.getBatch(conn, BATCH_ITEM_KINDS[group[0]!.kind]!, batchId)).map((s) => [s.index, s]));
+  for (const [[, group], batch] of await readAll([...byBatch], ([id, group]) => heygen.getBatch(conn, BATCH_ITEM_KINDS[group[0]!.kind]!, id))) {
+    const states = new Map(batch.map((s) => [s.index, s]));
     for (const item of group) {
       const state = states.get(parseBatchItemId(item.upstreamId)!.index);
       if (!state) continue;
@@ -428,8 +432,7 @@ async function refreshAccountJobs(deps: JobDeps, account: AccountRow, jobs: Foll
 
   // Proofreads: HeyGen reports no length, so a completed one is billed at the source length the gateway measured
   // at admission (its estimatedSeconds: no caller estimate is taken for proofreads), per language.
-  for (const item of items.filter((i) => i.kind === 'proofread')) {
-    const state = await heygen.getProofread(conn, item.upstreamId);
+  for (const [item, state] of await readAll(items.filter((i) => i.kind === 'proofread'), (i) => heygen.getProofread(conn, i.upstreamId))) {
     const job = jobById.get(item.jobId)!;
     if (state.status === 'completed') {
       // Per language asked for: HeyGen creating fewer sessions than languages never raises what one is billed.
@@ -440,8 +443,8 @@ async function refreshAccountJobs(deps: JobDeps, account: AccountRow, jobs: Foll
   }
 
   // Avatar creation: billed per created avatar, once its training completes.
-  for (const item of items.filter((i) => i.kind === 'avatar_look' || i.kind === 'avatar_group')) {
-    const state = await heygen.getAvatar(conn, item.kind === 'avatar_look' ? 'look' : 'group', item.upstreamId);
+  const avatars = items.filter((i) => i.kind === 'avatar_look' || i.kind === 'avatar_group');
+  for (const [item, state] of await readAll(avatars, (i) => heygen.getAvatar(conn, i.kind === 'avatar_look' ? 'look' : 'group', i.upstreamId))) {
     const job = jobById.get(item.jobId)!;
     if (state.status === 'completed') {
       update({ id: item.id, status: 'completed', costMicroCs: itemCostMicroCs(job.product, 0n, job.rateMicroCsPerSecond, increment) });
