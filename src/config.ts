@@ -180,6 +180,9 @@ const envSchema = z.object({
   OUTBOX_CONCURRENCY: z.coerce.number().int().min(1).max(100).default(8),
 });
 
+/** Every environment variable the gateway reads (README's table and .env.example document each one). */
+export const CONFIG_VARIABLES: readonly string[] = Object.keys(envSchema.shape);
+
 /** Limits on one GraphQL request (src/http/hardening.ts applies them). */
 export interface GraphQLLimits {
   readonly maxDepth: number;

@@ -629,13 +629,16 @@ class HeyGenSimulator implements Simulator {
     }
 
     if (method !== 'POST') {
-      this.readsInFlight += 1;
-      this.counters.maxReadsInFlight = Math.max(this.counters.maxReadsInFlight, this.readsInFlight);
+      const read = method === 'GET';
+      if (read) {
+        this.readsInFlight += 1;
+        this.counters.maxReadsInFlight = Math.max(this.counters.maxReadsInFlight, this.readsInFlight);
+      }
       try {
         await this.delay(this.cfg.latencyMs);
         this.respond(res, await this.run(matched, account, params, url.searchParams, undefined), { mayMalform: true });
       } finally {
-        this.readsInFlight -= 1;
+        if (read) this.readsInFlight -= 1;
       }
       return;
     }
