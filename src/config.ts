@@ -180,7 +180,7 @@ const envSchema = z.object({
   OUTBOX_CONCURRENCY: z.coerce.number().int().min(1).max(100).default(8),
 });
 
-/** Every environment variable the gateway reads (README's table and .env.example document each one). */
+/** Every environment variable the gateway reads (.env.example lists each one; README's table the important ones). */
 export const CONFIG_VARIABLES: readonly string[] = Object.keys(envSchema.shape);
 
 /** Limits on one GraphQL request (src/http/hardening.ts applies them). */
